@@ -1,0 +1,1 @@
+"""The `datavisa` command line: thin click commands over the engine."""

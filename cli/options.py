@@ -1,0 +1,87 @@
+"""Options several commands share, as small decorators."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from datavisa.engine.durations import parse_duration
+from datavisa.engine.errors import DataVisaError
+from datavisa.engine.runtime import default_db_path
+
+F = Callable[..., Any]
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=default_db_path,
+        show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
+        help="SQLite file holding requests, grants and the audit trail.",
+    )(f)
+
+
+def opa_option(f: F) -> F:
+    return click.option(
+        "--opa-url",
+        envvar="DATAVISA_OPA_URL",
+        metavar="URL",
+        help="Ask this running OPA (env DATAVISA_OPA_URL) instead of starting one "
+        "with the shipped bundle.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
+
+
+def actor_option(f: F) -> F:
+    return click.option(
+        "--as",
+        "actor",
+        envvar="DATAVISA_AS",
+        default=lambda: os.environ.get("USER") or getpass.getuser(),
+        show_default="$DATAVISA_AS or your login name",
+        help="The subject acting, as named in the directory.",
+    )(f)
+
+
+def country(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 3166 alpha-2 country code (upper-cased), or `unknown`."""
+    if value is None:
+        return None
+    code = value.strip().upper()
+    if code == "UNKNOWN":
+        return "unknown"
+    if not _COUNTRY.match(code):
+        raise click.BadParameter(f"{value!r} is not an ISO 3166 alpha-2 country code such as DE")
+    return code
+
+
+def location_option(f: F) -> F:
+    return click.option(
+        "--from",
+        "location",
+        required=True,
+        callback=country,
+        metavar="COUNTRY",
+        help="Country the access happens from: ISO 3166 alpha-2 code (DE, US...) or unknown.",
+    )(f)
+
+
+def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except DataVisaError as e:
+        raise click.BadParameter(str(e)) from e

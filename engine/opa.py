@@ -1,0 +1,191 @@
+"""Everything about OPA: finding the pinned binary, running it, and asking it for decisions.
+
+The engine talks to OPA only over its REST API, with one keep-alive session. Any failure to
+get a well-formed answer raises `OpaUnavailable`; callers turn that into a deny.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .errors import DataVisaError
+from .paths import PROJECT_ROOT
+
+OPA_MODULE = "github.com/open-policy-agent/opa"
+PINNED_SERIES = "1.22"  # the OPA minor release DataVisa is built and tested against
+PROJECT_OPA = PROJECT_ROOT / ".tools" / "bin" / "opa"
+
+
+class OpaUnavailable(Exception):
+    """OPA did not give a well-formed answer in time; the decision must be a deny."""
+
+
+def find_opa() -> Path:
+    """The OPA binary to use: $DATAVISA_OPA, the project's build, or `opa` on PATH."""
+    if env := os.environ.get("DATAVISA_OPA"):
+        path = Path(env)
+        if not path.is_file():
+            raise DataVisaError(f"DATAVISA_OPA={env} is not a file")
+        return path
+    if PROJECT_OPA.is_file():
+        return PROJECT_OPA
+    on_path = shutil.which("opa")
+    if on_path and opa_version(Path(on_path)).startswith(PINNED_SERIES + "."):
+        return Path(on_path)
+    raise DataVisaError(
+        f"OPA v{PINNED_SERIES}.x not found. Run `make setup` to build it from its Go module "
+        f"(needs Go 1.26 or newer: apt-get install golang-go), or put an opa "
+        f"v{PINNED_SERIES}.x binary on PATH, or set DATAVISA_OPA to one."
+    )
+
+
+def opa_version(binary: Path) -> str:
+    """The version an OPA binary reports, such as `1.22.3`."""
+    try:
+        out = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise DataVisaError(f"cannot run {binary} version: {e}") from e
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise DataVisaError(f"{binary} version printed no version")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One OPA answer: the result document and the decision id OPA logged it under."""
+
+    result: Any
+    decision_id: str | None
+
+
+class OpaClient:
+    """A keep-alive REST client for one OPA server."""
+
+    def __init__(self, url: str, timeout: float = 2.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def query(self, path: str, input: dict[str, Any]) -> Answer:
+        """Evaluate the document at `path` (slash separated, under /v1/data) with `input`."""
+        try:
+            response = self.session.post(
+                f"{self.url}/v1/data/{path}", json={"input": input}, timeout=self.timeout
+            )
+            response.raise_for_status()
+            body = response.json()
+        except (requests.RequestException, ValueError) as e:
+            raise OpaUnavailable(f"OPA at {self.url} did not answer: {e}") from e
+        if "result" not in body:
+            raise OpaUnavailable(f"OPA has no document at {path} (is the policy bundle loaded?)")
+        return Answer(result=body["result"], decision_id=body.get("decision_id"))
+
+    def put_data(self, path: str, value: Any) -> None:
+        """Replace the data document at `path` (slash separated, under /v1/data)."""
+        try:
+            response = self.session.put(
+                f"{self.url}/v1/data/{path}", json=value, timeout=self.timeout
+            )
+            response.raise_for_status()
+        except requests.RequestException as e:
+            raise OpaUnavailable(f"OPA at {self.url} refused data at {path}: {e}") from e
+
+    def ready(self) -> bool:
+        """True when OPA answers and every configured bundle is activated."""
+        try:
+            response = self.session.get(f"{self.url}/health?bundles", timeout=self.timeout)
+        except requests.RequestException:
+            return False
+        return response.status_code == 200
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class OpaProcess:
+    """An OPA server this engine starts on a free loopback port, serving one bundle."""
+
+    bundle: Path
+    binary: Path = field(default_factory=find_opa)
+    startup_timeout: float = 20.0
+    url: str = ""
+    _proc: subprocess.Popen | None = None
+    _log: Any = None
+
+    def start(self) -> OpaProcess:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        # OPA's own messages, kept to explain a failed start; closed in stop().
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [
+                str(self.binary),
+                "run",
+                "--server",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "error",
+                # Decision logging gives every answer a decision_id the engine records.
+                "--set",
+                "decision_logs.console=true",
+                "--bundle",
+                str(self.bundle),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+        )
+        client = OpaClient(self.url, timeout=0.5)
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            while not client.ready():
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self._log.seek(0)
+                    detail = self._log.read().strip()[-2000:]
+                    self.stop()
+                    raise DataVisaError(f"OPA did not start on {self.url}: {detail or 'timeout'}")
+                time.sleep(0.02)
+        finally:
+            client.close()
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> OpaProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

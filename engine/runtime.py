@@ -1,0 +1,51 @@
+"""The embedded default: a SQLite file, the shipped bundle, and an OPA process of our own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import bundle
+from .lifecycle import Engine
+from .opa import OpaClient, OpaProcess, OpaUnavailable
+from .paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from .store import Store
+
+
+def default_db_path() -> Path:
+    """$DATAVISA_DB, else datavisa/datavisa.db in the user's data folder (XDG)."""
+    if env := os.environ.get("DATAVISA_DB"):
+        return Path(env)
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "datavisa" / "datavisa.db"
+
+
+@contextmanager
+def local_engine(
+    db_path: Path,
+    opa_url: str | None = None,
+    policy_dir: Path = POLICY_DIR,
+    bundle_dir: Path = DEFAULT_BUNDLE_DIR,
+) -> Iterator[Engine]:
+    """An engine on `db_path`, asking the OPA at `opa_url` or one started for the call."""
+    store = Store(db_path)
+    try:
+        if opa_url:
+            engine = Engine(store, OpaClient(opa_url), revision="external")
+            with contextlib.suppress(OpaUnavailable):  # decisions then fail closed
+                engine.sync_grants()
+            yield engine
+            return
+        with tempfile.TemporaryDirectory(prefix="datavisa-") as tmp:
+            rev = bundle.revision()
+            tarball = bundle.build(policy_dir, bundle_dir, Path(tmp) / "bundle.tar.gz", rev)
+            with OpaProcess(tarball) as opa:
+                engine = Engine(store, OpaClient(opa.url), revision=rev)
+                engine.sync_grants()
+                yield engine
+    finally:
+        store.close()

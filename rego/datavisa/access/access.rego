@@ -1,0 +1,111 @@
+# METADATA
+# title: Access decision
+# description: |
+#   May this subject do this action on this resource from this location now? Reads the
+#   live grants the engine pushes to data.grants (keyed by subject, then grant id), so a
+#   decision touches only the subject's own grants. Time is OPA's clock, never input.
+#
+#   Input: {subject, resource, action, location}
+#   Output: decision = {allow, reasons: [{code, message}], grant_id, expires_at}
+package datavisa.access
+
+import data.datavisa.residency
+
+_resource := data.datavisa.resources[input.resource]
+
+_tier := data.datavisa.tiers[_resource.tier]
+
+_now := time.now_ns()
+
+_held[id] := grant if {
+	some id, grant in data.grants[input.subject]
+	grant.resource == input.resource
+}
+
+_live[id] := grant if {
+	some id, grant in _held
+	grant.starts_ns <= _now
+	_now < grant.expires_ns
+}
+
+_usable[id] := grant if {
+	some id, grant in _live
+	input.action in grant.actions
+	input.location in grant.countries
+}
+
+# METADATA
+# title: Allow
+# description: True when no rule denies the access.
+default allow := false
+
+allow if {
+	_resource
+	count(deny) == 0
+}
+
+# METADATA
+# title: Denial reasons
+# description: Each reason the access is refused, as {code, message}.
+deny contains {"code": "unknown_resource", "message": msg} if {
+	not _resource
+	msg := sprintf("no resource named %q", [input.resource])
+}
+
+deny contains {"code": "no_active_grant", "message": msg} if {
+	_tier.grant_required
+	count(_held) == 0
+	msg := sprintf("%s holds no grant on %s", [input.subject, input.resource])
+}
+
+deny contains {"code": "grant_expired", "message": msg} if {
+	_tier.grant_required
+	count(_held) > 0
+	count(_live) == 0
+	msg := sprintf("the grant of %s on %s is not active now", [input.subject, input.resource])
+}
+
+deny contains {"code": "action_not_permitted", "message": msg} if {
+	count(_live) > 0
+	not _action_granted
+	msg := sprintf("the grant does not cover action %q", [input.action])
+}
+
+deny contains {"code": "location_not_permitted", "message": msg} if {
+	count(_live) > 0
+	not _location_granted
+	countries := concat(", ", {c | some g in _live; some c in g.countries})
+	msg := sprintf("access from %s is outside the countries the grant was approved for (%s)", [input.location, countries])
+}
+
+deny contains {"code": "location_not_permitted", "message": msg} if {
+	_tier.grant_required
+	not residency.basis(_resource, input.location)
+	msg := sprintf("current policy does not let %s data held in %s be reached from %s", [_resource.tier, residency.jurisdiction(_resource), input.location])
+}
+
+_action_granted if {
+	some grant in _live
+	input.action in grant.actions
+}
+
+_location_granted if {
+	some grant in _live
+	input.location in grant.countries
+}
+
+_chosen_expiry := max({g.expires_ns | some g in _usable})
+
+# METADATA
+# title: Grant id
+# description: The grant that allows the access; of several, the one lasting longest.
+grant_id := min({id | some id, g in _usable; g.expires_ns == _chosen_expiry})
+
+_grant_fields := {"grant_id": grant_id, "expires_at": time.format([_chosen_expiry, "UTC", "2006-01-02T15:04:05Z07:00"])} if allow
+
+default _grant_fields := {}
+
+# METADATA
+# title: Decision
+# description: The whole answer for the engine and for services asking OPA directly.
+decision := object.union({"allow": allow, "reasons": deny}, _grant_fields)

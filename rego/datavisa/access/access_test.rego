@@ -1,0 +1,63 @@
+package datavisa.access_test
+
+import data.datavisa.access
+
+_t0 := 1800000000000000000 # an instant in 2027, in ns
+
+_grant := {
+	"resource": "eu-customer-analytics",
+	"actions": ["read"],
+	"countries": ["DE"],
+	"starts_ns": _t0,
+	"expires_ns": _t0 + (20 * 1000000000),
+	"revision": "test",
+}
+
+_check := {"subject": "alice", "resource": "eu-customer-analytics", "action": "read", "location": "DE"}
+
+_decide(input_patch, grants, now) := d if {
+	d := access.decision with input as object.union(_check, input_patch)
+		with data.grants as grants
+		with time.now_ns as now
+}
+
+_codes(d) := {r.code | some r in d.reasons}
+
+test_active_grant_allows_and_names_itself if {
+	d := _decide({}, {"alice": {"g1": _grant}}, _t0 + 1)
+	d.allow
+	d.grant_id == "g1"
+	d.expires_at == "2027-01-15T08:00:20Z"
+}
+
+test_longest_lasting_grant_is_named if {
+	longer := object.union(_grant, {"expires_ns": _grant.expires_ns + 1000000000})
+	d := _decide({}, {"alice": {"g1": _grant, "g2": longer}}, _t0 + 1)
+	d.grant_id == "g2"
+}
+
+test_denials_name_their_reason if {
+	grants := {"alice": {"g1": _grant}}
+	cases := [
+		{"patch": {}, "grants": {}, "now": _t0, "codes": {"no_active_grant"}},
+		{"patch": {"subject": "bob"}, "grants": grants, "now": _t0, "codes": {"no_active_grant"}},
+		{"patch": {}, "grants": grants, "now": _grant.expires_ns, "codes": {"grant_expired"}},
+		{"patch": {}, "grants": grants, "now": _t0 - 1, "codes": {"grant_expired"}},
+		{"patch": {"action": "write"}, "grants": grants, "now": _t0, "codes": {"action_not_permitted"}},
+		{"patch": {"resource": "nope"}, "grants": grants, "now": _t0, "codes": {"unknown_resource"}},
+		{"patch": {"location": "FR"}, "grants": grants, "now": _t0, "codes": {"location_not_permitted"}},
+		{"patch": {"location": "US"}, "grants": grants, "now": _t0, "codes": {"location_not_permitted"}},
+	]
+	every c in cases {
+		d := _decide(c.patch, c.grants, c.now)
+		not d.allow
+		_codes(d) == c.codes
+		not d.grant_id
+	}
+}
+
+test_public_data_needs_no_grant if {
+	d := _decide({"resource": "public-docs", "location": "BR"}, {}, _t0)
+	d.allow
+	d.reasons == set()
+}

@@ -1,0 +1,51 @@
+"""`datavisa demo` walks the whole story and leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _opa_servers() -> set[int]:
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[0].endswith(b"opa") and argv[1] == b"run":
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_demo_tells_the_story_and_exits_cleanly():
+    before = _opa_servers()
+    datavisa = Path(sys.executable).with_name("datavisa")
+    done = subprocess.run(
+        [str(datavisa), "demo", "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    steps = [
+        "asks for 2s of read access to eu-customer-analytics",
+        "no_active_grant",
+        "refused: ",
+        "nobody may approve their own request",
+        "is active until",
+        "allow by grant",
+        "location_not_permitted",
+        "grant_expired",
+        "hash chain: intact (3 events)",
+    ]
+    positions = [out.find(s) for s in steps]
+    assert all(p >= 0 for p in positions), out
+    assert positions == sorted(positions), out
+    assert _opa_servers() - before == set()

@@ -10,7 +10,8 @@ import click
 from datavisa.engine import audit
 from datavisa.engine.decisions import Decision
 from datavisa.engine.durations import format_duration
-from datavisa.engine.lifecycle import Denied, Engine
+from datavisa.engine.errors import Denied
+from datavisa.engine.lifecycle import Engine
 from datavisa.engine.runtime import local_engine
 
 from . import output

@@ -17,20 +17,12 @@ from urllib.parse import quote
 
 from . import audit
 from .decisions import ACCESS, APPROVAL, REQUEST, Decision, decide
-from .errors import DataVisaError
+from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
 from .store import Request, Store
 
 PENDING, ACTIVE, DENIED, LAPSED, EXPIRED = "pending", "active", "denied", "lapsed", "expired"
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
-
-
-class Denied(DataVisaError):
-    """Policy said no; the decision carries the reasons."""
-
-    def __init__(self, what: str, decision: Decision) -> None:
-        self.decision = decision
-        super().__init__(f"{what}: {decision.explain()}")
 
 
 @dataclass
@@ -128,9 +120,9 @@ class Engine:
     def _pending(self, request_id: str, verb: str) -> Request:
         req = self.get(request_id)
         if req.state != PENDING:
-            raise DataVisaError(f"cannot {verb} request {req.id}: it is {req.state}, not pending")
+            raise Conflict(f"cannot {verb} request {req.id}: it is {req.state}, not pending")
         if self.clock() >= req.pending_until:
-            raise DataVisaError(f"cannot {verb} request {req.id}: it lapsed undecided")
+            raise Conflict(f"cannot {verb} request {req.id}: it lapsed undecided")
         return req
 
     def _activate(self, db: Any, req: Request, now: float, actor: str) -> None:
@@ -166,7 +158,7 @@ class Engine:
     def get(self, request_id: str) -> Request:
         req = self.store.get(request_id)
         if req is None:
-            raise DataVisaError(f"no request with id {request_id!r}")
+            raise NotFound(f"no request with id {request_id!r}")
         return req
 
     # -- access ---------------------------------------------------------------------------

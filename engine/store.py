@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -67,16 +68,30 @@ class Approval:
 
 
 class Store:
+    """One SQLite file; each thread gets a connection of its own, so threads may share it."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE), never implicit.
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self.db = sqlite_utils.Database(conn)
+        self._local = threading.local()
+        self._open: list[sqlite_utils.Database] = []
+        self._lock = threading.Lock()
         self.db.enable_wal()
         self._create_schema()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # isolation_level=None: transactions are ours (BEGIN IMMEDIATE), never implicit.
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            db = self._local.db = sqlite_utils.Database(conn)
+            with self._lock:
+                self._open.append(db)
+        return db
 
     def _create_schema(self) -> None:
         db = self.db
@@ -161,4 +176,8 @@ class Store:
         return [Approval(**r) for r in rows]
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            for db in self._open:
+                db.close()
+            self._open.clear()
+        self._local = threading.local()

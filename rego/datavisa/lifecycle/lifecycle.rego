@@ -1,0 +1,67 @@
+# METADATA
+# title: Lifecycle permissions
+# description: |
+#   Who may move a request or grant along its lifecycle: the requester cancels a pending
+#   request, activates an approved grant and relinquishes an active one; an eligible
+#   approver of the resource, or an admin, revokes a grant or denies a request; an
+#   eligible approver other than the requester reviews a break-glass grant.
+#
+#   Input: {actor, action: cancel | activate | relinquish | revoke | deny | review,
+#   request: {id, requester, resource, kind}}
+#   Output: decision = {allow, reasons: [{code, message}]}
+package datavisa.lifecycle
+
+import data.datavisa.quorum
+
+_request := input.request
+
+_resource := data.datavisa.resources[_request.resource]
+
+_requester_only := {"cancel", "activate", "relinquish"}
+
+_approver_actions := {"revoke", "deny", "review"}
+
+# METADATA
+# title: Allow
+# description: True when no rule denies the action.
+default allow := false
+
+allow if count(deny) == 0
+
+# METADATA
+# title: Denial reasons
+# description: Each reason the actor may not take the action, as {code, message}.
+deny contains {"code": "unknown_action", "message": msg} if {
+	not input.action in (_requester_only | _approver_actions)
+	msg := sprintf("%q is not a lifecycle action", [input.action])
+}
+
+deny contains {"code": "not_requester", "message": msg} if {
+	input.action in _requester_only
+	input.actor != _request.requester
+	msg := sprintf("only the requester, %s, may %s this", [_request.requester, input.action])
+}
+
+deny contains {"code": "self_review", "message": "nobody may review their own break-glass access"} if {
+	input.action == "review"
+	input.actor == _request.requester
+}
+
+deny contains {"code": "actor_not_eligible", "message": msg} if {
+	input.action in _approver_actions
+	not _is_admin
+	not _approves_resource
+	msg := sprintf("%s may not %s access to %s: not an approver of it, nor an admin", [input.actor, input.action, _request.resource])
+}
+
+_is_admin if "admin" in data.datavisa.subjects[input.actor].roles
+
+_approves_resource if {
+	some tier_rule in data.datavisa.tiers[_resource.tier].approvals
+	quorum.member(input.actor, tier_rule.group, _resource)
+}
+
+# METADATA
+# title: Decision
+# description: The whole answer for the engine.
+decision := {"allow": allow, "reasons": deny}

@@ -1,0 +1,34 @@
+package datavisa.lifecycle_test
+
+import data.datavisa.lifecycle
+
+_request := {"id": "r1", "requester": "alice", "resource": "eu-customer-analytics", "kind": "access"}
+
+_codes(actor, action) := {r.code | some r in d.reasons} if {
+	d := lifecycle.decision with input as {"actor": actor, "action": action, "request": _request}
+}
+
+test_who_may_do_what if {
+	cases := [
+		{"actor": "alice", "action": "cancel", "codes": set()},
+		{"actor": "alice", "action": "activate", "codes": set()},
+		{"actor": "alice", "action": "relinquish", "codes": set()},
+		{"actor": "bob", "action": "cancel", "codes": {"not_requester"}},
+		{"actor": "bob", "action": "relinquish", "codes": {"not_requester"}},
+		{"actor": "bob", "action": "revoke", "codes": set()},
+		{"actor": "bob", "action": "deny", "codes": set()},
+		{"actor": "bob", "action": "review", "codes": set()},
+		{"actor": "carol", "action": "revoke", "codes": {"actor_not_eligible"}},
+		{"actor": "alice", "action": "review", "codes": {"self_review", "actor_not_eligible"}},
+		{"actor": "alice", "action": "fly", "codes": {"unknown_action"}},
+	]
+	every c in cases {
+		_codes(c.actor, c.action) == c.codes
+	}
+}
+
+test_admin_may_revoke_anything if {
+	d := lifecycle.decision with input as {"actor": "carol", "action": "revoke", "request": _request}
+		with data.datavisa.subjects.carol.roles as ["admin"]
+	d.allow
+}

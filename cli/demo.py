@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import click
+
 from datavisa.engine import audit
 from datavisa.engine.decisions import Decision
 from datavisa.engine.durations import format_duration

@@ -5,11 +5,14 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+
 from datavisa.engine.durations import parse_duration
 from datavisa.engine.errors import DataVisaError
 from datavisa.engine.runtime import default_db_path
@@ -78,6 +81,18 @@ def location_option(f: F) -> F:
     )(f)
 
 
+def approver_location_option(f: F) -> F:
+    return click.option(
+        "--from",
+        "location",
+        default="unknown",
+        callback=country,
+        metavar="COUNTRY",
+        show_default=True,
+        help="Country you approve from (restricted data needs approvers inside its jurisdiction).",
+    )(f)
+
+
 def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
@@ -85,3 +100,22 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         return parse_duration(value)
     except DataVisaError as e:
         raise click.BadParameter(str(e)) from e
+
+
+def instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """An RFC 3339 time (2026-11-27T09:00:00Z) or a duration from now (10m)."""
+    if value is None:
+        return None
+    try:
+        return time.time() + parse_duration(value)
+    except DataVisaError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise click.BadParameter(
+            f"{value!r} is neither a time such as 2026-11-27T09:00:00Z nor a duration such as 10m"
+        ) from e
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone; add Z for UTC")
+    return parsed.timestamp()

@@ -8,9 +8,15 @@ from dataclasses import asdict
 from typing import Any
 
 import click
+
 from datavisa.engine.decisions import Decision
 from datavisa.engine.durations import format_duration, rfc3339
-from datavisa.engine.store import Request
+from datavisa.engine.store import Approval, Request
+
+_TIMES = (
+    "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",
+    "expires_at", "ended_at", "review_due", "reviewed_at",
+)  # fmt: skip
 
 
 def when(epoch_s: float | None, now: float | None = None) -> str:
@@ -28,16 +34,36 @@ def echo_json(value: Any) -> None:
 
 def request_dict(req: Request) -> dict[str, Any]:
     out = asdict(req)
-    for key in ("created_at", "pending_until", "activated_at", "expires_at", "ended_at"):
+    for key in _TIMES:
         out[key] = rfc3339(out[key]) if out[key] is not None else None
     return out
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
+def approval_dict(approval: Approval) -> dict[str, Any]:
+    return {**asdict(approval), "at": rfc3339(approval.at)}
+
+
+def print_request(req: Request, as_json: bool) -> None:
+    if as_json:
+        echo_json(request_dict(req))
+    else:
+        click.echo(describe_request(req))
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _until(req: Request) -> float | None:
+    """The next time that matters for a record: expiry, lapse, or when it ended."""
+    return {
+        "pending": req.pending_until,
+        "approved": req.activate_by,
+        "active": req.expires_at,
+    }.get(req.state, req.ended_at)
 
 
 def requests_table(reqs: list[Request]) -> str:
@@ -46,35 +72,66 @@ def requests_table(reqs: list[Request]) -> str:
         [
             r.id,
             r.state,
+            "" if r.kind == "access" else r.kind,
             r.requester,
             r.resource,
             ",".join(r.actions),
             ",".join(r.countries),
             format_duration(r.duration_s),
-            when(r.expires_at if r.expires_at else r.pending_until, now),
+            when(_until(r), now),
         ]
         for r in reqs
     ]
-    return table(rows, ["id", "state", "requester", "resource", "actions", "from", "for", "until"])
+    headers = ["id", "state", "kind", "requester", "resource", "actions", "from", "for", "until"]
+    return table(rows, headers)
 
 
-def describe_request(req: Request) -> str:
+def describe_request(
+    req: Request, approvals: list[Approval] | None = None, events: list[dict] | None = None
+) -> str:
     needs = ", ".join(f"{a['count']} from {a['group']}" for a in req.approvals_required)
+    kind = {"breakglass": "break-glass grant", "extension": "extension request"}.get(
+        req.kind, "request"
+    )
     lines = [
-        f"request {req.id}: {req.state}",
+        f"{kind} {req.id}: {req.state}",
         f"  requester   {req.requester}, from {req.location}",
         f"  resource    {req.resource} ({', '.join(req.actions)})",
         f"  duration    {format_duration(req.duration_s)}",
         f"  reason      {req.reason or '-'}",
-        f"  approvals   {needs or 'none needed'}",
-        f"  created     {when(req.created_at)}",
     ]
-    if req.state == "pending":
-        lines.append(f"  lapses      {when(req.pending_until)}")
-    if req.activated_at:
-        lines.append(f"  active      {when(req.activated_at)}")
-        lines.append(f"  expires     {when(req.expires_at)}")
+    if req.parent_id:
+        lines.append(f"  extends     {req.parent_id}")
+    if req.kind != "breakglass":
+        lines.append(f"  approvals   {needs or 'none needed'}")
+    optional = [
+        ("created", req.created_at),
+        ("lapses", req.pending_until if req.state == "pending" else None),
+        ("starts", req.start_at),
+        ("activate by", req.activate_by if req.state == "approved" else None),
+        ("active", req.activated_at),
+        ("expires", req.expires_at),
+        ("review due", req.review_due if req.reviewed_at is None else None),
+        ("ended", req.ended_at),
+    ]
+    lines += [f"  {label:<11} {when(t)}" for label, t in optional if t is not None]
+    if req.extended_s:
+        lines.append(f"  extended    by {format_duration(req.extended_s)}")
+    if req.ended_by:
+        lines.append(
+            f"  ended by    {req.ended_by}" + (f": {req.end_reason}" if req.end_reason else "")
+        )
+    if req.reviewed_at is not None:
+        lines.append(
+            f"  reviewed    {req.review_outcome} by {req.reviewed_by}, {when(req.reviewed_at)}"
+        )
     lines.append(f"  revision    {req.revision}")
+    for a in approvals or []:
+        lines.append(
+            f"  {a.verdict + 'd':<11} by {a.approver} from {a.location or '-'}, {when(a.at)}"
+        )
+    if events:
+        lines += ["", audit_table(events)]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import click
+
 from datavisa.engine import bundle
 from datavisa.engine.errors import DataVisaError
 from datavisa.engine.opa import find_opa

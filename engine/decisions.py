@@ -15,6 +15,9 @@ from .opa import OpaClient, OpaUnavailable
 REQUEST = "datavisa/request/decision"
 APPROVAL = "datavisa/approval/decision"
 ACCESS = "datavisa/access/decision"
+EXTENSION = "datavisa/extension/decision"
+BREAKGLASS = "datavisa/breakglass/decision"
+LIFECYCLE = "datavisa/lifecycle/decision"
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,10 @@ class Decision:
         }
 
 
-def decide(opa: OpaClient, path: str, input: dict[str, Any]) -> Decision:
+def decide(opa: OpaClient | None, path: str, input: dict[str, Any]) -> Decision:
     """OPA's decision at `path` for `input`; a deny when OPA cannot give one."""
+    if opa is None:
+        return _unavailable("no OPA configured")
     try:
         answer = opa.query(path, input)
     except OpaUnavailable as e:

@@ -1,38 +1,76 @@
-"""The grant lifecycle: request, approve, activate, and the access check.
+"""The grant lifecycle: requests, approvals, grants, their timers, and the access check.
+
+    pending ──approve (quorum)──► active ──► expired | revoked | relinquished
+       │    └─(scheduled start)─► approved ──activate──► active
+       │                             └──► lapsed | cancelled | revoked
+       └──► denied | cancelled | lapsed
 
 Python drives state; OPA decides. Every verdict and policy number (maximum duration,
-approvals required, quorum, pending lifetime) comes from a decision in rego/datavisa/.
-A state change and its audit event commit in one transaction; the live grants are
-pushed to OPA before a call that changed them returns.
+approvals required, quorum, lifetimes, who may act) comes from a decision in
+rego/datavisa/. A state change and its audit event commit in one immediate transaction;
+the live grants are pushed to OPA before a call that changed them returns. Timers need no
+cron: a record's effective state follows the clock (`effective_state`), access checks use
+OPA's clock, and `sweep` only writes down what time already decided.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from . import audit
-from .decisions import ACCESS, APPROVAL, REQUEST, Decision, decide
+from .decisions import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, Decision, decide
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
-from .store import Request, Store
+from .store import Approval, Request, Store
 
-PENDING, ACTIVE, DENIED, LAPSED, EXPIRED = "pending", "active", "denied", "lapsed", "expired"
+PENDING, APPROVED, ACTIVE = "pending", "approved", "active"
+EXPIRED, REVOKED, RELINQUISHED = "expired", "revoked", "relinquished"
+DENIED, CANCELLED, LAPSED = "denied", "cancelled", "lapsed"
+FINAL = frozenset({EXPIRED, REVOKED, RELINQUISHED, DENIED, CANCELLED, LAPSED})
+STATES = frozenset({PENDING, APPROVED, ACTIVE}) | FINAL
+_NEXT = {
+    PENDING: {APPROVED, ACTIVE, DENIED, CANCELLED, LAPSED},
+    APPROVED: {ACTIVE, LAPSED, CANCELLED, REVOKED},
+    ACTIVE: {EXPIRED, REVOKED, RELINQUISHED},
+}
+ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
+REVIEW_OUTCOMES = ("accepted", "rejected")
+SYSTEM = "datavisa"  # the actor of transitions that time makes
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
+
+
+def due_at(req: Request) -> float | None:
+    """When time alone moves this record on (expiry or lapse), if it can."""
+    return {
+        ACTIVE: req.expires_at,
+        PENDING: req.pending_until,
+        APPROVED: req.activate_by,
+    }.get(req.state)
+
+
+def effective_state(req: Request, now: float) -> str:
+    """The state the clock says the record is in, whether or not a sweep wrote it yet."""
+    due = due_at(req)
+    if due is None or now < due:
+        return req.state
+    return EXPIRED if req.state == ACTIVE else LAPSED
 
 
 @dataclass
 class Engine:
     store: Store
-    opa: OpaClient
+    opa: OpaClient | None
     revision: str
     clock: Callable[[], float] = time.time
 
-    # -- requests -------------------------------------------------------------------------
+    # -- asking for access ----------------------------------------------------------------
 
     def request(
         self,
@@ -42,8 +80,14 @@ class Engine:
         duration_s: int,
         location: str,
         reason: str = "",
+        start_at: float | None = None,
+        evidence: list[str] | None = None,
     ) -> Request:
-        """File a request; it activates at once when policy needs no approval."""
+        """File a request. It activates at once when policy needs no approval."""
+        now = self.clock()
+        if start_at is not None and start_at < now:
+            raise DataVisaError("the start is in the past; leave it out to start on approval")
+        evidence = sorted(set(evidence or []))
         decision = decide(
             self.opa,
             REQUEST,
@@ -54,14 +98,14 @@ class Engine:
                 "duration_s": duration_s,
                 "location": location,
                 "reason": reason,
+                "evidence": evidence,
             },
         )
         if not decision.allow:
             raise Denied("request refused", decision)
         policy = decision.result
-        now = self.clock()
         req = Request(
-            id=secrets.token_hex(6),
+            id=_new_id(),
             requester=requester,
             resource=resource,
             actions=actions,
@@ -75,91 +119,313 @@ class Engine:
             approvals_required=policy["approvals_required"],
             revision=self.revision,
             decision_id=decision.decision_id,
+            evidence=evidence,
+            start_at=start_at,
+            activation_deadline_s=policy["activation_deadline_s"],
         )
         with self.store.transaction() as db:
+            self._refuse_duplicate(requester, resource, now)
             db["requests"].insert(req.to_row())
-            self._audit(db, now, requester, "requested", req, decision, {"policy": policy})
+            self._audit(now, requester, "requested", req, decision, {"policy": policy})
             if policy["quorum_met"]:
-                self._activate(db, req, now, requester)
-        if req.state == ACTIVE:
-            self.push_grants(requester)
+                self._quorum_met(req, now, requester)
+        self._push_if_live(req)
         return req
 
-    def approve(self, request_id: str, approver: str) -> Request:
+    def break_glass(
+        self,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str,
+    ) -> Request:
+        """Self-activate an emergency grant now; policy sets the cap and the review deadline."""
+        with self.store.transaction() as db:
+            now = self.clock()
+            overdue = len(self.list_requests(requester=requester, overdue=True))
+            decision = decide(
+                self.opa,
+                BREAKGLASS,
+                {
+                    "subject": requester,
+                    "resource": resource,
+                    "actions": actions,
+                    "duration_s": duration_s,
+                    "location": location,
+                    "reason": reason,
+                    "overdue_reviews": overdue,
+                },
+            )
+            if not decision.allow:
+                raise Denied("break-glass refused", decision)
+            self._refuse_duplicate(requester, resource, now)
+            policy = decision.result
+            req = Request(
+                id=_new_id(),
+                requester=requester,
+                resource=resource,
+                actions=actions,
+                location=location,
+                countries=policy["countries"],
+                reason=reason,
+                duration_s=duration_s,
+                state=PENDING,
+                created_at=now,
+                pending_until=now,
+                approvals_required=[],
+                revision=self.revision,
+                decision_id=decision.decision_id,
+                kind=BREAKGLASS_KIND,
+                review_due=now + policy["review_deadline_s"],
+            )
+            db["requests"].insert(req.to_row())
+            self._audit(now, requester, "break_glass", req, decision, {"policy": policy})
+            self._activate(req, now, requester)
+        self._push_if_live(req)
+        return req
+
+    def _refuse_duplicate(self, requester: str, resource: str, now: float) -> None:
+        for other in self.store.requests(
+            "requester = ? AND resource = ? AND kind != ? AND state IN (?, ?, ?)",
+            [requester, resource, EXTENSION_KIND, PENDING, APPROVED, ACTIVE],
+        ):
+            state = effective_state(other, now)
+            if state not in FINAL:
+                raise Conflict(
+                    f"{requester} already has request {other.id} {state} for {resource}; "
+                    "use it, extend it, or cancel it first"
+                )
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def approve(self, request_id: str, approver: str, location: str = "unknown") -> Request:
         """Record an approval; the grant activates when the quorum policy sets is met."""
         with self.store.transaction() as db:
-            # Read and decide under the write lock, so two approvers at once are serialised
-            # and the quorum is judged on every approval recorded so far.
-            req = self._pending(request_id, "approve")
-            approvals = [a.approver for a in self.store.approvals(request_id)]
+            # Read and decide under the write lock: two approvers at once are serialised,
+            # and the quorum is judged on every approval recorded before this one.
+            now = self.clock()
+            req = self._load(request_id, now, {PENDING}, "approve")
+            approvals = [a.approver for a in self.approvals(req.id) if a.verdict == "approve"]
             decision = decide(
                 self.opa,
                 APPROVAL,
-                {"approver": approver, "request": _request_input(req), "approvals": approvals},
+                {
+                    "approver": approver,
+                    "approver_location": location,
+                    "request": _request_input(req),
+                    "approvals": approvals,
+                },
             )
             if not decision.allow:
                 raise Denied("approval refused", decision)
-            now = self.clock()
             db["approvals"].insert(
-                {
-                    "request_id": req.id,
-                    "approver": approver,
-                    "verdict": "approve",
-                    "at": now,
-                    "decision_id": decision.decision_id,
-                }
+                dataclasses.asdict(
+                    Approval(req.id, approver, "approve", now, decision.decision_id, location)
+                )
             )
-            detail = {"groups": decision.result.get("groups", [])}
-            self._audit(db, now, approver, "approved", req, decision, detail)
+            detail = {"groups": decision.result.get("groups", []), "location": location}
+            self._audit(now, approver, "approved", req, decision, detail)
             if decision.result.get("quorum_met"):
-                self._activate(db, req, now, approver)
-        if req.state == ACTIVE:
-            self.push_grants(req.requester)
+                req = self._quorum_met(req, now, approver)
+        self._push_if_live(req)
+        return self._view(req, now)
+
+    def deny(self, request_id: str, approver: str, reason: str = "") -> Request:
+        """End a pending request: one deny is enough."""
+        with self.store.transaction() as db:
+            now = self.clock()
+            req = self._load(request_id, now, {PENDING}, "deny")
+            decision = self._permit(approver, "deny", req)
+            db["approvals"].insert(
+                dataclasses.asdict(
+                    Approval(req.id, approver, "deny", now, decision.decision_id, None, reason)
+                )
+            )
+            self._move(req, DENIED, now, approver, "denied", decision, reason)
         return req
 
-    def _pending(self, request_id: str, verb: str) -> Request:
-        req = self.get(request_id)
-        if req.state != PENDING:
-            raise Conflict(f"cannot {verb} request {req.id}: it is {req.state}, not pending")
-        if self.clock() >= req.pending_until:
-            raise Conflict(f"cannot {verb} request {req.id}: it lapsed undecided")
+    def cancel(self, request_id: str, actor: str) -> Request:
+        """The requester withdraws a request that is pending or approved but not active."""
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {PENDING, APPROVED}, "cancel")
+            decision = self._permit(actor, "cancel", req)
+            self._move(req, CANCELLED, now, actor, "cancelled", decision)
         return req
 
-    def _activate(self, db: Any, req: Request, now: float, actor: str) -> None:
-        req.state, req.activated_at, req.expires_at = ACTIVE, now, now + req.duration_s
-        db["requests"].update(
-            req.id, {"state": ACTIVE, "activated_at": now, "expires_at": req.expires_at}
-        )
-        self._audit(db, now, actor, "activated", req, None, {"expires_at": req.expires_at})
+    # -- grants ---------------------------------------------------------------------------
 
-    def _audit(
-        self,
-        db: Any,
-        now: float,
-        actor: str,
-        event: str,
-        req: Request,
-        decision: Decision | None,
-        detail: dict[str, Any],
-    ) -> None:
-        audit.append(
-            db,
-            at=now,
-            actor=actor,
-            event=event,
-            request_id=req.id,
-            detail={"state": req.state, **detail},
-            decision_id=decision.decision_id if decision else None,
-            revision=self.revision,
-        )
+    def activate(self, request_id: str, actor: str) -> Request:
+        """Start an approved, scheduled grant: not before its start, not after its deadline."""
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {APPROVED}, "activate")
+            decision = self._permit(actor, "activate", req)
+            if req.start_at is not None and now < req.start_at:
+                raise Conflict(
+                    f"request {req.id} may be activated from its start, "
+                    f"{_ago(req.start_at - now)} from now"
+                )
+            self._activate(req, now, actor, decision)
+        self._push_if_live(req)
+        return req
+
+    def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
+        """End a grant early. When this returns, OPA already denies it."""
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
+            decision = self._permit(actor, "revoke", req)
+            self._move(req, REVOKED, now, actor, "revoked", decision, reason)
+        self.push_grants(req.requester)
+        return req
+
+    def relinquish(self, request_id: str, actor: str) -> Request:
+        """The requester gives a grant back before it expires."""
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {ACTIVE}, "relinquish")
+            decision = self._permit(actor, "relinquish", req)
+            self._move(req, RELINQUISHED, now, actor, "relinquished", decision)
+        self.push_grants(req.requester)
+        return req
+
+    def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
+        """Ask to lengthen an active grant: a new decision, approved as policy says.
+
+        Returns the extension request; when policy needs no approval it is applied at once.
+        """
+        with self.store.transaction() as db:
+            now = self.clock()
+            grant = self._load(request_id, now, {ACTIVE}, "extend")
+            if grant.kind == EXTENSION_KIND:
+                raise Conflict(f"{grant.id} is an extension request; extend the grant itself")
+            for other in self.store.requests("parent_id = ? AND state = ?", [grant.id, PENDING]):
+                if effective_state(other, now) == PENDING:
+                    raise Conflict(f"extension {other.id} of {grant.id} is already pending")
+            decision = decide(
+                self.opa,
+                EXTENSION,
+                {
+                    "subject": actor,
+                    "grant": {
+                        **_request_input(grant),
+                        "starts_ns": _ns(grant.activated_at),
+                        "expires_ns": _ns(grant.expires_at),
+                        "extended_s": grant.extended_s,
+                    },
+                    "extra_s": extra_s,
+                    "reason": reason,
+                },
+            )
+            if not decision.allow:
+                raise Denied("extension refused", decision)
+            ext = dataclasses.replace(
+                grant,
+                id=_new_id(),
+                requester=actor,
+                reason=reason,
+                duration_s=extra_s,
+                state=PENDING,
+                created_at=now,
+                pending_until=grant.expires_at,  # an extension cannot outlive its grant
+                approvals_required=decision.result["approvals_required"],
+                revision=self.revision,
+                decision_id=decision.decision_id,
+                kind=EXTENSION_KIND,
+                parent_id=grant.id,
+                **_UNSET_GRANT_FIELDS,
+            )
+            db["requests"].insert(ext.to_row())
+            self._audit(now, actor, "extension_requested", ext, decision, {"extra_s": extra_s})
+            if decision.result["quorum_met"]:
+                self._quorum_met(ext, now, actor)
+        if ext.state == APPROVED:
+            self.push_grants(grant.requester)
+        return ext
+
+    def review(self, request_id: str, reviewer: str, outcome: str, notes: str = "") -> Request:
+        """Record the mandatory post-hoc review of a break-glass grant."""
+        if outcome not in REVIEW_OUTCOMES:
+            raise DataVisaError(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}")
+        with self.store.transaction():
+            now = self.clock()
+            req = self.get(request_id)
+            if req.kind != BREAKGLASS_KIND:
+                raise Conflict(f"{req.id} is not a break-glass grant; only those are reviewed")
+            if req.reviewed_at is not None:
+                raise Conflict(f"{req.id} was already reviewed by {req.reviewed_by}")
+            decision = self._permit(reviewer, "review", req)
+            changes = {"reviewed_at": now, "reviewed_by": reviewer, "review_outcome": outcome}
+            self.store.update(req.id, changes)
+            req = dataclasses.replace(req, **changes)
+            detail = {"outcome": outcome, "notes": notes, "due": req.review_due}
+            self._audit(now, reviewer, "reviewed", req, decision, detail)
+        return self._view(req, now)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def sweep(self) -> dict[str, int]:
+        """Write down the expiries and lapses the clock has already decided."""
+        counts: Counter[str] = Counter()
+        expired_subjects = set()
+        with self.store.transaction():
+            now = self.clock()
+            for req in self.store.requests(
+                "(state = ? AND expires_at <= ?) OR (state = ? AND pending_until <= ?) "
+                "OR (state = ? AND activate_by <= ?)",
+                [ACTIVE, now, PENDING, now, APPROVED, now],
+            ):
+                to = effective_state(req, now)
+                if req.state == ACTIVE:
+                    expired_subjects.add(req.requester)
+                self._move(req, to, now, SYSTEM, to, None, ended_at=due_at(req))
+                counts[to] += 1
+        for subject in sorted(expired_subjects):
+            self.push_grants(subject)
+        return dict(counts)
 
     # -- reading --------------------------------------------------------------------------
 
     def get(self, request_id: str) -> Request:
+        """The request, in the state the clock says it is in."""
         req = self.store.get(request_id)
         if req is None:
             raise NotFound(f"no request with id {request_id!r}")
-        return req
+        return self._view(req, self.clock())
+
+    def approvals(self, request_id: str) -> list[Approval]:
+        return self.store.approvals(request_id)
+
+    def trail(self, request_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit events, all or those of one request, oldest first."""
+        return audit.trail(self.store.db, request_id)
+
+    def list_requests(
+        self, state: str | None = None, requester: str | None = None, overdue: bool = False
+    ) -> list[Request]:
+        """Requests oldest first; `state` is the effective state, `overdue` break-glass
+        grants whose review is past its deadline."""
+        now = self.clock()
+        clauses, params = [], []
+        if state is not None:
+            if state not in STATES:
+                raise DataVisaError(f"unknown state {state!r}: one of {', '.join(sorted(STATES))}")
+            stored = {state} | ({ACTIVE} if state == EXPIRED else set())
+            stored |= {PENDING, APPROVED} if state == LAPSED else set()
+            clauses.append(f"state IN ({', '.join('?' * len(stored))})")
+            params += sorted(stored)
+        if requester is not None:
+            clauses.append("requester = ?")
+            params.append(requester)
+        if overdue:
+            clauses.append("kind = ? AND reviewed_at IS NULL AND review_due <= ?")
+            params += [BREAKGLASS_KIND, now]
+        where = " AND ".join(clauses) or None
+        views = [self._view(r, now) for r in self.store.requests(where, params)]
+        return [r for r in views if state is None or r.state == state]
 
     # -- access ---------------------------------------------------------------------------
 
@@ -174,18 +440,19 @@ class Engine:
     # -- grants in OPA --------------------------------------------------------------------
 
     def _grant_docs(self, requester: str | None = None) -> dict[str, dict[str, Any]]:
-        where, params = f"state = '{ACTIVE}'", []
+        where, params = "state = ?", [ACTIVE]
         if requester is not None:
-            where, params = where + " AND requester = ?", [requester]
+            where, params = where + " AND requester = ?", [ACTIVE, requester]
         docs: dict[str, dict[str, Any]] = {}
         for req in self.store.requests(where, params):
             docs.setdefault(req.requester, {})[req.id] = {
                 "resource": req.resource,
                 "actions": req.actions,
                 "countries": req.countries,
-                "starts_ns": int(req.activated_at * 1e9),
-                "expires_ns": int(req.expires_at * 1e9),
+                "starts_ns": _ns(req.activated_at),
+                "expires_ns": _ns(req.expires_at),
                 "revision": req.revision,
+                "breakglass": req.kind == BREAKGLASS_KIND,
             }
         return docs
 
@@ -193,6 +460,8 @@ class Engine:
         """Replace the subject's live grants in OPA with what the store holds."""
         grants = self._grant_docs(subject).get(subject, {})
         try:
+            if self.opa is None:
+                raise OpaUnavailable("no OPA configured")
             self.opa.put_data(f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
         except OpaUnavailable as e:
             raise DataVisaError(
@@ -204,6 +473,138 @@ class Engine:
         """Replace every live grant in OPA with what the store holds (start, OPA restart)."""
         self.opa.put_data(GRANTS_PATH, self._grant_docs())
 
+    def _push_if_live(self, req: Request) -> None:
+        if req.state == ACTIVE:
+            self.push_grants(req.requester)
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def _load(self, request_id: str, now: float, states: set[str], verb: str) -> Request:
+        req = self.store.get(request_id)
+        if req is None:
+            raise NotFound(f"no request with id {request_id!r}")
+        state = effective_state(req, now)
+        if state not in states:
+            wanted = " or ".join(sorted(states))
+            raise Conflict(f"cannot {verb} {req.id}: it is {state}, not {wanted}")
+        return req
+
+    def _permit(self, actor: str, action: str, req: Request) -> Decision:
+        decision = decide(
+            self.opa,
+            LIFECYCLE,
+            {"actor": actor, "action": action, "request": _request_input(req)},
+        )
+        if not decision.allow:
+            raise Denied(f"{action} refused", decision)
+        return decision
+
+    def _quorum_met(self, req: Request, now: float, actor: str) -> Request:
+        """The approvals are in: extend the grant, schedule it, or activate it now."""
+        if req.kind == EXTENSION_KIND:
+            grant = self._load(req.parent_id, now, {ACTIVE}, "extend")
+            changes = {
+                "expires_at": grant.expires_at + req.duration_s,
+                "extended_s": grant.extended_s + req.duration_s,
+            }
+            self.store.update(grant.id, changes)
+            grant = dataclasses.replace(grant, **changes)
+            self._audit(now, actor, "extended", grant, None, {"extension": req.id, **changes})
+            self._move(req, APPROVED, now, actor, "extension_applied", None, approved_at=now)
+            return grant
+        if req.start_at is not None and now < req.start_at:
+            activate_by = req.start_at + req.activation_deadline_s
+            self._move(
+                req, APPROVED, now, actor, "scheduled", None,
+                approved_at=now, activate_by=activate_by,
+            )  # fmt: skip
+            return req
+        req.approved_at = now
+        self._activate(req, now, actor)
+        return req
+
+    def _activate(
+        self, req: Request, now: float, actor: str, decision: Decision | None = None
+    ) -> None:
+        self._move(
+            req, ACTIVE, now, actor, "activated", decision,
+            approved_at=req.approved_at or now, activated_at=now,
+            expires_at=now + req.duration_s,
+        )  # fmt: skip
+
+    def _move(
+        self,
+        req: Request,
+        to: str,
+        now: float,
+        actor: str,
+        event: str,
+        decision: Decision | None,
+        reason: str | None = None,
+        **changes: Any,
+    ) -> None:
+        """The one place a state changes: checked, written, and audited together."""
+        if to not in _NEXT.get(req.state, ()):
+            raise Conflict(f"{req.id} cannot go from {req.state} to {to}")
+        changes["state"] = to
+        if to in FINAL:
+            changes.setdefault("ended_at", now)
+            changes.update(ended_by=actor, end_reason=reason)
+        self.store.update(req.id, changes)
+        for key, value in changes.items():
+            setattr(req, key, value)
+        detail = {"reason": reason} if reason else {}
+        self._audit(now, actor, event, req, decision, detail)
+
+    def _audit(
+        self,
+        now: float,
+        actor: str,
+        event: str,
+        req: Request,
+        decision: Decision | None,
+        detail: dict[str, Any],
+    ) -> None:
+        audit.append(
+            self.store.db,
+            at=now,
+            actor=actor,
+            event=event,
+            request_id=req.id,
+            detail={"state": req.state, **detail},
+            decision_id=decision.decision_id if decision else None,
+            revision=self.revision,
+        )
+
+    def _view(self, req: Request, now: float) -> Request:
+        state = effective_state(req, now)
+        if state == req.state:
+            return req
+        return dataclasses.replace(req, state=state, ended_at=due_at(req), ended_by=SYSTEM)
+
+
+_UNSET_GRANT_FIELDS = {
+    name: None
+    for name in (
+        "start_at", "activate_by", "approved_at", "activated_at", "expires_at",
+        "ended_at", "ended_by", "end_reason", "review_due",
+    )
+}  # fmt: skip
+
+
+def _new_id() -> str:
+    return secrets.token_hex(6)
+
+
+def _ns(epoch_s: float | None) -> int | None:
+    return None if epoch_s is None else int(epoch_s * 1e9)
+
+
+def _ago(seconds: float) -> str:
+    from .durations import format_duration
+
+    return format_duration(seconds)
+
 
 def _request_input(req: Request) -> dict[str, Any]:
     return {
@@ -213,4 +614,5 @@ def _request_input(req: Request) -> dict[str, Any]:
         "actions": req.actions,
         "duration_s": req.duration_s,
         "location": req.location,
+        "kind": req.kind,
     }

@@ -30,10 +30,18 @@ def local_engine(
     opa_url: str | None = None,
     policy_dir: Path = POLICY_DIR,
     bundle_dir: Path = DEFAULT_BUNDLE_DIR,
+    policy: bool = True,
 ) -> Iterator[Engine]:
-    """An engine on `db_path`, asking the OPA at `opa_url` or one started for the call."""
+    """An engine on `db_path`, asking the OPA at `opa_url` or one started for the call.
+
+    With `policy=False` no OPA is started: enough for reading records, and any decision
+    asked for fails closed.
+    """
     store = Store(db_path)
     try:
+        if not policy:
+            yield Engine(store, None, revision=bundle.revision())
+            return
         if opa_url:
             engine = Engine(store, OpaClient(opa_url), revision="external")
             with contextlib.suppress(OpaUnavailable):  # decisions then fail closed

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,11 @@ BUSY_TIMEOUT_S = 10.0
 
 @dataclass
 class Request:
-    """An access request; once its quorum is met it is also the grant (same id)."""
+    """An access request; once its quorum is met it is also the grant (same id).
+
+    `kind` is access, breakglass (active at once, reviewed afterwards) or extension (a
+    request to lengthen the grant `parent_id`). Times are epoch seconds.
+    """
 
     id: str
     requester: str
@@ -38,17 +42,32 @@ class Request:
     approvals_required: list[dict[str, Any]]
     revision: str
     decision_id: str | None = None
+    kind: str = "access"
+    parent_id: str | None = None
+    evidence: list[str] = field(default_factory=list)
+    start_at: float | None = None
+    activation_deadline_s: int = 0
+    activate_by: float | None = None
+    approved_at: float | None = None
     activated_at: float | None = None
     expires_at: float | None = None
+    extended_s: int = 0
     ended_at: float | None = None
+    ended_by: str | None = None
+    end_reason: str | None = None
+    review_due: float | None = None
+    reviewed_at: float | None = None
+    reviewed_by: str | None = None
+    review_outcome: str | None = None
 
-    _JSON = ("actions", "countries", "approvals_required")
+    _JSON = ("actions", "countries", "approvals_required", "evidence")
 
     def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in self._JSON:
-            row[name] = json.dumps(row[name])
-        return row
+        return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def to_row_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: json.dumps(v) if k in cls._JSON else v for k, v in values.items()}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Request:
@@ -58,6 +77,15 @@ class Request:
         return cls(**values)
 
 
+def _columns(record: type) -> dict[str, type]:
+    """SQLite column types from a dataclass's annotations (`str | None` -> str)."""
+    out = {}
+    for f in fields(record):
+        hint = str(f.type).split(" | ")[0]
+        out[f.name] = {"int": int, "float": float}.get(hint, str)
+    return out
+
+
 @dataclass
 class Approval:
     request_id: str
@@ -65,6 +93,8 @@ class Approval:
     verdict: str  # approve | deny
     at: float
     decision_id: str | None
+    location: str | None = None
+    reason: str | None = None
 
 
 class Store:
@@ -97,39 +127,16 @@ class Store:
         db = self.db
         if "requests" not in db.table_names():
             db["requests"].create(
-                {
-                    "id": str,
-                    "requester": str,
-                    "resource": str,
-                    "actions": str,
-                    "location": str,
-                    "countries": str,
-                    "reason": str,
-                    "duration_s": int,
-                    "state": str,
-                    "created_at": float,
-                    "pending_until": float,
-                    "approvals_required": str,
-                    "revision": str,
-                    "decision_id": str,
-                    "activated_at": float,
-                    "expires_at": float,
-                    "ended_at": float,
-                },
+                _columns(Request),
                 pk="id",
-                not_null={"requester", "resource", "state", "created_at"},
+                not_null={"requester", "resource", "state", "created_at", "kind"},
             )
             db["requests"].create_index(["requester", "resource", "state"])
             db["requests"].create_index(["state"])
+            db["requests"].create_index(["parent_id"])
         if "approvals" not in db.table_names():
             db["approvals"].create(
-                {
-                    "request_id": str,
-                    "approver": str,
-                    "verdict": str,
-                    "at": float,
-                    "decision_id": str,
-                },
+                _columns(Approval),
                 pk=("request_id", "approver"),
                 foreign_keys=[("request_id", "requests", "id")],
             )
@@ -168,8 +175,13 @@ class Store:
         return Request.from_row(rows[0]) if rows else None
 
     def requests(self, where: str | None = None, params: list[Any] | None = None) -> list[Request]:
-        rows = self.db["requests"].rows_where(where, params or [], order_by="created_at")
+        rows = self.db["requests"].rows_where(where, params or [], order_by="created_at, id")
         return [Request.from_row(r) for r in rows]
+
+    def update(self, request_id: str, changes: dict[str, Any]) -> None:
+        """Change columns of one request; call inside `transaction()`."""
+        row = Request.to_row_values(changes)
+        self.db["requests"].update(request_id, row)
 
     def approvals(self, request_id: str) -> list[Approval]:
         rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")

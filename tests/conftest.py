@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+
 from datavisa.cli.main import cli
 from datavisa.engine import bundle
 from datavisa.engine.opa import OpaProcess

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from datavisa.engine import audit
 from datavisa.engine.store import Store
 
 
 @pytest.fixture
 def chain(run, db):
-    for _ in range(2):
+    for requester in ("alice", "oscar"):
         req = json.loads(
             run(
                 "request",
@@ -23,7 +24,7 @@ def chain(run, db):
                 "--reason",
                 "x",
                 "--as",
-                "alice",
+                requester,
                 "--json",
             ).stdout
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from datavisa.engine import audit
 from datavisa.engine.opa import free_port
 from datavisa.engine.store import Store

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from datavisa.engine.durations import format_duration, parse_duration, rfc3339
 from datavisa.engine.errors import DataVisaError
 

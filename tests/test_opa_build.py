@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from datavisa.engine.paths import PROJECT_ROOT
 
 

@@ -1,0 +1,355 @@
+"""The lifecycle verbs: ask, decide, use and end access. Each parses, calls one engine
+method, prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from datavisa.engine.lifecycle import REVIEW_OUTCOMES, STATES
+from datavisa.engine.runtime import local_engine
+
+from . import output
+from .options import (
+    actor_option,
+    approver_location_option,
+    db_option,
+    duration,
+    instant,
+    json_option,
+    location_option,
+    opa_option,
+)
+
+F = Callable[..., Any]
+
+
+def engine_options(f: F) -> F:
+    """Who acts, on which store, asking which OPA, printing how."""
+    for option in (json_option, opa_option, db_option, actor_option):
+        f = option(f)
+    return f
+
+
+def _run(verb: str, args: tuple, db_path, opa_url, as_json: bool) -> None:
+    with local_engine(db_path, opa_url) as engine:
+        req = getattr(engine, verb)(*args)
+        output.print_request(req, as_json)
+
+
+def _duration_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--for",
+        "duration_s",
+        required=True,
+        callback=duration,
+        metavar="DURATION",
+        help=help,
+    )
+
+
+_actions_option = click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    default=["read"],
+    show_default=True,
+    help="Action wanted; repeat for several.",
+)
+
+
+@click.command()
+@click.argument("resource")
+@_duration_option("How long the access should last once active: 90s, 15m, 1h30m.")
+@_actions_option
+@location_option
+@click.option("--reason", default="", help="Why you need it (a ticket, an incident).")
+@click.option(
+    "--start",
+    "start_at",
+    callback=instant,
+    metavar="WHEN",
+    help="Scheduled start: a time (2026-11-27T09:00:00Z) or a delay (2h). Once approved, "
+    "activate it with `datavisa activate` from then until policy's activation deadline.",
+)
+@click.option(
+    "--evidence",
+    multiple=True,
+    metavar="KIND",
+    help="A transfer safeguard on file (scc, bcr, pia, cac_assessment, risk_assessment); "
+    "repeat for several.",
+)
+@engine_options
+def request(
+    resource, duration_s, actions, location, reason, start_at, evidence, actor, db_path, opa_url,
+    as_json,
+):  # fmt: skip
+    """Ask for access to RESOURCE for a while.
+
+    Policy decides whether you may ask, how long you may have, and who must approve. The
+    duration starts when the grant activates, not now.
+
+    \b
+    Examples:
+      datavisa request eu-customer-analytics --for 1h --from DE --reason "INC-1234"
+      datavisa request eu-customer-analytics --for 30m --from DE --reason x --start 2h
+    """
+    args = (actor, resource, list(actions), duration_s, location, reason, start_at, list(evidence))
+    _run("request", args, db_path, opa_url, as_json)
+
+
+@click.command(name="break-glass")
+@click.argument("resource")
+@_duration_option("How long the emergency access lasts; policy caps it (15m by default).")
+@_actions_option
+@location_option
+@click.option("--reason", required=True, help="The emergency: an incident number and what broke.")
+@engine_options
+def break_glass(resource, duration_s, actions, location, reason, actor, db_path, opa_url, as_json):
+    """Take emergency access to RESOURCE now, without waiting for approval.
+
+    The grant is flagged, short, and must be reviewed afterwards by an approver; while a
+    review of yours is overdue, you cannot break glass again.
+
+    \b
+    Example:
+      datavisa break-glass eu-customer-analytics --for 10m --from DE --reason "INC-99 outage"
+    """
+    args = (actor, resource, list(actions), duration_s, location, reason)
+    _run("break_glass", args, db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("request_id")
+@approver_location_option
+@engine_options
+def approve(request_id, location, actor, db_path, opa_url, as_json):
+    """Approve request REQUEST_ID as an eligible approver.
+
+    The grant becomes active once the approvals policy requires are in (or, for a
+    scheduled request, can be activated from its start).
+
+    \b
+    Example:
+      datavisa approve 3f9c2a71b0de --as bob --from DE
+    """
+    _run("approve", (request_id, actor, location), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("request_id")
+@click.option("--reason", default="", help="Why, for the requester and the audit trail.")
+@engine_options
+def deny(request_id, reason, actor, db_path, opa_url, as_json):
+    """Deny request REQUEST_ID: one deny ends it.
+
+    \b
+    Example:
+      datavisa deny 3f9c2a71b0de --as bob --reason "use the anonymised extract"
+    """
+    _run("deny", (request_id, actor, reason), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("request_id")
+@engine_options
+def cancel(request_id, actor, db_path, opa_url, as_json):
+    """Withdraw your request REQUEST_ID before it is active.
+
+    \b
+    Example:
+      datavisa cancel 3f9c2a71b0de
+    """
+    _run("cancel", (request_id, actor), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("request_id")
+@engine_options
+def activate(request_id, actor, db_path, opa_url, as_json):
+    """Start your approved, scheduled grant REQUEST_ID; its duration runs from now.
+
+    \b
+    Example:
+      datavisa activate 3f9c2a71b0de
+    """
+    _run("activate", (request_id, actor), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("grant_id")
+@click.option("--reason", default="", help="Why, for the audit trail.")
+@engine_options
+def revoke(grant_id, reason, actor, db_path, opa_url, as_json):
+    """End grant GRANT_ID now, as an approver of the data or an admin.
+
+    When this returns, every access check on the grant is already denied.
+
+    \b
+    Example:
+      datavisa revoke 3f9c2a71b0de --as bob --reason "incident closed"
+    """
+    _run("revoke", (grant_id, actor, reason), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("grant_id")
+@engine_options
+def relinquish(grant_id, actor, db_path, opa_url, as_json):
+    """Give your grant GRANT_ID back before it expires.
+
+    \b
+    Example:
+      datavisa relinquish 3f9c2a71b0de
+    """
+    _run("relinquish", (grant_id, actor), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("grant_id")
+@_duration_option("How much longer: 15m, 1h.")
+@click.option("--reason", default="", help="Why the work needs more time.")
+@engine_options
+def extend(grant_id, duration_s, reason, actor, db_path, opa_url, as_json):
+    """Ask for more time on your active grant GRANT_ID.
+
+    An extension is a new decision: policy says how far into the grant you must be,
+    how much you may add, and who approves it. Prints the extension request.
+
+    \b
+    Example:
+      datavisa extend 3f9c2a71b0de --for 30m --reason "migration still running"
+    """
+    _run("extend", (grant_id, actor, duration_s, reason), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("grant_id")
+@click.option(
+    "--outcome",
+    type=click.Choice(REVIEW_OUTCOMES),
+    required=True,
+    help="accepted: the emergency access was justified; rejected: it was not.",
+)
+@click.option("--notes", default="", help="What the review found.")
+@engine_options
+def review(grant_id, outcome, notes, actor, db_path, opa_url, as_json):
+    """Review break-glass grant GRANT_ID after the fact, as an approver of the data.
+
+    \b
+    Example:
+      datavisa review 3f9c2a71b0de --as bob --outcome accepted --notes "INC-99 confirmed"
+    """
+    _run("review", (grant_id, actor, outcome, notes), db_path, opa_url, as_json)
+
+
+@click.command()
+@click.argument("subject")
+@click.argument("resource")
+@click.option("--action", default="read", show_default=True, help="The action to check.")
+@location_option
+@db_option
+@opa_option
+@json_option
+def check(subject, resource, action, location, db_path, opa_url, as_json):
+    """May SUBJECT do an action on RESOURCE from a country, now?
+
+    Exits 0 when allowed and 1 when denied, so scripts can branch on it.
+
+    \b
+    Example:
+      datavisa check alice eu-customer-analytics --action read --from DE
+    """
+    with local_engine(db_path, opa_url) as engine:
+        decision = engine.check(subject, resource, action, location)
+    if as_json:
+        output.echo_json(decision.to_dict())
+    else:
+        click.echo(output.describe_decision(decision))
+    if not decision.allow:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("request_id")
+@db_option
+@json_option
+def show(request_id, db_path, as_json):
+    """Show request REQUEST_ID with its approvals and audit events.
+
+    \b
+    Example:
+      datavisa show 3f9c2a71b0de
+    """
+    with local_engine(db_path, policy=False) as engine:
+        req = engine.get(request_id)
+        approvals = engine.approvals(request_id)
+        events = engine.trail(request_id)
+    if as_json:
+        output.echo_json(
+            {
+                **output.request_dict(req),
+                "approvals": [output.approval_dict(a) for a in approvals],
+                "events": events,
+            }
+        )
+    else:
+        click.echo(output.describe_request(req, approvals, events))
+
+
+@click.command(name="list")
+@click.option("--state", type=click.Choice(sorted(STATES)), help="Only requests in this state.")
+@click.option("--requester", help="Only requests of this subject.")
+@click.option(
+    "--overdue", is_flag=True, help="Only break-glass grants whose review is past its deadline."
+)
+@db_option
+@json_option
+def list_(state, requester, overdue, db_path, as_json):
+    """List requests and grants, oldest first, in the state the clock says they are in.
+
+    \b
+    Examples:
+      datavisa list --state pending
+      datavisa list --overdue
+    """
+    with local_engine(db_path, policy=False) as engine:
+        reqs = engine.list_requests(state, requester, overdue)
+    if as_json:
+        output.echo_json([output.request_dict(r) for r in reqs])
+    elif reqs:
+        click.echo(output.requests_table(reqs))
+    else:
+        click.echo("no requests")
+
+
+@click.command()
+@db_option
+@opa_option
+@json_option
+def sweep(db_path, opa_url, as_json):
+    """Record the expiries and lapses that time has already decided.
+
+    Access checks never wait for this: an expired grant is denied by OPA's clock. Sweeping
+    writes the final states down, audits them, and drops dead grants from OPA. `datavisa
+    serve` sweeps by itself; run this from a scheduler when you use the CLI alone.
+
+    \b
+    Example:
+      datavisa sweep
+    """
+    with local_engine(db_path, opa_url) as engine:
+        counts = engine.sweep()
+    if as_json:
+        output.echo_json(counts)
+    else:
+        done = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        click.echo(f"swept: {done or 'nothing due'}")
+
+
+COMMANDS = [
+    request, break_glass, approve, deny, cancel, activate, revoke, relinquish, extend,
+    review, check, show, list_, sweep,
+]  # fmt: skip

@@ -1,8 +1,15 @@
-"""Where the project's own files are: the policy, the default bundle data, the tool folder."""
+"""Where the project's own files are: the policy, the default bundle data, the tool folder.
 
+DATAVISA_POLICY_DIR and DATAVISA_BUNDLE_DIR point the defaults at another policy tree,
+such as an organisation's own policy repository.
+"""
+
+import os
 from pathlib import Path
 
 # engine/ sits at the top of the project tree (installed editable, as `make` does).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-POLICY_DIR = PROJECT_ROOT / "rego"
-DEFAULT_BUNDLE_DIR = PROJECT_ROOT / "bundles" / "default"
+POLICY_DIR = Path(os.environ.get("DATAVISA_POLICY_DIR") or PROJECT_ROOT / "rego")
+DEFAULT_BUNDLE_DIR = Path(
+    os.environ.get("DATAVISA_BUNDLE_DIR") or PROJECT_ROOT / "bundles" / "default"
+)

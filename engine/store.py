@@ -137,7 +137,7 @@ class Store:
         if "approvals" not in db.table_names():
             db["approvals"].create(
                 _columns(Approval),
-                pk=("request_id", "approver"),
+                pk=("request_id", "approver", "verdict"),
                 foreign_keys=[("request_id", "requests", "id")],
             )
         if "audit" not in db.table_names():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from click.testing import CliRunner, Result
 
 from datavisa.cli.main import cli
 from datavisa.engine import bundle
-from datavisa.engine.opa import OpaProcess
+from datavisa.engine.lifecycle import Engine
+from datavisa.engine.opa import OpaClient, OpaProcess
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.store import Store
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +45,35 @@ def run(db: Path, opa_url: str) -> Run:
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
     return invoke
+
+
+class Clock:
+    """The engine's clock: real time plus an offset a test may advance.
+
+    OPA keeps its own (real) clock, so tests that advance this one check what the engine
+    decides by time (lapse, activation windows, sweeps), not OPA's access answers.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(db: Path, opa_url: str, clock: Clock):
+    """An engine on this test's database and the session's OPA, its grants in OPA reset."""
+    store = Store(db)
+    engine = Engine(store, OpaClient(opa_url), revision="test", clock=clock)
+    engine.sync_grants()
+    yield engine
+    store.close()

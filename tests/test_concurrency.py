@@ -1,0 +1,98 @@
+"""Approvers racing each other: the grant activates exactly once, every approval is kept."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from pathlib import Path
+
+from datavisa.engine.errors import DataVisaError
+from datavisa.engine.lifecycle import Engine
+from datavisa.engine.opa import OpaClient
+from datavisa.engine.store import Store
+
+RESTRICTED = "eu-payments-ledger"
+APPROVERS = (("dave", "IE"), ("erin", "DE"))
+
+
+def _activations(engine: Engine, request_id: str) -> int:
+    return sum(e["event"] == "activated" for e in engine.trail(request_id))
+
+
+def _restricted_request(engine: Engine) -> str:
+    return engine.request("alice", RESTRICTED, ["read"], 600, "DE", "INC-7").id
+
+
+def test_threads_approving_at_once_activate_once(engine):
+    for _ in range(5):
+        rid = _restricted_request(engine)
+        barrier = threading.Barrier(len(APPROVERS))
+        errors: list[Exception] = []
+
+        def approve(approver, location, rid=rid, barrier=barrier, errors=errors) -> None:
+            barrier.wait()
+            try:
+                engine.approve(rid, approver, location)
+            except DataVisaError as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=approve, args=a) for a in APPROVERS]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert engine.get(rid).state == "active"
+        assert sorted(a.approver for a in engine.approvals(rid)) == ["dave", "erin"]
+        assert _activations(engine, rid) == 1
+        engine.relinquish(rid, "alice")
+
+
+def test_the_same_approver_twice_at_once_counts_once(engine):
+    rid = engine.request("alice", "eu-customer-analytics", ["read"], 600, "DE", "x").id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def approve() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(engine.approve(rid, "bob", "DE").state)
+        except DataVisaError as e:
+            outcomes.append(type(e).__name__)
+
+    threads = [threading.Thread(target=approve) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["Conflict", "active"]
+    assert len(engine.approvals(rid)) == 1
+    assert _activations(engine, rid) == 1
+
+
+def _approve_in_process(db: str, opa_url: str, rid: str, approver: str, location: str, barrier):
+    store = Store(db)
+    engine = Engine(store, OpaClient(opa_url), revision="test")
+    barrier.wait()
+    engine.approve(rid, approver, location)
+    store.close()
+
+
+def test_processes_approving_at_once_activate_once(engine, db: Path, opa_url: str):
+    ctx = multiprocessing.get_context("fork")
+    for _ in range(3):
+        rid = _restricted_request(engine)
+        barrier = ctx.Barrier(len(APPROVERS))
+        procs = [
+            ctx.Process(target=_approve_in_process, args=(str(db), opa_url, rid, a, loc, barrier))
+            for a, loc in APPROVERS
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=60)
+        assert [p.exitcode for p in procs] == [0, 0]
+        assert engine.get(rid).state == "active"
+        assert len(engine.approvals(rid)) == 2
+        assert _activations(engine, rid) == 1
+        engine.relinquish(rid, "alice")

@@ -1,0 +1,231 @@
+"""The grant lifecycle through the engine's API, against a real OPA and a real SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+
+from datavisa.engine import audit
+from datavisa.engine.errors import Conflict, DataVisaError, Denied, NotFound
+from datavisa.engine.lifecycle import Engine
+
+CONFIDENTIAL, RESTRICTED = "eu-customer-analytics", "eu-payments-ledger"
+
+
+def ask(engine: Engine, resource: str = CONFIDENTIAL, requester: str = "alice", **kw):
+    kw.setdefault("duration_s", 1800)
+    return engine.request(requester, resource, ["read"], location="DE", reason="INC-1", **kw)
+
+
+def events(engine: Engine, request_id: str) -> list[str]:
+    return [e["event"] for e in engine.trail(request_id)]
+
+
+def test_restricted_needs_a_data_owner_and_a_security_officer(engine):
+    req = ask(engine, RESTRICTED)
+    assert req.approvals_required == [
+        {"group": "data_owner", "count": 1},
+        {"group": "security_officer", "count": 1},
+    ]
+    assert engine.approve(req.id, "dave", "IE").state == "pending"
+    with pytest.raises(Denied, match="already approved"):
+        engine.approve(req.id, "dave", "IE")
+    with pytest.raises(Denied, match="no approver group"):
+        engine.approve(req.id, "bob", "DE")  # a data owner, but of another team's data
+    assert engine.approve(req.id, "erin", "DE").state == "active"
+    assert [a.approver for a in engine.approvals(req.id)] == ["dave", "erin"]
+    assert events(engine, req.id) == ["requested", "approved", "approved", "activated"]
+
+
+def test_the_requester_never_counts(engine):
+    req = ask(engine)
+    with pytest.raises(Denied, match="own request"):
+        engine.approve(req.id, "alice", "DE")
+    assert engine.get(req.id).state == "pending"
+    assert engine.approvals(req.id) == []
+
+
+def test_one_deny_ends_the_request(engine):
+    req = ask(engine, RESTRICTED)
+    engine.approve(req.id, "dave", "IE")
+    denied = engine.deny(req.id, "erin", "use the extract")
+    assert (denied.state, denied.ended_by, denied.end_reason) == (
+        "denied",
+        "erin",
+        "use the extract",
+    )
+    with pytest.raises(Conflict, match="it is denied, not pending"):
+        engine.approve(req.id, "erin", "DE")
+    assert engine.get(req.id).state == "denied"
+
+
+def test_only_an_approver_may_deny(engine):
+    req = ask(engine)
+    with pytest.raises(Denied, match="not an approver"):
+        engine.deny(req.id, "carol")
+
+
+def test_pending_request_lapses_by_time_and_the_sweep_records_it(engine, clock):
+    req = ask(engine)
+    clock.advance(req.pending_until - clock() + 1)
+    assert engine.get(req.id).state == "lapsed"
+    with pytest.raises(Conflict, match="it is lapsed"):
+        engine.approve(req.id, "bob", "DE")
+    assert engine.sweep() == {"lapsed": 1}
+    assert engine.sweep() == {}
+    stored = engine.store.get(req.id)
+    assert (stored.state, stored.ended_at, stored.ended_by) == (
+        "lapsed",
+        req.pending_until,
+        "datavisa",
+    )
+    assert events(engine, req.id) == ["requested", "lapsed"]
+
+
+def test_scheduled_start_waits_for_activation_and_the_clock_starts_then(engine, clock):
+    start = clock() + 600
+    req = ask(engine, start_at=start)
+    approved = engine.approve(req.id, "bob", "DE")
+    assert approved.state == "approved"
+    assert approved.activate_by == start + approved.activation_deadline_s
+    with pytest.raises(Conflict, match="from its start"):
+        engine.activate(req.id, "alice")
+    clock.advance(700)
+    with pytest.raises(Denied, match="only the requester"):
+        engine.activate(req.id, "bob")
+    active = engine.activate(req.id, "alice")
+    assert active.state == "active"
+    assert active.expires_at == pytest.approx(clock() + 1800, abs=1)
+    assert events(engine, req.id) == ["requested", "approved", "scheduled", "activated"]
+
+
+def test_approved_grant_lapses_at_its_activation_deadline(engine, clock):
+    req = ask(engine, start_at=clock() + 60)
+    approved = engine.approve(req.id, "bob", "DE")
+    clock.advance(approved.activate_by - clock())
+    with pytest.raises(Conflict, match="it is lapsed, not approved"):
+        engine.activate(req.id, "alice")
+    assert engine.sweep() == {"lapsed": 1}
+
+
+def test_start_in_the_past_is_refused_and_stores_nothing(engine, clock):
+    with pytest.raises(DataVisaError, match="start is in the past"):
+        ask(engine, start_at=clock() - 1)
+    assert engine.list_requests() == []
+
+
+def test_second_request_for_the_same_thing_is_refused(engine):
+    first = ask(engine)
+    with pytest.raises(Conflict, match=f"already has request {first.id} pending"):
+        ask(engine)
+    engine.approve(first.id, "bob", "DE")
+    with pytest.raises(Conflict, match="active"):
+        ask(engine)
+    assert len(engine.list_requests()) == 1
+    assert ask(engine, requester="oscar").state == "pending"
+
+
+def test_revoke_takes_effect_before_it_returns(engine):
+    req = ask(engine)
+    engine.approve(req.id, "bob", "DE")
+    assert engine.check("alice", CONFIDENTIAL, "read", "DE").allow
+    revoked = engine.revoke(req.id, "bob", "done")
+    assert revoked.state == "revoked"
+    decision = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert not decision.allow
+    assert decision.codes == ["no_active_grant"]
+    with pytest.raises(Conflict, match="it is revoked"):
+        engine.revoke(req.id, "bob")
+
+
+def test_only_approvers_revoke_and_only_the_requester_relinquishes(engine):
+    req = ask(engine)
+    engine.approve(req.id, "bob", "DE")
+    with pytest.raises(Denied, match="not an approver"):
+        engine.revoke(req.id, "carol")
+    with pytest.raises(Denied, match="only the requester"):
+        engine.relinquish(req.id, "bob")
+    assert engine.relinquish(req.id, "alice").state == "relinquished"
+    assert not engine.check("alice", CONFIDENTIAL, "read", "DE").allow
+    with pytest.raises(Conflict, match="it is relinquished"):
+        engine.relinquish(req.id, "alice")
+
+
+def test_cancel_is_for_the_requester_before_activation(engine):
+    req = ask(engine)
+    with pytest.raises(Denied, match="only the requester"):
+        engine.cancel(req.id, "bob")
+    assert engine.cancel(req.id, "alice").state == "cancelled"
+    with pytest.raises(Conflict, match="it is cancelled"):
+        engine.approve(req.id, "bob", "DE")
+    other = ask(engine, requester="oscar")
+    engine.approve(other.id, "bob", "DE")
+    with pytest.raises(Conflict, match="it is active, not approved or pending"):
+        engine.cancel(other.id, "oscar")
+
+
+def test_expired_grant_cannot_be_revoked_or_extended(engine, clock):
+    req = ask(engine)
+    engine.approve(req.id, "bob", "DE")
+    clock.advance(1801)
+    assert engine.get(req.id).state == "expired"
+    with pytest.raises(Conflict, match="it is expired"):
+        engine.revoke(req.id, "bob")
+    with pytest.raises(Conflict, match="it is expired"):
+        engine.extend(req.id, "alice", 600)
+    assert engine.sweep() == {"expired": 1}
+    assert events(engine, req.id)[-1] == "expired"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda e: e.approve("nope", "bob"),
+        lambda e: e.deny("nope", "bob"),
+        lambda e: e.cancel("nope", "alice"),
+        lambda e: e.activate("nope", "alice"),
+        lambda e: e.revoke("nope", "bob"),
+        lambda e: e.relinquish("nope", "alice"),
+        lambda e: e.extend("nope", "alice", 60),
+        lambda e: e.review("nope", "bob", "accepted"),
+        lambda e: e.get("nope"),
+    ],
+)
+def test_unknown_ids_are_not_found(engine, call):
+    with pytest.raises(NotFound, match="no request with id 'nope'"):
+        call(engine)
+
+
+def test_list_filters_by_effective_state_and_requester(engine, clock):
+    a = ask(engine)
+    b = ask(engine, requester="oscar")
+    engine.approve(b.id, "bob", "DE")
+    assert [r.id for r in engine.list_requests("pending")] == [a.id]
+    assert [r.id for r in engine.list_requests("active")] == [b.id]
+    assert [r.id for r in engine.list_requests(requester="oscar")] == [b.id]
+    clock.advance(1801)
+    assert [r.id for r in engine.list_requests("expired")] == [b.id]
+    assert engine.list_requests("active") == []
+    with pytest.raises(DataVisaError, match="unknown state"):
+        engine.list_requests("sleeping")
+
+
+def test_every_transition_is_audited_in_an_intact_chain(engine, clock):
+    a = ask(engine)
+    engine.approve(a.id, "bob", "DE")
+    engine.relinquish(a.id, "alice")
+    b = ask(engine)
+    engine.cancel(b.id, "alice")
+    c = ask(engine)
+    clock.advance(4000)
+    engine.sweep()
+    verdict = audit.verify(engine.store.db)
+    assert verdict.ok
+    assert verdict.checked == 8
+    assert events(engine, c.id) == ["requested", "lapsed"]
+
+
+def test_an_approver_may_change_their_mind_and_deny(engine):
+    req = ask(engine, RESTRICTED)
+    engine.approve(req.id, "dave", "IE")
+    assert engine.deny(req.id, "dave", "second thoughts").state == "denied"
+    assert [a.verdict for a in engine.approvals(req.id)] == ["approve", "deny"]

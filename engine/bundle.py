@@ -1,18 +1,23 @@
 """The policy bundle: Rego from rego/, data from YAML in bundles/<name>/, built by OPA.
 
 Policy authors write data as several YAML files (regions.yaml, tiers.yaml, ...); each holds
-a mapping whose top-level keys land under `data.datavisa`. The builder merges them into the
-bundle's data.json, stamps a revision, and lets `opa build` check and pack the result.
+a mapping whose top-level keys land under `data.datavisa`. The builder merges them, checks
+the result against the data model's JSON Schema (bundle_schema.json: every error names the
+file, the line, the path inside it and the reason), writes the bundle's data.json, stamps a
+revision, and lets `opa build` check, pack and (with a signing key) sign the result.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from .errors import DataVisaError
@@ -20,10 +25,30 @@ from .opa import find_opa
 from .paths import PROJECT_ROOT
 
 DATA_ROOT = "datavisa"  # the data path bundle data lands under; the bundle owns this root
+SCHEMA_PATH = Path(__file__).with_name("bundle_schema.json")
 
 
-def load_data(bundle_dir: Path) -> dict[str, Any]:
-    """Merge the top-level keys of every YAML file in `bundle_dir` into one document."""
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
+    """Merge the top-level keys of every YAML file in `bundle_dir` into one document.
+
+    With `validate`, the result is checked against the data model's schema; any breach is a
+    DataVisaError naming, for each, the file, line, path inside the file and the reason.
+    """
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
     files = sorted(bundle_dir.glob("*.yaml")) + sorted(bundle_dir.glob("*.yml"))
@@ -31,7 +56,7 @@ def load_data(bundle_dir: Path) -> dict[str, Any]:
         raise DataVisaError(f"{bundle_dir}: no YAML data files")
     for path in files:
         try:
-            doc = yaml.safe_load(path.read_text())
+            doc = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader
         except yaml.YAMLError as e:
             raise DataVisaError(f"{path}: not valid YAML: {e}") from e
         if doc is None:
@@ -42,7 +67,83 @@ def load_data(bundle_dir: Path) -> dict[str, Any]:
             if key in merged:
                 raise DataVisaError(f"{path}: section {key!r} is already defined in {origin[key]}")
             merged[key], origin[key] = value, path
+    if validate:
+        problems = schema_errors(merged, origin)
+        if problems:
+            raise DataVisaError(
+                f"{bundle_dir}: the policy data breaks the data model:\n  " + "\n  ".join(problems)
+            )
     return merged
+
+
+@cache
+def _base_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """The data model's schema, with each reference (x-refers-to) limited to what `doc` defines."""
+    filled = copy.deepcopy(_base_schema())
+    for definition in filled["$defs"].values():
+        section = definition.get("x-refers-to")
+        if section is not None:
+            defined = doc.get(section)
+            definition["enum"] = sorted(defined) if isinstance(defined, dict) else []
+    return filled
+
+
+def schema_errors(doc: dict[str, Any], origin: dict[str, Path] | None = None) -> list[str]:
+    """Every way `doc` breaks the data model, as `file:line: path: reason`, in file order."""
+    validator = jsonschema.Draft202012Validator(schema(doc))
+    found = []
+    for error in validator.iter_errors(doc):
+        path = list(error.absolute_path)
+        file = (origin or {}).get(path[0]) if path else None
+        line = _line_of(file, path) if file else None
+        where = f"{file}:{line}" if file and line else str(file or "<data>")
+        found.append((str(file or ""), line or 0, f"{where}: {_dotted(path)}: {_reason(error)}"))
+    return [message for *_, message in sorted(found)]
+
+
+def _dotted(path: list[Any]) -> str:
+    return (
+        ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
+        or "(top level)"
+    )
+
+
+def _reason(error: jsonschema.ValidationError) -> str:
+    section = error.schema.get("x-refers-to") if isinstance(error.schema, dict) else None
+    if error.validator == "enum" and section:
+        return f"{error.instance!r} names nothing defined in {section}"
+    if error.validator == "additionalProperties" and not error.absolute_path:
+        known = ", ".join(sorted(_base_schema()["properties"]))
+        return f"{error.message} (known sections: {known})"
+    if error.validator == "minimum":
+        return f"{error.instance!r} is below the minimum of {error.validator_value}"
+    return error.message
+
+
+def _line_of(file: Path, path: list[Any]) -> int | None:
+    """The line in `file` where the value at `path` starts (or the closest enclosing one)."""
+    try:
+        node = yaml.compose(file.read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(step)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def revision(root: Path = PROJECT_ROOT) -> str:
@@ -88,15 +189,39 @@ def stage(policy_dir: Path, bundle_dir: Path, out_dir: Path, rev: str) -> Path:
     return out_dir
 
 
-def build(policy_dir: Path, bundle_dir: Path, output: Path, rev: str | None = None) -> Path:
-    """Build a bundle tarball at `output` with `opa build`; return its path."""
+def build(
+    policy_dir: Path,
+    bundle_dir: Path,
+    output: Path,
+    rev: str | None = None,
+    signing_key: Path | None = None,
+) -> Path:
+    """Build a bundle tarball at `output` with `opa build`; return its path.
+
+    With `signing_key` (a PEM private key, RSA for the default RS256), OPA signs the bundle
+    (.signatures.json), so an OPA started with the matching verification key loads it and
+    refuses any bundle that was altered or signed by another key.
+    """
+    if signing_key is not None and not Path(signing_key).is_file():
+        # opa would take a missing path as an HMAC secret: never sign with a typo.
+        raise DataVisaError(f"signing key {signing_key} is not a file")
     output.parent.mkdir(parents=True, exist_ok=True)
     staged = stage(policy_dir, bundle_dir, output.parent / (output.name + ".d"), rev or revision())
+    signing = ["--signing-key", str(signing_key)] if signing_key is not None else []
     try:
-        done = subprocess.run(
-            [str(find_opa()), "build", "--bundle", str(staged), "--output", str(output)],
+        done = subprocess.run(  # from inside the staging folder, so module paths are relative
+            [
+                str(find_opa()),
+                "build",
+                "--bundle",
+                ".",
+                "--output",
+                str(output.resolve()),
+                *signing,
+            ],
             capture_output=True,
             text=True,
+            cwd=staged,
         )
     finally:
         shutil.rmtree(staged, ignore_errors=True)

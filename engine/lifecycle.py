@@ -449,6 +449,7 @@ class Engine:
                 "resource": req.resource,
                 "actions": req.actions,
                 "countries": req.countries,
+                "evidence": req.evidence,
                 "starts_ns": _ns(req.activated_at),
                 "expires_ns": _ns(req.expires_at),
                 "revision": req.revision,

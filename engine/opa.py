@@ -124,16 +124,26 @@ def free_port() -> int:
 
 @dataclass
 class OpaProcess:
-    """An OPA server this engine starts on a free loopback port, serving one bundle."""
+    """An OPA server this engine starts on a free loopback port, serving one bundle.
+
+    With `verification_key` (a PEM public key), OPA verifies the bundle's signature at load
+    and refuses it when the signature is missing or does not verify; start() then fails.
+    """
 
     bundle: Path
     binary: Path = field(default_factory=find_opa)
     startup_timeout: float = 20.0
+    verification_key: Path | None = None
     url: str = ""
     _proc: subprocess.Popen | None = None
     _log: Any = None
 
     def start(self) -> OpaProcess:
+        verification = []
+        if self.verification_key is not None:
+            if not Path(self.verification_key).is_file():
+                raise DataVisaError(f"verification key {self.verification_key} is not a file")
+            verification = ["--verification-key", str(self.verification_key)]
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         # OPA's own messages, kept to explain a failed start; closed in stop().
@@ -150,6 +160,7 @@ class OpaProcess:
                 # Decision logging gives every answer a decision_id the engine records.
                 "--set",
                 "decision_logs.console=true",
+                *verification,
                 "--bundle",
                 str(self.bundle),
             ],

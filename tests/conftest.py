@@ -32,6 +32,10 @@ def db(tmp_path: Path) -> Path:
 
 
 Run = Callable[..., Result]
+NEEDS_OPA = {
+    "request", "break-glass", "approve", "deny", "cancel", "activate", "revoke", "relinquish",
+    "extend", "review", "check", "sweep",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -40,7 +44,7 @@ def run(db: Path, opa_url: str) -> Run:
 
     def invoke(*args: str, opa: str | None = opa_url) -> Result:
         argv = [*args, "--db", str(db)]
-        if opa is not None and args[0] in {"request", "approve", "check"}:
+        if opa is not None and args[0] in NEEDS_OPA:
             argv += ["--opa-url", opa]
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 

@@ -4,9 +4,15 @@
 #   May this subject do this action on this resource from this location now? Reads the
 #   live grants the engine pushes to data.grants (keyed by subject, then grant id), so a
 #   decision touches only the subject's own grants. Time is OPA's clock, never input.
+#   The grant must be active, cover the action and the location, and residency must still
+#   be lawful under the current policy (with the evidence the grants carry, if any), as
+#   must the sectoral rules (ITAR, CJIS): a tightened rule takes effect at once.
 #
 #   Input: {subject, resource, action, location}
-#   Output: decision = {allow, reasons: [{code, message}], grant_id, expires_at}
+#   Grants: data.grants[subject][grant_id] = {resource, actions, countries, starts_ns,
+#   expires_ns, revision, breakglass (optional), evidence (optional)}
+#   Output: decision = {allow, reasons: [{code, message}], grant_id, expires_at (RFC 3339
+#   UTC, when allowed)}
 package datavisa.access
 
 import data.datavisa.residency
@@ -16,6 +22,10 @@ _resource := data.datavisa.resources[input.resource]
 _tier := data.datavisa.tiers[_resource.tier]
 
 _now := time.now_ns()
+
+_evidence := {e | some grant in _live; some e in object.get(grant, "evidence", [])}
+
+_ctx := residency.context(_resource, input.subject, input.location, _evidence)
 
 _held[id] := grant if {
 	some id, grant in data.grants[input.subject]
@@ -79,9 +89,13 @@ deny contains {"code": "location_not_permitted", "message": msg} if {
 }
 
 deny contains {"code": "location_not_permitted", "message": msg} if {
-	_tier.grant_required
-	not residency.basis(_resource, input.location)
-	msg := sprintf("current policy does not let %s data held in %s be reached from %s", [_resource.tier, residency.jurisdiction(_resource), input.location])
+	_tier.residency_checked
+	not residency.basis(_ctx) in _tier.bases
+	msg := sprintf("current policy does not let %s data held in %s be reached from %s", [_resource.tier, _ctx.jurisdiction, input.location])
+}
+
+deny contains reason if {
+	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
 }
 
 _action_granted if {

@@ -61,3 +61,36 @@ test_public_data_needs_no_grant if {
 	d.allow
 	d.reasons == set()
 }
+
+_abroad(subject, patch) := {subject: {"g1": object.union(_grant, object.union({"countries": ["US"]}, patch))}}
+
+test_residency_is_judged_by_the_current_policy if {
+	check := {"subject": "carol", "location": "US"}
+	_decide(check, _abroad("carol", {}), _t0).allow
+	d := access.decision with input as object.union(_check, check)
+		with data.grants as _abroad("carol", {})
+		with time.now_ns as _t0
+		with data.datavisa.jurisdictions.EU as object.remove(data.datavisa.jurisdictions.EU, ["adequacy"])
+	_codes(d) == {"location_not_permitted"}
+}
+
+test_evidence_on_the_grant_keeps_a_safeguarded_transfer_lawful if {
+	check := {"subject": "pat", "location": "US"}
+	_decide(check, _abroad("pat", {"evidence": ["scc"]}), _t0).allow
+	_codes(_decide(check, _abroad("pat", {}), _t0)) == {"location_not_permitted"}
+}
+
+test_sectoral_rules_are_checked_at_every_use if {
+	itar := {"resource": "us-itar-designs", "countries": ["US"]}
+	grants := {"viktor": {"g1": object.union(_grant, itar)}, "ursula": {"g1": object.union(_grant, itar)}}
+	check := {"resource": "us-itar-designs", "location": "US"}
+	_decide(object.union(check, {"subject": "ursula"}), grants, _t0).allow
+	_codes(_decide(object.union(check, {"subject": "viktor"}), grants, _t0)) == {"clearance_required"}
+}
+
+test_break_glass_grant_allows_like_any_grant if {
+	grants := {"oscar": {"bg1": object.union(_grant, {"breakglass": true})}}
+	d := _decide({"subject": "oscar"}, grants, _t0)
+	d.allow
+	d.grant_id == "bg1"
+}

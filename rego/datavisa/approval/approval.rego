@@ -2,21 +2,48 @@
 # title: Approval decision
 # description: |
 #   May this approver approve this request now? Nobody approves their own request or
-#   approves twice, and only members of a group the tier requires count.
+#   approves twice, and only members of a group the request needs count. For tiers with
+#   approver residency (restricted data), the approver must be employed by an entity
+#   established in the data's jurisdiction and be located there now.
 #
-#   Input: {approver, request: {id, requester, resource, actions, duration_s, location},
-#   approvals: [approver ids already recorded]}
+#   Input: {approver, approver_location (ISO 3166 alpha-2 or "unknown"; absent =
+#   "unknown"), request: {id, requester, resource, actions, duration_s, location,
+#   evidence (optional), kind: access | extension (absent = access)}, approvals:
+#   [approver ids already recorded]}
 #   Output: decision = {allow, reasons: [{code, message}], groups, quorum_met,
 #   approvals_required}
+#
+#   An access request needs the tier's approvals, plus its cross-border approvals when
+#   personal data would cross a border; an extension needs the tier's extension approvals.
 package datavisa.approval
 
 import data.datavisa.quorum
+import data.datavisa.residency
 
-_resource := data.datavisa.resources[input.request.resource]
+_request := input.request
+
+_resource := data.datavisa.resources[_request.resource]
+
+_tier := data.datavisa.tiers[_resource.tier]
+
+_kind := object.get(_request, "kind", "access")
+
+_approver_location := object.get(input, "approver_location", "unknown")
+
+_ctx := residency.context(_resource, _request.requester, _request.location, object.get(_request, "evidence", []))
 
 default _requirements := []
 
-_requirements := data.datavisa.tiers[_resource.tier].approvals
+_requirements := array.concat(_tier.approvals, _cross_border_approvals) if _kind == "access"
+
+_requirements := _tier.extension.approvals if _kind == "extension"
+
+default _cross_border_approvals := []
+
+_cross_border_approvals := _tier.cross_border_approvals if {
+	"pd" in _resource.tags
+	residency.cross_border(_ctx)
+}
 
 _approved := {a | some a in input.approvals}
 
@@ -31,7 +58,7 @@ allow if count(deny) == 0
 # title: Denial reasons
 # description: Each reason this approval is refused, as {code, message}.
 deny contains {"code": "self_approval", "message": "nobody may approve their own request"} if {
-	input.approver == input.request.requester
+	input.approver == _request.requester
 }
 
 deny contains {"code": "already_approved", "message": msg} if {
@@ -41,7 +68,12 @@ deny contains {"code": "already_approved", "message": msg} if {
 
 deny contains {"code": "unknown_resource", "message": msg} if {
 	not _resource
-	msg := sprintf("no resource named %q", [input.request.resource])
+	msg := sprintf("no resource named %q", [_request.resource])
+}
+
+deny contains {"code": "unknown_kind", "message": msg} if {
+	not _kind in {"access", "extension"}
+	msg := sprintf("%q is not a kind of request (access or extension)", [_kind])
 }
 
 deny contains {"code": "unknown_approver", "message": msg} if {
@@ -55,6 +87,19 @@ deny contains {"code": "approver_not_eligible", "message": msg} if {
 	count(groups) == 0
 	wanted := concat(", ", {r.group | some r in _requirements})
 	msg := sprintf("%s is in no approver group this request needs (%s)", [input.approver, wanted])
+}
+
+deny contains {"code": "approver_outside_jurisdiction", "message": msg} if {
+	_tier.approver_residency
+	approver := data.datavisa.subjects[input.approver]
+	not residency.employed_in(_ctx.jurisdiction, approver)
+	msg := sprintf("%s data held in %s is approved only by people employed there; %s is employed by %s", [_resource.tier, _ctx.jurisdiction, input.approver, approver.entity])
+}
+
+deny contains {"code": "approver_outside_jurisdiction", "message": msg} if {
+	_tier.approver_residency
+	not residency.inside(_ctx.jurisdiction, residency.place(_approver_location))
+	msg := sprintf("%s data held in %s is approved only from inside it, not from %s", [_resource.tier, _ctx.jurisdiction, _approver_location])
 }
 
 # METADATA

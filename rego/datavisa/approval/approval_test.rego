@@ -47,3 +47,56 @@ test_unknown_approver_and_resource_are_refused if {
 	_codes(d) == {"unknown_approver", "unknown_resource"}
 	d.approvals_required == []
 }
+
+_ledger := object.union(_request, {"resource": "eu-payments-ledger", "duration_s": 600})
+
+_approve(approver, location, request, approvals) := d if {
+	d := approval.decision with input as {
+		"approver": approver,
+		"approver_location": location,
+		"request": request,
+		"approvals": approvals,
+	}
+}
+
+test_restricted_needs_two_distinct_approvers_from_inside_the_jurisdiction if {
+	first := _approve("dave", "DE", _ledger, [])
+	first.allow
+	first.groups == {"data_owner"}
+	not first.quorum_met
+	second := _approve("erin", "IE", _ledger, ["dave"])
+	second.allow
+	second.quorum_met
+}
+
+test_restricted_approver_must_be_employed_and_located_in_the_jurisdiction if {
+	cases := [
+		{"approver": "sam", "at": "DE"},
+		{"approver": "erin", "at": "US"},
+		{"approver": "erin", "at": "unknown"},
+	]
+	every c in cases {
+		_codes(_approve(c.approver, c.at, _ledger, ["dave"])) == {"approver_outside_jurisdiction"}
+	}
+	d := approval.decision with input as {"approver": "erin", "request": _ledger, "approvals": ["dave"]}
+	_codes(d) == {"approver_outside_jurisdiction"}
+}
+
+test_cross_border_personal_data_needs_the_dpo_of_its_jurisdiction if {
+	abroad := object.union(_request, {"requester": "carol", "location": "US"})
+	owner := _approve("bob", "DE", abroad, [])
+	owner.allow
+	not owner.quorum_met
+	count(owner.approvals_required) == 2
+	dpo := _approve("petra", "AT", abroad, ["bob"])
+	dpo.groups == {"dpo"}
+	dpo.quorum_met
+}
+
+test_extension_needs_the_tier_extension_approvals if {
+	extension := object.union(_request, {"kind": "extension"})
+	d := _approve("bob", "DE", extension, [])
+	d.quorum_met
+	d.approvals_required == data.datavisa.tiers.confidential.extension.approvals
+	_codes(_approve("bob", "DE", object.union(_request, {"kind": "party"}), [])) == {"unknown_kind", "approver_not_eligible"}
+}

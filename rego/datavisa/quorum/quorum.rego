@@ -5,20 +5,27 @@
 #   and a count of distinct approvers from it. One approver fills one place only.
 package datavisa.quorum
 
+import data.datavisa.residency
+
 # METADATA
 # title: Group membership
 # description: |
-#   Whether a subject belongs to an approver group for a resource. A data owner owns
-#   the data of their own team only; other groups are roles held in the directory.
-member(subject_id, "data_owner", resource) if {
+#   Whether a subject belongs to an approver group for a resource: they hold the group's
+#   role, and are in its scope (data.datavisa.groups): anyone (any), the data's owning
+#   team (team), or employed in the data's jurisdiction (jurisdiction).
+member(subject_id, group_id, resource) if {
+	group := data.datavisa.groups[group_id]
 	subject := data.datavisa.subjects[subject_id]
-	"data_owner" in subject.roles
-	subject.team == resource.team
+	group.role in subject.roles
+	_in_scope(group.scope, subject, resource)
 }
 
-member(subject_id, group, _) if {
-	group != "data_owner"
-	group in data.datavisa.subjects[subject_id].roles
+_in_scope("any", _, _)
+
+_in_scope("team", subject, resource) if subject.team == resource.team
+
+_in_scope("jurisdiction", subject, resource) if {
+	residency.employed_in(residency.jurisdiction(resource), subject)
 }
 
 # METADATA

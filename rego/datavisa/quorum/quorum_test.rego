@@ -43,3 +43,12 @@ _met(requirements, approvers) if {
 }
 
 default _met(_, _) := false
+
+test_dpo_approves_for_the_jurisdiction_of_their_employer if {
+	eu_data := data.datavisa.resources["eu-customer-analytics"]
+	us_data := data.datavisa.resources["us-crm-contacts"]
+	quorum.member("petra", "dpo", eu_data)
+	not quorum.member("petra", "dpo", us_data)
+	not quorum.member("bob", "dpo", eu_data)
+	not quorum.member("bob", "no-such-group", eu_data)
+}

@@ -2,13 +2,21 @@
 # title: Request decision
 # description: |
 #   May this subject ask for these actions on this resource, for this long, from this
-#   location, with this justification? Answers the verdict, the reasons for a denial,
-#   and the numbers policy sets for the request.
+#   location, with this justification and evidence? Answers the verdict, the reasons for a
+#   denial, and the numbers policy sets for the request.
 #
-#   Input: {subject, resource, actions: [string], duration_s, location, reason}
+#   Input: {subject, resource, actions: [string], duration_s, location (ISO 3166 alpha-2
+#   or "unknown"), reason, evidence: [string] (optional: scc, bcr, pia, cac,
+#   risk_assessment ...)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
 #   approvals_required: [{group, count}], quorum_met, pending_lifetime_s,
-#   activation_deadline_s, countries, transfer: {cross_border, basis}}
+#   activation_deadline_s, countries (the grant will permit), transfer: {cross_border,
+#   basis (in_jurisdiction, same_entity_travel, adequacy, scc, bcr, pia, cac,
+#   not_restricted or none), scope (of the adequacy finding, or null)}}
+#
+#   Same-entity travel is no transfer (cross_border is false), but a tier accepts it only
+#   where its `bases` say so: confidential and restricted data are not reached while
+#   travelling. The grant permits the requested location only.
 package datavisa.request
 
 import data.datavisa.quorum
@@ -18,7 +26,7 @@ _resource := data.datavisa.resources[input.resource]
 
 _tier := data.datavisa.tiers[_resource.tier]
 
-_basis := residency.basis(_resource, input.location)
+_ctx := residency.context(_resource, input.subject, input.location, object.get(input, "evidence", []))
 
 # METADATA
 # title: Allow
@@ -62,10 +70,18 @@ deny contains {"code": "justification_required", "message": msg} if {
 }
 
 deny contains {"code": "location_not_permitted", "message": msg} if {
-	_resource
-	not _basis
-	msg := sprintf("%s data held in %s may not be reached from %s", [_resource.tier, residency.jurisdiction(_resource), input.location])
+	_tier.residency_checked
+	not transfer_basis in _tier.bases
+	msg := sprintf("%s data held in %s may not be reached from %s (%s)", [_resource.tier, _ctx.jurisdiction, input.location, _why_not])
 }
+
+deny contains reason if {
+	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
+}
+
+_why_not := "no lawful basis: no adequacy for this importer, and no safeguard evidence that covers it" if {
+	transfer_basis == "none"
+} else := sprintf("%s is not accepted for %s data", [transfer_basis, _resource.tier])
 
 # METADATA
 # title: Maximum duration
@@ -76,10 +92,19 @@ max_duration_s := _tier.max_duration_s
 
 # METADATA
 # title: Approvals required
-# description: The approver groups and counts the tier requires.
+# description: |
+#   The approver groups and counts the tier requires; when personal data would cross a
+#   border, also the tier's cross-border approvals (the data protection officer).
 default approvals_required := []
 
-approvals_required := _tier.approvals
+approvals_required := array.concat(_tier.approvals, _cross_border_approvals)
+
+default _cross_border_approvals := []
+
+_cross_border_approvals := _tier.cross_border_approvals if {
+	"pd" in _resource.tags
+	residency.cross_border(_ctx)
+}
 
 # METADATA
 # title: Quorum met without approvers
@@ -87,6 +112,37 @@ approvals_required := _tier.approvals
 quorum_met := allow if quorum.met(approvals_required, set(), _resource)
 
 default quorum_met := false
+
+# METADATA
+# title: Transfer basis
+# description: The basis on which the data may be reached from the location, or none.
+default transfer_basis := "none"
+
+transfer_basis := residency.basis(_ctx)
+
+# METADATA
+# title: Transfer
+# description: Whether the access is a cross-border transfer, and on which basis and scope.
+transfer := {
+	"cross_border": _cross_border,
+	"basis": transfer_basis,
+	"scope": _scope,
+}
+
+default _cross_border := true
+
+_cross_border := false if {
+	_ctx
+	not residency.cross_border(_ctx)
+}
+
+default _scope := null
+
+_scope := residency.adequacy_scope(_ctx) if transfer_basis == "adequacy"
+
+default _tier_or_empty := {}
+
+_tier_or_empty := _tier
 
 # METADATA
 # title: Decision
@@ -100,16 +156,5 @@ decision := {
 	"pending_lifetime_s": object.get(_tier_or_empty, "pending_lifetime_s", 0),
 	"activation_deadline_s": object.get(_tier_or_empty, "activation_deadline_s", 0),
 	"countries": [input.location],
-	"transfer": {"cross_border": transfer_basis != "in_jurisdiction", "basis": transfer_basis},
+	"transfer": transfer,
 }
-
-# METADATA
-# title: Transfer basis
-# description: The basis on which the data may be reached from the location, or none.
-default transfer_basis := "none"
-
-transfer_basis := _basis
-
-default _tier_or_empty := {}
-
-_tier_or_empty := _tier

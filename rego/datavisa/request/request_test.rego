@@ -20,7 +20,7 @@ test_confidential_request_from_inside_the_eu_is_allowed_and_needs_a_data_owner i
 	not d.quorum_met
 	d.max_duration_s == 14400
 	d.countries == ["DE"]
-	d.transfer == {"cross_border": false, "basis": "in_jurisdiction"}
+	d.transfer == {"cross_border": false, "basis": "in_jurisdiction", "scope": null}
 }
 
 test_denials_name_their_reason if {
@@ -58,4 +58,75 @@ test_unknown_resource_sets_no_numbers if {
 	d.max_duration_s == 0
 	d.pending_lifetime_s == 0
 	d.transfer.basis == "none"
+}
+
+_mid_2026 := 1780272000000000000
+
+_decide(patch) := d if {
+	d := request.decision with input as object.union(_ask, patch)
+		with time.now_ns as _mid_2026
+}
+
+test_travelling_employee_is_no_transfer_but_confidential_data_stays_home if {
+	d := _decide({"location": "US"})
+	not d.allow
+	_codes(d) == {"location_not_permitted"}
+	d.transfer == {"cross_border": false, "basis": "same_entity_travel", "scope": null}
+}
+
+test_travelling_employee_may_reach_internal_data if {
+	d := _decide({"resource": "eu-service-metrics", "location": "US"})
+	d.allow
+	d.quorum_met
+	d.transfer.basis == "same_entity_travel"
+}
+
+test_dpf_certified_importer_needs_the_dpo_too if {
+	d := _decide({"subject": "carol", "location": "US"})
+	d.allow
+	d.transfer == {"cross_border": true, "basis": "adequacy", "scope": "eu_us_dpf"}
+	d.approvals_required == [{"group": "data_owner", "count": 1}, {"group": "dpo", "count": 1}]
+}
+
+test_evidence_is_checked_against_the_data_jurisdiction if {
+	cases := [
+		{"patch": {"subject": "pat", "location": "US"}, "allow": false, "basis": "none"},
+		{"patch": {"subject": "pat", "location": "US", "evidence": ["scc"]}, "allow": true, "basis": "scc"},
+		{"patch": {"subject": "pat", "location": "US", "evidence": ["pia"]}, "allow": false, "basis": "none"},
+		{"patch": {"resource": "sa-patient-records", "location": "DE", "evidence": ["scc"]}, "allow": false, "basis": "none"},
+		{"patch": {"resource": "sa-patient-records", "location": "DE", "evidence": ["scc", "risk_assessment"]}, "allow": true, "basis": "scc"},
+		{"patch": {"resource": "cn-customer-profiles", "location": "DE", "evidence": ["cac"]}, "allow": true, "basis": "cac"},
+		{"patch": {"resource": "ru-customer-register", "location": "DE", "evidence": ["cac", "scc"]}, "allow": false, "basis": "none"},
+		{"patch": {"resource": "qc-member-directory", "location": "CA", "evidence": ["pia"]}, "allow": true, "basis": "pia"},
+	]
+	every c in cases {
+		d := _decide(c.patch)
+		d.allow == c.allow
+		d.transfer.basis == c.basis
+	}
+}
+
+test_restricted_data_is_reached_from_its_jurisdiction_only if {
+	inside := _decide({"resource": "eu-payments-ledger", "location": "FR", "duration_s": 600})
+	inside.allow
+	inside.approvals_required == [{"group": "data_owner", "count": 1}, {"group": "security_officer", "count": 1}]
+	inside.activation_deadline_s == 1800
+	outside := _decide({"subject": "grace", "resource": "eu-payments-ledger", "location": "GB", "duration_s": 600})
+	_codes(outside) == {"location_not_permitted"}
+	outside.transfer.basis == "adequacy"
+}
+
+test_sectoral_rules_hold_inside_the_jurisdiction if {
+	itar := {"resource": "us-itar-designs", "location": "US", "duration_s": 600}
+	cjis := {"resource": "us-cjis-records", "location": "US", "duration_s": 600}
+	_decide(object.union(itar, {"subject": "ursula"})).allow
+	_codes(_decide(object.union(itar, {"subject": "viktor"}))) == {"clearance_required"}
+	_codes(_decide(object.union(itar, {"subject": "ursula", "location": "CA"}))) == {"location_not_permitted"}
+	_decide(object.union(cjis, {"subject": "jade"})).allow
+	_codes(_decide(object.union(cjis, {"subject": "carol"}))) == {"clearance_required"}
+}
+
+test_public_data_may_be_reached_from_an_unknown_place if {
+	d := _decide({"resource": "public-docs", "location": "unknown"})
+	d.allow
 }

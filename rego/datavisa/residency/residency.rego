@@ -1,9 +1,26 @@
 # METADATA
 # title: Residency
 # description: |
-#   Whether, and on which basis, data held in a region may be reached from a country.
-#   An unknown location is never inside a jurisdiction.
+#   Whether, and on which basis, data held in one jurisdiction may be reached from (or
+#   copied to) a place. Every decision that involves a location asks here, so the rules
+#   live in one module and the data in jurisdictions.yaml.
+#
+#   A context describes one access or copy: {jurisdiction (of the data), tags (of the data),
+#   place: {country, subdivision} (of the accessor, or of the target region), entity (the
+#   employing or importing legal entity, or ""), person (true for a person, who may travel),
+#   evidence (set of evidence kinds on file)}.
+#
+#   Bases, tried in this order: in_jurisdiction, same_entity_travel, adequacy, the
+#   jurisdiction's safeguards (scc, bcr, pia, cac ...: the evidence on file covers one),
+#   not_restricted; else none. Remote viewing counts as a transfer; a person employed by an
+#   entity established in the data's jurisdiction who travels does not, where the
+#   jurisdiction says so; an unknown location is never inside and has no basis. Data
+#   carrying a localised tag is reached only on the localisation's own terms.
 package datavisa.residency
+
+_ns_per_day := 86400000000000
+
+_first_bases := ["in_jurisdiction", "same_entity_travel", "adequacy"]
 
 # METADATA
 # title: Jurisdiction of a resource
@@ -11,10 +28,213 @@ package datavisa.residency
 jurisdiction(resource) := data.datavisa.regions[resource.region].jurisdiction
 
 # METADATA
-# title: Transfer basis
+# title: Place of a location
 # description: |
-#   The lawful basis on which the resource may be reached from country, or undefined
-#   when there is none. Reaching data from inside its jurisdiction is no transfer.
-basis(resource, country) := "in_jurisdiction" if {
-	country in data.datavisa.jurisdictions[jurisdiction(resource)].countries
+#   A location as {country, subdivision}: an ISO 3166-1 alpha-2 code (DE), an ISO 3166-2
+#   subdivision (CA-QC), or anything else, such as "unknown", which is no place: its
+#   country is "" and it is inside nothing.
+place(location) := {"country": location, "subdivision": ""} if {
+	regex.match(`^[A-Z]{2}$`, location)
+} else := {"country": substring(location, 0, 2), "subdivision": location} if {
+	regex.match(`^[A-Z]{2}-[A-Z0-9]{1,3}$`, location)
+} else := {"country": "", "subdivision": ""}
+
+# METADATA
+# title: Place of a region
+# description: Where a region is, as {country, subdivision}.
+region_place(region) := {"country": region.country, "subdivision": object.get(region, "subdivision", "")}
+
+# METADATA
+# title: Inside a jurisdiction
+# description: True when the place is one of the jurisdiction's countries or subdivisions.
+inside(jurisdiction_id, where) if where.country in data.datavisa.jurisdictions[jurisdiction_id].countries
+
+inside(jurisdiction_id, where) if {
+	where.subdivision in object.get(data.datavisa.jurisdictions[jurisdiction_id], "subdivisions", [])
+}
+
+# METADATA
+# title: Employed in a jurisdiction
+# description: True when the subject's employing entity is established in the jurisdiction.
+employed_in(jurisdiction_id, subject) if inside(jurisdiction_id, _entity_place(subject.entity))
+
+_entity_place(entity_id) := region_place(data.datavisa.entities[entity_id])
+
+# METADATA
+# title: Context of an access
+# description: The residency context of a subject reaching a resource from a location.
+context(resource, subject_id, location, evidence) := {
+	"jurisdiction": jurisdiction(resource),
+	"tags": {tag | some tag in resource.tags},
+	"place": place(location),
+	"entity": object.get(subject, "entity", ""),
+	"person": object.get(subject, "kind", "") == "person",
+	"evidence": {e | some e in evidence},
+} if {
+	subject := object.get(data.datavisa.subjects, subject_id, {})
+}
+
+# METADATA
+# title: Basis
+# description: The first lawful basis for the context, or "none".
+basis(ctx) := first if {
+	first := bases(ctx)[0]
+} else := "none"
+
+# METADATA
+# title: Bases
+# description: Every lawful basis for the context, most natural first.
+bases(ctx) := [name | some name in _candidates(ctx); _has_basis(ctx, name)]
+
+_candidates(ctx) := array.concat(array.concat(_first_bases, sort(_evidence_bases(ctx))), ["not_restricted"])
+
+_evidence_bases(ctx) := ({name | some name, _ in object.get(_jurisdiction(ctx), "safeguards", {})} | {name |
+	some rule in _localised(ctx)
+	some name, _ in rule.remote_access
+}) - {"not_restricted"}
+
+# METADATA
+# title: Cross-border
+# description: |
+#   True when the access or copy is a transfer: the place is outside the data's
+#   jurisdiction (or unknown) and no same-entity travel makes it none.
+cross_border(ctx) if {
+	not _has_basis(ctx, "in_jurisdiction")
+	not _has_basis(ctx, "same_entity_travel")
+}
+
+# METADATA
+# title: Adequacy scope
+# description: The scope of the adequacy finding the context relies on; null for a whole country.
+adequacy_scope(ctx) := object.get(_adequacy(ctx), "scope", null)
+
+# METADATA
+# title: Localised tags
+# description: The localisation rules of the data's jurisdiction that its tags bring in.
+localised(ctx) := _localised(ctx)
+
+_jurisdiction(ctx) := data.datavisa.jurisdictions[ctx.jurisdiction]
+
+_localised(ctx) := {rule |
+	some tag in ctx.tags
+	rule := data.datavisa.localisation[ctx.jurisdiction][tag]
+}
+
+_outside(ctx) if {
+	ctx.place.country != ""
+	not inside(ctx.jurisdiction, ctx.place)
+}
+
+_has_basis(ctx, "in_jurisdiction") if inside(ctx.jurisdiction, ctx.place)
+
+_has_basis(ctx, "same_entity_travel") if {
+	count(_localised(ctx)) == 0
+	_outside(ctx)
+	_jurisdiction(ctx).travel_exemption == true
+	ctx.person
+	inside(ctx.jurisdiction, _entity_place(ctx.entity))
+}
+
+_has_basis(ctx, "adequacy") if {
+	count(_localised(ctx)) == 0
+	_outside(ctx)
+	_adequacy(ctx)
+}
+
+_has_basis(ctx, name) if {
+	not name in _first_bases
+	name != "not_restricted"
+	count(_localised(ctx)) == 0
+	_outside(ctx)
+	safeguard := _jurisdiction(ctx).safeguards[name]
+	_covered(safeguard, ctx.evidence)
+}
+
+_has_basis(ctx, "not_restricted") if {
+	count(_localised(ctx)) == 0
+	_outside(ctx)
+	_jurisdiction(ctx).open_transfers == true
+	not ctx.place.country in object.get(_jurisdiction(ctx), "restricted_destinations", [])
+}
+
+# Localised data: every localisation that applies must admit the basis, with its evidence.
+_has_basis(ctx, name) if {
+	not name in _first_bases
+	count(_localised(ctx)) > 0
+	_outside(ctx)
+	every rule in _localised(ctx) {
+		_covered(rule.remote_access[name], ctx.evidence)
+	}
+}
+
+_covered(safeguard, evidence) if {
+	every needed in safeguard.evidence {
+		needed in evidence
+	}
+}
+
+# The adequacy finding the context relies on: by the place's country, else by a whole
+# jurisdiction the place is inside; in force today and within its scope.
+_adequacy(ctx) := [finding |
+	some finding in _findings(ctx)
+	_in_force(finding)
+	_in_scope(finding, ctx.entity)
+][0]
+
+_findings(ctx) := array.concat(
+	[finding | finding := _jurisdiction(ctx).adequacy[ctx.place.country]],
+	[finding |
+		some other, finding in object.get(_jurisdiction(ctx), "adequate_jurisdictions", {})
+		inside(other, ctx.place)
+	],
+)
+
+_in_force(finding) if {
+	_started(finding)
+	_not_ended(finding)
+}
+
+_started(finding) if not finding.from
+
+_started(finding) if time.parse_ns("2006-01-02", finding.from) <= time.now_ns()
+
+_not_ended(finding) if not finding.until
+
+_not_ended(finding) if time.now_ns() < time.parse_ns("2006-01-02", finding.until) + _ns_per_day
+
+_in_scope(finding, _) if not finding.scope
+
+_in_scope(finding, entity_id) if finding.scope in data.datavisa.entities[entity_id].frameworks
+
+# METADATA
+# title: Sectoral denials
+# description: |
+#   Why sectoral rules (ITAR, CJIS ...) keep this subject from this resource at this
+#   location, as {code, message}: a clearance the subject lacks (clearance_required), or a
+#   place outside the rule's locations (location_not_permitted). They hold inside the
+#   data's jurisdiction too.
+sectoral_denials(resource, subject_id, location) := {reason |
+	some reason in _missing_clearances(resource, subject_id)
+} | {reason |
+	some tag in sectoral_outside(resource.tags, place(location))
+	msg := sprintf("%s data (%s) may not be reached from %s", [tag, data.datavisa.sectoral_rules[tag].name, location])
+	reason := {"code": "location_not_permitted", "message": msg}
+}
+
+_missing_clearances(resource, subject_id) := {reason |
+	some tag in resource.tags
+	rule := data.datavisa.sectoral_rules[tag]
+	some needed in rule.requires_clearances
+	not needed in object.get(data.datavisa.subjects, [subject_id, "clearances"], [])
+	msg := sprintf("%s data (%s) is only for subjects cleared %s: %s", [tag, rule.name, needed, rule.why])
+	reason := {"code": "clearance_required", "message": msg}
+}
+
+# METADATA
+# title: Sectoral rules broken by a place
+# description: The tags whose sectoral rule does not let the data be reached from, or held in, the place.
+sectoral_outside(tags, where) := {tag |
+	some tag in tags
+	rule := data.datavisa.sectoral_rules[tag]
+	not where.country in rule.locations
 }

@@ -1,0 +1,177 @@
+package datavisa.residency_test
+
+import data.datavisa.residency
+
+# 2026-06-01T00:00:00Z: after the Brazil decision, before the UK one ends.
+_mid_2026 := 1780272000000000000
+
+# Resources the default bundle has no dataset for, one per remaining jurisdiction.
+_extra := {
+	"ca-synthetic": {"region": "azure:canadacentral", "tags": ["pd"]},
+	"au-synthetic": {"region": "aws:ap-southeast-2", "tags": ["pd"]},
+	"jp-synthetic": {"region": "aws:ap-northeast-1", "tags": ["pd"]},
+	"kr-synthetic": {"region": "azure:koreacentral", "tags": ["pd"]},
+	"sg-synthetic": {"region": "aws:ap-southeast-1", "tags": ["pd"]},
+	"ae-synthetic": {"region": "azure:uaenorth", "tags": ["pd"]},
+	"il-synthetic": {"region": "aws:il-central-1", "tags": ["pd"]},
+	"za-synthetic": {"region": "azure:southafricanorth", "tags": ["pd"]},
+	"cn-metrics": {"region": "aws:cn-north-1", "tags": []},
+}
+
+# The residency matrix: who, reaching which data, from where, with which evidence, gets
+# which basis; and whether that is a cross-border transfer.
+_matrix := [
+	# EU: inside, EEA, travel, adequacy (whole, scoped, dated), safeguards, none
+	{"r": "eu-customer-analytics", "s": "alice", "at": "DE", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "eu-customer-analytics", "s": "alice", "at": "FR", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "eu-customer-analytics", "s": "alice", "at": "NO", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "eu-customer-analytics", "s": "alice", "at": "US", "ev": [], "basis": "same_entity_travel", "xb": false},
+	{"r": "eu-customer-analytics", "s": "alice", "at": "unknown", "ev": ["scc"], "basis": "none", "xb": true},
+	{"r": "eu-customer-analytics", "s": "etl-eu", "at": "US", "ev": [], "basis": "none", "xb": true},
+	{"r": "eu-customer-analytics", "s": "carol", "at": "US", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "eu-customer-analytics", "s": "pat", "at": "US", "ev": [], "basis": "none", "xb": true},
+	{"r": "eu-customer-analytics", "s": "pat", "at": "US", "ev": ["scc"], "basis": "scc", "xb": true},
+	{"r": "eu-customer-analytics", "s": "kenji", "at": "JP", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "eu-customer-analytics", "s": "liam", "at": "CA", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "eu-customer-analytics", "s": "grace", "at": "GB", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "eu-customer-analytics", "s": "rafael", "at": "BR", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "eu-customer-analytics", "s": "wei", "at": "CN", "ev": [], "basis": "none", "xb": true},
+	{"r": "eu-customer-analytics", "s": "wei", "at": "CN", "ev": ["bcr"], "basis": "bcr", "xb": true},
+	# Switzerland: its own list, no travel exemption
+	{"r": "ch-private-banking", "s": "heidi", "at": "CH", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "ch-private-banking", "s": "heidi", "at": "DE", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "ch-private-banking", "s": "heidi", "at": "US", "ev": [], "basis": "none", "xb": true},
+	{"r": "ch-private-banking", "s": "carol", "at": "US", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "ch-private-banking", "s": "rafael", "at": "BR", "ev": ["scc"], "basis": "scc", "xb": true},
+	# United Kingdom
+	{"r": "uk-employee-records", "s": "grace", "at": "GB", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "uk-employee-records", "s": "heidi", "at": "FR", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "uk-employee-records", "s": "grace", "at": "CN", "ev": [], "basis": "same_entity_travel", "xb": false},
+	{"r": "uk-employee-records", "s": "carol", "at": "US", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "uk-employee-records", "s": "wei", "at": "CN", "ev": [], "basis": "none", "xb": true},
+	# United States: open, except countries of concern
+	{"r": "us-crm-contacts", "s": "carol", "at": "US", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "us-crm-contacts", "s": "alice", "at": "DE", "ev": [], "basis": "not_restricted", "xb": true},
+	{"r": "us-crm-contacts", "s": "wei", "at": "CN", "ev": ["scc"], "basis": "none", "xb": true},
+	# Canada (PIPEDA) and Québec (Law 25): only Québec itself is inside Québec
+	{"r": "ca-synthetic", "s": "liam", "at": "CA", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "ca-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	{"r": "ca-synthetic", "s": "alice", "at": "DE", "ev": ["scc"], "basis": "scc", "xb": true},
+	{"r": "qc-member-directory", "s": "chloe", "at": "CA-QC", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "qc-member-directory", "s": "chloe", "at": "CA", "ev": [], "basis": "none", "xb": true},
+	{"r": "qc-member-directory", "s": "liam", "at": "CA-ON", "ev": ["pia"], "basis": "pia", "xb": true},
+	# Brazil
+	{"r": "br-loyalty-members", "s": "rafael", "at": "BR", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "br-loyalty-members", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	{"r": "br-loyalty-members", "s": "alice", "at": "DE", "ev": ["scc"], "basis": "scc", "xb": true},
+	# China: personal data localised, CAC evidence only; other data open
+	{"r": "cn-customer-profiles", "s": "wei", "at": "CN", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "cn-customer-profiles", "s": "alice", "at": "DE", "ev": ["scc", "bcr"], "basis": "none", "xb": true},
+	{"r": "cn-customer-profiles", "s": "alice", "at": "DE", "ev": ["cac"], "basis": "cac", "xb": true},
+	{"r": "cn-metrics", "s": "alice", "at": "DE", "ev": [], "basis": "not_restricted", "xb": true},
+	# Russia: nothing leaves, whatever the evidence
+	{"r": "ru-customer-register", "s": "alice", "at": "RU", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "ru-customer-register", "s": "alice", "at": "DE", "ev": ["scc", "bcr", "cac", "pia"], "basis": "none", "xb": true},
+	# India: payment data may be processed abroad (copies are the transfer decision's)
+	{"r": "in-upi-transactions", "s": "priya", "at": "IN", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "in-upi-transactions", "s": "alice", "at": "DE", "ev": [], "basis": "not_restricted", "xb": true},
+	{"r": "in-upi-transactions", "s": "alice", "at": "unknown", "ev": [], "basis": "none", "xb": true},
+	# Saudi Arabia: safeguards and a risk assessment
+	{"r": "sa-patient-records", "s": "noura", "at": "SA", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["scc"], "basis": "none", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["scc", "risk_assessment"], "basis": "scc", "xb": true},
+	# Australia: My Health Record data never leaves; other personal data with a contract
+	{"r": "au-my-health-records", "s": "jack", "at": "AU", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "au-my-health-records", "s": "jack", "at": "NZ", "ev": ["scc"], "basis": "none", "xb": true},
+	{"r": "au-synthetic", "s": "jack", "at": "NZ", "ev": ["scc"], "basis": "scc", "xb": true},
+	# Japan, Korea, Singapore, UAE, Israel, South Africa
+	{"r": "jp-synthetic", "s": "kenji", "at": "JP", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "jp-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "jp-synthetic", "s": "carol", "at": "US", "ev": [], "basis": "none", "xb": true},
+	{"r": "kr-synthetic", "s": "alice", "at": "KR", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "kr-synthetic", "s": "alice", "at": "DE", "ev": ["scc"], "basis": "scc", "xb": true},
+	{"r": "sg-synthetic", "s": "alice", "at": "SG", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "sg-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	{"r": "ae-synthetic", "s": "alice", "at": "AE", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "ae-synthetic", "s": "alice", "at": "DE", "ev": ["bcr"], "basis": "none", "xb": true},
+	{"r": "il-synthetic", "s": "alice", "at": "IL", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "il-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "adequacy", "xb": true},
+	{"r": "il-synthetic", "s": "carol", "at": "US", "ev": ["scc"], "basis": "scc", "xb": true},
+	{"r": "za-synthetic", "s": "alice", "at": "ZA", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "za-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+]
+
+_ctx(c) := residency.context(_resource(c.r), c.s, c.at, c.ev)
+
+_resource(id) := data.datavisa.resources[id]
+
+_resource(id) := _extra[id]
+
+_cross_border(ctx) if residency.cross_border(ctx)
+
+default _cross_border(_) := false
+
+test_residency_matrix if {
+	count(_matrix) >= 40
+	every c in _matrix {
+		residency.basis(_ctx(c)) == c.basis with time.now_ns as _mid_2026
+		_cross_border(_ctx(c)) == c.xb
+	}
+}
+
+test_matrix_touches_every_jurisdiction if {
+	touched := {residency.jurisdiction(_resource(c.r)) | some c in _matrix}
+	every id, _ in data.datavisa.jurisdictions {
+		id in touched
+	}
+}
+
+test_adequacy_follows_its_dates if {
+	grace := residency.context(_resource("eu-customer-analytics"), "grace", "GB", [])
+	residency.basis(grace) == "adequacy" with time.now_ns as time.parse_ns("2006-01-02", "2031-12-27")
+	residency.basis(grace) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2031-12-28")
+	rafael := residency.context(_resource("eu-customer-analytics"), "rafael", "BR", [])
+	residency.basis(rafael) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2026-01-25")
+	residency.basis(rafael) == "adequacy" with time.now_ns as time.parse_ns("2006-01-02", "2026-01-26")
+	carol := residency.context(_resource("ch-private-banking"), "carol", "US", [])
+	residency.basis(carol) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2024-09-14")
+}
+
+test_adequacy_scope_is_reported if {
+	carol := residency.context(_resource("eu-customer-analytics"), "carol", "US", [])
+	residency.adequacy_scope(carol) == "eu_us_dpf" with time.now_ns as _mid_2026
+	grace := residency.context(_resource("eu-customer-analytics"), "grace", "GB", [])
+	residency.adequacy_scope(grace) == null with time.now_ns as _mid_2026
+}
+
+test_places if {
+	residency.place("DE") == {"country": "DE", "subdivision": ""}
+	residency.place("CA-QC") == {"country": "CA", "subdivision": "CA-QC"}
+	residency.place("unknown") == {"country": "", "subdivision": ""}
+	residency.place("de") == {"country": "", "subdivision": ""}
+}
+
+test_unknown_location_is_inside_nothing if {
+	every id, _ in data.datavisa.jurisdictions {
+		not residency.inside(id, residency.place("unknown"))
+	}
+}
+
+test_employment_follows_the_entity if {
+	residency.employed_in("EU", data.datavisa.subjects.alice)
+	not residency.employed_in("EU", data.datavisa.subjects.carol)
+	residency.employed_in("QC", data.datavisa.subjects.chloe)
+	not residency.employed_in("QC", data.datavisa.subjects.liam)
+}
+
+test_sectoral_rules if {
+	itar := data.datavisa.resources["us-itar-designs"]
+	cjis := data.datavisa.resources["us-cjis-records"]
+	residency.sectoral_denials(itar, "ursula", "US") == set()
+	{r.code | some r in residency.sectoral_denials(itar, "viktor", "US")} == {"clearance_required"}
+	{r.code | some r in residency.sectoral_denials(itar, "ursula", "DE")} == {"location_not_permitted"}
+	residency.sectoral_denials(cjis, "jade", "US") == set()
+	{r.code | some r in residency.sectoral_denials(cjis, "carol", "US")} == {"clearance_required"}
+	{r.code | some r in residency.sectoral_denials(cjis, "nobody", "unknown")} == {"clearance_required", "location_not_permitted"}
+	residency.sectoral_outside(["itar", "pd"], residency.place("GB")) == {"itar"}
+}

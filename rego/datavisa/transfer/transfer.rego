@@ -1,0 +1,161 @@
+# METADATA
+# title: Transfer decision
+# description: |
+#   May data be copied or replicated from one region to another, and which approvals does
+#   the copy need? The data is a named resource (its region, tier and tags), or described
+#   in the input. The target region's place is judged like an accessor's location, with
+#   the importing entity (the one operating the target) standing in for the employer;
+#   nobody travels. Where the data's tags are localised, the localisation's copy rules
+#   decide: never (copy_not_permitted), only with evidence, or only as a temporary copy
+#   deleted within max_retention_s. Sectoral rules keep tagged data in their countries.
+#
+#   Input: {resource, target_region, evidence: [string] (optional), importer: entity id
+#   (optional), retention_s (optional: seconds the copy is kept; absent = permanent)}
+#   or, without a resource, {source_region, tier, tags: [string], target_region, ...}.
+#   Output: decision = {allow, reasons: [{code, message}], cross_border, basis (as for
+#   the request decision), scope (of the adequacy finding, or null), approvals_required:
+#   [{group, count}], max_retention_s (how long a copy may be kept, or null for no limit)}
+package datavisa.transfer
+
+import data.datavisa.residency
+
+_data := data.datavisa.resources[input.resource] if input.resource
+
+_data := {"region": input.source_region, "tier": input.tier, "tags": object.get(input, "tags", [])} if {
+	not input.resource
+}
+
+_source := data.datavisa.regions[_data.region]
+
+_target := data.datavisa.regions[input.target_region]
+
+_tier := data.datavisa.tiers[_data.tier]
+
+_ctx := {
+	"jurisdiction": _source.jurisdiction,
+	"tags": {tag | some tag in _data.tags},
+	"place": residency.region_place(_target),
+	"entity": object.get(input, "importer", ""),
+	"person": false,
+	"evidence": {e | some e in object.get(input, "evidence", [])},
+}
+
+_basis := residency.basis(_ctx)
+
+_copies := {rule.copies | some rule in residency.localised(_ctx)}
+
+_retention_limits := {c.max_retention_s | some c in _copies; c.max_retention_s}
+
+# METADATA
+# title: Allow
+# description: True when no rule denies the copy.
+default allow := false
+
+allow if count(deny) == 0
+
+# METADATA
+# title: Denial reasons
+# description: Each reason the copy is refused, as {code, message}.
+deny contains {"code": "unknown_resource", "message": msg} if {
+	input.resource
+	not data.datavisa.resources[input.resource]
+	msg := sprintf("no resource named %q", [input.resource])
+}
+
+deny contains {"code": "unknown_region", "message": msg} if {
+	some region in [_data.region, input.target_region]
+	not data.datavisa.regions[region]
+	msg := sprintf("no region named %q", [region])
+}
+
+deny contains {"code": "unknown_tier", "message": msg} if {
+	not data.datavisa.tiers[_data.tier]
+	msg := sprintf("no tier named %q", [_data.tier])
+}
+
+deny contains {"code": "transfer_not_permitted", "message": msg} if {
+	_tier.residency_checked
+	not _basis in _tier.bases
+	msg := sprintf("%s data held in %s may not be copied to %s (basis: %s)", [_data.tier, _source.jurisdiction, input.target_region, _basis])
+}
+
+deny contains {"code": "copy_not_permitted", "message": msg} if {
+	residency.cross_border(_ctx)
+	some rule in residency.localised(_ctx)
+	not rule.copies.allowed
+	msg := sprintf("no copy may be kept outside %s: %s", [_source.jurisdiction, rule.law])
+}
+
+deny contains {"code": "evidence_required", "message": msg} if {
+	residency.cross_border(_ctx)
+	some copies in _copies
+	some needed in object.get(copies, "evidence", [])
+	not needed in _ctx.evidence
+	msg := sprintf("a copy outside %s needs %s evidence on file", [_source.jurisdiction, needed])
+}
+
+deny contains {"code": "retention_exceeds_localisation_max", "message": msg} if {
+	residency.cross_border(_ctx)
+	some limit in _retention_limits
+	object.get(input, "retention_s", limit + 1) > limit
+	msg := sprintf("a copy outside %s must be deleted within %ds; give retention_s of at most that", [_source.jurisdiction, limit])
+}
+
+deny contains {"code": "transfer_not_permitted", "message": msg} if {
+	some tag in residency.sectoral_outside(_data.tags, residency.region_place(_target))
+	msg := sprintf("%s data (%s) must stay in %s", [tag, data.datavisa.sectoral_rules[tag].name, concat(", ", data.datavisa.sectoral_rules[tag].locations)])
+}
+
+# METADATA
+# title: Cross-border
+# description: True when the copy leaves the data's jurisdiction.
+default cross_border := false
+
+cross_border := residency.cross_border(_ctx)
+
+# METADATA
+# title: Approvals required
+# description: |
+#   The tier's transfer approvals, plus its cross-border approvals (the data protection
+#   officer) when personal data leaves its jurisdiction.
+default approvals_required := []
+
+approvals_required := array.concat(_tier.transfer_approvals, _cross_border_approvals)
+
+default _cross_border_approvals := []
+
+_cross_border_approvals := _tier.cross_border_approvals if {
+	"pd" in _data.tags
+	cross_border
+}
+
+# METADATA
+# title: Maximum retention
+# description: How long a copy outside the jurisdiction may be kept, in seconds; null for no limit.
+default max_retention_s := null
+
+max_retention_s := min(_retention_limits) if {
+	cross_border
+	count(_retention_limits) > 0
+}
+
+default _basis_or_none := "none"
+
+_basis_or_none := _basis
+
+default _scope := null
+
+_scope := residency.adequacy_scope(_ctx) if _basis == "adequacy"
+
+# METADATA
+# title: Decision
+# description: The whole answer for pipelines and the engine.
+decision := {
+	"allow": allow,
+	"reasons": deny,
+	"cross_border": cross_border,
+	"basis": _basis_or_none,
+	"scope": _scope,
+	"approvals_required": approvals_required,
+	"max_retention_s": max_retention_s,
+}

@@ -1,0 +1,122 @@
+package datavisa.transfer_test
+
+import data.datavisa.transfer
+
+_mid_2026 := 1780272000000000000
+
+_decide(ask) := d if {
+	d := transfer.decision with input as ask
+		with time.now_ns as _mid_2026
+}
+
+_codes(d) := {r.code | some r in d.reasons}
+
+test_copies_between_regions if {
+	cases := [
+		# inside the EU: no transfer, but confidential copies need the data owner
+		{
+			"ask": {"resource": "eu-customer-analytics", "target_region": "azure:westeurope"},
+			"codes": set(), "xb": false, "basis": "in_jurisdiction", "approvals": ["data_owner"],
+		},
+		# to a DPF-certified importer in the US: adequacy, and the DPO for personal data
+		{
+			"ask": {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "importer": "acme-inc"},
+			"codes": set(), "xb": true, "basis": "adequacy", "approvals": ["data_owner", "dpo"],
+		},
+		# the same without a certified importer, then with SCC on file
+		{
+			"ask": {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1"},
+			"codes": {"transfer_not_permitted"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+		},
+		{
+			"ask": {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "evidence": ["scc"]},
+			"codes": set(), "xb": true, "basis": "scc", "approvals": ["data_owner", "dpo"],
+		},
+		# restricted data stays in its jurisdiction
+		{
+			"ask": {"resource": "eu-payments-ledger", "target_region": "aws:eu-west-2"},
+			"codes": {"transfer_not_permitted"}, "xb": true, "basis": "adequacy", "approvals": ["data_owner", "security_officer", "dpo"],
+		},
+		# Russia: no copy abroad at all
+		{
+			"ask": {"resource": "ru-customer-register", "target_region": "onprem:frankfurt-1", "evidence": ["scc"]},
+			"codes": {"transfer_not_permitted", "copy_not_permitted"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+		},
+		{
+			"ask": {"resource": "ru-customer-register", "target_region": "onprem:st-petersburg-1"},
+			"codes": set(), "xb": false, "basis": "in_jurisdiction", "approvals": ["data_owner"],
+		},
+		# China: a CAC assessment on file
+		{
+			"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1"},
+			"codes": {"transfer_not_permitted", "evidence_required"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+		},
+		{
+			"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "evidence": ["cac"]},
+			"codes": set(), "xb": true, "basis": "cac", "approvals": ["data_owner", "dpo"],
+		},
+		# India: payment data copies abroad are temporary
+		{
+			"ask": {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1"},
+			"codes": {"retention_exceeds_localisation_max"}, "xb": true, "basis": "not_restricted", "approvals": ["data_owner"],
+		},
+		{
+			"ask": {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "retention_s": 86400},
+			"codes": set(), "xb": true, "basis": "not_restricted", "approvals": ["data_owner"],
+		},
+		# Australia: My Health Record data never leaves
+		{
+			"ask": {"resource": "au-my-health-records", "target_region": "aws:ap-southeast-1", "evidence": ["scc"]},
+			"codes": {"transfer_not_permitted", "copy_not_permitted"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+		},
+		{
+			"ask": {"resource": "au-my-health-records", "target_region": "onprem:sydney-1"},
+			"codes": set(), "xb": false, "basis": "in_jurisdiction", "approvals": ["data_owner"],
+		},
+		# Québec: a PIA even to another province
+		{
+			"ask": {"resource": "qc-member-directory", "target_region": "azure:canadacentral"},
+			"codes": {"transfer_not_permitted"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+		},
+		{
+			"ask": {"resource": "qc-member-directory", "target_region": "azure:canadaeast"},
+			"codes": set(), "xb": false, "basis": "in_jurisdiction", "approvals": ["data_owner"],
+		},
+		# ITAR: technical data stays in the US, even with restricted tier rules aside
+		{
+			"ask": {"source_region": "aws:us-gov-west-1", "tier": "internal", "tags": ["itar"], "target_region": "aws:eu-central-1"},
+			"codes": {"transfer_not_permitted"}, "xb": true, "basis": "not_restricted", "approvals": [],
+		},
+		# described data, no resource: public data goes anywhere
+		{
+			"ask": {"source_region": "aws:eu-central-1", "tier": "public", "target_region": "aws:cn-north-1"},
+			"codes": set(), "xb": true, "basis": "none", "approvals": [],
+		},
+		# unknowns
+		{
+			"ask": {"resource": "nope", "target_region": "aws:eu-west-1"},
+			"codes": {"unknown_resource"}, "xb": false, "basis": "none", "approvals": [],
+		},
+		{
+			"ask": {"source_region": "mars:olympus-1", "tier": "secret", "tags": [], "target_region": "aws:eu-west-1"},
+			"codes": {"unknown_region", "unknown_tier"}, "xb": false, "basis": "none", "approvals": [],
+		},
+	]
+	[c.ask | some c in cases; not _as_expected(c)] == []
+}
+
+_as_expected(c) if {
+	d := _decide(c.ask)
+	_codes(d) == c.codes
+	allowed := count(c.codes) == 0
+	d.allow == allowed
+	d.cross_border == c.xb
+	d.basis == c.basis
+	[a.group | some a in d.approvals_required] == c.approvals
+}
+
+test_copy_retention_is_reported if {
+	_decide({"resource": "in-upi-transactions", "target_region": "gcp:europe-west3"}).max_retention_s == 86400
+	_decide({"resource": "in-upi-transactions", "target_region": "gcp:asia-south1"}).max_retention_s == null
+	_decide({"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "importer": "acme-inc"}).scope == "eu_us_dpf"
+}

@@ -19,12 +19,14 @@ if command -v go >/dev/null 2>&1; then
   echo "building OPA $pinned from its Go module (first build takes a few minutes)..."
   (cd tools/opa && GOFLAGS=-buildvcs=false go build -trimpath -o ../../"$out".tmp .)
   mv "$out".tmp "$out"
-  "$out" version | head -1
+  version=$("$out" version)  # captured first: a pipe into head would SIGPIPE under pipefail
+  echo "${version%%$'\n'*}"
   exit 0
 fi
 
-if command -v opa >/dev/null 2>&1 && opa version | grep -q "^Version: ${series#v}\."; then
-  echo "no Go found; using $(command -v opa) ($(opa version | head -1))"
+found=$(command -v opa >/dev/null 2>&1 && opa version || true)
+if [[ $'\n'"$found" == *$'\nVersion: '"${series#v}".* ]]; then
+  echo "no Go found; using $(command -v opa) (${found%%$'\n'*})"
   ln -sf "$(command -v opa)" "$out"
   exit 0
 fi

@@ -63,3 +63,8 @@ for command in lifecycle.COMMANDS:
 cli.add_command(audit.audit)
 cli.add_command(demo.demo)
 cli.add_command(policy.policy)
+
+from . import serve, tokens  # noqa: E402
+
+cli.add_command(serve.serve)
+cli.add_command(tokens.token)

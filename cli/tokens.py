@@ -1,0 +1,117 @@
+"""`datavisa token`: bearer tokens for the HTTP API, issued to a subject."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from datavisa.engine.durations import rfc3339
+from datavisa.engine.tokens import ROLES, USER, TokenRecord, TokenStore
+
+from . import output
+from .options import db_option, json_option
+
+
+def _record(record: TokenRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "subject": record.subject,
+        "role": record.role,
+        "created_at": rfc3339(record.created_at),
+        "revoked_at": rfc3339(record.revoked_at) if record.revoked_at else None,
+    }
+
+
+@click.group()
+def token() -> None:
+    """Issue, list and revoke bearer tokens for `datavisa serve`.
+
+    The server keeps only a hash of each token; the token itself is printed once, when
+    it is issued. Calls made with it act as its subject.
+
+    \b
+    Example:
+      datavisa token issue alice
+      datavisa token issue db-proxy --role service
+    """
+
+
+@token.command()
+@click.argument("subject")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default=USER,
+    show_default=True,
+    help="service: may also ask access checks about other subjects (for PEPs).",
+)
+@db_option
+@json_option
+def issue(subject: str, role: str, db_path: Path, as_json: bool) -> None:
+    """Issue a token for SUBJECT and print it (only this once).
+
+    \b
+    Example:
+      export DATAVISA_TOKEN=$(datavisa token issue alice)
+      datavisa token issue db-proxy --role service --db /var/lib/datavisa/datavisa.db
+    """
+    tokens = TokenStore(db_path)
+    try:
+        secret, record = tokens.issue(subject, role)
+    finally:
+        tokens.close()
+    if as_json:
+        output.echo_json({**_record(record), "token": secret})
+    else:
+        click.echo(secret)
+        click.echo(f"token {record.id} for {subject} ({role}); it is not shown again", err=True)
+
+
+@token.command(name="list")
+@db_option
+@json_option
+def list_(db_path: Path, as_json: bool) -> None:
+    """List tokens (never their secrets), oldest first.
+
+    \b
+    Example:
+      datavisa token list --json
+    """
+    tokens = TokenStore(db_path)
+    try:
+        records = [_record(r) for r in tokens.list()]
+    finally:
+        tokens.close()
+    if as_json:
+        output.echo_json(records)
+    elif records:
+        rows = [
+            [r["id"], r["subject"], r["role"], r["created_at"], r["revoked_at"] or "-"]
+            for r in records
+        ]
+        click.echo(output.table(rows, ["id", "subject", "role", "created", "revoked"]))
+    else:
+        click.echo("no tokens")
+
+
+@token.command()
+@click.argument("token_id")
+@db_option
+@json_option
+def revoke(token_id: str, db_path: Path, as_json: bool) -> None:
+    """Revoke token TOKEN_ID; calls made with it fail from now on.
+
+    \b
+    Example:
+      datavisa token revoke 3f9c2a71b0de
+    """
+    tokens = TokenStore(db_path)
+    try:
+        record = tokens.revoke(token_id)
+    finally:
+        tokens.close()
+    if as_json:
+        output.echo_json(_record(record))
+    else:
+        click.echo(f"token {record.id} of {record.subject}: revoked")

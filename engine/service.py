@@ -1,0 +1,207 @@
+"""`datavisa serve` as a running thing: the engine, its OPA, the token store, the API.
+
+`running(config)` brings them up and takes them down again, OPA last of all; `serve`
+runs the HTTP API on top until SIGTERM or SIGINT, and a sweeper that writes down the
+expiries and lapses time has decided.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sqlite3
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from . import bundle
+from .config import ServeConfig
+from .errors import DataVisaError
+from .lifecycle import Engine
+from .metrics import Metrics, Snapshot
+from .opa import OpaClient, OpaUnavailable
+from .paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from .server import create_app
+from .store import Store
+from .supervisor import PROBE_TIMEOUT_S, OpaSupervisor
+from .tokens import TokenStore
+
+log = logging.getLogger("datavisa.service")
+
+
+@dataclass
+class Service:
+    """What the app serves: the engine, the token store, and the OPA supervisor if any."""
+
+    engine: Engine
+    tokens: TokenStore
+    supervisor: OpaSupervisor | None = None
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.snapshot)
+        self._probe = OpaClient(self.engine.opa.url, timeout=PROBE_TIMEOUT_S)
+
+    def opa_ready(self) -> bool:
+        self._probe.url = self.engine.opa.url
+        return self._probe.ready()
+
+    def problems(self) -> list[str]:
+        """Why the service cannot answer decisions correctly now; empty when it can."""
+        problems = []
+        if not self.opa_ready():
+            problems.append(f"OPA at {self.engine.opa.url} is not answering with its bundle active")
+        elif self.supervisor is not None and not self.supervisor.in_sync:
+            problems.append("the live grants are not yet pushed to OPA")
+        try:
+            self.engine.store.db.execute("SELECT 1").fetchone()
+        except sqlite3.Error as e:
+            problems.append(f"the database cannot be read: {e}")
+        return problems
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            live_grants=len(self.engine.list_requests(state="active")),
+            pending_requests=len(self.engine.list_requests(state="pending")),
+            opa_up=self.opa_ready(),
+            opa_restarts=self.supervisor.restarts if self.supervisor else 0,
+        )
+
+    def close(self) -> None:
+        self._probe.close()
+
+
+def bundle_revision(path: Path) -> str:
+    """The revision in a built bundle's .manifest (tarball or folder)."""
+    try:
+        if path.is_dir():
+            manifest = (path / ".manifest").read_text()
+        else:
+            with tarfile.open(path) as tar:
+                member = next(m for m in tar.getmembers() if m.name.lstrip("/") == ".manifest")
+                manifest = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+        return str(json.loads(manifest).get("revision") or "unversioned")
+    except (OSError, StopIteration, tarfile.TarError, ValueError, AttributeError):
+        return "unversioned"
+
+
+@contextlib.contextmanager
+def running(cfg: ServeConfig) -> Iterator[Service]:
+    """The store, the token store, the engine and its OPA, up; all stopped on exit."""
+    with contextlib.ExitStack() as stack:
+        store = Store(cfg.database)
+        stack.callback(store.close)
+        tokens = TokenStore(cfg.token_path)
+        stack.callback(tokens.close)
+        client = OpaClient(cfg.opa_url or "http://127.0.0.1:0", timeout=cfg.opa_timeout_s)
+        stack.callback(client.close)
+        bundle_path, rev = None, "external"
+        if not cfg.opa_url:
+            if cfg.bundle is not None:
+                bundle_path, rev = cfg.bundle, bundle_revision(cfg.bundle)
+            else:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="datavisa-")))
+                rev = bundle.revision()
+                bundle_path = bundle.build(
+                    POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp / "bundle.tar.gz", rev
+                )
+        engine = Engine(store, client, revision=rev)
+        supervisor = OpaSupervisor(client, engine.sync_grants, bundle=bundle_path)
+        # Registered before start: a signal during OPA's start-up still stops it.
+        stack.callback(supervisor.stop)
+        supervisor.start()
+        service = Service(engine, tokens, supervisor)
+        stack.callback(service.close)
+        yield service
+
+
+class Periodic:
+    """Calls `fn` every `every_s` seconds from a thread until stopped; logs its failures."""
+
+    def __init__(self, every_s: float, fn: Callable[[], Any], name: str) -> None:
+        self.every_s, self.fn = every_s, fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.fn()
+            except (DataVisaError, OpaUnavailable, sqlite3.Error) as e:
+                log.warning("%s failed: %s", self._thread.name, e)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), for uvicorn to listen on.
+
+    Bound before anything starts, so a taken port fails fast and plainly.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise DataVisaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    return sock
+
+
+def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
+    """Run the service until SIGTERM or SIGINT; then stop OPA and leave nothing behind.
+
+    uvicorn shuts down gracefully on either signal and then raises it again; the handler
+    installed here turns that into SystemExit, so every `finally` (OPA's stop among them)
+    runs instead of the process dying where it stands.
+    """
+    previous = {s: signal.signal(s, _exit_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with listen(*cfg.host_port) as sock, running(cfg) as service:
+            host, port = sock.getsockname()[:2]
+            app = create_app(service, cfg.max_body_bytes)
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    lifespan="off",
+                    log_level="warning",
+                    server_header=False,
+                    timeout_graceful_shutdown=5,
+                )
+            )
+            sweeper = Periodic(cfg.sweep_every_s, service.engine.sweep, "sweeper").start()
+            mode = "external" if cfg.opa_url else "supervised"
+            base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            announce(
+                f"datavisa serve: API on {base}/v1 (OpenAPI at /openapi.json), "
+                f"OPA on {service.engine.opa.url} ({mode}), database {cfg.database}, "
+                f"policy revision {service.engine.revision}"
+            )
+            try:
+                server.run(sockets=[sock])
+            finally:
+                sweeper.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,142 @@
+"""Bearer tokens for the HTTP API: issued to a subject, kept only as hashes.
+
+A token reads `dvt_<id>_<secret>`: the id finds its row, the secret (32 random bytes)
+is what proves it. The store holds the SHA-256 of the whole token, never the token, and
+compares hashes in constant time. The acting subject of every API call is the token's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import DataVisaError, NotFound
+from .store import BUSY_TIMEOUT_S
+
+USER, SERVICE = "user", "service"
+ROLES = (USER, SERVICE)
+PREFIX = "dvt_"
+_ID_BYTES = 6
+_TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{2 * _ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")
+SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+_SUBJECT = re.compile(SUBJECT_PATTERN)
+# Hashed when the id is unknown, so a miss costs what a hit costs.
+_DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the subject a verified token was issued to, and its role."""
+
+    subject: str
+    role: str
+    token_id: str
+
+    @property
+    def is_service(self) -> bool:
+        return self.role == SERVICE
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: str
+    subject: str
+    role: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """The `tokens` table of a SQLite file (by default the engine's own)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        # One connection shared by the server's threads; the lock keeps their use apart.
+        self._lock = threading.Lock()
+        with self._lock:
+            self.db["tokens"].create(
+                {
+                    "id": str,
+                    "subject": str,
+                    "role": str,
+                    "hash": str,
+                    "created_at": float,
+                    "revoked_at": float,
+                },
+                pk="id",
+                not_null={"subject", "role", "hash", "created_at"},
+                if_not_exists=True,
+            )
+
+    def issue(self, subject: str, role: str = USER) -> tuple[str, TokenRecord]:
+        """A new token for `subject`; the token itself is returned once and never stored."""
+        if not _SUBJECT.fullmatch(subject):
+            raise DataVisaError(
+                f"{subject!r} is not a subject name: letters, digits and . _ : @ -, "
+                "starting with a letter or digit, at most 128 characters"
+            )
+        if role not in ROLES:
+            raise DataVisaError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        token_id = secrets.token_hex(_ID_BYTES)
+        token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        record = TokenRecord(token_id, subject, role, time.time())
+        with self._lock, self.db.conn:
+            self.db["tokens"].insert({**record.__dict__, "hash": _hash(token)})
+        return token, record
+
+    def verify(self, token: str) -> Principal | None:
+        """The principal a live token stands for, or None for anything else."""
+        match = _TOKEN.fullmatch(token)
+        token_id = match.group(1) if match else ""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT subject, role, hash, revoked_at FROM tokens WHERE id = ?", [token_id]
+            ).fetchone()
+        stored = row[2] if row else _DUMMY_HASH
+        if not hmac.compare_digest(stored, _hash(token)) or not row or row[3] is not None:
+            return None
+        return Principal(subject=row[0], role=row[1], token_id=token_id)
+
+    def list(self) -> list[TokenRecord]:
+        with self._lock:
+            rows = list(
+                self.db["tokens"].rows_where(
+                    select="id, subject, role, created_at, revoked_at", order_by="created_at"
+                )
+            )
+        return [TokenRecord(**r) for r in rows]
+
+    def revoke(self, token_id: str) -> TokenRecord:
+        """Revoke a token by its id; calls with it fail from now on."""
+        with self._lock, self.db.conn:
+            self.db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                [time.time(), token_id],
+            )
+            row = self.db.execute(
+                "SELECT id, subject, role, created_at, revoked_at FROM tokens WHERE id = ?",
+                [token_id],
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no token with id {token_id!r}")
+        return TokenRecord(*row)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()

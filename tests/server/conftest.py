@@ -1,0 +1,45 @@
+"""Real parts for the HTTP service: uvicorn on a free loopback port, OPA, SQLite in tmp.
+
+Most tests run the app in a thread of the test process against the session's OPA; the
+supervision tests run `datavisa serve` as a process of its own (see test_supervision.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_server import Api, uvicorn_thread
+
+from datavisa.engine.lifecycle import Engine
+from datavisa.engine.opa import OpaClient
+from datavisa.engine.server import create_app
+from datavisa.engine.service import Service
+from datavisa.engine.store import Store
+from datavisa.engine.tokens import TokenStore
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "datavisa.db"
+
+
+@pytest.fixture
+def service(db: Path, opa_url: str) -> Iterator[Service]:
+    """An engine on a fresh database, asking the session's OPA (its grants reset)."""
+    store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
+    engine = Engine(store, client, revision="test")
+    engine.sync_grants()
+    svc = Service(engine, tokens)
+    yield svc
+    svc.close()
+    tokens.close()
+    store.close()
+    client.close()
+
+
+@pytest.fixture
+def api(service: Service) -> Iterator[Api]:
+    with uvicorn_thread(create_app(service, max_body_bytes=16 * 1024)) as url:
+        yield Api(url, service)

@@ -1,0 +1,90 @@
+"""A live server for tests: uvicorn on a free 127.0.0.1 port in a thread, and callers."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import uvicorn
+
+from datavisa.engine.opa import free_port
+from datavisa.engine.service import Service
+
+RESOURCE = "eu-customer-analytics"  # confidential, EU personal data, one data owner (bob)
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: Any) -> Iterator[str]:
+    """Serve `app` on a free 127.0.0.1 port from a thread; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Caller:
+    """HTTP calls to the service as one token's subject (or with no token)."""
+
+    base: str
+    token: str | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        if self.token:
+            self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.get(self.base + path, timeout=10, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.session.post(self.base + path, json=json, timeout=10, **kw)
+
+
+@dataclass
+class Api:
+    url: str
+    service: Service
+    callers: dict[tuple[str, str], Caller] = field(default_factory=dict)
+
+    def as_(self, subject: str, role: str = "user") -> Caller:
+        """A caller holding a token issued to `subject` with `role`."""
+        if (subject, role) not in self.callers:
+            token, _ = self.service.tokens.issue(subject, role)
+            self.callers[subject, role] = Caller(self.url, token)
+        return self.callers[subject, role]
+
+    def anonymous(self) -> Caller:
+        return Caller(self.url)
+
+    def request(self, subject: str = "alice", **body: Any) -> dict[str, Any]:
+        """File a request as `subject`; defaults ask 20 minutes of read from DE."""
+        body = {"resource": RESOURCE, "duration": "20m", "location": "DE", "reason": "INC-1"} | body
+        response = self.as_(subject).post("/v1/requests", body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def grant(self, subject: str = "alice", **body: Any) -> dict[str, Any]:
+        """A request as `subject`, approved by bob: an active grant."""
+        req = self.request(subject, **body)
+        response = self.as_("bob").post(f"/v1/requests/{req['id']}/approve", {"location": "DE"})
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == "active"
+        return response.json()

@@ -1,0 +1,94 @@
+"""One YAML file for `datavisa serve`, flags over it, defaults shown in --help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datavisa.cli.main import cli
+from datavisa.engine import config
+from datavisa.engine.config import ServeConfig
+from datavisa.engine.errors import DataVisaError
+
+
+def test_a_full_file_is_read_with_paths_relative_to_it(tmp_path: Path):
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        "listen: 0.0.0.0:9000\n"
+        "database: data/datavisa.db\n"
+        "bundle: /srv/bundle.tar.gz\n"
+        "opa: {url: http://127.0.0.1:8181, timeout: 1s}\n"
+        "tokens: {database: tokens.db}\n"
+        "max_body_bytes: 4096\n"
+        "sweep_every: 1m\n"
+    )
+    cfg = config.load(path)
+    assert cfg == ServeConfig(
+        listen="0.0.0.0:9000",
+        database=tmp_path / "data" / "datavisa.db",
+        bundle=Path("/srv/bundle.tar.gz"),
+        opa_url="http://127.0.0.1:8181",
+        opa_timeout_s=1.0,
+        tokens_database=tmp_path / "tokens.db",
+        max_body_bytes=4096,
+        sweep_every_s=60.0,
+    )
+    assert cfg.host_port == ("0.0.0.0", 9000)
+
+
+def test_no_file_means_the_defaults_and_the_env_names_one(tmp_path, monkeypatch):
+    monkeypatch.delenv(config.CONFIG_ENV, raising=False)
+    assert config.load(None) == ServeConfig()
+    path = tmp_path / "serve.yaml"
+    path.write_text("listen: 127.0.0.1:9999\n")
+    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    assert config.load(None).listen == "127.0.0.1:9999"
+
+
+def test_flags_override_the_file(tmp_path: Path):
+    path = tmp_path / "serve.yaml"
+    path.write_text("listen: 127.0.0.1:9000\nopa: {timeout: 5s}\n")
+    cfg = config.load(path).override(listen="127.0.0.1:9001", opa_url=None)
+    assert cfg.listen == "127.0.0.1:9001"
+    assert cfg.opa_timeout_s == 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("listne: 127.0.0.1:1\n", "unknown setting listne"),
+        ("opa: {adress: x}\n", "unknown setting opa.adress"),
+        ("listen: nowhere\n", "is not HOST:PORT"),
+        ("listen: 127.0.0.1:70000\n", "is not HOST:PORT"),
+        ("opa: {timeout: soon}\n", "opa.timeout"),
+        ("opa: {timeout: 0}\n", "more than zero"),
+        ("max_body_bytes: 10\n", "at least 1024"),
+        ("max_body_bytes: lots\n", "max_body_bytes has the wrong type"),
+        ("- a list\n", "must be a mapping"),
+        ("listen: [\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):
+    path = tmp_path / "serve.yaml"
+    path.write_text(text)
+    with pytest.raises(DataVisaError, match=message):
+        config.load(path)
+
+
+def test_serve_help_shows_the_defaults_and_examples():
+    result = CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    out = " ".join(result.stdout.split())
+    for default in ("127.0.0.1:8470", "$DATAVISA_DB", "2s", "65536", "30s", "DATAVISA_CONFIG"):
+        assert default in out
+    assert "datavisa serve --opa-url http://127.0.0.1:8181" in result.stdout
+
+
+def test_serve_refuses_a_bad_config_without_a_traceback(tmp_path: Path):
+    path = tmp_path / "serve.yaml"
+    path.write_text("listne: 1\n")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
+    assert result.exit_code == 1
+    assert "unknown setting listne" in result.stderr

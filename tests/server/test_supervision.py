@@ -1,0 +1,200 @@
+"""`datavisa serve` as a process: it supervises its OPA and leaves nothing behind.
+
+Only 127.0.0.1 is reached; every wait is bounded, and nothing asserts how long a step took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from live_server import RESOURCE, Caller
+
+from datavisa.engine import bundle
+from datavisa.engine.opa import free_port
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.tokens import TokenStore
+
+DATAVISA = Path(sys.executable).with_name("datavisa")
+WAIT_S = 60
+
+
+def _children_named(parent: int, name: str) -> set[int]:
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may hold spaces, so split after its ')'.
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == parent and comm == name:
+            found.add(int(proc.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url + "/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen
+    tokens: dict[str, str]
+
+    def as_(self, subject: str) -> Caller:
+        return Caller(self.url, self.tokens[subject])
+
+    def opa_pids(self) -> set[int]:
+        return _children_named(self.proc.pid, "opa")
+
+
+@contextlib.contextmanager
+def _serve(tmp_path: Path, *extra: str) -> Iterator[Served]:
+    db = tmp_path / "datavisa.db"
+    store = TokenStore(db)
+    tokens = {s: store.issue(s)[0] for s in ("alice", "bob")}
+    store.close()
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [str(DATAVISA), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db), *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    served = Served(f"http://127.0.0.1:{port}", proc, tokens)
+    try:
+        _wait_for(lambda: _healthy(served.url) or proc.poll() is not None, "serve to be ready")
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pid in _children_named(proc.pid, "opa"):  # only if serve failed its job
+            os.kill(pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with _serve(tmp_path) as served:
+        yield served
+
+
+CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
+
+
+def _grant(served: Served) -> str:
+    req = served.as_("alice").post(
+        "/v1/requests", {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "x"}
+    )
+    assert req.status_code == 201, req.text
+    approved = served.as_("bob").post(f"/v1/requests/{req.json()['id']}/approve")
+    assert approved.json()["state"] == "active", approved.text
+    return req.json()["id"]
+
+
+def test_a_killed_opa_is_restarted_and_gets_the_grants_back(served):
+    grant_id = _grant(served)
+    alice = served.as_("alice")
+    assert alice.post("/v1/access/check", CHECK).json()["grant_id"] == grant_id
+    (first,) = served.opa_pids()
+
+    os.kill(first, signal.SIGKILL)
+    _wait_for(lambda: not _alive(first), "the killed OPA to be gone")
+    _wait_for(lambda: served.opa_pids() - {first}, "a new OPA")
+    _wait_for(lambda: _healthy(served.url), "/health to be ready again")
+
+    decision = alice.post("/v1/access/check", CHECK).json()
+    assert decision["allow"] is True, decision
+    assert decision["grant_id"] == grant_id
+    metrics = requests.get(served.url + "/metrics", timeout=5).text
+    assert "datavisa_opa_restarts_total 1.0" in metrics
+    assert "datavisa_opa_up 1.0" in metrics
+
+
+def test_while_opa_is_gone_checks_deny_and_health_is_unready(tmp_path):
+    # A bundle that vanishes makes the supervisor's restarts fail for as long as we like.
+    tarball = bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp_path / "b" / "bundle.tar.gz", "t")
+    with _serve(tmp_path, "--bundle", str(tarball)) as served:
+        _grant(served)
+        tarball.unlink()
+        (opa,) = served.opa_pids()
+        os.kill(opa, signal.SIGKILL)
+        _wait_for(lambda: not _healthy(served.url), "/health to turn unready")
+        decision = served.as_("alice").post("/v1/access/check", CHECK).json()
+        assert decision["allow"] is False
+        assert [r["code"] for r in decision["reasons"]] == ["policy_unavailable"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_serve_and_its_opa(served, sig):
+    (opa,) = served.opa_pids()
+    served.proc.send_signal(sig)
+    assert served.proc.wait(timeout=30) == 0
+    assert not _alive(opa)
+
+
+def test_an_existing_opa_is_used_and_left_running(tmp_path, opa_url):
+    with _serve(tmp_path, "--opa-url", opa_url) as served:
+        assert served.opa_pids() == set()
+        _grant(served)
+        assert served.as_("alice").post("/v1/access/check", CHECK).json()["allow"] is True
+        served.proc.terminate()
+        assert served.proc.wait(timeout=30) == 0
+    assert requests.get(opa_url + "/health", timeout=5).status_code == 200
+
+
+def test_a_taken_port_is_a_plain_error_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(DATAVISA), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(tmp_path / "d")],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,49 @@
+"""`datavisa token`: issue prints the token once; list never shows it; revoke ends it."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from datavisa.cli.main import cli
+from datavisa.engine.tokens import TokenStore
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_issue_list_and_revoke(db):
+    issued = _run("token", "issue", "db-proxy", "--role", "service", "--db", str(db), "--json")
+    assert issued.exit_code == 0, issued.output
+    record = json.loads(issued.stdout)
+    assert (record["subject"], record["role"]) == ("db-proxy", "service")
+    token = record["token"]
+    store = TokenStore(db)
+    assert store.verify(token).subject == "db-proxy"
+
+    listed = _run("token", "list", "--db", str(db))
+    assert record["id"] in listed.stdout and "service" in listed.stdout
+    assert token not in listed.stdout
+
+    revoked = _run("token", "revoke", record["id"], "--db", str(db))
+    assert revoked.exit_code == 0
+    assert store.verify(token) is None
+    store.close()
+
+
+def test_issue_prints_only_the_token_on_stdout(db):
+    result = _run("token", "issue", "alice", "--db", str(db))
+    assert result.stdout.strip().startswith("dvt_")
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert "not shown again" in result.stderr
+
+
+def test_bad_subjects_and_unknown_ids_are_refused(db):
+    bad = _run("token", "issue", "has space", "--db", str(db))
+    assert bad.exit_code == 1
+    assert "is not a subject name" in bad.stderr
+    missing = _run("token", "revoke", "000000000000", "--db", str(db))
+    assert missing.exit_code == 1
+    assert "no token with id" in missing.stderr

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 
-def _opa_servers() -> set[int]:
+def _opa_servers(under: Path) -> set[int]:
+    """OPA servers whose command line names a path under `under`."""
     pids = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -17,20 +18,20 @@ def _opa_servers() -> set[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(argv) > 2 and argv[0].endswith(b"opa") and argv[1] == b"run":
+        if argv[0].endswith(b"opa") and b"run" in argv and str(under).encode() in b" ".join(argv):
             pids.add(int(proc.name))
     return pids
 
 
-def test_demo_tells_the_story_and_exits_cleanly():
-    before = _opa_servers()
+def test_demo_tells_the_story_and_exits_cleanly(tmp_path: Path):
     datavisa = Path(sys.executable).with_name("datavisa")
     done = subprocess.run(
         [str(datavisa), "demo", "--duration", "2"],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "NO_COLOR": "1"},
+        # Its temporary files, the OPA bundle among them, land under tmp_path.
+        env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -48,4 +49,5 @@ def test_demo_tells_the_story_and_exits_cleanly():
     positions = [out.find(s) for s in steps]
     assert all(p >= 0 for p in positions), out
     assert positions == sorted(positions), out
-    assert _opa_servers() - before == set()
+    assert "OPA on http://127.0.0.1:" in out
+    assert _opa_servers(tmp_path) == set()

@@ -30,7 +30,7 @@ def trail(request_id, db_path, as_json):
     """
     events = audit_trail.trail(Store(db_path).db, request_id)
     if as_json:
-        output.echo_json(events)
+        output.echo_json([output.event_dict(e) for e in events])
     else:
         click.echo(output.audit_table(events))
 

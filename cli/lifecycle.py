@@ -9,34 +9,39 @@ from typing import Any
 import click
 
 from datavisa.engine.lifecycle import REVIEW_OUTCOMES, STATES
-from datavisa.engine.runtime import local_engine
 
 from . import output
 from .options import (
-    actor_option,
     approver_location_option,
-    db_option,
     duration,
     instant,
     json_option,
     location_option,
-    opa_option,
 )
+from .target import Target, target_options
 
 F = Callable[..., Any]
 
 
 def engine_options(f: F) -> F:
-    """Who acts, on which store, asking which OPA, printing how."""
-    for option in (json_option, opa_option, db_option, actor_option):
-        f = option(f)
-    return f
+    """Who acts, where (local store or server), printing how."""
+    return json_option(target_options(f))
 
 
-def _run(verb: str, args: tuple, db_path, opa_url, as_json: bool) -> None:
-    with local_engine(db_path, opa_url) as engine:
-        req = getattr(engine, verb)(*args)
-        output.print_request(req, as_json)
+def _run(target: Target, verb: str, *args: Any, as_json: bool) -> None:
+    """Call one engine verb as the acting subject and print the record it returns."""
+    with target.engine() as engine:
+        req = getattr(engine, verb)(*_with_actor(verb, target.actor(engine), args))
+    output.print_request(req, as_json)
+
+
+# Where the actor goes in each verb's arguments: first for those that create a request,
+# after the request id for the rest.
+_ACTOR_FIRST = {"request", "break_glass"}
+
+
+def _with_actor(verb: str, actor: str, args: tuple) -> tuple:
+    return (actor, *args) if verb in _ACTOR_FIRST else (args[0], actor, *args[1:])
 
 
 def _duration_option(help: str) -> Callable[[F], F]:
@@ -82,10 +87,7 @@ _actions_option = click.option(
     "repeat for several.",
 )
 @engine_options
-def request(
-    resource, duration_s, actions, location, reason, start_at, evidence, actor, db_path, opa_url,
-    as_json,
-):  # fmt: skip
+def request(resource, duration_s, actions, location, reason, start_at, evidence, target, as_json):
     """Ask for access to RESOURCE for a while.
 
     Policy decides whether you may ask, how long you may have, and who must approve. The
@@ -96,8 +98,8 @@ def request(
       datavisa request eu-customer-analytics --for 1h --from DE --reason "INC-1234"
       datavisa request eu-customer-analytics --for 30m --from DE --reason x --start 2h
     """
-    args = (actor, resource, list(actions), duration_s, location, reason, start_at, list(evidence))
-    _run("request", args, db_path, opa_url, as_json)
+    args = (resource, list(actions), duration_s, location, reason, start_at, list(evidence))
+    _run(target, "request", *args, as_json=as_json)
 
 
 @click.command(name="break-glass")
@@ -107,7 +109,7 @@ def request(
 @location_option
 @click.option("--reason", required=True, help="The emergency: an incident number and what broke.")
 @engine_options
-def break_glass(resource, duration_s, actions, location, reason, actor, db_path, opa_url, as_json):
+def break_glass(resource, duration_s, actions, location, reason, target, as_json):
     """Take emergency access to RESOURCE now, without waiting for approval.
 
     The grant is flagged, short, and must be reviewed afterwards by an approver; while a
@@ -117,15 +119,15 @@ def break_glass(resource, duration_s, actions, location, reason, actor, db_path,
     Example:
       datavisa break-glass eu-customer-analytics --for 10m --from DE --reason "INC-99 outage"
     """
-    args = (actor, resource, list(actions), duration_s, location, reason)
-    _run("break_glass", args, db_path, opa_url, as_json)
+    args = (resource, list(actions), duration_s, location, reason)
+    _run(target, "break_glass", *args, as_json=as_json)
 
 
 @click.command()
 @click.argument("request_id")
 @approver_location_option
 @engine_options
-def approve(request_id, location, actor, db_path, opa_url, as_json):
+def approve(request_id, location, target, as_json):
     """Approve request REQUEST_ID as an eligible approver.
 
     The grant becomes active once the approvals policy requires are in (or, for a
@@ -135,54 +137,54 @@ def approve(request_id, location, actor, db_path, opa_url, as_json):
     Example:
       datavisa approve 3f9c2a71b0de --as bob --from DE
     """
-    _run("approve", (request_id, actor, location), db_path, opa_url, as_json)
+    _run(target, "approve", request_id, location, as_json=as_json)
 
 
 @click.command()
 @click.argument("request_id")
 @click.option("--reason", default="", help="Why, for the requester and the audit trail.")
 @engine_options
-def deny(request_id, reason, actor, db_path, opa_url, as_json):
+def deny(request_id, reason, target, as_json):
     """Deny request REQUEST_ID: one deny ends it.
 
     \b
     Example:
       datavisa deny 3f9c2a71b0de --as bob --reason "use the anonymised extract"
     """
-    _run("deny", (request_id, actor, reason), db_path, opa_url, as_json)
+    _run(target, "deny", request_id, reason, as_json=as_json)
 
 
 @click.command()
 @click.argument("request_id")
 @engine_options
-def cancel(request_id, actor, db_path, opa_url, as_json):
+def cancel(request_id, target, as_json):
     """Withdraw your request REQUEST_ID before it is active.
 
     \b
     Example:
       datavisa cancel 3f9c2a71b0de
     """
-    _run("cancel", (request_id, actor), db_path, opa_url, as_json)
+    _run(target, "cancel", request_id, as_json=as_json)
 
 
 @click.command()
 @click.argument("request_id")
 @engine_options
-def activate(request_id, actor, db_path, opa_url, as_json):
+def activate(request_id, target, as_json):
     """Start your approved, scheduled grant REQUEST_ID; its duration runs from now.
 
     \b
     Example:
       datavisa activate 3f9c2a71b0de
     """
-    _run("activate", (request_id, actor), db_path, opa_url, as_json)
+    _run(target, "activate", request_id, as_json=as_json)
 
 
 @click.command()
 @click.argument("grant_id")
 @click.option("--reason", default="", help="Why, for the audit trail.")
 @engine_options
-def revoke(grant_id, reason, actor, db_path, opa_url, as_json):
+def revoke(grant_id, reason, target, as_json):
     """End grant GRANT_ID now, as an approver of the data or an admin.
 
     When this returns, every access check on the grant is already denied.
@@ -191,20 +193,20 @@ def revoke(grant_id, reason, actor, db_path, opa_url, as_json):
     Example:
       datavisa revoke 3f9c2a71b0de --as bob --reason "incident closed"
     """
-    _run("revoke", (grant_id, actor, reason), db_path, opa_url, as_json)
+    _run(target, "revoke", grant_id, reason, as_json=as_json)
 
 
 @click.command()
 @click.argument("grant_id")
 @engine_options
-def relinquish(grant_id, actor, db_path, opa_url, as_json):
+def relinquish(grant_id, target, as_json):
     """Give your grant GRANT_ID back before it expires.
 
     \b
     Example:
       datavisa relinquish 3f9c2a71b0de
     """
-    _run("relinquish", (grant_id, actor), db_path, opa_url, as_json)
+    _run(target, "relinquish", grant_id, as_json=as_json)
 
 
 @click.command()
@@ -212,7 +214,7 @@ def relinquish(grant_id, actor, db_path, opa_url, as_json):
 @_duration_option("How much longer: 15m, 1h.")
 @click.option("--reason", default="", help="Why the work needs more time.")
 @engine_options
-def extend(grant_id, duration_s, reason, actor, db_path, opa_url, as_json):
+def extend(grant_id, duration_s, reason, target, as_json):
     """Ask for more time on your active grant GRANT_ID.
 
     An extension is a new decision: policy says how far into the grant you must be,
@@ -222,7 +224,7 @@ def extend(grant_id, duration_s, reason, actor, db_path, opa_url, as_json):
     Example:
       datavisa extend 3f9c2a71b0de --for 30m --reason "migration still running"
     """
-    _run("extend", (grant_id, actor, duration_s, reason), db_path, opa_url, as_json)
+    _run(target, "extend", grant_id, duration_s, reason, as_json=as_json)
 
 
 @click.command()
@@ -235,14 +237,14 @@ def extend(grant_id, duration_s, reason, actor, db_path, opa_url, as_json):
 )
 @click.option("--notes", default="", help="What the review found.")
 @engine_options
-def review(grant_id, outcome, notes, actor, db_path, opa_url, as_json):
+def review(grant_id, outcome, notes, target, as_json):
     """Review break-glass grant GRANT_ID after the fact, as an approver of the data.
 
     \b
     Example:
       datavisa review 3f9c2a71b0de --as bob --outcome accepted --notes "INC-99 confirmed"
     """
-    _run("review", (grant_id, actor, outcome, notes), db_path, opa_url, as_json)
+    _run(target, "review", grant_id, outcome, notes, as_json=as_json)
 
 
 @click.command()
@@ -250,10 +252,9 @@ def review(grant_id, outcome, notes, actor, db_path, opa_url, as_json):
 @click.argument("resource")
 @click.option("--action", default="read", show_default=True, help="The action to check.")
 @location_option
-@db_option
-@opa_option
 @json_option
-def check(subject, resource, action, location, db_path, opa_url, as_json):
+@target_options
+def check(subject, resource, action, location, target, as_json):
     """May SUBJECT do an action on RESOURCE from a country, now?
 
     Exits 0 when allowed and 1 when denied, so scripts can branch on it.
@@ -262,7 +263,7 @@ def check(subject, resource, action, location, db_path, opa_url, as_json):
     Example:
       datavisa check alice eu-customer-analytics --action read --from DE
     """
-    with local_engine(db_path, opa_url) as engine:
+    with target.engine() as engine:
         decision = engine.check(subject, resource, action, location)
     if as_json:
         output.echo_json(decision.to_dict())
@@ -274,16 +275,16 @@ def check(subject, resource, action, location, db_path, opa_url, as_json):
 
 @click.command()
 @click.argument("request_id")
-@db_option
 @json_option
-def show(request_id, db_path, as_json):
+@target_options
+def show(request_id, target, as_json):
     """Show request REQUEST_ID with its approvals and audit events.
 
     \b
     Example:
       datavisa show 3f9c2a71b0de
     """
-    with local_engine(db_path, policy=False) as engine:
+    with target.engine(policy=False) as engine:
         req = engine.get(request_id)
         approvals = engine.approvals(request_id)
         events = engine.trail(request_id)
@@ -292,7 +293,7 @@ def show(request_id, db_path, as_json):
             {
                 **output.request_dict(req),
                 "approvals": [output.approval_dict(a) for a in approvals],
-                "events": events,
+                "events": [output.event_dict(e) for e in events],
             }
         )
     else:
@@ -305,9 +306,9 @@ def show(request_id, db_path, as_json):
 @click.option(
     "--overdue", is_flag=True, help="Only break-glass grants whose review is past its deadline."
 )
-@db_option
 @json_option
-def list_(state, requester, overdue, db_path, as_json):
+@target_options
+def list_(state, requester, overdue, target, as_json):
     """List requests and grants, oldest first, in the state the clock says they are in.
 
     \b
@@ -315,7 +316,7 @@ def list_(state, requester, overdue, db_path, as_json):
       datavisa list --state pending
       datavisa list --overdue
     """
-    with local_engine(db_path, policy=False) as engine:
+    with target.engine(policy=False) as engine:
         reqs = engine.list_requests(state, requester, overdue)
     if as_json:
         output.echo_json([output.request_dict(r) for r in reqs])
@@ -326,10 +327,9 @@ def list_(state, requester, overdue, db_path, as_json):
 
 
 @click.command()
-@db_option
-@opa_option
 @json_option
-def sweep(db_path, opa_url, as_json):
+@target_options
+def sweep(target, as_json):
     """Record the expiries and lapses that time has already decided.
 
     Access checks never wait for this: an expired grant is denied by OPA's clock. Sweeping
@@ -340,7 +340,7 @@ def sweep(db_path, opa_url, as_json):
     Example:
       datavisa sweep
     """
-    with local_engine(db_path, opa_url) as engine:
+    with target.engine() as engine:
         counts = engine.sweep()
     if as_json:
         output.echo_json(counts)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import re
 import time
 from collections.abc import Callable
@@ -45,17 +43,6 @@ def opa_option(f: F) -> F:
 
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
-
-
-def actor_option(f: F) -> F:
-    return click.option(
-        "--as",
-        "actor",
-        envvar="DATAVISA_AS",
-        default=lambda: os.environ.get("USER") or getpass.getuser(),
-        show_default="$DATAVISA_AS or your login name",
-        help="The subject acting, as named in the directory.",
-    )(f)
 
 
 def country(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -43,6 +43,10 @@ def approval_dict(approval: Approval) -> dict[str, Any]:
     return {**asdict(approval), "at": rfc3339(approval.at)}
 
 
+def event_dict(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "at": rfc3339(event["at"])}
+
+
 def print_request(req: Request, as_json: bool) -> None:
     if as_json:
         echo_json(request_dict(req))

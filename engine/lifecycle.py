@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,11 @@ class Engine:
     opa: OpaClient | None
     revision: str
     clock: Callable[[], float] = time.time
+    # Held while reading grants from the store and writing them to OPA, so a full resync
+    # cannot put back a grant that a concurrent revoke has just taken out.
+    _grants_lock: threading.Lock = dataclasses.field(
+        default_factory=threading.Lock, repr=False, compare=False
+    )
 
     # -- asking for access ----------------------------------------------------------------
 
@@ -429,13 +435,22 @@ class Engine:
 
     # -- access ---------------------------------------------------------------------------
 
-    def check(self, subject: str, resource: str, action: str, location: str) -> Decision:
-        """May `subject` do `action` on `resource` from `location` now? OPA's clock decides."""
-        return decide(
-            self.opa,
-            ACCESS,
-            {"subject": subject, "resource": resource, "action": action, "location": location},
-        )
+    def check(
+        self,
+        subject: str,
+        resource: str,
+        action: str,
+        location: str,
+        context: dict[str, Any] | None = None,
+    ) -> Decision:
+        """May `subject` do `action` on `resource` from `location` now? OPA's clock decides.
+
+        `context` (a ticket, a query, a client) travels to OPA as `input.context`.
+        """
+        input = {"subject": subject, "resource": resource, "action": action, "location": location}
+        if context:
+            input["context"] = context
+        return decide(self.opa, ACCESS, input)
 
     # -- grants in OPA --------------------------------------------------------------------
 
@@ -459,11 +474,12 @@ class Engine:
 
     def push_grants(self, subject: str) -> None:
         """Replace the subject's live grants in OPA with what the store holds."""
-        grants = self._grant_docs(subject).get(subject, {})
         try:
             if self.opa is None:
                 raise OpaUnavailable("no OPA configured")
-            self.opa.put_data(f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
+            with self._grants_lock:
+                grants = self._grant_docs(subject).get(subject, {})
+                self.opa.put_data(f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
         except OpaUnavailable as e:
             raise DataVisaError(
                 f"saved, but OPA did not take the new grants ({e}); they are pushed again "
@@ -472,7 +488,10 @@ class Engine:
 
     def sync_grants(self) -> None:
         """Replace every live grant in OPA with what the store holds (start, OPA restart)."""
-        self.opa.put_data(GRANTS_PATH, self._grant_docs())
+        if self.opa is None:
+            raise OpaUnavailable("no OPA configured")
+        with self._grants_lock:
+            self.opa.put_data(GRANTS_PATH, self._grant_docs())
 
     def _push_if_live(self, req: Request) -> None:
         if req.state == ACTIVE:

@@ -1,0 +1,91 @@
+"""Where a command's work happens: a local store and OPA, or a `datavisa serve` server.
+
+Every lifecycle command takes the same options (--as, --db, --opa-url, --server, --token)
+and gets one `Target`; `target.engine()` yields a local Engine or a RemoteEngine, which have
+the same methods, so the commands print the same thing either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from datavisa.engine.lifecycle import Engine
+from datavisa.engine.remote import SERVER_ENV, TOKEN_ENV, RemoteEngine, connect
+from datavisa.engine.runtime import local_engine
+
+from .options import db_option, opa_option
+
+F = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    db_path: Path
+    opa_url: str | None
+    server: str | None
+    token: str | None
+    as_: str | None
+
+    @contextmanager
+    def engine(self, policy: bool = True) -> Iterator[Engine | RemoteEngine]:
+        """The engine to call: the server's when --server is given, else a local one."""
+        if self.server:
+            with connect(self.server, self.token) as remote:
+                yield remote
+        else:
+            with local_engine(self.db_path, self.opa_url, policy=policy) as local:
+                yield local
+
+    def actor(self, engine: Engine | RemoteEngine) -> str:
+        """Who acts: --as, else the token's subject on a server, else your login name."""
+        if self.as_:
+            return self.as_
+        if isinstance(engine, RemoteEngine):
+            return engine.subject
+        return os.environ.get("USER") or getpass.getuser()
+
+
+def target_options(f: F) -> F:
+    """Add the options that say who acts and where, and pass them on as `target`."""
+
+    @functools.wraps(f)
+    def command(*args: Any, db_path, opa_url, server, token, as_, **kwargs: Any) -> Any:
+        return f(*args, target=Target(db_path, opa_url, server, token, as_), **kwargs)
+
+    for option in (
+        click.option(
+            "--token",
+            envvar=TOKEN_ENV,
+            metavar="TOKEN",
+            help=f"Bearer token for --server (env {TOKEN_ENV}); "
+            "issued by `datavisa token issue SUBJECT`.",
+        ),
+        click.option(
+            "--server",
+            envvar=SERVER_ENV,
+            metavar="URL",
+            help=f"Work through the DataVisa server at URL (env {SERVER_ENV}) instead of "
+            "the local store; you act as the token's subject.",
+        ),
+        opa_option,
+        db_option,
+        click.option(
+            "--as",
+            "as_",
+            envvar="DATAVISA_AS",
+            metavar="SUBJECT",
+            help="The subject acting, as named in the directory (env DATAVISA_AS). "
+            "Default: the token's subject with --server, else your login name.",
+        ),
+    ):
+        command = option(command)
+    return command

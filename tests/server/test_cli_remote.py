@@ -1,0 +1,83 @@
+"""The CLI's remote mode: the same verbs through `datavisa serve`, with the same output."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from datavisa.cli.main import cli
+
+RESOURCE = "eu-customer-analytics"
+_VOLATILE = [
+    (re.compile(r"\b[0-9a-f]{12}\b"), "ID"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "TIME"),
+    (re.compile(r"\((in |)[0-9dhms]+( ago|)\)"), "(REL)"),
+    (re.compile(r"revision    \S+"), "revision    REV"),
+    (re.compile(r"(?m)^(\d+ +TIME +\w+ +\w+ +ID +\w+ +)\S+"), r"\1DECISION"),
+]
+
+
+def _normal(text: str) -> str:
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _story(invoke) -> list[str]:
+    """One request's life, as each command printed it."""
+    outputs = []
+
+    def step(*args: str, who: str = "alice", code: int = 0) -> str:
+        result = invoke(*args, who=who)
+        assert result.exit_code == code, result.output
+        outputs.append(_normal(result.stdout + result.stderr))
+        return result.stdout
+
+    created = step("request", RESOURCE, "--for", "20m", "--from", "DE", "--reason", "INC-1",
+                   who="alice")  # fmt: skip
+    rid = re.search(r"request ([0-9a-f]{12})", created).group(1)
+    step("approve", rid, "--from", "DE", who="alice", code=1)  # self-approval refused
+    step("approve", rid, "--from", "DE", who="bob")
+    step("show", rid, who="alice")
+    step("list", who="alice")
+    step("extend", rid, "--for", "10m", "--reason", "more", who="alice", code=1)
+    step("revoke", rid, "--reason", "done", who="bob")
+    step("revoke", rid, who="bob", code=1)
+    step("show", "000000000000", who="alice", code=1)
+    return outputs
+
+
+def test_remote_mode_prints_what_local_mode_prints(api, opa_url, tmp_path):
+    tokens = {who: api.service.tokens.issue(who, "user")[0] for who in ("alice", "bob")}
+
+    def remote(*args: str, who: str):
+        argv = [*args, "--server", api.url, "--token", tokens[who]]
+        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+    def local(*args: str, who: str):
+        argv = [*args, "--as", who, "--db", str(tmp_path / "local.db"), "--opa-url", opa_url]
+        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+    assert _story(remote) == _story(local)
+
+
+def test_remote_mode_acts_only_as_the_tokens_subject(api):
+    token, _ = api.service.tokens.issue("alice", "user")
+    result = CliRunner().invoke(
+        cli,
+        ["request", RESOURCE, "--for", "20m", "--from", "DE", "--reason", "x", "--as", "bob",
+         "--server", api.url, "--token", token],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "acts as alice" in result.stderr
+    assert api.service.engine.list_requests() == []
+
+
+def test_remote_mode_needs_a_token_and_says_where_to_get_one(api):
+    result = CliRunner().invoke(cli, ["list", "--server", api.url], env={"DATAVISA_TOKEN": ""})
+    assert result.exit_code == 1
+    assert "datavisa token issue" in result.stderr
+    bad = CliRunner().invoke(cli, ["list", "--server", api.url, "--token", "dvt_x_y"])
+    assert bad.exit_code == 1
+    assert "refused the token" in bad.stderr

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import audit
+from .decision_log import DecisionLog
 from .decisions import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, Decision, decide
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
@@ -42,6 +43,7 @@ _NEXT = {
     ACTIVE: {EXPIRED, REVOKED, RELINQUISHED},
 }
 ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
+_RACES = 5  # times an approval is judged again when others land while it is being decided
 REVIEW_OUTCOMES = ("accepted", "rejected")
 SYSTEM = "datavisa"  # the actor of transitions that time makes
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
@@ -70,6 +72,7 @@ class Engine:
     opa: OpaClient | None
     revision: str
     clock: Callable[[], float] = time.time
+    log: DecisionLog | None = None  # where every decision asked is recorded before use
     # Held while reading grants from the store and writing them to OPA, so a full resync
     # cannot put back a grant that a concurrent revoke has just taken out.
     _grants_lock: threading.Lock = dataclasses.field(
@@ -94,8 +97,7 @@ class Engine:
         if start_at is not None and start_at < now:
             raise DataVisaError("the start is in the past; leave it out to start on approval")
         evidence = sorted(set(evidence or []))
-        decision = decide(
-            self.opa,
+        decision = self._decide(
             REQUEST,
             {
                 "subject": requester,
@@ -148,24 +150,25 @@ class Engine:
         reason: str,
     ) -> Request:
         """Self-activate an emergency grant now; policy sets the cap and the review deadline."""
+        overdue = len(self.list_requests(requester=requester, overdue=True))
+        decision = self._decide(
+            BREAKGLASS,
+            {
+                "subject": requester,
+                "resource": resource,
+                "actions": actions,
+                "duration_s": duration_s,
+                "location": location,
+                "reason": reason,
+                "overdue_reviews": overdue,
+            },
+        )
+        if not decision.allow:
+            raise Denied("break-glass refused", decision)
         with self.store.transaction() as db:
             now = self.clock()
-            overdue = len(self.list_requests(requester=requester, overdue=True))
-            decision = decide(
-                self.opa,
-                BREAKGLASS,
-                {
-                    "subject": requester,
-                    "resource": resource,
-                    "actions": actions,
-                    "duration_s": duration_s,
-                    "location": location,
-                    "reason": reason,
-                    "overdue_reviews": overdue,
-                },
-            )
-            if not decision.allow:
-                raise Denied("break-glass refused", decision)
+            if len(self.list_requests(requester=requester, overdue=True)) != overdue:
+                raise Conflict(f"a review of {requester} fell due meanwhile; try again")
             self._refuse_duplicate(requester, resource, now)
             policy = decision.result
             req = Request(
@@ -208,14 +211,10 @@ class Engine:
 
     def approve(self, request_id: str, approver: str, location: str = "unknown") -> Request:
         """Record an approval; the grant activates when the quorum policy sets is met."""
-        with self.store.transaction() as db:
-            # Read and decide under the write lock: two approvers at once are serialised,
-            # and the quorum is judged on every approval recorded before this one.
-            now = self.clock()
-            req = self._load(request_id, now, {PENDING}, "approve")
-            approvals = [a.approver for a in self.approvals(req.id) if a.verdict == "approve"]
-            decision = decide(
-                self.opa,
+        for _ in range(_RACES):
+            req = self._load(request_id, self.clock(), {PENDING}, "approve")
+            approvals = self._approvers(req.id)
+            decision = self._decide(
                 APPROVAL,
                 {
                     "approver": approver,
@@ -226,24 +225,36 @@ class Engine:
             )
             if not decision.allow:
                 raise Denied("approval refused", decision)
-            db["approvals"].insert(
-                dataclasses.asdict(
-                    Approval(req.id, approver, "approve", now, decision.decision_id, location)
+            with self.store.transaction() as db:
+                # Under the write lock: the quorum was judged on the approvals recorded
+                # before this one; if another landed meanwhile, judge again.
+                now = self.clock()
+                req = self._load(request_id, now, {PENDING}, "approve")
+                if self._approvers(req.id) != approvals:
+                    continue
+                approval = Approval(
+                    req.id, approver, "approve", now, decision.decision_id, location
                 )
-            )
-            detail = {"groups": decision.result.get("groups", []), "location": location}
-            self._audit(now, approver, "approved", req, decision, detail)
-            if decision.result.get("quorum_met"):
-                req = self._quorum_met(req, now, approver)
-        self._push_if_live(req)
-        return self._view(req, now)
+                db["approvals"].insert(dataclasses.asdict(approval))
+                detail = {"groups": decision.result.get("groups", []), "location": location}
+                self._audit(now, approver, "approved", req, decision, detail)
+                if decision.result.get("quorum_met"):
+                    req = self._quorum_met(req, now, approver)
+            self._push_if_live(req)
+            return self._view(req, now)
+        raise Conflict(f"{request_id} is being approved by others right now; try again")
+
+    def _approvers(self, request_id: str) -> list[str]:
+        return [a.approver for a in self.approvals(request_id) if a.verdict == "approve"]
 
     def deny(self, request_id: str, approver: str, reason: str = "") -> Request:
         """End a pending request: one deny is enough."""
+        decision = self._permit(
+            approver, "deny", self._load(request_id, self.clock(), {PENDING}, "deny")
+        )
         with self.store.transaction() as db:
             now = self.clock()
             req = self._load(request_id, now, {PENDING}, "deny")
-            decision = self._permit(approver, "deny", req)
             db["approvals"].insert(
                 dataclasses.asdict(
                     Approval(req.id, approver, "deny", now, decision.decision_id, None, reason)
@@ -254,10 +265,12 @@ class Engine:
 
     def cancel(self, request_id: str, actor: str) -> Request:
         """The requester withdraws a request that is pending or approved but not active."""
+        decision = self._permit(
+            actor, "cancel", self._load(request_id, self.clock(), {PENDING, APPROVED}, "cancel")
+        )
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {PENDING, APPROVED}, "cancel")
-            decision = self._permit(actor, "cancel", req)
             self._move(req, CANCELLED, now, actor, "cancelled", decision)
         return req
 
@@ -265,10 +278,12 @@ class Engine:
 
     def activate(self, request_id: str, actor: str) -> Request:
         """Start an approved, scheduled grant: not before its start, not after its deadline."""
+        decision = self._permit(
+            actor, "activate", self._load(request_id, self.clock(), {APPROVED}, "activate")
+        )
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {APPROVED}, "activate")
-            decision = self._permit(actor, "activate", req)
             if req.start_at is not None and now < req.start_at:
                 raise Conflict(
                     f"request {req.id} may be activated from its start, "
@@ -280,20 +295,24 @@ class Engine:
 
     def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
         """End a grant early. When this returns, OPA already denies it."""
+        decision = self._permit(
+            actor, "revoke", self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
+        )
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
-            decision = self._permit(actor, "revoke", req)
             self._move(req, REVOKED, now, actor, "revoked", decision, reason)
         self.push_grants(req.requester)
         return req
 
     def relinquish(self, request_id: str, actor: str) -> Request:
         """The requester gives a grant back before it expires."""
+        decision = self._permit(
+            actor, "relinquish", self._load(request_id, self.clock(), {ACTIVE}, "relinquish")
+        )
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE}, "relinquish")
-            decision = self._permit(actor, "relinquish", req)
             self._move(req, RELINQUISHED, now, actor, "relinquished", decision)
         self.push_grants(req.requester)
         return req
@@ -303,31 +322,32 @@ class Engine:
 
         Returns the extension request; when policy needs no approval it is applied at once.
         """
+        grant = self._extendable(request_id, self.clock())
+        decision = self._decide(
+            EXTENSION,
+            {
+                "subject": actor,
+                "grant": {
+                    **_request_input(grant),
+                    "starts_ns": _ns(grant.activated_at),
+                    "expires_ns": _ns(grant.expires_at),
+                    "extended_s": grant.extended_s,
+                },
+                "extra_s": extra_s,
+                "reason": reason,
+            },
+        )
+        if not decision.allow:
+            raise Denied("extension refused", decision)
         with self.store.transaction() as db:
             now = self.clock()
-            grant = self._load(request_id, now, {ACTIVE}, "extend")
-            if grant.kind == EXTENSION_KIND:
-                raise Conflict(f"{grant.id} is an extension request; extend the grant itself")
-            for other in self.store.requests("parent_id = ? AND state = ?", [grant.id, PENDING]):
-                if effective_state(other, now) == PENDING:
-                    raise Conflict(f"extension {other.id} of {grant.id} is already pending")
-            decision = decide(
-                self.opa,
-                EXTENSION,
-                {
-                    "subject": actor,
-                    "grant": {
-                        **_request_input(grant),
-                        "starts_ns": _ns(grant.activated_at),
-                        "expires_ns": _ns(grant.expires_at),
-                        "extended_s": grant.extended_s,
-                    },
-                    "extra_s": extra_s,
-                    "reason": reason,
-                },
-            )
-            if not decision.allow:
-                raise Denied("extension refused", decision)
+            decided_on = grant
+            grant = self._extendable(request_id, now)
+            if (grant.expires_at, grant.extended_s) != (
+                decided_on.expires_at,
+                decided_on.extended_s,
+            ):
+                raise Conflict(f"{grant.id} was extended meanwhile; ask again")
             ext = dataclasses.replace(
                 grant,
                 id=_new_id(),
@@ -352,18 +372,31 @@ class Engine:
             self.push_grants(grant.requester)
         return ext
 
+    def _reviewable(self, request_id: str) -> Request:
+        req = self.get(request_id)
+        if req.kind != BREAKGLASS_KIND:
+            raise Conflict(f"{req.id} is not a break-glass grant; only those are reviewed")
+        if req.reviewed_at is not None:
+            raise Conflict(f"{req.id} was already reviewed by {req.reviewed_by}")
+        return req
+
+    def _extendable(self, request_id: str, now: float) -> Request:
+        grant = self._load(request_id, now, {ACTIVE}, "extend")
+        if grant.kind == EXTENSION_KIND:
+            raise Conflict(f"{grant.id} is an extension request; extend the grant itself")
+        for other in self.store.requests("parent_id = ? AND state = ?", [grant.id, PENDING]):
+            if effective_state(other, now) == PENDING:
+                raise Conflict(f"extension {other.id} of {grant.id} is already pending")
+        return grant
+
     def review(self, request_id: str, reviewer: str, outcome: str, notes: str = "") -> Request:
         """Record the mandatory post-hoc review of a break-glass grant."""
         if outcome not in REVIEW_OUTCOMES:
             raise DataVisaError(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}")
+        decision = self._permit(reviewer, "review", self._reviewable(request_id))
         with self.store.transaction():
             now = self.clock()
-            req = self.get(request_id)
-            if req.kind != BREAKGLASS_KIND:
-                raise Conflict(f"{req.id} is not a break-glass grant; only those are reviewed")
-            if req.reviewed_at is not None:
-                raise Conflict(f"{req.id} was already reviewed by {req.reviewed_by}")
-            decision = self._permit(reviewer, "review", req)
+            req = self._reviewable(request_id)
             changes = {"reviewed_at": now, "reviewed_by": reviewer, "review_outcome": outcome}
             self.store.update(req.id, changes)
             req = dataclasses.replace(req, **changes)
@@ -442,15 +475,17 @@ class Engine:
         action: str,
         location: str,
         context: dict[str, Any] | None = None,
+        caller: str | None = None,
     ) -> Decision:
         """May `subject` do `action` on `resource` from `location` now? OPA's clock decides.
 
-        `context` (a ticket, a query, a client) travels to OPA as `input.context`.
+        `context` (a ticket, a query, a client) travels to OPA as `input.context`; `caller`
+        (the service asking, when not the subject) goes into the decision log.
         """
         input = {"subject": subject, "resource": resource, "action": action, "location": location}
         if context:
             input["context"] = context
-        return decide(self.opa, ACCESS, input)
+        return self._decide(ACCESS, input, caller or subject)
 
     # -- grants in OPA --------------------------------------------------------------------
 
@@ -499,6 +534,11 @@ class Engine:
 
     # -- transitions ----------------------------------------------------------------------
 
+    def _decide(self, path: str, input: dict[str, Any], caller: str | None = None) -> Decision:
+        """Ask OPA, fail closed, and record the decision in the log before acting on it."""
+        asker = caller or input.get("subject") or input.get("approver") or input.get("actor")
+        return decide(self.opa, path, input, log=self.log, caller=asker, revision=self.revision)
+
     def _load(self, request_id: str, now: float, states: set[str], verb: str) -> Request:
         req = self.store.get(request_id)
         if req is None:
@@ -510,8 +550,7 @@ class Engine:
         return req
 
     def _permit(self, actor: str, action: str, req: Request) -> Decision:
-        decision = decide(
-            self.opa,
+        decision = self._decide(
             LIFECYCLE,
             {"actor": actor, "action": action, "request": _request_input(req)},
         )

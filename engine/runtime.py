@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import bundle
+from .decision_log import DecisionLog, load_key
 from .lifecycle import Engine
 from .opa import OpaClient, OpaProcess, OpaUnavailable
 from .paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
@@ -38,12 +39,13 @@ def local_engine(
     asked for fails closed.
     """
     store = Store(db_path)
+    log = DecisionLog(store, load_key(db_path))
     try:
         if not policy:
-            yield Engine(store, None, revision=bundle.revision())
+            yield Engine(store, None, revision=bundle.revision(), log=log)
             return
         if opa_url:
-            engine = Engine(store, OpaClient(opa_url), revision="external")
+            engine = Engine(store, OpaClient(opa_url), revision="external", log=log)
             with contextlib.suppress(OpaUnavailable):  # decisions then fail closed
                 engine.sync_grants()
             yield engine
@@ -52,7 +54,7 @@ def local_engine(
             rev = bundle.revision()
             tarball = bundle.build(policy_dir, bundle_dir, Path(tmp) / "bundle.tar.gz", rev)
             with OpaProcess(tarball) as opa:
-                engine = Engine(store, OpaClient(opa.url), revision=rev)
+                engine = Engine(store, OpaClient(opa.url), revision=rev, log=log)
                 engine.sync_grants()
                 yield engine
     finally:

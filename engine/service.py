@@ -25,6 +25,7 @@ import uvicorn
 
 from . import bundle
 from .config import ServeConfig
+from .decision_log import DecisionLog, load_key
 from .errors import DataVisaError
 from .lifecycle import Engine
 from .metrics import Metrics, Snapshot
@@ -114,7 +115,8 @@ def running(cfg: ServeConfig) -> Iterator[Service]:
                 bundle_path = bundle.build(
                     POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp / "bundle.tar.gz", rev
                 )
-        engine = Engine(store, client, revision=rev)
+        log = DecisionLog(store, load_key(cfg.database))
+        engine = Engine(store, client, revision=rev, log=log)
         supervisor = OpaSupervisor(client, engine.sync_grants, bundle=bundle_path)
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)

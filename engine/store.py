@@ -107,6 +107,9 @@ class Store:
         self._open: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
         self.db.enable_wal()
+        # WAL with synchronous=NORMAL: a commit survives the process being killed (the
+        # decision log's promise); only a power cut may lose the last few.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self._create_schema()
 
     @property

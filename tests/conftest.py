@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from datavisa.cli.main import cli
 from datavisa.engine import bundle
+from datavisa.engine.decision_log import DecisionLog
 from datavisa.engine.lifecycle import Engine
 from datavisa.engine.opa import OpaClient, OpaProcess
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
@@ -77,7 +78,8 @@ def clock() -> Clock:
 def engine(db: Path, opa_url: str, clock: Clock):
     """An engine on this test's database and the session's OPA, its grants in OPA reset."""
     store = Store(db)
-    engine = Engine(store, OpaClient(opa_url), revision="test", clock=clock)
+    log = DecisionLog(store, b"test-key")
+    engine = Engine(store, OpaClient(opa_url), revision="test", clock=clock, log=log)
     engine.sync_grants()
     yield engine
     store.close()

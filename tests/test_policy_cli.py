@@ -111,7 +111,7 @@ def test_build_stamps_the_revision(tmp_path):
         manifest = json.load(tar.extractfile("/.manifest"))
         names = tar.getnames()
     assert manifest["revision"] == bundle.revision()
-    assert manifest["roots"] == ["datavisa"]
+    assert manifest["roots"] == ["datavisa", "system/log"]
     assert f"(revision {manifest['revision']})" in result.stdout
     assert not any(name.endswith(".signatures.json") for name in names)
     assert not any(name.endswith("_test.rego") for name in names)

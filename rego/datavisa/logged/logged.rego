@@ -1,0 +1,57 @@
+# METADATA
+# title: Logged decisions
+# description: |
+#   Each decision the engine asks, with the decision-log mask for it, in one evaluation:
+#   the engine records every decision before it answers, masked by the same policy OPA
+#   applies to its own decision log, without a second round trip. The decision itself is
+#   exactly the document at data.datavisa.<name>.decision.
+#   Output: {decision, mask}
+package datavisa.logged
+
+import data.datavisa.access
+import data.datavisa.approval
+import data.datavisa.breakglass
+import data.datavisa.extension
+import data.datavisa.lifecycle
+import data.datavisa.request
+import data.datavisa.transfer
+import data.system.log
+
+# METADATA
+# title: Access
+# description: The access decision and its mask.
+access_decision := _logged(access.decision, "datavisa/access/decision")
+
+# METADATA
+# title: Request
+# description: The request decision and its mask.
+request_decision := _logged(request.decision, "datavisa/request/decision")
+
+# METADATA
+# title: Approval
+# description: The approval decision and its mask.
+approval_decision := _logged(approval.decision, "datavisa/approval/decision")
+
+# METADATA
+# title: Extension
+# description: The extension decision and its mask.
+extension_decision := _logged(extension.decision, "datavisa/extension/decision")
+
+# METADATA
+# title: Break-glass
+# description: The break-glass decision and its mask.
+breakglass_decision := _logged(breakglass.decision, "datavisa/breakglass/decision")
+
+# METADATA
+# title: Lifecycle
+# description: The lifecycle-permission decision and its mask.
+lifecycle_decision := _logged(lifecycle.decision, "datavisa/lifecycle/decision")
+
+# METADATA
+# title: Transfer
+# description: The transfer decision and its mask.
+transfer_decision := _logged(transfer.decision, "datavisa/transfer/decision")
+
+_logged(decision, path) := {"decision": decision, "mask": mask} if {
+	mask := log.mask with input as {"path": path, "input": input}
+}

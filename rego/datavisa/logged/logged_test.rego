@@ -1,0 +1,28 @@
+package datavisa.logged_test
+
+import data.datavisa.access
+import data.datavisa.approval
+import data.datavisa.breakglass
+import data.datavisa.extension
+import data.datavisa.lifecycle
+import data.datavisa.logged
+import data.datavisa.request
+import data.datavisa.transfer
+
+_check := {"subject": "alice", "resource": "eu-customer-analytics", "action": "read", "location": "DE"}
+
+test_access_is_the_decision_with_its_mask if {
+	asked := object.union(_check, {"context": {"query": "SELECT name FROM customers"}})
+	got := logged.access_decision with input as asked
+	got.decision == access.decision with input as asked
+	got.mask == {"/input/context/query"}
+}
+
+test_every_decision_is_passed_through_unchanged if {
+	logged.request_decision.decision == request.decision with input as _check
+	logged.approval_decision.decision == approval.decision with input as _check
+	logged.extension_decision.decision == extension.decision with input as _check
+	logged.breakglass_decision.decision == breakglass.decision with input as _check
+	logged.lifecycle_decision.decision == lifecycle.decision with input as _check
+	logged.transfer_decision.decision == transfer.decision with input as _check
+}

@@ -56,11 +56,12 @@ def cli() -> None:
 
 
 # Commands that live in modules of their own register themselves here.
-from . import audit, demo, lifecycle, policy  # noqa: E402
+from . import audit, demo, lifecycle, log, policy  # noqa: E402
 
 for command in lifecycle.COMMANDS:
     cli.add_command(command)
 cli.add_command(audit.audit)
+cli.add_command(log.log)
 cli.add_command(demo.demo)
 cli.add_command(policy.policy)
 

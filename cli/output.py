@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import click
@@ -17,6 +18,14 @@ _TIMES = (
     "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",
     "expires_at", "ended_at", "review_due", "reviewed_at",
 )  # fmt: skip
+
+
+def parse_rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time with a zone (`Z` or an offset)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return parsed.timestamp()
 
 
 def when(epoch_s: float | None, now: float | None = None) -> str:
@@ -163,3 +172,24 @@ def audit_table(events: list[dict[str, Any]]) -> str:
         for e in events
     ]
     return table(rows, ["seq", "at", "actor", "event", "request", "state", "decision", "hash"])
+
+
+def decision_table(events: list[dict[str, Any]], header: bool = True) -> str:
+    """Decision-log events as rows: what was asked, about whom, and the answer."""
+    rows = []
+    for e in events:
+        inp, res = e.get("input") or {}, e.get("result") or {}
+        answer = {True: "allow", False: "deny"}.get(res.get("allow"), "-")
+        codes = ",".join(r.get("code", "?") for r in res.get("reasons", []))
+        rows.append([
+            e["seq"], e["timestamp"][:19] + "Z", (e.get("path") or "-").split("/")[1],
+            inp.get("subject") or inp.get("approver") or inp.get("actor") or "-",
+            inp.get("resource") or (inp.get("request") or {}).get("resource") or "-",
+            inp.get("location") or inp.get("approver_location") or "-",
+            answer, codes or "-", res.get("grant_id") or "-", e.get("requested_by") or "-",
+            e["decision_id"][:8],
+        ])  # fmt: skip
+    headers = ["seq", "time", "decision", "subject", "resource", "from", "answer", "reasons",
+               "grant", "caller", "id"]  # fmt: skip
+    text = table(rows, headers)
+    return text if header else "\n".join(text.splitlines()[1:])

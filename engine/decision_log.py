@@ -201,7 +201,7 @@ class DecisionLog:
             "grant_id": res.get("grant_id"),
             "caller": caller or event.get("requested_by"),
             "source": source,
-            "revision": ((event.get("bundles") or {}).get("datavisa") or {}).get("revision"),
+            "revision": _revision(event),
             "event": json.dumps(event, sort_keys=True, separators=(",", ":")),
             "prev_hash": last[1],
         }
@@ -318,6 +318,16 @@ class DecisionLog:
                 min(pinned), "the log ends before this checkpointed record: its tail was cut"
             )
         return Verdict(True, checked, len(checkpoints))
+
+
+def _revision(event: dict[str, Any]) -> str | None:
+    """The policy revision behind an event: its bundle's (OPA names a bundle loaded from a
+    file after the file's path), or the deprecated top-level field."""
+    bundles = event.get("bundles") if isinstance(event.get("bundles"), dict) else {}
+    revisions = sorted(
+        {b.get("revision") for b in bundles.values() if isinstance(b, dict)} - {None}
+    )
+    return ",".join(revisions) or event.get("revision")
 
 
 def _from_logged(event: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import audit
-from .decision_log import DecisionLog
+from .decision_log import DecisionLog, load_key
 from .decisions import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, Decision, decide
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
@@ -72,12 +72,18 @@ class Engine:
     opa: OpaClient | None
     revision: str
     clock: Callable[[], float] = time.time
-    log: DecisionLog | None = None  # where every decision asked is recorded before use
+    # Where every decision asked is recorded before use: by default, in the store's own
+    # file, signed with the key beside it.
+    log: DecisionLog = None  # type: ignore[assignment]
     # Held while reading grants from the store and writing them to OPA, so a full resync
     # cannot put back a grant that a concurrent revoke has just taken out.
     _grants_lock: threading.Lock = dataclasses.field(
         default_factory=threading.Lock, repr=False, compare=False
     )
+
+    def __post_init__(self) -> None:
+        if self.log is None:
+            self.log = DecisionLog(self.store, load_key(self.store.path))
 
     # -- asking for access ----------------------------------------------------------------
 

@@ -157,9 +157,13 @@ class OpaProcess:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "error",
-                # Decision logging gives every answer a decision_id the engine records.
+                # Decision logging gives every answer a decision_id the engine records; the
+                # engine records its own queries itself, so OPA drops those events rather
+                # than write them out a second time.
                 "--set",
                 "decision_logs.console=true",
+                "--set",
+                "decision_logs.drop_decision=/datavisa/logged/recorded_by_engine",
                 *verification,
                 "--bundle",
                 str(self.bundle),

@@ -8,7 +8,9 @@ field and stores nothing. /health, /metrics and /openapi.json need no token.
 """
 
 import dataclasses
+import gzip
 import inspect
+import io
 import json
 import logging
 import time
@@ -31,6 +33,7 @@ from pydantic import (
     WithJsonSchema,
     create_model,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from . import __version__
@@ -209,6 +212,11 @@ class ErrorOut(BaseModel):
 class Whoami(BaseModel):
     subject: str
     role: str
+
+
+class LogPage(BaseModel):
+    events: list[dict[str, Any]] = Field(description="OPA decision-log events, each with seq")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
 
 
 class AuditPage(BaseModel):
@@ -552,7 +560,9 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
             )
         extra = {"context": body.context} if check_takes_context and body.context else {}
         started = time.perf_counter()
-        decision = engine.check(subject, body.resource, body.action, body.location, **extra)
+        decision = engine.check(
+            subject, body.resource, body.action, body.location, caller=actor.subject, **extra
+        )
         metrics.observe(decision, time.perf_counter() - started)
         return decision_to_wire(decision, engine.revision)
 
@@ -565,9 +575,60 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
     ) -> Any:
         """The hash-chained audit events, oldest first, a page at a time.
 
-        The decision-log query (every access decision, issue 6) will sit beside this.
+        Every decision asked of the policy is in the decision log, at GET /v1/logs.
         """
         events = _audit_page(engine.store, after, limit, request_id)
+        full = len(events) == limit
+        return {"events": events, "next_after": events[-1]["seq"] if full else None}
+
+    # -- the decision log -------------------------------------------------------------
+
+    @app.post("/v1/logs", status_code=204, tags=["decisions"], **v1)
+    async def ingest_decision_logs(request: Request, actor: Actor) -> Response:
+        """Take decision-log events uploaded by an OPA's decision-log plugin.
+
+        The body is a JSON array of OPA decision events, gzip-compressed as OPA sends it
+        (`Content-Encoding: gzip`) or plain. Point an OPA at it with
+        `services.datavisa.url: <server>/v1` and `decision_logs.service: datavisa`, with a
+        service token as its bearer credential. An event whose decision id is already in
+        the log is skipped, so a retried upload lands once.
+        """
+        if not actor.is_service:
+            raise ApiError(403, "forbidden", "only a service token may upload decision logs")
+        events = _decision_events(await request.body(), request.headers)
+        await run_in_threadpool(engine.log.ingest, events)
+        return Response(status_code=204)
+
+    @app.get("/v1/logs", response_model=LogPage, tags=["decisions"], **v1)
+    def decision_log(
+        actor: Actor,
+        subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
+        resource: Annotated[str | None, Query(max_length=128)] = None,
+        result: Annotated[Literal["allow", "deny"] | None, Query()] = None,
+        reason: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
+        grant_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+        since: Annotated[AwareDatetime | None, Query(description="RFC 3339, inclusive")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="RFC 3339, exclusive")] = None,
+        after: Annotated[int, Query(ge=0, le=2**62, description="Records after this seq")] = 0,
+        limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
+    ) -> Any:
+        """Recorded decisions, oldest first, a page at a time, in OPA's event format.
+
+        Readable with a service or auditor token.
+        """
+        if not actor.reads_decision_log:
+            raise ApiError(403, "forbidden", "the decision log is for service and auditor tokens")
+        events = engine.log.query(
+            subject=subject,
+            resource=resource,
+            allow=None if result is None else result == "allow",
+            reason=reason,
+            grant_id=grant_id,
+            since=since.timestamp() if since else None,
+            until=until.timestamp() if until else None,
+            after=after,
+            limit=limit,
+        )
         full = len(events) == limit
         return {"events": events, "next_after": events[-1]["seq"] if full else None}
 
@@ -595,6 +656,31 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+MAX_LOG_UPLOAD_BYTES = 16 * 1024 * 1024  # decompressed; OPA's chunks are far smaller
+
+
+def _decision_events(body: bytes, headers: Any) -> list[Any]:
+    """The events of an upload: gunzipped if need be, bounded, a JSON array."""
+    if headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_LOG_UPLOAD_BYTES + 1)
+        except (OSError, EOFError) as e:
+            raise ApiError(
+                400, "bad_request", f"the body is not valid gzip: {e}", field="body"
+            ) from e
+        if len(body) > MAX_LOG_UPLOAD_BYTES:
+            raise ApiError(
+                413, "body_too_large", "the upload is too large once unzipped", field="body"
+            )
+    try:
+        events = json.loads(body)
+    except ValueError as e:
+        raise ApiError(400, "bad_request", f"the body is not JSON: {e}", field="body") from e
+    if not isinstance(events, list):
+        raise ApiError(422, "invalid", "the body must be a JSON array of events", field="body")
+    return events
 
 
 def _audit_page(

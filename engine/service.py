@@ -95,6 +95,9 @@ def bundle_revision(path: Path) -> str:
         return "unversioned"
 
 
+CHECKPOINT_EVERY_S = 60.0
+
+
 @contextlib.contextmanager
 def running(cfg: ServeConfig) -> Iterator[Service]:
     """The store, the token store, the engine and its OPA, up; all stopped on exit."""
@@ -193,6 +196,10 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
                 )
             )
             sweeper = Periodic(cfg.sweep_every_s, service.engine.sweep, "sweeper").start()
+            # Signed checkpoints pin the decision log's head, so a cut tail shows.
+            checkpoints = Periodic(
+                CHECKPOINT_EVERY_S, service.engine.log.checkpoint, "log-checkpoints"
+            ).start()
             mode = "external" if cfg.opa_url else "supervised"
             base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
             announce(
@@ -204,6 +211,8 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
                 server.run(sockets=[sock])
             finally:
                 sweeper.stop()
+                checkpoints.stop()
+                service.engine.log.checkpoint()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

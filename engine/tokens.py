@@ -22,8 +22,8 @@ import sqlite_utils
 from .errors import DataVisaError, NotFound
 from .store import BUSY_TIMEOUT_S
 
-USER, SERVICE = "user", "service"
-ROLES = (USER, SERVICE)
+USER, SERVICE, AUDITOR = "user", "service", "auditor"
+ROLES = (USER, SERVICE, AUDITOR)  # auditors read the decision log; services also check others
 PREFIX = "dvt_"
 _ID_BYTES = 6
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{2 * _ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")
@@ -44,6 +44,10 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return self.role == SERVICE
+
+    @property
+    def reads_decision_log(self) -> bool:
+        return self.role in (SERVICE, AUDITOR)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from live_server import Api, uvicorn_thread
 
+from datavisa.engine.decision_log import DecisionLog
 from datavisa.engine.lifecycle import Engine
 from datavisa.engine.opa import OpaClient
 from datavisa.engine.server import create_app
@@ -29,7 +30,7 @@ def db(tmp_path: Path) -> Path:
 def service(db: Path, opa_url: str) -> Iterator[Service]:
     """An engine on a fresh database, asking the session's OPA (its grants reset)."""
     store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
-    engine = Engine(store, client, revision="test")
+    engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.sync_grants()
     svc = Service(engine, tokens)
     yield svc

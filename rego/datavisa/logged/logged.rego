@@ -52,6 +52,13 @@ lifecycle_decision := _logged(lifecycle.decision, "datavisa/lifecycle/decision")
 # description: The transfer decision and its mask.
 transfer_decision := _logged(transfer.decision, "datavisa/transfer/decision")
 
+# METADATA
+# title: Recorded by the engine
+# description: |
+#   For the drop_decision setting of the engine's own OPA: the decision-log events of the
+#   engine's queries, which the engine has already recorded with their mask.
+recorded_by_engine if startswith(input.path, "datavisa/logged/")
+
 _logged(decision, path) := {"decision": decision, "mask": mask} if {
 	mask := log.mask with input as {"path": path, "input": input}
 }

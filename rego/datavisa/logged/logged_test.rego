@@ -26,3 +26,8 @@ test_every_decision_is_passed_through_unchanged if {
 	logged.lifecycle_decision.decision == lifecycle.decision with input as _check
 	logged.transfer_decision.decision == transfer.decision with input as _check
 }
+
+test_the_engines_own_queries_are_dropped_from_opas_log if {
+	logged.recorded_by_engine with input as {"path": "datavisa/logged/access_decision"}
+	not logged.recorded_by_engine with input as {"path": "datavisa/access/decision"}
+}

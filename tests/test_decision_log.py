@@ -1,0 +1,205 @@
+"""The decision log: every decision recorded once before it is used, masked, tamper-evident."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from datavisa.engine.decision_log import DecisionLog
+from datavisa.engine.errors import Denied
+from datavisa.engine.lifecycle import Engine
+from datavisa.engine.opa import OpaClient, free_port
+
+RESOURCE = "eu-customer-analytics"
+
+
+def _paths(log: DecisionLog) -> list[str]:
+    return [e["path"].split("/")[1] for e in log.query(limit=1000)]
+
+
+def test_every_decision_is_recorded_once_with_its_id_and_caller(engine: Engine):
+    req = engine.request("alice", RESOURCE, ["read"], 600, "DE", "INC-1")
+    with pytest.raises(Denied):
+        engine.approve(req.id, "alice", "DE")  # refused, and recorded all the same
+    engine.approve(req.id, "bob", "DE")
+    decision = engine.check("alice", RESOURCE, "read", "DE", caller="db-proxy")
+    engine.revoke(req.id, "bob")
+    assert _paths(engine.log) == ["request", "approval", "approval", "access", "lifecycle"]
+    (record,) = engine.log.query(path="datavisa/access/decision")
+    assert record["decision_id"] == decision.decision_id
+    assert record["requested_by"] == "db-proxy"
+    assert record["result"]["grant_id"] == req.id
+    assert record["bundles"] == {"datavisa": {"revision": "test"}}
+    refused = engine.log.query(path="datavisa/approval/decision", allow=False)
+    (codes,) = [{r["code"] for r in e["result"]["reasons"]} for e in refused]
+    assert "self_approval" in codes
+
+
+def test_an_unanswered_decision_is_recorded_as_a_deny_without_its_input(engine: Engine):
+    engine.opa = OpaClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    decision = engine.check("alice", RESOURCE, "read", "DE")
+    (record,) = engine.log.query()
+    assert record["decision_id"] == decision.decision_id
+    assert record["result"]["reasons"][0]["code"] == "policy_unavailable"
+    assert "input" not in record and record["erased"] == ["/input"]
+
+
+def test_sensitive_context_is_masked_before_storage(engine: Engine):
+    context = {"query": "SELECT * FROM customers WHERE name = 'Ada'", "client_ip": "10.4.5.6",
+               "ticket": "INC-7"}  # fmt: skip
+    engine.check("alice", RESOURCE, "read", "DE", context=context)
+    (record,) = engine.log.query()
+    assert record["input"]["context"] == {"client_ip": "10.4.5.0/24", "ticket": "INC-7"}
+    assert record["erased"] == ["/input/context/query"]
+    assert record["masked"] == ["/input/context/client_ip"]
+    assert (
+        "Ada"
+        not in engine.store.db.execute("SELECT group_concat(event) FROM decision_log").fetchone()[0]
+    )
+
+
+def test_filters(engine: Engine):
+    req = engine.request("alice", RESOURCE, ["read"], 600, "DE", "x")
+    engine.approve(req.id, "bob", "DE")
+    start = time.time()
+    engine.check("alice", RESOURCE, "read", "DE")
+    engine.check("alice", RESOURCE, "read", "US")
+    engine.check("oscar", RESOURCE, "read", "DE")
+    log = engine.log
+    assert len(log.query(subject="alice", path="datavisa/access/decision")) == 2
+    assert [
+        e["input"]["location"] for e in log.query(allow=True, path="datavisa/access/decision")
+    ] == ["DE"]
+    assert len(log.query(reason="location_not_permitted")) == 1
+    assert len(log.query(reason="no_active_grant", subject="oscar")) == 1
+    assert len(log.query(grant_id=req.id)) == 1
+    assert len(log.query(since=start)) == 3
+    assert log.query(until=start - 3600) == []
+    assert [e["seq"] for e in log.query(after=2, limit=2)] == [3, 4]
+
+
+@pytest.fixture
+def filled(engine: Engine) -> DecisionLog:
+    engine.log.checkpoint_every = 4
+    for _ in range(10):
+        engine.check("alice", RESOURCE, "read", "DE")
+    assert engine.log.verify().ok
+    return engine.log
+
+
+def _broken_at(log: DecisionLog) -> int:
+    verdict = log.verify()
+    assert not verdict.ok
+    return verdict.first_bad_seq
+
+
+def test_verify_counts_records_and_checkpoints(filled):
+    verdict = filled.verify()
+    assert (verdict.checked, verdict.checkpoints) == (10, 2)
+
+
+def test_an_edited_record_is_caught(filled):
+    event = json.loads(
+        filled.store.db.execute("SELECT event FROM decision_log WHERE seq = 5").fetchone()[0]
+    )
+    event["result"]["allow"] = True
+    filled.store.db.execute("UPDATE decision_log SET event = ? WHERE seq = 5", [json.dumps(event)])
+    assert _broken_at(filled) == 5
+
+
+def test_an_edited_index_column_is_caught(filled):
+    filled.store.db.execute("UPDATE decision_log SET subject = 'mallory' WHERE seq = 3")
+    assert _broken_at(filled) == 3
+
+
+def test_a_deleted_record_is_caught(filled):
+    filled.store.db.execute("DELETE FROM decision_log WHERE seq = 6")
+    assert _broken_at(filled) == 7
+
+
+def test_reordered_records_are_caught(filled):
+    db = filled.store.db
+    db.execute("UPDATE decision_log SET seq = 100 WHERE seq = 2")
+    db.execute("UPDATE decision_log SET seq = 2 WHERE seq = 3")
+    db.execute("UPDATE decision_log SET seq = 3 WHERE seq = 100")
+    assert _broken_at(filled) == 2
+
+
+def test_a_truncated_tail_is_caught_by_the_checkpoint(filled):
+    filled.store.db.execute("DELETE FROM decision_log WHERE seq > 6")
+    assert _broken_at(filled) == 8
+
+
+def test_a_forged_checkpoint_is_caught(filled):
+    filled.store.db.execute(
+        "UPDATE log_checkpoints SET hash = 'x' || substr(hash, 2) WHERE seq = 4"
+    )
+    assert _broken_at(filled) == 4
+    other_key = DecisionLog(filled.store, b"another key")
+    assert other_key.verify().problem.startswith("checkpoint signature is wrong")
+
+
+def test_pruning_leaves_a_verifiable_chain(filled):
+    cutoff = json.loads(
+        filled.store.db.execute("SELECT event FROM decision_log WHERE seq = 7").fetchone()[0]
+    )
+    before = filled.store.db.execute("SELECT at FROM decision_log WHERE seq = 7").fetchone()[0]
+    assert cutoff and filled.prune(before) == 6
+    verdict = filled.verify()
+    assert verdict.ok and verdict.checked == 4
+    filled.store.db.execute("DELETE FROM decision_log WHERE seq = 7")
+    assert _broken_at(filled) == 8
+
+
+def test_ingest_skips_decisions_it_has(engine: Engine):
+    event = {
+        "decision_id": "d-1",
+        "path": "datavisa/access/decision",
+        "timestamp": "2026-11-26T10:00:00Z",
+        "input": {"subject": "alice", "resource": RESOURCE},
+        "result": {"allow": False, "reasons": []},
+    }
+    assert engine.log.ingest([event, {**event, "decision_id": "d-2"}]) == (2, 0)
+    assert engine.log.ingest([event]) == (0, 1)
+    logged = {**event, "decision_id": "d-3", "path": "datavisa/logged/access_decision",
+              "result": {"decision": {"allow": True, "reasons": []}, "mask": []}}  # fmt: skip
+    engine.log.ingest([logged])
+    (record,) = engine.log.query(after=2)
+    assert (record["path"], record["result"]) == (
+        "datavisa/access/decision",
+        {"allow": True, "reasons": []},
+    )
+    assert engine.log.verify().ok
+
+
+def test_cli_queries_verifies_exports_and_prunes(run, db):
+    run("request", RESOURCE, "--for", "1h", "--from", "DE", "--reason", "x", "--as", "alice")
+    run("check", "alice", RESOURCE, "--from", "US")
+    table = run("log").stdout.splitlines()
+    assert table[0].split()[:7] == [
+        "SEQ",
+        "TIME",
+        "DECISION",
+        "SUBJECT",
+        "RESOURCE",
+        "FROM",
+        "ANSWER",
+    ]
+    assert len(table) == 3 and "location_not_permitted" in table[2]
+    denies = [
+        json.loads(line) for line in run("log", "--result", "deny", "--json").stdout.splitlines()
+    ]
+    assert [d["path"] for d in denies] == ["datavisa/access/decision"]
+    assert run("log", "verify").stdout.startswith("decision log intact: 2 records")
+    exported = [json.loads(line) for line in run("log", "export").stdout.splitlines()]
+    assert [sorted(e) for e in exported] == [sorted(exported[0])] * 2
+    assert {"decision_id", "path", "input", "result", "timestamp", "bundles", "labels"} <= set(
+        exported[0]
+    )
+    assert run("log", "prune", "--before", "2000-01-01T00:00:00Z").stdout.startswith("pruned 0")
+    assert run("log", "prune", "--before", "0s").stdout.startswith("pruned 2")
+    assert run("log", "verify").exit_code == 0
+    bad = run("log", "--since", "yesterday")
+    assert bad.exit_code == 2 and "neither a time" in bad.stderr

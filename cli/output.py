@@ -180,7 +180,7 @@ def decision_table(events: list[dict[str, Any]], header: bool = True) -> str:
     for e in events:
         inp, res = e.get("input") or {}, e.get("result") or {}
         answer = {True: "allow", False: "deny"}.get(res.get("allow"), "-")
-        codes = ",".join(r.get("code", "?") for r in res.get("reasons", []))
+        codes = ",".join(dict.fromkeys(r.get("code", "?") for r in res.get("reasons", [])))
         rows.append([
             e["seq"], e["timestamp"][:19] + "Z", (e.get("path") or "-").split("/")[1],
             inp.get("subject") or inp.get("approver") or inp.get("actor") or "-",

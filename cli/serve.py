@@ -14,7 +14,6 @@ from datavisa.engine.config import (
     DEFAULT_OPA_TIMEOUT_S,
     DEFAULT_SWEEP_EVERY_S,
 )
-from datavisa.engine.service import serve as run_service
 
 from .options import duration
 
@@ -116,4 +115,7 @@ def serve(config_path: Path | None, **flags: object) -> None:
     """
     cfg = serve_config.load(config_path).override(**flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Imported here: the web stack takes a second to load, and only serve needs it.
+    from datavisa.engine.service import serve as run_service
+
     run_service(cfg, announce=lambda line: click.echo(line, err=True))

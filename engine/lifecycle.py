@@ -118,25 +118,14 @@ class Engine:
         if not decision.allow:
             raise Denied("request refused", decision)
         policy = decision.result
-        req = Request(
-            id=_new_id(),
-            requester=requester,
-            resource=resource,
-            actions=actions,
-            location=location,
-            countries=policy["countries"],
-            reason=reason,
-            duration_s=duration_s,
-            state=PENDING,
-            created_at=now,
+        req = self._new_request(
+            decision, now, requester, resource, actions, duration_s, location, reason,
             pending_until=now + policy["pending_lifetime_s"],
             approvals_required=policy["approvals_required"],
-            revision=self.revision,
-            decision_id=decision.decision_id,
             evidence=evidence,
             start_at=start_at,
             activation_deadline_s=policy["activation_deadline_s"],
-        )
+        )  # fmt: skip
         with self.store.transaction() as db:
             self._refuse_duplicate(requester, resource, now)
             db["requests"].insert(req.to_row())
@@ -177,29 +166,47 @@ class Engine:
                 raise Conflict(f"a review of {requester} fell due meanwhile; try again")
             self._refuse_duplicate(requester, resource, now)
             policy = decision.result
-            req = Request(
-                id=_new_id(),
-                requester=requester,
-                resource=resource,
-                actions=actions,
-                location=location,
-                countries=policy["countries"],
-                reason=reason,
-                duration_s=duration_s,
-                state=PENDING,
-                created_at=now,
+            req = self._new_request(
+                decision, now, requester, resource, actions, duration_s, location, reason,
                 pending_until=now,
                 approvals_required=[],
-                revision=self.revision,
-                decision_id=decision.decision_id,
                 kind=BREAKGLASS_KIND,
                 review_due=now + policy["review_deadline_s"],
-            )
+            )  # fmt: skip
             db["requests"].insert(req.to_row())
             self._audit(now, requester, "break_glass", req, decision, {"policy": policy})
             self._activate(req, now, requester)
         self._push_if_live(req)
         return req
+
+    def _new_request(
+        self,
+        decision: Decision,
+        now: float,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str,
+        **fields: Any,
+    ) -> Request:
+        """A pending record for what policy allowed, with the countries it permits."""
+        return Request(
+            id=_new_id(),
+            requester=requester,
+            resource=resource,
+            actions=actions,
+            location=location,
+            countries=decision.result["countries"],
+            reason=reason,
+            duration_s=duration_s,
+            state=PENDING,
+            created_at=now,
+            revision=self.revision,
+            decision_id=decision.decision_id,
+            **fields,
+        )
 
     def _refuse_duplicate(self, requester: str, resource: str, now: float) -> None:
         for other in self.store.requests(

@@ -10,7 +10,9 @@ revision, and lets `opa build` check, pack and (with a signing key) sign the res
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -228,3 +230,25 @@ def build(
     if done.returncode != 0:
         raise DataVisaError(f"opa build failed:\n{done.stderr.strip() or done.stdout.strip()}")
     return output
+
+
+def cached_build(policy_dir: Path, bundle_dir: Path, rev: str) -> Path:
+    """The bundle for these sources, built once and kept in the user's cache folder.
+
+    Keyed by a hash of every input (modules, data, manifest, schema, revision, OPA), so an
+    edit builds afresh; each local CLI command then starts its OPA without rebuilding.
+    """
+    digest = hashlib.sha256(rev.encode())
+    sources = [p for p in sorted(policy_dir.rglob("*.rego")) if not p.name.endswith("_test.rego")]
+    sources += [*sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest", SCHEMA_PATH]
+    sources.append(find_opa().resolve())
+    for path in sources:
+        if path.is_file():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datavisa"
+    target = folder / f"bundle-{digest.hexdigest()[:24]}.tar.gz"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = build(policy_dir, bundle_dir, folder / f".{target.name}.{os.getpid()}", rev)
+        partial.replace(target)  # atomic: a concurrent command never sees half a bundle
+    return target

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,12 +49,10 @@ def local_engine(
                 engine.sync_grants()
             yield engine
             return
-        with tempfile.TemporaryDirectory(prefix="datavisa-") as tmp:
-            rev = bundle.revision()
-            tarball = bundle.build(policy_dir, bundle_dir, Path(tmp) / "bundle.tar.gz", rev)
-            with OpaProcess(tarball) as opa:
-                engine = Engine(store, OpaClient(opa.url), revision=rev, log=log)
-                engine.sync_grants()
-                yield engine
+        rev = bundle.revision()
+        with OpaProcess(bundle.cached_build(policy_dir, bundle_dir, rev)) as opa:
+            engine = Engine(store, OpaClient(opa.url), revision=rev, log=log)
+            engine.sync_grants()
+            yield engine
     finally:
         store.close()

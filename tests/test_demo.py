@@ -30,8 +30,13 @@ def test_demo_tells_the_story_and_exits_cleanly(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=120,
-        # Its temporary files, the OPA bundle among them, land under tmp_path.
-        env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp_path)},
+        # Its files, the OPA bundle among them, land under tmp_path.
+        env={
+            **os.environ,
+            "NO_COLOR": "1",
+            "TMPDIR": str(tmp_path),
+            "XDG_CACHE_HOME": str(tmp_path),
+        },
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -50,4 +55,5 @@ def test_demo_tells_the_story_and_exits_cleanly(tmp_path: Path):
     assert all(p >= 0 for p in positions), out
     assert positions == sorted(positions), out
     assert "OPA on http://127.0.0.1:" in out
+    assert list(tmp_path.glob("datavisa/bundle-*.tar.gz"))  # so its OPA named tmp_path
     assert _opa_servers(tmp_path) == set()

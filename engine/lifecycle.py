@@ -129,7 +129,9 @@ class Engine:
         with self.store.transaction() as db:
             self._refuse_duplicate(requester, resource, now)
             db["requests"].insert(req.to_row())
-            self._audit(now, requester, "requested", req, decision, {"policy": policy})
+            self._audit(
+                now, requester, "requested", req, decision, {"policy": policy, "location": location}
+            )
             if policy["quorum_met"]:
                 self._quorum_met(req, now, requester)
         self._push_if_live(req)
@@ -174,7 +176,14 @@ class Engine:
                 review_due=now + policy["review_deadline_s"],
             )  # fmt: skip
             db["requests"].insert(req.to_row())
-            self._audit(now, requester, "break_glass", req, decision, {"policy": policy})
+            self._audit(
+                now,
+                requester,
+                "break_glass",
+                req,
+                decision,
+                {"policy": policy, "location": location},
+            )
             self._activate(req, now, requester)
         self._push_if_live(req)
         return req

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import select
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +207,30 @@ def test_cli_queries_verifies_exports_and_prunes(run, db):
     assert run("log", "verify").exit_code == 0
     bad = run("log", "--since", "yesterday")
     assert bad.exit_code == 2 and "neither a time" in bad.stderr
+
+
+def _line(proc, timeout: float = 30) -> str:
+    """The next line the process prints, waiting at most `timeout` seconds."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "no line within the time allowed"
+    return proc.stdout.readline()
+
+
+def test_follow_prints_decisions_as_they_arrive(engine: Engine, db):
+    engine.check("alice", RESOURCE, "read", "DE")
+    datavisa = Path(sys.executable).with_name("datavisa")
+    follow = subprocess.Popen(
+        [str(datavisa), "log", "--follow", "--json", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"DATAVISA_LOG_KEY": "test-key", "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        first = json.loads(_line(follow))
+        later = engine.check("oscar", RESOURCE, "read", "FR")
+        second = json.loads(_line(follow))
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
+    assert first["input"]["subject"] == "alice"
+    assert second["decision_id"] == later.decision_id

@@ -65,7 +65,8 @@ cli.add_command(log.log)
 cli.add_command(demo.demo)
 cli.add_command(policy.policy)
 
-from . import serve, tokens  # noqa: E402
+from . import alerts, serve, tokens  # noqa: E402
 
 cli.add_command(serve.serve)
 cli.add_command(tokens.token)
+cli.add_command(alerts.alerts)

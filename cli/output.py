@@ -12,6 +12,7 @@ import click
 
 from datavisa.engine.decisions import Decision
 from datavisa.engine.durations import format_duration, rfc3339
+from datavisa.engine.monitor import Alert
 from datavisa.engine.store import Approval, Request
 
 _TIMES = (
@@ -193,3 +194,16 @@ def decision_table(events: list[dict[str, Any]], header: bool = True) -> str:
                "grant", "caller", "id"]  # fmt: skip
     text = table(rows, headers)
     return text if header else "\n".join(text.splitlines()[1:])
+
+
+def alerts_table(alerts: list[Alert]) -> str:
+    """Alerts as rows: when, how loud, which rule, about whom, and what it saw."""
+    rows = [
+        [
+            a.id, rfc3339(a.raised_at), a.severity, a.rule, a.subject, a.state,
+            ",".join(e[:8] for e in a.evidence) or "-", a.message,
+        ]
+        for a in alerts
+    ]  # fmt: skip
+    headers = ["id", "raised", "severity", "rule", "subject", "state", "evidence", "message"]
+    return table(rows, headers)

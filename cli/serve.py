@@ -96,6 +96,11 @@ def serve(config_path: Path | None, **flags: object) -> None:
     /openapi.json, readiness at /health, Prometheus metrics at /metrics. Stops cleanly,
     OPA included, on Ctrl-C or SIGTERM.
 
+    Every decision is judged by the monitoring rules (rego/datavisa/monitor) as it is
+    recorded; alerts are at GET /v1/alerts and `datavisa alerts`, and go to the webhooks
+    in the config file, as do new requests for their approvers. The live dashboard is at
+    / (open it with an auditor token: http://HOST:PORT/#token=TOKEN).
+
     \b
     Examples:
       datavisa serve
@@ -112,6 +117,10 @@ def serve(config_path: Path | None, **flags: object) -> None:
       tokens: {database: /var/lib/datavisa/tokens.db}
       max_body_bytes: 65536
       sweep_every: 30s
+      public_url: https://datavisa.example.com
+      webhooks:
+        - {url: https://hooks.slack.com/services/T/B/X, name: security, kinds: [alerts]}
+        - {url: https://chat.example.com/hooks/owners, kinds: [approvals], groups: [data_owner]}
     """
     cfg = serve_config.load(config_path).override(**flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

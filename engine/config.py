@@ -11,6 +11,14 @@ tokens:
   database: /var/lib/datavisa/tokens.db   # default: the main database
 max_body_bytes: 65536             # larger request bodies are refused with 413
 sweep_every: 30s                  # how often expiries and lapses are written down
+public_url: https://datavisa.example.com   # how people reach the server, for notifications
+webhooks:                         # Slack-compatible JSON, retried with backoff
+  - url: https://hooks.slack.com/services/T000/B000/XXXX
+    name: security                # how deliveries and logs name it (the URL is a secret)
+    kinds: [alerts]               # alerts, approvals, or both (the default)
+  - url: https://chat.example.com/hooks/owners
+    kinds: [approvals]
+    groups: [data_owner]          # only requests needing one of these approver groups
 ```
 
 Relative paths in the file are relative to the file's folder.
@@ -28,6 +36,7 @@ import yaml
 
 from .durations import parse_duration
 from .errors import DataVisaError
+from .notify import KINDS, Webhook
 from .runtime import default_db_path
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
@@ -47,6 +56,8 @@ class ServeConfig:
     tokens_database: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_every_s: float = DEFAULT_SWEEP_EVERY_S
+    public_url: str | None = None
+    webhooks: tuple[Webhook, ...] = ()
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -80,9 +91,12 @@ _SECTIONS = {
     "tokens": dict,
     "max_body_bytes": int,
     "sweep_every": (str, int, float),
+    "public_url": str,
+    "webhooks": list,
 }
 _OPA_KEYS = {"url", "timeout"}
 _TOKEN_KEYS = {"database"}
+_WEBHOOK_KEYS = {"url", "name", "kinds", "groups"}
 
 
 def load(path: Path | None = None) -> ServeConfig:
@@ -124,13 +138,38 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "tokens_database": path(tokens.get("database")),
         "max_body_bytes": doc.get("max_body_bytes"),
         "sweep_every_s": _seconds(doc.get("sweep_every"), origin, "sweep_every"),
+        "public_url": (doc.get("public_url") or "").rstrip("/") or None,
+        "webhooks": _webhooks(doc.get("webhooks"), origin),
     }
+    if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
+        raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
     if values["max_body_bytes"] is not None and values["max_body_bytes"] < 1024:
         raise DataVisaError(f"{origin}: max_body_bytes must be at least 1024")
     try:
         return ServeConfig().override(**values)
     except DataVisaError as e:
         raise DataVisaError(f"{origin}: {e}") from e
+
+
+def _webhooks(value: Any, origin: str) -> tuple[Webhook, ...] | None:
+    if value is None:
+        return None
+    hooks = []
+    for i, item in enumerate(value):
+        where = f"webhooks[{i}]"
+        _known(item, _WEBHOOK_KEYS, origin, where + ".")
+        kinds, groups = item.get("kinds", sorted(KINDS)), item.get("groups", [])
+        for key, listed in (("kinds", kinds), ("groups", groups)):
+            if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
+                raise DataVisaError(f"{origin}: {where}.{key} must be a list of names")
+        if not isinstance(item.get("url"), str):
+            raise DataVisaError(f"{origin}: {where}.url is required")
+        try:
+            name = str(item.get("name") or "")
+            hooks.append(Webhook(item["url"], name, frozenset(kinds), frozenset(groups)))
+        except DataVisaError as e:
+            raise DataVisaError(f"{origin}: {where}: {e}") from e
+    return tuple(hooks)
 
 
 def _known(section: dict[str, Any], known: set[str], origin: str, prefix: str) -> None:

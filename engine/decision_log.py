@@ -19,10 +19,12 @@ import copy
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,8 @@ from typing import Any
 from . import __version__
 from .errors import DataVisaError
 from .store import Store
+
+log = logging.getLogger("datavisa.decision_log")
 
 GENESIS = "0" * 64
 CHECKPOINT_EVERY = 100  # records between automatic checkpoints
@@ -106,6 +110,9 @@ class Verdict:
 class DecisionLog:
     def __init__(self, store: Store, key: bytes, checkpoint_every: int = CHECKPOINT_EVERY):
         self.store, self.key, self.checkpoint_every = store, key, checkpoint_every
+        # Called with the newest seq after records commit (the monitor wakes on it); they
+        # must be quick, and a failing one never fails the decision that was recorded.
+        self.listeners: list[Callable[[int], None]] = []
         db = store.db
         if "decision_log" not in db.table_names():
             db["decision_log"].create(
@@ -160,26 +167,39 @@ class DecisionLog:
             event.pop("input")
             event["erased"] = ["/input"]
         with self.store.transaction():
-            self._append(event, source="engine", caller=caller)
+            seq = self._append(event, source="engine", caller=caller)
+        self._announce(seq)
         return event["decision_id"]
 
     def ingest(self, events: list[dict[str, Any]]) -> tuple[int, int]:
         """Store OPA decision-log events; returns (stored, already known)."""
-        stored = 0
+        stored, head = 0, None
         with self.store.transaction():
             for event in events:
                 if not isinstance(event, dict) or not isinstance(event.get("decision_id"), str):
                     raise DataVisaError("every event needs a decision_id")
-                if self._append(_from_logged(event), source="opa", caller=None):
-                    stored += 1
+                seq = self._append(_from_logged(event), source="opa", caller=None)
+                if seq is not None:
+                    stored, head = stored + 1, seq
+        self._announce(head)
         return stored, len(events) - stored
 
-    def _append(self, event: dict[str, Any], source: str, caller: str | None) -> bool:
+    def _announce(self, seq: int | None) -> None:
+        if seq is None:
+            return
+        for listener in self.listeners:
+            try:
+                listener(seq)
+            except Exception:  # a listener's bug must not fail a decision already recorded
+                log.exception("decision-log listener %r failed", listener)
+
+    def _append(self, event: dict[str, Any], source: str, caller: str | None) -> int | None:
+        """Append one event; its seq, or None when its decision id is already logged."""
         db = self.store.db
         if db.execute(
             "SELECT 1 FROM decision_log WHERE decision_id = ?", [event["decision_id"]]
         ).fetchone():
-            return False
+            return None
         last = db.execute("SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1").fetchone()
         if last is None:
             last = db.execute(
@@ -209,7 +229,7 @@ class DecisionLog:
         db["decision_log"].insert(row)
         if row["seq"] % self.checkpoint_every == 0:
             self._checkpoint(row["seq"], row["hash"], "periodic")
-        return True
+        return row["seq"]
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign the head of the chain now (serve does this every minute)."""

@@ -1,7 +1,8 @@
 """What `datavisa serve` tells Prometheus, in its text format.
 
 Decisions are counted as they are answered; the gauges (live grants, pending requests,
-OPA up, OPA restarts) are read from their source at each scrape, so they are never stale.
+OPA up, OPA restarts) and the alert and webhook-delivery counts are read from their
+source at each scrape, so they are never stale and survive a restart.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Snapshot:
     pending_requests: int
     opa_up: bool
     opa_restarts: int
+    alerts: tuple[tuple[str, str, str, int], ...] = ()  # (rule, severity, state, count)
+    deliveries: tuple[tuple[str, str, int], ...] = ()  # (kind, outcome, attempts)
 
 
 class _State(Collector):
@@ -54,6 +57,32 @@ class _State(Collector):
         yield CounterMetricFamily(
             "datavisa_opa_restarts", "Times the supervised OPA was restarted.", now.opa_restarts
         )
+        raised = CounterMetricFamily(
+            "datavisa_alerts", "Alerts raised, by rule and severity.", labels=["rule", "severity"]
+        )
+        open_now = GaugeMetricFamily(
+            "datavisa_alerts_open",
+            "Alerts raised and not yet acknowledged, by rule and severity.",
+            labels=["rule", "severity"],
+        )
+        totals: dict[tuple[str, str], int] = {}
+        for rule, severity, state, count in now.alerts:
+            totals[rule, severity] = totals.get((rule, severity), 0) + count
+            if state == "open":
+                open_now.add_metric([rule, severity], count)
+        for labels, count in sorted(totals.items()):
+            raised.add_metric(list(labels), count)
+        yield raised
+        yield open_now
+        deliveries = CounterMetricFamily(
+            "datavisa_webhook_deliveries",
+            "Webhook delivery attempts, by kind (alerts, approvals) and outcome "
+            "(delivered, retrying, failed).",
+            labels=["kind", "outcome"],
+        )
+        for kind, outcome, count in now.deliveries:
+            deliveries.add_metric([kind, outcome], count)
+        yield deliveries
 
 
 class Metrics:

@@ -5,8 +5,14 @@ services ask POST /v1/access/check. Every /v1 call needs a bearer token, and the
 subject is always the token's, never a body field. Errors are JSON:
 `{"error": {"code", "message", "field"?, "reasons"?}}`; bad input is a 4xx naming the
 field and stores nothing. /health, /metrics and /openapi.json need no token.
+
+Alerts raised by the monitoring rules are at /v1/alerts. GET /v1/events is a stream of
+server-sent events (`text/event-stream`, bearer token as usual): an `change` event, with
+the heads of the decision log, the audit trail and the alerts, whenever one of them moves;
+the live dashboard served at / refreshes on it.
 """
 
+import asyncio
 import dataclasses
 import gzip
 import inspect
@@ -15,13 +21,14 @@ import json
 import logging
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import (
     AwareDatetime,
@@ -38,10 +45,12 @@ from starlette.exceptions import HTTPException
 
 from . import __version__
 from .config import DEFAULT_MAX_BODY_BYTES
-from .durations import parse_duration
+from .durations import parse_duration, rfc3339
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .lifecycle import REVIEW_OUTCOMES, STATES
 from .metrics import CONTENT_TYPE
+from .monitor import SEVERITIES, Alert
+from .monitor import STATES as ALERT_STATES
 from .opa import OpaUnavailable
 from .store import Request as RequestRecord
 from .store import Store
@@ -245,6 +254,14 @@ class RequestList(BaseModel):
     requests: list[RequestOut]  # type: ignore[valid-type]
 
 
+AlertOut = _wire_model(Alert, "Alert")
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertOut]  # type: ignore[valid-type]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
+
+
 class SweepOut(BaseModel):
     counts: dict[str, int]
 
@@ -262,6 +279,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "A field has the wrong type or value; `field` names it"),
     ]
 }
+
+AlertId = Annotated[int, PathParam(ge=1, le=2**62, description="An alert id", examples=[7])]
+DASHBOARD = Path(__file__).with_name("dashboard")
+DASHBOARD_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+# The dashboard loads nothing from elsewhere and runs no inline script.
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+EVENTS_POLL_S = 0.5  # how often /v1/events looks for changes
+EVENTS_KEEPALIVE_S = 15.0
+EVENTS_MAX_S = 600.0  # then the stream ends and the client reconnects
 
 RequestId = Annotated[
     str,
@@ -632,6 +664,88 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         full = len(events) == limit
         return {"events": events, "next_after": events[-1]["seq"] if full else None}
 
+    # -- monitoring -------------------------------------------------------------------
+
+    def alert_reader(actor: Principal) -> None:
+        if not actor.reads_decision_log:
+            raise ApiError(403, "forbidden", "alerts are for service and auditor tokens")
+
+    @app.get("/v1/alerts", response_model=AlertPage, tags=["monitoring"], **v1)
+    def list_alerts(
+        actor: Actor,
+        rule: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
+        severity: Annotated[Literal[SEVERITIES] | None, Query()] = None,  # type: ignore[valid-type]
+        subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
+        state: Annotated[Literal[ALERT_STATES] | None, Query()] = None,  # type: ignore[valid-type]
+        after: Annotated[int, Query(ge=0, le=2**62, description="Alerts after this id")] = 0,
+        limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
+    ) -> Any:
+        """Alerts the monitoring rules raised, oldest first, a page at a time.
+
+        Each names its rule, severity and subject, and cites the decision ids it was raised
+        on (look them up at GET /v1/logs). Readable with a service or auditor token.
+        """
+        alert_reader(actor)
+        found = service.alerts.query(
+            rule=rule, severity=severity, subject=subject, state=state, after=after, limit=limit
+        )
+        full = len(found) == limit
+        return {"alerts": [to_wire(a) for a in found], "next_after": found[-1].id if full else None}
+
+    @app.get("/v1/alerts/{alert_id}", response_model=AlertOut, tags=["monitoring"], **v1)
+    def show_alert(alert_id: AlertId, actor: Actor) -> Any:
+        """One alert."""
+        alert_reader(actor)
+        return to_wire(_alert(lambda: service.alerts.get(alert_id)))
+
+    @app.post("/v1/alerts/{alert_id}/ack", response_model=AlertOut, tags=["monitoring"], **v1)
+    def ack_alert(alert_id: AlertId, actor: Actor, body: Empty | None = None) -> Any:
+        """Acknowledge an alert as the token's subject; acknowledging twice changes nothing."""
+        alert_reader(actor)
+        return to_wire(_alert(lambda: service.alerts.ack(alert_id, actor.subject)))
+
+    @app.get("/v1/events", include_in_schema=False)
+    async def events(request: Request, actor: Actor) -> StreamingResponse:
+        """Server-sent events: `change` with the heads whenever the data moves."""
+
+        async def stream() -> AsyncIterator[str]:
+            last, quiet, started = None, 0.0, time.monotonic()
+            yield "retry: 2000\n\n"
+            while time.monotonic() - started < EVENTS_MAX_S and not service.closing.is_set():
+                if await request.is_disconnected():
+                    return
+                heads = await run_in_threadpool(service.heads)
+                if heads != last:
+                    data = json.dumps({**heads, "now": rfc3339(time.time())})
+                    yield f"event: change\ndata: {data}\n\n"
+                    last, quiet = heads, 0.0
+                elif quiet >= EVENTS_KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    quiet = 0.0
+                await asyncio.sleep(EVENTS_POLL_S)
+                quiet += EVENTS_POLL_S
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # -- the dashboard ----------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """The live dashboard; it asks for a token and reads the API with it."""
+        return FileResponse(DASHBOARD / "index.html", headers=DASHBOARD_HEADERS)
+
+    @app.get("/dashboard/{name}", include_in_schema=False)
+    def dashboard_file(name: str) -> FileResponse:
+        if name not in DASHBOARD_FILES:
+            raise ApiError(404, "not_found", f"no dashboard file {name!r}")
+        return FileResponse(
+            DASHBOARD / name, media_type=DASHBOARD_FILES[name], headers=DASHBOARD_HEADERS
+        )
+
     @app.get("/v1/whoami", response_model=Whoami, tags=["tokens"], **v1)
     def whoami(actor: Actor) -> Any:
         """The subject and role the bearer token stands for."""
@@ -656,6 +770,13 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def _alert(find: Callable[[], Alert]) -> Alert:
+    try:
+        return find()
+    except NotFound as e:
+        raise ApiError(404, "not_found", str(e), field="alert_id") from e
 
 
 MAX_LOG_UPLOAD_BYTES = 16 * 1024 * 1024  # decompressed; OPA's chunks are far smaller

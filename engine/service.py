@@ -1,8 +1,10 @@
 """`datavisa serve` as a running thing: the engine, its OPA, the token store, the API.
 
-`running(config)` brings them up and takes them down again, OPA last of all; `serve`
-runs the HTTP API on top until SIGTERM or SIGINT, and a sweeper that writes down the
-expiries and lapses time has decided.
+`running(config)` brings them up and takes them down again, OPA last of all: with them
+the monitor, which judges each decision against the alert rules as it is recorded, and
+the notifier, which sends alerts and new requests to the configured webhooks. `serve`
+runs the HTTP API (and the dashboard at /) on top until SIGTERM or SIGINT, a sweeper that
+writes down the expiries and lapses time has decided, and a check for overdue reviews.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .decision_log import DecisionLog, load_key
 from .errors import DataVisaError
 from .lifecycle import Engine
 from .metrics import Metrics, Snapshot
+from .monitor import Alerts, Monitor
+from .notify import Notifier, delivery_counts
 from .opa import OpaClient, OpaUnavailable
 from .paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from .server import create_app
@@ -46,10 +50,16 @@ class Service:
     engine: Engine
     tokens: TokenStore
     supervisor: OpaSupervisor | None = None
+    monitor: Monitor | None = None
+    notifier: Notifier | None = None
     metrics: Metrics = field(init=False)
+    alerts: Alerts = field(init=False)
+    # Set when the service stops, so long-lived responses (/v1/events) end.
+    closing: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
+        self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
         self._probe = OpaClient(self.engine.opa.url, timeout=PROBE_TIMEOUT_S)
 
     def opa_ready(self) -> bool:
@@ -75,9 +85,20 @@ class Service:
             pending_requests=len(self.engine.list_requests(state="pending")),
             opa_up=self.opa_ready(),
             opa_restarts=self.supervisor.restarts if self.supervisor else 0,
+            alerts=tuple(self.alerts.counts()),
+            deliveries=tuple(delivery_counts(self.engine.store)),
         )
 
+    def heads(self) -> dict[str, Any]:
+        """Where the decision log, the audit trail and the alerts are: changes with them."""
+        db = self.engine.store.db
+        log_head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()[0]
+        audit_head = db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
+        alerts, acked = self.alerts.version()
+        return {"log": log_head, "audit": audit_head, "alerts": alerts, "acked": acked}
+
     def close(self) -> None:
+        self.closing.set()
         self._probe.close()
 
 
@@ -96,11 +117,14 @@ def bundle_revision(path: Path) -> str:
 
 
 CHECKPOINT_EVERY_S = 60.0
+REVIEWS_EVERY_S = 60.0
 
 
 @contextlib.contextmanager
-def running(cfg: ServeConfig) -> Iterator[Service]:
-    """The store, the token store, the engine and its OPA, up; all stopped on exit."""
+def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
+    """The store, the token store, the engine and its OPA, the monitor and the notifier,
+    up; all stopped on exit. `base_url` is where people reach the server (for links in
+    notifications) unless the config's public_url says otherwise."""
     with contextlib.ExitStack() as stack:
         store = Store(cfg.database)
         stack.callback(store.close)
@@ -118,13 +142,22 @@ def running(cfg: ServeConfig) -> Iterator[Service]:
                 bundle_path = bundle.build(
                     POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp / "bundle.tar.gz", rev
                 )
-        log = DecisionLog(store, load_key(cfg.database))
-        engine = Engine(store, client, revision=rev, log=log)
+        decisions = DecisionLog(store, load_key(cfg.database))
+        engine = Engine(store, client, revision=rev, log=decisions)
         supervisor = OpaSupervisor(client, engine.sync_grants, bundle=bundle_path)
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)
         supervisor.start()
-        service = Service(engine, tokens, supervisor)
+        monitor = Monitor(decisions, client)
+        notifier = None
+        if cfg.webhooks:
+            notifier = Notifier(store, cfg.webhooks, base_url=cfg.public_url or base_url)
+            monitor.listeners.append(notifier.alert)
+            stack.callback(notifier.stop)
+            notifier.start()
+        stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
+        monitor.start()
+        service = Service(engine, tokens, supervisor, monitor=monitor, notifier=notifier)
         stack.callback(service.close)
         yield service
 
@@ -185,36 +218,69 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
     """
     previous = {s: signal.signal(s, _exit_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with listen(*cfg.host_port) as sock, running(cfg) as service:
+        with listen(*cfg.host_port) as sock:
             host, port = sock.getsockname()[:2]
-            app = create_app(service, cfg.max_body_bytes)
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    app,
-                    lifespan="off",
-                    log_level="warning",
-                    server_header=False,
-                    timeout_graceful_shutdown=5,
-                )
-            )
-            sweeper = Periodic(cfg.sweep_every_s, service.engine.sweep, "sweeper").start()
-            # Signed checkpoints pin the decision log's head, so a cut tail shows.
-            checkpoints = Periodic(
-                CHECKPOINT_EVERY_S, service.engine.log.checkpoint, "log-checkpoints"
-            ).start()
-            mode = "external" if cfg.opa_url else "supervised"
             base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-            announce(
-                f"datavisa serve: API on {base}/v1 (OpenAPI at /openapi.json), "
-                f"OPA on {service.engine.opa.url} ({mode}), database {cfg.database}, "
-                f"policy revision {service.engine.revision}"
-            )
-            try:
-                server.run(sockets=[sock])
-            finally:
-                sweeper.stop()
-                checkpoints.stop()
-                service.engine.log.checkpoint()
+            with running(cfg, base) as service:
+                _serve(cfg, sock, service, base, announce)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the service as soon as it starts to stop, so that long-lived
+    responses (the dashboard's event streams) end instead of holding the shutdown up."""
+
+    def __init__(self, service: Service, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.service.closing.set()
+        super().handle_exit(sig, frame)
+
+
+def _serve(
+    cfg: ServeConfig,
+    sock: socket.socket,
+    service: Service,
+    base: str,
+    announce: Callable[[str], None],
+) -> None:
+    """The HTTP API on `sock`, with the periodic jobs beside it, until uvicorn stops."""
+    app = create_app(service, cfg.max_body_bytes)
+    server = _Server(
+        service,
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        ),
+    )
+    periodic = [
+        Periodic(cfg.sweep_every_s, service.engine.sweep, "sweeper"),
+        # Signed checkpoints pin the decision log's head, so a cut tail shows.
+        Periodic(CHECKPOINT_EVERY_S, service.engine.log.checkpoint, "log-checkpoints"),
+    ]
+    if service.monitor is not None:
+        # No decision announces that a review fell due: time does.
+        periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_reviews, "reviews"))
+    for job in periodic:
+        job.start()
+    mode = "external" if cfg.opa_url else "supervised"
+    hooks = len(service.notifier.webhooks) if service.notifier else 0
+    announce(
+        f"datavisa serve: API on {base}/v1 (OpenAPI at /openapi.json), dashboard at {base}/, "
+        f"OPA on {service.engine.opa.url} ({mode}), database {cfg.database}, "
+        f"policy revision {service.engine.revision}, {hooks} webhook(s)"
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        service.closing.set()
+        for job in periodic:
+            job.stop()
+        service.engine.log.checkpoint()

@@ -160,6 +160,9 @@ class Store:
                 pk="seq",
             )
             db["audit"].create_index(["request_id"])
+        if "cursors" not in db.table_names():
+            # How far a reader of an append-only table (the monitor, the notifier) has got.
+            db["cursors"].create({"name": str, "seq": int}, pk="name")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -189,6 +192,19 @@ class Store:
     def approvals(self, request_id: str) -> list[Approval]:
         rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")
         return [Approval(**r) for r in rows]
+
+    def cursor(self, name: str) -> int | None:
+        """How far the reader `name` has got, or None before it first started."""
+        row = self.db.execute("SELECT seq FROM cursors WHERE name = ?", [name]).fetchone()
+        return None if row is None else row[0]
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Move the reader `name` on to `seq`, never back; call inside `transaction()`."""
+        self.db.execute(
+            "INSERT INTO cursors (name, seq) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)",
+            [name, seq],
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from live_server import Api, uvicorn_thread
 
 from datavisa.engine.decision_log import DecisionLog
 from datavisa.engine.lifecycle import Engine
+from datavisa.engine.monitor import Monitor
 from datavisa.engine.opa import OpaClient
 from datavisa.engine.server import create_app
 from datavisa.engine.service import Service
@@ -44,3 +45,14 @@ def service(db: Path, opa_url: str) -> Iterator[Service]:
 def api(service: Service) -> Iterator[Api]:
     with uvicorn_thread(create_app(service, max_body_bytes=16 * 1024)) as url:
         yield Api(url, service)
+
+
+@pytest.fixture
+def monitored_api(service: Service) -> Iterator[Api]:
+    """The API of a service whose monitor judges each decision as it is recorded."""
+    monitor = Monitor(service.engine.log, service.engine.opa).start()
+    live = Service(service.engine, service.tokens, monitor=monitor)
+    with uvicorn_thread(create_app(live)) as url:
+        yield Api(url, live)
+    live.close()
+    monitor.stop()

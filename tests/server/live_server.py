@@ -16,6 +16,17 @@ from datavisa.engine.opa import free_port
 from datavisa.engine.service import Service
 
 RESOURCE = "eu-customer-analytics"  # confidential, EU personal data, one data owner (bob)
+WAIT_S = 20.0
+
+
+def wait_for(find: Any, what: str, timeout_s: float = WAIT_S) -> Any:
+    """Poll `find()` until it is truthy and return it; bounded, never a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := find():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up after {timeout_s}s waiting for {what}")
 
 
 @contextlib.contextmanager

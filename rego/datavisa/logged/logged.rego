@@ -55,9 +55,12 @@ transfer_decision := _logged(transfer.decision, "datavisa/transfer/decision")
 # METADATA
 # title: Recorded by the engine
 # description: |
-#   For the drop_decision setting of the engine's own OPA: the decision-log events of the
-#   engine's queries, which the engine has already recorded with their mask.
+#   For the drop_decision setting of an OPA the engine asks: the decision-log events of the
+#   engine's queries, which the engine has already recorded with their mask, and of its
+#   monitor's, which are about the log itself (uploaded back, each would be judged again).
 recorded_by_engine if startswith(input.path, "datavisa/logged/")
+
+recorded_by_engine if startswith(input.path, "datavisa/monitor/")
 
 _logged(decision, path) := {"decision": decision, "mask": mask} if {
 	mask := log.mask with input as {"path": path, "input": input}

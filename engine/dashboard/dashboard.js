@@ -1,0 +1,308 @@
+// DataVisa's live dashboard: reads the /v1 API with a bearer token and refreshes itself
+// whenever GET /v1/events (server-sent events) says the data moved. No build step, no
+// dependencies; every value is put on the page as text, never as HTML.
+"use strict";
+
+const KEY = "datavisa.token";
+const RETRY_MS = 2000;
+const state = {
+  token: null, heads: null, skew: 0, busy: false, again: false, stream: null,
+  seen: new Set(), shown: false, // rows on the page before, and whether anything was shown yet
+};
+
+const $ = (sel) => document.querySelector(sel);
+
+function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+// -- time ------------------------------------------------------------------------------
+
+const now = () => Date.now() + state.skew; // the server's clock, as the last event told it
+
+function duration(ms) {
+  let s = Math.max(0, Math.round(ms / 1000));
+  const parts = [];
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+    const n = Math.floor(s / size);
+    s -= n * size;
+    if (n) parts.push(n + unit);
+  }
+  return parts.slice(0, 2).join("") || "0s";
+}
+
+function countdown(iso, label) {
+  return h("span", { class: "left", "data-until": iso, "data-label": label }, "");
+}
+
+function since(iso) {
+  return h("span", { class: "ago", "data-since": iso }, "");
+}
+
+function tick() {
+  for (const el of document.querySelectorAll("[data-until]")) {
+    const left = Date.parse(el.dataset.until) - now();
+    el.textContent = left > 0 ? `${el.dataset.label} ${duration(left)}` : "due now";
+    el.classList.toggle("soon", left < 5 * 60 * 1000);
+  }
+  for (const el of document.querySelectorAll("[data-since]")) {
+    el.textContent = `${duration(now() - Date.parse(el.dataset.since))} ago`;
+  }
+}
+
+// -- the API ---------------------------------------------------------------------------
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    cache: "no-store",
+    headers: { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
+  });
+  if (response.status === 401) signOut("That token is unknown or revoked.");
+  if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
+  return response.json();
+}
+
+async function listen() {
+  while (state.token) {
+    try {
+      state.stream = new AbortController();
+      const response = await fetch("/v1/events", {
+        signal: state.stream.signal,
+        cache: "no-store",
+        headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+      });
+      if (response.status === 401) return signOut("That token is unknown or revoked.");
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      setStatus("live");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          onEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      console.warn("event stream:", e);
+    }
+    if (!state.token) return;
+    setStatus("reconnecting");
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    if (state.heads) refresh(); // while the stream is down, at least poll
+  }
+}
+
+function onEvent(frame) {
+  let name = "message";
+  let data = "";
+  for (const line of frame.split("\n")) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trim();
+  }
+  if (name !== "change") return;
+  state.heads = JSON.parse(data);
+  state.skew = Date.parse(state.heads.now) - Date.now();
+  refresh();
+}
+
+async function refresh() {
+  if (state.busy) { state.again = true; return; } // one refresh at a time, the latest last
+  state.busy = true;
+  const heads = state.heads;
+  const [pending, active, alerts, decisions] = await Promise.allSettled([
+    api("/v1/requests?state=pending"),
+    api("/v1/requests?state=active"),
+    api(`/v1/alerts?state=open&after=${Math.max(0, heads.alerts - 50)}&limit=50`),
+    api(`/v1/logs?after=${Math.max(0, heads.log - 15)}&limit=15`),
+  ]);
+  show("#pending", pending, (v) => v.requests.sort(by("pending_until")).map(pendingItem), "Nothing waits for approval.");
+  show("#active", active, (v) => v.requests.sort(by("expires_at")).map(activeItem), "No grant is active.");
+  show("#alerts", alerts, (v) => v.alerts.reverse().map(alertItem), "No open alert.");
+  show("#decisions", decisions, (v) => v.events.reverse().map(decisionItem), "No decision yet.");
+  tick();
+  state.shown = true;
+  state.busy = false;
+  if (state.again) { state.again = false; refresh(); }
+}
+
+const by = (key) => (a, b) => String(a[key]).localeCompare(String(b[key]));
+
+function show(sel, outcome, items, emptyText) {
+  const list = $(`${sel} .items`);
+  const count = $(`${sel} .count`);
+  if (outcome.status === "rejected") {
+    const why = outcome.reason.status === 403 ? "Needs a service or auditor token." : `Could not load (${outcome.reason.message}).`;
+    list.replaceChildren(h("li", { class: "empty" }, why));
+    if (count) count.textContent = "";
+    return;
+  }
+  const made = items(outcome.value);
+  if (count) count.textContent = made.length ? `(${made.length})` : "";
+  list.replaceChildren(...(made.length ? made : [h("li", { class: "empty" }, emptyText)]));
+}
+
+// A row shown for the first time flashes once, so a change is seen without reading.
+function item(key, ...children) {
+  const fresh = state.shown && !state.seen.has(key);
+  state.seen.add(key);
+  return h("li", { class: fresh ? "fresh" : "", "data-key": key }, ...children);
+}
+
+// -- rows ------------------------------------------------------------------------------
+
+function needs(req) {
+  return req.approvals_required.map((a) => `${a.count} from ${a.group}`).join(", ") || "no approval";
+}
+
+function pendingItem(req) {
+  return item(`request:${req.id}`,
+    h("div", { class: "main" },
+      h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
+        req.kind !== "access" ? h("span", { class: "badge kind" }, req.kind) : null),
+      h("div", { class: "detail" }, `${req.actions.join(", ")} from ${req.location} for ${duration(req.duration_s * 1000)} · needs ${needs(req)}`),
+      h("div", { class: "detail" }, req.reason ? `“${req.reason}”` : "", " ", h("span", { class: "id" }, req.id))),
+    h("div", { class: "side" }, countdown(req.pending_until, "decide within"),
+      state.role === "user" && req.requester !== state.subject ? approveForm(req) : null));
+}
+
+// An approver approves from where they are: the country is part of the decision.
+function approveForm(req) {
+  const from = h("input", {
+    "aria-label": "Country you approve from", placeholder: "CC", maxlength: "2", size: "2",
+    value: localStorage.getItem("datavisa.from") || "",
+  });
+  const button = h("button", { type: "submit" }, "Approve");
+  return h("form", {
+    class: "approve",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const location = from.value.trim().toUpperCase() || "unknown";
+      localStorage.setItem("datavisa.from", location === "unknown" ? "" : location);
+      button.disabled = true;
+      try {
+        await api(`/v1/requests/${req.id}/approve`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ location }),
+        });
+      } catch (err) {
+        button.disabled = false;
+        button.textContent = err.status === 403 ? "Not allowed" : "Try again";
+      }
+    },
+  }, from, button);
+}
+
+function activeItem(req) {
+  return item(`grant:${req.id}`,
+    h("div", { class: "main" },
+      h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
+        req.kind === "breakglass" ? h("span", { class: "badge high" }, "break-glass") : null),
+      h("div", { class: "detail" }, `${req.actions.join(", ")} from ${req.countries.join(", ")} · `, h("span", { class: "id" }, req.id))),
+    h("div", { class: "side" }, countdown(req.expires_at, "ends in")));
+}
+
+function alertItem(alert) {
+  const ack = h("button", { type: "button", onclick: () => acknowledge(alert.id, ack) }, "Acknowledge");
+  return item(`alert:${alert.id}`,
+    h("div", { class: "main" },
+      h("div", { class: "title" }, h("span", { class: `badge ${alert.severity}` }, alert.severity), " ", alert.rule, " · ", alert.subject),
+      h("div", { class: "detail" }, alert.message)),
+    h("div", { class: "side" }, since(alert.raised_at), ack));
+}
+
+async function acknowledge(id, button) {
+  button.disabled = true;
+  try {
+    await api(`/v1/alerts/${id}/ack`, { method: "POST" });
+  } catch (e) {
+    button.disabled = false;
+    button.textContent = e.status === 403 ? "Not allowed" : "Try again";
+  }
+}
+
+function decisionItem(event) {
+  const input = event.input || {};
+  const result = event.result || {};
+  const kind = (event.path || "").split("/")[1] || "?";
+  const who = input.subject || input.approver || input.actor || input.requester || "-";
+  const what = input.resource || (input.request || {}).resource || "";
+  const where = input.location || input.approver_location || "";
+  const answer = result.allow === true ? "allow" : result.allow === false ? "deny" : "?";
+  const reasons = [...new Set((result.reasons || []).map((r) => r.code))].join(", ");
+  return item(`decision:${event.decision_id}`,
+    h("div", { class: "main" },
+      h("div", { class: "title" }, h("span", { class: `badge ${answer}` }, answer), ` ${kind} · ${who}`, what ? ` → ${what}` : ""),
+      h("div", { class: "detail" }, [where && `from ${where}`, reasons].filter(Boolean).join(" · "))),
+    h("div", { class: "side" }, since(event.timestamp)));
+}
+
+// -- the token -------------------------------------------------------------------------
+
+function setStatus(text) {
+  const el = $("#status");
+  el.textContent = text;
+  el.dataset.state = text;
+}
+
+function signOut(message) {
+  state.token = null;
+  if (state.stream) state.stream.abort();
+  localStorage.removeItem(KEY);
+  $("#board").hidden = true;
+  $("#forget").hidden = true;
+  $("#who").textContent = "";
+  $("#login").hidden = false;
+  $("#login-error").hidden = !message;
+  $("#login-error").textContent = message || "";
+  setStatus("offline");
+}
+
+async function signIn(token) {
+  state.token = token;
+  try {
+    const me = await api("/v1/whoami");
+    Object.assign(state, { subject: me.subject, role: me.role });
+    localStorage.setItem(KEY, token);
+    $("#who").textContent = `${me.subject} (${me.role})`;
+  } catch (e) {
+    if (state.token) signOut(`The server did not take that token (${e.message}).`);
+    return;
+  }
+  $("#login").hidden = true;
+  $("#board").hidden = false;
+  $("#forget").hidden = false;
+  listen();
+}
+
+function start() {
+  // A link may carry the token as #token=...: kept, then taken out of the address bar.
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) history.replaceState(null, "", location.pathname + location.search);
+  $("#login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    signIn($("#token").value.trim());
+  });
+  $("#forget").addEventListener("click", () => signOut(""));
+  setInterval(tick, 1000);
+  const token = fromLink || localStorage.getItem(KEY);
+  if (token) signIn(token);
+  else signOut("");
+}
+
+start();

@@ -1,0 +1,149 @@
+# METADATA
+# title: Monitor
+# description: |
+#   Alert rules, evaluated on each decision as it is recorded: what in the decision log is
+#   worth a person's attention now. Thresholds and working hours are data
+#   (data.datavisa.monitoring, bundles/default/monitoring.yaml); the engine only gathers
+#   the facts the rules need, by counting and looking up in its database.
+#
+#   Input: {event: the decision-log event just recorded (OPA's format: decision_id, path,
+#   input, result, timestamp); absent for the periodic check, history: {
+#     countries_seen: [countries the subject was seen in before, within
+#       lookback.countries_s],
+#     last_grant_end: {grant_id, state (expired | revoked | relinquished), ended_ns,
+#       decision_id} of the subject's grant on the resource that ended last, before the event,
+#     approvals: [{approver, decision_id}] every approval allowed within lookback.approvals_s
+#       up to and including the event,
+#     breakglass_reviews: [{grant_id, subject, resource, review_due_ns, decision_id}]
+#       break-glass grants not reviewed yet (periodic check)}}
+#   Output: alerts = set of {rule, severity, subject, message, evidence: [decision ids]}
+package datavisa.monitor
+
+import data.datavisa.residency
+
+_config := data.datavisa.monitoring
+
+_rules := _config.rules
+
+_event := object.get(input, "event", {})
+
+_history := object.get(input, "history", {})
+
+_in := object.get(_event, "input", {})
+
+_result := object.get(_event, "result", {})
+
+_kind := split(_event.path, "/")[1]
+
+_denied if _result.allow == false
+
+_allowed if _result.allow == true
+
+_codes := {r.code | some r in object.get(_result, "reasons", [])}
+
+_at_ns := time.parse_rfc3339_ns(_event.timestamp)
+
+_resource := data.datavisa.resources[_in.resource]
+
+_ns(seconds) := seconds * 1000000000
+
+_alert(rule, severity, subject, message, evidence) := {
+	"rule": rule,
+	"severity": severity,
+	"subject": subject,
+	"message": message,
+	"evidence": sort({id | some id in evidence; is_string(id)}),
+}
+
+# METADATA
+# title: Lookback
+# description: |
+#   How far back, in seconds, the engine gathers each kind of history: the countries a
+#   subject was seen in, and the approvals that concentration is judged on.
+lookback := {
+	"countries_s": _rules.new_country.lookback_s,
+	"approvals_s": _rules.approver_concentration.window_s,
+}
+
+# METADATA
+# title: Alerts
+# description: Each alert the event (or the periodic check) raises.
+alerts contains _alert("new_country", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+	_kind in {"access", "request", "breakglass"}
+	cfg := _rules.new_country
+	seen := {c | some c in object.get(_history, "countries_seen", [])}
+	count(seen) >= cfg.min_history
+	not _in.location in seen
+	msg := sprintf("%s: %s on %s from %s, a country not seen for %s before (seen: %s)", [_kind, _in.subject, _in.resource, _in.location, _in.subject, concat(", ", sort(seen))])
+}
+
+alerts contains _alert("no_grant_on_restricted", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+	_kind == "access"
+	_denied
+	cfg := _rules.no_grant_on_restricted
+	_resource.tier in cfg.tiers
+	missing := _codes & {r | some r in cfg.reasons}
+	count(missing) > 0
+	msg := sprintf("%s tried %s on %s data %s from %s without a live grant (%s)", [_in.subject, _in.action, _resource.tier, _in.resource, _in.location, concat(", ", sort(missing))])
+}
+
+alerts contains _alert("break_glass_used", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+	_kind == "breakglass"
+	_allowed
+	cfg := _rules.break_glass_used
+	msg := sprintf("%s broke glass into %s from %s for %ds: %s", [_in.subject, _in.resource, _in.location, _in.duration_s, object.get(_in, "reason", "")])
+}
+
+alerts contains _alert("review_overdue", cfg.severity, review.subject, msg, [review.decision_id]) if {
+	cfg := _rules.review_overdue
+	some review in object.get(_history, "breakglass_reviews", [])
+	time.now_ns() >= review.review_due_ns + _ns(cfg.grace_s)
+	due := time.format([review.review_due_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
+	msg := sprintf("break-glass grant %s of %s on %s was due for review at %s and is not reviewed; their break-glass is suspended", [review.grant_id, review.subject, review.resource, due])
+}
+
+alerts contains _alert("approver_concentration", cfg.severity, approver, msg, mine) if {
+	_kind == "approval"
+	_allowed
+	cfg := _rules.approver_concentration
+	approver := _in.approver
+	approvals := object.get(_history, "approvals", [])
+	mine := [a.decision_id | some a in approvals; a.approver == approver]
+	count(mine) >= cfg.min_approvals
+	count(mine) * 100 >= cfg.min_share_pct * count(approvals)
+	msg := sprintf("%s gave %d of the last %d approvals within %ds", [approver, count(mine), count(approvals), cfg.window_s])
+}
+
+alerts contains _alert("access_after_grant_end", severity, _in.subject, msg, [_event.decision_id, ended.decision_id]) if {
+	_kind == "access"
+	_denied
+	cfg := _rules.access_after_grant_end
+	ended := _history.last_grant_end
+	severity := cfg.severity[ended.state]
+	gap_ns := _at_ns - ended.ended_ns
+	gap_ns >= 0
+	gap_ns <= _ns(cfg.within_s)
+	msg := sprintf("%s tried %s on %s from %s %ds after their grant %s was %s", [_in.subject, _in.action, _in.resource, _in.location, gap_ns / 1000000000, ended.grant_id, ended.state])
+}
+
+alerts contains _alert("outside_working_hours", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+	_kind == "request"
+	cfg := _rules.outside_working_hours
+	jurisdiction := residency.jurisdiction(_resource)
+	hours := object.get(object.get(_config, "working_hours", {}), jurisdiction, _config.default_working_hours)
+	not _within(hours, _at_ns)
+	[h, m, _] := time.clock([_at_ns, hours.timezone])
+	local := sprintf("%s %02d:%02d %s", [time.weekday([_at_ns, hours.timezone]), h, m, hours.timezone])
+	days := concat(" ", [substring(d, 0, 3) | some d in hours.days])
+	msg := sprintf("%s asked for %s on %s at %s, outside working hours in %s (%s %s-%s)", [_in.subject, concat(", ", _in.actions), _in.resource, local, jurisdiction, days, hours.start, hours.end])
+}
+
+_within(hours, ns) if {
+	time.weekday([ns, hours.timezone]) in hours.days
+	[h, m, _] := time.clock([ns, hours.timezone])
+	minute := (h * 60) + m
+	minute >= _minute_of(hours.start)
+	minute < _minute_of(hours.end)
+}
+
+_minute_of(hhmm) := (to_number(parts[0]) * 60) + to_number(parts[1]) if parts := split(hhmm, ":")

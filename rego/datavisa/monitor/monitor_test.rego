@@ -1,0 +1,231 @@
+package datavisa.monitor_test
+
+import data.datavisa.monitor
+
+_friday_9_brussels := "2027-01-15T08:00:00Z" # 09:00 in Brussels, a Friday
+
+_t0 := 1800000000000000000 # the same instant, in ns
+
+_s := 1000000000
+
+_access := {
+	"decision_id": "d-access",
+	"path": "datavisa/access/decision",
+	"timestamp": _friday_9_brussels,
+	"input": {"subject": "alice", "resource": "eu-customer-analytics", "action": "read", "location": "DE"},
+	"result": {"allow": true, "reasons": []},
+}
+
+_request := {
+	"decision_id": "d-request",
+	"path": "datavisa/request/decision",
+	"timestamp": _friday_9_brussels,
+	"input": {"subject": "alice", "resource": "eu-customer-analytics", "actions": ["read"], "location": "DE", "duration_s": 1200},
+	"result": {"allow": true, "reasons": []},
+}
+
+_denied(event, codes) := object.union(event, {"result": {"allow": false, "reasons": [{"code": c, "message": c} | some c in codes]}})
+
+_with_input(event, patch) := object.union(event, {"input": object.union(event.input, patch)})
+
+_raised(event, history) := {a.rule: a | some a in monitor.alerts with input as {"event": event, "history": history}}
+
+_fired(got, rule) if got[rule]
+
+else := false
+
+test_a_plain_allowed_access_from_a_known_country_raises_nothing if {
+	count(monitor.alerts) == 0 with input as {"event": _access, "history": {"countries_seen": ["DE"]}}
+}
+
+test_new_country_needs_history_and_a_country_not_seen_before if {
+	cases := [
+		{"event": _access, "seen": [], "raised": false},
+		{"event": _access, "seen": ["DE"], "raised": false},
+		{"event": _access, "seen": ["FR"], "raised": true},
+		{"event": _with_input(_access, {"location": "US"}), "seen": ["DE", "FR"], "raised": true},
+		{"event": _denied(_with_input(_access, {"location": "US"}), ["location_not_permitted"]), "seen": ["DE"], "raised": true},
+		{"event": _with_input(_request, {"location": "US"}), "seen": ["DE"], "raised": true},
+	]
+	every c in cases {
+		got := _raised(c.event, {"countries_seen": c.seen})
+		_fired(got, "new_country") == c.raised
+	}
+}
+
+test_new_country_names_subject_severity_and_the_decision if {
+	got := _raised(_with_input(_access, {"location": "US"}), {"countries_seen": ["DE"]}).new_country
+	got.subject == "alice"
+	got.severity == "medium"
+	got.evidence == ["d-access"]
+	contains(got.message, "from US")
+}
+
+test_min_history_is_data if {
+	got := _raised(_access, {"countries_seen": ["FR"]}) with data.datavisa.monitoring.rules.new_country.min_history as 2
+	not got.new_country
+}
+
+test_no_grant_on_restricted_data if {
+	ledger := _with_input(_access, {"resource": "eu-payments-ledger"})
+	cases := [
+		{"event": _denied(ledger, ["no_active_grant"]), "raised": true},
+		{"event": _denied(ledger, ["grant_expired", "location_not_permitted"]), "raised": true},
+		{"event": _denied(ledger, ["location_not_permitted"]), "raised": false},
+		{"event": ledger, "raised": false},
+		{"event": _denied(_access, ["no_active_grant"]), "raised": false},
+		{"event": _denied(_with_input(_access, {"resource": "nope"}), ["unknown_resource"]), "raised": false},
+	]
+	every c in cases {
+		got := _raised(c.event, {"countries_seen": ["DE"]})
+		_fired(got, "no_grant_on_restricted") == c.raised
+	}
+}
+
+test_no_grant_on_restricted_is_high_and_says_why if {
+	event := _denied(_with_input(_access, {"resource": "eu-payments-ledger"}), ["no_active_grant"])
+	got := _raised(event, {"countries_seen": ["DE"]}).no_grant_on_restricted
+	got.severity == "high"
+	contains(got.message, "restricted data eu-payments-ledger")
+	contains(got.message, "no_active_grant")
+}
+
+test_break_glass_use_is_raised_when_it_was_allowed if {
+	bg := {
+		"decision_id": "d-bg",
+		"path": "datavisa/breakglass/decision",
+		"timestamp": _friday_9_brussels,
+		"input": {"subject": "oscar", "resource": "eu-customer-analytics", "location": "DE", "duration_s": 600, "reason": "INC-9"},
+		"result": {"allow": true, "reasons": []},
+	}
+	got := _raised(bg, {"countries_seen": ["DE"]}).break_glass_used
+	got == {
+		"rule": "break_glass_used", "severity": "high", "subject": "oscar", "evidence": ["d-bg"],
+		"message": "oscar broke glass into eu-customer-analytics from DE for 600s: INC-9",
+	}
+	not _raised(_denied(bg, ["review_overdue"]), {"countries_seen": ["DE"]}).break_glass_used
+}
+
+test_review_overdue_follows_the_clock_and_the_grace if {
+	review := {"grant_id": "g1", "subject": "oscar", "resource": "eu-customer-analytics", "review_due_ns": _t0, "decision_id": "d-bg"}
+	cases := [
+		{"now": _t0 - 1, "grace_s": 0, "raised": false},
+		{"now": _t0, "grace_s": 0, "raised": true},
+		{"now": _t0 + (60 * _s), "grace_s": 3600, "raised": false},
+		{"now": _t0 + (3600 * _s), "grace_s": 3600, "raised": true},
+	]
+	every c in cases {
+		got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"breakglass_reviews": [review]}}
+			with time.now_ns as c.now
+			with data.datavisa.monitoring.rules.review_overdue.grace_s as c.grace_s
+		_fired(got, "review_overdue") == c.raised
+	}
+}
+
+test_review_overdue_names_the_grant_and_its_break_glass_decision if {
+	review := {"grant_id": "g1", "subject": "oscar", "resource": "eu-customer-analytics", "review_due_ns": _t0, "decision_id": "d-bg"}
+	alerts := monitor.alerts with input as {"history": {"breakglass_reviews": [review]}} with time.now_ns as _t0 + 1
+	alerts == {{
+		"rule": "review_overdue", "severity": "critical", "subject": "oscar", "evidence": ["d-bg"],
+		"message": "break-glass grant g1 of oscar on eu-customer-analytics was due for review at 2027-01-15T08:00:00Z and is not reviewed; their break-glass is suspended",
+	}}
+}
+
+_approval(approver) := {
+	"decision_id": "d-approval",
+	"path": "datavisa/approval/decision",
+	"timestamp": _friday_9_brussels,
+	"input": {"approver": approver, "approver_location": "DE", "request": {"requester": "alice", "resource": "eu-customer-analytics"}},
+	"result": {"allow": true, "reasons": []},
+}
+
+_approvals(by, n) := [{"approver": by, "decision_id": sprintf("%s-%d", [by, i])} | some i in numbers.range(1, n)]
+
+test_approver_concentration_needs_both_a_count_and_a_share if {
+	cases := [
+		{"approvals": _approvals("bob", 5), "raised": true},
+		{"approvals": array.concat(_approvals("bob", 6), _approvals("dave", 4)), "raised": true},
+		{"approvals": _approvals("bob", 4), "raised": false},
+		{"approvals": array.concat(_approvals("bob", 5), _approvals("dave", 5)), "raised": false},
+		{"approvals": [], "raised": false},
+	]
+	every c in cases {
+		got := _raised(_approval("bob"), {"approvals": c.approvals})
+		_fired(got, "approver_concentration") == c.raised
+	}
+}
+
+test_approver_concentration_names_the_approver_and_their_approvals if {
+	got := _raised(_approval("bob"), {"approvals": array.concat(_approvals("bob", 5), _approvals("dave", 1))}).approver_concentration
+	got.subject == "bob"
+	got.evidence == ["bob-1", "bob-2", "bob-3", "bob-4", "bob-5"]
+	got.message == "bob gave 5 of the last 6 approvals within 86400s"
+}
+
+test_approver_concentration_thresholds_are_data if {
+	got := _raised(_approval("bob"), {"approvals": _approvals("bob", 2)}) with data.datavisa.monitoring.rules.approver_concentration.min_approvals as 2
+	got.approver_concentration
+	not _raised(_denied(_approval("bob"), ["self_approval"]), {"approvals": _approvals("bob", 9)}).approver_concentration
+}
+
+_ended(state, ago_s) := {"grant_id": "g1", "state": state, "ended_ns": _t0 - (ago_s * _s), "decision_id": "d-grant"}
+
+test_access_after_grant_end if {
+	denied := _denied(_access, ["no_active_grant"])
+	cases := [
+		{"event": denied, "ended": _ended("revoked", 60), "severity": "high"},
+		{"event": denied, "ended": _ended("relinquished", 900), "severity": "medium"},
+		{"event": denied, "ended": _ended("expired", 0), "severity": "low"},
+		{"event": denied, "ended": _ended("expired", 901), "severity": null},
+		{"event": denied, "ended": _ended("revoked", -5), "severity": null},
+		{"event": _access, "ended": _ended("revoked", 60), "severity": null},
+		{"event": _denied(_request, ["duplicate"]), "ended": _ended("revoked", 60), "severity": null},
+	]
+	every c in cases {
+		got := _raised(c.event, {"countries_seen": ["DE"], "last_grant_end": c.ended})
+		object.get(got, ["access_after_grant_end", "severity"], null) == c.severity
+	}
+}
+
+test_access_after_grant_end_cites_the_access_and_the_grant if {
+	ended := {"grant_id": "g1", "state": "revoked", "ended_ns": _t0 - (60 * _s), "decision_id": "d-grant"}
+	got := _raised(_denied(_access, ["no_active_grant"]), {"last_grant_end": ended}).access_after_grant_end
+	got.evidence == ["d-access", "d-grant"]
+	got.message == "alice tried read on eu-customer-analytics from DE 60s after their grant g1 was revoked"
+}
+
+test_requests_outside_the_working_hours_of_the_datas_jurisdiction if {
+	cases := [
+		{"at": "2027-01-15T08:00:00Z", "resource": "eu-customer-analytics", "raised": false},
+		{"at": "2027-01-15T05:59:59Z", "resource": "eu-customer-analytics", "raised": true},
+		{"at": "2027-01-15T18:59:59Z", "resource": "eu-customer-analytics", "raised": false},
+		{"at": "2027-01-15T19:00:00Z", "resource": "eu-customer-analytics", "raised": true},
+		{"at": "2027-01-16T10:00:00Z", "resource": "eu-customer-analytics", "raised": true},
+		{"at": "2027-01-17T07:00:00Z", "resource": "sa-patient-records", "raised": false},
+		{"at": "2027-01-15T08:00:00Z", "resource": "sa-patient-records", "raised": true},
+		{"at": "2027-01-15T08:00:00Z", "resource": "us-crm-contacts", "raised": true},
+		{"at": "2027-01-15T14:00:00Z", "resource": "us-crm-contacts", "raised": false},
+	]
+	every c in cases {
+		event := object.union(_with_input(_request, {"resource": c.resource}), {"timestamp": c.at})
+		got := _raised(event, {"countries_seen": ["DE"]})
+		_fired(got, "outside_working_hours") == c.raised
+	}
+}
+
+test_outside_working_hours_says_the_local_time if {
+	event := object.union(_request, {"timestamp": "2027-01-16T10:00:00Z"})
+	got := _raised(event, {"countries_seen": ["DE"]}).outside_working_hours
+	got.severity == "low"
+	got.message == "alice asked for read on eu-customer-analytics at Saturday 11:00 Europe/Brussels, outside working hours in EU (Mon Tue Wed Thu Fri 07:00-20:00)"
+}
+
+test_jurisdictions_without_hours_use_the_default if {
+	event := object.union(_request, {"timestamp": "2027-01-15T06:30:00Z"})
+	_raised(event, {}).outside_working_hours with data.datavisa.monitoring as object.remove(data.datavisa.monitoring, ["working_hours"])
+	not _raised(event, {}).outside_working_hours
+}
+
+test_lookback_is_the_rules_windows if {
+	monitor.lookback == {"countries_s": 7776000, "approvals_s": 86400}
+}

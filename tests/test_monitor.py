@@ -1,0 +1,225 @@
+"""Monitoring: the alert rules in Rego judge each decision as it is recorded, against a real
+OPA and a real SQLite file; the monitor only gathers facts and stores what the rules raise."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datavisa.cli.main import cli
+from datavisa.engine import bundle
+from datavisa.engine.errors import DataVisaError
+from datavisa.engine.monitor import CURSOR, Alert, Monitor
+from datavisa.engine.opa import OpaClient, OpaUnavailable, free_port
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
+
+CONFIDENTIAL = "eu-customer-analytics"  # EU personal data; bob is its data owner
+RESTRICTED = "eu-payments-ledger"
+DAY = 86400
+
+
+@pytest.fixture
+def monitor(engine):
+    monitor = Monitor(engine.log, engine.opa, clock=engine.clock, backoff_max_s=0.5)
+    yield monitor
+    monitor.stop()
+
+
+def raised(monitor: Monitor, rule: str) -> list[Alert]:
+    """Judge what was logged since the last call; the alerts of one rule among them.
+
+    Other rules may fire too (outside_working_hours depends on when the test runs)."""
+    return [a for a in monitor.run_once() if a.rule == rule]
+
+
+def decision_ids(engine, path: str) -> list[str]:
+    return [e["decision_id"] for e in engine.log.query(path=path, limit=1000)]
+
+
+def wait_for(find, timeout_s: float = 15.0):
+    """Poll until `find()` is truthy; its value (bounded, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := find():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"nothing turned up within {timeout_s}s")
+
+
+def test_break_glass_use_raises_an_alert_citing_its_decision(engine, monitor):
+    grant = engine.break_glass("oscar", CONFIDENTIAL, ["read"], 600, "DE", "INC-99 outage")
+    [alert] = raised(monitor, "break_glass_used")
+    assert (alert.severity, alert.subject, alert.state) == ("high", "oscar", "open")
+    assert alert.evidence == [grant.decision_id]
+    assert alert.decision_id == grant.decision_id
+    assert "oscar broke glass into eu-customer-analytics from DE for 600s" in alert.message
+
+
+def test_an_attempt_from_a_country_never_seen_for_the_subject(engine, monitor):
+    engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert raised(monitor, "new_country") == []  # the first country is no news
+    engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert raised(monitor, "new_country") == []
+    decision = engine.check("alice", CONFIDENTIAL, "read", "BR")
+    [alert] = raised(monitor, "new_country")
+    assert (alert.subject, alert.severity) == ("alice", "medium")
+    assert alert.evidence == [decision.decision_id]
+    assert "from BR" in alert.message and "seen: DE" in alert.message
+    engine.check("alice", CONFIDENTIAL, "read", "BR")
+    assert raised(monitor, "new_country") == []  # seen now
+
+
+def test_an_access_without_a_grant_on_restricted_data(engine, monitor):
+    engine.check("alice", CONFIDENTIAL, "read", "DE")  # confidential: no alert
+    assert raised(monitor, "no_grant_on_restricted") == []
+    decision = engine.check("alice", RESTRICTED, "read", "DE")
+    [alert] = raised(monitor, "no_grant_on_restricted")
+    assert (alert.severity, alert.evidence) == ("high", [decision.decision_id])
+    assert "no_active_grant" in alert.message
+
+
+def test_an_access_just_after_a_grant_was_revoked(engine, monitor):
+    req = engine.request("alice", CONFIDENTIAL, ["read"], 1200, "DE", "INC-1")
+    engine.approve(req.id, "bob", "DE")
+    assert engine.check("alice", CONFIDENTIAL, "read", "DE").allow
+    engine.revoke(req.id, "bob", "done")
+    monitor.run_once()
+    denied = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert not denied.allow
+    [alert] = raised(monitor, "access_after_grant_end")
+    assert alert.severity == "high"
+    assert alert.evidence == sorted([denied.decision_id, req.decision_id])
+    assert f"after their grant {req.id} was revoked" in alert.message
+
+
+def test_approvals_concentrated_on_one_approver(engine, monitor):
+    for n in range(5):
+        req = engine.request("alice", CONFIDENTIAL, ["read"], 600, "DE", f"INC-{n}")
+        engine.approve(req.id, "bob", "DE")
+        engine.relinquish(req.id, "alice")
+        found = raised(monitor, "approver_concentration")
+        assert bool(found) == (n == 4), f"after {n + 1} approvals"
+    [alert] = found
+    assert alert.subject == "bob"
+    assert alert.evidence == sorted(decision_ids(engine, "datavisa/approval/decision"))
+    assert alert.message == "bob gave 5 of the last 5 approvals within 86400s"
+
+
+def test_an_overdue_break_glass_review_is_found_by_the_periodic_check(engine, monitor, clock):
+    clock.advance(-(DAY + 60))  # the grant was taken a day and a minute ago
+    grant = engine.break_glass("oscar", CONFIDENTIAL, ["read"], 600, "DE", "INC-99 outage")
+    clock.advance(DAY + 60)
+    [alert] = monitor.check_reviews()
+    assert (alert.rule, alert.severity, alert.subject) == ("review_overdue", "critical", "oscar")
+    assert alert.evidence == [grant.decision_id]
+    assert alert.decision_id is None
+    assert monitor.check_reviews() == []  # raised once
+    engine.review(grant.id, "bob", "accepted")
+    assert monitor.check_reviews() == []
+
+
+def test_an_alert_is_stored_once_per_rule_subject_and_evidence(engine, monitor):
+    found = {"rule": "r", "severity": "low", "subject": "s", "message": "m", "evidence": ["b", "a"]}
+    with engine.store.transaction():
+        [first] = monitor.alerts.add([found], 1.0, None, None)
+        assert monitor.alerts.add([{**found, "evidence": ["a", "b"]}], 2.0, None, None) == []
+        [other] = monitor.alerts.add([{**found, "subject": "t"}], 3.0, None, None)
+    assert first.evidence == ["a", "b"]
+    assert [a.id for a in monitor.alerts.query()] == [first.id, other.id]
+
+
+def test_the_worker_raises_alerts_within_seconds_of_the_decision(engine, monitor):
+    monitor.start()
+    decision = engine.check("alice", RESTRICTED, "read", "DE")
+    alert = wait_for(lambda: monitor.alerts.query(rule="no_grant_on_restricted"))[0]
+    assert alert.evidence == [decision.decision_id]
+
+
+def test_when_opa_cannot_answer_the_monitor_waits_and_tries_the_same_record_again(engine, monitor):
+    engine.check("alice", RESTRICTED, "read", "DE")
+    good, monitor.opa = monitor.opa, OpaClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    with pytest.raises(OpaUnavailable):
+        monitor.run_once()
+    assert engine.store.cursor(CURSOR) == 0  # nothing judged, nothing skipped
+    monitor.start()  # the worker logs the failure and backs off; serve stays up
+    time.sleep(1.0)
+    assert monitor.alerts.query() == []
+    monitor.opa = good
+    wait_for(lambda: monitor.alerts.query(rule="no_grant_on_restricted"))
+
+
+def test_the_monitors_own_queries_uploaded_by_an_opa_are_not_judged(engine, monitor):
+    engine.log.ingest(
+        [{"decision_id": "m1", "path": "datavisa/monitor/alerts", "input": {}, "result": []}]
+    )
+    monitor.opa = None  # were the event judged, this would fail
+    assert monitor.run_once() == []
+    assert engine.store.cursor(CURSOR) == 1
+
+
+def test_monitoring_starts_at_the_head_of_an_existing_log(engine):
+    engine.check("alice", RESTRICTED, "read", "DE")
+    late = Monitor(engine.log, engine.opa)
+    assert late.run_once() == []
+
+
+def test_alerts_command_lists_filters_and_acknowledges(engine, monitor, db):
+    engine.break_glass("oscar", CONFIDENTIAL, ["read"], 600, "DE", "INC-99 outage")
+    engine.check("alice", RESTRICTED, "read", "DE")
+    monitor.run_once()
+    runner = CliRunner()
+
+    def alerts(*args: str):
+        result = runner.invoke(cli, ["alerts", *args, "--db", str(db)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    table = alerts()
+    assert table.splitlines()[0].split()[:5] == ["ID", "RAISED", "SEVERITY", "RULE", "SUBJECT"]
+    assert "break_glass_used" in table and "no_grant_on_restricted" in table
+    rows = json.loads(alerts("--rule", "break_glass_used", "--json"))
+    assert [(r["rule"], r["subject"], r["state"]) for r in rows] == [
+        ("break_glass_used", "oscar", "open")
+    ]
+    assert rows[0]["raised_at"].endswith("Z")
+    assert "acked by erin" in alerts("ack", str(rows[0]["id"]), "--as", "erin")
+    assert json.loads(alerts("--state", "acked", "--json"))[0]["acked_by"] == "erin"
+    assert json.loads(alerts("--severity", "critical", "--json")) == []
+    missing = runner.invoke(cli, ["alerts", "ack", "999", "--db", str(db), "--as", "erin"])
+    assert missing.exit_code == 1 and "no alert with id 999" in missing.output
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path / "bundle"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("      severity: medium\n      min_history", "      severity: loud\n      min_history",
+         "monitoring.rules.new_country.severity: 'loud' is not one of"),
+        ("min_share_pct: 60", "min_share_pct: 160",
+         "monitoring.rules.approver_concentration.min_share_pct: 160 is greater than"),
+        ("tiers: [restricted]", "tiers: [secret]",
+         "'secret' names nothing defined in tiers"),
+        ('UTC, days: [Monday, Tuesday, Wednesday, Thursday, Friday], start: "07:00"',
+         'UTC, days: [Monday, Tuesday, Wednesday, Thursday, Friday], start: "7am"',
+         "monitoring.default_working_hours.start: '7am' does not match"),
+        ("    EU: {timezone", "    XX: {timezone", "'XX' names nothing defined in jurisdictions"),
+    ],
+)  # fmt: skip
+def test_bad_monitoring_data_is_rejected_with_file_line_and_path(data_dir, old, new, problem):
+    path = data_dir / "monitoring.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(DataVisaError) as e:
+        bundle.load_data(data_dir)
+    assert f"{path}:" in str(e.value)
+    assert problem in str(e.value)

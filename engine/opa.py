@@ -78,6 +78,8 @@ class OpaClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        # OPA is on loopback or named explicitly: no proxy or .netrc lookups per request.
+        self.session.trust_env = False
 
     def query(self, path: str, input: dict[str, Any]) -> Answer:
         """Evaluate the document at `path` (slash separated, under /v1/data) with `input`."""

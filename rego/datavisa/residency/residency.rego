@@ -76,8 +76,17 @@ context(resource, subject_id, location, evidence) := {
 
 # METADATA
 # title: Basis
-# description: The first lawful basis for the context, or "none".
-basis(ctx) := first if {
+# description: |
+#   The first lawful basis for the context, or "none": bases(ctx)[0]. Every access check
+#   asks this and most are answered by one of the first candidates, so those are tried one
+#   at a time before the whole list is built.
+basis(ctx) := "in_jurisdiction" if {
+	_has_basis(ctx, "in_jurisdiction")
+} else := "same_entity_travel" if {
+	_has_basis(ctx, "same_entity_travel")
+} else := "adequacy" if {
+	_has_basis(ctx, "adequacy")
+} else := first if {
 	first := bases(ctx)[0]
 } else := "none"
 

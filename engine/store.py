@@ -107,9 +107,6 @@ class Store:
         self._open: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
         self.db.enable_wal()
-        # WAL with synchronous=NORMAL: a commit survives the process being killed (the
-        # decision log's promise); only a power cut may lose the last few.
-        self.db.execute("PRAGMA synchronous=NORMAL")
         self._create_schema()
 
     @property
@@ -121,6 +118,10 @@ class Store:
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
+            # Per connection: in WAL mode a NORMAL commit survives the process being killed
+            # (the decision log's promise) without an fsync each; a power cut may lose the
+            # last few.
+            conn.execute("PRAGMA synchronous=NORMAL")
             db = self._local.db = sqlite_utils.Database(conn)
             with self._lock:
                 self._open.append(db)

@@ -96,3 +96,15 @@ def test_processes_approving_at_once_activate_once(engine, db: Path, opa_url: st
         assert len(engine.approvals(rid)) == 2
         assert _activations(engine, rid) == 1
         engine.relinquish(rid, "alice")
+
+
+def test_every_threads_connection_commits_without_an_fsync_each(engine):
+    seen: list[int] = []
+    thread = threading.Thread(
+        target=lambda: seen.append(engine.store.db.execute("PRAGMA synchronous").fetchone()[0])
+    )
+    thread.start()
+    thread.join()
+    main = engine.store.db.execute("PRAGMA synchronous").fetchone()[0]
+    assert [main, *seen] == [1, 1]  # NORMAL, in this thread and in a new one
+    assert engine.store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

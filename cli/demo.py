@@ -80,13 +80,13 @@ def _story(engine: Engine, duration_s: int) -> None:
 
     story.say(f"{REQUESTER} tries to approve her own request")
     try:
-        engine.approve(req.id, REQUESTER)
+        engine.approve(req.id, REQUESTER, HOME)
         raise click.ClickException("self-approval was accepted: the policy is broken")
     except Denied as e:
         story.result(click.style("refused", fg="red", bold=True) + f": {e.decision.explain()}")
 
     story.say(f"{APPROVER}, data owner of the analytics team, approves")
-    req = engine.approve(req.id, APPROVER)
+    req = engine.approve(req.id, APPROVER, HOME)
     story.result(f"grant {req.id} is {req.state} until {output.when(req.expires_at)}")
 
     story.say(f"the service checks again from {HOME}")
@@ -105,6 +105,13 @@ def _story(engine: Engine, duration_s: int) -> None:
     story.result(output.audit_table(events))
     verdict = audit.verify(engine.store.db)
     story.result(f"hash chain: {'intact' if verdict.ok else 'BROKEN'} ({verdict.checked} events)")
+
+    story.say("the decision log: every decision asked of the policy, refusals included")
+    story.result(output.decision_table(engine.log.query(limit=1000)))
+    checked = engine.log.verify()
+    story.result(
+        f"decision log: {'intact' if checked.ok else 'BROKEN'} ({checked.checked} records)"
+    )
 
 
 def _wait(seconds: float) -> None:

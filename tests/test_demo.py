@@ -50,6 +50,9 @@ def test_demo_tells_the_story_and_exits_cleanly(tmp_path: Path):
         "location_not_permitted",
         "grant_expired",
         "hash chain: intact (3 events)",
+        "the decision log",
+        "self_approval",
+        "decision log: intact (7 records)",
     ]
     positions = [out.find(s) for s in steps]
     assert all(p >= 0 for p in positions), out

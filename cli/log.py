@@ -12,28 +12,12 @@ from typing import Any
 import click
 
 from datavisa.engine.decision_log import DecisionLog, load_key
-from datavisa.engine.durations import parse_duration, rfc3339
+from datavisa.engine.durations import rfc3339
 from datavisa.engine.errors import DataVisaError
 from datavisa.engine.store import Store
 
 from . import output
-from .options import db_option, json_option
-
-
-def past(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    """An RFC 3339 time, or a duration back from now (`1h` is an hour ago)."""
-    if value is None:
-        return None
-    try:
-        return time.time() - parse_duration(value)
-    except DataVisaError:
-        pass
-    try:
-        return output.parse_rfc3339(value)
-    except ValueError as e:
-        raise click.BadParameter(
-            f"{value!r} is neither a time such as 2026-11-27T09:00:00Z nor a duration such as 1h"
-        ) from e
+from .options import db_option, json_option, past
 
 
 @contextmanager

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from datavisa.engine.durations import parse_duration
+from datavisa.engine.durations import parse_duration, parse_rfc3339
 from datavisa.engine.errors import DataVisaError
 from datavisa.engine.runtime import default_db_path
 
@@ -89,20 +88,26 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(e)) from e
 
 
-def instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    """An RFC 3339 time (2026-11-27T09:00:00Z) or a duration from now (10m)."""
-    if value is None:
-        return None
-    try:
-        return time.time() + parse_duration(value)
-    except DataVisaError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise click.BadParameter(
-            f"{value!r} is neither a time such as 2026-11-27T09:00:00Z nor a duration such as 10m"
-        ) from e
-    if parsed.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no time zone; add Z for UTC")
-    return parsed.timestamp()
+def _when(sign: int, example: str) -> Callable[..., float | None]:
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return time.time() + sign * parse_duration(value)
+        except DataVisaError:
+            pass
+        try:
+            return parse_rfc3339(value)
+        except DataVisaError as e:
+            if "time zone" in str(e):
+                raise click.BadParameter(str(e)) from e
+            raise click.BadParameter(
+                f"{value!r} is neither a time such as 2026-11-27T09:00:00Z "
+                f"nor a duration such as {example}"
+            ) from e
+
+    return parse
+
+
+instant = _when(+1, "10m")  # a time, or a delay from now: 2h is in two hours
+past = _when(-1, "1h")  # a time, or a span back from now: 1h is an hour ago

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 import click
@@ -19,14 +18,6 @@ _TIMES = (
     "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",
     "expires_at", "ended_at", "review_due", "reviewed_at",
 )  # fmt: skip
-
-
-def parse_rfc3339(text: str) -> float:
-    """Epoch seconds of an RFC 3339 time with a zone (`Z` or an offset)."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone")
-    return parsed.timestamp()
 
 
 def when(epoch_s: float | None, now: float | None = None) -> str:

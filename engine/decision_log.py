@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .durations import parse_rfc3339
 from .errors import DataVisaError
 from .store import Store
 
@@ -94,10 +95,11 @@ def _now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _epoch(timestamp: str) -> float:
+def event_epoch(event: dict[str, Any]) -> float:
+    """An event's RFC 3339 timestamp as epoch seconds (now, when it has none)."""
     try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
+        return parse_rfc3339(str(event.get("timestamp", "")))
+    except DataVisaError:
         return time.time()
 
 
@@ -220,7 +222,7 @@ class DecisionLog:
         row = {
             "seq": last[0] + 1,
             "decision_id": event["decision_id"],
-            "at": _epoch(event.get("timestamp", "")),
+            "at": event_epoch(event),
             "path": event.get("path"),
             "subject": inp.get("subject") or inp.get("requester") or inp.get("approver"),
             "resource": inp.get("resource"),

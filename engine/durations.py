@@ -36,6 +36,17 @@ def format_duration(seconds: float) -> str:
     return "".join(out)
 
 
+def parse_rfc3339(text: str) -> float:
+    """An RFC 3339 time (with `Z` or an offset) as epoch seconds."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise DataVisaError(f"{text!r} is not an RFC 3339 time") from e
+    if parsed.tzinfo is None:
+        raise DataVisaError(f"{text!r} has no time zone; add Z for UTC")
+    return parsed.timestamp()
+
+
 def rfc3339(epoch_s: float) -> str:
     """An instant as RFC 3339 UTC with second precision, as on the wire."""
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

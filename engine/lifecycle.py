@@ -28,6 +28,7 @@ from urllib.parse import quote
 from . import audit
 from .decision_log import DecisionLog, load_key
 from .decisions import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, Decision, decide
+from .durations import format_duration
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
 from .store import Approval, Request, Store
@@ -309,7 +310,7 @@ class Engine:
             if req.start_at is not None and now < req.start_at:
                 raise Conflict(
                     f"request {req.id} may be activated from its start, "
-                    f"{_ago(req.start_at - now)} from now"
+                    f"{format_duration(req.start_at - now)} from now"
                 )
             self._activate(req, now, actor, decision)
         self._push_if_live(req)
@@ -679,12 +680,6 @@ def _new_id() -> str:
 
 def _ns(epoch_s: float | None) -> int | None:
     return None if epoch_s is None else int(epoch_s * 1e9)
-
-
-def _ago(seconds: float) -> str:
-    from .durations import format_duration
-
-    return format_duration(seconds)
 
 
 def _request_input(req: Request) -> dict[str, Any]:

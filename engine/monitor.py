@@ -24,10 +24,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from .decision_log import DecisionLog
+from .decision_log import DecisionLog, event_epoch
 from .errors import NotFound
 from .lifecycle import (
     BREAKGLASS_KIND,
@@ -337,7 +336,7 @@ class Monitor:
     def history(self, seq: int, event: dict[str, Any]) -> dict[str, Any]:
         """The facts about the past the rules are given with the record at `seq`."""
         inp = event.get("input") if isinstance(event.get("input"), dict) else {}
-        at = _epoch(event.get("timestamp", ""))
+        at = event_epoch(event)
         facts: dict[str, Any] = {}
         subject, resource = inp.get("subject"), inp.get("resource")
         if isinstance(subject, str):
@@ -399,11 +398,3 @@ def _well_formed(alert: Any) -> bool:
         and alert["severity"] in SEVERITIES
         and all(isinstance(e, str) for e in alert["evidence"])
     )
-
-
-def _epoch(timestamp: Any) -> float:
-    """An event's RFC 3339 timestamp as epoch seconds (now, when it has none)."""
-    try:
-        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time()

@@ -15,7 +15,6 @@ the live dashboard served at / refreshes on it.
 import asyncio
 import dataclasses
 import gzip
-import inspect
 import io
 import json
 import logging
@@ -439,7 +438,6 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     _install_error_handlers(app)
     engine, metrics = service.engine, service.metrics
-    check_takes_context = "context" in inspect.signature(engine.check).parameters
     bearer = HTTPBearer(auto_error=False, description="A token from `datavisa token issue`")
 
     def authenticate(
@@ -590,10 +588,9 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
                 f"only a service token may ask about another subject than {actor.subject}",
                 field="subject",
             )
-        extra = {"context": body.context} if check_takes_context and body.context else {}
         started = time.perf_counter()
         decision = engine.check(
-            subject, body.resource, body.action, body.location, caller=actor.subject, **extra
+            subject, body.resource, body.action, body.location, body.context, caller=actor.subject
         )
         metrics.observe(decision, time.perf_counter() - started)
         return decision_to_wire(decision, engine.revision)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from datetime import datetime
 from functools import cache
 from typing import Any
 
 from .decisions import Decision
-from .durations import rfc3339
-from .errors import DataVisaError
+from .durations import parse_rfc3339, rfc3339
 from .store import Approval, Request
 
 # Keys the server adds to a decision beside OPA's own result.
@@ -37,17 +35,6 @@ def time_fields(record: type) -> frozenset[str]:
     )
 
 
-def parse_time(text: str) -> float:
-    """RFC 3339 (with `Z` or an offset) as epoch seconds."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise DataVisaError(f"{text!r} is not an RFC 3339 time") from e
-    if parsed.tzinfo is None:
-        raise DataVisaError(f"{text!r} has no time zone; add Z for UTC")
-    return parsed.timestamp()
-
-
 def to_wire(record: Any) -> dict[str, Any]:
     """A record dataclass (Request, Approval) as JSON-ready values."""
     times = time_fields(type(record))
@@ -63,7 +50,7 @@ def from_wire(record: type, values: dict[str, Any]) -> Any:
     times = time_fields(record)
     known = {f.name for f in dataclasses.fields(record)}
     kwargs = {
-        k: parse_time(v) if k in times and isinstance(v, str) else v
+        k: parse_rfc3339(v) if k in times and isinstance(v, str) else v
         for k, v in values.items()
         if k in known
     }
@@ -98,4 +85,4 @@ def audit_event_to_wire(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_event_from_wire(values: dict[str, Any]) -> dict[str, Any]:
-    return {**values, "at": parse_time(values["at"])}
+    return {**values, "at": parse_rfc3339(values["at"])}

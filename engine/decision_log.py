@@ -103,6 +103,37 @@ def event_epoch(event: dict[str, Any]) -> float:
         return time.time()
 
 
+def _engine_event(
+    *,
+    path: str,
+    input: Any,
+    result: dict[str, Any],
+    decision_id: str | None,
+    mask: list[Any] | None,
+    revision: str,
+    caller: str | None,
+    custom: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The OPA-format event for a decision the engine asked, masked."""
+    event: dict[str, Any] = {
+        "decision_id": decision_id or str(uuid.uuid4()),
+        "path": path,
+        "input": input,
+        "result": result,
+        "timestamp": _now_rfc3339(),
+        "bundles": {"datavisa": {"revision": revision}},
+        "labels": {"app": "datavisa", "version": __version__},
+        "custom": {"source": "engine", **(custom or {})},
+    }
+    if caller:
+        event["requested_by"] = caller
+    event = apply_mask(event, mask or [])
+    if mask is None:
+        event.pop("input")
+        event["erased"] = ["/input"]
+    return event
+
+
 def _digest(row: dict[str, Any]) -> str:
     content = json.dumps({k: row[k] for k in _COLUMNS}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(content.encode()).hexdigest()
@@ -160,26 +191,19 @@ class DecisionLog:
 
         Without a mask (OPA gave no answer) the input is not stored at all.
         """
-        event: dict[str, Any] = {
-            "decision_id": decision_id or str(uuid.uuid4()),
-            "path": path,
-            "input": input,
-            "result": result,
-            "timestamp": _now_rfc3339(),
-            "bundles": {"datavisa": {"revision": revision}},
-            "labels": {"app": "datavisa", "version": __version__},
-            "custom": {"source": "engine"},
-        }
-        if caller:
-            event["requested_by"] = caller
-        event = apply_mask(event, mask or [])
-        if mask is None:
-            event.pop("input")
-            event["erased"] = ["/input"]
+        asked = {"path": path, "input": input, "result": result, "decision_id": decision_id}
+        return self.record_many([asked | {"mask": mask, "revision": revision, "caller": caller}])[0]
+
+    def record_many(self, asked: list[dict[str, Any]]) -> list[str]:
+        """Record decisions (each with `record`'s arguments, and optionally `custom` facts
+        for the event) in one transaction; their decision ids, in order."""
+        events = [_engine_event(**one) for one in asked]
+        head = None
         with self.store.transaction():
-            seq = self._append(event, source="engine", caller=caller)
-        self._announce(seq)
-        return event["decision_id"]
+            for one, event in zip(asked, events, strict=True):
+                head = self._append(event, source="engine", caller=one["caller"]) or head
+        self._announce(head)
+        return [event["decision_id"] for event in events]
 
     def ingest(self, events: list[dict[str, Any]]) -> tuple[int, int]:
         """Store OPA decision-log events; returns (stored, already known)."""

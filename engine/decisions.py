@@ -47,6 +47,31 @@ class Decision:
         }
 
 
+@dataclass(frozen=True)
+class Check:
+    """One access check: may `subject` do `action` on `resource` from `location` now?
+
+    `context` (a ticket, a query, a client) travels to OPA as `input.context`; `caller` is
+    who asked, when not the subject (a service), for the decision log.
+    """
+
+    subject: str
+    resource: str
+    action: str
+    location: str
+    context: dict[str, Any] | None = None
+    caller: str | None = None
+
+    def input(self) -> dict[str, Any]:
+        asked = {
+            "subject": self.subject,
+            "resource": self.resource,
+            "action": self.action,
+            "location": self.location,
+        }
+        return asked | {"context": self.context} if self.context else asked
+
+
 def decide(
     opa: OpaClient | None,
     path: str,
@@ -62,39 +87,83 @@ def decide(
     asks the decision's logged twin (rego/datavisa/logged), which answers the very same
     document together with the mask to record it by, in one evaluation.
     """
-    decision, mask = _ask(opa, path, input)
-    if log is not None:
-        decision_id = log.record(
-            path=path,
-            input=input,
-            result={**decision.result, "allow": decision.allow, "reasons": decision.reasons},
-            decision_id=decision.decision_id,
-            mask=mask,
-            revision=revision,
-            caller=caller,
-        )
-        decision = dataclasses.replace(decision, decision_id=decision_id)
-    return decision
+    return decide_many(opa, path, [(input, caller)], log=log, revision=revision)[0]
 
 
-def _ask(opa: OpaClient | None, path: str, input: dict[str, Any]) -> tuple[Decision, Any]:
-    if opa is None:
-        return _unavailable("no OPA configured"), None
+def decide_many(
+    opa: OpaClient | None,
+    path: str,
+    asked: list[tuple[dict[str, Any], str | None]],
+    *,
+    log: DecisionLog | None = None,
+    revision: str = "",
+) -> list[Decision]:
+    """`decide` for several (input, caller) pairs at once: one OPA query, one log commit.
+
+    Several inputs go to the coalesced twin (`<name>_decisions`, input {batch: [...]}),
+    which answers each exactly as the single twin would; a lone input is asked as itself.
+    """
+    answers = _ask_many(opa, path, [input for input, _ in asked])
+    if log is None:
+        return [decision for decision, _, _ in answers]
+    ids = log.record_many(
+        [
+            {
+                "path": path,
+                "input": input,
+                "result": {**decision.result, "allow": decision.allow, "reasons": decision.reasons},
+                "decision_id": decision.decision_id if len(asked) == 1 else None,
+                "mask": mask,
+                "revision": revision,
+                "caller": caller,
+                "custom": custom,
+            }
+            for (input, caller), (decision, mask, custom) in zip(asked, answers, strict=True)
+        ]
+    )
+    return [
+        dataclasses.replace(decision, decision_id=decision_id)
+        for (decision, _, _), decision_id in zip(answers, ids, strict=True)
+    ]
+
+
+Answered = tuple[Decision, Any, dict[str, Any] | None]  # decision, mask, custom log facts
+
+
+def _ask_many(opa: OpaClient | None, path: str, inputs: list[dict[str, Any]]) -> list[Answered]:
     name = path.split("/")[1]
+    if len(inputs) == 1:
+        twin, doc = f"datavisa/logged/{name}_decision", inputs[0]
+    else:
+        twin, doc = f"datavisa/logged/{name}_decisions", {"batch": inputs}
     try:
-        answer = opa.query(f"datavisa/logged/{name}_decision", input)
+        if opa is None:
+            raise OpaUnavailable("no OPA configured")
+        answer = opa.query(twin, doc)
     except OpaUnavailable as e:
-        return _unavailable(str(e)), None
-    body = answer.result if isinstance(answer.result, dict) else {}
-    result, mask = body.get("decision"), body.get("mask")
+        return [(_unavailable(str(e)), None, None)] * len(inputs)
+    if len(inputs) == 1:
+        return [_parse(path, answer.result, answer.decision_id, None)]
+    if not isinstance(answer.result, list) or len(answer.result) != len(inputs):
+        why = f"{len(inputs)} decisions asked of {twin}, got {answer.result!r}"[:300]
+        return [(_unavailable(why), None, None)] * len(inputs)
+    return [
+        _parse(path, body, None, {"batch": {"decision_id": answer.decision_id, "index": i}})
+        for i, body in enumerate(answer.result)
+    ]
+
+
+def _parse(path: str, body: Any, decision_id: str | None, custom: Any) -> Answered:
+    """One logged twin's answer {decision, mask}, checked; a deny when malformed."""
+    result, mask = (body.get("decision"), body.get("mask")) if isinstance(body, dict) else (0, 0)
     if (
         not isinstance(result, dict)
         or not isinstance(result.get("allow"), bool)
         or not isinstance(result.get("reasons"), list)
         or not isinstance(mask, list)
     ):
-        return _unavailable(f"malformed decision from {path}: {answer.result!r}"[:300]), None
-    return Decision(result["allow"], result["reasons"], result, answer.decision_id), mask
+        return _unavailable(f"malformed decision from {path}: {body!r}"[:300]), None, None
+    return Decision(result["allow"], result["reasons"], result, decision_id), mask, custom
 
 
 def _unavailable(why: str) -> Decision:

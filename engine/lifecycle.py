@@ -27,7 +27,18 @@ from urllib.parse import quote
 
 from . import audit
 from .decision_log import DecisionLog, load_key
-from .decisions import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, Decision, decide
+from .decisions import (
+    ACCESS,
+    APPROVAL,
+    BREAKGLASS,
+    EXTENSION,
+    LIFECYCLE,
+    REQUEST,
+    Check,
+    Decision,
+    decide,
+    decide_many,
+)
 from .durations import format_duration
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
@@ -500,15 +511,15 @@ class Engine:
         context: dict[str, Any] | None = None,
         caller: str | None = None,
     ) -> Decision:
-        """May `subject` do `action` on `resource` from `location` now? OPA's clock decides.
+        """May `subject` do `action` on `resource` from `location` now? OPA's clock decides
+        (see `Check`)."""
+        return self.check_many([Check(subject, resource, action, location, context, caller)])[0]
 
-        `context` (a ticket, a query, a client) travels to OPA as `input.context`; `caller`
-        (the service asking, when not the subject) goes into the decision log.
-        """
-        input = {"subject": subject, "resource": resource, "action": action, "location": location}
-        if context:
-            input["context"] = context
-        return self._decide(ACCESS, input, caller or subject)
+    def check_many(self, checks: list[Check]) -> list[Decision]:
+        """`check` for several at once: one OPA query and one log commit for them all (the
+        server coalesces the checks that arrive together)."""
+        asked = [(check.input(), check.caller or check.subject) for check in checks]
+        return decide_many(self.opa, ACCESS, asked, log=self.log, revision=self.revision)
 
     # -- grants in OPA --------------------------------------------------------------------
 

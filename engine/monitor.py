@@ -3,11 +3,14 @@ recorded, and the alerts they raise are stored, counted and handed on for delive
 
 The decision log is the queue. A worker thread reads the records after its cursor (kept in
 SQLite, so a restart resumes where it stopped and nothing is judged twice), gathers the
-facts the rules need by counting and looking up in SQLite, asks OPA which alerts the
-record raises, and stores the new ones together with the cursor in one transaction.
-DecisionLog wakes the worker after each commit, so an alert follows its decision within
-moments without slowing the decision; the worker also looks by itself every `poll_s`,
-which catches decisions that another process (the CLI) recorded in the same database.
+facts the rules need by looking up in SQLite, asks OPA which alerts each record raises
+(all the records read at once, in one query), and stores the new alerts together with the
+cursor in one transaction. DecisionLog wakes the worker after each commit; the worker lets
+`gather_s` pass first, so an alert follows its decision within moments and a busy log is
+judged in batches rather than record by record, off the decisions' path. It also looks by
+itself every `poll_s`, which catches decisions that another process (the CLI) recorded in
+the same database. The places each subject was seen in are kept as they are judged (table
+`monitor_seen`), so gathering them costs the same however long the log grows.
 When OPA cannot answer, the worker logs it and tries the same record again with backoff:
 an alert may be late, never lost, and nothing in `serve` falls over.
 
@@ -41,14 +44,15 @@ from .store import Store
 
 log = logging.getLogger("datavisa.monitor")
 
-ALERTS = "datavisa/monitor/alerts"
+BATCH_ALERTS = "datavisa/monitor/batch_alerts"
 LOOKBACK = "datavisa/monitor/lookback"
 MONITOR_PREFIX = "datavisa/monitor/"
 APPROVAL_PATH = "datavisa/approval/decision"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 STATES = ("open", "acked")
 CURSOR = "monitor"
-BATCH = 200  # records judged between two looks at the stop flag
+BATCH = 200  # records judged together, in one OPA query and one transaction
+GATHER_S = 0.2  # after a wake-up, how long records may gather before they are judged
 LOOKBACK_TTL_S = 10.0  # the rules' windows are policy, re-read this often
 _ENDED = (EXPIRED, REVOKED, RELINQUISHED)
 
@@ -190,11 +194,12 @@ class Monitor:
         *,
         clock: Callable[[], float] = time.time,
         poll_s: float = 1.0,
+        gather_s: float = GATHER_S,
         backoff_max_s: float = 30.0,
     ) -> None:
         self.store, self.opa, self.clock = decision_log.store, opa, clock
         self.alerts = Alerts(self.store)
-        self.poll_s, self.backoff_max_s = poll_s, backoff_max_s
+        self.poll_s, self.gather_s, self.backoff_max_s = poll_s, gather_s, backoff_max_s
         # Called with each newly raised alert, from the worker (delivery hooks in here).
         self.listeners: list[Callable[[Alert], None]] = []
         self._wake, self._stop = threading.Event(), threading.Event()
@@ -205,6 +210,8 @@ class Monitor:
                 # Monitoring starts now: what was logged before it is history, not news.
                 head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()
                 self.store.set_cursor(CURSOR, head[0])
+            if "monitor_seen" not in db.table_names():
+                _create_seen(db, self.store.cursor(CURSOR) or 0)
         decision_log.listeners.append(self.wake)
 
     # -- the worker -----------------------------------------------------------------------
@@ -229,8 +236,8 @@ class Monitor:
         while not self._stop.is_set():
             if delay:
                 self._stop.wait(delay)  # backing off: new records do not cut it short
-            else:
-                self._wake.wait(self.poll_s)
+            elif self._wake.wait(self.poll_s):
+                self._stop.wait(self.gather_s)  # let a busy log's records gather
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -248,27 +255,38 @@ class Monitor:
         """Judge every record after the cursor, oldest first; the alerts newly raised.
 
         Raises OpaUnavailable when OPA cannot answer; the cursor then stays before the
-        record that could not be judged.
+        records that could not be judged.
         """
         raised: list[Alert] = []
         while not self._stop.is_set():
             rows = self.store.db.execute(
-                "SELECT seq, event FROM decision_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, subject, event FROM decision_log WHERE seq > ? ORDER BY seq LIMIT ?",
                 [self.store.cursor(CURSOR) or 0, BATCH],
             ).fetchall()
             if not rows:
                 break
-            for seq, text in rows:
+            seen = _Seen(self.store)
+            judged: list[tuple[int, dict[str, Any]]] = []
+            asked: list[dict[str, Any]] = []
+            for seq, subject, text in rows:
                 event = json.loads(text)
                 # The monitor's own queries, uploaded by an OPA, are no news: judging them
                 # would log another query, and so on for ever.
-                own = str(event.get("path", "")).startswith(MONITOR_PREFIX)
-                found = [] if own else self.evaluate(event, self.history(seq, event))
-                with self.store.transaction():
-                    new = self.alerts.add(found, self.clock(), event.get("decision_id"), seq)
-                    self.store.set_cursor(CURSOR, seq)
-                self._announce(new)
-                raised += new
+                if not str(event.get("path", "")).startswith(MONITOR_PREFIX):
+                    judged.append((seq, event))
+                    asked.append({"event": event, "history": self.history(seq, event, seen)})
+                seen.note(subject, event)
+            found = self.evaluate_many(asked)
+            with self.store.transaction():
+                new = [
+                    alert
+                    for (seq, event), alerts in zip(judged, found, strict=True)
+                    for alert in self.alerts.add(alerts, self.clock(), event["decision_id"], seq)
+                ]
+                seen.save()
+                self.store.set_cursor(CURSOR, rows[-1][0])
+            self._announce(new)
+            raised += new
         return raised
 
     def check_reviews(self) -> list[Alert]:
@@ -311,9 +329,19 @@ class Monitor:
         doc: dict[str, Any] = {"history": history}
         if event is not None:
             doc["event"] = event
-        answer = self._opa().query(ALERTS, doc).result
-        if not isinstance(answer, list) or not all(_well_formed(a) for a in answer):
-            raise OpaUnavailable(f"malformed answer from {ALERTS}: {answer!r}"[:300])
+        return self.evaluate_many([doc])[0]
+
+    def evaluate_many(self, asked: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The alerts for each {event, history} in `asked`, in one query."""
+        if not asked:
+            return []
+        answer = self._opa().query(BATCH_ALERTS, {"batch": asked}).result
+        if (
+            not isinstance(answer, list)
+            or len(answer) != len(asked)
+            or not all(isinstance(one, list) and all(map(_well_formed, one)) for one in answer)
+        ):
+            raise OpaUnavailable(f"malformed answer from {BATCH_ALERTS}: {answer!r}"[:300])
         return answer
 
     def lookback(self) -> dict[str, Any]:
@@ -333,29 +361,22 @@ class Monitor:
 
     # -- gathering facts ------------------------------------------------------------------
 
-    def history(self, seq: int, event: dict[str, Any]) -> dict[str, Any]:
-        """The facts about the past the rules are given with the record at `seq`."""
+    def history(self, seq: int, event: dict[str, Any], seen: _Seen | None = None) -> dict[str, Any]:
+        """The facts about the past the rules are given with the record at `seq` (judged
+        in order: `seen` holds the places of the records before it)."""
         inp = event.get("input") if isinstance(event.get("input"), dict) else {}
         at = event_epoch(event)
         facts: dict[str, Any] = {}
         subject, resource = inp.get("subject"), inp.get("resource")
         if isinstance(subject, str):
             since = at - self.lookback().get("countries_s", 0)
-            facts["countries_seen"] = self._countries_seen(subject, seq, since)
+            facts["countries_seen"] = (seen or _Seen(self.store)).places(subject, since)
             if isinstance(resource, str) and (ended := self._last_grant_end(subject, resource, at)):
                 facts["last_grant_end"] = ended
         if event.get("path") == APPROVAL_PATH:
             since = at - self.lookback().get("approvals_s", 0)
             facts["approvals"] = self._approvals(seq, since)
         return facts
-
-    def _countries_seen(self, subject: str, seq: int, since: float) -> list[str]:
-        rows = self.store.db.execute(
-            "SELECT DISTINCT json_extract(event, '$.input.location') AS c FROM decision_log "
-            "WHERE subject = ? AND seq < ? AND at >= ? AND c IS NOT NULL ORDER BY c",
-            [subject, seq, since],
-        ).fetchall()
-        return [c for (c,) in rows if isinstance(c, str)]
 
     def _last_grant_end(self, subject: str, resource: str, at: float) -> dict[str, Any] | None:
         """The subject's grant on the resource that ended last, no later than `at`."""
@@ -386,6 +407,61 @@ class Monitor:
             [APPROVAL_PATH, seq, since],
         ).fetchall()
         return [{"approver": a, "decision_id": d} for a, d in rows]
+
+
+class _Seen:
+    """The places each subject was seen in, and when last: table `monitor_seen`, as of the
+    records judged so far, with those of the batch being judged on top until `save`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._places: dict[str, dict[str, float]] = {}
+        self._changed: set[tuple[str, str]] = set()
+
+    def _of(self, subject: str) -> dict[str, float]:
+        if subject not in self._places:
+            rows = self.store.db.execute(
+                "SELECT location, last_at FROM monitor_seen WHERE subject = ?", [subject]
+            ).fetchall()
+            self._places[subject] = dict(rows)
+        return self._places[subject]
+
+    def places(self, subject: str, since: float) -> list[str]:
+        """Where `subject` was seen at or after `since`, sorted."""
+        return sorted(place for place, at in self._of(subject).items() if at >= since)
+
+    def note(self, subject: str | None, event: dict[str, Any]) -> None:
+        """The record `event` (of `subject`, as logged) has been judged: remember its place."""
+        inp = event.get("input")
+        place = inp.get("location") if isinstance(inp, dict) else None
+        if isinstance(subject, str) and isinstance(place, str):
+            places, at = self._of(subject), event_epoch(event)
+            if at >= places.get(place, at):
+                places[place] = at
+                self._changed.add((subject, place))
+
+    def save(self) -> None:
+        """Write the places noted down; call inside `transaction()`, with the cursor."""
+        self.store.db.conn.executemany(
+            "INSERT INTO monitor_seen (subject, location, last_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(subject, location) DO UPDATE SET last_at = max(last_at, excluded.last_at)",
+            [(s, p, self._places[s][p]) for s, p in sorted(self._changed)],
+        )
+        self._changed.clear()
+
+
+def _create_seen(db: Any, upto: int) -> None:
+    """Make `monitor_seen`, filled from the records up to `upto` (those judged already)."""
+    db["monitor_seen"].create(
+        {"subject": str, "location": str, "last_at": float}, pk=("subject", "location")
+    )
+    db.execute(
+        "INSERT INTO monitor_seen (subject, location, last_at) "
+        "SELECT subject, json_extract(event, '$.input.location') AS place, max(at) "
+        "FROM decision_log WHERE seq <= ? AND subject IS NOT NULL "
+        "AND json_type(event, '$.input.location') = 'text' GROUP BY subject, place",
+        [upto],
+    )
 
 
 _FIELDS = {"rule": str, "severity": str, "subject": str, "message": str, "evidence": list}

@@ -28,6 +28,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import (
     AwareDatetime,
@@ -44,8 +45,10 @@ from starlette.exceptions import HTTPException
 
 from . import __version__
 from .config import DEFAULT_MAX_BODY_BYTES
+from .decisions import Check
 from .durations import parse_duration, rfc3339
 from .errors import Conflict, DataVisaError, Denied, NotFound
+from .fastlane import FastLane
 from .lifecycle import REVIEW_OUTCOMES, STATES
 from .metrics import CONTENT_TYPE
 from .monitor import SEVERITIES, Alert
@@ -440,9 +443,10 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
     engine, metrics = service.engine, service.metrics
     bearer = HTTPBearer(auto_error=False, description="A token from `datavisa token issue`")
 
-    def authenticate(
+    async def authenticate(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
+        # On the event loop: one indexed read, cheaper than a hop to a worker thread.
         if credentials is None:
             raise ApiError(401, "unauthenticated", "send a token: Authorization: Bearer TOKEN")
         principal = service.tokens.verify(credentials.credentials)
@@ -573,12 +577,13 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         tags=["decisions"],
         **v1,
     )
-    def check(body: AccessCheck, actor: Actor) -> Any:
+    async def check(body: AccessCheck, actor: Actor) -> Any:
         """May the subject do this action on this resource from this country, now?
 
         The answer is OPA's, exactly as `POST /v1/data/datavisa/access/decision` on OPA
         gives it for the same input, with the policy revision beside it. When OPA cannot
-        answer in time the answer is a deny with reason `policy_unavailable`.
+        answer in time the answer is a deny with reason `policy_unavailable`. Checks that
+        arrive together are asked of OPA together, and recorded in one commit.
         """
         subject = body.subject or actor.subject
         if subject != actor.subject and not actor.is_service:
@@ -589,11 +594,13 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
                 field="subject",
             )
         started = time.perf_counter()
-        decision = engine.check(
-            subject, body.resource, body.action, body.location, body.context, caller=actor.subject
+        decision = await service.checks(
+            Check(subject, body.resource, body.action, body.location, body.context, actor.subject)
         )
         metrics.observe(decision, time.perf_counter() - started)
-        return decision_to_wire(decision, engine.revision)
+        return JSONResponse(decision_to_wire(decision, engine.revision))
+
+    FastLane(_route(app, "/v1/access/check"), AccessCheck, check, service.tokens.verify)
 
     @app.get("/v1/audit", response_model=AuditPage, tags=["decisions"], **v1)
     def audit_events(
@@ -767,6 +774,10 @@ def create_app(service: "Service", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def _route(app: FastAPI, path: str) -> APIRoute:
+    return next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == path)
 
 
 def _alert(find: Callable[[], Alert]) -> Alert:

@@ -26,8 +26,10 @@ from typing import Any
 import uvicorn
 
 from . import bundle
+from .coalesce import Coalescer
 from .config import ServeConfig
 from .decision_log import DecisionLog, load_key
+from .decisions import Check, Decision
 from .errors import DataVisaError
 from .lifecycle import Engine
 from .metrics import Metrics, Snapshot
@@ -54,6 +56,8 @@ class Service:
     notifier: Notifier | None = None
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
+    # Access checks that arrive together are decided together (see coalesce.py).
+    checks: Coalescer[Check, Decision] = field(init=False)
     # Set when the service stops, so long-lived responses (/v1/events) end.
     closing: threading.Event = field(init=False, default_factory=threading.Event)
 
@@ -61,6 +65,7 @@ class Service:
         self.metrics = Metrics(self.snapshot)
         self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
         self._probe = OpaClient(self.engine.opa.url, timeout=PROBE_TIMEOUT_S)
+        self.checks = Coalescer(self.engine.check_many, "checks")
 
     def opa_ready(self) -> bool:
         self._probe.url = self.engine.opa.url
@@ -99,6 +104,7 @@ class Service:
 
     def close(self) -> None:
         self.closing.set()
+        self.checks.close()
         self._probe.close()
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from datavisa.engine.decision_log import DecisionLog
+from datavisa.engine.decisions import Check
 from datavisa.engine.errors import Denied
 from datavisa.engine.lifecycle import Engine
 from datavisa.engine.opa import OpaClient, free_port
@@ -39,6 +40,34 @@ def test_every_decision_is_recorded_once_with_its_id_and_caller(engine: Engine):
     refused = engine.log.query(path="datavisa/approval/decision", allow=False)
     (codes,) = [{r["code"] for r in e["result"]["reasons"]} for e in refused]
     assert "self_approval" in codes
+
+
+def test_checks_asked_together_are_each_answered_and_recorded_as_if_asked_alone(engine: Engine):
+    req = engine.request("alice", RESOURCE, ["read"], 600, "DE", "INC-1")
+    engine.approve(req.id, "bob", "DE")
+    checks = [
+        Check("alice", RESOURCE, "read", "DE", caller="db-proxy"),
+        Check("alice", RESOURCE, "read", "US"),
+        Check("bob", RESOURCE, "read", "DE", context={"query": "SELECT 1", "ticket": "T-2"}),
+        Check("alice", "no-such-data", "read", "DE", caller="db-proxy"),
+    ]
+    together = engine.check_many(checks)
+    alone = [engine.check_many([check])[0] for check in checks]
+    assert [(d.allow, d.reasons, d.result) for d in together] == [
+        (d.allow, d.reasons, d.result) for d in alone
+    ]
+    assert [d.allow for d in together] == [True, False, False, False]
+    records = engine.log.query(path="datavisa/access/decision", limit=100)
+    assert len({r["decision_id"] for r in records}) == 8
+    first = records[:4]
+    assert [r["decision_id"] for r in first] == [d.decision_id for d in together]
+    assert [r["input"]["location"] for r in first] == ["DE", "US", "DE", "DE"]
+    assert [r["requested_by"] for r in first] == ["db-proxy", "alice", "bob", "db-proxy"]
+    assert first[2]["input"]["context"] == {"ticket": "T-2"}  # masked as when asked alone
+    batch = [r["custom"]["batch"] for r in first]
+    assert [b["index"] for b in batch] == [0, 1, 2, 3]
+    assert len({b["decision_id"] for b in batch}) == 1  # one OPA evaluation answered them
+    assert engine.log.verify().ok
 
 
 def test_an_unanswered_decision_is_recorded_as_a_deny_without_its_input(engine: Engine):

@@ -133,6 +133,29 @@ def test_an_alert_is_stored_once_per_rule_subject_and_evidence(engine, monitor):
     assert [a.id for a in monitor.alerts.query()] == [first.id, other.id]
 
 
+def test_records_judged_in_one_batch_see_the_places_of_those_before_them(engine, monitor):
+    engine.check("alice", CONFIDENTIAL, "read", "DE")
+    first_br = engine.check("alice", CONFIDENTIAL, "read", "BR")
+    engine.check("alice", CONFIDENTIAL, "read", "BR")  # seen by now, in the same batch
+    engine.check("bob", CONFIDENTIAL, "read", "BR")  # a first place is no news
+    alerts = raised(monitor, "new_country")
+    assert [(a.subject, a.evidence) for a in alerts] == [("alice", [first_br.decision_id])]
+
+
+def test_places_seen_before_the_monitor_kept_them_still_count(engine, monitor):
+    """A database from before the monitor kept its table of places (an upgrade)."""
+    engine.check("alice", CONFIDENTIAL, "read", "DE")
+    engine.check("alice", CONFIDENTIAL, "read", "BR")
+    assert len(raised(monitor, "new_country")) == 1
+    engine.store.db["monitor_seen"].drop()
+    later = Monitor(engine.log, engine.opa, clock=engine.clock)
+    rows = engine.store.db.execute("SELECT subject, location FROM monitor_seen ORDER BY 2")
+    assert rows.fetchall() == [("alice", "BR"), ("alice", "DE")]
+    engine.check("alice", CONFIDENTIAL, "read", "BR")
+    engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert raised(later, "new_country") == []
+
+
 def test_the_worker_raises_alerts_within_seconds_of_the_decision(engine, monitor):
     monitor.start()
     decision = engine.check("alice", RESTRICTED, "read", "DE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -150,3 +151,36 @@ def test_concurrent_checks_all_get_the_right_answer(api):
         assert set(answers) == {expected}
     metrics = api.anonymous().get("/metrics").text
     assert "datavisa_decision_seconds_count 200.0" in metrics
+
+
+def test_the_fast_lane_and_the_declared_route_answer_alike(api):
+    """Well-formed JSON checks take the fast lane; the same check sent as another JSON
+    media type (+json) goes through FastAPI's own handling. Answers and errors match."""
+    api.grant("alice")
+    service, alice = api.as_("pep", role="service"), api.as_("alice")
+
+    def both(caller: Caller, body: dict) -> list[tuple[int, dict]]:
+        out = []
+        for media in ("application/json", "application/vnd.datavisa+json"):
+            response = caller.session.post(
+                caller.base + "/v1/access/check",
+                data=json.dumps(body),
+                headers={"Content-Type": media},
+                timeout=10,
+            )
+            answer = response.json()
+            answer.pop("decision_id", None)
+            out.append((response.status_code, answer))
+        return out
+
+    for subject, resource, action, location in CASES:
+        check = {"subject": subject, "resource": resource, "action": action, "location": location}
+        fast, declared = both(service, check)
+        assert fast == declared and fast[0] == 200, check
+    check = {"subject": "bob", "resource": RESOURCE, "action": "read", "location": "DE"}
+    fast, declared = both(alice, check)  # a user may not ask about someone else
+    assert fast == declared and fast[0] == 403
+    assert fast[1]["error"]["field"] == "subject"
+    fast, declared = both(alice, {"resource": RESOURCE, "action": "read", "location": "Germany"})
+    assert fast == declared and fast[0] == 422
+    assert fast[1]["error"]["field"] == "location"

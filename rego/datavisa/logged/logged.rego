@@ -23,6 +23,13 @@ import data.system.log
 access_decision := _logged(access.decision, "datavisa/access/decision")
 
 # METADATA
+# title: Access, coalesced
+# description: |
+#   access_decision for each input in input.batch, in order: the engine coalesces the
+#   access checks that arrive together into one query. Input: {batch: [input, ...]}
+access_decisions := [logged | some asked in input.batch; logged := access_decision with input as asked]
+
+# METADATA
 # title: Request
 # description: The request decision and its mask.
 request_decision := _logged(request.decision, "datavisa/request/decision")

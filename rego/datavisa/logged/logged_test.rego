@@ -18,6 +18,22 @@ test_access_is_the_decision_with_its_mask if {
 	got.mask == {"/input/context/query"}
 }
 
+test_coalesced_access_checks_answer_each_in_order if {
+	from_us := object.union(_check, {"location": "US"})
+	asked := [_check, from_us, _check]
+	got := logged.access_decisions with input as {"batch": asked}
+	count(got) == 3
+	every i, one in asked {
+		got[i] == logged.access_decision with input as one
+	}
+	got[0] == got[2]
+	got[0] != got[1]
+}
+
+test_no_checks_no_answers if {
+	logged.access_decisions == [] with input as {"batch": []}
+}
+
 test_every_decision_is_passed_through_unchanged if {
 	logged.request_decision.decision == request.decision with input as _check
 	logged.approval_decision.decision == approval.decision with input as _check

@@ -66,6 +66,13 @@ lookback := {
 }
 
 # METADATA
+# title: Alerts, many records at once
+# description: |
+#   alerts for each {event, history} in input.batch, in order: the engine judges the
+#   records that arrived together in one query. Input: {batch: [input, ...]}
+batch_alerts := [found | some judged in input.batch; found := alerts with input as judged]
+
+# METADATA
 # title: Alerts
 # description: Each alert the event (or the periodic check) raises.
 alerts contains _alert("new_country", cfg.severity, _in.subject, msg, [_event.decision_id]) if {

@@ -229,3 +229,14 @@ test_jurisdictions_without_hours_use_the_default if {
 test_lookback_is_the_rules_windows if {
 	monitor.lookback == {"countries_s": 7776000, "approvals_s": 86400}
 }
+
+test_batch_alerts_judge_each_record_in_order if {
+	quiet := {"event": _access, "history": {"countries_seen": ["DE"]}}
+	travelled := {"event": _access, "history": {"countries_seen": ["FR", "IT"]}}
+	got := monitor.batch_alerts with input as {"batch": [quiet, travelled, quiet]}
+	count(got) == 3
+	got[0] == set()
+	got[2] == set()
+	{a.rule | some a in got[1]} == {"new_country"}
+	got[1] == monitor.alerts with input as travelled
+}

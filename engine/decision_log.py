@@ -198,24 +198,26 @@ class DecisionLog:
         """Record decisions (each with `record`'s arguments, and optionally `custom` facts
         for the event) in one transaction; their decision ids, in order."""
         events = [_engine_event(**one) for one in asked]
-        head = None
         with self.store.transaction():
+            head = self._head()
             for one, event in zip(asked, events, strict=True):
-                head = self._append(event, source="engine", caller=one["caller"]) or head
-        self._announce(head)
+                head = self._append(event, "engine", one["caller"], head)
+        self._announce(head[0] if events else None)
         return [event["decision_id"] for event in events]
 
     def ingest(self, events: list[dict[str, Any]]) -> tuple[int, int]:
         """Store OPA decision-log events; returns (stored, already known)."""
-        stored, head = 0, None
-        with self.store.transaction():
+        stored = 0
+        with self.store.transaction() as db:
+            head = self._head()
             for event in events:
                 if not isinstance(event, dict) or not isinstance(event.get("decision_id"), str):
                     raise DataVisaError("every event needs a decision_id")
-                seq = self._append(_from_logged(event), source="opa", caller=None)
-                if seq is not None:
-                    stored, head = stored + 1, seq
-        self._announce(head)
+                known = "SELECT 1 FROM decision_log WHERE decision_id = ?"
+                if not db.execute(known, [event["decision_id"]]).fetchone():
+                    head = self._append(_from_logged(event), "opa", None, head)
+                    stored += 1
+        self._announce(head[0] if stored else None)
         return stored, len(events) - stored
 
     def _announce(self, seq: int | None) -> None:
@@ -227,19 +229,23 @@ class DecisionLog:
             except Exception:  # a listener's bug must not fail a decision already recorded
                 log.exception("decision-log listener %r failed", listener)
 
-    def _append(self, event: dict[str, Any], source: str, caller: str | None) -> int | None:
-        """Append one event; its seq, or None when its decision id is already logged."""
+    def _head(self) -> tuple[int, str]:
+        """The last record's (seq, hash): where the next one chains on; inside a transaction."""
         db = self.store.db
-        if db.execute(
-            "SELECT 1 FROM decision_log WHERE decision_id = ?", [event["decision_id"]]
-        ).fetchone():
-            return None
         last = db.execute("SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1").fetchone()
         if last is None:
             last = db.execute(
                 "SELECT seq, hash FROM log_checkpoints WHERE kind = 'prune' "
                 "ORDER BY seq DESC LIMIT 1"
             ).fetchone() or (0, GENESIS)
+        return last[0], last[1]
+
+    def _append(
+        self, event: dict[str, Any], source: str, caller: str | None, last: tuple[int, str]
+    ) -> tuple[int, str]:
+        """Append one event after `last`; the new head. A decision id logged before is an
+        IntegrityError (the unique index), which rolls the transaction back."""
+        db = self.store.db
         inp = event.get("input") if isinstance(event.get("input"), dict) else {}
         res = event.get("result") if isinstance(event.get("result"), dict) else {}
         reasons = [r.get("code") for r in res.get("reasons", []) if isinstance(r, dict)]
@@ -264,7 +270,7 @@ class DecisionLog:
         db.execute(_INSERT, [row[c] for c in _STORED])
         if row["seq"] % self.checkpoint_every == 0:
             self._checkpoint(row["seq"], row["hash"], "periodic")
-        return row["seq"]
+        return row["seq"], row["hash"]
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign the head of the chain now (serve does this every minute)."""

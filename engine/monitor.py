@@ -40,7 +40,7 @@ from .lifecycle import (
     effective_state,
 )
 from .opa import OpaClient, OpaUnavailable
-from .store import Store
+from .store import Request, Store
 
 log = logging.getLogger("datavisa.monitor")
 
@@ -265,7 +265,7 @@ class Monitor:
             ).fetchall()
             if not rows:
                 break
-            seen = _Seen(self.store)
+            known = _Facts(self.store)
             judged: list[tuple[int, dict[str, Any]]] = []
             asked: list[dict[str, Any]] = []
             for seq, subject, text in rows:
@@ -274,8 +274,8 @@ class Monitor:
                 # would log another query, and so on for ever.
                 if not str(event.get("path", "")).startswith(MONITOR_PREFIX):
                     judged.append((seq, event))
-                    asked.append({"event": event, "history": self.history(seq, event, seen)})
-                seen.note(subject, event)
+                    asked.append({"event": event, "history": self.history(seq, event, known)})
+                known.note(subject, event)
             found = self.evaluate_many(asked)
             with self.store.transaction():
                 new = [
@@ -283,7 +283,7 @@ class Monitor:
                     for (seq, event), alerts in zip(judged, found, strict=True)
                     for alert in self.alerts.add(alerts, self.clock(), event["decision_id"], seq)
                 ]
-                seen.save()
+                known.save()
                 self.store.set_cursor(CURSOR, rows[-1][0])
             self._announce(new)
             raised += new
@@ -361,30 +361,32 @@ class Monitor:
 
     # -- gathering facts ------------------------------------------------------------------
 
-    def history(self, seq: int, event: dict[str, Any], seen: _Seen | None = None) -> dict[str, Any]:
+    def history(
+        self, seq: int, event: dict[str, Any], known: _Facts | None = None
+    ) -> dict[str, Any]:
         """The facts about the past the rules are given with the record at `seq` (judged
-        in order: `seen` holds the places of the records before it)."""
+        in order: `known` holds what the records before it showed)."""
+        known = known or _Facts(self.store)
         inp = event.get("input") if isinstance(event.get("input"), dict) else {}
         at = event_epoch(event)
         facts: dict[str, Any] = {}
         subject, resource = inp.get("subject"), inp.get("resource")
         if isinstance(subject, str):
             since = at - self.lookback().get("countries_s", 0)
-            facts["countries_seen"] = (seen or _Seen(self.store)).places(subject, since)
-            if isinstance(resource, str) and (ended := self._last_grant_end(subject, resource, at)):
+            facts["countries_seen"] = known.places(subject, since)
+            if isinstance(resource, str) and (
+                ended := self._last_grant_end(known.grants(subject, resource), at)
+            ):
                 facts["last_grant_end"] = ended
         if event.get("path") == APPROVAL_PATH:
             since = at - self.lookback().get("approvals_s", 0)
             facts["approvals"] = self._approvals(seq, since)
         return facts
 
-    def _last_grant_end(self, subject: str, resource: str, at: float) -> dict[str, Any] | None:
-        """The subject's grant on the resource that ended last, no later than `at`."""
+    def _last_grant_end(self, grants: list[Request], at: float) -> dict[str, Any] | None:
+        """Of a subject's grants on a resource, the one that ended last, no later than `at`."""
         now, last = self.clock(), None
-        for req in self.store.requests(
-            "requester = ? AND resource = ? AND kind != ? AND activated_at IS NOT NULL",
-            [subject, resource, EXTENSION_KIND],
-        ):
+        for req in grants:
             state = effective_state(req, now)
             ended = req.ended_at if req.ended_at is not None else req.expires_at
             latest = last is None or (ended is not None and ended > last[0])
@@ -409,14 +411,28 @@ class Monitor:
         return [{"approver": a, "decision_id": d} for a, d in rows]
 
 
-class _Seen:
-    """The places each subject was seen in, and when last: table `monitor_seen`, as of the
-    records judged so far, with those of the batch being judged on top until `save`."""
+class _Facts:
+    """What the monitor looks up while judging one batch of records, each looked up once.
+
+    The places each subject was seen in, and when last: table `monitor_seen`, as of the
+    records judged so far, with those of the batch being judged on top until `save`. The
+    grants a subject held on a resource, as the store has them now.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._places: dict[str, dict[str, float]] = {}
         self._changed: set[tuple[str, str]] = set()
+        self._grants: dict[tuple[str, str], list[Request]] = {}
+
+    def grants(self, subject: str, resource: str) -> list[Request]:
+        """The subject's grants on the resource (not extensions), ever activated."""
+        if (subject, resource) not in self._grants:
+            self._grants[subject, resource] = self.store.requests(
+                "requester = ? AND resource = ? AND kind != ? AND activated_at IS NOT NULL",
+                [subject, resource, EXTENSION_KIND],
+            )
+        return self._grants[subject, resource]
 
     def _of(self, subject: str) -> dict[str, float]:
         if subject not in self._places:

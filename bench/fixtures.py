@@ -155,8 +155,9 @@ def real_grant(srv: Served) -> str:
 
 
 def populate(srv: Served, total: int) -> dict[str, float]:
-    """Bring the live grants in the store to `total` (the real one included), then push
-    every live grant to OPA as the engine does at start. Returns the time each step took.
+    """Bring the live grants in the store to `total` (the real one included), adding or
+    removing filler grants, then push every live grant to OPA as the engine does at start.
+    Returns the time each step took.
 
     The grants added belong to other subjects (four a subject), on the same resource, so
     a check by SUBJECT shares OPA with `total` grants but reads only its own.
@@ -178,6 +179,13 @@ def populate(srv: Served, total: int) -> dict[str, float]:
             )
             with store.transaction() as db:  # plain executemany: 100,000 rows in a second
                 db.conn.executemany(insert, [tuple(r[c] for c in columns) for r in rows])
+        elif have > total:
+            with store.transaction() as db:
+                db.execute(
+                    "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE id LIKE ? "
+                    "AND state = ? ORDER BY id DESC LIMIT ?)",
+                    [FILLER_PREFIX + "%", ACTIVE, have - total],
+                )
         inserted = time.perf_counter()
         Engine(store, client, revision="bench").sync_grants()
         pushed = time.perf_counter()

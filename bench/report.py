@@ -18,6 +18,8 @@ PATHS = {
     "cli": "datavisa check (CLI process)",
     "naive": "opa eval per decision (naive)",
 }
+AGAIN = "allow, again"  # the one-client allow cell at the fewest grants, after the most
+
 COLOURS = {"opa": "#1b7837", "engine": "#2166ac", "cli": "#b2182b", "naive": "#8c6d31"}
 
 
@@ -77,14 +79,17 @@ def judge(record: dict[str, Any], targets: dict[str, float]) -> dict[str, dict[s
         f"({naive_peak['concurrency']} clients), {low:,} grants",
     )
     for name, path in (("growth_opa", "opa"), ("growth_engine", "engine")):
-        small, large = cell(record, path, low, 1), cell(record, path, high, 1)
-        growth = large["p50_ms"] / small["p50_ms"]
+        large = cell(record, path, high, 1)
+        smalls = [c for case in ("allow", AGAIN) if (c := cell(record, path, low, 1, case))]
+        small_ms = sum(c["p50_ms"] for c in smalls) / len(smalls)
+        growth = large["p50_ms"] / small_ms
+        before_after = " and ".join(f"{c['p50_ms']:.2f}" for c in smalls)
         put(
             name,
             growth,
             growth <= targets[name],
-            f"p50 {large['p50_ms']:.2f} ms at {high:,} grants / {small['p50_ms']:.2f} ms at "
-            f"{low:,}, 1 client",
+            f"p50 {large['p50_ms']:.2f} ms at {high:,} grants / {small_ms:.2f} ms at {low:,} "
+            f"(the mean of {before_after} ms, measured before and after), 1 client",
         )
     rev = record["revocation"]
     put(

@@ -41,6 +41,7 @@ import fixtures
 import report
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, Served
 from load import Sample, http_cell, percentile, process_cell
+from report import AGAIN
 
 from datavisa.engine import bundle
 from datavisa.engine.lifecycle import Engine
@@ -135,7 +136,8 @@ class Bench:
     # -- the four paths -----------------------------------------------------------------
 
     def http(self, path: str, grants: int, concurrency: int, case: str, count: int) -> None:
-        body = ALLOW if case == "allow" else DENY
+        allow = case in ("allow", AGAIN)
+        body = ALLOW if allow else DENY
         if path == "opa":
             url = f"{self.srv.opa_url}/v1/data/datavisa/access/decision"
             sent, headers, verdict = {"input": body}, {}, _opa_verdict
@@ -153,7 +155,7 @@ class Bench:
                 sent,
                 headers,
                 verdict,
-                case == "allow",
+                allow,
                 concurrency,
                 count,
                 self.plan.http_seconds,
@@ -304,6 +306,16 @@ class Bench:
             # A fresh `opa eval` parses every grant each time: a few say enough.
             self.naive(grants, 1, plan.naive_at_most_grants)
         return {"grants": grants, **{k: round(v, 3) for k, v in setup.items()}, **memory}
+
+    def again(self, grants: int) -> None:
+        """The one-client allow cells at `grants`, once more after the largest level. The
+        growth ratios set the largest level against the mean of both, so a drift in the
+        machine's speed during the run does not read as growth (or as its absence)."""
+        fixtures.populate(self.srv, grants)
+        time.sleep(0.5)
+        _log(f"back to {grants:,} live grants")
+        for path in ("opa", "engine"):
+            self.http(path, grants, 1, AGAIN, self.plan.http_count[1])
 
     def revocation(self, grants: int) -> dict[str, Any]:
         """Grant, revoke through the API, then check at once (engine and OPA): must deny."""
@@ -483,6 +495,7 @@ def main() -> None:
             scale = [bench.scale_point(n) for n in plan.levels]
             revocation = bench.revocation(plan.levels[-1])
             lifecycle = bench.push_and_lifecycle(plan.levels[-1])
+            bench.again(plan.levels[0])
     rego = rego_bench(plan.rego_bench_count)
     record = {
         "date": dt.date.today().isoformat(),

@@ -156,21 +156,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class DecisionUpload:
+    """Where an OPA sends the decision-log events of the queries services make of it: a
+    DataVisa server's API (`url`, such as http://127.0.0.1:8181/v1), with a service token."""
+
+    url: str
+    token: str
+    delay_s: tuple[int, int] = (1, 2)  # OPA's min and max delay between uploads
+
+    def config(self) -> dict[str, Any]:
+        """The OPA configuration that does it (OPA's decision-log plugin, gzip batches)."""
+        low, high = self.delay_s
+        return {
+            "services": {
+                "datavisa": {"url": self.url, "credentials": {"bearer": {"token": self.token}}}
+            },
+            "decision_logs": {
+                "service": "datavisa",
+                "reporting": {"min_delay_seconds": low, "max_delay_seconds": high},
+            },
+        }
+
+
 @dataclass
 class OpaProcess:
     """An OPA server this engine starts on a free loopback port, serving one bundle.
 
     With `verification_key` (a PEM public key), OPA verifies the bundle's signature at load
     and refuses it when the signature is missing or does not verify; start() then fails.
+    With `upload`, the decisions services ask this OPA directly are uploaded to the server
+    named there, so they land in its decision log too; without, OPA logs them to its console
+    (which only gives every answer a decision id).
     """
 
     bundle: Path
     binary: Path = field(default_factory=find_opa)
     startup_timeout: float = 20.0
     verification_key: Path | None = None
+    upload: DecisionUpload | None = None
     url: str = ""
     _proc: subprocess.Popen | None = None
     _log: Any = None
+    _config: Any = None
 
     def start(self) -> OpaProcess:
         verification = []
@@ -178,6 +206,13 @@ class OpaProcess:
             if not Path(self.verification_key).is_file():
                 raise DataVisaError(f"verification key {self.verification_key} is not a file")
             verification = ["--verification-key", str(self.verification_key)]
+        logging = ["--set", "decision_logs.console=true"]
+        if self.upload is not None:
+            # A file readable by this user only: the token must not show in `ps`.
+            self._config = tempfile.TemporaryDirectory(prefix="datavisa-opa-")
+            config = Path(self._config.name) / "opa.json"
+            config.write_text(json.dumps(self.upload.config()))
+            logging = ["--config-file", str(config)]
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         # OPA's own messages, kept to explain a failed start; closed in stop().
@@ -193,9 +228,8 @@ class OpaProcess:
                 "error",
                 # Decision logging gives every answer a decision_id the engine records; the
                 # engine records its own queries itself, so OPA drops those events rather
-                # than write them out a second time.
-                "--set",
-                "decision_logs.console=true",
+                # than write them out (or upload them) a second time.
+                *logging,
                 "--set",
                 "decision_logs.drop_decision=/datavisa/logged/recorded_by_engine",
                 *verification,
@@ -232,6 +266,9 @@ class OpaProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._config is not None:
+            self._config.cleanup()
+            self._config = None
 
     def __enter__(self) -> OpaProcess:
         return self.start()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -35,12 +36,12 @@ from .lifecycle import Engine
 from .metrics import Metrics, Snapshot
 from .monitor import Alerts, Monitor
 from .notify import Notifier, delivery_counts
-from .opa import OpaClient, OpaUnavailable
+from .opa import DecisionUpload, OpaClient, OpaUnavailable
 from .paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from .server import create_app
 from .store import Store
 from .supervisor import PROBE_TIMEOUT_S, OpaSupervisor
-from .tokens import TokenStore
+from .tokens import SERVICE, TokenStore
 
 log = logging.getLogger("datavisa.service")
 
@@ -123,6 +124,7 @@ def bundle_revision(path: Path) -> str:
 
 
 CHECKPOINT_EVERY_S = 60.0
+OPA_SUBJECT = "datavisa-opa"  # whose service token the OPA serve runs uploads decisions with
 REVIEWS_EVERY_S = 60.0
 
 
@@ -150,7 +152,11 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
                 )
         decisions = DecisionLog(store, load_key(cfg.database))
         engine = Engine(store, client, revision=rev, log=decisions)
-        supervisor = OpaSupervisor(client, engine.sync_grants, bundle=bundle_path)
+        upload = None
+        if bundle_path is not None and base_url:
+            upload, token_id = _self_upload(tokens, base_url)
+            stack.callback(tokens.revoke, token_id)
+        supervisor = OpaSupervisor(client, engine.sync_grants, bundle=bundle_path, upload=upload)
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)
         supervisor.start()
@@ -166,6 +172,20 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         service = Service(engine, tokens, supervisor, monitor=monitor, notifier=notifier)
         stack.callback(service.close)
         yield service
+
+
+def _self_upload(tokens: TokenStore, base_url: str) -> tuple[DecisionUpload, str]:
+    """How the OPA serve runs uploads the decisions services ask it directly to serve's own
+    POST /v1/logs: with a service token of its own, made now (any left live by a crash
+    are revoked first), and the token's id, to revoke it when serve stops."""
+    for old in tokens.list():
+        if old.subject == OPA_SUBJECT and old.revoked_at is None:
+            tokens.revoke(old.id)
+    token, record = tokens.issue(OPA_SUBJECT, SERVICE)
+    url = urlsplit(base_url)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(url.hostname or "", url.hostname or "")
+    local = f"[{host}]" if ":" in host else host
+    return DecisionUpload(f"{url.scheme}://{local}:{url.port}/v1", token), record.id
 
 
 class Periodic:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DataVisaError
-from .opa import OpaClient, OpaProcess, OpaUnavailable
+from .opa import DecisionUpload, OpaClient, OpaProcess, OpaUnavailable
 
 log = logging.getLogger("datavisa.supervisor")
 
@@ -35,10 +35,11 @@ class OpaSupervisor:
         resync: Callable[[], None],
         bundle: Path | None = None,
         probe_every_s: float = PROBE_EVERY_S,
+        upload: DecisionUpload | None = None,
     ) -> None:
         self.client = client
         self.resync = resync
-        self.bundle = bundle
+        self.bundle, self.upload = bundle, upload
         self.probe_every_s = probe_every_s
         self.restarts = 0
         self.in_sync = False
@@ -81,7 +82,7 @@ class OpaSupervisor:
     def _start_process(self) -> None:
         assert self.bundle is not None
         # Held before it starts, so stop() reaches a process interrupted mid-start.
-        self.process = OpaProcess(self.bundle)
+        self.process = OpaProcess(self.bundle, upload=self.upload)
         self.process.start()
         self.client.url = self.process.url
         log.info("OPA serving on %s", self.process.url)

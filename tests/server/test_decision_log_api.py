@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
-from live_server import RESOURCE
-from test_supervision import DATAVISA, _children_named, _healthy, _wait_for
+from live_server import RESOURCE, Caller
+from test_supervision import DATAVISA, _children_named, _healthy, _serve, _wait_for
 
 from datavisa.engine import bundle
 from datavisa.engine.decision_log import DecisionLog, load_key
@@ -87,6 +88,36 @@ def test_opa_direct_decisions_arrive_through_opas_own_plugin_exactly_once(api, t
     assert retry.status_code == 204, retry.text
     assert len(arrived()) == len(asked)
     assert api.service.engine.log.verify().ok
+
+
+def test_decisions_asked_of_serves_own_opa_land_in_its_log_once(tmp_path):
+    """Services may ask the OPA `datavisa serve` runs directly: it uploads those decisions
+    to serve with a token of its own; the engine's own queries are not uploaded again."""
+    with _serve(tmp_path) as served:
+        tokens = TokenStore(tmp_path / "datavisa.db")
+        auditor = Caller(served.url, tokens.issue("audrey", "auditor")[0])
+        opa = re.search(r"OPA on (http://\S+)", (tmp_path / "serve.log").read_text())[1]
+        engine_id = served.as_("alice").post("/v1/access/check", CHECK).json()["decision_id"]
+        asked = [
+            requests.post(
+                f"{opa}/v1/data/datavisa/access/decision",
+                json={"input": {**CHECK, "location": location}}, timeout=10,
+            ).json()["decision_id"]
+            for location in ("DE", "US", "FR")
+        ]  # fmt: skip
+
+        def logged() -> list[str]:
+            events = auditor.get("/v1/logs", params={"limit": 100}).json()["events"]
+            return [e["decision_id"] for e in events]
+
+        _wait_for(lambda: set(asked) <= set(logged()), "the OPA's upload")
+        time.sleep(2.5)  # two more upload periods: nothing else may arrive
+        assert sorted(logged()) == sorted([engine_id, *asked])
+        (uploader,) = [t for t in tokens.list() if t.subject == "datavisa-opa"]
+        assert (uploader.role, uploader.revoked_at) == ("service", None)
+    (uploader,) = [t for t in tokens.list() if t.subject == "datavisa-opa"]
+    assert uploader.revoked_at is not None  # serve revoked it when it stopped
+    tokens.close()
 
 
 def test_only_services_upload_and_only_services_and_auditors_read(api):

@@ -28,7 +28,8 @@ import requests
 from datavisa.engine import bundle
 from datavisa.engine.lifecycle import ACTIVE, Engine
 from datavisa.engine.opa import OpaClient, find_opa, free_port, opa_version
-from datavisa.engine.store import Request, Store
+from datavisa.engine.records import Request
+from datavisa.engine.store import Store
 from datavisa.engine.tokens import SERVICE, TokenStore
 
 DATAVISA = Path(sys.executable).with_name("datavisa")

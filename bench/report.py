@@ -149,7 +149,8 @@ def index_line(record: dict[str, Any], summary: Path) -> None:
         f"naive throughput, growth {levels[-1]:,}/{levels[0]:,}: OPA "
         f"{v['growth_opa']['value']:.2f}x, engine {v['growth_engine']['value']:.2f}x, "
         f"revocation lag {v['revocation_lag']['value']:g}, push p99 "
-        f"{v['push_p99_ms']['value']:.1f} ms → {record['date']}.md"
+        f"{v['push_p99_ms']['value']:.1f} ms (at {record['machine']['git_revision'][:12]}) "
+        f"→ {record['date']}.md"
     )
     if not summary.exists():
         summary.write_text("# Benchmark results\n\nOne line a run; details in the JSON files.\n\n")

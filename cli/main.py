@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from datavisa.engine import __version__
 from datavisa.engine.errors import DataVisaError
-from datavisa.engine.opa import find_opa, opa_version
+
+# Commands in modules of their own, imported when named (or listed, for --help): a
+# command run many times from scripts, such as `datavisa check`, does not pay for the
+# imports of the others (the store, the policy build, the server).
+LAZY = {
+    "audit": "audit:audit",
+    "log": "log:log",
+    "demo": "demo:demo",
+    "policy": "policy:policy",
+    "serve": "serve:serve",
+    "token": "tokens:token",
+    "alerts": "alerts:alerts",
+}
 
 
 class DataVisaGroup(click.Group):
@@ -18,10 +31,22 @@ class DataVisaGroup(click.Group):
         except DataVisaError as e:
             raise click.ClickException(str(e)) from e
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY:
+            module, attribute = LAZY[name].split(":")
+            return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+        return super().get_command(ctx, name)
+
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    from datavisa.engine import __version__
+    from datavisa.engine.opa import find_opa, opa_version
+
     try:
         binary = find_opa()
         opa = f"OPA {opa_version(binary)} ({binary})"
@@ -55,18 +80,8 @@ def cli() -> None:
     """
 
 
-# Commands that live in modules of their own register themselves here.
-from . import audit, demo, lifecycle, log, policy  # noqa: E402
+# The lifecycle's commands, the ones run most, are registered here; the rest on demand.
+from . import lifecycle  # noqa: E402
 
 for command in lifecycle.COMMANDS:
     cli.add_command(command)
-cli.add_command(audit.audit)
-cli.add_command(log.log)
-cli.add_command(demo.demo)
-cli.add_command(policy.policy)
-
-from . import alerts, serve, tokens  # noqa: E402
-
-cli.add_command(serve.serve)
-cli.add_command(tokens.token)
-cli.add_command(alerts.alerts)

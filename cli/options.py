@@ -12,7 +12,7 @@ import click
 
 from datavisa.engine.durations import parse_duration, parse_rfc3339
 from datavisa.engine.errors import DataVisaError
-from datavisa.engine.runtime import default_db_path
+from datavisa.engine.paths import default_db_path
 
 F = Callable[..., Any]
 

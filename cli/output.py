@@ -11,8 +11,7 @@ import click
 
 from datavisa.engine.decisions import Decision
 from datavisa.engine.durations import format_duration, rfc3339
-from datavisa.engine.monitor import Alert
-from datavisa.engine.store import Approval, Request
+from datavisa.engine.records import Alert, Approval, Request
 
 _TIMES = (
     "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",

@@ -14,15 +14,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from datavisa.engine.lifecycle import Engine
 from datavisa.engine.remote import SERVER_ENV, TOKEN_ENV, RemoteEngine, connect
-from datavisa.engine.runtime import local_engine
 
 from .options import db_option, opa_option
+
+if TYPE_CHECKING:
+    from datavisa.engine.lifecycle import Engine
 
 F = Callable[..., Any]
 
@@ -42,6 +43,10 @@ class Target:
             with connect(self.server, self.token) as remote:
                 yield remote
         else:
+            # Imported here: the store and the policy build are a slow import, and a
+            # command run against a server needs neither.
+            from datavisa.engine.runtime import local_engine
+
             with local_engine(self.db_path, self.opa_url, policy=policy) as local:
                 yield local
 

@@ -37,7 +37,7 @@ import yaml
 from .durations import parse_duration
 from .errors import DataVisaError
 from .notify import KINDS, Webhook
-from .runtime import default_db_path
+from .paths import default_db_path
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
 DEFAULT_OPA_TIMEOUT_S = 2.0

@@ -42,21 +42,32 @@ from .decisions import (
 from .durations import format_duration
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .opa import OpaClient, OpaUnavailable
-from .store import Approval, Request, Store
+from .records import (
+    ACTIVE,
+    APPROVED,
+    BREAKGLASS_KIND,
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    EXTENSION_KIND,
+    FINAL,
+    LAPSED,
+    PENDING,
+    RELINQUISHED,
+    REVIEW_OUTCOMES,
+    REVOKED,
+    STATES,
+    Approval,
+    Request,
+)
+from .store import Store
 
-PENDING, APPROVED, ACTIVE = "pending", "approved", "active"
-EXPIRED, REVOKED, RELINQUISHED = "expired", "revoked", "relinquished"
-DENIED, CANCELLED, LAPSED = "denied", "cancelled", "lapsed"
-FINAL = frozenset({EXPIRED, REVOKED, RELINQUISHED, DENIED, CANCELLED, LAPSED})
-STATES = frozenset({PENDING, APPROVED, ACTIVE}) | FINAL
 _NEXT = {
     PENDING: {APPROVED, ACTIVE, DENIED, CANCELLED, LAPSED},
     APPROVED: {ACTIVE, LAPSED, CANCELLED, REVOKED},
     ACTIVE: {EXPIRED, REVOKED, RELINQUISHED},
 }
-ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
 _RACES = 5  # times an approval is judged again when others land while it is being decided
-REVIEW_OUTCOMES = ("accepted", "rejected")
 SYSTEM = "datavisa"  # the actor of transitions that time makes
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
 

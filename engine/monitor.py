@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .decision_log import DecisionLog, event_epoch
@@ -40,7 +39,8 @@ from .lifecycle import (
     effective_state,
 )
 from .opa import OpaClient, OpaUnavailable
-from .store import Request, Store
+from .records import Alert, Request
+from .store import Store
 
 log = logging.getLogger("datavisa.monitor")
 
@@ -55,32 +55,6 @@ BATCH = 200  # records judged together, in one OPA query and one transaction
 GATHER_S = 0.2  # after a wake-up, how long records may gather before they are judged
 LOOKBACK_TTL_S = 10.0  # the rules' windows are policy, re-read this often
 _ENDED = (EXPIRED, REVOKED, RELINQUISHED)
-
-
-@dataclass(frozen=True)
-class Alert:
-    """An alert a rule raised: about `subject`, citing decision ids as `evidence`.
-
-    `decision_id` and `seq` name the record that raised it (none for the periodic check).
-    """
-
-    id: int
-    rule: str
-    severity: str
-    subject: str
-    message: str
-    evidence: list[str]
-    raised_at: float
-    state: str = "open"
-    decision_id: str | None = None
-    seq: int | None = None
-    acked_by: str | None = None
-    acked_at: float | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Alert:
-        values = {k: v for k, v in row.items() if k != "key"}
-        return cls(**{**values, "evidence": json.loads(values["evidence"])})
 
 
 class Alerts:

@@ -30,8 +30,8 @@ import requests
 from .durations import format_duration, rfc3339
 from .errors import DataVisaError
 from .lifecycle import PENDING, effective_state
-from .monitor import Alert
-from .store import Request, Store
+from .records import Alert, Request
+from .store import Store
 
 log = logging.getLogger("datavisa.notify")
 

@@ -1,4 +1,4 @@
-"""Where the project's own files are: the policy, the default bundle data, the tool folder.
+"""Where the project's own files are (the policy, the bundle data) and the default database.
 
 DATAVISA_POLICY_DIR and DATAVISA_BUNDLE_DIR point the defaults at another policy tree,
 such as an organisation's own policy repository.
@@ -13,3 +13,11 @@ POLICY_DIR = Path(os.environ.get("DATAVISA_POLICY_DIR") or PROJECT_ROOT / "rego"
 DEFAULT_BUNDLE_DIR = Path(
     os.environ.get("DATAVISA_BUNDLE_DIR") or PROJECT_ROOT / "bundles" / "default"
 )
+
+
+def default_db_path() -> Path:
+    """$DATAVISA_DB, else datavisa/datavisa.db in the user's data folder (XDG)."""
+    if env := os.environ.get("DATAVISA_DB"):
+        return Path(env)
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "datavisa" / "datavisa.db"

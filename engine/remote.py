@@ -16,7 +16,7 @@ import requests
 from .decisions import Decision
 from .durations import rfc3339
 from .errors import Conflict, DataVisaError, Denied, NotFound
-from .store import Approval, Request
+from .records import Approval, Request
 from .wire import (
     approval_from_wire,
     audit_event_from_wire,

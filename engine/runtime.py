@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,14 +13,6 @@ from .lifecycle import Engine
 from .opa import OpaClient, OpaProcess, OpaUnavailable
 from .paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from .store import Store
-
-
-def default_db_path() -> Path:
-    """$DATAVISA_DB, else datavisa/datavisa.db in the user's data folder (XDG)."""
-    if env := os.environ.get("DATAVISA_DB"):
-        return Path(env)
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "datavisa" / "datavisa.db"
 
 
 @contextmanager

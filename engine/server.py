@@ -51,10 +51,11 @@ from .errors import Conflict, DataVisaError, Denied, NotFound
 from .fastlane import FastLane
 from .lifecycle import REVIEW_OUTCOMES, STATES
 from .metrics import CONTENT_TYPE
-from .monitor import SEVERITIES, Alert
+from .monitor import SEVERITIES
 from .monitor import STATES as ALERT_STATES
 from .opa import OpaUnavailable
-from .store import Request as RequestRecord
+from .records import Alert
+from .records import Request as RequestRecord
 from .store import Store
 from .tokens import SUBJECT_PATTERN, Principal
 from .wire import audit_event_to_wire, decision_to_wire, time_fields, to_wire

@@ -6,75 +6,19 @@ writers queue on SQLite's lock (WAL mode, busy timeout) instead of interleaving.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from .records import Approval, Request
+
 BUSY_TIMEOUT_S = 10.0
-
-
-@dataclass
-class Request:
-    """An access request; once its quorum is met it is also the grant (same id).
-
-    `kind` is access, breakglass (active at once, reviewed afterwards) or extension (a
-    request to lengthen the grant `parent_id`). Times are epoch seconds.
-    """
-
-    id: str
-    requester: str
-    resource: str
-    actions: list[str]
-    location: str
-    countries: list[str]
-    reason: str
-    duration_s: int
-    state: str
-    created_at: float
-    pending_until: float
-    approvals_required: list[dict[str, Any]]
-    revision: str
-    decision_id: str | None = None
-    kind: str = "access"
-    parent_id: str | None = None
-    evidence: list[str] = field(default_factory=list)
-    start_at: float | None = None
-    activation_deadline_s: int = 0
-    activate_by: float | None = None
-    approved_at: float | None = None
-    activated_at: float | None = None
-    expires_at: float | None = None
-    extended_s: int = 0
-    ended_at: float | None = None
-    ended_by: str | None = None
-    end_reason: str | None = None
-    review_due: float | None = None
-    reviewed_at: float | None = None
-    reviewed_by: str | None = None
-    review_outcome: str | None = None
-
-    _JSON = ("actions", "countries", "approvals_required", "evidence")
-
-    def to_row(self) -> dict[str, Any]:
-        return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
-
-    @classmethod
-    def to_row_values(cls, values: dict[str, Any]) -> dict[str, Any]:
-        return {k: json.dumps(v) if k in cls._JSON else v for k, v in values.items()}
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Request:
-        values = dict(row)
-        for name in cls._JSON:
-            values[name] = json.loads(values[name])
-        return cls(**values)
 
 
 def _columns(record: type) -> dict[str, type]:
@@ -84,17 +28,6 @@ def _columns(record: type) -> dict[str, type]:
         hint = str(f.type).split(" | ")[0]
         out[f.name] = {"int": int, "float": float}.get(hint, str)
     return out
-
-
-@dataclass
-class Approval:
-    request_id: str
-    approver: str
-    verdict: str  # approve | deny
-    at: float
-    decision_id: str | None
-    location: str | None = None
-    reason: str | None = None
 
 
 class Store:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .decisions import Decision
 from .durations import parse_rfc3339, rfc3339
-from .store import Approval, Request
+from .records import Approval, Request
 
 # Keys the server adds to a decision beside OPA's own result.
 DECISION_EXTRAS = ("decision_id", "revision")

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 from datavisa.cli.main import cli
 from datavisa.engine import bundle
 from datavisa.engine.errors import DataVisaError
-from datavisa.engine.monitor import CURSOR, Alert, Monitor
+from datavisa.engine.monitor import CURSOR, Monitor
 from datavisa.engine.opa import OpaClient, OpaUnavailable, free_port
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
+from datavisa.engine.records import Alert
 
 CONFIDENTIAL = "eu-customer-analytics"  # EU personal data; bob is its data owner
 RESTRICTED = "eu-payments-ledger"

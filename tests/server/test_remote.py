@@ -8,8 +8,8 @@ from live_server import RESOURCE
 from datavisa.cli import output
 from datavisa.engine.errors import Conflict, DataVisaError, Denied, NotFound
 from datavisa.engine.opa import free_port
+from datavisa.engine.records import Request
 from datavisa.engine.remote import connect
-from datavisa.engine.store import Request
 
 
 @pytest.fixture

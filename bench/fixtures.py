@@ -243,6 +243,21 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def quiesce(
+    pids: list[int], cores: float = 0.05, window_s: float = 0.5, limit_s: float = 60.0
+) -> float:
+    """Wait until the processes `pids` together use under `cores` over `window_s` (their
+    background work done: the engine ingesting what an OPA uploaded, the monitor judging
+    it), at most `limit_s`; the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = sum(cpu_s(pid) for pid in pids)
+        time.sleep(window_s)
+        if sum(cpu_s(pid) for pid in pids) - before < cores * window_s:
+            break
+    return time.monotonic() - started
+
+
 def busy_cpu_s() -> float:
     """CPU time the whole machine has spent busy since boot (all cores, from /proc/stat)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (

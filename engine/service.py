@@ -256,14 +256,31 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
 
 class _Server(uvicorn.Server):
     """uvicorn, telling the service as soon as it starts to stop, so that long-lived
-    responses (the dashboard's event streams) end instead of holding the shutdown up."""
+    responses (the dashboard's event streams) end instead of holding the shutdown up.
+
+    The OPA serve runs is stopped first, while the API still answers: on a graceful stop
+    OPA uploads the decisions it answered since its last upload, and they must land in
+    the log. A second signal stops at once.
+    """
 
     def __init__(self, service: Service, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.service = service
+        self._draining: threading.Thread | None = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.service.closing.set()
+        supervisor = self.service.supervisor
+        if self._draining is None and supervisor is not None and supervisor.embedded:
+            # Called in a signal handler on the event loop's thread: the wait for OPA
+            # happens in a thread of its own, and the loop goes on serving its upload.
+            def drain() -> None:
+                supervisor.stop()
+                super(_Server, self).handle_exit(sig, frame)
+
+            self._draining = threading.Thread(target=drain, name="drain-opa", daemon=True)
+            self._draining.start()
+            return
         super().handle_exit(sig, frame)
 
 

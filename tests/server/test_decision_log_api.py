@@ -120,6 +120,26 @@ def test_decisions_asked_of_serves_own_opa_land_in_its_log_once(tmp_path):
     tokens.close()
 
 
+def test_decisions_serves_opa_answered_just_before_serve_stops_are_kept(tmp_path):
+    """OPA uploads every second or two; on SIGTERM serve stops its OPA first, while the API
+    still takes the last upload, so what OPA answered last is not lost."""
+    with _serve(tmp_path) as served:
+        opa = re.search(r"OPA on (http://\S+)", (tmp_path / "serve.log").read_text())[1]
+        asked = [
+            requests.post(
+                f"{opa}/v1/data/datavisa/access/decision", json={"input": CHECK}, timeout=10
+            ).json()["decision_id"]
+            for _ in range(5)
+        ]
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(timeout=30) == 0
+    store = Store(tmp_path / "datavisa.db")
+    log = DecisionLog(store, load_key(tmp_path / "datavisa.db"))
+    logged = {e["decision_id"] for e in log.query(limit=100)}
+    store.close()
+    assert set(asked) <= logged
+
+
 def test_only_services_upload_and_only_services_and_auditors_read(api):
     alice = api.as_("alice")
     assert alice.post("/v1/logs", []).status_code == 403

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from pathlib import Path
 
 import click
@@ -11,6 +13,19 @@ from datavisa.engine.tokens import ROLES, USER, TokenRecord, TokenStore
 
 from . import output
 from .options import db_option, json_option
+
+
+def _operator(as_: str | None) -> str:
+    return as_ or os.environ.get("USER") or getpass.getuser()
+
+
+as_option = click.option(
+    "--as",
+    "as_",
+    envvar="DATAVISA_AS",
+    metavar="NAME",
+    help="Who does this, for the audit trail (env DATAVISA_AS). Default: your login name.",
+)
 
 
 def _record(record: TokenRecord) -> dict[str, object]:
@@ -28,7 +43,8 @@ def token() -> None:
     """Issue, list and revoke bearer tokens for `datavisa serve`.
 
     The server keeps only a hash of each token; the token itself is printed once, when
-    it is issued. Calls made with it act as its subject.
+    it is issued. Calls made with it act as its subject. Issuing and revoking are in the
+    audit trail (`datavisa audit`).
 
     \b
     Example:
@@ -46,9 +62,10 @@ def token() -> None:
     show_default=True,
     help="service: may also ask access checks about other subjects (for PEPs).",
 )
+@as_option
 @db_option
 @json_option
-def issue(subject: str, role: str, db_path: Path, as_json: bool) -> None:
+def issue(subject: str, role: str, as_: str | None, db_path: Path, as_json: bool) -> None:
     """Issue a token for SUBJECT and print it (only this once).
 
     \b
@@ -58,7 +75,7 @@ def issue(subject: str, role: str, db_path: Path, as_json: bool) -> None:
     """
     tokens = TokenStore(db_path)
     try:
-        secret, record = tokens.issue(subject, role)
+        secret, record = tokens.issue(subject, role, actor=_operator(as_))
     finally:
         tokens.close()
     if as_json:
@@ -97,9 +114,10 @@ def list_(db_path: Path, as_json: bool) -> None:
 
 @token.command()
 @click.argument("token_id")
+@as_option
 @db_option
 @json_option
-def revoke(token_id: str, db_path: Path, as_json: bool) -> None:
+def revoke(token_id: str, as_: str | None, db_path: Path, as_json: bool) -> None:
     """Revoke token TOKEN_ID; calls made with it fail from now on.
 
     \b
@@ -108,7 +126,7 @@ def revoke(token_id: str, db_path: Path, as_json: bool) -> None:
     """
     tokens = TokenStore(db_path)
     try:
-        record = tokens.revoke(token_id)
+        record = tokens.revoke(token_id, actor=_operator(as_))
     finally:
         tokens.close()
     if as_json:

@@ -18,6 +18,19 @@ GENESIS = "0" * 64
 _HASHED = ("seq", "at", "actor", "event", "request_id", "detail", "decision_id", "revision")
 
 
+def create_table(db: sqlite_utils.Database) -> None:
+    """The `audit` table, made when missing (the store's and the token store's file)."""
+    db["audit"].create(
+        {
+            "seq": int, "at": float, "actor": str, "event": str, "request_id": str,
+            "detail": str, "decision_id": str, "revision": str, "prev_hash": str, "hash": str,
+        },
+        pk="seq",
+        if_not_exists=True,
+    )  # fmt: skip
+    db["audit"].create_index(["request_id"], if_not_exists=True)
+
+
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:
     content = json.dumps({k: row[k] for k in _HASHED}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()

@@ -57,6 +57,7 @@ from .records import (
     REVIEW_OUTCOMES,
     REVOKED,
     STATES,
+    SYSTEM,
     Approval,
     Request,
 )
@@ -68,7 +69,6 @@ _NEXT = {
     ACTIVE: {EXPIRED, REVOKED, RELINQUISHED},
 }
 _RACES = 5  # times an approval is judged again when others land while it is being decided
-SYSTEM = "datavisa"  # the actor of transitions that time makes
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
 
 

@@ -18,6 +18,7 @@ FINAL = frozenset({EXPIRED, REVOKED, RELINQUISHED, DENIED, CANCELLED, LAPSED})
 STATES = frozenset({PENDING, APPROVED, ACTIVE}) | FINAL
 ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
 REVIEW_OUTCOMES = ("accepted", "rejected")  # of a break-glass grant's review
+SYSTEM = "datavisa"  # the actor of what no person does: transitions time makes, serve's own
 
 
 @dataclass

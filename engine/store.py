@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from . import audit
 from .records import Approval, Request
 
 BUSY_TIMEOUT_S = 10.0
@@ -81,23 +82,7 @@ class Store:
                 pk=("request_id", "approver", "verdict"),
                 foreign_keys=[("request_id", "requests", "id")],
             )
-        if "audit" not in db.table_names():
-            db["audit"].create(
-                {
-                    "seq": int,
-                    "at": float,
-                    "actor": str,
-                    "event": str,
-                    "request_id": str,
-                    "detail": str,
-                    "decision_id": str,
-                    "revision": str,
-                    "prev_hash": str,
-                    "hash": str,
-                },
-                pk="seq",
-            )
-            db["audit"].create_index(["request_id"])
+        audit.create_table(db)
         if "cursors" not in db.table_names():
             # How far a reader of an append-only table (the monitor, the notifier) has got.
             db["cursors"].create({"name": str, "seq": int}, pk="name")

@@ -14,12 +14,16 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
+from . import audit
 from .errors import DataVisaError, NotFound
+from .records import SYSTEM
 from .store import BUSY_TIMEOUT_S
 
 USER, SERVICE, AUDITOR = "user", "service", "auditor"
@@ -74,6 +78,7 @@ class TokenStore:
         # One connection shared by the server's threads; the lock keeps their use apart.
         self._lock = threading.Lock()
         with self._lock:
+            audit.create_table(self.db)
             self.db["tokens"].create(
                 {
                     "id": str,
@@ -88,8 +93,21 @@ class TokenStore:
                 if_not_exists=True,
             )
 
-    def issue(self, subject: str, role: str = USER) -> tuple[str, TokenRecord]:
-        """A new token for `subject`; the token itself is returned once and never stored."""
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite_utils.Database]:
+        """One immediate transaction on this file: the change and its audit event."""
+        with self._lock:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.conn.rollback()
+                raise
+            self.db.conn.commit()
+
+    def issue(self, subject: str, role: str = USER, actor: str = SYSTEM) -> tuple[str, TokenRecord]:
+        """A new token for `subject`, issued by `actor` (audited); the token itself is
+        returned once and never stored."""
         if not _SUBJECT.fullmatch(subject):
             raise DataVisaError(
                 f"{subject!r} is not a subject name: letters, digits and . _ : @ -, "
@@ -100,8 +118,9 @@ class TokenStore:
         token_id = secrets.token_hex(_ID_BYTES)
         token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         record = TokenRecord(token_id, subject, role, time.time())
-        with self._lock, self.db.conn:
-            self.db["tokens"].insert({**record.__dict__, "hash": _hash(token)})
+        with self._writing() as db:
+            db["tokens"].insert({**record.__dict__, "hash": _hash(token)})
+            self._audit(db, "token_issued", record, actor, record.created_at)
         return token, record
 
     def verify(self, token: str) -> Principal | None:
@@ -126,20 +145,31 @@ class TokenStore:
             )
         return [TokenRecord(**r) for r in rows]
 
-    def revoke(self, token_id: str) -> TokenRecord:
-        """Revoke a token by its id; calls with it fail from now on."""
-        with self._lock, self.db.conn:
-            self.db.execute(
+    def revoke(self, token_id: str, actor: str = SYSTEM) -> TokenRecord:
+        """Revoke a token by its id (audited, as done by `actor`); calls with it fail from
+        now on. Revoking a revoked token changes nothing."""
+        now = time.time()
+        with self._writing() as db:
+            changed = db.execute(
                 "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                [time.time(), token_id],
-            )
-            row = self.db.execute(
+                [now, token_id],
+            ).rowcount
+            row = db.execute(
                 "SELECT id, subject, role, created_at, revoked_at FROM tokens WHERE id = ?",
                 [token_id],
             ).fetchone()
-        if row is None:
-            raise NotFound(f"no token with id {token_id!r}")
+            if row is None:
+                raise NotFound(f"no token with id {token_id!r}")
+            if changed:
+                self._audit(db, "token_revoked", TokenRecord(*row), actor, now)
         return TokenRecord(*row)
+
+    @staticmethod
+    def _audit(
+        db: sqlite_utils.Database, event: str, record: TokenRecord, actor: str, at: float
+    ) -> None:
+        detail = {"token_id": record.id, "subject": record.subject, "role": record.role}
+        audit.append(db, at=at, actor=actor, event=event, request_id=None, detail=detail)
 
     def close(self) -> None:
         with self._lock:

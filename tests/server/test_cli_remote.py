@@ -15,6 +15,8 @@ _VOLATILE = [
     (re.compile(r"\((in |)[0-9dhms]+( ago|)\)"), "(REL)"),
     (re.compile(r"revision    \S+"), "revision    REV"),
     (re.compile(r"(?m)^(\d+ +TIME +\w+ +\w+ +ID +\w+ +)\S+"), r"\1DECISION"),
+    # The audit trail's seq counts every event in the file, the server's token issues too.
+    (re.compile(r"(?m)^\d+( +TIME )"), r"SEQ\1"),
 ]
 
 

@@ -47,3 +47,18 @@ def test_bad_subjects_and_unknown_ids_are_refused(db):
     missing = _run("token", "revoke", "000000000000", "--db", str(db))
     assert missing.exit_code == 1
     assert "no token with id" in missing.stderr
+
+
+def test_issuing_and_revoking_are_in_the_audit_trail_without_the_secret(db):
+    issued = _run("token", "issue", "db-proxy", "--role", "service", "--as", "erin",
+                  "--db", str(db), "--json")  # fmt: skip
+    record = json.loads(issued.stdout)
+    _run("token", "revoke", record["id"], "--as", "frank", "--db", str(db))
+    _run("token", "revoke", record["id"], "--as", "frank", "--db", str(db))  # no change
+    trail = _run("audit", "trail", "--db", str(db), "--json")
+    events = [(e["event"], e["actor"], e["detail"]) for e in json.loads(trail.stdout)]
+    detail = {"token_id": record["id"], "subject": "db-proxy", "role": "service"}
+    assert events == [("token_issued", "erin", detail), ("token_revoked", "frank", detail)]
+    assert record["token"] not in trail.stdout
+    verified = _run("audit", "verify", "--db", str(db))
+    assert verified.exit_code == 0, verified.output

@@ -1,7 +1,7 @@
 """The decision log: every decision once, masked, hash-chained, checkpointed, queryable.
 
 Two sources feed one append-only table. The engine records each decision it asks OPA
-before it answers (`record`), masked by the Rego mask policy (rego/system/log) that OPA
+before it answers (`record_many`), masked by the Rego mask policy (rego/system/log) that OPA
 evaluated with the decision. OPA servers that services query directly upload their
 decision-log events to the engine (`ingest`, OPA's own plugin, gzip JSON arrays); a
 decision id seen before is skipped, so retried uploads land once.
@@ -176,27 +176,10 @@ class DecisionLog:
 
     # -- writing ----------------------------------------------------------------------
 
-    def record(
-        self,
-        *,
-        path: str,
-        input: Any,
-        result: dict[str, Any],
-        decision_id: str | None,
-        mask: list[Any] | None,
-        revision: str,
-        caller: str | None,
-    ) -> str:
-        """Record a decision the engine asked, masked; returns its decision id.
-
-        Without a mask (OPA gave no answer) the input is not stored at all.
-        """
-        asked = {"path": path, "input": input, "result": result, "decision_id": decision_id}
-        return self.record_many([asked | {"mask": mask, "revision": revision, "caller": caller}])[0]
-
     def record_many(self, asked: list[dict[str, Any]]) -> list[str]:
-        """Record decisions (each with `record`'s arguments, and optionally `custom` facts
-        for the event) in one transaction; their decision ids, in order."""
+        """Record decisions the engine asked, masked, in one transaction; their decision
+        ids, in order. Each is `_engine_event`'s arguments; without a mask (OPA gave no
+        answer) its input is not stored at all."""
         events = [_engine_event(**one) for one in asked]
         with self.store.transaction():
             head = self._head()

@@ -112,7 +112,7 @@ def decide_many(
                 "path": path,
                 "input": input,
                 "result": {**decision.result, "allow": decision.allow, "reasons": decision.reasons},
-                "decision_id": decision.decision_id if len(asked) == 1 else None,
+                "decision_id": decision.decision_id,
                 "mask": mask,
                 "revision": revision,
                 "caller": caller,

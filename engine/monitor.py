@@ -30,16 +30,17 @@ from typing import Any
 
 from .decision_log import DecisionLog, event_epoch
 from .errors import NotFound
-from .lifecycle import (
+from .lifecycle import effective_state
+from .opa import OpaClient, OpaUnavailable
+from .records import (
     BREAKGLASS_KIND,
     EXPIRED,
     EXTENSION_KIND,
     RELINQUISHED,
     REVOKED,
-    effective_state,
+    Alert,
+    Request,
 )
-from .opa import OpaClient, OpaUnavailable
-from .records import Alert, Request
 from .store import Store
 
 log = logging.getLogger("datavisa.monitor")
@@ -279,7 +280,7 @@ class Monitor:
         ]
         if not reviews:
             return []
-        found = self.evaluate(None, {"breakglass_reviews": reviews})
+        [found] = self.evaluate_many([{"history": {"breakglass_reviews": reviews}}])
         with self.store.transaction():
             new = self.alerts.add(found, self.clock(), None, None)
         self._announce(new)
@@ -296,17 +297,9 @@ class Monitor:
 
     # -- asking the rules -----------------------------------------------------------------
 
-    def evaluate(
-        self, event: dict[str, Any] | None, history: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """The alerts the rules raise for `event` (None: the periodic check) and `history`."""
-        doc: dict[str, Any] = {"history": history}
-        if event is not None:
-            doc["event"] = event
-        return self.evaluate_many([doc])[0]
-
     def evaluate_many(self, asked: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """The alerts for each {event, history} in `asked`, in one query."""
+        """The alerts for each {event, history} in `asked` (no event: the periodic check),
+        in one query."""
         if not asked:
             return []
         answer = self._opa().query(BATCH_ALERTS, {"batch": asked}).result
@@ -335,12 +328,9 @@ class Monitor:
 
     # -- gathering facts ------------------------------------------------------------------
 
-    def history(
-        self, seq: int, event: dict[str, Any], known: _Facts | None = None
-    ) -> dict[str, Any]:
+    def history(self, seq: int, event: dict[str, Any], known: _Facts) -> dict[str, Any]:
         """The facts about the past the rules are given with the record at `seq` (judged
         in order: `known` holds what the records before it showed)."""
-        known = known or _Facts(self.store)
         inp = event.get("input") if isinstance(event.get("input"), dict) else {}
         at = event_epoch(event)
         facts: dict[str, Any] = {}

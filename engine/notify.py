@@ -29,8 +29,8 @@ import requests
 
 from .durations import format_duration, rfc3339
 from .errors import DataVisaError
-from .lifecycle import PENDING, effective_state
-from .records import Alert, Request
+from .lifecycle import effective_state
+from .records import PENDING, Alert, Request
 from .store import Store
 
 log = logging.getLogger("datavisa.notify")

@@ -49,12 +49,11 @@ from .decisions import Check
 from .durations import parse_duration, rfc3339
 from .errors import Conflict, DataVisaError, Denied, NotFound
 from .fastlane import FastLane
-from .lifecycle import REVIEW_OUTCOMES, STATES
 from .metrics import CONTENT_TYPE
 from .monitor import SEVERITIES
 from .monitor import STATES as ALERT_STATES
 from .opa import OpaUnavailable
-from .records import Alert
+from .records import REVIEW_OUTCOMES, STATES, Alert
 from .records import Request as RequestRecord
 from .store import Store
 from .tokens import SUBJECT_PATTERN, Principal

@@ -3,7 +3,7 @@
 `served(workdir)` starts `datavisa serve` as a process of its own on a free loopback port,
 with a fresh SQLite file, its embedded (supervised) OPA, and bearer tokens for a service
 and for the people of the story. `populate` fills the store with live grants and pushes
-them to OPA exactly as the engine does at start (`Engine.sync_grants`), so the store and
+them to OPA exactly as the engine does at start (`Grants.sync`), so the store and
 OPA agree whoever asks. The rest reads facts: resident memory and CPU time of a process,
 and the machine.
 """
@@ -25,12 +25,13 @@ from pathlib import Path
 
 import requests
 
-from datavisa.engine import bundle
-from datavisa.engine.lifecycle import ACTIVE, Engine
-from datavisa.engine.opa import OpaClient, find_opa, free_port, opa_version
-from datavisa.engine.records import Request
-from datavisa.engine.store import Store
-from datavisa.engine.tokens import SERVICE, TokenStore
+from datavisa.engine.api.tokens import SERVICE, TokenStore
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.model.records import ACTIVE, Request
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import find_opa, free_port, opa_version
+from datavisa.engine.store.sqlite import Store
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 SUBJECT = "alice"  # the benchmarked subject: holds one real grant, made through the API
@@ -188,7 +189,7 @@ def populate(srv: Served, total: int) -> dict[str, float]:
                     [FILLER_PREFIX + "%", ACTIVE, have - total],
                 )
         inserted = time.perf_counter()
-        Engine(store, client, revision="bench").sync_grants()
+        Engine(store, client, revision="bench").grants.sync()
         pushed = time.perf_counter()
         live = store.db.execute(
             "SELECT count(*) FROM requests WHERE state = ?", [ACTIVE]

@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from datavisa.engine import bundle
-from datavisa.engine.opa import find_opa, opa_version
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.process import find_opa, opa_version
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 SIZES = (10, 100_000)

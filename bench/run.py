@@ -43,11 +43,12 @@ from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, Served
 from load import Sample, http_cell, percentile, process_cell
 from report import AGAIN
 
-from datavisa.engine import bundle
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.opa import OpaClient, find_opa
+from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
-from datavisa.engine.store import Store
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import find_opa
+from datavisa.engine.store.sqlite import Store
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 ALLOW = {"subject": SUBJECT, "resource": RESOURCE, "action": "read", "location": "DE"}
@@ -397,7 +398,7 @@ class Bench:
             pushes = []
             for _ in range(self.plan.pushes):
                 started = time.perf_counter()
-                engine.push_grants(SUBJECT)
+                engine.grants.push(SUBJECT)
                 pushes.append((time.perf_counter() - started) * 1000)
             cycle: dict[str, list[float]] = {"request": [], "approve": [], "revoke": []}
             for _ in range(self.plan.lifecycle_cycles):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine.monitor import SEVERITIES, STATES, Alerts
-from datavisa.engine.store import Store
-from datavisa.engine.wire import to_wire
+from datavisa.engine.api.wire import to_wire
+from datavisa.engine.monitoring.monitor import SEVERITIES, STATES, Alerts
+from datavisa.engine.store.sqlite import Store
 
 from . import output
 from .options import db_option, json_option

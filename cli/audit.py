@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from datavisa.engine import audit as audit_trail
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.store import Store
+from datavisa.engine.ledger import audit as audit_trail
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.store.sqlite import Store
 
 from . import output
 from .options import db_option, json_option

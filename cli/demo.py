@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine import audit
-from datavisa.engine.decisions import Decision
-from datavisa.engine.durations import format_duration
-from datavisa.engine.errors import Denied
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.runtime import local_engine
+from datavisa.engine.ledger import audit
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.lifecycle.local import local_engine
+from datavisa.engine.model.decision import Decision
+from datavisa.engine.model.durations import format_duration
+from datavisa.engine.model.errors import Denied
 
 from . import output
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from datavisa.engine.records import REVIEW_OUTCOMES, STATES
+from datavisa.engine.model.records import REVIEW_OUTCOMES, STATES
 
 from . import output
 from .options import (

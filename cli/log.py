@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from datavisa.engine.decision_log import DecisionLog, load_key
-from datavisa.engine.durations import rfc3339
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.store import Store
+from datavisa.engine.ledger.decision_log import DecisionLog, load_key
+from datavisa.engine.model.durations import rfc3339
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.store.sqlite import Store
 
 from . import output
 from .options import db_option, json_option, past

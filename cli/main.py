@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from datavisa.engine.errors import DataVisaError
+from datavisa.engine.model.errors import DataVisaError
 
 # Commands in modules of their own, imported when named (or listed, for --help): a
 # command run many times from scripts, such as `datavisa check`, does not pay for the
@@ -45,7 +45,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if not value or ctx.resilient_parsing:
         return
     from datavisa.engine import __version__
-    from datavisa.engine.opa import find_opa, opa_version
+    from datavisa.engine.policy.process import find_opa, opa_version
 
     try:
         binary = find_opa()

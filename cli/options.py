@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from datavisa.engine.durations import parse_duration, parse_rfc3339
-from datavisa.engine.errors import DataVisaError
+from datavisa.engine.model.durations import parse_duration, parse_rfc3339
+from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import default_db_path
 
 F = Callable[..., Any]

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from datavisa.engine.decisions import Decision
-from datavisa.engine.durations import format_duration, rfc3339
-from datavisa.engine.records import Alert, Approval, Request
+from datavisa.engine.model.decision import Decision
+from datavisa.engine.model.durations import format_duration, rfc3339
+from datavisa.engine.model.records import Alert, Approval, Request
 
 _TIMES = (
     "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine import bundle
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.opa import find_opa
+from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.process import find_opa
 
 LINT_RULES = PROJECT_ROOT / "tools" / "lint"  # the house style as Rego, run by the pinned OPA
 PROJECT_REGAL = PROJECT_ROOT / ".tools" / "bin" / "regal"

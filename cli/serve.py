@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine import config as serve_config
-from datavisa.engine.config import (
+from datavisa.engine.api import config as serve_config
+from datavisa.engine.api.config import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_OPA_TIMEOUT_S,
@@ -125,6 +125,6 @@ def serve(config_path: Path | None, **flags: object) -> None:
     cfg = serve_config.load(config_path).override(**flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Imported here: the web stack takes a second to load, and only serve needs it.
-    from datavisa.engine.service import serve as run_service
+    from datavisa.engine.api.serve import serve as run_service
 
     run_service(cfg, announce=lambda line: click.echo(line, err=True))

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from datavisa.engine.remote import SERVER_ENV, TOKEN_ENV, RemoteEngine, connect
+from datavisa.engine.api.remote import SERVER_ENV, TOKEN_ENV, RemoteEngine, connect
 
 from .options import db_option, opa_option
 
 if TYPE_CHECKING:
-    from datavisa.engine.lifecycle import Engine
+    from datavisa.engine.lifecycle.engine import Engine
 
 F = Callable[..., Any]
 
@@ -45,7 +45,7 @@ class Target:
         else:
             # Imported here: the store and the policy build are a slow import, and a
             # command run against a server needs neither.
-            from datavisa.engine.runtime import local_engine
+            from datavisa.engine.lifecycle.local import local_engine
 
             with local_engine(self.db_path, self.opa_url, policy=policy) as local:
                 yield local

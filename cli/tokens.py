@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine.durations import rfc3339
-from datavisa.engine.tokens import ROLES, USER, TokenRecord, TokenStore
+from datavisa.engine.api.tokens import ROLES, USER, TokenRecord, TokenStore
+from datavisa.engine.model.durations import rfc3339
 
 from . import output
 from .options import db_option, json_option

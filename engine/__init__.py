@@ -1,4 +1,17 @@
-"""DataVisa's engine: the grant lifecycle, its store, and the conversation with OPA."""
+"""DataVisa's engine: the grant lifecycle, its store, and the conversation with OPA.
+
+Packages by concern, each importing only those below it (docs/architecture.md):
+
+    api          the HTTP API, `datavisa serve`, tokens, the remote client   (top)
+    monitoring   alert rules judged on recorded decisions, webhooks
+    lifecycle    the state machine and the grant-distribution seam          (centre)
+    policy       OPA: client, process, supervisor, bundle, asking decisions
+    ledger       the decision log and the audit trail, hash-chained
+    store        SQLite today; the seam for PostgreSQL
+    model        record shapes, decisions, errors, durations                 (bottom)
+
+`paths` (where the project's files are) imports nothing and may be imported by any.
+"""
 
 from typing import Any
 

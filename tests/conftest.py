@@ -10,12 +10,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from datavisa.cli.main import cli
-from datavisa.engine import bundle
-from datavisa.engine.decision_log import DecisionLog
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.opa import OpaClient, OpaProcess
+from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
-from datavisa.engine.store import Store
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
+from datavisa.engine.store.sqlite import Store
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +81,6 @@ def engine(db: Path, opa_url: str, clock: Clock):
     store = Store(db)
     log = DecisionLog(store, b"test-key")
     engine = Engine(store, OpaClient(opa_url), revision="test", clock=clock, log=log)
-    engine.sync_grants()
+    engine.grants.sync()
     yield engine
     store.close()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from datavisa.engine import audit
-from datavisa.engine.store import Store
+from datavisa.engine.ledger import audit
+from datavisa.engine.store.sqlite import Store
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from datavisa.engine import audit
-from datavisa.engine.opa import free_port
-from datavisa.engine.store import Store
+from datavisa.engine.ledger import audit
+from datavisa.engine.policy.process import free_port
+from datavisa.engine.store.sqlite import Store
 
 
 def _nothing_stored(db) -> bool:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from datavisa.engine.errors import Conflict, Denied
+from datavisa.engine.model.errors import Conflict, Denied
 
 CONFIDENTIAL = "eu-customer-analytics"
 DAY = 86400

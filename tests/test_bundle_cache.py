@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from datavisa.engine import bundle
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
 
 
 def test_a_bundle_is_built_once_and_again_after_an_edit(tmp_path: Path, monkeypatch):

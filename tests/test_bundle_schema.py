@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
-from datavisa.engine import bundle
-from datavisa.engine.errors import DataVisaError
+from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from datavisa.engine.coalesce import Coalescer
+from datavisa.engine.policy.coalesce import Coalescer
 
 
 class Doubler:

@@ -6,10 +6,10 @@ import multiprocessing
 import threading
 from pathlib import Path
 
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.opa import OpaClient
-from datavisa.engine.store import Store
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.store.sqlite import Store
 
 RESTRICTED = "eu-payments-ledger"
 APPROVERS = (("dave", "IE"), ("erin", "DE"))

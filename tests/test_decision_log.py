@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from datavisa.engine.decision_log import DecisionLog
-from datavisa.engine.decisions import Check
-from datavisa.engine.errors import Denied
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.opa import OpaClient, free_port
+from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.model.decision import Check
+from datavisa.engine.model.errors import Denied
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import free_port
 
 RESOURCE = "eu-customer-analytics"
 

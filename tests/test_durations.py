@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from datavisa.engine.durations import format_duration, parse_duration, rfc3339
-from datavisa.engine.errors import DataVisaError
+from datavisa.engine.model.durations import format_duration, parse_duration, rfc3339
+from datavisa.engine.model.errors import DataVisaError
 
 
 @pytest.mark.parametrize(

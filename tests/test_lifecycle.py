@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from datavisa.engine import audit
-from datavisa.engine.errors import Conflict, DataVisaError, Denied, NotFound
-from datavisa.engine.lifecycle import Engine
+from datavisa.engine.ledger import audit
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.model.errors import Conflict, DataVisaError, Denied, NotFound
 
 CONFIDENTIAL, RESTRICTED = "eu-customer-analytics", "eu-payments-ledger"
 

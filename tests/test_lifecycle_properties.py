@@ -19,11 +19,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from datavisa.engine import audit
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.lifecycle import ACTIVE, APPROVED, FINAL, Engine
-from datavisa.engine.opa import OpaClient
-from datavisa.engine.store import Store
+from datavisa.engine.ledger import audit
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.model.records import ACTIVE, APPROVED, FINAL
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.store.sqlite import Store
 
 RESOURCES = ["eu-customer-analytics", "eu-payments-ledger"]
 REQUESTERS = ["alice", "oscar"]
@@ -45,7 +46,7 @@ def test_lifecycle_invariants_hold_under_random_operations(opa_url: str):
             self.tmp = tempfile.TemporaryDirectory()
             self.store = Store(Path(self.tmp.name) / "datavisa.db")
             self.engine = Engine(self.store, OpaClient(opa_url), revision="test")
-            self.engine.sync_grants()
+            self.engine.grants.sync()
             self.final: dict[str, str] = {}
             self.resource: dict[str, str] = {}
 

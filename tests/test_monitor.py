@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
-from datavisa.engine import bundle
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.monitor import CURSOR, Monitor
-from datavisa.engine.opa import OpaClient, OpaUnavailable, free_port
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.model.records import Alert
+from datavisa.engine.monitoring.monitor import CURSOR, Monitor
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
-from datavisa.engine.records import Alert
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.opa import OpaClient, OpaUnavailable
+from datavisa.engine.policy.process import free_port
 
 CONFIDENTIAL = "eu-customer-analytics"  # EU personal data; bob is its data owner
 RESTRICTED = "eu-payments-ledger"

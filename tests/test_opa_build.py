@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from datavisa.engine.opa import find_opa
 from datavisa.engine.paths import PROJECT_ROOT
+from datavisa.engine.policy.process import find_opa
 
 pytestmark = pytest.mark.skipif(
     bool(shutil.which("go", path="/usr/bin:/bin") or shutil.which("opa", path="/usr/bin:/bin")),

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from datavisa.cli.main import cli
-from datavisa.engine import bundle
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.opa import OpaClient, OpaProcess
+from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
 
 needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the keys")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from datavisa.engine import audit
-from datavisa.engine.store import Store
+from datavisa.engine.ledger import audit
+from datavisa.engine.store.sqlite import Store
 
 RESOURCE = "eu-customer-analytics"
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from live_server import Api, uvicorn_thread
 
-from datavisa.engine.decision_log import DecisionLog
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.monitor import Monitor
-from datavisa.engine.opa import OpaClient
-from datavisa.engine.server import create_app
-from datavisa.engine.service import Service
-from datavisa.engine.store import Store
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.api.app import create_app
+from datavisa.engine.api.service import Service
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.monitoring.monitor import Monitor
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.store.sqlite import Store
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def service(db: Path, opa_url: str) -> Iterator[Service]:
     """An engine on a fresh database, asking the session's OPA (its grants reset)."""
     store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
-    engine.sync_grants()
+    engine.grants.sync()
     svc = Service(engine, tokens)
     yield svc
     svc.close()

@@ -12,8 +12,8 @@ from typing import Any
 import requests
 import uvicorn
 
-from datavisa.engine.opa import free_port
-from datavisa.engine.service import Service
+from datavisa.engine.api.service import Service
+from datavisa.engine.policy.process import free_port
 
 RESOURCE = "eu-customer-analytics"  # confidential, EU personal data, one data owner (bob)
 WAIT_S = 20.0

@@ -9,13 +9,14 @@ import pytest
 import requests
 from live_server import RESOURCE, Caller, uvicorn_thread
 
-from datavisa.engine.decisions import ACCESS
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.opa import OpaClient, free_port
-from datavisa.engine.server import create_app
-from datavisa.engine.service import Service
-from datavisa.engine.store import Store
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.api.app import create_app
+from datavisa.engine.api.service import Service
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.policy.decide import ACCESS
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import free_port
+from datavisa.engine.store.sqlite import Store
 
 # (subject, resource, action, location) after alice holds a read grant from DE.
 CASES = [

@@ -7,7 +7,7 @@ import json
 import pytest
 from live_server import RESOURCE
 
-from datavisa.engine import audit
+from datavisa.engine.ledger import audit
 
 GOOD = {"resource": RESOURCE, "duration": "20m", "location": "DE", "reason": "INC-1"}
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
-from datavisa.engine import config
-from datavisa.engine.config import ServeConfig
-from datavisa.engine.errors import DataVisaError
+from datavisa.engine.api import config
+from datavisa.engine.api.config import ServeConfig
+from datavisa.engine.model.errors import DataVisaError
 
 
 def test_a_full_file_is_read_with_paths_relative_to_it(tmp_path: Path):

@@ -19,12 +19,13 @@ import requests
 from live_server import RESOURCE, Caller
 from test_supervision import DATAVISA, _children_named, _healthy, _serve, _wait_for
 
-from datavisa.engine import bundle
-from datavisa.engine.decision_log import DecisionLog, load_key
-from datavisa.engine.opa import OpaClient, find_opa, free_port
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
-from datavisa.engine.store import Store
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import find_opa, free_port
+from datavisa.engine.store.sqlite import Store
 
 CHECK = {"subject": "alice", "resource": RESOURCE, "action": "read", "location": "DE"}
 

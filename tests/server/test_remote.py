@@ -6,10 +6,10 @@ import pytest
 from live_server import RESOURCE
 
 from datavisa.cli import output
-from datavisa.engine.errors import Conflict, DataVisaError, Denied, NotFound
-from datavisa.engine.opa import free_port
-from datavisa.engine.records import Request
-from datavisa.engine.remote import connect
+from datavisa.engine.api.remote import connect
+from datavisa.engine.model.errors import Conflict, DataVisaError, Denied, NotFound
+from datavisa.engine.model.records import Request
+from datavisa.engine.policy.process import free_port
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from live_server import uvicorn_thread
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from datavisa.engine.lifecycle import Engine
-from datavisa.engine.opa import OpaClient
-from datavisa.engine.server import create_app
-from datavisa.engine.service import Service
-from datavisa.engine.store import Store
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.api.app import create_app
+from datavisa.engine.api.service import Service
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.store.sqlite import Store
 
 MAX_EXAMPLES = 20  # per operation and mode
 BUDGET_S = 100.0
@@ -35,7 +35,7 @@ def fuzzed(tmp_path, opa_url: str) -> Iterator[tuple[str, str]]:
     db = tmp_path / "datavisa.db"
     store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
     engine = Engine(store, client, revision="fuzz")
-    engine.sync_grants()
+    engine.grants.sync()
     service = Service(engine, tokens)
     token, _ = tokens.issue("alice", "service")
     with uvicorn_thread(create_app(service)) as url:

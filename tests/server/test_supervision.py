@@ -20,10 +20,10 @@ import pytest
 import requests
 from live_server import RESOURCE, Caller
 
-from datavisa.engine import bundle
-from datavisa.engine.opa import free_port
+from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.process import free_port
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 WAIT_S = 60

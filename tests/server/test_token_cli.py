@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.api.tokens import TokenStore
 
 
 def _run(*args: str):

@@ -17,13 +17,13 @@ import pytest
 import requests
 from live_server import RESOURCE, Caller, wait_for
 
-from datavisa.engine import config
-from datavisa.engine.errors import DataVisaError
-from datavisa.engine.monitor import Monitor
-from datavisa.engine.notify import Notifier, Webhook
-from datavisa.engine.opa import free_port
-from datavisa.engine.service import Service
-from datavisa.engine.tokens import TokenStore
+from datavisa.engine.api import config
+from datavisa.engine.api.service import Service
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.monitoring.monitor import Monitor
+from datavisa.engine.monitoring.notify import Notifier, Webhook
+from datavisa.engine.policy.process import free_port
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 

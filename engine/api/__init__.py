@@ -1,0 +1,14 @@
+"""The HTTP API and what runs it, at the top of the engine.
+
+Holds the FastAPI app (`app`) and its routes by resource (`routes/`), what they depend
+on (`deps`), the wire shapes (`schemas` for pydantic bodies and answers, `wire` for
+records to JSON and back), errors (`errors`), the access check's fast lane (`fastlane`),
+bearer tokens (`tokens`), Prometheus metrics (`metrics`), the running service
+(`service`) and `datavisa serve` itself (`serve`, configured by `config`), the remote
+client the CLI uses against a server (`remote`), and the dashboard's files
+(`dashboard/`).
+
+May import: every other package of the engine. Nothing in the engine imports it. Its
+modules stay light to import: FastAPI and uvicorn load only with `app`, `routes` and
+`serve`, so the CLI's remote mode (`remote`, `wire`, `tokens`) starts fast.
+"""

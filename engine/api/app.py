@@ -1,0 +1,60 @@
+"""The HTTP decision service behind `datavisa serve`: a FastAPI app over the engine.
+
+Requesters' and approvers' tools drive the lifecycle under /v1/requests and /v1/grants;
+services ask POST /v1/access/check. Every /v1 call needs a bearer token, and the acting
+subject is always the token's, never a body field. Errors are JSON:
+`{"error": {"code", "message", "field"?, "reasons"?}}`; bad input is a 4xx naming the
+field and stores nothing. /health, /metrics and /openapi.json need no token.
+
+Alerts raised by the monitoring rules are at /v1/alerts. GET /v1/events is a stream of
+server-sent events (`text/event-stream`, bearer token as usual): an `change` event, with
+the heads of the decision log, the audit trail and the alerts, whenever one of them moves;
+the live dashboard served at / refreshes on it.
+"""
+
+from functools import partial
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .config import DEFAULT_MAX_BODY_BYTES
+from .errors import BodyLimit, install_error_handlers
+from .fastlane import FastLane
+from .routes import (
+    alerts,
+    dashboard,
+    decisions,
+    grants,
+    operations,
+    requests,
+    tokens,
+)
+from .schemas import AccessCheck
+from .service import Service
+
+ROUTERS = (requests, grants, decisions, alerts, dashboard, tokens, operations)
+
+
+def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app serving `service`; run it with uvicorn (see `serve`)."""
+    app = FastAPI(
+        title="DataVisa",
+        version=__version__,
+        summary="Just-in-time, data-residency-aware access approval, decided by OPA.",
+        description=__doc__,
+        redoc_url=None,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    # Middleware added last runs first: the body limit, then the access check's fast lane.
+    app.add_middleware(
+        FastLane,
+        path="/v1/access/check",
+        model=AccessCheck,
+        handler=partial(decisions.fast_check, service),
+        verify=service.tokens.verify,
+    )
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app

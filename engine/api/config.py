@@ -1,0 +1,196 @@
+"""How `datavisa serve` is set up: one YAML file, defaults for all of it, flags on top.
+
+```yaml
+listen: 127.0.0.1:8470            # HOST:PORT the HTTP API listens on
+database: /var/lib/datavisa/datavisa.db
+bundle: build/bundle.tar.gz       # default: built from the shipped policy at start
+opa:
+  url: http://127.0.0.1:8181      # default: start and supervise a private OPA on loopback
+  timeout: 2s                     # the longest a decision waits for OPA before it denies
+tokens:
+  database: /var/lib/datavisa/tokens.db   # default: the main database
+max_body_bytes: 65536             # larger request bodies are refused with 413
+sweep_every: 30s                  # how often expiries and lapses are written down
+public_url: https://datavisa.example.com   # how people reach the server, for notifications
+webhooks:                         # Slack-compatible JSON, retried with backoff
+  - url: https://hooks.slack.com/services/T000/B000/XXXX
+    name: security                # how deliveries and logs name it (the URL is a secret)
+    kinds: [alerts]               # alerts, approvals, or both (the default)
+  - url: https://chat.example.com/hooks/owners
+    kinds: [approvals]
+    groups: [data_owner]          # only requests needing one of these approver groups
+```
+
+Relative paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..model.durations import parse_duration
+from ..model.errors import DataVisaError
+from ..monitoring.notify import KINDS, Webhook
+from ..paths import default_db_path
+
+DEFAULT_LISTEN = "127.0.0.1:8470"
+DEFAULT_OPA_TIMEOUT_S = 2.0
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_SWEEP_EVERY_S = 30.0
+CONFIG_ENV = "DATAVISA_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    listen: str = DEFAULT_LISTEN
+    database: Path = field(default_factory=default_db_path)
+    bundle: Path | None = None
+    opa_url: str | None = None
+    opa_timeout_s: float = DEFAULT_OPA_TIMEOUT_S
+    tokens_database: Path | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    sweep_every_s: float = DEFAULT_SWEEP_EVERY_S
+    public_url: str | None = None
+    webhooks: tuple[Webhook, ...] = ()
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    @property
+    def token_path(self) -> Path:
+        return self.tokens_database or self.database
+
+    def override(self, **flags: Any) -> ServeConfig:
+        """This config with every flag that was given (not None) put over it."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        updated = dataclasses.replace(self, **given)
+        updated.host_port  # noqa: B018 - validate the address early
+        return updated
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`127.0.0.1:8470` or `[::1]:8470` as (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise DataVisaError(f"listen address {listen!r} is not HOST:PORT, such as 127.0.0.1:8470")
+    return host.strip("[]"), int(port)
+
+
+_SECTIONS = {
+    "listen": str,
+    "database": str,
+    "bundle": str,
+    "opa": dict,
+    "tokens": dict,
+    "max_body_bytes": int,
+    "sweep_every": (str, int, float),
+    "public_url": str,
+    "webhooks": list,
+}
+_OPA_KEYS = {"url", "timeout"}
+_TOKEN_KEYS = {"database"}
+_WEBHOOK_KEYS = {"url", "name", "kinds", "groups"}
+
+
+def load(path: Path | None = None) -> ServeConfig:
+    """The config in `path` (or $DATAVISA_CONFIG) over the defaults; the defaults alone
+    when there is neither."""
+    if path is None and (env := os.environ.get(CONFIG_ENV)):
+        path = Path(env)
+    if path is None:
+        return ServeConfig()
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise DataVisaError(f"cannot read config {path}: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise DataVisaError(f"{path}: not valid YAML: {e}") from e
+    return from_dict(doc or {}, base=path.resolve().parent, origin=str(path))
+
+
+def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
+    if not isinstance(doc, dict):
+        raise DataVisaError(f"{origin}: the top level must be a mapping")
+    _known(doc, set(_SECTIONS), origin, "")
+    for key, kind in _SECTIONS.items():
+        if key in doc and doc[key] is not None and not isinstance(doc[key], kind):
+            raise DataVisaError(f"{origin}: {key} has the wrong type ({type(doc[key]).__name__})")
+    opa, tokens = doc.get("opa") or {}, doc.get("tokens") or {}
+    _known(opa, _OPA_KEYS, origin, "opa.")
+    _known(tokens, _TOKEN_KEYS, origin, "tokens.")
+
+    def path(value: Any) -> Path | None:
+        return None if value is None else base / Path(str(value)).expanduser()
+
+    values: dict[str, Any] = {
+        "listen": doc.get("listen"),
+        "database": path(doc.get("database")),
+        "bundle": path(doc.get("bundle")),
+        "opa_url": opa.get("url"),
+        "opa_timeout_s": _seconds(opa.get("timeout"), origin, "opa.timeout"),
+        "tokens_database": path(tokens.get("database")),
+        "max_body_bytes": doc.get("max_body_bytes"),
+        "sweep_every_s": _seconds(doc.get("sweep_every"), origin, "sweep_every"),
+        "public_url": (doc.get("public_url") or "").rstrip("/") or None,
+        "webhooks": _webhooks(doc.get("webhooks"), origin),
+    }
+    if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
+        raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
+    if values["max_body_bytes"] is not None and values["max_body_bytes"] < 1024:
+        raise DataVisaError(f"{origin}: max_body_bytes must be at least 1024")
+    try:
+        return ServeConfig().override(**values)
+    except DataVisaError as e:
+        raise DataVisaError(f"{origin}: {e}") from e
+
+
+def _webhooks(value: Any, origin: str) -> tuple[Webhook, ...] | None:
+    if value is None:
+        return None
+    hooks = []
+    for i, item in enumerate(value):
+        where = f"webhooks[{i}]"
+        _known(item, _WEBHOOK_KEYS, origin, where + ".")
+        kinds, groups = item.get("kinds", sorted(KINDS)), item.get("groups", [])
+        for key, listed in (("kinds", kinds), ("groups", groups)):
+            if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
+                raise DataVisaError(f"{origin}: {where}.{key} must be a list of names")
+        if not isinstance(item.get("url"), str):
+            raise DataVisaError(f"{origin}: {where}.url is required")
+        try:
+            name = str(item.get("name") or "")
+            hooks.append(Webhook(item["url"], name, frozenset(kinds), frozenset(groups)))
+        except DataVisaError as e:
+            raise DataVisaError(f"{origin}: {where}: {e}") from e
+    return tuple(hooks)
+
+
+def _known(section: dict[str, Any], known: set[str], origin: str, prefix: str) -> None:
+    if not isinstance(section, dict):
+        raise DataVisaError(f"{origin}: {prefix.rstrip('.')} must be a mapping")
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise DataVisaError(
+            f"{origin}: unknown setting {prefix}{unknown[0]} "
+            f"(known: {', '.join(prefix + k for k in sorted(known))})"
+        )
+
+
+def _seconds(value: Any, origin: str, key: str) -> float | None:
+    """A duration written `2s`/`1m`, or a number of seconds; positive."""
+    if value is None:
+        return None
+    try:
+        seconds = float(parse_duration(value)) if isinstance(value, str) else float(value)
+    except (DataVisaError, TypeError, ValueError) as e:
+        raise DataVisaError(f"{origin}: {key}: {e}") from e
+    if seconds <= 0:
+        raise DataVisaError(f"{origin}: {key} must be more than zero")
+    return seconds

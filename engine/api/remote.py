@@ -1,0 +1,257 @@
+"""The engine's lifecycle verbs against a `datavisa serve`, over HTTP.
+
+`RemoteEngine` has the method names and return types of `Engine`, and raises the same
+error classes (from the HTTP status), so the CLI prints the same thing locally and
+remotely. The acting subject is the token's: an `actor` argument that names someone else
+is refused here, rather than silently ignored by the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from ..model.decision import Decision
+from ..model.durations import rfc3339
+from ..model.errors import Conflict, DataVisaError, Denied, NotFound
+from ..model.records import Approval, Request
+from .wire import (
+    approval_from_wire,
+    audit_event_from_wire,
+    decision_from_wire,
+    request_from_wire,
+)
+
+SERVER_ENV, TOKEN_ENV = "DATAVISA_SERVER", "DATAVISA_TOKEN"
+TIMEOUT_S = 30.0
+
+
+class RemoteEngine:
+    """An engine whose work is done by the server at `url`, as the token's subject."""
+
+    def __init__(self, url: str, token: str, timeout: float = TIMEOUT_S) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self._whoami: dict[str, str] | None = None
+
+    # -- who --------------------------------------------------------------------------
+
+    @property
+    def subject(self) -> str:
+        """The subject the token stands for: the actor of every call."""
+        return self._who()["subject"]
+
+    @property
+    def role(self) -> str:
+        return self._who()["role"]
+
+    def _who(self) -> dict[str, str]:
+        if self._whoami is None:
+            self._whoami = self._call("GET", "/v1/whoami")
+        return self._whoami
+
+    def _as(self, actor: str | None) -> None:
+        if actor is not None and actor != self.subject:
+            raise DataVisaError(
+                f"the server acts as {self.subject}, the subject of the token; "
+                f"it cannot act as {actor}"
+            )
+
+    # -- asking for access ------------------------------------------------------------
+
+    def request(
+        self,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str = "",
+        start_at: float | None = None,
+        evidence: list[str] | None = None,
+    ) -> Request:
+        self._as(requester)
+        body: dict[str, Any] = {
+            "resource": resource,
+            "actions": actions,
+            "duration": duration_s,
+            "location": location,
+            "reason": reason,
+            "evidence": evidence or [],
+        }
+        if start_at is not None:
+            body["start_at"] = rfc3339(start_at)
+        return self._request("POST", "/v1/requests", body)
+
+    def break_glass(
+        self,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str,
+    ) -> Request:
+        self._as(requester)
+        body = {
+            "resource": resource,
+            "actions": actions,
+            "duration": duration_s,
+            "location": location,
+            "reason": reason,
+        }
+        return self._request("POST", "/v1/break-glass", body)
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def approve(self, request_id: str, approver: str, location: str = "unknown") -> Request:
+        self._as(approver)
+        return self._request("POST", _on("requests", request_id, "approve"), {"location": location})
+
+    def deny(self, request_id: str, approver: str, reason: str = "") -> Request:
+        self._as(approver)
+        return self._request("POST", _on("requests", request_id, "deny"), {"reason": reason})
+
+    def cancel(self, request_id: str, actor: str) -> Request:
+        self._as(actor)
+        return self._request("POST", _on("requests", request_id, "cancel"), {})
+
+    # -- grants -----------------------------------------------------------------------
+
+    def activate(self, request_id: str, actor: str) -> Request:
+        self._as(actor)
+        return self._request("POST", _on("grants", request_id, "activate"), {})
+
+    def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
+        self._as(actor)
+        return self._request("POST", _on("grants", request_id, "revoke"), {"reason": reason})
+
+    def relinquish(self, request_id: str, actor: str) -> Request:
+        self._as(actor)
+        return self._request("POST", _on("grants", request_id, "relinquish"), {})
+
+    def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
+        self._as(actor)
+        body = {"duration": extra_s, "reason": reason}
+        return self._request("POST", _on("grants", request_id, "extend"), body)
+
+    def review(self, request_id: str, reviewer: str, outcome: str, notes: str = "") -> Request:
+        self._as(reviewer)
+        body = {"outcome": outcome, "notes": notes}
+        return self._request("POST", _on("grants", request_id, "review"), body)
+
+    def sweep(self) -> dict[str, int]:
+        return self._call("POST", "/v1/sweep")["counts"]
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, request_id: str) -> Request:
+        return self._request("GET", _on("requests", request_id))
+
+    def approvals(self, request_id: str) -> list[Approval]:
+        body = self._call("GET", _on("requests", request_id, "approvals"))
+        return [approval_from_wire(a) for a in body["approvals"]]
+
+    def list_requests(
+        self, state: str | None = None, requester: str | None = None, overdue: bool = False
+    ) -> list[Request]:
+        params: dict[str, Any] = {"overdue": "true" if overdue else "false"}
+        if state is not None:
+            params["state"] = state
+        if requester is not None:
+            params["requester"] = requester
+        body = self._call("GET", "/v1/requests", params=params)
+        return [request_from_wire(r) for r in body["requests"]]
+
+    def trail(self, request_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit events, all or those of one request, oldest first (read page by page)."""
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"after": 0, "limit": 1000}
+        if request_id is not None:
+            params["request_id"] = request_id
+        while True:
+            page = self._call("GET", "/v1/audit", params=params)
+            events += [audit_event_from_wire(e) for e in page["events"]]
+            if page["next_after"] is None:
+                return events
+            params["after"] = page["next_after"]
+
+    # -- access -----------------------------------------------------------------------
+
+    def check(self, subject: str, resource: str, action: str, location: str) -> Decision:
+        body = {"subject": subject, "resource": resource, "action": action, "location": location}
+        return decision_from_wire(self._call("POST", "/v1/access/check", json=body))
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, json: Any = None) -> Request:
+        return request_from_wire(self._call(method, path, json=json))
+
+    def _call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
+        try:
+            response = self.session.request(
+                method, self.url + path, json=json, params=params, timeout=self.timeout
+            )
+        except requests.RequestException as e:
+            raise DataVisaError(f"cannot reach the DataVisa server at {self.url}: {e}") from e
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.ok and body is not None:
+            return body
+        raise _error(response.status_code, body, self.url)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> RemoteEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(url: str | None, token: str | None, timeout: float = TIMEOUT_S) -> RemoteEngine:
+    """A RemoteEngine for `url` with `token`, checked by asking the server who it is."""
+    if not url:
+        raise DataVisaError(f"no server: pass --server URL or set {SERVER_ENV}")
+    if not token:
+        raise DataVisaError(
+            f"no token for {url}: pass --token or set {TOKEN_ENV} "
+            "(an admin issues one with: datavisa token issue SUBJECT)"
+        )
+    engine = RemoteEngine(url, token, timeout)
+    try:
+        engine.subject  # noqa: B018 - fail here, with a clear message, on a bad token
+    except Exception:
+        engine.close()
+        raise
+    return engine
+
+
+def _on(collection: str, record_id: str, verb: str | None = None) -> str:
+    path = f"/v1/{collection}/{quote(record_id, safe='')}"
+    return f"{path}/{verb}" if verb else path
+
+
+def _error(status: int, body: Any, url: str) -> DataVisaError:
+    """The engine's error class for an HTTP error answer."""
+    detail = body.get("error", {}) if isinstance(body, dict) else {}
+    message = detail.get("message") or f"the server at {url} answered HTTP {status}"
+    if status == 401:
+        return DataVisaError(f"the server at {url} refused the token: {message}")
+    if status == 404:
+        return NotFound(message)
+    if status == 409:
+        return Conflict(message)
+    if status == 403 and "reasons" in detail:
+        decision = Decision(False, detail["reasons"], decision_id=detail.get("decision_id"))
+        error = Denied("", decision)
+        error.args = (message,)  # the server's words, which name what was refused
+        return error
+    return DataVisaError(message)

@@ -1,0 +1,80 @@
+"""The live dashboard: its page and files, and the event stream it refreshes on."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...model.durations import rfc3339
+from ..deps import Actor, Served
+from ..errors import ApiError
+
+router = APIRouter()
+
+
+DASHBOARD = Path(__file__).parent.parent / "dashboard"  # engine/api/dashboard/
+DASHBOARD_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+# The dashboard loads nothing from elsewhere and runs no inline script.
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+EVENTS_POLL_S = 0.5  # how often /v1/events looks for changes
+EVENTS_KEEPALIVE_S = 15.0
+EVENTS_MAX_S = 600.0  # then the stream ends and the client reconnects
+
+
+@router.get("/v1/events", include_in_schema=False)
+async def events(service: Served, request: Request, actor: Actor) -> StreamingResponse:
+    """Server-sent events: `change` with the heads whenever the data moves."""
+
+    async def stream() -> AsyncIterator[str]:
+        last, quiet, started = None, 0.0, time.monotonic()
+        yield "retry: 2000\n\n"
+        while time.monotonic() - started < EVENTS_MAX_S and not service.closing.is_set():
+            if await request.is_disconnected():
+                return
+            heads = await run_in_threadpool(service.heads)
+            if heads != last:
+                data = json.dumps({**heads, "now": rfc3339(time.time())})
+                yield f"event: change\ndata: {data}\n\n"
+                last, quiet = heads, 0.0
+            elif quiet >= EVENTS_KEEPALIVE_S:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(EVENTS_POLL_S)
+            quiet += EVENTS_POLL_S
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# -- the dashboard ----------------------------------------------------------------
+
+
+@router.get("/", include_in_schema=False)
+def dashboard(
+    service: Served,
+) -> FileResponse:
+    """The live dashboard; it asks for a token and reads the API with it."""
+    return FileResponse(DASHBOARD / "index.html", headers=DASHBOARD_HEADERS)
+
+
+@router.get("/dashboard/{name}", include_in_schema=False)
+def dashboard_file(service: Served, name: str) -> FileResponse:
+    if name not in DASHBOARD_FILES:
+        raise ApiError(404, "not_found", f"no dashboard file {name!r}")
+    return FileResponse(
+        DASHBOARD / name, media_type=DASHBOARD_FILES[name], headers=DASHBOARD_HEADERS
+    )

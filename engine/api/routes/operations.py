@@ -1,0 +1,31 @@
+"""Operations: readiness for load balancers and counters for Prometheus (no token)."""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from ..deps import Served
+from ..metrics import CONTENT_TYPE
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["operations"])
+def health(
+    service: Served,
+) -> JSONResponse:
+    """Ready (200) only when OPA answers with its bundle active and holds the grants."""
+    problems = service.problems()
+    body = {
+        "status": "unready" if problems else "ready",
+        "problems": problems,
+        "revision": service.engine.revision,
+    }
+    return JSONResponse(body, status_code=503 if problems else 200)
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def prometheus(
+    service: Served,
+) -> Response:
+    """Counters and gauges in the Prometheus text format."""
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,90 @@
+"""Requests: filing them, reading them, and the approvers' verdicts on them."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from ...model.records import STATES
+from ..deps import V1, Actor, Served
+from ..schemas import (
+    Approve,
+    Empty,
+    Name,
+    NewRequest,
+    RequestId,
+    RequestList,
+    RequestOut,
+    WithReason,
+)
+from ..wire import to_wire
+
+router = APIRouter()
+
+
+@router.post("/v1/requests", status_code=201, response_model=RequestOut, tags=["requests"], **V1)
+def create_request(service: Served, body: NewRequest, actor: Actor) -> Any:
+    """Ask for access; policy says how long, and who must approve."""
+    start_at = body.start_at.timestamp() if body.start_at else None
+    return to_wire(
+        service.engine.request(
+            actor.subject,
+            body.resource,
+            body.actions,
+            body.duration,
+            body.location,
+            body.reason,
+            start_at=start_at,
+            evidence=body.evidence,
+        )
+    )
+
+
+@router.get("/v1/requests", response_model=RequestList, tags=["requests"], **V1)
+def list_requests(
+    service: Served,
+    actor: Actor,
+    state: Annotated[Literal[tuple(sorted(STATES))] | None, Query()] = None,  # type: ignore[valid-type]
+    requester: Annotated[Name | None, Query()] = None,
+    overdue: Annotated[bool, Query(description="Only break-glass overdue review")] = False,
+) -> Any:
+    """Requests and grants, oldest first, in the state the clock says they are in."""
+    reqs = service.engine.list_requests(state=state, requester=requester, overdue=overdue)
+    return {"requests": [to_wire(r) for r in reqs]}
+
+
+@router.get("/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"], **V1)
+def show_request(service: Served, request_id: RequestId, actor: Actor) -> Any:
+    """One request or grant."""
+    return to_wire(service.engine.get(request_id))
+
+
+@router.get("/v1/requests/{request_id}/approvals", tags=["requests"], **V1)
+def list_approvals(service: Served, request_id: RequestId, actor: Actor) -> dict[str, Any]:
+    """The approvals and denials recorded on a request."""
+    service.engine.get(request_id)
+    return {"approvals": [to_wire(a) for a in service.engine.approvals(request_id)]}
+
+
+@router.post(
+    "/v1/requests/{request_id}/approve", response_model=RequestOut, tags=["requests"], **V1
+)
+def approve(
+    service: Served, request_id: RequestId, actor: Actor, body: Approve | None = None
+) -> Any:
+    """Approve as the token's subject; the grant activates when the quorum is met."""
+    body = body or Approve()
+    return to_wire(service.engine.approve(request_id, actor.subject, body.location))
+
+
+@router.post("/v1/requests/{request_id}/deny", response_model=RequestOut, tags=["requests"], **V1)
+def deny(
+    service: Served, request_id: RequestId, actor: Actor, body: WithReason | None = None
+) -> Any:
+    """Deny a pending request; one deny ends it."""
+    return to_wire(service.engine.deny(request_id, actor.subject, (body or WithReason()).reason))
+
+
+@router.post("/v1/requests/{request_id}/cancel", response_model=RequestOut, tags=["requests"], **V1)
+def cancel(service: Served, request_id: RequestId, actor: Actor, body: Empty | None = None) -> Any:
+    """The requester withdraws a request that is not active yet."""
+    return to_wire(service.engine.cancel(request_id, actor.subject))

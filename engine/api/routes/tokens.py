@@ -1,0 +1,16 @@
+"""Tokens: who the bearer token stands for."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ..deps import V1, Actor, Served
+from ..schemas import Whoami
+
+router = APIRouter()
+
+
+@router.get("/v1/whoami", response_model=Whoami, tags=["tokens"], **V1)
+def whoami(service: Served, actor: Actor) -> Any:
+    """The subject and role the bearer token stands for."""
+    return {"subject": actor.subject, "role": actor.role}

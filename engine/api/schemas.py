@@ -1,0 +1,251 @@
+"""What travels over the API, as pydantic models: the bodies it takes, the answers it
+gives, the error shape, and the checked scalars (countries, durations, names, ids).
+
+FastAPI validates every body and parameter against these before a route runs, and the
+OpenAPI document is generated from them.
+"""
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import Path as PathParam
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
+
+from ..model.durations import parse_duration
+from ..model.errors import DataVisaError
+from ..model.records import REVIEW_OUTCOMES, Alert
+from ..model.records import Request as RequestRecord
+from .tokens import SUBJECT_PATTERN
+from .wire import time_fields
+
+MAX_DURATION_S = 30 * 86400  # a sanity bound on input; policy sets the real maximum
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+COUNTRY_PATTERN = r"^(?:[A-Z]{2}|unknown)$"
+AUDIT_PAGE_MAX = 1000
+
+
+def _checked(
+    kind: type, check: Callable[[Any], Any], schema: dict[str, Any]
+) -> Any:  # an Annotated type
+    return Annotated[kind, PlainValidator(check), WithJsonSchema(schema)]
+
+
+def _country(value: Any) -> str:
+    if not isinstance(value, str) or not (
+        value == "unknown" or (len(value) == 2 and value.isascii() and value.isupper())
+    ):
+        raise ValueError(
+            f"{value!r} is not an ISO 3166 alpha-2 country code (such as DE) nor unknown"
+        )
+    return value
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("a duration is a string such as 90s, 15m or 1h30m, or whole seconds")
+    try:
+        seconds = parse_duration(value) if isinstance(value, str) else value
+    except DataVisaError as e:
+        raise ValueError(str(e)) from e
+    if not 1 <= seconds <= MAX_DURATION_S:
+        raise ValueError(f"a duration must be from 1s to {MAX_DURATION_S // 86400}d")
+    return seconds
+
+
+Country = _checked(
+    str,
+    _country,
+    {
+        "type": "string",
+        "pattern": COUNTRY_PATTERN,
+        "description": "ISO 3166 alpha-2 country code the access comes from, or unknown",
+        "examples": ["DE"],
+    },
+)
+Duration = _checked(
+    int,
+    _duration,
+    {
+        "oneOf": [
+            {"type": "string", "pattern": r"^(?:\d+[dhms])+$", "examples": ["1h30m"]},
+            {"type": "integer", "minimum": 1, "maximum": MAX_DURATION_S},
+        ],
+        "description": "90s, 15m, 1h30m, 2d, or whole seconds",
+    },
+)
+Name = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewRequest(Body):
+    resource: Name
+    actions: list[Name] = Field(default=["read"], min_length=1, max_length=16)
+    duration: Duration
+    location: Country
+    reason: Text = ""
+    start_at: AwareDatetime | None = Field(
+        default=None, description="Scheduled start (RFC 3339); leave out to start on approval"
+    )
+    evidence: list[Name] = Field(default_factory=list, max_length=32)
+
+
+class BreakGlass(Body):
+    resource: Name
+    actions: list[Name] = Field(default=["read"], min_length=1, max_length=16)
+    duration: Duration
+    location: Country
+    reason: Text
+
+
+class Approve(Body):
+    location: Country = Field(default="unknown", description="Where the approver is now")
+
+
+class WithReason(Body):
+    reason: Text = ""
+
+
+class Extend(Body):
+    duration: Duration = Field(description="How much longer the grant should last")
+    reason: Text = ""
+
+
+class Review(Body):
+    outcome: Literal[REVIEW_OUTCOMES]  # type: ignore[valid-type]
+    notes: Annotated[str, StringConstraints(max_length=4000)] = ""
+
+
+class Empty(Body):
+    pass
+
+
+class AccessCheck(Body):
+    subject: Name | None = Field(
+        default=None,
+        description="Whose access to decide; only service tokens may name another subject. "
+        "Defaults to the token's subject.",
+    )
+    resource: Name
+    action: Name
+    location: Country
+    context: dict[str, Any] | None = Field(
+        default=None, description="Free-form facts about the access, for the decision record"
+    )
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+
+
+class DecisionOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    allow: bool
+    reasons: list[Reason]
+    grant_id: str | None = None
+    expires_at: str | None = None
+    decision_id: str | None
+    revision: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    reasons: list[Reason] | None = None
+    decision_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class Whoami(BaseModel):
+    subject: str
+    role: str
+
+
+class LogPage(BaseModel):
+    events: list[dict[str, Any]] = Field(description="OPA decision-log events, each with seq")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
+
+
+class AuditPage(BaseModel):
+    events: list[dict[str, Any]]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
+
+
+def _wire_model(record: type, name: str) -> type[BaseModel]:
+    """A response model with every field of a record dataclass, times as RFC 3339 text."""
+    hints = typing.get_type_hints(record)
+    times = time_fields(record)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        kind = hints[f.name]
+        if f.name in times:
+            nullable = type(None) in typing.get_args(kind)
+            kind = str | None if nullable else str
+        fields[f.name] = (kind, ...)
+    return create_model(name, __config__=ConfigDict(extra="allow"), **fields)
+
+
+RequestOut = _wire_model(RequestRecord, "Request")
+
+
+class RequestList(BaseModel):
+    requests: list[RequestOut]  # type: ignore[valid-type]
+
+
+AlertOut = _wire_model(Alert, "Alert")
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertOut]  # type: ignore[valid-type]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
+
+
+class SweepOut(BaseModel):
+    counts: dict[str, int]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in [
+        (400, "Bad input the engine refused, or malformed JSON"),
+        (401, "No bearer token, or an unknown or revoked one"),
+        (403, "Policy denied (reasons say why), or the token may not do this"),
+        (404, "No record with that id"),
+        (409, "The record's state does not allow this"),
+        (413, "The body is larger than the server accepts"),
+        (415, "The body is not sent as application/json"),
+        (422, "A field has the wrong type or value; `field` names it"),
+    ]
+}
+
+RequestId = Annotated[
+    str,
+    PathParam(pattern=ID_PATTERN, description="A request or grant id", examples=["3f9c2a71b0de"]),
+]
+AlertId = Annotated[int, PathParam(ge=1, le=2**62, description="An alert id", examples=[7])]

@@ -1,0 +1,264 @@
+"""`datavisa serve` as a running thing: the engine, its OPA, the token store, the API.
+
+`running(config)` brings them up and takes them down again, OPA last of all: with them
+the monitor, which judges each decision against the alert rules as it is recorded, and
+the notifier, which sends alerts and new requests to the configured webhooks. `serve`
+runs the HTTP API (and the dashboard at /) on top until SIGTERM or SIGINT, a sweeper that
+writes down the expiries and lapses time has decided, and a check for overdue reviews.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sqlite3
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from ..ledger.decision_log import DecisionLog, load_key
+from ..lifecycle.engine import Engine
+from ..model.errors import DataVisaError
+from ..monitoring.monitor import Monitor
+from ..monitoring.notify import Notifier
+from ..paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from ..policy import bundle
+from ..policy.opa import OpaClient, OpaUnavailable
+from ..policy.process import DecisionUpload
+from ..policy.supervisor import OpaSupervisor
+from ..store.sqlite import Store
+from .app import create_app
+from .config import ServeConfig
+from .service import Service
+from .tokens import SERVICE, TokenStore
+
+log = logging.getLogger("datavisa.service")
+
+
+def bundle_revision(path: Path) -> str:
+    """The revision in a built bundle's .manifest (tarball or folder)."""
+    try:
+        if path.is_dir():
+            manifest = (path / ".manifest").read_text()
+        else:
+            with tarfile.open(path) as tar:
+                member = next(m for m in tar.getmembers() if m.name.lstrip("/") == ".manifest")
+                manifest = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+        return str(json.loads(manifest).get("revision") or "unversioned")
+    except (OSError, StopIteration, tarfile.TarError, ValueError, AttributeError):
+        return "unversioned"
+
+
+CHECKPOINT_EVERY_S = 60.0
+OPA_SUBJECT = "datavisa-opa"  # whose service token the OPA serve runs uploads decisions with
+REVIEWS_EVERY_S = 60.0
+
+
+@contextlib.contextmanager
+def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
+    """The store, the token store, the engine and its OPA, the monitor and the notifier,
+    up; all stopped on exit. `base_url` is where people reach the server (for links in
+    notifications) unless the config's public_url says otherwise."""
+    with contextlib.ExitStack() as stack:
+        store = Store(cfg.database)
+        stack.callback(store.close)
+        tokens = TokenStore(cfg.token_path)
+        stack.callback(tokens.close)
+        client = OpaClient(cfg.opa_url or "http://127.0.0.1:0", timeout=cfg.opa_timeout_s)
+        stack.callback(client.close)
+        bundle_path, rev = None, "external"
+        if not cfg.opa_url:
+            if cfg.bundle is not None:
+                bundle_path, rev = cfg.bundle, bundle_revision(cfg.bundle)
+            else:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="datavisa-")))
+                rev = bundle.revision()
+                bundle_path = bundle.build(
+                    POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp / "bundle.tar.gz", rev
+                )
+        decisions = DecisionLog(store, load_key(cfg.database))
+        engine = Engine(store, client, revision=rev, log=decisions)
+        upload = None
+        if bundle_path is not None and base_url:
+            upload, token_id = _self_upload(tokens, base_url)
+            stack.callback(tokens.revoke, token_id)
+        supervisor = OpaSupervisor(client, engine.grants.sync, bundle=bundle_path, upload=upload)
+        # Registered before start: a signal during OPA's start-up still stops it.
+        stack.callback(supervisor.stop)
+        supervisor.start()
+        monitor = Monitor(decisions, client)
+        notifier = None
+        if cfg.webhooks:
+            notifier = Notifier(store, cfg.webhooks, base_url=cfg.public_url or base_url)
+            monitor.listeners.append(notifier.alert)
+            stack.callback(notifier.stop)
+            notifier.start()
+        stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
+        monitor.start()
+        service = Service(engine, tokens, supervisor, monitor=monitor, notifier=notifier)
+        stack.callback(service.close)
+        yield service
+
+
+def _self_upload(tokens: TokenStore, base_url: str) -> tuple[DecisionUpload, str]:
+    """How the OPA serve runs uploads the decisions services ask it directly to serve's own
+    POST /v1/logs: with a service token of its own, made now (any left live by a crash
+    are revoked first), and the token's id, to revoke it when serve stops."""
+    for old in tokens.list():
+        if old.subject == OPA_SUBJECT and old.revoked_at is None:
+            tokens.revoke(old.id)
+    token, record = tokens.issue(OPA_SUBJECT, SERVICE)
+    url = urlsplit(base_url)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(url.hostname or "", url.hostname or "")
+    local = f"[{host}]" if ":" in host else host
+    return DecisionUpload(f"{url.scheme}://{local}:{url.port}/v1", token), record.id
+
+
+class Periodic:
+    """Calls `fn` every `every_s` seconds from a thread until stopped; logs its failures."""
+
+    def __init__(self, every_s: float, fn: Callable[[], Any], name: str) -> None:
+        self.every_s, self.fn = every_s, fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.fn()
+            except (DataVisaError, OpaUnavailable, sqlite3.Error) as e:
+                log.warning("%s failed: %s", self._thread.name, e)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), for uvicorn to listen on.
+
+    Bound before anything starts, so a taken port fails fast and plainly.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that
+    # say they are TCP, and with Nagle on every response waits out a 40 ms delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise DataVisaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    return sock
+
+
+def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
+    """Run the service until SIGTERM or SIGINT; then stop OPA and leave nothing behind.
+
+    uvicorn shuts down gracefully on either signal and then raises it again; the handler
+    installed here turns that into SystemExit, so every `finally` (OPA's stop among them)
+    runs instead of the process dying where it stands.
+    """
+    previous = {s: signal.signal(s, _exit_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with listen(*cfg.host_port) as sock:
+            host, port = sock.getsockname()[:2]
+            base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            with running(cfg, base) as service:
+                _serve(cfg, sock, service, base, announce)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the service as soon as it starts to stop, so that long-lived
+    responses (the dashboard's event streams) end instead of holding the shutdown up.
+
+    The OPA serve runs is stopped first, while the API still answers: on a graceful stop
+    OPA uploads the decisions it answered since its last upload, and they must land in
+    the log. A second signal stops at once.
+    """
+
+    def __init__(self, service: Service, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.service = service
+        self._draining: threading.Thread | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.service.closing.set()
+        supervisor = self.service.supervisor
+        if self._draining is None and supervisor is not None and supervisor.embedded:
+            # Called in a signal handler on the event loop's thread: the wait for OPA
+            # happens in a thread of its own, and the loop goes on serving its upload.
+            def drain() -> None:
+                supervisor.stop()
+                super(_Server, self).handle_exit(sig, frame)
+
+            self._draining = threading.Thread(target=drain, name="drain-opa", daemon=True)
+            self._draining.start()
+            return
+        super().handle_exit(sig, frame)
+
+
+def _serve(
+    cfg: ServeConfig,
+    sock: socket.socket,
+    service: Service,
+    base: str,
+    announce: Callable[[str], None],
+) -> None:
+    """The HTTP API on `sock`, with the periodic jobs beside it, until uvicorn stops."""
+    app = create_app(service, cfg.max_body_bytes)
+    server = _Server(
+        service,
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        ),
+    )
+    periodic = [
+        Periodic(cfg.sweep_every_s, service.engine.sweep, "sweeper"),
+        # Signed checkpoints pin the decision log's head, so a cut tail shows.
+        Periodic(CHECKPOINT_EVERY_S, service.engine.log.checkpoint, "log-checkpoints"),
+    ]
+    if service.monitor is not None:
+        # No decision announces that a review fell due: time does.
+        periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_reviews, "reviews"))
+    for job in periodic:
+        job.start()
+    mode = "external" if cfg.opa_url else "supervised"
+    hooks = len(service.notifier.webhooks) if service.notifier else 0
+    announce(
+        f"datavisa serve: API on {base}/v1 (OpenAPI at /openapi.json), dashboard at {base}/, "
+        f"OPA on {service.engine.opa.url} ({mode}), database {cfg.database}, "
+        f"policy revision {service.engine.revision}, {hooks} webhook(s)"
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        service.closing.set()
+        for job in periodic:
+            job.stop()
+        service.engine.log.checkpoint()

@@ -1,0 +1,387 @@
+"""The decision log: every decision once, masked, hash-chained, checkpointed, queryable.
+
+Two sources feed one append-only table. The engine records each decision it asks OPA
+before it answers (`record_many`), masked by the Rego mask policy (rego/system/log) that OPA
+evaluated with the decision. OPA servers that services query directly upload their
+decision-log events to the engine (`ingest`, OPA's own plugin, gzip JSON arrays); a
+decision id seen before is skipped, so retried uploads land once.
+
+Records keep OPA's decision-log event format (decision_id, path, input, result,
+timestamp, bundles, labels, requested_by, erased, masked, custom), so OPA tooling reads
+an export. Each record's hash covers its content and the previous hash; signed
+checkpoints (HMAC-SHA256 with the log key) pin the chain, so an edit, a deletion, a
+reordering or a truncated tail up to the last checkpoint is caught by `verify`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..model.durations import parse_rfc3339
+from ..model.errors import DataVisaError
+from ..store.sqlite import Store
+
+log = logging.getLogger("datavisa.decision_log")
+
+GENESIS = "0" * 64
+CHECKPOINT_EVERY = 100  # records between automatic checkpoints
+KEY_ENV = "DATAVISA_LOG_KEY"
+LOGGED_PREFIX = "datavisa/logged/"  # the engine's query paths: decision plus mask
+_COLUMNS = (
+    "seq", "decision_id", "at", "path", "subject", "resource", "allow", "reasons",
+    "grant_id", "caller", "source", "revision", "event", "prev_hash",
+)  # fmt: skip
+
+
+_STORED = (*_COLUMNS, "hash")
+_INSERT = (
+    f"INSERT INTO decision_log ({', '.join(_STORED)}) VALUES ({', '.join('?' * len(_STORED))})"
+)
+
+
+def load_key(db_path: Path) -> bytes:
+    """The log key: $DATAVISA_LOG_KEY, else a key file beside the database, made once."""
+    if env := os.environ.get(KEY_ENV):
+        return env.encode()
+    path = Path(str(db_path) + ".logkey")
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def apply_mask(event: dict[str, Any], mask: list[Any]) -> dict[str, Any]:
+    """Apply OPA mask rules to an event: a pointer string erases, {op, path, value} upserts
+    or removes. Records what was changed in `erased` and `masked`, as OPA does."""
+    if not mask:
+        return event  # the common case: nothing to hide, nothing to copy
+    event = copy.deepcopy(event)
+    for rule in sorted(mask, key=lambda r: json.dumps(r, sort_keys=True)):
+        op, pointer = ("remove", rule) if isinstance(rule, str) else (rule["op"], rule["path"])
+        keys = [k.replace("~1", "/").replace("~0", "~") for k in pointer.lstrip("/").split("/")]
+        parent = event
+        for key in keys[:-1]:
+            if not isinstance(parent.get(key), dict):
+                if op == "remove":
+                    break
+                parent[key] = {}
+            parent = parent[key]
+        else:
+            if op == "remove" and keys[-1] in parent:
+                del parent[keys[-1]]
+                event.setdefault("erased", []).append(pointer)
+            elif op == "upsert":
+                parent[keys[-1]] = rule["value"]
+                event.setdefault("masked", []).append(pointer)
+    return event
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def event_epoch(event: dict[str, Any]) -> float:
+    """An event's RFC 3339 timestamp as epoch seconds (now, when it has none)."""
+    try:
+        return parse_rfc3339(str(event.get("timestamp", "")))
+    except DataVisaError:
+        return time.time()
+
+
+def _engine_event(
+    *,
+    path: str,
+    input: Any,
+    result: dict[str, Any],
+    decision_id: str | None,
+    mask: list[Any] | None,
+    revision: str,
+    caller: str | None,
+    custom: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The OPA-format event for a decision the engine asked, masked."""
+    event: dict[str, Any] = {
+        "decision_id": decision_id or str(uuid.uuid4()),
+        "path": path,
+        "input": input,
+        "result": result,
+        "timestamp": _now_rfc3339(),
+        "bundles": {"datavisa": {"revision": revision}},
+        "labels": {"app": "datavisa", "version": __version__},
+        "custom": {"source": "engine", **(custom or {})},
+    }
+    if caller:
+        event["requested_by"] = caller
+    event = apply_mask(event, mask or [])
+    if mask is None:
+        event.pop("input")
+        event["erased"] = ["/input"]
+    return event
+
+
+def _digest(row: dict[str, Any]) -> str:
+    content = json.dumps({k: row[k] for k in _COLUMNS}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    checked: int
+    checkpoints: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+class DecisionLog:
+    def __init__(self, store: Store, key: bytes, checkpoint_every: int = CHECKPOINT_EVERY):
+        self.store, self.key, self.checkpoint_every = store, key, checkpoint_every
+        # Called with the newest seq after records commit (the monitor wakes on it); they
+        # must be quick, and a failing one never fails the decision that was recorded.
+        self.listeners: list[Callable[[int], None]] = []
+        db = store.db
+        if "decision_log" not in db.table_names():
+            db["decision_log"].create(
+                {
+                    "seq": int, "decision_id": str, "at": float, "path": str, "subject": str,
+                    "resource": str, "allow": int, "reasons": str, "grant_id": str,
+                    "caller": str, "source": str, "revision": str, "event": str,
+                    "prev_hash": str, "hash": str,
+                },
+                pk="seq",
+            )  # fmt: skip
+            table = db["decision_log"]
+            table.create_index(["decision_id"], unique=True)
+            for column in ("subject", "resource", "grant_id", "at"):
+                table.create_index([column])
+        if "log_checkpoints" not in db.table_names():
+            db["log_checkpoints"].create(
+                {"seq": int, "hash": str, "at": float, "kind": str, "sig": str}, pk="seq"
+            )
+
+    # -- writing ----------------------------------------------------------------------
+
+    def record_many(self, asked: list[dict[str, Any]]) -> list[str]:
+        """Record decisions the engine asked, masked, in one transaction; their decision
+        ids, in order. Each is `_engine_event`'s arguments; without a mask (OPA gave no
+        answer) its input is not stored at all."""
+        events = [_engine_event(**one) for one in asked]
+        with self.store.transaction():
+            head = self._head()
+            for one, event in zip(asked, events, strict=True):
+                head = self._append(event, "engine", one["caller"], head)
+        self._announce(head[0] if events else None)
+        return [event["decision_id"] for event in events]
+
+    def ingest(self, events: list[dict[str, Any]]) -> tuple[int, int]:
+        """Store OPA decision-log events; returns (stored, already known)."""
+        stored = 0
+        with self.store.transaction() as db:
+            head = self._head()
+            for event in events:
+                if not isinstance(event, dict) or not isinstance(event.get("decision_id"), str):
+                    raise DataVisaError("every event needs a decision_id")
+                known = "SELECT 1 FROM decision_log WHERE decision_id = ?"
+                if not db.execute(known, [event["decision_id"]]).fetchone():
+                    head = self._append(_from_logged(event), "opa", None, head)
+                    stored += 1
+        self._announce(head[0] if stored else None)
+        return stored, len(events) - stored
+
+    def _announce(self, seq: int | None) -> None:
+        if seq is None:
+            return
+        for listener in self.listeners:
+            try:
+                listener(seq)
+            except Exception:  # a listener's bug must not fail a decision already recorded
+                log.exception("decision-log listener %r failed", listener)
+
+    def _head(self) -> tuple[int, str]:
+        """The last record's (seq, hash): where the next one chains on; inside a transaction."""
+        db = self.store.db
+        last = db.execute("SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is None:
+            last = db.execute(
+                "SELECT seq, hash FROM log_checkpoints WHERE kind = 'prune' "
+                "ORDER BY seq DESC LIMIT 1"
+            ).fetchone() or (0, GENESIS)
+        return last[0], last[1]
+
+    def _append(
+        self, event: dict[str, Any], source: str, caller: str | None, last: tuple[int, str]
+    ) -> tuple[int, str]:
+        """Append one event after `last`; the new head. A decision id logged before is an
+        IntegrityError (the unique index), which rolls the transaction back."""
+        db = self.store.db
+        inp = event.get("input") if isinstance(event.get("input"), dict) else {}
+        res = event.get("result") if isinstance(event.get("result"), dict) else {}
+        reasons = [r.get("code") for r in res.get("reasons", []) if isinstance(r, dict)]
+        row = {
+            "seq": last[0] + 1,
+            "decision_id": event["decision_id"],
+            "at": event_epoch(event),
+            "path": event.get("path"),
+            "subject": inp.get("subject") or inp.get("requester") or inp.get("approver"),
+            "resource": inp.get("resource"),
+            "allow": int(res["allow"]) if isinstance(res.get("allow"), bool) else None,
+            "reasons": json.dumps(reasons),
+            "grant_id": res.get("grant_id"),
+            "caller": caller or event.get("requested_by"),
+            "source": source,
+            "revision": _revision(event),
+            "event": json.dumps(event, sort_keys=True, separators=(",", ":")),
+            "prev_hash": last[1],
+        }
+        row["hash"] = _digest(row)
+        # Plain SQL on the hot path: sqlite-utils' insert inspects the table every call.
+        db.execute(_INSERT, [row[c] for c in _STORED])
+        if row["seq"] % self.checkpoint_every == 0:
+            self._checkpoint(row["seq"], row["hash"], "periodic")
+        return row["seq"], row["hash"]
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign the head of the chain now (serve does this every minute)."""
+        with self.store.transaction():
+            last = self.store.db.execute(
+                "SELECT seq, hash FROM decision_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            if last is None:
+                return None
+            return self._checkpoint(last[0], last[1], "periodic")
+
+    def _checkpoint(self, seq: int, hash_: str, kind: str) -> dict[str, Any]:
+        at = time.time()
+        row = {"seq": seq, "hash": hash_, "at": at, "kind": kind, "sig": self._sign(seq, hash_, at)}
+        self.store.db["log_checkpoints"].upsert(row, pk="seq")
+        return row
+
+    def _sign(self, seq: int, hash_: str, at: float) -> str:
+        return hmac.new(self.key, f"{seq}:{hash_}:{at!r}".encode(), hashlib.sha256).hexdigest()
+
+    def prune(self, before: float) -> int:
+        """Delete records older than `before`; a signed checkpoint anchors where the
+        chain now starts, so what is left still verifies."""
+        with self.store.transaction() as db:
+            last = db.execute(
+                "SELECT seq, hash FROM decision_log WHERE at < ? ORDER BY seq DESC LIMIT 1",
+                [before],
+            ).fetchone()
+            if last is None:
+                return 0
+            gone = db.execute("DELETE FROM decision_log WHERE seq <= ?", [last[0]]).rowcount
+            db.execute("DELETE FROM log_checkpoints WHERE seq <= ?", [last[0]])
+            self._checkpoint(last[0], last[1], "prune")
+        return gone
+
+    # -- reading ----------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        subject: str | None = None,
+        resource: str | None = None,
+        allow: bool | None = None,
+        reason: str | None = None,
+        grant_id: str | None = None,
+        path: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Events oldest first, after seq `after`, each with its `seq`."""
+        clauses, params = ["seq > ?"], [after]
+        for column, value in (
+            ("subject", subject), ("resource", resource), ("grant_id", grant_id), ("path", path),
+        ):  # fmt: skip
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if allow is not None:
+            clauses.append("allow = ?")
+            params.append(int(allow))
+        if reason is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(reasons) WHERE value = ?)")
+            params.append(reason)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("at < ?")
+            params.append(until)
+        rows = self.store.db.execute(
+            f"SELECT seq, event FROM decision_log WHERE {' AND '.join(clauses)} "
+            "ORDER BY seq LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [{"seq": seq, **json.loads(event)} for seq, event in rows]
+
+    def verify(self) -> Verdict:
+        """Check every checkpoint's signature, the chain, and that no checkpoint names a
+        record that is gone; report the first thing wrong."""
+        db = self.store.db
+        checkpoints = list(db["log_checkpoints"].rows_where(order_by="seq"))
+        checked = 0
+
+        def bad(seq: int, problem: str) -> Verdict:
+            return Verdict(False, checked, len(checkpoints), seq, problem)
+
+        for cp in checkpoints:
+            if not hmac.compare_digest(cp["sig"], self._sign(cp["seq"], cp["hash"], cp["at"])):
+                return bad(cp["seq"], "checkpoint signature is wrong (or the log key changed)")
+        anchors = [cp for cp in checkpoints if cp["kind"] == "prune"]
+        seq, prev = (anchors[-1]["seq"], anchors[-1]["hash"]) if anchors else (0, GENESIS)
+        pinned = {cp["seq"]: cp["hash"] for cp in checkpoints if cp["seq"] > seq}
+        for row in db["decision_log"].rows_where(order_by="seq"):
+            seq += 1
+            if row["seq"] != seq:
+                return bad(row["seq"], f"expected record {seq} here")
+            if row["prev_hash"] != prev or row["hash"] != _digest(row):
+                return bad(seq, "record does not match its hash chain")
+            if pinned.pop(seq, row["hash"]) != row["hash"]:
+                return bad(seq, "record differs from its checkpoint")
+            prev, checked = row["hash"], checked + 1
+        if pinned:
+            return bad(
+                min(pinned), "the log ends before this checkpointed record: its tail was cut"
+            )
+        return Verdict(True, checked, len(checkpoints))
+
+
+def _revision(event: dict[str, Any]) -> str | None:
+    """The policy revision behind an event: its bundle's (OPA names a bundle loaded from a
+    file after the file's path), or the deprecated top-level field."""
+    bundles = event.get("bundles") if isinstance(event.get("bundles"), dict) else {}
+    revisions = sorted(
+        {b.get("revision") for b in bundles.values() if isinstance(b, dict)} - {None}
+    )
+    return ",".join(revisions) or event.get("revision")
+
+
+def _from_logged(event: dict[str, Any]) -> dict[str, Any]:
+    """An event of the engine's own query paths as the decision it carries."""
+    path = event.get("path") or ""
+    if path.startswith(LOGGED_PREFIX) and isinstance(event.get("result"), dict):
+        name = path[len(LOGGED_PREFIX) :].removesuffix("_decision")
+        return {
+            **event,
+            "path": f"datavisa/{name}/decision",
+            "result": event["result"].get("decision"),
+        }
+    return event

@@ -1,0 +1,653 @@
+"""The grant lifecycle: requests, approvals, grants, their timers, and the access check.
+
+    pending ──approve (quorum)──► active ──► expired | revoked | relinquished
+       │    └─(scheduled start)─► approved ──activate──► active
+       │                             └──► lapsed | cancelled | revoked
+       └──► denied | cancelled | lapsed
+
+Python drives state; OPA decides. Every verdict and policy number (maximum duration,
+approvals required, quorum, lifetimes, who may act) comes from a decision in
+rego/datavisa/. A state change and its audit event commit in one immediate transaction;
+the live grants are pushed to OPA before a call that changed them returns. Timers need no
+cron: a record's effective state follows the clock (`effective_state`), access checks use
+OPA's clock, and `sweep` only writes down what time already decided.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..ledger import audit
+from ..ledger.decision_log import DecisionLog, load_key
+from ..model.decision import Check, Decision
+from ..model.durations import epoch_ns, format_duration
+from ..model.errors import Conflict, DataVisaError, Denied, NotFound
+from ..model.records import (
+    ACTIVE,
+    APPROVED,
+    BREAKGLASS_KIND,
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    EXTENSION_KIND,
+    FINAL,
+    LAPSED,
+    PENDING,
+    RELINQUISHED,
+    REVIEW_OUTCOMES,
+    REVOKED,
+    STATES,
+    SYSTEM,
+    Approval,
+    Request,
+    due_at,
+    effective_state,
+)
+from ..policy.decide import (
+    ACCESS,
+    APPROVAL,
+    BREAKGLASS,
+    EXTENSION,
+    LIFECYCLE,
+    REQUEST,
+    decide,
+    decide_many,
+)
+from ..policy.opa import OpaClient
+from ..store.sqlite import Store
+from .grants import Grants
+
+_NEXT = {
+    PENDING: {APPROVED, ACTIVE, DENIED, CANCELLED, LAPSED},
+    APPROVED: {ACTIVE, LAPSED, CANCELLED, REVOKED},
+    ACTIVE: {EXPIRED, REVOKED, RELINQUISHED},
+}
+_RACES = 5  # times an approval is judged again when others land while it is being decided
+
+
+@dataclass
+class Engine:
+    store: Store
+    opa: OpaClient | None
+    revision: str
+    clock: Callable[[], float] = time.time
+    # Where every decision asked is recorded before use: by default, in the store's own
+    # file, signed with the key beside it.
+    log: DecisionLog = None  # type: ignore[assignment]
+    # Where the live grants take effect (by default the OPA that decides).
+    grants: Grants = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        audit.create_table(self.store.db)
+        if self.log is None:
+            self.log = DecisionLog(self.store, load_key(self.store.path))
+        if self.grants is None:
+            self.grants = Grants(self.store, self.opa)
+
+    # -- asking for access ----------------------------------------------------------------
+
+    def request(
+        self,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str = "",
+        start_at: float | None = None,
+        evidence: list[str] | None = None,
+    ) -> Request:
+        """File a request. It activates at once when policy needs no approval."""
+        now = self.clock()
+        if start_at is not None and start_at < now:
+            raise DataVisaError("the start is in the past; leave it out to start on approval")
+        evidence = sorted(set(evidence or []))
+        decision = self._decide(
+            REQUEST,
+            {
+                "subject": requester,
+                "resource": resource,
+                "actions": actions,
+                "duration_s": duration_s,
+                "location": location,
+                "reason": reason,
+                "evidence": evidence,
+            },
+        )
+        if not decision.allow:
+            raise Denied("request refused", decision)
+        policy = decision.result
+        req = self._new_request(
+            decision, now, requester, resource, actions, duration_s, location, reason,
+            pending_until=now + policy["pending_lifetime_s"],
+            approvals_required=policy["approvals_required"],
+            evidence=evidence,
+            start_at=start_at,
+            activation_deadline_s=policy["activation_deadline_s"],
+        )  # fmt: skip
+        with self.store.transaction() as db:
+            self._refuse_duplicate(requester, resource, now)
+            db["requests"].insert(req.to_row())
+            self._audit(
+                now, requester, "requested", req, decision, {"policy": policy, "location": location}
+            )
+            if policy["quorum_met"]:
+                self._quorum_met(req, now, requester)
+        self._push_if_live(req)
+        return req
+
+    def break_glass(
+        self,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str,
+    ) -> Request:
+        """Self-activate an emergency grant now; policy sets the cap and the review deadline."""
+        overdue = len(self.list_requests(requester=requester, overdue=True))
+        decision = self._decide(
+            BREAKGLASS,
+            {
+                "subject": requester,
+                "resource": resource,
+                "actions": actions,
+                "duration_s": duration_s,
+                "location": location,
+                "reason": reason,
+                "overdue_reviews": overdue,
+            },
+        )
+        if not decision.allow:
+            raise Denied("break-glass refused", decision)
+        with self.store.transaction() as db:
+            now = self.clock()
+            if len(self.list_requests(requester=requester, overdue=True)) != overdue:
+                raise Conflict(f"a review of {requester} fell due meanwhile; try again")
+            self._refuse_duplicate(requester, resource, now)
+            policy = decision.result
+            req = self._new_request(
+                decision, now, requester, resource, actions, duration_s, location, reason,
+                pending_until=now,
+                approvals_required=[],
+                kind=BREAKGLASS_KIND,
+                review_due=now + policy["review_deadline_s"],
+            )  # fmt: skip
+            db["requests"].insert(req.to_row())
+            self._audit(
+                now,
+                requester,
+                "break_glass",
+                req,
+                decision,
+                {"policy": policy, "location": location},
+            )
+            self._activate(req, now, requester)
+        self._push_if_live(req)
+        return req
+
+    def _new_request(
+        self,
+        decision: Decision,
+        now: float,
+        requester: str,
+        resource: str,
+        actions: list[str],
+        duration_s: int,
+        location: str,
+        reason: str,
+        **fields: Any,
+    ) -> Request:
+        """A pending record for what policy allowed, with the countries it permits."""
+        return Request(
+            id=_new_id(),
+            requester=requester,
+            resource=resource,
+            actions=actions,
+            location=location,
+            countries=decision.result["countries"],
+            reason=reason,
+            duration_s=duration_s,
+            state=PENDING,
+            created_at=now,
+            revision=self.revision,
+            decision_id=decision.decision_id,
+            **fields,
+        )
+
+    def _refuse_duplicate(self, requester: str, resource: str, now: float) -> None:
+        for other in self.store.requests(
+            "requester = ? AND resource = ? AND kind != ? AND state IN (?, ?, ?)",
+            [requester, resource, EXTENSION_KIND, PENDING, APPROVED, ACTIVE],
+        ):
+            state = effective_state(other, now)
+            if state not in FINAL:
+                raise Conflict(
+                    f"{requester} already has request {other.id} {state} for {resource}; "
+                    "use it, extend it, or cancel it first"
+                )
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def approve(self, request_id: str, approver: str, location: str = "unknown") -> Request:
+        """Record an approval; the grant activates when the quorum policy sets is met."""
+        for _ in range(_RACES):
+            req = self._load(request_id, self.clock(), {PENDING}, "approve")
+            approvals = self._approvers(req.id)
+            decision = self._decide(
+                APPROVAL,
+                {
+                    "approver": approver,
+                    "approver_location": location,
+                    "request": _request_input(req),
+                    "approvals": approvals,
+                },
+            )
+            if not decision.allow:
+                raise Denied("approval refused", decision)
+            with self.store.transaction() as db:
+                # Under the write lock: the quorum was judged on the approvals recorded
+                # before this one; if another landed meanwhile, judge again.
+                now = self.clock()
+                req = self._load(request_id, now, {PENDING}, "approve")
+                if self._approvers(req.id) != approvals:
+                    continue
+                approval = Approval(
+                    req.id, approver, "approve", now, decision.decision_id, location
+                )
+                db["approvals"].insert(dataclasses.asdict(approval))
+                detail = {"groups": decision.result.get("groups", []), "location": location}
+                self._audit(now, approver, "approved", req, decision, detail)
+                if decision.result.get("quorum_met"):
+                    req = self._quorum_met(req, now, approver)
+            self._push_if_live(req)
+            return self._view(req, now)
+        raise Conflict(f"{request_id} is being approved by others right now; try again")
+
+    def _approvers(self, request_id: str) -> list[str]:
+        return [a.approver for a in self.approvals(request_id) if a.verdict == "approve"]
+
+    def deny(self, request_id: str, approver: str, reason: str = "") -> Request:
+        """End a pending request: one deny is enough."""
+        decision = self._permit(
+            approver, "deny", self._load(request_id, self.clock(), {PENDING}, "deny")
+        )
+        with self.store.transaction() as db:
+            now = self.clock()
+            req = self._load(request_id, now, {PENDING}, "deny")
+            db["approvals"].insert(
+                dataclasses.asdict(
+                    Approval(req.id, approver, "deny", now, decision.decision_id, None, reason)
+                )
+            )
+            self._move(req, DENIED, now, approver, "denied", decision, reason)
+        return req
+
+    def cancel(self, request_id: str, actor: str) -> Request:
+        """The requester withdraws a request that is pending or approved but not active."""
+        decision = self._permit(
+            actor, "cancel", self._load(request_id, self.clock(), {PENDING, APPROVED}, "cancel")
+        )
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {PENDING, APPROVED}, "cancel")
+            self._move(req, CANCELLED, now, actor, "cancelled", decision)
+        return req
+
+    # -- grants ---------------------------------------------------------------------------
+
+    def activate(self, request_id: str, actor: str) -> Request:
+        """Start an approved, scheduled grant: not before its start, not after its deadline."""
+        decision = self._permit(
+            actor, "activate", self._load(request_id, self.clock(), {APPROVED}, "activate")
+        )
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {APPROVED}, "activate")
+            if req.start_at is not None and now < req.start_at:
+                raise Conflict(
+                    f"request {req.id} may be activated from its start, "
+                    f"{format_duration(req.start_at - now)} from now"
+                )
+            self._activate(req, now, actor, decision)
+        self._push_if_live(req)
+        return req
+
+    def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
+        """End a grant early. When this returns, OPA already denies it."""
+        decision = self._permit(
+            actor, "revoke", self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
+        )
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
+            self._move(req, REVOKED, now, actor, "revoked", decision, reason)
+        self.grants.push(req.requester)
+        return req
+
+    def relinquish(self, request_id: str, actor: str) -> Request:
+        """The requester gives a grant back before it expires."""
+        decision = self._permit(
+            actor, "relinquish", self._load(request_id, self.clock(), {ACTIVE}, "relinquish")
+        )
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {ACTIVE}, "relinquish")
+            self._move(req, RELINQUISHED, now, actor, "relinquished", decision)
+        self.grants.push(req.requester)
+        return req
+
+    def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
+        """Ask to lengthen an active grant: a new decision, approved as policy says.
+
+        Returns the extension request; when policy needs no approval it is applied at once.
+        """
+        grant = self._extendable(request_id, self.clock())
+        decision = self._decide(
+            EXTENSION,
+            {
+                "subject": actor,
+                "grant": {
+                    **_request_input(grant),
+                    "starts_ns": epoch_ns(grant.activated_at),
+                    "expires_ns": epoch_ns(grant.expires_at),
+                    "extended_s": grant.extended_s,
+                },
+                "extra_s": extra_s,
+                "reason": reason,
+            },
+        )
+        if not decision.allow:
+            raise Denied("extension refused", decision)
+        with self.store.transaction() as db:
+            now = self.clock()
+            decided_on = grant
+            grant = self._extendable(request_id, now)
+            if (grant.expires_at, grant.extended_s) != (
+                decided_on.expires_at,
+                decided_on.extended_s,
+            ):
+                raise Conflict(f"{grant.id} was extended meanwhile; ask again")
+            ext = dataclasses.replace(
+                grant,
+                id=_new_id(),
+                requester=actor,
+                reason=reason,
+                duration_s=extra_s,
+                state=PENDING,
+                created_at=now,
+                pending_until=grant.expires_at,  # an extension cannot outlive its grant
+                approvals_required=decision.result["approvals_required"],
+                revision=self.revision,
+                decision_id=decision.decision_id,
+                kind=EXTENSION_KIND,
+                parent_id=grant.id,
+                **_UNSET_GRANT_FIELDS,
+            )
+            db["requests"].insert(ext.to_row())
+            self._audit(now, actor, "extension_requested", ext, decision, {"extra_s": extra_s})
+            if decision.result["quorum_met"]:
+                self._quorum_met(ext, now, actor)
+        if ext.state == APPROVED:
+            self.grants.push(grant.requester)
+        return ext
+
+    def _reviewable(self, request_id: str) -> Request:
+        req = self.get(request_id)
+        if req.kind != BREAKGLASS_KIND:
+            raise Conflict(f"{req.id} is not a break-glass grant; only those are reviewed")
+        if req.reviewed_at is not None:
+            raise Conflict(f"{req.id} was already reviewed by {req.reviewed_by}")
+        return req
+
+    def _extendable(self, request_id: str, now: float) -> Request:
+        grant = self._load(request_id, now, {ACTIVE}, "extend")
+        if grant.kind == EXTENSION_KIND:
+            raise Conflict(f"{grant.id} is an extension request; extend the grant itself")
+        for other in self.store.requests("parent_id = ? AND state = ?", [grant.id, PENDING]):
+            if effective_state(other, now) == PENDING:
+                raise Conflict(f"extension {other.id} of {grant.id} is already pending")
+        return grant
+
+    def review(self, request_id: str, reviewer: str, outcome: str, notes: str = "") -> Request:
+        """Record the mandatory post-hoc review of a break-glass grant."""
+        if outcome not in REVIEW_OUTCOMES:
+            raise DataVisaError(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}")
+        decision = self._permit(reviewer, "review", self._reviewable(request_id))
+        with self.store.transaction():
+            now = self.clock()
+            req = self._reviewable(request_id)
+            changes = {"reviewed_at": now, "reviewed_by": reviewer, "review_outcome": outcome}
+            self.store.update(req.id, changes)
+            req = dataclasses.replace(req, **changes)
+            detail = {"outcome": outcome, "notes": notes, "due": req.review_due}
+            self._audit(now, reviewer, "reviewed", req, decision, detail)
+        return self._view(req, now)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def sweep(self) -> dict[str, int]:
+        """Write down the expiries and lapses the clock has already decided."""
+        counts: Counter[str] = Counter()
+        expired_subjects = set()
+        with self.store.transaction():
+            now = self.clock()
+            for req in self.store.requests(
+                "(state = ? AND expires_at <= ?) OR (state = ? AND pending_until <= ?) "
+                "OR (state = ? AND activate_by <= ?)",
+                [ACTIVE, now, PENDING, now, APPROVED, now],
+            ):
+                to = effective_state(req, now)
+                if req.state == ACTIVE:
+                    expired_subjects.add(req.requester)
+                self._move(req, to, now, SYSTEM, to, None, ended_at=due_at(req))
+                counts[to] += 1
+        for subject in sorted(expired_subjects):
+            self.grants.push(subject)
+        return dict(counts)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> Request:
+        """The request, in the state the clock says it is in."""
+        req = self.store.get(request_id)
+        if req is None:
+            raise NotFound(f"no request with id {request_id!r}")
+        return self._view(req, self.clock())
+
+    def approvals(self, request_id: str) -> list[Approval]:
+        return self.store.approvals(request_id)
+
+    def trail(self, request_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit events, all or those of one request, oldest first."""
+        return audit.trail(self.store.db, request_id)
+
+    def list_requests(
+        self, state: str | None = None, requester: str | None = None, overdue: bool = False
+    ) -> list[Request]:
+        """Requests oldest first; `state` is the effective state, `overdue` break-glass
+        grants whose review is past its deadline."""
+        now = self.clock()
+        clauses, params = [], []
+        if state is not None:
+            if state not in STATES:
+                raise DataVisaError(f"unknown state {state!r}: one of {', '.join(sorted(STATES))}")
+            stored = {state} | ({ACTIVE} if state == EXPIRED else set())
+            stored |= {PENDING, APPROVED} if state == LAPSED else set()
+            clauses.append(f"state IN ({', '.join('?' * len(stored))})")
+            params += sorted(stored)
+        if requester is not None:
+            clauses.append("requester = ?")
+            params.append(requester)
+        if overdue:
+            clauses.append("kind = ? AND reviewed_at IS NULL AND review_due <= ?")
+            params += [BREAKGLASS_KIND, now]
+        where = " AND ".join(clauses) or None
+        views = [self._view(r, now) for r in self.store.requests(where, params)]
+        return [r for r in views if state is None or r.state == state]
+
+    # -- access ---------------------------------------------------------------------------
+
+    def check(
+        self,
+        subject: str,
+        resource: str,
+        action: str,
+        location: str,
+        context: dict[str, Any] | None = None,
+        caller: str | None = None,
+    ) -> Decision:
+        """May `subject` do `action` on `resource` from `location` now? OPA's clock decides
+        (see `Check`)."""
+        return self.check_many([Check(subject, resource, action, location, context, caller)])[0]
+
+    def check_many(self, checks: list[Check]) -> list[Decision]:
+        """`check` for several at once: one OPA query and one log commit for them all (the
+        server coalesces the checks that arrive together)."""
+        asked = [(check.input(), check.caller or check.subject) for check in checks]
+        return decide_many(self.opa, ACCESS, asked, log=self.log, revision=self.revision)
+
+    def _push_if_live(self, req: Request) -> None:
+        if req.state == ACTIVE:
+            self.grants.push(req.requester)
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def _decide(self, path: str, input: dict[str, Any], caller: str | None = None) -> Decision:
+        """Ask OPA, fail closed, and record the decision in the log before acting on it."""
+        asker = caller or input.get("subject") or input.get("approver") or input.get("actor")
+        return decide(self.opa, path, input, log=self.log, caller=asker, revision=self.revision)
+
+    def _load(self, request_id: str, now: float, states: set[str], verb: str) -> Request:
+        req = self.store.get(request_id)
+        if req is None:
+            raise NotFound(f"no request with id {request_id!r}")
+        state = effective_state(req, now)
+        if state not in states:
+            wanted = " or ".join(sorted(states))
+            raise Conflict(f"cannot {verb} {req.id}: it is {state}, not {wanted}")
+        return req
+
+    def _permit(self, actor: str, action: str, req: Request) -> Decision:
+        decision = self._decide(
+            LIFECYCLE,
+            {"actor": actor, "action": action, "request": _request_input(req)},
+        )
+        if not decision.allow:
+            raise Denied(f"{action} refused", decision)
+        return decision
+
+    def _quorum_met(self, req: Request, now: float, actor: str) -> Request:
+        """The approvals are in: extend the grant, schedule it, or activate it now."""
+        if req.kind == EXTENSION_KIND:
+            grant = self._load(req.parent_id, now, {ACTIVE}, "extend")
+            changes = {
+                "expires_at": grant.expires_at + req.duration_s,
+                "extended_s": grant.extended_s + req.duration_s,
+            }
+            self.store.update(grant.id, changes)
+            grant = dataclasses.replace(grant, **changes)
+            self._audit(now, actor, "extended", grant, None, {"extension": req.id, **changes})
+            self._move(req, APPROVED, now, actor, "extension_applied", None, approved_at=now)
+            return grant
+        if req.start_at is not None and now < req.start_at:
+            activate_by = req.start_at + req.activation_deadline_s
+            self._move(
+                req, APPROVED, now, actor, "scheduled", None,
+                approved_at=now, activate_by=activate_by,
+            )  # fmt: skip
+            return req
+        req.approved_at = now
+        self._activate(req, now, actor)
+        return req
+
+    def _activate(
+        self, req: Request, now: float, actor: str, decision: Decision | None = None
+    ) -> None:
+        self._move(
+            req, ACTIVE, now, actor, "activated", decision,
+            approved_at=req.approved_at or now, activated_at=now,
+            expires_at=now + req.duration_s,
+        )  # fmt: skip
+
+    def _move(
+        self,
+        req: Request,
+        to: str,
+        now: float,
+        actor: str,
+        event: str,
+        decision: Decision | None,
+        reason: str | None = None,
+        **changes: Any,
+    ) -> None:
+        """The one place a state changes: checked, written, and audited together."""
+        if to not in _NEXT.get(req.state, ()):
+            raise Conflict(f"{req.id} cannot go from {req.state} to {to}")
+        changes["state"] = to
+        if to in FINAL:
+            changes.setdefault("ended_at", now)
+            changes.update(ended_by=actor, end_reason=reason)
+        self.store.update(req.id, changes)
+        for key, value in changes.items():
+            setattr(req, key, value)
+        detail = {"reason": reason} if reason else {}
+        self._audit(now, actor, event, req, decision, detail)
+
+    def _audit(
+        self,
+        now: float,
+        actor: str,
+        event: str,
+        req: Request,
+        decision: Decision | None,
+        detail: dict[str, Any],
+    ) -> None:
+        audit.append(
+            self.store.db,
+            at=now,
+            actor=actor,
+            event=event,
+            request_id=req.id,
+            detail={"state": req.state, **detail},
+            decision_id=decision.decision_id if decision else None,
+            revision=self.revision,
+        )
+
+    def _view(self, req: Request, now: float) -> Request:
+        state = effective_state(req, now)
+        if state == req.state:
+            return req
+        return dataclasses.replace(req, state=state, ended_at=due_at(req), ended_by=SYSTEM)
+
+
+_UNSET_GRANT_FIELDS = {
+    name: None
+    for name in (
+        "start_at", "activate_by", "approved_at", "activated_at", "expires_at",
+        "ended_at", "ended_by", "end_reason", "review_due",
+    )
+}  # fmt: skip
+
+
+def _new_id() -> str:
+    return secrets.token_hex(6)
+
+
+def _request_input(req: Request) -> dict[str, Any]:
+    return {
+        "id": req.id,
+        "requester": req.requester,
+        "resource": req.resource,
+        "actions": req.actions,
+        "duration_s": req.duration_s,
+        "location": req.location,
+        "kind": req.kind,
+    }

@@ -1,0 +1,50 @@
+"""The embedded default: a SQLite file, the shipped bundle, and an OPA process of our own."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..ledger.decision_log import DecisionLog, load_key
+from ..paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from ..policy import bundle
+from ..policy.opa import OpaClient, OpaUnavailable
+from ..policy.process import OpaProcess
+from ..store.sqlite import Store
+from .engine import Engine
+
+
+@contextmanager
+def local_engine(
+    db_path: Path,
+    opa_url: str | None = None,
+    policy_dir: Path = POLICY_DIR,
+    bundle_dir: Path = DEFAULT_BUNDLE_DIR,
+    policy: bool = True,
+) -> Iterator[Engine]:
+    """An engine on `db_path`, asking the OPA at `opa_url` or one started for the call.
+
+    With `policy=False` no OPA is started: enough for reading records, and any decision
+    asked for fails closed.
+    """
+    store = Store(db_path)
+    log = DecisionLog(store, load_key(db_path))
+    try:
+        if not policy:
+            yield Engine(store, None, revision=bundle.revision(), log=log)
+            return
+        if opa_url:
+            engine = Engine(store, OpaClient(opa_url), revision="external", log=log)
+            with contextlib.suppress(OpaUnavailable):  # decisions then fail closed
+                engine.grants.sync()
+            yield engine
+            return
+        rev = bundle.revision()
+        with OpaProcess(bundle.cached_build(policy_dir, bundle_dir, rev)) as opa:
+            engine = Engine(store, OpaClient(opa.url), revision=rev, log=log)
+            engine.grants.sync()
+            yield engine
+    finally:
+        store.close()

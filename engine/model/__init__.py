@@ -1,0 +1,9 @@
+"""The shapes every layer shares, at the bottom of the engine.
+
+Holds the lifecycle's record shapes and state vocabulary (`records`: requests, which
+become grants, approvals, alerts, and the state the clock says a record is in), the shape
+of a policy decision and an access check (`decision`), the errors a user can act on
+(`errors`) and durations and times as written on the wire (`durations`).
+
+May import: the standard library only. Everything else in the engine may import it.
+"""

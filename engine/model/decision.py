@@ -1,0 +1,58 @@
+"""The shape of a policy decision and of an access check, shared by every layer.
+
+`Decision` is what OPA answered (allow, reasons, the numbers policy set) with the id it is
+recorded under; `Check` is one access question. Both are plain frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Decision:
+    allow: bool
+    reasons: list[dict[str, str]]
+    result: dict[str, Any] = field(default_factory=dict)
+    decision_id: str | None = None
+
+    @property
+    def codes(self) -> list[str]:
+        return [r["code"] for r in self.reasons]
+
+    def explain(self) -> str:
+        return "; ".join(r["message"] for r in self.reasons) or "denied"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.result,
+            "allow": self.allow,
+            "reasons": self.reasons,
+            "decision_id": self.decision_id,
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    """One access check: may `subject` do `action` on `resource` from `location` now?
+
+    `context` (a ticket, a query, a client) travels to OPA as `input.context`; `caller` is
+    who asked, when not the subject (a service), for the decision log.
+    """
+
+    subject: str
+    resource: str
+    action: str
+    location: str
+    context: dict[str, Any] | None = None
+    caller: str | None = None
+
+    def input(self) -> dict[str, Any]:
+        asked = {
+            "subject": self.subject,
+            "resource": self.resource,
+            "action": self.action,
+            "location": self.location,
+        }
+        return asked | {"context": self.context} if self.context else asked

@@ -1,0 +1,132 @@
+"""The shapes of what the engine stores and hands out: requests (which become grants),
+approvals and alerts, and the state a record is in by the clock. Plain dataclasses, light
+to import: the store, the monitor, the CLI's remote mode and the wire format need them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# A request's states: pending until its quorum is met, then approved (a scheduled start)
+# or active; every other state is final.
+PENDING, APPROVED, ACTIVE = "pending", "approved", "active"
+EXPIRED, REVOKED, RELINQUISHED = "expired", "revoked", "relinquished"
+DENIED, CANCELLED, LAPSED = "denied", "cancelled", "lapsed"
+FINAL = frozenset({EXPIRED, REVOKED, RELINQUISHED, DENIED, CANCELLED, LAPSED})
+STATES = frozenset({PENDING, APPROVED, ACTIVE}) | FINAL
+ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
+REVIEW_OUTCOMES = ("accepted", "rejected")  # of a break-glass grant's review
+SYSTEM = "datavisa"  # the actor of what no person does: transitions time makes, serve's own
+
+
+@dataclass
+class Request:
+    """An access request; once its quorum is met it is also the grant (same id).
+
+    `kind` is access, breakglass (active at once, reviewed afterwards) or extension (a
+    request to lengthen the grant `parent_id`). Times are epoch seconds.
+    """
+
+    id: str
+    requester: str
+    resource: str
+    actions: list[str]
+    location: str
+    countries: list[str]
+    reason: str
+    duration_s: int
+    state: str
+    created_at: float
+    pending_until: float
+    approvals_required: list[dict[str, Any]]
+    revision: str
+    decision_id: str | None = None
+    kind: str = "access"
+    parent_id: str | None = None
+    evidence: list[str] = field(default_factory=list)
+    start_at: float | None = None
+    activation_deadline_s: int = 0
+    activate_by: float | None = None
+    approved_at: float | None = None
+    activated_at: float | None = None
+    expires_at: float | None = None
+    extended_s: int = 0
+    ended_at: float | None = None
+    ended_by: str | None = None
+    end_reason: str | None = None
+    review_due: float | None = None
+    reviewed_at: float | None = None
+    reviewed_by: str | None = None
+    review_outcome: str | None = None
+
+    _JSON = ("actions", "countries", "approvals_required", "evidence")
+
+    def to_row(self) -> dict[str, Any]:
+        return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def to_row_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: json.dumps(v) if k in cls._JSON else v for k, v in values.items()}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Request:
+        values = dict(row)
+        for name in cls._JSON:
+            values[name] = json.loads(values[name])
+        return cls(**values)
+
+
+@dataclass
+class Approval:
+    request_id: str
+    approver: str
+    verdict: str  # approve | deny
+    at: float
+    decision_id: str | None
+    location: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert a rule raised: about `subject`, citing decision ids as `evidence`.
+
+    `decision_id` and `seq` name the record that raised it (none for the periodic check).
+    """
+
+    id: int
+    rule: str
+    severity: str
+    subject: str
+    message: str
+    evidence: list[str]
+    raised_at: float
+    state: str = "open"
+    decision_id: str | None = None
+    seq: int | None = None
+    acked_by: str | None = None
+    acked_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Alert:
+        values = {k: v for k, v in row.items() if k != "key"}
+        return cls(**{**values, "evidence": json.loads(values["evidence"])})
+
+
+def due_at(req: Request) -> float | None:
+    """When time alone moves this record on (expiry or lapse), if it can."""
+    return {
+        ACTIVE: req.expires_at,
+        PENDING: req.pending_until,
+        APPROVED: req.activate_by,
+    }.get(req.state)
+
+
+def effective_state(req: Request, now: float) -> str:
+    """The state the clock says the record is in, whether or not a sweep wrote it yet."""
+    due = due_at(req)
+    if due is None or now < due:
+        return req.state
+    return EXPIRED if req.state == ACTIVE else LAPSED

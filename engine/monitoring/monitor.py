@@ -1,0 +1,456 @@
+"""Real-time monitoring: the alert rules (rego/datavisa/monitor) judge each decision as it is
+recorded, and the alerts they raise are stored, counted and handed on for delivery.
+
+The decision log is the queue. A worker thread reads the records after its cursor (kept in
+SQLite, so a restart resumes where it stopped and nothing is judged twice), gathers the
+facts the rules need by looking up in SQLite, asks OPA which alerts each record raises
+(all the records read at once, in one query), and stores the new alerts together with the
+cursor in one transaction. DecisionLog wakes the worker after each commit; the worker lets
+`gather_s` pass first, so an alert follows its decision within moments and a busy log is
+judged in batches rather than record by record, off the decisions' path. It also looks by
+itself every `poll_s`, which catches decisions that another process (the CLI) recorded in
+the same database. The places each subject was seen in are kept as they are judged (table
+`monitor_seen`), so gathering them costs the same however long the log grows.
+When OPA cannot answer, the worker logs it and tries the same record again with backoff:
+an alert may be late, never lost, and nothing in `serve` falls over.
+
+Python only gathers facts; which of them are alarming, and how loud, is policy.
+Overdue break-glass reviews follow from time alone, so `check_reviews` asks on a timer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..ledger.decision_log import DecisionLog, event_epoch
+from ..model.errors import NotFound
+from ..model.records import (
+    BREAKGLASS_KIND,
+    EXPIRED,
+    EXTENSION_KIND,
+    RELINQUISHED,
+    REVOKED,
+    Alert,
+    Request,
+    effective_state,
+)
+from ..policy.opa import OpaClient, OpaUnavailable
+from ..store.sqlite import Store
+
+log = logging.getLogger("datavisa.monitor")
+
+BATCH_ALERTS = "datavisa/monitor/batch_alerts"
+LOOKBACK = "datavisa/monitor/lookback"
+MONITOR_PREFIX = "datavisa/monitor/"
+APPROVAL_PATH = "datavisa/approval/decision"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+STATES = ("open", "acked")
+CURSOR = "monitor"
+BATCH = 200  # records judged together, in one OPA query and one transaction
+GATHER_S = 0.2  # after a wake-up, how long records may gather before they are judged
+LOOKBACK_TTL_S = 10.0  # the rules' windows are policy, re-read this often
+_ENDED = (EXPIRED, REVOKED, RELINQUISHED)
+
+
+class Alerts:
+    """The `alerts` table: one row per rule, subject and evidence, however often raised."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        db = store.db
+        if "alerts" not in db.table_names():
+            db["alerts"].create(
+                {
+                    "id": int, "key": str, "rule": str, "severity": str, "subject": str,
+                    "message": str, "evidence": str, "raised_at": float, "state": str,
+                    "decision_id": str, "seq": int, "acked_by": str, "acked_at": float,
+                },
+                pk="id",
+                not_null={"key", "rule", "severity", "subject", "state", "raised_at"},
+            )  # fmt: skip
+            table = db["alerts"]
+            table.create_index(["key"], unique=True)
+            for column in ("rule", "subject", "state"):
+                table.create_index([column])
+
+    def add(
+        self, found: list[dict[str, Any]], at: float, decision_id: str | None, seq: int | None
+    ) -> list[Alert]:
+        """Store the alerts not stored before; call inside `transaction()`. The new ones."""
+        new = []
+        for alert in found:
+            evidence = sorted(set(alert["evidence"]))
+            key = hashlib.sha256(
+                json.dumps([alert["rule"], alert["subject"], evidence]).encode()
+            ).hexdigest()
+            cursor = self.store.db.execute(
+                "INSERT OR IGNORE INTO alerts (key, rule, severity, subject, message, evidence, "
+                "raised_at, state, decision_id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+                [
+                    key, alert["rule"], alert["severity"], alert["subject"], alert["message"],
+                    json.dumps(evidence), at, decision_id, seq,
+                ],
+            )  # fmt: skip
+            if cursor.rowcount:
+                new.append(self.get(cursor.lastrowid))
+        return new
+
+    def get(self, alert_id: int) -> Alert:
+        rows = list(self.store.db["alerts"].rows_where("id = ?", [alert_id]))
+        if not rows:
+            raise NotFound(f"no alert with id {alert_id}")
+        return Alert.from_row(rows[0])
+
+    def query(
+        self,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        subject: str | None = None,
+        state: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Alerts oldest first, after id `after`."""
+        clauses, params = ["id > ?"], [after]
+        for column, value in (
+            ("rule", rule), ("severity", severity), ("subject", subject), ("state", state),
+        ):  # fmt: skip
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        rows = self.store.db["alerts"].rows_where(
+            " AND ".join(clauses), params, order_by="id", limit=limit
+        )
+        return [Alert.from_row(r) for r in rows]
+
+    def ack(self, alert_id: int, by: str, now: float | None = None) -> Alert:
+        """Mark an open alert as seen by `by`; an acknowledged one stays as it was."""
+        with self.store.transaction() as db:
+            alert = self.get(alert_id)
+            if alert.state == "open":
+                db.execute(
+                    "UPDATE alerts SET state = 'acked', acked_by = ?, acked_at = ? WHERE id = ?",
+                    [by, time.time() if now is None else now, alert_id],
+                )
+        return self.get(alert_id)
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        """(rule, severity, state, how many), for the metrics."""
+        return [
+            tuple(row)  # type: ignore[misc]
+            for row in self.store.db.execute(
+                "SELECT rule, severity, state, count(*) FROM alerts "
+                "GROUP BY rule, severity, state ORDER BY rule, severity, state"
+            ).fetchall()
+        ]
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever an alert is raised or acknowledged (for live views)."""
+        row = self.store.db.execute(
+            "SELECT coalesce(max(id), 0), count(acked_at) FROM alerts"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+
+class Monitor:
+    """Judges the decision log as it grows, in a thread of its own (`start`, `stop`)."""
+
+    def __init__(
+        self,
+        decision_log: DecisionLog,
+        opa: OpaClient | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_s: float = 1.0,
+        gather_s: float = GATHER_S,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.store, self.opa, self.clock = decision_log.store, opa, clock
+        self.alerts = Alerts(self.store)
+        self.poll_s, self.gather_s, self.backoff_max_s = poll_s, gather_s, backoff_max_s
+        # Called with each newly raised alert, from the worker (delivery hooks in here).
+        self.listeners: list[Callable[[Alert], None]] = []
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lookback: tuple[float, dict[str, Any]] | None = None
+        with self.store.transaction() as db:
+            if self.store.cursor(CURSOR) is None:
+                # Monitoring starts now: what was logged before it is history, not news.
+                head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()
+                self.store.set_cursor(CURSOR, head[0])
+            if "monitor_seen" not in db.table_names():
+                _create_seen(db, self.store.cursor(CURSOR) or 0)
+        decision_log.listeners.append(self.wake)
+
+    # -- the worker -----------------------------------------------------------------------
+
+    def start(self) -> Monitor:
+        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join()
+
+    def wake(self, _seq: int | None = None) -> None:
+        """New records are in the log (DecisionLog calls this after each commit)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            if delay:
+                self._stop.wait(delay)  # backing off: new records do not cut it short
+            elif self._wake.wait(self.poll_s):
+                self._stop.wait(self.gather_s)  # let a busy log's records gather
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run_once()
+                delay = 0.0
+            except OpaUnavailable as e:
+                delay = min(max(2 * delay, 0.5), self.backoff_max_s)
+                log.warning("monitor: %s; trying the same record again in %.1fs", e, delay)
+            except Exception:  # a bug must not stop monitoring for good
+                delay = min(max(2 * delay, 0.5), self.backoff_max_s)
+                log.exception("monitor failed; trying again in %.1fs", delay)
+
+    def run_once(self) -> list[Alert]:
+        """Judge every record after the cursor, oldest first; the alerts newly raised.
+
+        Raises OpaUnavailable when OPA cannot answer; the cursor then stays before the
+        records that could not be judged.
+        """
+        raised: list[Alert] = []
+        while not self._stop.is_set():
+            rows = self.store.db.execute(
+                "SELECT seq, subject, event FROM decision_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                [self.store.cursor(CURSOR) or 0, BATCH],
+            ).fetchall()
+            if not rows:
+                break
+            known = _Facts(self.store)
+            judged: list[tuple[int, dict[str, Any]]] = []
+            asked: list[dict[str, Any]] = []
+            for seq, subject, text in rows:
+                event = json.loads(text)
+                # The monitor's own queries, uploaded by an OPA, are no news: judging them
+                # would log another query, and so on for ever.
+                if not str(event.get("path", "")).startswith(MONITOR_PREFIX):
+                    judged.append((seq, event))
+                    asked.append({"event": event, "history": self.history(seq, event, known)})
+                known.note(subject, event)
+            found = self.evaluate_many(asked)
+            with self.store.transaction():
+                new = [
+                    alert
+                    for (seq, event), alerts in zip(judged, found, strict=True)
+                    for alert in self.alerts.add(alerts, self.clock(), event["decision_id"], seq)
+                ]
+                known.save()
+                self.store.set_cursor(CURSOR, rows[-1][0])
+            self._announce(new)
+            raised += new
+        return raised
+
+    def check_reviews(self) -> list[Alert]:
+        """Ask about every break-glass grant not yet reviewed (serve does this every minute)."""
+        reviews = [
+            {
+                "grant_id": r.id,
+                "subject": r.requester,
+                "resource": r.resource,
+                "review_due_ns": int(r.review_due * 1e9),
+                "decision_id": r.decision_id,
+            }
+            for r in self.store.requests(
+                "kind = ? AND reviewed_at IS NULL AND review_due IS NOT NULL", [BREAKGLASS_KIND]
+            )
+        ]
+        if not reviews:
+            return []
+        [found] = self.evaluate_many([{"history": {"breakglass_reviews": reviews}}])
+        with self.store.transaction():
+            new = self.alerts.add(found, self.clock(), None, None)
+        self._announce(new)
+        return new
+
+    def _announce(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            log.info("alert %s [%s] %s: %s", alert.id, alert.severity, alert.rule, alert.message)
+            for listener in self.listeners:
+                try:
+                    listener(alert)
+                except Exception:
+                    log.exception("alert listener %r failed", listener)
+
+    # -- asking the rules -----------------------------------------------------------------
+
+    def evaluate_many(self, asked: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The alerts for each {event, history} in `asked` (no event: the periodic check),
+        in one query."""
+        if not asked:
+            return []
+        answer = self._opa().query(BATCH_ALERTS, {"batch": asked}).result
+        if (
+            not isinstance(answer, list)
+            or len(answer) != len(asked)
+            or not all(isinstance(one, list) and all(map(_well_formed, one)) for one in answer)
+        ):
+            raise OpaUnavailable(f"malformed answer from {BATCH_ALERTS}: {answer!r}"[:300])
+        return answer
+
+    def lookback(self) -> dict[str, Any]:
+        """How far back the rules want history, in seconds (policy; re-read now and then)."""
+        now = time.monotonic()
+        if self._lookback is None or now - self._lookback[0] > LOOKBACK_TTL_S:
+            answer = self._opa().query(LOOKBACK, {}).result
+            if not isinstance(answer, dict):
+                raise OpaUnavailable(f"malformed answer from {LOOKBACK}: {answer!r}"[:300])
+            self._lookback = (now, answer)
+        return self._lookback[1]
+
+    def _opa(self) -> OpaClient:
+        if self.opa is None:
+            raise OpaUnavailable("no OPA configured")
+        return self.opa
+
+    # -- gathering facts ------------------------------------------------------------------
+
+    def history(self, seq: int, event: dict[str, Any], known: _Facts) -> dict[str, Any]:
+        """The facts about the past the rules are given with the record at `seq` (judged
+        in order: `known` holds what the records before it showed)."""
+        inp = event.get("input") if isinstance(event.get("input"), dict) else {}
+        at = event_epoch(event)
+        facts: dict[str, Any] = {}
+        subject, resource = inp.get("subject"), inp.get("resource")
+        if isinstance(subject, str):
+            since = at - self.lookback().get("countries_s", 0)
+            facts["countries_seen"] = known.places(subject, since)
+            if isinstance(resource, str) and (
+                ended := self._last_grant_end(known.grants(subject, resource), at)
+            ):
+                facts["last_grant_end"] = ended
+        if event.get("path") == APPROVAL_PATH:
+            since = at - self.lookback().get("approvals_s", 0)
+            facts["approvals"] = self._approvals(seq, since)
+        return facts
+
+    def _last_grant_end(self, grants: list[Request], at: float) -> dict[str, Any] | None:
+        """Of a subject's grants on a resource, the one that ended last, no later than `at`."""
+        now, last = self.clock(), None
+        for req in grants:
+            state = effective_state(req, now)
+            ended = req.ended_at if req.ended_at is not None else req.expires_at
+            latest = last is None or (ended is not None and ended > last[0])
+            if state in _ENDED and ended is not None and ended <= at and latest:
+                last = (ended, req, state)
+        if last is None:
+            return None
+        ended, req, state = last
+        return {
+            "grant_id": req.id,
+            "state": state,
+            "ended_ns": int(ended * 1e9),
+            "decision_id": req.decision_id,
+        }
+
+    def _approvals(self, seq: int, since: float) -> list[dict[str, str]]:
+        rows = self.store.db.execute(
+            "SELECT subject, decision_id FROM decision_log "
+            "WHERE path = ? AND allow = 1 AND seq <= ? AND at >= ? ORDER BY seq",
+            [APPROVAL_PATH, seq, since],
+        ).fetchall()
+        return [{"approver": a, "decision_id": d} for a, d in rows]
+
+
+class _Facts:
+    """What the monitor looks up while judging one batch of records, each looked up once.
+
+    The places each subject was seen in, and when last: table `monitor_seen`, as of the
+    records judged so far, with those of the batch being judged on top until `save`. The
+    grants a subject held on a resource, as the store has them now.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._places: dict[str, dict[str, float]] = {}
+        self._changed: set[tuple[str, str]] = set()
+        self._grants: dict[tuple[str, str], list[Request]] = {}
+
+    def grants(self, subject: str, resource: str) -> list[Request]:
+        """The subject's grants on the resource (not extensions), ever activated."""
+        if (subject, resource) not in self._grants:
+            self._grants[subject, resource] = self.store.requests(
+                "requester = ? AND resource = ? AND kind != ? AND activated_at IS NOT NULL",
+                [subject, resource, EXTENSION_KIND],
+            )
+        return self._grants[subject, resource]
+
+    def _of(self, subject: str) -> dict[str, float]:
+        if subject not in self._places:
+            rows = self.store.db.execute(
+                "SELECT location, last_at FROM monitor_seen WHERE subject = ?", [subject]
+            ).fetchall()
+            self._places[subject] = dict(rows)
+        return self._places[subject]
+
+    def places(self, subject: str, since: float) -> list[str]:
+        """Where `subject` was seen at or after `since`, sorted."""
+        return sorted(place for place, at in self._of(subject).items() if at >= since)
+
+    def note(self, subject: str | None, event: dict[str, Any]) -> None:
+        """The record `event` (of `subject`, as logged) has been judged: remember its place."""
+        inp = event.get("input")
+        place = inp.get("location") if isinstance(inp, dict) else None
+        if isinstance(subject, str) and isinstance(place, str):
+            places, at = self._of(subject), event_epoch(event)
+            if at >= places.get(place, at):
+                places[place] = at
+                self._changed.add((subject, place))
+
+    def save(self) -> None:
+        """Write the places noted down; call inside `transaction()`, with the cursor."""
+        self.store.db.conn.executemany(
+            "INSERT INTO monitor_seen (subject, location, last_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(subject, location) DO UPDATE SET last_at = max(last_at, excluded.last_at)",
+            [(s, p, self._places[s][p]) for s, p in sorted(self._changed)],
+        )
+        self._changed.clear()
+
+
+def _create_seen(db: Any, upto: int) -> None:
+    """Make `monitor_seen`, filled from the records up to `upto` (those judged already)."""
+    db["monitor_seen"].create(
+        {"subject": str, "location": str, "last_at": float}, pk=("subject", "location")
+    )
+    db.execute(
+        "INSERT INTO monitor_seen (subject, location, last_at) "
+        "SELECT subject, json_extract(event, '$.input.location') AS place, max(at) "
+        "FROM decision_log WHERE seq <= ? AND subject IS NOT NULL "
+        "AND json_type(event, '$.input.location') = 'text' GROUP BY subject, place",
+        [upto],
+    )
+
+
+_FIELDS = {"rule": str, "severity": str, "subject": str, "message": str, "evidence": list}
+
+
+def _well_formed(alert: Any) -> bool:
+    return (
+        isinstance(alert, dict)
+        and all(isinstance(alert.get(k), t) for k, t in _FIELDS.items())
+        and alert["severity"] in SEVERITIES
+        and all(isinstance(e, str) for e in alert["evidence"])
+    )

@@ -1,0 +1,9 @@
+"""The policy decision point: OPA, and asking it.
+
+Holds the REST client (`opa`), running the pinned OPA binary (`process`), keeping a
+long-running OPA answering and its grants current (`supervisor`), building and
+validating the policy bundle (`bundle`, `bundle_schema.json`), asking for a decision and
+failing closed (`decide`), and serving calls that arrive together as one (`coalesce`).
+
+May import: `model`, `store`, `ledger` (every decision asked is recorded before use).
+"""

@@ -1,0 +1,254 @@
+"""The policy bundle: Rego from rego/, data from YAML in bundles/<name>/, built by OPA.
+
+Policy authors write data as several YAML files (regions.yaml, tiers.yaml, ...); each holds
+a mapping whose top-level keys land under `data.datavisa`. The builder merges them, checks
+the result against the data model's JSON Schema (bundle_schema.json: every error names the
+file, the line, the path inside it and the reason), writes the bundle's data.json, stamps a
+revision, and lets `opa build` check, pack and (with a signing key) sign the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ..model.errors import DataVisaError
+from ..paths import PROJECT_ROOT
+from .process import find_opa
+
+DATA_ROOT = "datavisa"  # the data path bundle data lands under; the bundle owns this root
+SCHEMA_PATH = Path(__file__).with_name("bundle_schema.json")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
+    """Merge the top-level keys of every YAML file in `bundle_dir` into one document.
+
+    With `validate`, the result is checked against the data model's schema; any breach is a
+    DataVisaError naming, for each, the file, line, path inside the file and the reason.
+    """
+    merged: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    files = sorted(bundle_dir.glob("*.yaml")) + sorted(bundle_dir.glob("*.yml"))
+    if not files:
+        raise DataVisaError(f"{bundle_dir}: no YAML data files")
+    for path in files:
+        try:
+            doc = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader
+        except yaml.YAMLError as e:
+            raise DataVisaError(f"{path}: not valid YAML: {e}") from e
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise DataVisaError(f"{path}: the top level must be a mapping of named sections")
+        for key, value in doc.items():
+            if key in merged:
+                raise DataVisaError(f"{path}: section {key!r} is already defined in {origin[key]}")
+            merged[key], origin[key] = value, path
+    if validate:
+        problems = schema_errors(merged, origin)
+        if problems:
+            raise DataVisaError(
+                f"{bundle_dir}: the policy data breaks the data model:\n  " + "\n  ".join(problems)
+            )
+    return merged
+
+
+@cache
+def _base_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """The data model's schema, with each reference (x-refers-to) limited to what `doc` defines."""
+    filled = copy.deepcopy(_base_schema())
+    for definition in filled["$defs"].values():
+        section = definition.get("x-refers-to")
+        if section is not None:
+            defined = doc.get(section)
+            definition["enum"] = sorted(defined) if isinstance(defined, dict) else []
+    return filled
+
+
+def schema_errors(doc: dict[str, Any], origin: dict[str, Path] | None = None) -> list[str]:
+    """Every way `doc` breaks the data model, as `file:line: path: reason`, in file order."""
+    validator = jsonschema.Draft202012Validator(schema(doc))
+    found = []
+    for error in validator.iter_errors(doc):
+        path = list(error.absolute_path)
+        file = (origin or {}).get(path[0]) if path else None
+        line = _line_of(file, path) if file else None
+        where = f"{file}:{line}" if file and line else str(file or "<data>")
+        found.append((str(file or ""), line or 0, f"{where}: {_dotted(path)}: {_reason(error)}"))
+    return [message for *_, message in sorted(found)]
+
+
+def _dotted(path: list[Any]) -> str:
+    return (
+        ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
+        or "(top level)"
+    )
+
+
+def _reason(error: jsonschema.ValidationError) -> str:
+    section = error.schema.get("x-refers-to") if isinstance(error.schema, dict) else None
+    if error.validator == "enum" and section:
+        return f"{error.instance!r} names nothing defined in {section}"
+    if error.validator == "additionalProperties" and not error.absolute_path:
+        known = ", ".join(sorted(_base_schema()["properties"]))
+        return f"{error.message} (known sections: {known})"
+    if error.validator == "minimum":
+        return f"{error.instance!r} is below the minimum of {error.validator_value}"
+    return error.message
+
+
+def _line_of(file: Path, path: list[Any]) -> int | None:
+    """The line in `file` where the value at `path` starts (or the closest enclosing one)."""
+    try:
+        node = yaml.compose(file.read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(step)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def revision(root: Path = PROJECT_ROOT) -> str:
+    """The git commit of the policy sources, with `-dirty` when they have local changes."""
+    try:
+        commit = _git(root, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--", "rego", "bundles")
+    except (OSError, subprocess.CalledProcessError):
+        return "unversioned"
+    return commit + ("-dirty" if dirty else "")
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def write_data(bundle_dir: Path, out_dir: Path) -> Path:
+    """Write the bundle's merged data as `out_dir/datavisa/data.json`; return out_dir."""
+    target = out_dir / DATA_ROOT / "data.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(load_data(bundle_dir), indent=1, sort_keys=True))
+    return out_dir
+
+
+def stage(policy_dir: Path, bundle_dir: Path, out_dir: Path, rev: str) -> Path:
+    """Lay out a bundle directory: policy modules (no tests), data.json and .manifest."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    for module in policy_dir.rglob("*.rego"):
+        if module.name.endswith("_test.rego"):
+            continue
+        target = out_dir / module.relative_to(policy_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(module, target)
+    write_data(bundle_dir, out_dir)
+    manifest_path = bundle_dir / ".manifest"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.setdefault("roots", [DATA_ROOT])
+    manifest["revision"] = rev
+    (out_dir / ".manifest").write_text(json.dumps(manifest, indent=1))
+    return out_dir
+
+
+def build(
+    policy_dir: Path,
+    bundle_dir: Path,
+    output: Path,
+    rev: str | None = None,
+    signing_key: Path | None = None,
+) -> Path:
+    """Build a bundle tarball at `output` with `opa build`; return its path.
+
+    With `signing_key` (a PEM private key, RSA for the default RS256), OPA signs the bundle
+    (.signatures.json), so an OPA started with the matching verification key loads it and
+    refuses any bundle that was altered or signed by another key.
+    """
+    if signing_key is not None and not Path(signing_key).is_file():
+        # opa would take a missing path as an HMAC secret: never sign with a typo.
+        raise DataVisaError(f"signing key {signing_key} is not a file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staged = stage(policy_dir, bundle_dir, output.parent / (output.name + ".d"), rev or revision())
+    signing = ["--signing-key", str(signing_key)] if signing_key is not None else []
+    try:
+        done = subprocess.run(  # from inside the staging folder, so module paths are relative
+            [
+                str(find_opa()),
+                "build",
+                "--bundle",
+                ".",
+                "--output",
+                str(output.resolve()),
+                *signing,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=staged,
+        )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    if done.returncode != 0:
+        raise DataVisaError(f"opa build failed:\n{done.stderr.strip() or done.stdout.strip()}")
+    return output
+
+
+def cached_build(policy_dir: Path, bundle_dir: Path, rev: str) -> Path:
+    """The bundle for these sources, built once and kept in the user's cache folder.
+
+    Keyed by a hash of every input (modules, data, manifest, schema, revision, OPA), so an
+    edit builds afresh; each local CLI command then starts its OPA without rebuilding.
+    """
+    digest = hashlib.sha256(rev.encode())
+    sources = [p for p in sorted(policy_dir.rglob("*.rego")) if not p.name.endswith("_test.rego")]
+    sources += [*sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest", SCHEMA_PATH]
+    sources.append(find_opa().resolve())
+    for path in sources:
+        if path.is_file():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datavisa"
+    target = folder / f"bundle-{digest.hexdigest()[:24]}.tar.gz"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = build(policy_dir, bundle_dir, folder / f".{target.name}.{os.getpid()}", rev)
+        partial.replace(target)  # atomic: a concurrent command never sees half a bundle
+    return target

@@ -1,0 +1,187 @@
+"""Running OPA: finding the pinned binary and starting an OPA server of the engine's own.
+
+The binary is $DATAVISA_OPA, the project's own build (`make setup`), or an `opa` of the
+pinned minor release on PATH. `OpaProcess` serves one bundle on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..model.errors import DataVisaError
+from ..paths import PROJECT_ROOT
+from .opa import OpaClient
+
+OPA_MODULE = "github.com/open-policy-agent/opa"
+PINNED_SERIES = "1.22"  # the OPA minor release DataVisa is built and tested against
+PROJECT_OPA = PROJECT_ROOT / ".tools" / "bin" / "opa"
+
+
+def find_opa() -> Path:
+    """The OPA binary to use: $DATAVISA_OPA, the project's build, or `opa` on PATH."""
+    if env := os.environ.get("DATAVISA_OPA"):
+        path = Path(env)
+        if not path.is_file():
+            raise DataVisaError(f"DATAVISA_OPA={env} is not a file")
+        return path
+    if PROJECT_OPA.is_file():
+        return PROJECT_OPA
+    on_path = shutil.which("opa")
+    if on_path and opa_version(Path(on_path)).startswith(PINNED_SERIES + "."):
+        return Path(on_path)
+    raise DataVisaError(
+        f"OPA v{PINNED_SERIES}.x not found. Run `make setup` to build it from its Go module "
+        f"(needs Go 1.26 or newer: apt-get install golang-go), or put an opa "
+        f"v{PINNED_SERIES}.x binary on PATH, or set DATAVISA_OPA to one."
+    )
+
+
+def opa_version(binary: Path) -> str:
+    """The version an OPA binary reports, such as `1.22.3`."""
+    try:
+        out = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise DataVisaError(f"cannot run {binary} version: {e}") from e
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise DataVisaError(f"{binary} version printed no version")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class DecisionUpload:
+    """Where an OPA sends the decision-log events of the queries services make of it: a
+    DataVisa server's API (`url`, such as http://127.0.0.1:8181/v1), with a service token."""
+
+    url: str
+    token: str
+    delay_s: tuple[int, int] = (1, 2)  # OPA's min and max delay between uploads
+
+    def config(self) -> dict[str, Any]:
+        """The OPA configuration that does it (OPA's decision-log plugin, gzip batches)."""
+        low, high = self.delay_s
+        return {
+            "services": {
+                "datavisa": {"url": self.url, "credentials": {"bearer": {"token": self.token}}}
+            },
+            "decision_logs": {
+                "service": "datavisa",
+                "reporting": {"min_delay_seconds": low, "max_delay_seconds": high},
+            },
+        }
+
+
+@dataclass
+class OpaProcess:
+    """An OPA server this engine starts on a free loopback port, serving one bundle.
+
+    With `verification_key` (a PEM public key), OPA verifies the bundle's signature at load
+    and refuses it when the signature is missing or does not verify; start() then fails.
+    With `upload`, the decisions services ask this OPA directly are uploaded to the server
+    named there, so they land in its decision log too; without, OPA logs them to its console
+    (which only gives every answer a decision id).
+    """
+
+    bundle: Path
+    binary: Path = field(default_factory=find_opa)
+    startup_timeout: float = 20.0
+    verification_key: Path | None = None
+    upload: DecisionUpload | None = None
+    url: str = ""
+    _proc: subprocess.Popen | None = None
+    _log: Any = None
+    _config: Any = None
+
+    def start(self) -> OpaProcess:
+        verification = []
+        if self.verification_key is not None:
+            if not Path(self.verification_key).is_file():
+                raise DataVisaError(f"verification key {self.verification_key} is not a file")
+            verification = ["--verification-key", str(self.verification_key)]
+        logging = ["--set", "decision_logs.console=true"]
+        if self.upload is not None:
+            # A file readable by this user only: the token must not show in `ps`.
+            self._config = tempfile.TemporaryDirectory(prefix="datavisa-opa-")
+            config = Path(self._config.name) / "opa.json"
+            config.write_text(json.dumps(self.upload.config()))
+            logging = ["--config-file", str(config)]
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        # OPA's own messages, kept to explain a failed start; closed in stop().
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [
+                str(self.binary),
+                "run",
+                "--server",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "error",
+                # Decision logging gives every answer a decision_id the engine records; the
+                # engine records its own queries itself, so OPA drops those events rather
+                # than write them out (or upload them) a second time.
+                *logging,
+                "--set",
+                "decision_logs.drop_decision=/datavisa/logged/recorded_by_engine",
+                *verification,
+                "--bundle",
+                str(self.bundle),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+        )
+        client = OpaClient(self.url, timeout=0.5)
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            while not client.ready():
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self._log.seek(0)
+                    detail = self._log.read().strip()[-2000:]
+                    self.stop()
+                    raise DataVisaError(f"OPA did not start on {self.url}: {detail or 'timeout'}")
+                time.sleep(0.02)
+        finally:
+            client.close()
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._config is not None:
+            self._config.cleanup()
+            self._config = None
+
+    def __enter__(self) -> OpaProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

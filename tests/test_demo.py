@@ -52,7 +52,7 @@ def test_demo_tells_the_story_and_exits_cleanly(tmp_path: Path):
         "hash chain: intact (3 events)",
         "the decision log",
         "self_approval",
-        "decision log: intact (7 records)",
+        "decision log: intact (8 records)",
     ]
     positions = [out.find(s) for s in steps]
     assert all(p >= 0 for p in positions), out

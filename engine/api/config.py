@@ -11,6 +11,7 @@ tokens:
   database: /var/lib/datavisa/tokens.db   # default: the main database
 max_body_bytes: 65536             # larger request bodies are refused with 413
 sweep_every: 30s                  # how often expiries and lapses are written down
+reconcile_every: 60s              # how often OPA's grants are compared with the store
 public_url: https://datavisa.example.com   # how people reach the server, for notifications
 webhooks:                         # Slack-compatible JSON, retried with backoff
   - url: https://hooks.slack.com/services/T000/B000/XXXX
@@ -43,6 +44,7 @@ DEFAULT_LISTEN = "127.0.0.1:8470"
 DEFAULT_OPA_TIMEOUT_S = 2.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_SWEEP_EVERY_S = 30.0
+DEFAULT_RECONCILE_EVERY_S = 60.0
 CONFIG_ENV = "DATAVISA_CONFIG"
 
 
@@ -56,6 +58,7 @@ class ServeConfig:
     tokens_database: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_every_s: float = DEFAULT_SWEEP_EVERY_S
+    reconcile_every_s: float = DEFAULT_RECONCILE_EVERY_S
     public_url: str | None = None
     webhooks: tuple[Webhook, ...] = ()
 
@@ -91,6 +94,7 @@ _SECTIONS = {
     "tokens": dict,
     "max_body_bytes": int,
     "sweep_every": (str, int, float),
+    "reconcile_every": (str, int, float),
     "public_url": str,
     "webhooks": list,
 }
@@ -138,6 +142,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "tokens_database": path(tokens.get("database")),
         "max_body_bytes": doc.get("max_body_bytes"),
         "sweep_every_s": _seconds(doc.get("sweep_every"), origin, "sweep_every"),
+        "reconcile_every_s": _seconds(doc.get("reconcile_every"), origin, "reconcile_every"),
         "public_url": (doc.get("public_url") or "").rstrip("/") or None,
         "webhooks": _webhooks(doc.get("webhooks"), origin),
     }

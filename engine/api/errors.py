@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..model.errors import Conflict, DataVisaError, Denied, NotFound
+from ..model.errors import Conflict, DataVisaError, Denied, NotFound, NotYetEnforced
 from ..policy.opa import OpaUnavailable
+from .wire import to_wire
 
 log = logging.getLogger("datavisa.server")
 
@@ -84,6 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DataVisaError)
     def engine_error(_request: Request, e: DataVisaError) -> JSONResponse:
+        if isinstance(e, NotYetEnforced):  # done in the store, not yet everywhere
+            body = {**to_wire(e.record), "pending_sinks": e.pending, "message": str(e)}
+            return JSONResponse(body, status_code=202)
         if isinstance(e, NotFound):
             return error_response(404, "not_found", str(e), field="request_id")
         if isinstance(e, Conflict):

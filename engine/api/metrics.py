@@ -37,6 +37,8 @@ class Snapshot:
     opa_restarts: int
     alerts: tuple[tuple[str, str, str, int], ...] = ()  # (rule, severity, state, count)
     deliveries: tuple[tuple[str, str, int], ...] = ()  # (kind, outcome, attempts)
+    sinks: tuple[tuple[str, int, int, float], ...] = ()  # (sink, changes, removals, age_s)
+    drift_repairs: int = 0
 
 
 class _State(Collector):
@@ -83,6 +85,34 @@ class _State(Collector):
         for kind, outcome, count in now.deliveries:
             deliveries.add_metric([kind, outcome], count)
         yield deliveries
+        lag = GaugeMetricFamily(
+            "datavisa_grant_sink_lag",
+            "Grant changes a sink (a system that enforces grants) has not applied yet.",
+            labels=["sink"],
+        )
+        removals = GaugeMetricFamily(
+            "datavisa_grant_sink_unapplied_removals",
+            "Ended grants a sink still holds; while above 0 the server is not ready.",
+            labels=["sink"],
+        )
+        age = GaugeMetricFamily(
+            "datavisa_grant_sink_lag_seconds",
+            "Age of the oldest grant change a sink has not applied (0 when none).",
+            labels=["sink"],
+        )
+        for sink, changes, removed, age_s in now.sinks:
+            lag.add_metric([sink], changes)
+            removals.add_metric([sink], removed)
+            age.add_metric([sink], age_s)
+        yield lag
+        yield removals
+        yield age
+        yield CounterMetricFamily(
+            "datavisa_grant_sink_drift_repairs",
+            "Times reconciliation found a sink's grants differing from the store and put "
+            "them right.",
+            now.drift_repairs,
+        )
 
 
 class Metrics:

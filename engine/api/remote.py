@@ -15,7 +15,7 @@ import requests
 
 from ..model.decision import Decision
 from ..model.durations import rfc3339
-from ..model.errors import Conflict, DataVisaError, Denied, NotFound
+from ..model.errors import Conflict, DataVisaError, Denied, NotFound, NotYetEnforced
 from ..model.records import Approval, Request
 from .wire import (
     approval_from_wire,
@@ -189,7 +189,11 @@ class RemoteEngine:
     # -- plumbing ---------------------------------------------------------------------
 
     def _request(self, method: str, path: str, json: Any = None) -> Request:
-        return request_from_wire(self._call(method, path, json=json))
+        body = self._call(method, path, json=json)
+        record = request_from_wire(body)
+        if body.get("pending_sinks"):  # 202: recorded, not yet in force everywhere
+            raise NotYetEnforced(record, body["pending_sinks"])
+        return record
 
     def _call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
         try:

@@ -243,6 +243,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "A field has the wrong type or value; `field` names it"),
     ]
 }
+ERRORS[202] = {
+    "description": "Recorded, but not yet in force everywhere: the record, with `pending_sinks` "
+    "naming where; the engine retries until it is, and /health is unready meanwhile"
+}
 
 RequestId = Annotated[
     str,

@@ -27,6 +27,7 @@ import uvicorn
 
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
+from ..lifecycle.grants import Runner
 from ..model.errors import DataVisaError
 from ..monitoring.monitor import Monitor
 from ..monitoring.notify import Notifier
@@ -61,6 +62,7 @@ def bundle_revision(path: Path) -> str:
 CHECKPOINT_EVERY_S = 60.0
 OPA_SUBJECT = "datavisa-opa"  # whose service token the OPA serve runs uploads decisions with
 REVIEWS_EVERY_S = 60.0
+ENFORCEMENT_EVERY_S = 1.0
 
 
 @contextlib.contextmanager
@@ -95,6 +97,8 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)
         supervisor.start()
+        # Applies the grant outbox to OPA, retrying until it lands, and reconciles.
+        stack.callback(Runner(engine.grants, reconcile_every_s=cfg.reconcile_every_s).start().stop)
         monitor = Monitor(decisions, client)
         notifier = None
         if cfg.webhooks:
@@ -246,6 +250,15 @@ def _serve(
     if service.monitor is not None:
         # No decision announces that a review fell due: time does.
         periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_reviews, "reviews"))
+        # An ended grant that a sink still holds is raised as an alert (policy says when).
+        monitor = service.monitor
+        periodic.append(
+            Periodic(
+                ENFORCEMENT_EVERY_S,
+                lambda: monitor.check_enforcement(service.unapplied_removals()),
+                "enforcement",
+            )
+        )
     for job in periodic:
         job.start()
     mode = "external" if cfg.opa_url else "supervised"

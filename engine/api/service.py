@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,13 @@ class Service:
             problems.append(f"OPA at {self.engine.opa.url} is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
+        for lag in self.engine.grants.lag():
+            if lag.removals:
+                age = time.time() - lag.removed[0].at
+                problems.append(
+                    f"{lag.removals} ended grant(s) not yet removed from {lag.sink} "
+                    f"(the oldest {age:.0f}s ago); retrying"
+                )
         try:
             self.engine.store.db.execute("SELECT 1").fetchone()
         except sqlite3.Error as e:
@@ -64,14 +72,29 @@ class Service:
         return problems
 
     def snapshot(self) -> Snapshot:
+        now = time.time()
         return Snapshot(
             live_grants=len(self.engine.list_requests(state="active")),
             pending_requests=len(self.engine.list_requests(state="pending")),
             opa_up=self.opa_ready(),
             opa_restarts=self.supervisor.restarts if self.supervisor else 0,
             alerts=tuple(self.alerts.counts()),
+            sinks=tuple(
+                (lag.sink, lag.changes, lag.removals, now - lag.oldest_at if lag.oldest_at else 0.0)
+                for lag in self.engine.grants.lag()
+            ),
+            drift_repairs=self.engine.grants.drift_repairs,
             deliveries=tuple(delivery_counts(self.engine.store)),
         )
+
+    def unapplied_removals(self) -> list[dict[str, Any]]:
+        """The ended grants some sink still holds, as the alert rules take them."""
+        return [
+            {"sink": lag.sink, "subject": r.subject, "grant_id": r.grant_id,
+             "ended_ns": int(r.at * 1e9)}
+            for lag in self.engine.grants.lag()
+            for r in lag.removed
+        ]  # fmt: skip
 
     def heads(self) -> dict[str, Any]:
         """Where the decision log, the audit trail and the alerts are: changes with them."""

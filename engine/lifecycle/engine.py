@@ -27,9 +27,10 @@ from ..ledger import audit
 from ..ledger.decision_log import DecisionLog, load_key
 from ..model.decision import Check, Decision
 from ..model.durations import epoch_ns, format_duration
-from ..model.errors import Conflict, DataVisaError, Denied, NotFound
+from ..model.errors import Conflict, DataVisaError, Denied, NotFound, NotYetEnforced
 from ..model.records import (
     ACTIVE,
+    ADD,
     APPROVED,
     BREAKGLASS_KIND,
     CANCELLED,
@@ -40,6 +41,7 @@ from ..model.records import (
     LAPSED,
     PENDING,
     RELINQUISHED,
+    REMOVE,
     REVIEW_OUTCOMES,
     REVOKED,
     STATES,
@@ -55,6 +57,7 @@ from ..policy.decide import (
     BREAKGLASS,
     EXTENSION,
     LIFECYCLE,
+    OFFLINE,
     REQUEST,
     decide,
     decide_many,
@@ -139,7 +142,7 @@ class Engine:
             )
             if policy["quorum_met"]:
                 self._quorum_met(req, now, requester)
-        self._push_if_live(req)
+        self._in_force(req)
         return req
 
     def break_glass(
@@ -190,7 +193,7 @@ class Engine:
                 {"policy": policy, "location": location},
             )
             self._activate(req, now, requester)
-        self._push_if_live(req)
+        self._in_force(req)
         return req
 
     def _new_request(
@@ -267,7 +270,7 @@ class Engine:
                 self._audit(now, approver, "approved", req, decision, detail)
                 if decision.result.get("quorum_met"):
                     req = self._quorum_met(req, now, approver)
-            self._push_if_live(req)
+            self._in_force(req)
             return self._view(req, now)
         raise Conflict(f"{request_id} is being approved by others right now; try again")
 
@@ -317,32 +320,47 @@ class Engine:
                     f"{format_duration(req.start_at - now)} from now"
                 )
             self._activate(req, now, actor, decision)
-        self._push_if_live(req)
+        self._in_force(req)
         return req
 
     def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
-        """End a grant early. When this returns, OPA already denies it."""
-        decision = self._permit(
-            actor, "revoke", self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
-        )
+        """End a grant early. When this returns, every sink already denies it; when one
+        does not yet, NotYetEnforced says so (the revoke is recorded and applied later).
+
+        Reducing access never waits for OPA: when it cannot be asked, an actor that policy
+        named when the grant became live (`offline_enders`) may still revoke it.
+        """
+        req = self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
+        decision, offline = self._permit_ending(actor, "revoke", req)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
-            self._move(req, REVOKED, now, actor, "revoked", decision, reason)
-        self.grants.push(req.requester)
+            self._move(req, REVOKED, now, actor, "revoked", decision, reason, offline=offline)
+        self._in_force(req)
         return req
 
     def relinquish(self, request_id: str, actor: str) -> Request:
-        """The requester gives a grant back before it expires."""
-        decision = self._permit(
-            actor, "relinquish", self._load(request_id, self.clock(), {ACTIVE}, "relinquish")
-        )
+        """The requester gives a grant back before it expires (as `revoke`, OPA or not)."""
+        req = self._load(request_id, self.clock(), {ACTIVE}, "relinquish")
+        decision, offline = self._permit_ending(actor, "relinquish", req)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE}, "relinquish")
-            self._move(req, RELINQUISHED, now, actor, "relinquished", decision)
-        self.grants.push(req.requester)
+            self._move(req, RELINQUISHED, now, actor, "relinquished", decision, offline=offline)
+        self._in_force(req)
         return req
+
+    def _permit_ending(self, actor: str, action: str, req: Request) -> tuple[Decision, bool]:
+        """The lifecycle decision to end `req`, and whether it is taken offline: OPA could
+        not be asked and policy had named `actor` for this when the grant became live."""
+        decision = self._decide(
+            LIFECYCLE, {"actor": actor, "action": action, "request": _request_input(req)}
+        )
+        if decision.allow:
+            return decision, False
+        if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
+            return decision, True
+        raise Denied(f"{action} refused", decision)
 
     def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
         """Ask to lengthen an active grant: a new decision, approved as policy says.
@@ -396,7 +414,7 @@ class Engine:
             if decision.result["quorum_met"]:
                 self._quorum_met(ext, now, actor)
         if ext.state == APPROVED:
-            self.grants.push(grant.requester)
+            self._in_force(grant)
         return ext
 
     def _reviewable(self, request_id: str) -> Request:
@@ -436,7 +454,7 @@ class Engine:
     def sweep(self) -> dict[str, int]:
         """Write down the expiries and lapses the clock has already decided."""
         counts: Counter[str] = Counter()
-        expired_subjects = set()
+        expired_subjects = set()  # whose live grants changed
         with self.store.transaction():
             now = self.clock()
             for req in self.store.requests(
@@ -449,8 +467,8 @@ class Engine:
                     expired_subjects.add(req.requester)
                 self._move(req, to, now, SYSTEM, to, None, ended_at=due_at(req))
                 counts[to] += 1
-        for subject in sorted(expired_subjects):
-            self.grants.push(subject)
+        if expired_subjects:
+            self.grants.apply()  # what a sink misses, the runner applies again
         return dict(counts)
 
     # -- reading --------------------------------------------------------------------------
@@ -512,11 +530,53 @@ class Engine:
         """`check` for several at once: one OPA query and one log commit for them all (the
         server coalesces the checks that arrive together)."""
         asked = [(check.input(), check.caller or check.subject) for check in checks]
-        return decide_many(self.opa, ACCESS, asked, log=self.log, revision=self.revision)
+        return decide_many(
+            self.opa, ACCESS, asked, log=self.log, revision=self.revision, amend=self._held
+        )
 
-    def _push_if_live(self, req: Request) -> None:
-        if req.state == ACTIVE:
-            self.grants.push(req.requester)
+    def _held(self, inputs: list[dict[str, Any]], decisions: list[Decision]) -> list[Decision]:
+        """The decisions, with every allow on a grant the store does not hold active for
+        that subject turned into a deny: OPA may not have applied a revoke yet, or its
+        data was written by someone else. The store is the record of which grants live."""
+        cited = {d.result.get("grant_id") for d in decisions if d.allow} - {None}
+        if not cited:
+            return decisions
+        held = {
+            (r.requester, r.id)
+            for r in self.store.requests(
+                f"id IN ({', '.join('?' * len(cited))}) AND state = ?", [*sorted(cited), ACTIVE]
+            )
+        }
+        return [
+            d
+            if not d.allow
+            or d.result.get("grant_id") is None
+            or (i["subject"], d.result["grant_id"]) in held
+            else _not_held(d)
+            for i, d in zip(inputs, decisions, strict=True)
+        ]
+
+    def _in_force(self, req: Request) -> None:
+        """After a commit that changed `req`: note who may end it offline if it just became
+        live, apply the grant outbox to every sink, and say if one has not taken it."""
+        if req.state == ACTIVE and not req.offline_enders:
+            self._plan_offline_ending(req)
+        pending = self.grants.apply() and self.grants.pending(req.id)
+        if pending:
+            raise NotYetEnforced(self._view(req, self.clock()), pending)
+
+    def _plan_offline_ending(self, req: Request) -> None:
+        """Ask policy now who may end this grant while it cannot be asked (datavisa.offline)."""
+        approvers = [a.approver for a in self.approvals(req.id) if a.verdict == "approve"]
+        decision = self._decide(
+            OFFLINE, {"request": _request_input(req), "approvals": approvers}, caller=SYSTEM
+        )
+        if not decision.allow:  # OPA unreachable: nobody may end it offline
+            return
+        enders = {"revoke": decision.result["revoke"], "relinquish": decision.result["relinquish"]}
+        with self.store.transaction():
+            self.store.update(req.id, {"offline_enders": enders})
+        req.offline_enders = enders
 
     # -- transitions ----------------------------------------------------------------------
 
@@ -554,6 +614,7 @@ class Engine:
             }
             self.store.update(grant.id, changes)
             grant = dataclasses.replace(grant, **changes)
+            self.grants.record(grant, ADD, now)
             self._audit(now, actor, "extended", grant, None, {"extension": req.id, **changes})
             self._move(req, APPROVED, now, actor, "extension_applied", None, approved_at=now)
             return grant
@@ -586,11 +647,15 @@ class Engine:
         event: str,
         decision: Decision | None,
         reason: str | None = None,
+        offline: bool = False,
         **changes: Any,
     ) -> None:
-        """The one place a state changes: checked, written, and audited together."""
+        """The one place a state changes: checked, written, audited, and put in the grant
+        outbox together."""
         if to not in _NEXT.get(req.state, ()):
             raise Conflict(f"{req.id} cannot go from {req.state} to {to}")
+        if to == ACTIVE or req.state == ACTIVE:
+            self.grants.record(req, ADD if to == ACTIVE else REMOVE, now)
         changes["state"] = to
         if to in FINAL:
             changes.setdefault("ended_at", now)
@@ -598,7 +663,9 @@ class Engine:
         self.store.update(req.id, changes)
         for key, value in changes.items():
             setattr(req, key, value)
-        detail = {"reason": reason} if reason else {}
+        detail: dict[str, Any] = {"reason": reason} if reason else {}
+        if offline:  # OPA could not be asked; policy had named this actor beforehand
+            detail["offline"] = True
         self._audit(now, actor, event, req, decision, detail)
 
     def _audit(
@@ -635,6 +702,22 @@ _UNSET_GRANT_FIELDS = {
         "ended_at", "ended_by", "end_reason", "review_due",
     )
 }  # fmt: skip
+
+
+def _not_held(decision: Decision) -> Decision:
+    grant_id = decision.result["grant_id"]
+    reason = {
+        "code": "grant_not_active",
+        "message": f"grant {grant_id} is not active in the store (revoked, relinquished or "
+        "expired); the decision point has not caught up yet, so deny",
+    }
+    result = {k: v for k, v in decision.result.items() if k not in ("grant_id", "expires_at")}
+    return dataclasses.replace(
+        decision,
+        allow=False,
+        reasons=[reason],
+        result={**result, "allow": False, "reasons": [reason]},
+    )
 
 
 def _new_id() -> str:

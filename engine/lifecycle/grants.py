@@ -1,25 +1,43 @@
-"""Where the store's live grants take effect: the grant-distribution seam.
+"""Where the store's live grants take effect: the grant outbox and the sinks that apply it.
 
-The lifecycle decides which grants are live and writes that to the store; `Grants` takes
-what the store holds to the systems that enforce it. Today that is one OPA's data
-document `data.grants` (keyed by subject, then grant id, so a check reads one subject's
-grants); every later place a grant must exist (an OPA fleet's bundle, a database's roles)
-joins here, so the lifecycle never learns who enforces its grants.
+The lifecycle writes every change to the live grants into the outbox (`record`), in the
+same transaction as the state change and its audit event. `Grants` applies the outbox to
+each sink and records how far each got (a cursor per sink, committed after the sink took
+the change), so a change a sink missed is applied again until it lands: right after the
+commit (`apply`), by the runner in `datavisa serve` with backoff, and in full when a sink
+lost everything (`sync`, at start and after an OPA restart). `reconcile` compares what a
+sink holds with the store and repairs drift. A removal is in force only when every sink
+applied it (`pending`); until then the server is not ready.
+
+Changes are applied level-triggered: a sink is given the subject's live grants as the
+store holds them now, not the delta, so replaying a change is harmless and order between
+subjects does not matter.
+
+Today the one sink is the OPA that decides (`OpaSink`, the data document `data.grants`,
+keyed by subject, then grant id, so a check reads one subject's grants). Later sinks (an
+OPA fleet's bundle, a database's roles) are more `Sink`s here; the lifecycle does not
+change.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from ..model.durations import epoch_ns
 from ..model.errors import DataVisaError
-from ..model.records import ACTIVE, BREAKGLASS_KIND, Request
+from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, GrantChange, Request
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store.sqlite import Store
 
+log = logging.getLogger("datavisa.grants")
+
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
+BATCH = 500  # outbox rows applied per round
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -47,33 +65,222 @@ def live_grants(store: Store, subject: str | None = None) -> dict[str, dict[str,
     return docs
 
 
-class Grants:
-    """Takes the live grants in `store` to the OPA behind `opa` (None: nowhere, so every
-    push fails and checks deny)."""
+class SinkUnavailable(DataVisaError):
+    """A sink did not take a change; it is applied again later."""
 
-    def __init__(self, store: Store, opa: OpaClient | None) -> None:
-        self.store, self.opa = store, opa
-        # Held while reading grants from the store and writing them to OPA, so a full
-        # resync cannot put back a grant that a concurrent revoke has just taken out.
-        self._lock = threading.Lock()
+
+class Sink(Protocol):
+    """A system where grants must exist to be enforced."""
+
+    name: str
+
+    def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
+        """Make the subject's grants exactly `grants` (none: an empty mapping)."""
+
+    def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
+        """Make every subject's grants exactly `grants`."""
+
+    def read_all(self) -> dict[str, dict[str, Any]]:
+        """Every grant the sink holds now, as `put_all` takes them."""
+
+
+class OpaSink:
+    """The grants in the data of the OPA behind `client` (data.grants)."""
+
+    name = "opa"
+
+    def __init__(self, client: OpaClient) -> None:
+        self.client = client
+
+    def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
+        self._call(self.client.put_data, f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
+
+    def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
+        self._call(self.client.put_data, GRANTS_PATH, grants)
+
+    def read_all(self) -> dict[str, dict[str, Any]]:
+        held = self._call(self.client.get_data, GRANTS_PATH)
+        return held if isinstance(held, dict) else {}
+
+    @staticmethod
+    def _call(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OpaUnavailable as e:
+            raise SinkUnavailable(str(e)) from e
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far one sink is behind the outbox."""
+
+    sink: str
+    changes: int  # outbox rows not yet applied
+    removals: int  # of them, grants that ended
+    oldest_at: float | None  # when the oldest unapplied row was written
+    removed: tuple[GrantChange, ...] = ()  # the unapplied removals, the oldest 20
+
+
+class Grants:
+    """Applies the grant outbox of `store` to `sinks` (by default the OPA behind `opa`)."""
+
+    def __init__(
+        self, store: Store, opa: OpaClient | None = None, sinks: list[Sink] | None = None
+    ) -> None:
+        self.store = store
+        self.sinks: list[Sink] = sinks if sinks is not None else ([OpaSink(opa)] if opa else [])
+        # Held while reading the store and writing a sink, so a full sync cannot put back
+        # a grant that a concurrent change has just taken out, and cursors move in order.
+        self._lock = threading.RLock()
+        # Set whenever a change is recorded, so the runner applies it without waiting.
+        self.changed = threading.Event()
+        self.drift_repairs = 0
+
+    @staticmethod
+    def _cursor(sink: Sink) -> str:
+        return f"sink:{sink.name}"
+
+    def record(self, req: Request, change: str, now: float) -> None:
+        """Write a change to `req`'s live grants to the outbox; call inside the
+        transaction of the state change."""
+        self.store.add_grant_change(now, req.requester, req.id, change)
+        self.changed.set()
+
+    def apply(self) -> list[str]:
+        """Apply every unapplied outbox row to every sink; the names of the sinks still
+        behind (empty when all caught up)."""
+        behind = []
+        with self._lock:
+            for sink in self.sinks:
+                try:
+                    self._apply(sink)
+                except SinkUnavailable as e:
+                    log.warning("grant changes not yet applied to %s: %s", sink.name, e)
+                    behind.append(sink.name)
+        return behind
+
+    def _apply(self, sink: Sink) -> None:
+        while rows := self.store.grant_changes(self.store.cursor(self._cursor(sink)) or 0, BATCH):
+            for subject in dict.fromkeys(row.subject for row in rows):
+                sink.put_subject(subject, live_grants(self.store, subject).get(subject, {}))
+            with self.store.transaction():
+                self.store.set_cursor(self._cursor(sink), rows[-1].seq)
 
     def push(self, subject: str) -> None:
-        """Replace the subject's live grants in OPA with what the store holds."""
-        try:
-            if self.opa is None:
-                raise OpaUnavailable("no OPA configured")
-            with self._lock:
-                grants = live_grants(self.store, subject).get(subject, {})
-                self.opa.put_data(f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
-        except OpaUnavailable as e:
-            raise DataVisaError(
-                f"saved, but OPA did not take the new grants ({e}); they are pushed again "
-                "when the engine next starts, and until then access is denied"
-            ) from e
-
-    def sync(self) -> None:
-        """Replace every live grant in OPA with what the store holds (start, OPA restart)."""
-        if self.opa is None:
-            raise OpaUnavailable("no OPA configured")
+        """Put one subject's live grants in every sink now (no outbox row; the
+        benchmark times this, the push a change makes)."""
         with self._lock:
-            self.opa.put_data(GRANTS_PATH, live_grants(self.store))
+            grants = live_grants(self.store, subject).get(subject, {})
+            for sink in self.sinks:
+                sink.put_subject(subject, grants)
+
+    def sync(self, sinks: list[Sink] | None = None) -> None:
+        """Replace every grant in the sinks with what the store holds, and mark the outbox
+        applied up to now (at start, and when a sink lost its data). Raises
+        SinkUnavailable when a sink does not take it."""
+        with self._lock:
+            for sink in self.sinks if sinks is None else sinks:
+                head = self.store.grant_changes_head()  # read before the grants it covers
+                sink.put_all(live_grants(self.store))
+                with self.store.transaction():
+                    self.store.set_cursor(self._cursor(sink), head)
+
+    def reconcile(self) -> list[str]:
+        """Compare what each sink holds with the store; put right any that differs. The
+        names of the sinks that had drifted."""
+        drifted = []
+        with self._lock:
+            for sink in self.sinks:
+                try:
+                    held, wanted = sink.read_all(), live_grants(self.store)
+                except SinkUnavailable as e:
+                    log.warning("cannot reconcile %s: %s", sink.name, e)
+                    continue
+                if _normal(held) != _normal(wanted):
+                    log.warning("the grants in %s differ from the store: repairing", sink.name)
+                    self.sync([sink])
+                    self.drift_repairs += 1
+                    drifted.append(sink.name)
+        return drifted
+
+    def lag(self) -> list[Lag]:
+        """How far each sink is behind the outbox."""
+        out = []
+        for sink in self.sinks:
+            after = self.store.cursor(self._cursor(sink)) or 0
+            rows = self.store.grant_changes(after, limit=10_000)
+            removals = [row for row in rows if row.change == REMOVE]
+            out.append(
+                Lag(
+                    sink.name,
+                    len(rows),
+                    len(removals),
+                    rows[0].at if rows else None,
+                    tuple(removals[:20]),
+                )
+            )
+        return out
+
+    def pending(self, grant_id: str) -> list[str]:
+        """The sinks that have not yet applied every change of `grant_id`."""
+        return [
+            sink.name
+            for sink in self.sinks
+            if any(
+                row.grant_id == grant_id
+                for row in self.store.grant_changes(self.store.cursor(self._cursor(sink)) or 0)
+            )
+        ]
+
+
+def _normal(grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Grants without the subjects that hold none (OPA keeps an emptied subject as {})."""
+    return {subject: held for subject, held in grants.items() if held}
+
+
+class Runner:
+    """Applies the outbox in a thread of its own: at once when a change is recorded,
+    again with backoff while a sink refuses, and reconciles every `reconcile_every_s`."""
+
+    def __init__(
+        self,
+        grants: Grants,
+        reconcile_every_s: float = 60.0,
+        backoff_first_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self.grants = grants
+        self.reconcile_every_s = reconcile_every_s
+        self.backoff_first_s, self.backoff_max_s = backoff_first_s, backoff_max_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="grant-sinks", daemon=True)
+
+    def start(self) -> Runner:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.grants.changed.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        backoff, next_reconcile = self.backoff_first_s, time.monotonic() + self.reconcile_every_s
+        while not self._stop.is_set():
+            self.grants.changed.clear()
+            try:
+                behind = self.grants.apply()
+                if time.monotonic() >= next_reconcile and not behind:
+                    self.grants.reconcile()
+                    next_reconcile = time.monotonic() + self.reconcile_every_s
+            except Exception:  # a store fault: log it and try again, never die
+                log.exception("applying grant changes failed")
+                behind = ["store"]
+            if behind:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            backoff = self.backoff_first_s
+            wait = max(0.0, next_reconcile - time.monotonic())
+            self.grants.changed.wait(min(wait, 1.0))

@@ -10,10 +10,11 @@ from pathlib import Path
 from ..ledger.decision_log import DecisionLog, load_key
 from ..paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from ..policy import bundle
-from ..policy.opa import OpaClient, OpaUnavailable
+from ..policy.opa import OpaClient
 from ..policy.process import OpaProcess
 from ..store.sqlite import Store
 from .engine import Engine
+from .grants import SinkUnavailable
 
 
 @contextmanager
@@ -37,7 +38,7 @@ def local_engine(
             return
         if opa_url:
             engine = Engine(store, OpaClient(opa_url), revision="external", log=log)
-            with contextlib.suppress(OpaUnavailable):  # decisions then fail closed
+            with contextlib.suppress(SinkUnavailable):  # decisions then fail closed
                 engine.grants.sync()
             yield engine
             return

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .decision import Decision
+    from .records import Request
 
 
 class DataVisaError(Exception):
@@ -30,3 +31,15 @@ class Denied(DataVisaError):
     def __init__(self, what: str, decision: Decision) -> None:
         self.decision = decision
         super().__init__(f"{what}: {decision.explain()}")
+
+
+class NotYetEnforced(DataVisaError):
+    """The change is recorded, but some system that enforces grants has not applied it yet
+    (HTTP 202): it is retried until it has, and until then the server is not ready."""
+
+    def __init__(self, record: Request, pending: list[str]) -> None:
+        self.record, self.pending = record, pending
+        super().__init__(
+            f"{record.id} is {record.state} in the store, but not yet in force at "
+            f"{', '.join(pending)}: the engine retries until it is (see /health)"
+        )

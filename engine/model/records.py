@@ -60,8 +60,11 @@ class Request:
     reviewed_at: float | None = None
     reviewed_by: str | None = None
     review_outcome: str | None = None
+    # Who may end this grant while OPA cannot be asked, as policy said when it became
+    # live: {"revoke": [...], "relinquish": [...]} (datavisa.offline).
+    offline_enders: dict[str, list[str]] = field(default_factory=dict)
 
-    _JSON = ("actions", "countries", "approvals_required", "evidence")
+    _JSON = ("actions", "countries", "approvals_required", "evidence", "offline_enders")
 
     def to_row(self) -> dict[str, Any]:
         return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
@@ -74,7 +77,9 @@ class Request:
     def from_row(cls, row: dict[str, Any]) -> Request:
         values = dict(row)
         for name in cls._JSON:
-            values[name] = json.loads(values[name])
+            # A column added by an upgrade is NULL in the rows written before it.
+            values[name] = json.loads(values[name]) if values[name] is not None else None
+        values["offline_enders"] = values["offline_enders"] or {}
         return cls(**values)
 
 
@@ -87,6 +92,22 @@ class Approval:
     decision_id: str | None
     location: str | None = None
     reason: str | None = None
+
+
+# What a grant change does to access: `add` makes or lengthens access, `remove` ends it.
+ADD, REMOVE = "add", "remove"
+
+
+@dataclass(frozen=True)
+class GrantChange:
+    """One row of the grant outbox: the live grants of `subject` changed (`grant_id`,
+    `change`), written in the transaction of the state change. Every sink applies it."""
+
+    seq: int
+    at: float
+    subject: str
+    grant_id: str
+    change: str
 
 
 @dataclass(frozen=True)

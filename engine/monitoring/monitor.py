@@ -286,6 +286,17 @@ class Monitor:
         self._announce(new)
         return new
 
+    def check_enforcement(self, removals: list[dict[str, Any]]) -> list[Alert]:
+        """Ask about grant removals a sink has not applied yet (serve does this while
+        there are any): each {sink, subject, grant_id, ended_ns}."""
+        if not removals:
+            return []
+        [found] = self.evaluate_many([{"history": {"unapplied_removals": removals}}])
+        with self.store.transaction():
+            new = self.alerts.add(found, self.clock(), None, None)
+        self._announce(new)
+        return new
+
     def _announce(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             log.info("alert %s [%s] %s: %s", alert.id, alert.severity, alert.rule, alert.message)

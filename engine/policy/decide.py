@@ -7,6 +7,7 @@ document or a malformed answer is a deny with reason `policy_unavailable`, never
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from ..ledger.decision_log import DecisionLog
@@ -20,6 +21,7 @@ ACCESS = "datavisa/access/decision"
 EXTENSION = "datavisa/extension/decision"
 BREAKGLASS = "datavisa/breakglass/decision"
 LIFECYCLE = "datavisa/lifecycle/decision"
+OFFLINE = "datavisa/offline/decision"
 
 
 def decide(
@@ -47,13 +49,19 @@ def decide_many(
     *,
     log: DecisionLog | None = None,
     revision: str = "",
+    amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None = None,
 ) -> list[Decision]:
     """`decide` for several (input, caller) pairs at once: one OPA query, one log commit.
 
     Several inputs go to the coalesced twin (`<name>_decisions`, input {batch: [...]}),
     which answers each exactly as the single twin would; a lone input is asked as itself.
+    `amend(inputs, decisions)` may turn allows into denies before they are recorded.
     """
-    answers = _ask_many(opa, path, [input for input, _ in asked])
+    inputs = [input for input, _ in asked]
+    answers = _ask_many(opa, path, inputs)
+    if amend is not None:
+        amended = amend(inputs, [decision for decision, _, _ in answers])
+        answers = [(d, mask, custom) for d, (_, mask, custom) in zip(amended, answers, strict=True)]
     if log is None:
         return [decision for decision, _, _ in answers]
     ids = log.record_many(

@@ -74,6 +74,11 @@ class OpaClient:
         """Replace the data document at `path` (slash separated, under /v1/data)."""
         self._call("PUT", f"/v1/data/{path}", value, what=f"refused data at {path}")
 
+    def get_data(self, path: str) -> Any:
+        """The data document at `path` (slash separated, under /v1/data); None if undefined."""
+        body = self._call("GET", f"/v1/data/{path}")
+        return body.get("result") if isinstance(body, dict) else None
+
     def ready(self) -> bool:
         """True when OPA answers and every configured bundle is activated."""
         try:

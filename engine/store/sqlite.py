@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..model.records import Approval, Request
+from ..model.records import Approval, GrantChange, Request
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -72,9 +72,21 @@ class Store:
             db["requests"].create_index(["requester", "resource", "state"])
             db["requests"].create_index(["state"])
             db["requests"].create_index(["parent_id"])
+        # Columns added since a database was made (a field added to the record).
+        missing = _columns(Request).keys() - db["requests"].columns_dict.keys()
+        for name in sorted(missing):
+            db["requests"].add_column(name, _columns(Request)[name])
         # A subject's live grants, read on every push to OPA: without this index SQLite
         # would walk every active grant (31 ms at 100,000) instead of one subject's.
         db["requests"].create_index(["requester", "state"], if_not_exists=True)
+        if "outbox" not in db.table_names():
+            # Every change to the live grants, in the transaction that made it; each sink
+            # has a cursor (`sink:<name>`) saying how far it has applied them.
+            db["outbox"].create(
+                {"seq": int, "at": float, "subject": str, "grant_id": str, "change": str},
+                pk="seq",
+                not_null={"at", "subject", "grant_id", "change"},
+            )
         if "approvals" not in db.table_names():
             db["approvals"].create(
                 _columns(Approval),
@@ -119,6 +131,27 @@ class Store:
     def approvals(self, request_id: str) -> list[Approval]:
         rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")
         return [Approval(**r) for r in rows]
+
+    def add_grant_change(self, at: float, subject: str, grant_id: str, change: str) -> int:
+        """Append a change to the grant outbox; call inside the change's `transaction()`."""
+        cursor = self.db.execute(
+            "INSERT INTO outbox (at, subject, grant_id, change) VALUES (?, ?, ?, ?)",
+            [at, subject, grant_id, change],
+        )
+        return int(cursor.lastrowid)
+
+    def grant_changes(self, after: int, limit: int = 1000) -> list[GrantChange]:
+        """Outbox rows after `after`, oldest first."""
+        rows = self.db.execute(
+            "SELECT seq, at, subject, grant_id, change FROM outbox WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            [after, limit],
+        ).fetchall()
+        return [GrantChange(*row) for row in rows]
+
+    def grant_changes_head(self) -> int:
+        """The newest outbox row's seq, 0 when there is none."""
+        return self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
 
     def cursor(self, name: str) -> int | None:
         """How far the reader `name` has got, or None before it first started."""

@@ -13,6 +13,7 @@ import data.datavisa.approval
 import data.datavisa.breakglass
 import data.datavisa.extension
 import data.datavisa.lifecycle
+import data.datavisa.offline
 import data.datavisa.request
 import data.datavisa.transfer
 import data.system.log
@@ -53,6 +54,11 @@ breakglass_decision := _logged(breakglass.decision, "datavisa/breakglass/decisio
 # title: Lifecycle
 # description: The lifecycle-permission decision and its mask.
 lifecycle_decision := _logged(lifecycle.decision, "datavisa/lifecycle/decision")
+
+# METADATA
+# title: Offline ending, logged
+# description: datavisa.offline.decision with its decision-log mask.
+offline_decision := _logged(offline.decision, "datavisa/offline/decision")
 
 # METADATA
 # title: Transfer

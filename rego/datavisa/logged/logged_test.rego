@@ -6,6 +6,7 @@ import data.datavisa.breakglass
 import data.datavisa.extension
 import data.datavisa.lifecycle
 import data.datavisa.logged
+import data.datavisa.offline
 import data.datavisa.request
 import data.datavisa.transfer
 
@@ -41,6 +42,8 @@ test_every_decision_is_passed_through_unchanged if {
 	logged.breakglass_decision.decision == breakglass.decision with input as _check
 	logged.lifecycle_decision.decision == lifecycle.decision with input as _check
 	logged.transfer_decision.decision == transfer.decision with input as _check
+	ending := {"request": {"requester": "alice"}, "approvals": ["bob"]}
+	logged.offline_decision.decision == offline.decision with input as ending
 }
 
 test_the_engines_own_queries_are_dropped_from_opas_log if {

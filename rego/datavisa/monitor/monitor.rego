@@ -109,6 +109,13 @@ alerts contains _alert("review_overdue", cfg.severity, review.subject, msg, [rev
 	msg := sprintf("break-glass grant %s of %s on %s was due for review at %s and is not reviewed; their break-glass is suspended", [review.grant_id, review.subject, review.resource, due])
 }
 
+alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, msg, [removal.grant_id]) if {
+	cfg := _rules.removal_not_enforced
+	some removal in object.get(_history, "unapplied_removals", [])
+	time.now_ns() >= removal.ended_ns + _ns(cfg.after_s)
+	msg := sprintf("grant %s of %s ended but %s still holds it: the engine retries, and denies it on its own check endpoint meanwhile", [removal.grant_id, removal.subject, removal.sink])
+}
+
 alerts contains _alert("approver_concentration", cfg.severity, approver, msg, mine) if {
 	_kind == "approval"
 	_allowed

@@ -122,6 +122,20 @@ test_review_overdue_follows_the_clock_and_the_grace if {
 	}
 }
 
+test_an_unapplied_removal_alerts_once_it_is_after_s_old if {
+	removal := {"sink": "opa", "subject": "alice", "grant_id": "g7", "ended_ns": _t0}
+	cases := [
+		{"now": _t0 + (4 * _s), "raised": false},
+		{"now": _t0 + (5 * _s), "raised": true},
+	]
+	every c in cases {
+		got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"unapplied_removals": [removal]}}
+			with time.now_ns as c.now
+			with data.datavisa.monitoring.rules.removal_not_enforced.after_s as 5
+		_fired(got, "removal_not_enforced") == c.raised
+	}
+}
+
 test_review_overdue_names_the_grant_and_its_break_glass_decision if {
 	review := {"grant_id": "g1", "subject": "oscar", "resource": "eu-customer-analytics", "review_due_ns": _t0, "decision_id": "d-bg"}
 	alerts := monitor.alerts with input as {"history": {"breakglass_reviews": [review]}} with time.now_ns as _t0 + 1

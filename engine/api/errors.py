@@ -13,7 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..model.errors import Conflict, DataVisaError, Denied, NotFound, NotYetEnforced
+from ..model.errors import (
+    Conflict,
+    DataVisaError,
+    Denied,
+    NotFound,
+    NotYetEnforced,
+    StorageUnavailable,
+)
 from ..policy.opa import OpaUnavailable
 from .wire import to_wire
 
@@ -100,6 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 reasons=e.decision.reasons,
                 decision_id=e.decision.decision_id,
             )
+        if isinstance(e, StorageUnavailable):
+            log.error("storage unavailable: %s", e)
+            return error_response(503, "storage_unavailable", str(e))
         if isinstance(e.__cause__, OpaUnavailable):
             return error_response(503, "policy_unavailable", str(e))
         return error_response(400, "invalid", str(e))

@@ -38,7 +38,7 @@ class Snapshot:
     alerts: tuple[tuple[str, str, str, int], ...] = ()  # (rule, severity, state, count)
     deliveries: tuple[tuple[str, str, int], ...] = ()  # (kind, outcome, attempts)
     sinks: tuple[tuple[str, int, int, float], ...] = ()  # (sink, changes, removals, age_s)
-    drift_repairs: int = 0
+    drift_repairs: tuple[tuple[str, int], ...] = ()  # (sink, repairs)
 
 
 class _State(Collector):
@@ -107,12 +107,15 @@ class _State(Collector):
         yield lag
         yield removals
         yield age
-        yield CounterMetricFamily(
+        repairs = CounterMetricFamily(
             "datavisa_grant_sink_drift_repairs",
             "Times reconciliation found a sink's grants differing from the store and put "
             "them right.",
-            now.drift_repairs,
+            labels=["sink"],
         )
+        for sink, count in now.drift_repairs:
+            repairs.add_metric([sink], count)
+        yield repairs
 
 
 class Metrics:

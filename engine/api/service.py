@@ -8,7 +8,6 @@ Access checks that arrive together are decided together (`checks`).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,10 +64,7 @@ class Service:
                     f"{lag.removals} ended grant(s) not yet removed from {lag.sink} "
                     f"(the oldest {age:.0f}s ago); retrying"
                 )
-        try:
-            self.engine.store.db.execute("SELECT 1").fetchone()
-        except sqlite3.Error as e:
-            problems.append(f"the database cannot be read: {e}")
+        problems += self.engine.store.problems()
         return problems
 
     def snapshot(self) -> Snapshot:
@@ -83,7 +79,7 @@ class Service:
                 (lag.sink, lag.changes, lag.removals, now - lag.oldest_at if lag.oldest_at else 0.0)
                 for lag in self.engine.grants.lag()
             ),
-            drift_repairs=self.engine.grants.drift_repairs,
+            drift_repairs=tuple(sorted(self.engine.grants.drift_repairs.items())),
             deliveries=tuple(delivery_counts(self.engine.store)),
         )
 

@@ -181,7 +181,7 @@ class DecisionLog:
         ids, in order. Each is `_engine_event`'s arguments; without a mask (OPA gave no
         answer) its input is not stored at all."""
         events = [_engine_event(**one) for one in asked]
-        with self.store.transaction():
+        with self.store.transaction(durable=False):
             head = self._head()
             for one, event in zip(asked, events, strict=True):
                 head = self._append(event, "engine", one["caller"], head)
@@ -191,7 +191,7 @@ class DecisionLog:
     def ingest(self, events: list[dict[str, Any]]) -> tuple[int, int]:
         """Store OPA decision-log events; returns (stored, already known)."""
         stored = 0
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=False) as db:
             head = self._head()
             for event in events:
                 if not isinstance(event, dict) or not isinstance(event.get("decision_id"), str):

@@ -43,3 +43,8 @@ class NotYetEnforced(DataVisaError):
             f"{record.id} is {record.state} in the store, but not yet in force at "
             f"{', '.join(pending)}: the engine retries until it is (see /health)"
         )
+
+
+class StorageUnavailable(DataVisaError):
+    """The database cannot take or keep a write now (disk full, file gone, read-only):
+    nothing was changed (HTTP 503); it works again when the storage does."""

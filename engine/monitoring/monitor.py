@@ -132,7 +132,7 @@ class Alerts:
 
     def ack(self, alert_id: int, by: str, now: float | None = None) -> Alert:
         """Mark an open alert as seen by `by`; an acknowledged one stays as it was."""
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=False) as db:
             alert = self.get(alert_id)
             if alert.state == "open":
                 db.execute(
@@ -180,7 +180,7 @@ class Monitor:
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._lookback: tuple[float, dict[str, Any]] | None = None
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=False) as db:
             if self.store.cursor(CURSOR) is None:
                 # Monitoring starts now: what was logged before it is history, not news.
                 head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()
@@ -252,7 +252,7 @@ class Monitor:
                     asked.append({"event": event, "history": self.history(seq, event, known)})
                 known.note(subject, event)
             found = self.evaluate_many(asked)
-            with self.store.transaction():
+            with self.store.transaction(durable=False):
                 new = [
                     alert
                     for (seq, event), alerts in zip(judged, found, strict=True)
@@ -281,7 +281,7 @@ class Monitor:
         if not reviews:
             return []
         [found] = self.evaluate_many([{"history": {"breakglass_reviews": reviews}}])
-        with self.store.transaction():
+        with self.store.transaction(durable=False):
             new = self.alerts.add(found, self.clock(), None, None)
         self._announce(new)
         return new
@@ -292,7 +292,7 @@ class Monitor:
         if not removals:
             return []
         [found] = self.evaluate_many([{"history": {"unapplied_removals": removals}}])
-        with self.store.transaction():
+        with self.store.transaction(durable=False):
             new = self.alerts.add(found, self.clock(), None, None)
         self._announce(new)
         return new

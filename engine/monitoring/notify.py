@@ -100,7 +100,7 @@ class Notifier:
                 pk="id",
             )  # fmt: skip
             db["deliveries"].create_index(["kind", "ref"])
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=False) as db:
             if self.store.cursor(CURSOR) is None:
                 # Requests made before notifications were set up are not announced now.
                 head = db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()
@@ -151,7 +151,7 @@ class Notifier:
             req = self.store.get(request_id)
             if req is not None and req.approvals_required and effective_state(req, now) == PENDING:
                 sent += self.request_pending(req)
-            with self.store.transaction():
+            with self.store.transaction(durable=False):
                 self.store.set_cursor(CURSOR, seq)
         return sent
 
@@ -211,7 +211,7 @@ class Notifier:
         error: str | None,
         outcome: str,
     ) -> None:
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=False) as db:
             db["deliveries"].insert(
                 {
                     "kind": kind, "ref": ref, "webhook": hook.name, "attempt": attempt,

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..model.errors import StorageUnavailable
 from ..model.records import Approval, GrantChange, Request
 
 BUSY_TIMEOUT_S = 10.0
@@ -30,18 +31,47 @@ def _columns(record: type) -> dict[str, type]:
     return out
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+# SQLite's words for storage that cannot take a write (SQLITE_FULL, _IOERR, _READONLY,
+# _CANTOPEN); other operational errors (a syntax error, a lock timeout) are not this.
+_FAULTS = ("full", "disk i/o", "readonly", "read-only", "unable to open", "no such table")
+
+
+def _is_storage_fault(e: sqlite3.Error) -> bool:
+    return any(word in str(e).lower() for word in _FAULTS)
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    return str(e)
+
+
 class Store:
     """One SQLite file; each thread gets a connection of its own, so threads may share it."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._open: list[sqlite_utils.Database] = []
         self._lock = threading.Lock()
         self._writer = threading.RLock()
-        self.db.enable_wal()
-        self._create_schema()
+        # Why the last write failed (None once one succeeds): for /health.
+        self.write_error: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db.enable_wal()
+            self._create_schema()
+        except (OSError, sqlite3.Error) as e:
+            raise StorageUnavailable(f"cannot open the database {self.path}: {_why(e)}") from e
+        self._identity = _identity(self.path)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -52,10 +82,8 @@ class Store:
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            # Per connection: in WAL mode a NORMAL commit survives the process being killed
-            # (the decision log's promise) without an fsync each; a power cut may lose the
-            # last few.
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.synchronous = "FULL"
             db = self._local.db = sqlite_utils.Database(conn)
             with self._lock:
                 self._open.append(db)
@@ -93,27 +121,71 @@ class Store:
                 pk=("request_id", "approver", "verdict"),
                 foreign_keys=[("request_id", "requests", "id")],
             )
+        if "idempotency" not in db.table_names():
+            # Answers to state-changing calls made with an Idempotency-Key, for retries.
+            db["idempotency"].create(
+                {"key": str, "request_hash": str, "status": int, "body": bytes, "at": float},
+                pk="key",
+                not_null={"request_hash", "status", "body", "at"},
+            )
+            db["idempotency"].create_index(["at"])
         if "cursors" not in db.table_names():
             # How far a reader of an append-only table (the monitor, the notifier) has got.
             db["cursors"].create({"name": str, "seq": int}, pk="name")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
+    def transaction(self, durable: bool = True) -> Iterator[sqlite_utils.Database]:
         """One immediate transaction: taken the write lock at once, all or nothing.
+
+        A durable commit (synchronous=FULL: the WAL is synced before COMMIT returns) survives
+        a power cut; every state change is one. `durable=False` (NORMAL) survives the process
+        being killed, not a power cut, and saves an fsync: for records written on every
+        access check (the decision log) and for readers' cursors. The WAL is one sequential
+        file, so the next durable commit makes every commit before it durable too.
 
         Threads of this process queue on a Python lock first: SQLite's own busy wait sleeps
         in steps of up to 100 ms, which under concurrent decisions became the tail latency.
         Other processes still meet SQLite's lock and its busy timeout.
         """
+        self.check_file()
         conn = self.db.conn
+        synchronous = "FULL" if durable else "NORMAL"
+        if self._local.synchronous != synchronous:  # per connection, outside a transaction
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            self._local.synchronous = synchronous
         with self._writer:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.db
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if not _is_storage_fault(e):
+                    raise
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self.write_error = _why(e)
+                raise StorageUnavailable(f"the database cannot take writes: {_why(e)}") from e
+        self.write_error = None
+
+    def check_file(self) -> None:
+        """Raise StorageUnavailable when the database file is gone or another file stands
+        in its place: a write would land in a file nobody reads again."""
+        if _identity(self.path) != self._identity:
+            self.write_error = "the database file was deleted or replaced under the server"
+            raise StorageUnavailable(self.write_error)
+
+    def problems(self) -> list[str]:
+        """Why the store cannot keep a write now; empty when it can."""
+        try:
+            self.check_file()
+            self.db.execute("SELECT 1").fetchone()
+        except (StorageUnavailable, sqlite3.Error) as e:
+            return [f"the database cannot be used: {e}"]
+        return [f"the last write failed: {self.write_error}"] if self.write_error else []
 
     def get(self, request_id: str) -> Request | None:
         rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
@@ -152,6 +224,25 @@ class Store:
     def grant_changes_head(self) -> int:
         """The newest outbox row's seq, 0 when there is none."""
         return self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
+
+    def answered(self, key: str) -> tuple[str, int, bytes] | None:
+        """The (request hash, status, body) once answered under an idempotency key."""
+        row = self.db.execute(
+            "SELECT request_hash, status, body FROM idempotency WHERE key = ?", [key]
+        ).fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+    def remember_answer(
+        self, key: str, request_hash: str, status: int, body: bytes, at: float, keep_s: float
+    ) -> None:
+        """Keep an answer under its idempotency key; forget those older than `keep_s`."""
+        with self.transaction(durable=False) as db:
+            db.execute("DELETE FROM idempotency WHERE at < ?", [at - keep_s])
+            db.execute(
+                "INSERT OR IGNORE INTO idempotency (key, request_hash, status, body, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [key, request_hash, status, body, at],
+            )
 
     def cursor(self, name: str) -> int | None:
         """How far the reader `name` has got, or None before it first started."""

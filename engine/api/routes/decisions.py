@@ -13,6 +13,7 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from ...model.decision import Check
+from ...model.errors import StorageUnavailable
 from ...store.sqlite import Store
 from ..deps import V1, Actor, Served
 from ..errors import ApiError
@@ -54,7 +55,10 @@ async def fast_check(service: Service, body: AccessCheck, actor: Principal) -> A
     that is to be refused to the route, which says why."""
     if not _may_ask(body, actor):
         return None
-    return await _answer(service, body, actor)
+    try:
+        return await _answer(service, body, actor)
+    except StorageUnavailable:  # not recorded, so not answered: the route says why
+        return None
 
 
 async def answer_check(service: Service, body: AccessCheck, actor: Principal) -> JSONResponse:

@@ -1,0 +1,145 @@
+"""Safe retries: a state-changing POST sent with an `Idempotency-Key` is answered once.
+
+A client that lost the answer to an approve and sends it again with the same key gets the
+original answer (status and body, marked `Idempotent-Replayed: true`), not a 409 because
+the request is already approved. Keys are scoped to the caller's credential and the path,
+kept for `keep_s` (24 h); the same key with another body is refused (422), and one whose
+first call is still running is refused (409). Only answers below 500 are kept, so a call
+that failed on the server may be retried as new.
+
+Access checks and decision-log uploads are not state changes a client retries this way
+(an upload is already deduplicated by decision id), so they pass through untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..store.sqlite import Store
+from .errors import error_response
+
+HEADER = b"idempotency-key"
+KEEP_S = 24 * 3600.0
+MAX_KEY = 255
+EXEMPT = frozenset({"/v1/access/check", "/v1/logs"})
+
+
+class Idempotency:
+    def __init__(self, app: ASGIApp, store: Store, keep_s: float = KEEP_S) -> None:
+        self.app, self.store, self.keep_s = app, store, keep_s
+        self._running: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = self._key(scope)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not (0 < len(key) <= MAX_KEY and all(32 < c < 127 for c in key)):
+            response = error_response(
+                400, "invalid_input", f"Idempotency-Key must be 1 to {MAX_KEY} printable "
+                "ASCII characters without spaces", field="Idempotency-Key",
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        scoped = _scoped(scope, key)
+        request_hash = hashlib.sha256(body).hexdigest()
+        answered = await run_in_threadpool(self.store.answered, scoped)
+        if answered is not None:
+            await self._replay(answered, request_hash, scope, receive, send)
+            return
+        if scoped in self._running:
+            response = error_response(
+                409, "conflict", "a request with this Idempotency-Key is still being answered; "
+                "retry it shortly", field="Idempotency-Key",
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        self._running.add(scoped)
+        try:
+            await self._answer(scoped, request_hash, body, scope, receive, send)
+        finally:
+            self._running.discard(scoped)
+
+    @staticmethod
+    def _key(scope: Scope) -> bytes | None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        path = scope["path"]
+        if not path.startswith("/v1/") or path in EXEMPT:
+            return None
+        return next((value for name, value in scope["headers"] if name == HEADER), None)
+
+    async def _replay(
+        self,
+        answered: tuple[str, int, bytes],
+        request_hash: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        stored_hash, status, stored_body = answered
+        if stored_hash != request_hash:
+            response = error_response(
+                422, "idempotency_key_reused", "this Idempotency-Key was used for a request "
+                "with another body; use a new key for a new request", field="Idempotency-Key",
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(stored_body)).encode()),
+            (b"idempotent-replayed", b"true"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": stored_body})
+
+    async def _answer(
+        self,
+        scoped: str,
+        request_hash: str,
+        body: bytes,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        status, chunks, replayed = 500, [], False
+
+        async def replay() -> Message:  # the body, read already, handed to the app once
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, replay, capture)
+        if status < 500:
+            await run_in_threadpool(
+                self.store.remember_answer,
+                scoped, request_hash, status, b"".join(chunks), time.time(), self.keep_s,
+            )  # fmt: skip
+
+
+def _scoped(scope: Scope, key: bytes) -> str:
+    """The key as stored: bound to the caller's credential and the path."""
+    credential = next((v for n, v in scope["headers"] if n == b"authorization"), b"")
+    parts = (hashlib.sha256(credential).hexdigest(), scope["path"], key.decode("ascii"))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()

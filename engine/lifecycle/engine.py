@@ -320,11 +320,14 @@ class Engine:
         self._push_if_live(req)
         return req
 
-    def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
-        """End a grant early. When this returns, OPA already denies it."""
-        decision = self._permit(
-            actor, "revoke", self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
-        )
+    def revoke(
+        self, request_id: str, actor: str, reason: str = "", actor_role: str | None = None
+    ) -> Request:
+        """End a grant early. When this returns, OPA already denies it. `actor_role` is
+        the role of the API token the actor called with, for the lifecycle policy (an
+        admin token may revoke anyone's grant); None when the call is not an API call."""
+        req = self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
+        decision = self._permit(actor, "revoke", req, actor_role)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
@@ -535,11 +538,13 @@ class Engine:
             raise Conflict(f"cannot {verb} {req.id}: it is {state}, not {wanted}")
         return req
 
-    def _permit(self, actor: str, action: str, req: Request) -> Decision:
-        decision = self._decide(
-            LIFECYCLE,
-            {"actor": actor, "action": action, "request": _request_input(req)},
-        )
+    def _permit(
+        self, actor: str, action: str, req: Request, actor_role: str | None = None
+    ) -> Decision:
+        asked = {"actor": actor, "action": action, "request": _request_input(req)}
+        if actor_role is not None:
+            asked["actor_role"] = actor_role
+        decision = self._decide(LIFECYCLE, asked)
         if not decision.allow:
             raise Denied(f"{action} refused", decision)
         return decision

@@ -51,12 +51,12 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     app.state.service = service
     install_error_handlers(app)
     for module in ROUTERS:
+        for route in module.router.routes:
+            # A /v1 route that names no operation would serve every token: refuse to start.
+            public = not isinstance(route, APIRoute) or not route.path.startswith("/v1/")
+            if not public and operation_of(route) is None:
+                raise RuntimeError(f"{route.path} declares no API operation (deps.Allowed)")
         app.include_router(module.router)
-    for route in app.routes:
-        # A /v1 route that names no operation would serve every token: refuse to start.
-        public = not isinstance(route, APIRoute) or not route.path.startswith("/v1/")
-        if not public and operation_of(route) is None:
-            raise RuntimeError(f"{route.path} declares no API operation (deps.Allowed)")
     # Middleware added last runs first: the body limit, then the access check's fast lane.
     app.add_middleware(
         FastLane,

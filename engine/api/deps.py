@@ -56,7 +56,9 @@ def authorize(service: Service, principal: Principal, operation: str) -> None:
             f"the API permissions are not loaded from OPA yet, so {operation} is refused",
         )
     if not allowed:
-        raise ApiError(403, "forbidden", f"a {principal.role} token may not call {operation}")
+        raise ApiError(
+            403, "forbidden", f"a token with role {principal.role} may not call {operation}"
+        )
 
 
 class Authorize:

@@ -50,6 +50,7 @@ def token() -> None:
     Example:
       datavisa token issue alice
       datavisa token issue db-proxy --role service
+      datavisa token issue erin --role admin
     """
 
 
@@ -60,7 +61,10 @@ def token() -> None:
     type=click.Choice(ROLES),
     default=USER,
     show_default=True,
-    help="service: may also ask access checks about other subjects (for PEPs).",
+    help="user: acts on its own requests and grants; service: asks access checks about "
+    "any subject and uploads decision logs (for PEPs); auditor: reads requests, the audit "
+    "trail, the decision log and alerts, and changes nothing; admin: runs sweeps, revokes "
+    "anyone's grant, acknowledges alerts.",
 )
 @as_option
 @db_option

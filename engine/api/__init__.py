@@ -3,7 +3,8 @@
 Holds the FastAPI app (`app`) and its routes by resource (`routes/`), what they depend
 on (`deps`), the wire shapes (`schemas` for pydantic bodies and answers, `wire` for
 records to JSON and back), errors (`errors`), the access check's fast lane (`fastlane`),
-bearer tokens (`tokens`), Prometheus metrics (`metrics`), the running service
+bearer tokens (`tokens`), which operations each token role may call (`permissions`, the
+table `rego/datavisa/api` decides), Prometheus metrics (`metrics`), the running service
 (`service`) and `datavisa serve` itself (`serve`, configured by `config`), the remote
 client the CLI uses against a server (`remote`), and the dashboard's files
 (`dashboard/`).

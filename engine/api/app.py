@@ -2,7 +2,9 @@
 
 Requesters' and approvers' tools drive the lifecycle under /v1/requests and /v1/grants;
 services ask POST /v1/access/check. Every /v1 call needs a bearer token, and the acting
-subject is always the token's, never a body field. Errors are JSON:
+subject is always the token's, never a body field, and the token's role says which
+operations it may call at all (the role model is policy: rego/datavisa/api; a refusal is
+403 `forbidden`). Errors are JSON:
 `{"error": {"code", "message", "field"?, "reasons"?}}`; bad input is a 4xx naming the
 field and stores nothing. /health, /metrics and /openapi.json need no token.
 
@@ -15,9 +17,11 @@ the live dashboard served at / refreshes on it.
 from functools import partial
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from .. import __version__
 from .config import DEFAULT_MAX_BODY_BYTES
+from .deps import operation_of
 from .errors import BodyLimit, install_error_handlers
 from .fastlane import FastLane
 from .idempotency import Idempotency
@@ -48,6 +52,11 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     app.state.service = service
     install_error_handlers(app)
     for module in ROUTERS:
+        for route in module.router.routes:
+            # A /v1 route that names no operation would serve every token: refuse to start.
+            public = not isinstance(route, APIRoute) or not route.path.startswith("/v1/")
+            if not public and operation_of(route) is None:
+                raise RuntimeError(f"{route.path} declares no API operation (deps.Allowed)")
         app.include_router(module.router)
     # Middleware added last runs first: the body limit, retries by Idempotency-Key, then
     # the access check's fast lane.

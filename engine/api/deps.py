@@ -1,13 +1,19 @@
-"""What every route depends on: the running service and the caller's verified token.
+"""What every route depends on: the running service and the caller's verified, authorized
+token.
 
-The app holds its `Service` in `app.state.service`; `Served` hands it to a route and
-`Actor` authenticates the bearer token (401 when missing, unknown or revoked). `V1` is
+The app holds its `Service` in `app.state.service`; `Served` hands it to a route.
+`authenticate` verifies the bearer token (401 when missing, unknown or revoked), and
+`Allowed(operation)`, which every /v1 route declares for its caller, lets it through only
+when the token's role may call that operation (403 `forbidden` otherwise): the role model
+is policy (rego/datavisa/api), read from the table the service loaded from OPA. `V1` is
 what every /v1 route declares about its error answers.
 """
 
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .errors import ApiError
@@ -39,4 +45,49 @@ async def authenticate(
     return principal
 
 
-Actor = Annotated[Principal, Depends(authenticate)]
+def authorize(service: Service, principal: Principal, operation: str) -> None:
+    """Refuse the call unless the principal's role may call `operation`; fail closed
+    while the service has no role table from OPA."""
+    allowed = service.permissions.allows(principal.role, operation)
+    if allowed is None:
+        raise ApiError(
+            503,
+            "policy_unavailable",
+            f"the API permissions are not loaded from OPA yet, so {operation} is refused",
+        )
+    if not allowed:
+        raise ApiError(
+            403, "forbidden", f"a token with role {principal.role} may not call {operation}"
+        )
+
+
+class Authorize:
+    """The dependency behind `Allowed(operation)`: the caller, authenticated and
+    authorized for `operation`."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+
+    async def __call__(
+        self, service: Served, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
+        authorize(service, principal, self.operation)
+        return principal
+
+
+def Allowed(operation: str) -> Any:
+    """`actor: Annotated[Principal, Allowed("requests.create")]`: the caller of a route
+    that is the API operation `operation`."""
+    return Depends(Authorize(operation))
+
+
+def operation_of(route: APIRoute) -> str | None:
+    """The API operation a route declares with `Allowed`, or None (a route without a
+    token: /health, /metrics, the dashboard's files)."""
+
+    def find(dependant: Dependant) -> str | None:
+        if isinstance(dependant.call, Authorize):
+            return dependant.call.operation
+        return next((op for dep in dependant.dependencies if (op := find(dep)) is not None), None)
+
+    return find(route.dependant)

@@ -113,7 +113,9 @@ class Idempotency:
         receive: Receive,
         send: Send,
     ) -> None:
-        status, chunks, replayed = 500, [], False
+        start: Message | None = None
+        chunks: list[bytes] = []
+        replayed = False
 
         async def replay() -> Message:  # the body, read already, handed to the app once
             nonlocal replayed
@@ -122,20 +124,24 @@ class Idempotency:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def capture(message: Message) -> None:
-            nonlocal status
+        async def hold(message: Message) -> None:  # kept until the answer is remembered
+            nonlocal start
             if message["type"] == "http.response.start":
-                status = message["status"]
+                start = message
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
 
-        await self.app(scope, replay, capture)
-        if status < 500:
+        await self.app(scope, replay, hold)
+        assert start is not None, "the app gave no answer"
+        answer = b"".join(chunks)
+        if start["status"] < 500:
+            # Remembered before it is sent: a retry that races the answer finds it.
             await run_in_threadpool(
                 self.store.remember_answer,
-                scoped, request_hash, status, b"".join(chunks), time.time(), self.keep_s,
+                scoped, request_hash, start["status"], answer, time.time(), self.keep_s,
             )  # fmt: skip
+        await send(start)
+        await send({"type": "http.response.body", "body": answer})
 
 
 def _scoped(scope: Scope, key: bytes) -> str:

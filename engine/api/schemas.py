@@ -235,12 +235,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in [
         (400, "Bad input the engine refused, or malformed JSON"),
         (401, "No bearer token, or an unknown or revoked one"),
-        (403, "Policy denied (reasons say why), or the token may not do this"),
+        (403, "Policy denied (reasons say why), or the token's role may not call this"),
         (404, "No record with that id"),
         (409, "The record's state does not allow this"),
         (413, "The body is larger than the server accepts"),
         (415, "The body is not sent as application/json"),
         (422, "A field has the wrong type or value; `field` names it"),
+        (503, "OPA cannot answer, or the API permissions are not loaded from it yet"),
     ]
 }
 ERRORS[202] = {

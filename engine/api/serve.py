@@ -1,8 +1,9 @@
 """`datavisa serve` as a running thing: the engine, its OPA, the token store, the API.
 
 `running(config)` brings them up and takes them down again, OPA last of all: with them
-the monitor, which judges each decision against the alert rules as it is recorded, and
-the notifier, which sends alerts and new requests to the configured webhooks. `serve`
+the API's role table, loaded from OPA whenever the supervisor resyncs it; the monitor,
+which judges each decision against the alert rules as it is recorded; and the notifier,
+which sends alerts and new requests to the configured webhooks. `serve`
 runs the HTTP API (and the dashboard at /) on top until SIGTERM or SIGINT, a sweeper that
 writes down the expiries and lapses time has decided, and a check for overdue reviews.
 """
@@ -39,6 +40,7 @@ from ..policy.supervisor import OpaSupervisor
 from ..store.sqlite import Store
 from .app import create_app
 from .config import ServeConfig
+from .permissions import Permissions
 from .service import Service
 from .tokens import SERVICE, TokenStore
 
@@ -93,7 +95,15 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         if bundle_path is not None and base_url:
             upload, token_id = _self_upload(tokens, base_url)
             stack.callback(tokens.revoke, token_id)
-        supervisor = OpaSupervisor(client, engine.grants.sync, bundle=bundle_path, upload=upload)
+        permissions = Permissions()
+
+        def resync() -> None:
+            # Whenever OPA answers again: the role table first (cheap; nothing is served
+            # without it), then every live grant.
+            permissions.load(client)
+            engine.grants.sync()
+
+        supervisor = OpaSupervisor(client, resync, bundle=bundle_path, upload=upload)
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)
         supervisor.start()
@@ -108,7 +118,9 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             notifier.start()
         stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
         monitor.start()
-        service = Service(engine, tokens, supervisor, monitor=monitor, notifier=notifier)
+        service = Service(
+            engine, tokens, supervisor, monitor=monitor, notifier=notifier, permissions=permissions
+        )
         stack.callback(service.close)
         yield service
 

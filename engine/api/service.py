@@ -3,11 +3,13 @@
 `Service` holds the running parts together and answers for them as a whole: whether
 they can decide correctly now (`problems`, behind /health), what Prometheus sees
 (`snapshot`), and where the records' heads are (`heads`, behind the dashboard's stream).
-Access checks that arrive together are decided together (`checks`).
+Access checks that arrive together are decided together (`checks`). Which API operations
+each token role may call is the table in `permissions`, loaded from OPA at start.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,10 +20,13 @@ from ..model.decision import Check, Decision
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
-from ..policy.opa import OpaClient
+from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
 from .metrics import Metrics, Snapshot
+from .permissions import Permissions
 from .tokens import TokenStore
+
+log = logging.getLogger("datavisa.service")
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Service:
     supervisor: OpaSupervisor | None = None
     monitor: Monitor | None = None
     notifier: Notifier | None = None
+    # The role by operation table (rego/datavisa/api); loaded here unless already loaded.
+    permissions: Permissions = field(default_factory=Permissions)
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -45,6 +52,11 @@ class Service:
         self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
         self._probe = OpaClient(self.engine.opa.url, timeout=PROBE_TIMEOUT_S)
         self.checks = Coalescer(self.engine.check_many, "checks")
+        if not self.permissions.loaded:
+            try:
+                self.permissions.load(self.engine.opa)
+            except OpaUnavailable as e:
+                log.warning("every API call is refused until OPA answers: %s", e)
 
     def opa_ready(self) -> bool:
         self._probe.url = self.engine.opa.url
@@ -53,6 +65,8 @@ class Service:
     def problems(self) -> list[str]:
         """Why the service cannot answer decisions correctly now; empty when it can."""
         problems = []
+        if not self.permissions.loaded:
+            problems.append("the API permissions are not loaded from OPA: every call is refused")
         if not self.opa_ready():
             problems.append(f"OPA at {self.engine.opa.url} is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:

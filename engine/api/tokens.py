@@ -2,7 +2,8 @@
 
 A token reads `dvt_<id>_<secret>`: the id finds its row, the secret (32 random bytes)
 is what proves it. The store holds the SHA-256 of the whole token, never the token, and
-compares hashes in constant time. The acting subject of every API call is the token's.
+compares hashes in constant time. The acting subject of every API call is the token's;
+its role says which API operations it may call at all (rego/datavisa/api decides).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from ..model.errors import DataVisaError, NotFound
 from ..model.records import SYSTEM
 from ..store.sqlite import BUSY_TIMEOUT_S
 
-USER, SERVICE, AUDITOR = "user", "service", "auditor"
-ROLES = (USER, SERVICE, AUDITOR)  # auditors read the decision log; services also check others
+USER, SERVICE, AUDITOR, ADMIN = "user", "service", "auditor", "admin"
+# user: its own lifecycle; service: access checks about anyone, decision-log uploads;
+# auditor: reads everything, changes nothing; admin: sweeps, forced revokes, alerts.
+ROLES = (USER, SERVICE, AUDITOR, ADMIN)
 PREFIX = "dvt_"
 _ID_BYTES = 6
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{2 * _ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")
@@ -48,10 +51,6 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return self.role == SERVICE
-
-    @property
-    def reads_decision_log(self) -> bool:
-        return self.role in (SERVICE, AUDITOR)
 
 
 @dataclass(frozen=True)

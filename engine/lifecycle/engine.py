@@ -323,15 +323,19 @@ class Engine:
         self._in_force(req)
         return req
 
-    def revoke(self, request_id: str, actor: str, reason: str = "") -> Request:
+    def revoke(
+        self, request_id: str, actor: str, reason: str = "", actor_role: str | None = None
+    ) -> Request:
         """End a grant early. When this returns, every sink already denies it; when one
         does not yet, NotYetEnforced says so (the revoke is recorded and applied later).
 
+        `actor_role` is the role of the API token the actor called with, for the lifecycle
+        policy (an admin token may revoke anyone's grant); None when not an API call.
         Reducing access never waits for OPA: when it cannot be asked, an actor that policy
         named when the grant became live (`offline_enders`) may still revoke it.
         """
         req = self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
-        decision, offline = self._permit_ending(actor, "revoke", req)
+        decision, offline = self._permit_ending(actor, "revoke", req, actor_role)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
@@ -350,12 +354,15 @@ class Engine:
         self._in_force(req)
         return req
 
-    def _permit_ending(self, actor: str, action: str, req: Request) -> tuple[Decision, bool]:
+    def _permit_ending(
+        self, actor: str, action: str, req: Request, actor_role: str | None = None
+    ) -> tuple[Decision, bool]:
         """The lifecycle decision to end `req`, and whether it is taken offline: OPA could
         not be asked and policy had named `actor` for this when the grant became live."""
-        decision = self._decide(
-            LIFECYCLE, {"actor": actor, "action": action, "request": _request_input(req)}
-        )
+        asked = {"actor": actor, "action": action, "request": _request_input(req)}
+        if actor_role is not None:
+            asked["actor_role"] = actor_role
+        decision = self._decide(LIFECYCLE, asked)
         if decision.allow:
             return decision, False
         if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
@@ -595,11 +602,13 @@ class Engine:
             raise Conflict(f"cannot {verb} {req.id}: it is {state}, not {wanted}")
         return req
 
-    def _permit(self, actor: str, action: str, req: Request) -> Decision:
-        decision = self._decide(
-            LIFECYCLE,
-            {"actor": actor, "action": action, "request": _request_input(req)},
-        )
+    def _permit(
+        self, actor: str, action: str, req: Request, actor_role: str | None = None
+    ) -> Decision:
+        asked = {"actor": actor, "action": action, "request": _request_input(req)}
+        if actor_role is not None:
+            asked["actor_role"] = actor_role
+        decision = self._decide(LIFECYCLE, asked)
         if not decision.allow:
             raise Denied(f"{action} refused", decision)
         return decision

@@ -89,12 +89,14 @@ def test_revocation_is_immediate(api):
 
 
 @pytest.fixture
-def dead_opa_api(tmp_path):
-    """The service pointed at a loopback port nothing listens on."""
+def dead_opa_api(tmp_path, opa_url):
+    """The service after its OPA stopped answering: started against the session's OPA
+    (so it holds the API permissions), then pointed at a loopback port nothing listens on."""
     db = tmp_path / "datavisa.db"
     store, tokens = Store(db), TokenStore(db)
-    client = OpaClient(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    client = OpaClient(opa_url, timeout=1.0)
     svc = Service(Engine(store, client, revision="test"), tokens)
+    client.url = f"http://127.0.0.1:{free_port()}"
     token, _ = tokens.issue("alice")
     with uvicorn_thread(create_app(svc)) as url:
         yield Caller(url, token), Caller(url)

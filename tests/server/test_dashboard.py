@@ -93,7 +93,13 @@ def test_a_new_request_and_an_alert_appear_without_a_reload(monitored_api, brows
     assert page.evaluate("window.__sameDocument") is True
     page.screenshot(path=shots / "dashboard-laptop.png", full_page=True)
 
-    alert.get_by_role("button", name="Acknowledge").click()
+    alert.get_by_role("button", name="Acknowledge").click()  # an auditor changes nothing
+    expect(alert.get_by_role("button", name="Not allowed")).to_be_visible(timeout=WAIT_MS)
+    admin = monitored_api.as_("erin", "admin")  # acknowledges; the auditor's page follows
+    [open_alert] = admin.get("/v1/alerts", params={"rule": "no_grant_on_restricted"}).json()[
+        "alerts"
+    ]
+    assert admin.post(f"/v1/alerts/{open_alert['id']}/ack").ok
     expect(alert).to_have_count(0, timeout=WAIT_MS)  # acknowledged: no longer open
 
 
@@ -117,7 +123,8 @@ def test_a_user_token_sees_requests_but_not_alerts_and_a_bad_one_is_asked_again(
 ):
     token, _ = monitored_api.service.tokens.issue("alice")
     page = open_dashboard(browser, monitored_api.url, token, LAPTOP)
-    expect(page.locator("#alerts .items")).to_contain_text("Needs a service or auditor token.")
+    expect(page.locator("#alerts .items")).to_contain_text("Not for a user token.")
+    expect(page.locator("#decisions .items")).to_contain_text("Not for a user token.")
     page.get_by_role("button", name="Forget token").click()
     page.fill("#token", "dvt_000000000000_not-a-token")
     page.get_by_role("button", name="Show the dashboard").click()

@@ -146,7 +146,7 @@ function show(sel, outcome, items, emptyText) {
   const list = $(`${sel} .items`);
   const count = $(`${sel} .count`);
   if (outcome.status === "rejected") {
-    const why = outcome.reason.status === 403 ? "Needs a service or auditor token." : `Could not load (${outcome.reason.message}).`;
+    const why = outcome.reason.status === 403 ? `Not for a ${state.role} token.` : `Could not load (${outcome.reason.message}).`;
     list.replaceChildren(h("li", { class: "empty" }, why));
     if (count) count.textContent = "";
     return;

@@ -9,7 +9,7 @@ from ...model.errors import NotFound
 from ...model.records import Alert
 from ...monitoring.monitor import SEVERITIES
 from ...monitoring.monitor import STATES as ALERT_STATES
-from ..deps import V1, Actor, Served
+from ..deps import V1, Allowed, Served
 from ..errors import ApiError
 from ..schemas import AUDIT_PAGE_MAX, AlertId, AlertOut, AlertPage, Empty
 from ..tokens import SUBJECT_PATTERN, Principal
@@ -18,15 +18,10 @@ from ..wire import to_wire
 router = APIRouter()
 
 
-def alert_reader(actor: Principal) -> None:
-    if not actor.reads_decision_log:
-        raise ApiError(403, "forbidden", "alerts are for service and auditor tokens")
-
-
 @router.get("/v1/alerts", response_model=AlertPage, tags=["monitoring"], **V1)
 def list_alerts(
     service: Served,
-    actor: Actor,
+    actor: Annotated[Principal, Allowed("alerts.list")],
     rule: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
     severity: Annotated[Literal[SEVERITIES] | None, Query()] = None,  # type: ignore[valid-type]
     subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
@@ -37,9 +32,8 @@ def list_alerts(
     """Alerts the monitoring rules raised, oldest first, a page at a time.
 
     Each names its rule, severity and subject, and cites the decision ids it was raised
-    on (look them up at GET /v1/logs). Readable with a service or auditor token.
+    on (look them up at GET /v1/logs). Readable with an auditor or admin token.
     """
-    alert_reader(actor)
     found = service.alerts.query(
         rule=rule, severity=severity, subject=subject, state=state, after=after, limit=limit
     )
@@ -48,16 +42,22 @@ def list_alerts(
 
 
 @router.get("/v1/alerts/{alert_id}", response_model=AlertOut, tags=["monitoring"], **V1)
-def show_alert(service: Served, alert_id: AlertId, actor: Actor) -> Any:
+def show_alert(
+    service: Served, alert_id: AlertId, actor: Annotated[Principal, Allowed("alerts.read")]
+) -> Any:
     """One alert."""
-    alert_reader(actor)
     return to_wire(_alert(lambda: service.alerts.get(alert_id)))
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=AlertOut, tags=["monitoring"], **V1)
-def ack_alert(service: Served, alert_id: AlertId, actor: Actor, body: Empty | None = None) -> Any:
-    """Acknowledge an alert as the token's subject; acknowledging twice changes nothing."""
-    alert_reader(actor)
+def ack_alert(
+    service: Served,
+    alert_id: AlertId,
+    actor: Annotated[Principal, Allowed("alerts.ack")],
+    body: Empty | None = None,
+) -> Any:
+    """Acknowledge an alert as the token's subject (an admin token); acknowledging twice
+    changes nothing."""
     return to_wire(_alert(lambda: service.alerts.ack(alert_id, actor.subject)))
 
 

@@ -5,14 +5,16 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...model.durations import rfc3339
-from ..deps import Actor, Served
+from ..deps import Allowed, Served
 from ..errors import ApiError
+from ..tokens import Principal
 
 router = APIRouter()
 
@@ -33,7 +35,9 @@ EVENTS_MAX_S = 600.0  # then the stream ends and the client reconnects
 
 
 @router.get("/v1/events", include_in_schema=False)
-async def events(service: Served, request: Request, actor: Actor) -> StreamingResponse:
+async def events(
+    service: Served, request: Request, actor: Annotated[Principal, Allowed("events.read")]
+) -> StreamingResponse:
     """Server-sent events: `change` with the heads whenever the data moves."""
 
     async def stream() -> AsyncIterator[str]:

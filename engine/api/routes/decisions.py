@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ...model.decision import Check
 from ...model.errors import StorageUnavailable
 from ...store.sqlite import Store
-from ..deps import V1, Actor, Served
+from ..deps import V1, Allowed, Served
 from ..errors import ApiError
 from ..schemas import (
     AUDIT_PAGE_MAX,
@@ -31,6 +31,8 @@ from ..wire import audit_event_to_wire, decision_to_wire
 
 router = APIRouter()
 
+CHECK = "access.check"  # the check route's operation, authorized in the fast lane too
+
 
 @router.post(
     "/v1/access/check",
@@ -39,7 +41,9 @@ router = APIRouter()
     tags=["decisions"],
     **V1,
 )
-async def check(service: Served, body: AccessCheck, actor: Actor) -> Any:
+async def check(
+    service: Served, body: AccessCheck, actor: Annotated[Principal, Allowed(CHECK)]
+) -> Any:
     """May the subject do this action on this resource from this country, now?
 
     The answer is OPA's, exactly as `POST /v1/data/datavisa/access/decision` on OPA
@@ -53,7 +57,7 @@ async def check(service: Served, body: AccessCheck, actor: Actor) -> Any:
 async def fast_check(service: Service, body: AccessCheck, actor: Principal) -> Any:
     """The check route's work for the fast lane (api/fastlane.py); None leaves a call
     that is to be refused to the route, which says why."""
-    if not _may_ask(body, actor):
+    if not service.permissions.allows(actor.role, CHECK) or not _may_ask(body, actor):
         return None
     try:
         return await _answer(service, body, actor)
@@ -89,7 +93,7 @@ async def _answer(service: Service, body: AccessCheck, actor: Principal) -> JSON
 @router.get("/v1/audit", response_model=AuditPage, tags=["decisions"], **V1)
 def audit_events(
     service: Served,
-    actor: Actor,
+    actor: Annotated[Principal, Allowed("audit.read")],
     after: Annotated[int, Query(ge=0, le=2**62, description="Events after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
     request_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -107,7 +111,9 @@ def audit_events(
 
 
 @router.post("/v1/logs", status_code=204, tags=["decisions"], **V1)
-async def ingest_decision_logs(service: Served, request: Request, actor: Actor) -> Response:
+async def ingest_decision_logs(
+    service: Served, request: Request, actor: Annotated[Principal, Allowed("logs.upload")]
+) -> Response:
     """Take decision-log events uploaded by an OPA's decision-log plugin.
 
     The body is a JSON array of OPA decision events, gzip-compressed as OPA sends it
@@ -116,8 +122,6 @@ async def ingest_decision_logs(service: Served, request: Request, actor: Actor) 
     service token as its bearer credential. An event whose decision id is already in
     the log is skipped, so a retried upload lands once.
     """
-    if not actor.is_service:
-        raise ApiError(403, "forbidden", "only a service token may upload decision logs")
     events = _decision_events(await request.body(), request.headers)
     await run_in_threadpool(service.engine.log.ingest, events)
     return Response(status_code=204)
@@ -126,7 +130,7 @@ async def ingest_decision_logs(service: Served, request: Request, actor: Actor) 
 @router.get("/v1/logs", response_model=LogPage, tags=["decisions"], **V1)
 def decision_log(
     service: Served,
-    actor: Actor,
+    actor: Annotated[Principal, Allowed("logs.read")],
     subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
     resource: Annotated[str | None, Query(max_length=128)] = None,
     result: Annotated[Literal["allow", "deny"] | None, Query()] = None,
@@ -139,10 +143,8 @@ def decision_log(
 ) -> Any:
     """Recorded decisions, oldest first, a page at a time, in OPA's event format.
 
-    Readable with a service or auditor token.
+    Readable with an auditor token.
     """
-    if not actor.reads_decision_log:
-        raise ApiError(403, "forbidden", "the decision log is for service and auditor tokens")
     events = service.engine.log.query(
         subject=subject,
         resource=resource,

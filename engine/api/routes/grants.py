@@ -1,11 +1,11 @@
 """Grants: break-glass, activation, revocation, relinquishing, extension, review, and the
 sweep that writes down what time decided."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from ..deps import V1, Actor, Served
+from ..deps import V1, Allowed, Served
 from ..schemas import (
     BreakGlass,
     Empty,
@@ -16,13 +16,16 @@ from ..schemas import (
     SweepOut,
     WithReason,
 )
+from ..tokens import Principal
 from ..wire import to_wire
 
 router = APIRouter()
 
 
 @router.post("/v1/break-glass", status_code=201, response_model=RequestOut, tags=["grants"], **V1)
-def break_glass(service: Served, body: BreakGlass, actor: Actor) -> Any:
+def break_glass(
+    service: Served, body: BreakGlass, actor: Annotated[Principal, Allowed("grants.break_glass")]
+) -> Any:
     """Self-activate an emergency grant at once; a review is due afterwards."""
     return to_wire(
         service.engine.break_glass(
@@ -38,7 +41,10 @@ def break_glass(service: Served, body: BreakGlass, actor: Actor) -> Any:
 
 @router.post("/v1/grants/{request_id}/activate", response_model=RequestOut, tags=["grants"], **V1)
 def activate(
-    service: Served, request_id: RequestId, actor: Actor, body: Empty | None = None
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("grants.activate")],
+    body: Empty | None = None,
 ) -> Any:
     """Start an approved grant that was scheduled to start later."""
     return to_wire(service.engine.activate(request_id, actor.subject))
@@ -46,35 +52,59 @@ def activate(
 
 @router.post("/v1/grants/{request_id}/revoke", response_model=RequestOut, tags=["grants"], **V1)
 def revoke(
-    service: Served, request_id: RequestId, actor: Actor, body: WithReason | None = None
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("grants.revoke")],
+    body: WithReason | None = None,
 ) -> Any:
-    """End a grant now; when this answers, access checks already deny it."""
-    return to_wire(service.engine.revoke(request_id, actor.subject, (body or WithReason()).reason))
+    """End a grant now; when this answers, access checks already deny it.
+
+    The requester's approvers may revoke it, and an admin token anyone's (the lifecycle
+    policy decides, told the token's role).
+    """
+    return to_wire(
+        service.engine.revoke(
+            request_id, actor.subject, (body or WithReason()).reason, actor_role=actor.role
+        )
+    )
 
 
 @router.post("/v1/grants/{request_id}/relinquish", response_model=RequestOut, tags=["grants"], **V1)
 def relinquish(
-    service: Served, request_id: RequestId, actor: Actor, body: Empty | None = None
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("grants.relinquish")],
+    body: Empty | None = None,
 ) -> Any:
     """The requester gives a grant back early."""
     return to_wire(service.engine.relinquish(request_id, actor.subject))
 
 
 @router.post("/v1/grants/{request_id}/extend", response_model=RequestOut, tags=["grants"], **V1)
-def extend(service: Served, request_id: RequestId, body: Extend, actor: Actor) -> Any:
+def extend(
+    service: Served,
+    request_id: RequestId,
+    body: Extend,
+    actor: Annotated[Principal, Allowed("grants.extend")],
+) -> Any:
     """Ask for more time; answers the extension request (applied at once when policy
     needs no approval)."""
     return to_wire(service.engine.extend(request_id, actor.subject, body.duration, body.reason))
 
 
 @router.post("/v1/grants/{request_id}/review", response_model=RequestOut, tags=["grants"], **V1)
-def review(service: Served, request_id: RequestId, body: Review, actor: Actor) -> Any:
+def review(
+    service: Served,
+    request_id: RequestId,
+    body: Review,
+    actor: Annotated[Principal, Allowed("grants.review")],
+) -> Any:
     """Record the post-hoc review of a break-glass grant."""
     return to_wire(service.engine.review(request_id, actor.subject, body.outcome, body.notes))
 
 
 @router.post("/v1/sweep", response_model=SweepOut, tags=["grants"], **V1)
-def sweep(service: Served, actor: Actor) -> Any:
+def sweep(service: Served, actor: Annotated[Principal, Allowed("sweep.run")]) -> Any:
     """Write down the expiries and lapses time has decided (the server also does
     this on its own, every `sweep_every`)."""
     return {"counts": service.engine.sweep()}

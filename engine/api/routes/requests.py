@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from ...model.records import STATES
-from ..deps import V1, Actor, Served
+from ..deps import V1, Allowed, Served
 from ..schemas import (
     Approve,
     Empty,
@@ -16,13 +16,16 @@ from ..schemas import (
     RequestOut,
     WithReason,
 )
+from ..tokens import Principal
 from ..wire import to_wire
 
 router = APIRouter()
 
 
 @router.post("/v1/requests", status_code=201, response_model=RequestOut, tags=["requests"], **V1)
-def create_request(service: Served, body: NewRequest, actor: Actor) -> Any:
+def create_request(
+    service: Served, body: NewRequest, actor: Annotated[Principal, Allowed("requests.create")]
+) -> Any:
     """Ask for access; policy says how long, and who must approve."""
     start_at = body.start_at.timestamp() if body.start_at else None
     return to_wire(
@@ -42,7 +45,7 @@ def create_request(service: Served, body: NewRequest, actor: Actor) -> Any:
 @router.get("/v1/requests", response_model=RequestList, tags=["requests"], **V1)
 def list_requests(
     service: Served,
-    actor: Actor,
+    actor: Annotated[Principal, Allowed("requests.list")],
     state: Annotated[Literal[tuple(sorted(STATES))] | None, Query()] = None,  # type: ignore[valid-type]
     requester: Annotated[Name | None, Query()] = None,
     overdue: Annotated[bool, Query(description="Only break-glass overdue review")] = False,
@@ -53,13 +56,19 @@ def list_requests(
 
 
 @router.get("/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"], **V1)
-def show_request(service: Served, request_id: RequestId, actor: Actor) -> Any:
+def show_request(
+    service: Served, request_id: RequestId, actor: Annotated[Principal, Allowed("requests.read")]
+) -> Any:
     """One request or grant."""
     return to_wire(service.engine.get(request_id))
 
 
 @router.get("/v1/requests/{request_id}/approvals", tags=["requests"], **V1)
-def list_approvals(service: Served, request_id: RequestId, actor: Actor) -> dict[str, Any]:
+def list_approvals(
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("requests.approvals")],
+) -> dict[str, Any]:
     """The approvals and denials recorded on a request."""
     service.engine.get(request_id)
     return {"approvals": [to_wire(a) for a in service.engine.approvals(request_id)]}
@@ -69,7 +78,10 @@ def list_approvals(service: Served, request_id: RequestId, actor: Actor) -> dict
     "/v1/requests/{request_id}/approve", response_model=RequestOut, tags=["requests"], **V1
 )
 def approve(
-    service: Served, request_id: RequestId, actor: Actor, body: Approve | None = None
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("requests.approve")],
+    body: Approve | None = None,
 ) -> Any:
     """Approve as the token's subject; the grant activates when the quorum is met."""
     body = body or Approve()
@@ -78,13 +90,21 @@ def approve(
 
 @router.post("/v1/requests/{request_id}/deny", response_model=RequestOut, tags=["requests"], **V1)
 def deny(
-    service: Served, request_id: RequestId, actor: Actor, body: WithReason | None = None
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("requests.deny")],
+    body: WithReason | None = None,
 ) -> Any:
     """Deny a pending request; one deny ends it."""
     return to_wire(service.engine.deny(request_id, actor.subject, (body or WithReason()).reason))
 
 
 @router.post("/v1/requests/{request_id}/cancel", response_model=RequestOut, tags=["requests"], **V1)
-def cancel(service: Served, request_id: RequestId, actor: Actor, body: Empty | None = None) -> Any:
+def cancel(
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("requests.cancel")],
+    body: Empty | None = None,
+) -> Any:
     """The requester withdraws a request that is not active yet."""
     return to_wire(service.engine.cancel(request_id, actor.subject))

@@ -4,9 +4,12 @@
 #   Who may move a request or grant along its lifecycle: the requester cancels a pending
 #   request, activates an approved grant and relinquishes an active one; an eligible
 #   approver of the resource, or an admin, revokes a grant or denies a request; an
-#   eligible approver other than the requester reviews a break-glass grant.
+#   eligible approver other than the requester reviews a break-glass grant. A call made
+#   with an admin API token (input.actor_role, see datavisa.api) may force a revoke of
+#   anyone's grant; the token role grants nothing else here.
 #
-#   Input: {actor, action: cancel | activate | relinquish | revoke | deny | review,
+#   Input: {actor, actor_role?: the API token's role, when the call came through the API,
+#   action: cancel | activate | relinquish | revoke | deny | review,
 #   request: {id, requester, resource, kind}}
 #   Output: decision = {allow, reasons: [{code, message}]}
 package datavisa.lifecycle
@@ -50,11 +53,17 @@ deny contains {"code": "self_review", "message": "nobody may review their own br
 deny contains {"code": "actor_not_eligible", "message": msg} if {
 	input.action in _approver_actions
 	not _is_admin
+	not _forces_revoke
 	not _approves_resource
 	msg := sprintf("%s may not %s access to %s: not an approver of it, nor an admin", [input.actor, input.action, _request.resource])
 }
 
 _is_admin if "admin" in data.datavisa.subjects[input.actor].roles
+
+_forces_revoke if {
+	input.action == "revoke"
+	input.actor_role == "admin"
+}
 
 _approves_resource if {
 	some tier_rule in data.datavisa.tiers[_resource.tier].approvals

@@ -32,3 +32,18 @@ test_admin_may_revoke_anything if {
 		with data.datavisa.subjects.carol.roles as ["admin"]
 	d.allow
 }
+
+test_an_admin_token_forces_a_revoke_and_nothing_else if {
+	cases := [
+		{"actor_role": "admin", "action": "revoke", "codes": set()},
+		{"actor_role": "admin", "action": "deny", "codes": {"actor_not_eligible"}},
+		{"actor_role": "admin", "action": "review", "codes": {"actor_not_eligible"}},
+		{"actor_role": "admin", "action": "cancel", "codes": {"not_requester"}},
+		{"actor_role": "user", "action": "revoke", "codes": {"actor_not_eligible"}},
+		{"actor_role": "auditor", "action": "revoke", "codes": {"actor_not_eligible"}},
+	]
+	every c in cases {
+		d := lifecycle.decision with input as {"actor": "ops", "actor_role": c.actor_role, "action": c.action, "request": _request}
+		{r.code | some r in d.reasons} == c.codes
+	}
+}

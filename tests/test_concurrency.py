@@ -98,13 +98,20 @@ def test_processes_approving_at_once_activate_once(engine, db: Path, opa_url: st
         engine.relinquish(rid, "alice")
 
 
-def test_every_threads_connection_commits_without_an_fsync_each(engine):
-    seen: list[int] = []
-    thread = threading.Thread(
-        target=lambda: seen.append(engine.store.db.execute("PRAGMA synchronous").fetchone()[0])
-    )
+def test_state_changes_commit_durably_and_decision_records_without_an_fsync_each(engine):
+    """On every thread's connection: FULL (the WAL synced at commit) for a durable
+    transaction, NORMAL for one that only has to survive a kill."""
+
+    def modes() -> list[int]:
+        seen = []
+        for durable in (True, False, True):
+            with engine.store.transaction(durable=durable) as db:
+                seen.append(db.execute("PRAGMA synchronous").fetchone()[0])
+        return seen
+
+    in_thread: list[list[int]] = []
+    thread = threading.Thread(target=lambda: in_thread.append(modes()))
     thread.start()
     thread.join()
-    main = engine.store.db.execute("PRAGMA synchronous").fetchone()[0]
-    assert [main, *seen] == [1, 1]  # NORMAL, in this thread and in a new one
+    assert [modes(), *in_thread] == [[2, 1, 2], [2, 1, 2]]  # FULL, NORMAL, FULL
     assert engine.store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

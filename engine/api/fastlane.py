@@ -20,7 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .asgi import read_body, replay
 
 JSON_TYPES = (b"", b"application/json")
 
@@ -45,20 +47,16 @@ class FastLane:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.slow(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away
         principal, parsed = self._principal(scope), self._parse(scope, body)
         if principal is None or parsed is None:
-            await self.slow(scope, _replay(body, receive), send)
+            await self.slow(scope, replay(body, receive), send)
             return
         response = await self.handler(parsed, principal)
         if response is None:
-            await self.slow(scope, _replay(body, receive), send)
+            await self.slow(scope, replay(body, receive), send)
             return
         await response(scope, receive, send)
 
@@ -80,17 +78,3 @@ class FastLane:
             return self.model.model_validate(json.loads(body))
         except (ValueError, ValidationError):  # the FastAPI way says what is wrong
             return None
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body already read handed out again first."""
-    replayed = False
-
-    async def again() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return again

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.sqlite import Store
+from .asgi import read_body, replay
 from .errors import error_response
 
 HEADER = b"idempotency-key"
@@ -45,13 +46,9 @@ class Idempotency:
             )  # fmt: skip
             await response(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away
         scoped = _scoped(scope, key)
         request_hash = hashlib.sha256(body).hexdigest()
         answered = await run_in_threadpool(self.store.answered, scoped)
@@ -115,14 +112,6 @@ class Idempotency:
     ) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
-        replayed = False
-
-        async def replay() -> Message:  # the body, read already, handed to the app once
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
         async def hold(message: Message) -> None:  # kept until the answer is remembered
             nonlocal start
@@ -131,7 +120,7 @@ class Idempotency:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.app(scope, replay, hold)
+        await self.app(scope, replay(body, receive), hold)
         assert start is not None, "the app gave no answer"
         answer = b"".join(chunks)
         if start["status"] < 500:

@@ -43,11 +43,12 @@ class Service:
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
         self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
-        self._probe = OpaClient(self.engine.opa.url, timeout=PROBE_TIMEOUT_S)
+        opa = self.engine.opa
+        self._probe = OpaClient(opa.url, timeout=PROBE_TIMEOUT_S, token=opa.token)
         self.checks = Coalescer(self.engine.check_many, "checks")
 
     def opa_ready(self) -> bool:
-        self._probe.url = self.engine.opa.url
+        self._probe.follow(self.engine.opa)
         return self._probe.ready()
 
     def problems(self) -> list[str]:

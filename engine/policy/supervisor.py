@@ -24,6 +24,7 @@ log = logging.getLogger("datavisa.supervisor")
 PROBE_EVERY_S = 0.25
 PROBE_TIMEOUT_S = 0.5
 FAILURES_BEFORE_RESTART = 2  # one slow answer is not a dead OPA
+RESTART_GRACE_S = 1.0  # decisions deny until a new OPA answers: no long goodbyes
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
 
 
@@ -47,7 +48,7 @@ class OpaSupervisor:
         self.process: OpaProcess | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._probe = OpaClient(client.url, timeout=PROBE_TIMEOUT_S)
+        self._probe = OpaClient(client.url, timeout=PROBE_TIMEOUT_S, token=client.token)
 
     @property
     def embedded(self) -> bool:
@@ -85,7 +86,7 @@ class OpaSupervisor:
         # Held before it starts, so stop() reaches a process interrupted mid-start.
         self.process = OpaProcess(self.bundle, upload=self.upload)
         self.process.start()
-        self.client.url = self.process.url
+        self.client.point(self.process.url, self.process.token)
         log.info("OPA serving on %s", self.process.url)
 
     def _try_resync(self) -> None:
@@ -97,7 +98,7 @@ class OpaSupervisor:
         self.in_sync = True
 
     def _healthy(self) -> bool:
-        self._probe.url = self.client.url
+        self._probe.follow(self.client)
         return self._probe.ready()
 
     def _watch(self) -> None:
@@ -120,7 +121,8 @@ class OpaSupervisor:
 
     def _restart(self) -> bool:
         if self.process is not None:
-            self.process.stop()
+            # Not answering: a short grace to upload what it holds, if it can, then killed.
+            self.process.stop(grace_s=RESTART_GRACE_S)
             self.process = None
         try:
             self._start_process()

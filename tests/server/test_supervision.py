@@ -174,14 +174,14 @@ def test_a_signal_stops_serve_and_its_opa(served, sig):
     assert not _alive(opa)
 
 
-def test_an_existing_opa_is_used_and_left_running(tmp_path, opa_url):
-    with _serve(tmp_path, "--opa-url", opa_url) as served:
+def test_an_existing_opa_is_used_and_left_running(tmp_path, opa, opa_args):
+    with _serve(tmp_path, *opa_args) as served:
         assert served.opa_pids() == set()
         _grant(served)
         assert served.as_("alice").post("/v1/access/check", CHECK).json()["allow"] is True
         served.proc.terminate()
         assert served.proc.wait(timeout=30) == 0
-    assert requests.get(opa_url + "/health", timeout=5).status_code == 200
+    assert requests.get(opa.url + "/health", timeout=5).status_code == 200
 
 
 def test_a_taken_port_is_a_plain_error_and_starts_nothing(tmp_path):

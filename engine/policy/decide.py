@@ -7,6 +7,7 @@ document or a malformed answer is a deny with reason `policy_unavailable`, never
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from ..ledger.decision_log import DecisionLog
@@ -47,13 +48,15 @@ def decide_many(
     *,
     log: DecisionLog | None = None,
     revision: str = "",
+    due: float | None = None,
 ) -> list[Decision]:
     """`decide` for several (input, caller) pairs at once: one OPA query, one log commit.
 
     Several inputs go to the coalesced twin (`<name>_decisions`, input {batch: [...]}),
     which answers each exactly as the single twin would; a lone input is asked as itself.
+    With `due` (a time.monotonic() instant), OPA is waited for until then at most.
     """
-    answers = _ask_many(opa, path, [input for input, _ in asked])
+    answers = _ask_many(opa, path, [input for input, _ in asked], due)
     if log is None:
         return [decision for decision, _, _ in answers]
     ids = log.record_many(
@@ -80,7 +83,9 @@ def decide_many(
 Answered = tuple[Decision, Any, dict[str, Any] | None]  # decision, mask, custom log facts
 
 
-def _ask_many(opa: OpaClient | None, path: str, inputs: list[dict[str, Any]]) -> list[Answered]:
+def _ask_many(
+    opa: OpaClient | None, path: str, inputs: list[dict[str, Any]], due: float | None
+) -> list[Answered]:
     name = path.split("/")[1]
     if len(inputs) == 1:
         twin, doc = f"datavisa/logged/{name}_decision", inputs[0]
@@ -89,7 +94,10 @@ def _ask_many(opa: OpaClient | None, path: str, inputs: list[dict[str, Any]]) ->
     try:
         if opa is None:
             raise OpaUnavailable("no OPA configured")
-        answer = opa.query(twin, doc)
+        left = None if due is None else due - time.monotonic()
+        if left is not None and left <= 0:
+            raise OpaUnavailable(f"the OPA timeout ({opa.timeout:g}s) passed while it waited")
+        answer = opa.query(twin, doc, timeout=left)
     except OpaUnavailable as e:
         return [(_unavailable(str(e)), None, None)] * len(inputs)
     if len(inputs) == 1:

@@ -100,9 +100,10 @@ class OpaClient:
         if target != self._target:
             self.point(*target)
 
-    def query(self, path: str, input: dict[str, Any]) -> Answer:
-        """Evaluate the document at `path` (slash separated, under /v1/data) with `input`."""
-        body = self._call("POST", f"/v1/data/{path}", {"input": input})
+    def query(self, path: str, input: dict[str, Any], timeout: float | None = None) -> Answer:
+        """Evaluate the document at `path` (slash separated, under /v1/data) with `input`,
+        waiting `timeout` seconds at most (default: the client's)."""
+        body = self._call("POST", f"/v1/data/{path}", {"input": input}, timeout=timeout)
         if not isinstance(body, dict):
             raise OpaUnavailable(f"OPA at {self.url} answered {path} with {body!r}"[:300])
         if "result" not in body:
@@ -121,13 +122,21 @@ class OpaClient:
             return False
         return True
 
-    def _call(self, method: str, path: str, body: Any = None, what: str = "did not answer") -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        what: str = "did not answer",
+        timeout: float | None = None,
+    ) -> Any:
         """The JSON OPA answers (None when empty); OpaUnavailable for anything but 2xx JSON."""
         pool = self._pool
         assert pool is not None
+        limit = pool.timeout if timeout is None else urllib3.Timeout(total=timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
-            response = pool.urlopen(method, path, body=data)
+            response = pool.urlopen(method, path, body=data, timeout=limit)
             if response.status >= 300:
                 hint = UNAUTHORIZED_HINT if response.status == 401 else ""
                 raise OpaUnavailable(

@@ -6,11 +6,11 @@ pinned minor release on PATH. `OpaProcess` serves one bundle on a free loopback 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -207,17 +207,22 @@ class OpaProcess:
         return self._proc.pid if self._proc is not None else None
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """Stop OPA, letting it upload the decisions it holds for up to `grace_s`; then
-        kill it. Removes its private folder; leaves no process."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            # A stopped (SIGSTOP) process acts on SIGTERM only once continued.
-            self._proc.send_signal(signal.SIGCONT)
-            try:
-                self._proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()  # SIGKILL ends a hung or stopped process too
-                self._proc.wait()
+        """Stop OPA: SIGTERM, on which it uploads the decisions it holds, then SIGKILL after
+        `grace_s` (at once with 0). Removes its private folder; leaves no process.
+
+        A stopped (SIGSTOP) process acts on SIGTERM only once continued, and is never
+        continued here: it would answer the checks queued in it, by grants it may no
+        longer hold. SIGKILL ends it where it stands.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            if grace_s > 0:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=grace_s)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         self._proc = None
         self.token, self.token_file = "", None
         if self._log is not None:

@@ -24,7 +24,6 @@ log = logging.getLogger("datavisa.supervisor")
 PROBE_EVERY_S = 0.25
 PROBE_TIMEOUT_S = 0.5
 FAILURES_BEFORE_RESTART = 2  # one slow answer is not a dead OPA
-RESTART_GRACE_S = 1.0  # decisions deny until a new OPA answers: no long goodbyes
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
 
 
@@ -121,8 +120,9 @@ class OpaSupervisor:
 
     def _restart(self) -> bool:
         if self.process is not None:
-            # Not answering: a short grace to upload what it holds, if it can, then killed.
-            self.process.stop(grace_s=RESTART_GRACE_S)
+            # Killed at once: a hung OPA let go on would answer the checks queued in it
+            # by grants revoked since, and every moment waited is one more deny.
+            self.process.stop(grace_s=0)
             self.process = None
         try:
             self._start_process()

@@ -1,8 +1,9 @@
 """Keeping OPA answering for a long-running engine.
 
 The supervisor probes OPA's health a few times a second. When OPA stops answering it marks
-the grants in OPA as stale; an OPA it started itself (the embedded default) is restarted
-with backoff on a fresh loopback port, and the engine's shared client is pointed at it.
+the grants in OPA as stale; an OPA it started itself (the embedded default) is killed
+(SIGKILL, which a hung or stopped process obeys too) and restarted with backoff on a fresh
+loopback port, with a fresh secret, and the engine's shared client is pointed at it.
 Whenever OPA answers again, every live grant is pushed back before the supervisor calls
 itself in sync, since an OPA that restarted has lost them. Until then decisions fail
 closed and `in_sync` is false, which turns the server's /health unready.

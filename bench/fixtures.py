@@ -64,6 +64,18 @@ class Served:
             raise RuntimeError(f"datavisa serve {self.pid} has children {children}, not one OPA")
         return children[0]
 
+    @property
+    def opa_token_file(self) -> Path:
+        """The file holding the secret the server's OPA answers its engine by (anyone else
+        may only ask it for an access decision): in the private folder of OPA's
+        --config-file, which this user, the server's own, may read."""
+        argv = Path(f"/proc/{self.opa_pid}/cmdline").read_text().split("\0")
+        return Path(argv[argv.index("--config-file") + 1]).with_name("token")
+
+    def opa_client(self, timeout: float = 2.0) -> OpaClient:
+        """A client of the server's OPA with the engine's credential, to read and push."""
+        return OpaClient(self.opa_url, timeout=timeout, token=self.opa_token_file.read_text())
+
     def auth(self, subject: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[subject]}"}
 
@@ -165,7 +177,7 @@ def populate(srv: Served, total: int) -> dict[str, float]:
     a check by SUBJECT shares OPA with `total` grants but reads only its own.
     """
     store = Store(srv.db)
-    client = OpaClient(srv.opa_url, timeout=PUSH_TIMEOUT_S)
+    client = srv.opa_client(timeout=PUSH_TIMEOUT_S)
     try:
         have = store.db.execute(
             "SELECT count(*) FROM requests WHERE state = ?", [ACTIVE]

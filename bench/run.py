@@ -46,7 +46,6 @@ from report import AGAIN
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
 from datavisa.engine.policy import bundle
-from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import find_opa
 from datavisa.engine.store.sqlite import Store
 
@@ -175,6 +174,7 @@ class Bench:
             env |= {"DATAVISA_TOKEN": self.srv.tokens[SERVICE_SUBJECT]}
         else:
             argv += ["--opa-url", self.srv.opa_url, "--db", str(self.srv.db)]
+            argv += ["--opa-token-file", str(self.srv.opa_token_file)]
         self._cell(
             "cli",
             grants,
@@ -194,7 +194,11 @@ class Bench:
     def naive(self, grants: int, concurrency: int, count: int) -> None:
         """`opa eval` per decision, with the bundle and the very grants OPA holds now."""
         grants_file = self.work / f"grants-{grants}.json"
-        live = requests.get(f"{self.srv.opa_url}/v1/data/grants", timeout=60).json()["result"]
+        live = requests.get(
+            f"{self.srv.opa_url}/v1/data/grants",
+            headers={"Authorization": f"Bearer {self.srv.opa_token_file.read_text()}"},
+            timeout=60,
+        ).json()["result"]  # only the engine's credential reads the grants back
         grants_file.write_text(json.dumps({"grants": live}))
         input_file = self.work / "input.json"
         input_file.write_text(json.dumps(ALLOW))
@@ -392,7 +396,7 @@ class Bench:
         """In-process, on the server's SQLite file and its OPA: the push revoke makes, and
         request + approve (which activates) per second."""
         store = Store(self.srv.db)
-        client = OpaClient(self.srv.opa_url)
+        client = self.srv.opa_client()
         engine = Engine(store, client, revision="bench")
         try:
             pushes = []

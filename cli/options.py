@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -37,6 +38,34 @@ def opa_option(f: F) -> F:
         metavar="URL",
         help="Ask this running OPA (env DATAVISA_OPA_URL) instead of starting one "
         "with the shipped bundle.",
+    )(f)
+
+
+OPA_TOKEN_ENV = "DATAVISA_OPA_TOKEN"
+
+
+def opa_token(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> str | None:
+    """The bearer credential for --opa-url: the file's first line, else $DATAVISA_OPA_TOKEN."""
+    if value is None:
+        return os.environ.get(OPA_TOKEN_ENV) or None
+    # Imported here: the HTTP client is a slow import that most commands never need.
+    from datavisa.engine.policy.opa import read_token_file
+
+    try:
+        return read_token_file(value)
+    except DataVisaError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def opa_token_option(f: F) -> F:
+    # A file or the environment, never the token itself on the command line (`ps` shows it).
+    return click.option(
+        "--opa-token-file",
+        "opa_token",
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=opa_token,
+        metavar="FILE",
+        help=f"File holding the bearer token the --opa-url OPA wants (else env {OPA_TOKEN_ENV}).",
     )(f)
 
 

@@ -15,7 +15,7 @@ from datavisa.engine.api.config import (
     DEFAULT_SWEEP_EVERY_S,
 )
 
-from .options import duration
+from .options import duration, opa_token_option
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -58,6 +58,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     help="Use this running OPA instead of starting and supervising one.",
     show_default="a private OPA on a free loopback port",
 )
+@opa_token_option
 @click.option(
     "--opa-timeout",
     "opa_timeout_s",
@@ -113,7 +114,7 @@ def serve(config_path: Path | None, **flags: object) -> None:
       listen: 127.0.0.1:8470
       database: /var/lib/datavisa/datavisa.db
       bundle: build/bundle.tar.gz
-      opa: {url: http://127.0.0.1:8181, timeout: 2s}
+      opa: {url: http://127.0.0.1:8181, timeout: 2s, token_file: /etc/datavisa/opa.token}
       tokens: {database: /var/lib/datavisa/tokens.db}
       max_body_bytes: 65536
       sweep_every: 30s

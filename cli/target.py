@@ -1,6 +1,7 @@
 """Where a command's work happens: a local store and OPA, or a `datavisa serve` server.
 
-Every lifecycle command takes the same options (--as, --db, --opa-url, --server, --token)
+Every lifecycle command takes the same options (--as, --db, --opa-url, --opa-token-file,
+--server, --token)
 and gets one `Target`; `target.engine()` yields a local Engine or a RemoteEngine, which have
 the same methods, so the commands print the same thing either way.
 """
@@ -20,7 +21,7 @@ import click
 
 from datavisa.engine.api.remote import SERVER_ENV, TOKEN_ENV, RemoteEngine, connect
 
-from .options import db_option, opa_option
+from .options import db_option, opa_option, opa_token_option
 
 if TYPE_CHECKING:
     from datavisa.engine.lifecycle.engine import Engine
@@ -32,6 +33,7 @@ F = Callable[..., Any]
 class Target:
     db_path: Path
     opa_url: str | None
+    opa_token: str | None
     server: str | None
     token: str | None
     as_: str | None
@@ -47,7 +49,9 @@ class Target:
             # command run against a server needs neither.
             from datavisa.engine.lifecycle.local import local_engine
 
-            with local_engine(self.db_path, self.opa_url, policy=policy) as local:
+            with local_engine(
+                self.db_path, self.opa_url, policy=policy, opa_token=self.opa_token
+            ) as local:
                 yield local
 
     def actor(self, engine: Engine | RemoteEngine) -> str:
@@ -63,8 +67,9 @@ def target_options(f: F) -> F:
     """Add the options that say who acts and where, and pass them on as `target`."""
 
     @functools.wraps(f)
-    def command(*args: Any, db_path, opa_url, server, token, as_, **kwargs: Any) -> Any:
-        return f(*args, target=Target(db_path, opa_url, server, token, as_), **kwargs)
+    def command(*args: Any, db_path, opa_url, opa_token, server, token, as_, **kwargs: Any) -> Any:
+        target = Target(db_path, opa_url, opa_token, server, token, as_)
+        return f(*args, target=target, **kwargs)
 
     for option in (
         click.option(
@@ -81,6 +86,7 @@ def target_options(f: F) -> F:
             help=f"Work through the DataVisa server at URL (env {SERVER_ENV}) instead of "
             "the local store; you act as the token's subject.",
         ),
+        opa_token_option,
         opa_option,
         db_option,
         click.option(

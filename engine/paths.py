@@ -13,6 +13,10 @@ POLICY_DIR = Path(os.environ.get("DATAVISA_POLICY_DIR") or PROJECT_ROOT / "rego"
 DEFAULT_BUNDLE_DIR = Path(
     os.environ.get("DATAVISA_BUNDLE_DIR") or PROJECT_ROOT / "bundles" / "default"
 )
+# Who may call the OPA the engine runs: the engine's own, whatever policy tree is in use,
+# so it is loaded beside the bundle and never shipped in one.
+AUTHZ_PACKAGE = Path("system", "authz")
+AUTHZ_POLICY = PROJECT_ROOT / "rego" / AUTHZ_PACKAGE / "authz.rego"
 
 
 def default_db_path() -> Path:

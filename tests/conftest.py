@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +14,28 @@ from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
-from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 
 @pytest.fixture(scope="session")
-def opa_url(tmp_path_factory: pytest.TempPathFactory):
-    """One OPA for the session, on a free loopback port, with the shipped policy."""
+def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
+    """One OPA for the session, on a free loopback port, with the shipped policy; it
+    answers the engine only by its secret (`opa.client()`, `opa.token_file`)."""
     out = tmp_path_factory.mktemp("bundle") / "bundle.tar.gz"
     tarball = bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, out, "test")
     with OpaProcess(tarball) as opa:
-        yield opa.url
+        yield opa
+
+
+def _opa_args(opa: OpaProcess) -> list[str]:
+    return ["--opa-url", opa.url, "--opa-token-file", str(opa.token_file)]
+
+
+@pytest.fixture
+def opa_args(opa: OpaProcess) -> list[str]:
+    """The CLI options that point a command at the session's OPA, with its credential."""
+    return _opa_args(opa)
 
 
 @pytest.fixture
@@ -41,13 +51,14 @@ NEEDS_OPA = {
 
 
 @pytest.fixture
-def run(db: Path, opa_url: str) -> Run:
-    """Invoke the CLI on this test's database and the session's OPA."""
+def run(db: Path, opa: OpaProcess) -> Run:
+    """Invoke the CLI on this test's database and the session's OPA (`opa=None`: none)."""
+    session_opa = opa
 
-    def invoke(*args: str, opa: str | None = opa_url) -> Result:
+    def invoke(*args: str, opa: OpaProcess | str | None = session_opa) -> Result:
         argv = [*args, "--db", str(db)]
         if opa is not None and args[0] in NEEDS_OPA:
-            argv += ["--opa-url", opa]
+            argv += _opa_args(opa) if isinstance(opa, OpaProcess) else ["--opa-url", opa]
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
     return invoke
@@ -76,11 +87,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def engine(db: Path, opa_url: str, clock: Clock):
+def engine(db: Path, opa: OpaProcess, clock: Clock):
     """An engine on this test's database and the session's OPA, its grants in OPA reset."""
     store = Store(db)
     log = DecisionLog(store, b"test-key")
-    engine = Engine(store, OpaClient(opa_url), revision="test", clock=clock, log=log)
+    engine = Engine(store, opa.client(), revision="test", clock=clock, log=log)
     engine.grants.sync()
     yield engine
     store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 RESTRICTED = "eu-payments-ledger"
@@ -70,21 +71,25 @@ def test_the_same_approver_twice_at_once_counts_once(engine):
     assert _activations(engine, rid) == 1
 
 
-def _approve_in_process(db: str, opa_url: str, rid: str, approver: str, location: str, barrier):
+def _approve_in_process(db: str, opa: tuple[str, str], rid: str, approver: str, location, barrier):
     store = Store(db)
-    engine = Engine(store, OpaClient(opa_url), revision="test")
+    url, token = opa
+    engine = Engine(store, OpaClient(url, token=token), revision="test")
     barrier.wait()
     engine.approve(rid, approver, location)
     store.close()
 
 
-def test_processes_approving_at_once_activate_once(engine, db: Path, opa_url: str):
+def test_processes_approving_at_once_activate_once(engine, db: Path, opa: OpaProcess):
     ctx = multiprocessing.get_context("fork")
     for _ in range(3):
         rid = _restricted_request(engine)
         barrier = ctx.Barrier(len(APPROVERS))
         procs = [
-            ctx.Process(target=_approve_in_process, args=(str(db), opa_url, rid, a, loc, barrier))
+            ctx.Process(
+                target=_approve_in_process,
+                args=(str(db), (opa.url, opa.token), rid, a, loc, barrier),
+            )
             for a, loc in APPROVERS
         ]
         for p in procs:

@@ -23,7 +23,7 @@ from datavisa.engine.ledger import audit
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.model.records import ACTIVE, APPROVED, FINAL
-from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 RESOURCES = ["eu-customer-analytics", "eu-payments-ledger"]
@@ -37,7 +37,7 @@ APPROVERS = {
 }
 
 
-def test_lifecycle_invariants_hold_under_random_operations(opa_url: str):
+def test_lifecycle_invariants_hold_under_random_operations(opa: OpaProcess):
     class Lifecycle(RuleBasedStateMachine):
         requests = Bundle("requests")
 
@@ -45,7 +45,7 @@ def test_lifecycle_invariants_hold_under_random_operations(opa_url: str):
         def start(self) -> None:
             self.tmp = tempfile.TemporaryDirectory()
             self.store = Store(Path(self.tmp.name) / "datavisa.db")
-            self.engine = Engine(self.store, OpaClient(opa_url), revision="test")
+            self.engine = Engine(self.store, opa.client(), revision="test")
             self.engine.grants.sync()
             self.final: dict[str, str] = {}
             self.resource: dict[str, str] = {}

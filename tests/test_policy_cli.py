@@ -16,7 +16,6 @@ from datavisa.cli.main import cli
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
-from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import OpaProcess
 
 needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the keys")
@@ -116,6 +115,8 @@ def test_build_stamps_the_revision(tmp_path):
     assert f"(revision {manifest['revision']})" in result.stdout
     assert not any(name.endswith(".signatures.json") for name in names)
     assert not any(name.endswith("_test.rego") for name in names)
+    # Who may call the engine's own OPA is no business of an OPA serving the bundle elsewhere.
+    assert not any("system/authz" in name for name in names)
 
 
 @needs_openssl
@@ -127,7 +128,7 @@ def test_signed_bundle_loads_with_its_key_and_answers(tmp_path, keys):
     with tarfile.open(out) as tar:
         assert any(name.endswith(".signatures.json") for name in tar.getnames())
     with OpaProcess(out, verification_key=keys["ours.pub"]) as opa:
-        client = OpaClient(opa.url)
+        client = opa.client()
         answer = client.query(
             "datavisa/request/decision",
             {

@@ -7,6 +7,9 @@ bundle: build/bundle.tar.gz       # default: built from the shipped policy at st
 opa:
   url: http://127.0.0.1:8181      # default: start and supervise a private OPA on loopback
   timeout: 2s                     # the longest a decision waits for OPA before it denies
+  token_file: /etc/datavisa/opa.token   # the bearer token that OPA wants, if any (its
+                                  # first line); or `token: ...` inline. Only with url: the
+                                  # supervised OPA answers only a secret made at its start
 tokens:
   database: /var/lib/datavisa/tokens.db   # default: the main database
 max_body_bytes: 65536             # larger request bodies are refused with 413
@@ -39,6 +42,7 @@ from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
 from ..paths import default_db_path
+from ..policy.opa import read_token_file
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
 DEFAULT_OPA_TIMEOUT_S = 2.0
@@ -55,6 +59,7 @@ class ServeConfig:
     bundle: Path | None = None
     opa_url: str | None = None
     opa_timeout_s: float = DEFAULT_OPA_TIMEOUT_S
+    opa_token: str | None = field(default=None, repr=False)  # a secret: never in logs
     tokens_database: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_every_s: float = DEFAULT_SWEEP_EVERY_S
@@ -98,7 +103,7 @@ _SECTIONS = {
     "public_url": str,
     "webhooks": list,
 }
-_OPA_KEYS = {"url", "timeout"}
+_OPA_KEYS = {"url", "timeout", "token", "token_file"}
 _TOKEN_KEYS = {"database"}
 _WEBHOOK_KEYS = {"url", "name", "kinds", "groups"}
 
@@ -139,6 +144,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "bundle": path(doc.get("bundle")),
         "opa_url": opa.get("url"),
         "opa_timeout_s": _seconds(opa.get("timeout"), origin, "opa.timeout"),
+        "opa_token": _opa_token(opa, path(opa.get("token_file")), origin),
         "tokens_database": path(tokens.get("database")),
         "max_body_bytes": doc.get("max_body_bytes"),
         "sweep_every_s": _seconds(doc.get("sweep_every"), origin, "sweep_every"),
@@ -154,6 +160,21 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         return ServeConfig().override(**values)
     except DataVisaError as e:
         raise DataVisaError(f"{origin}: {e}") from e
+
+
+def _opa_token(opa: dict[str, Any], token_file: Path | None, origin: str) -> str | None:
+    """opa.token, or the first line of opa.token_file; not both."""
+    token = opa.get("token")
+    if token is not None and token_file is not None:
+        raise DataVisaError(f"{origin}: give opa.token or opa.token_file, not both")
+    if token_file is not None:
+        try:
+            return read_token_file(token_file)
+        except DataVisaError as e:
+            raise DataVisaError(f"{origin}: opa.token_file: {e}") from e
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise DataVisaError(f"{origin}: opa.token must be a non-empty string")
+    return token.strip() if token is not None else None
 
 
 def _webhooks(value: Any, origin: str) -> tuple[Webhook, ...] | None:

@@ -72,12 +72,19 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
     """The store, the token store, the engine and its OPA, the monitor and the notifier,
     up; all stopped on exit. `base_url` is where people reach the server (for links in
     notifications) unless the config's public_url says otherwise."""
+    if cfg.opa_token and not cfg.opa_url:
+        raise DataVisaError(
+            "opa.token (or --opa-token-file, DATAVISA_OPA_TOKEN) is the credential for an OPA "
+            "given with opa.url (--opa-url); the OPA serve supervises makes its own at each start"
+        )
     with contextlib.ExitStack() as stack:
         store = Store(cfg.database)
         stack.callback(store.close)
         tokens = TokenStore(cfg.token_path)
         stack.callback(tokens.close)
-        client = OpaClient(cfg.opa_url or "http://127.0.0.1:0", timeout=cfg.opa_timeout_s)
+        client = OpaClient(
+            cfg.opa_url or "http://127.0.0.1:0", timeout=cfg.opa_timeout_s, token=cfg.opa_token
+        )
         stack.callback(client.close)
         bundle_path, rev = None, "external"
         if not cfg.opa_url:

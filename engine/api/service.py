@@ -50,7 +50,8 @@ class Service:
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
         self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
-        self._probe = OpaClient(self.engine.opa.url, timeout=PROBE_TIMEOUT_S)
+        opa = self.engine.opa
+        self._probe = OpaClient(opa.url, timeout=PROBE_TIMEOUT_S, token=opa.token)
         self.checks = Coalescer(self.engine.check_many, "checks")
         if not self.permissions.loaded:
             try:
@@ -59,7 +60,7 @@ class Service:
                 log.warning("every API call is refused until OPA answers: %s", e)
 
     def opa_ready(self) -> bool:
-        self._probe.url = self.engine.opa.url
+        self._probe.follow(self.engine.opa)
         return self._probe.ready()
 
     def problems(self) -> list[str]:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..ledger.decision_log import DecisionLog, load_key
+from ..model.errors import DataVisaError
 from ..paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from ..policy import bundle
 from ..policy.opa import OpaClient
@@ -24,12 +25,19 @@ def local_engine(
     policy_dir: Path = POLICY_DIR,
     bundle_dir: Path = DEFAULT_BUNDLE_DIR,
     policy: bool = True,
+    opa_token: str | None = None,
 ) -> Iterator[Engine]:
-    """An engine on `db_path`, asking the OPA at `opa_url` or one started for the call.
+    """An engine on `db_path`, asking the OPA at `opa_url` (with `opa_token` as its bearer
+    credential, if it wants one) or one started for the call.
 
     With `policy=False` no OPA is started: enough for reading records, and any decision
     asked for fails closed.
     """
+    if opa_token and not opa_url:
+        raise DataVisaError(
+            "an OPA token is the credential for an OPA given with --opa-url; "
+            "the OPA started for a command makes its own"
+        )
     store = Store(db_path)
     log = DecisionLog(store, load_key(db_path))
     try:
@@ -37,14 +45,15 @@ def local_engine(
             yield Engine(store, None, revision=bundle.revision(), log=log)
             return
         if opa_url:
-            engine = Engine(store, OpaClient(opa_url), revision="external", log=log)
+            client = OpaClient(opa_url, token=opa_token)
+            engine = Engine(store, client, revision="external", log=log)
             with contextlib.suppress(SinkUnavailable):  # decisions then fail closed
                 engine.grants.sync()
             yield engine
             return
         rev = bundle.revision()
         with OpaProcess(bundle.cached_build(policy_dir, bundle_dir, rev)) as opa:
-            engine = Engine(store, OpaClient(opa.url), revision=rev, log=log)
+            engine = Engine(store, opa.client(), revision=rev, log=log)
             engine.grants.sync()
             yield engine
     finally:

@@ -6,6 +6,7 @@ recorded under; `Check` is one access question. Both are plain frozen dataclasse
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,9 @@ class Check:
     """One access check: may `subject` do `action` on `resource` from `location` now?
 
     `context` (a ticket, a query, a client) travels to OPA as `input.context`; `caller` is
-    who asked, when not the subject (a service), for the decision log.
+    who asked, when not the subject (a service), for the decision log. `asked_at` (a
+    time.monotonic() instant) is when: the answer is due within the OPA timeout of it,
+    however long the check waited behind others.
     """
 
     subject: str
@@ -47,6 +50,7 @@ class Check:
     location: str
     context: dict[str, Any] | None = None
     caller: str | None = None
+    asked_at: float = field(default_factory=time.monotonic, compare=False)
 
     def input(self) -> dict[str, Any]:
         asked = {

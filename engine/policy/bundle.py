@@ -23,7 +23,7 @@ import jsonschema
 import yaml
 
 from ..model.errors import DataVisaError
-from ..paths import PROJECT_ROOT
+from ..paths import AUTHZ_PACKAGE, PROJECT_ROOT
 from .process import find_opa
 
 DATA_ROOT = "datavisa"  # the data path bundle data lands under; the bundle owns this root
@@ -172,13 +172,23 @@ def write_data(bundle_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def modules(policy_dir: Path) -> list[Path]:
+    """The policy modules a bundle holds: neither tests nor the API authorization of the
+    OPA the engine runs (system/authz), which holds nothing for an OPA serving the bundle
+    elsewhere and would take that OPA's own system.authz root."""
+    return [
+        module
+        for module in sorted(policy_dir.rglob("*.rego"))
+        if not module.name.endswith("_test.rego")
+        and not module.relative_to(policy_dir).is_relative_to(AUTHZ_PACKAGE)
+    ]
+
+
 def stage(policy_dir: Path, bundle_dir: Path, out_dir: Path, rev: str) -> Path:
-    """Lay out a bundle directory: policy modules (no tests), data.json and .manifest."""
+    """Lay out a bundle directory: policy modules (`modules`), data.json and .manifest."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    for module in policy_dir.rglob("*.rego"):
-        if module.name.endswith("_test.rego"):
-            continue
+    for module in modules(policy_dir):
         target = out_dir / module.relative_to(policy_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(module, target)
@@ -239,7 +249,7 @@ def cached_build(policy_dir: Path, bundle_dir: Path, rev: str) -> Path:
     edit builds afresh; each local CLI command then starts its OPA without rebuilding.
     """
     digest = hashlib.sha256(rev.encode())
-    sources = [p for p in sorted(policy_dir.rglob("*.rego")) if not p.name.endswith("_test.rego")]
+    sources = modules(policy_dir)
     sources += [*sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest", SCHEMA_PATH]
     sources.append(find_opa().resolve())
     for path in sources:

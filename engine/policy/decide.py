@@ -7,6 +7,7 @@ document or a malformed answer is a deny with reason `policy_unavailable`, never
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,15 +51,17 @@ def decide_many(
     log: DecisionLog | None = None,
     revision: str = "",
     amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None = None,
+    due: float | None = None,
 ) -> list[Decision]:
     """`decide` for several (input, caller) pairs at once: one OPA query, one log commit.
 
     Several inputs go to the coalesced twin (`<name>_decisions`, input {batch: [...]}),
     which answers each exactly as the single twin would; a lone input is asked as itself.
-    `amend(inputs, decisions)` may turn allows into denies before they are recorded.
+    `amend(inputs, decisions)` may turn allows into denies before they are recorded. With
+    `due` (a time.monotonic() instant), OPA is waited for until then at most.
     """
     inputs = [input for input, _ in asked]
-    answers = _ask_many(opa, path, inputs)
+    answers = _ask_many(opa, path, inputs, due)
     if amend is not None:
         amended = amend(inputs, [decision for decision, _, _ in answers])
         answers = [(d, mask, custom) for d, (_, mask, custom) in zip(amended, answers, strict=True)]
@@ -88,7 +91,9 @@ def decide_many(
 Answered = tuple[Decision, Any, dict[str, Any] | None]  # decision, mask, custom log facts
 
 
-def _ask_many(opa: OpaClient | None, path: str, inputs: list[dict[str, Any]]) -> list[Answered]:
+def _ask_many(
+    opa: OpaClient | None, path: str, inputs: list[dict[str, Any]], due: float | None
+) -> list[Answered]:
     name = path.split("/")[1]
     if len(inputs) == 1:
         twin, doc = f"datavisa/logged/{name}_decision", inputs[0]
@@ -97,7 +102,10 @@ def _ask_many(opa: OpaClient | None, path: str, inputs: list[dict[str, Any]]) ->
     try:
         if opa is None:
             raise OpaUnavailable("no OPA configured")
-        answer = opa.query(twin, doc)
+        left = None if due is None else due - time.monotonic()
+        if left is not None and left <= 0:
+            raise OpaUnavailable(f"the OPA timeout ({opa.timeout:g}s) passed while it waited")
+        answer = opa.query(twin, doc, timeout=left)
     except OpaUnavailable as e:
         return [(_unavailable(str(e)), None, None)] * len(inputs)
     if len(inputs) == 1:

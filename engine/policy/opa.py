@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import urllib3
 
+from ..model.errors import DataVisaError
+
 POOL_SIZE = 8  # keep-alive connections to OPA: the engine's threads rarely need more at once
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+UNAUTHORIZED_HINT = (
+    " (this OPA wants the bearer credential it was started with: for an OPA of your own, "
+    "give it as opa.token or opa.token_file in the serve config, or --opa-token-file or "
+    "DATAVISA_OPA_TOKEN)"
+)
+
+
+def read_token_file(path: Path) -> str:
+    """The bearer token in a file of its own (its first line, trimmed)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise DataVisaError(f"cannot read the OPA token file {path}: {e.strerror or e}") from e
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise DataVisaError(f"the OPA token file {path} is empty")
+    return token
 
 
 class OpaUnavailable(Exception):
@@ -29,41 +49,61 @@ class Answer:
 
 
 class OpaClient:
-    """A keep-alive REST client for one OPA server (`url` may be moved, as on a restart).
+    """A keep-alive REST client for one OPA server (it may be moved, as on a restart).
+
+    With `token`, every call bears it (`Authorization: Bearer`): the OPA the engine runs
+    answers the engine only by it. `timeout` bounds each call as a whole, connecting and
+    reading together, so a hung OPA costs a decision no more than that before it denies.
 
     It speaks urllib3, the connection pool under requests, directly: a decision is on every
     access check's path, and requests' own machinery costs more Python time per call than
     the rest of the engine's work on it (bench/README.md has the figures).
     """
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, timeout: float = 2.0, token: str | None = None) -> None:
         self.timeout = timeout
         self._pool: urllib3.HTTPConnectionPool | None = None
-        self.url = url
+        self.point(url, token)
 
     @property
     def url(self) -> str:
-        return self._url
+        return self._target[0]
 
-    @url.setter
-    def url(self, url: str) -> None:
-        self._url = url.rstrip("/")
+    @property
+    def token(self) -> str | None:
+        return self._target[1]
+
+    def point(self, url: str, token: str | None) -> None:
+        """Talk to the OPA at `url` with `token` from now on; calls in flight finish."""
+        headers = dict(JSON_HEADERS)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        # One assignment, so another thread never reads one OPA's URL with another's token.
+        self._target = (url.rstrip("/"), token)
         old, self._pool = (
             self._pool,
             urllib3.connection_from_url(
-                self._url,
+                self.url,
                 maxsize=POOL_SIZE,
-                timeout=urllib3.Timeout(self.timeout),
+                # total: connect and read share one deadline; alone, each would get it.
+                timeout=urllib3.Timeout(total=self.timeout),
                 retries=False,
-                headers=JSON_HEADERS,
+                headers=headers,
             ),
         )
         if old is not None:
             old.close()
 
-    def query(self, path: str, input: dict[str, Any]) -> Answer:
-        """Evaluate the document at `path` (slash separated, under /v1/data) with `input`."""
-        body = self._call("POST", f"/v1/data/{path}", {"input": input})
+    def follow(self, other: OpaClient) -> None:
+        """Talk to the OPA `other` talks to, with its credential, if not already."""
+        target = other._target
+        if target != self._target:
+            self.point(*target)
+
+    def query(self, path: str, input: dict[str, Any], timeout: float | None = None) -> Answer:
+        """Evaluate the document at `path` (slash separated, under /v1/data) with `input`,
+        waiting `timeout` seconds at most (default: the client's)."""
+        body = self._call("POST", f"/v1/data/{path}", {"input": input}, timeout=timeout)
         if not isinstance(body, dict):
             raise OpaUnavailable(f"OPA at {self.url} answered {path} with {body!r}"[:300])
         if "result" not in body:
@@ -87,17 +127,26 @@ class OpaClient:
             return False
         return True
 
-    def _call(self, method: str, path: str, body: Any = None, what: str = "did not answer") -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        what: str = "did not answer",
+        timeout: float | None = None,
+    ) -> Any:
         """The JSON OPA answers (None when empty); OpaUnavailable for anything but 2xx JSON."""
         pool = self._pool
         assert pool is not None
+        limit = pool.timeout if timeout is None else urllib3.Timeout(total=timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
-            response = pool.urlopen(method, path, body=data)
+            response = pool.urlopen(method, path, body=data, timeout=limit)
             if response.status >= 300:
+                hint = UNAUTHORIZED_HINT if response.status == 401 else ""
                 raise OpaUnavailable(
                     f"OPA at {self.url} {what}: HTTP {response.status} "
-                    f"{response.data[:300].decode(errors='replace')}"
+                    f"{response.data[:300].decode(errors='replace')}{hint}"
                 )
             return json.loads(response.data) if response.data else None
         except (urllib3.exceptions.HTTPError, ValueError) as e:

@@ -6,8 +6,10 @@ pinned minor release on PATH. `OpaProcess` serves one bundle on a free loopback 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.errors import DataVisaError
-from ..paths import PROJECT_ROOT
+from ..paths import AUTHZ_PACKAGE, AUTHZ_POLICY, PROJECT_ROOT
 from .opa import OpaClient
 
 OPA_MODULE = "github.com/open-policy-agent/opa"
@@ -93,6 +95,12 @@ class DecisionUpload:
 class OpaProcess:
     """An OPA server this engine starts on a free loopback port, serving one bundle.
 
+    OPA answers its engine only: started with token authentication and the engine's API
+    authorization (rego/system/authz), it takes a fresh random secret made at each start
+    (`token`; `client()` bears it) for anything, and serves anyone else an access decision
+    and /health, nothing more. The secret lives in memory and in files in a folder only
+    this user may enter (`token_file` holds it alone), never on OPA's command line.
+
     With `verification_key` (a PEM public key), OPA verifies the bundle's signature at load
     and refuses it when the signature is missing or does not verify; start() then fails.
     With `upload`, the decisions services ask this OPA directly are uploaded to the server
@@ -106,9 +114,11 @@ class OpaProcess:
     verification_key: Path | None = None
     upload: DecisionUpload | None = None
     url: str = ""
+    token: str = field(default="", repr=False)
+    token_file: Path | None = None
     _proc: subprocess.Popen | None = None
     _log: Any = None
-    _config: Any = None
+    _private: Any = None
 
     def start(self) -> OpaProcess:
         verification = []
@@ -116,13 +126,19 @@ class OpaProcess:
             if not Path(self.verification_key).is_file():
                 raise DataVisaError(f"verification key {self.verification_key} is not a file")
             verification = ["--verification-key", str(self.verification_key)]
-        logging = ["--set", "decision_logs.console=true"]
-        if self.upload is not None:
-            # A file readable by this user only: the token must not show in `ps`.
-            self._config = tempfile.TemporaryDirectory(prefix="datavisa-opa-")
-            config = Path(self._config.name) / "opa.json"
-            config.write_text(json.dumps(self.upload.config()))
-            logging = ["--config-file", str(config)]
+        if not Path(self.bundle).exists():
+            raise DataVisaError(f"bundle {self.bundle} does not exist")
+        if not AUTHZ_POLICY.is_file():
+            raise DataVisaError(
+                f"{AUTHZ_POLICY} is missing: it says who may call the OPA the engine runs "
+                "(restore it from the DataVisa sources)"
+            )
+        # mkdtemp makes the folder 0700: the secrets in it are this user's alone.
+        self._private = tempfile.TemporaryDirectory(prefix="datavisa-opa-")
+        private = Path(self._private.name)
+        self.token = secrets.token_urlsafe(32)
+        self.token_file = _write_private(private / "token", self.token)
+        config = _write_private(private / "opa.json", json.dumps(self._config(private)))
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         # OPA's own messages, kept to explain a failed start; closed in stop().
@@ -136,21 +152,24 @@ class OpaProcess:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "error",
+                "--authentication=token",
+                "--authorization=basic",
                 # Decision logging gives every answer a decision_id the engine records; the
                 # engine records its own queries itself, so OPA drops those events rather
                 # than write them out (or upload them) a second time.
-                *logging,
+                "--config-file",
+                str(config),
                 "--set",
                 "decision_logs.drop_decision=/datavisa/logged/recorded_by_engine",
                 *verification,
                 "--bundle",
                 str(self.bundle),
             ],
-            stdout=subprocess.DEVNULL,
+            stdout=self._log,  # where OPA prints why its command line is refused
             stderr=self._log,
             stdin=subprocess.DEVNULL,
         )
-        client = OpaClient(self.url, timeout=0.5)
+        client = self.client(timeout=0.5)
         deadline = time.monotonic() + self.startup_timeout
         try:
             while not client.ready():
@@ -164,24 +183,65 @@ class OpaProcess:
             client.close()
         return self
 
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+    def _config(self, private: Path) -> dict[str, Any]:
+        """OPA's configuration: the API authorization as a bundle of its own, read from a
+        folder in `private` (a bundle named in the configuration, not on the command line,
+        so that --verification-key asks a signature of the policy bundle alone: the engine
+        cannot sign one, and needs not, for a folder only its user may write); and where the
+        decision log goes."""
+        authz = private / "authz"
+        package = authz / AUTHZ_PACKAGE
+        package.mkdir(parents=True)
+        (authz / ".manifest").write_text(json.dumps({"roots": [AUTHZ_PACKAGE.as_posix()]}))
+        shutil.copyfile(AUTHZ_POLICY, package / AUTHZ_POLICY.name)
+        _write_private(package / "data.json", json.dumps({"engine_token": self.token}))
+        logs = self.upload.config() if self.upload else {"decision_logs": {"console": True}}
+        return {"bundles": {"datavisa-authz": {"resource": authz.as_uri()}}, **logs}
+
+    def client(self, timeout: float = 2.0) -> OpaClient:
+        """A client of this OPA, bearing the engine's secret (call after start)."""
+        return OpaClient(self.url, timeout=timeout, token=self.token)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop OPA: SIGTERM, on which it uploads the decisions it holds, then SIGKILL after
+        `grace_s` (at once with 0). Removes its private folder; leaves no process.
+
+        A stopped (SIGSTOP) process acts on SIGTERM only once continued, and is never
+        continued here: it would answer the checks queued in it, by grants it may no
+        longer hold. SIGKILL ends it where it stands.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            if grace_s > 0:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=grace_s)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         self._proc = None
+        self.token, self.token_file = "", None
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._config is not None:
-            self._config.cleanup()
-            self._config = None
+        if self._private is not None:
+            self._private.cleanup()
+            self._private = None
 
     def __enter__(self) -> OpaProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _write_private(path: Path, text: str) -> Path:
+    """Write `text` to a new file only this user may read; return its path."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path

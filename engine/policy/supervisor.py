@@ -1,8 +1,9 @@
 """Keeping OPA answering for a long-running engine.
 
 The supervisor probes OPA's health a few times a second. When OPA stops answering it marks
-the grants in OPA as stale; an OPA it started itself (the embedded default) is restarted
-with backoff on a fresh loopback port, and the engine's shared client is pointed at it.
+the grants in OPA as stale; an OPA it started itself (the embedded default) is killed
+(SIGKILL, which a hung or stopped process obeys too) and restarted with backoff on a fresh
+loopback port, with a fresh secret, and the engine's shared client is pointed at it.
 Whenever OPA answers again, every live grant is pushed back before the supervisor calls
 itself in sync, since an OPA that restarted has lost them. Until then decisions fail
 closed and `in_sync` is false, which turns the server's /health unready.
@@ -47,7 +48,7 @@ class OpaSupervisor:
         self.process: OpaProcess | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._probe = OpaClient(client.url, timeout=PROBE_TIMEOUT_S)
+        self._probe = OpaClient(client.url, timeout=PROBE_TIMEOUT_S, token=client.token)
 
     @property
     def embedded(self) -> bool:
@@ -85,7 +86,7 @@ class OpaSupervisor:
         # Held before it starts, so stop() reaches a process interrupted mid-start.
         self.process = OpaProcess(self.bundle, upload=self.upload)
         self.process.start()
-        self.client.url = self.process.url
+        self.client.point(self.process.url, self.process.token)
         log.info("OPA serving on %s", self.process.url)
 
     def _try_resync(self) -> None:
@@ -97,7 +98,7 @@ class OpaSupervisor:
         self.in_sync = True
 
     def _healthy(self) -> bool:
-        self._probe.url = self.client.url
+        self._probe.follow(self.client)
         return self._probe.ready()
 
     def _watch(self) -> None:
@@ -120,7 +121,9 @@ class OpaSupervisor:
 
     def _restart(self) -> bool:
         if self.process is not None:
-            self.process.stop()
+            # Killed at once: a hung OPA let go on would answer the checks queued in it
+            # by grants revoked since, and every moment waited is one more deny.
+            self.process.stop(grace_s=0)
             self.process = None
         try:
             self._start_process()

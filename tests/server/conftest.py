@@ -18,7 +18,7 @@ from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.monitoring.monitor import Monitor
-from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 
@@ -28,9 +28,9 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(db: Path, opa_url: str) -> Iterator[Service]:
+def service(db: Path, opa: OpaProcess) -> Iterator[Service]:
     """An engine on a fresh database, asking the session's OPA (its grants reset)."""
-    store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
+    store, tokens, client = Store(db), TokenStore(db), opa.client()
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.grants.sync()
     svc = Service(engine, tokens)

@@ -50,7 +50,7 @@ def _story(invoke) -> list[str]:
     return outputs
 
 
-def test_remote_mode_prints_what_local_mode_prints(api, opa_url, tmp_path):
+def test_remote_mode_prints_what_local_mode_prints(api, opa_args, tmp_path):
     tokens = {who: api.service.tokens.issue(who, "user")[0] for who in ("alice", "bob")}
 
     def remote(*args: str, who: str):
@@ -58,7 +58,7 @@ def test_remote_mode_prints_what_local_mode_prints(api, opa_url, tmp_path):
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
     def local(*args: str, who: str):
-        argv = [*args, "--as", who, "--db", str(tmp_path / "local.db"), "--opa-url", opa_url]
+        argv = [*args, "--as", who, "--db", str(tmp_path / "local.db"), *opa_args]
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
     assert _story(remote) == _story(local)

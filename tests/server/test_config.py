@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from datavisa.cli.main import cli
 from datavisa.engine.api import config
 from datavisa.engine.api.config import ServeConfig
+from datavisa.engine.api.serve import running
 from datavisa.engine.model.errors import DataVisaError
 
 
@@ -47,6 +48,26 @@ def test_no_file_means_the_defaults_and_the_env_names_one(tmp_path, monkeypatch)
     assert config.load(None).listen == "127.0.0.1:9999"
 
 
+def test_the_opa_token_comes_from_a_file_beside_the_config_and_stays_out_of_its_repr(
+    tmp_path: Path,
+):
+    (tmp_path / "opa.token").write_text("s3cret-for-their-opa\n")
+    path = tmp_path / "serve.yaml"
+    path.write_text("opa: {url: http://127.0.0.1:8181, token_file: opa.token}\n")
+    cfg = config.load(path)
+    assert cfg.opa_token == "s3cret-for-their-opa"
+    assert "s3cret" not in repr(cfg)
+    path.write_text("opa: {url: http://127.0.0.1:8181, token: inline}\n")
+    assert config.load(path).opa_token == "inline"
+
+
+def test_an_opa_token_without_an_opa_url_is_refused_before_anything_starts(tmp_path: Path):
+    cfg = ServeConfig(database=tmp_path / "d.db", opa_token="t")
+    with pytest.raises(DataVisaError, match=r"OPA given with opa\.url"), running(cfg):
+        pass
+    assert not (tmp_path / "d.db").exists()
+
+
 def test_flags_override_the_file(tmp_path: Path):
     path = tmp_path / "serve.yaml"
     path.write_text("listen: 127.0.0.1:9000\nopa: {timeout: 5s}\n")
@@ -68,6 +89,9 @@ def test_flags_override_the_file(tmp_path: Path):
         ("max_body_bytes: lots\n", "max_body_bytes has the wrong type"),
         ("- a list\n", "must be a mapping"),
         ("listen: [\n", "not valid YAML"),
+        ("opa: {token: x, token_file: t}\n", "opa.token or opa.token_file, not both"),
+        ("opa: {token_file: missing}\n", "opa.token_file: cannot read"),
+        ("opa: {token: ''}\n", "opa.token must be a non-empty string"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):

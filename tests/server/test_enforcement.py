@@ -68,7 +68,8 @@ def setup(tmp_path: Path, tarball: Path) -> Iterator[Setup]:
     db = tmp_path / "datavisa.db"
     with OpaProcess(tarball) as process, FaultyProxy(process.url) as proxy:
         store, tokens = Store(db), TokenStore(db)
-        client, direct = OpaClient(proxy.url, timeout=0.5), OpaClient(process.url)
+        client = OpaClient(proxy.url, timeout=0.5, token=process.token)
+        direct = process.client()  # OPA itself, holding the engine's secret
         engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
         engine.grants.sync()
         monitor = Monitor(engine.log, client)

@@ -22,7 +22,7 @@ from datavisa.engine.api.app import create_app
 from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 MAX_EXAMPLES = 20  # per operation and mode
@@ -30,10 +30,10 @@ BUDGET_S = 100.0
 
 
 @pytest.fixture
-def fuzzed(tmp_path, opa_url: str) -> Iterator[tuple[str, str]]:
+def fuzzed(tmp_path, opa: OpaProcess) -> Iterator[tuple[str, str]]:
     """A server on a fresh database, and a service token (it may check any subject)."""
     db = tmp_path / "datavisa.db"
-    store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
+    store, tokens, client = Store(db), TokenStore(db), opa.client()
     engine = Engine(store, client, revision="fuzz")
     engine.grants.sync()
     service = Service(engine, tokens)

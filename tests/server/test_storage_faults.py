@@ -24,7 +24,7 @@ from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger import audit
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
@@ -59,8 +59,8 @@ def _fill(disk: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _api_on(db: Path, opa_url: str) -> Iterator[Api]:
-    store, tokens, client = Store(db), TokenStore(db.parent / "tokens.db"), OpaClient(opa_url)
+def _api_on(db: Path, opa: OpaProcess) -> Iterator[Api]:
+    store, tokens, client = Store(db), TokenStore(db.parent / "tokens.db"), opa.client()
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.grants.sync()
     service = Service(engine, tokens)
@@ -78,8 +78,8 @@ def _ask(api: Api, subject: str) -> int:
     return api.as_(subject).post("/v1/requests", body).status_code
 
 
-def test_a_full_disk_is_a_503_and_nothing_acknowledged_is_lost(tmp_path: Path, opa_url: str):
-    with _tmpfs(tmp_path / "disk") as disk, _api_on(disk / "datavisa.db", opa_url) as api:
+def test_a_full_disk_is_a_503_and_nothing_acknowledged_is_lost(tmp_path: Path, opa: OpaProcess):
+    with _tmpfs(tmp_path / "disk") as disk, _api_on(disk / "datavisa.db", opa) as api:
         for person in PEOPLE:  # tokens first: their file is elsewhere
             api.as_(person)
         acknowledged = [api.request("alice")["id"]]
@@ -110,9 +110,9 @@ def test_a_full_disk_is_a_503_and_nothing_acknowledged_is_lost(tmp_path: Path, o
         assert api.service.engine.log.verify().ok
 
 
-def test_a_database_deleted_under_the_server_takes_no_more_writes(tmp_path: Path, opa_url: str):
+def test_a_database_deleted_under_the_server_takes_no_more_writes(tmp_path: Path, opa: OpaProcess):
     db = tmp_path / "datavisa.db"
-    with _api_on(db, opa_url) as api:
+    with _api_on(db, opa) as api:
         api.as_("alice")
         api.request("alice")
         for path in tmp_path.glob("datavisa.db*"):

@@ -1,6 +1,7 @@
 """`datavisa serve` as a process: it supervises its OPA and leaves nothing behind.
 
-Only 127.0.0.1 is reached; every wait is bounded, and nothing asserts how long a step took.
+Only 127.0.0.1 is reached; every wait is bounded. Nothing asserts how long a step took,
+but for what the configured OPA timeout promises: a hung OPA is a deny within it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +154,53 @@ def test_a_killed_opa_is_restarted_and_gets_the_grants_back(served):
     assert "datavisa_opa_up 1.0" in metrics
 
 
+OPA_TIMEOUT_S = 1.0
+
+
+def _timed_check(caller: Caller) -> tuple[dict, float]:
+    started = time.monotonic()
+    decision = caller.post("/v1/access/check", CHECK).json()
+    return decision, time.monotonic() - started
+
+
+def test_a_hung_opa_is_a_deny_within_the_timeout_and_is_replaced(tmp_path):
+    with _serve(tmp_path, "--opa-timeout", f"{OPA_TIMEOUT_S:g}s") as served:
+        grant_id = _grant(served)
+        alice = served.as_("alice")
+        assert alice.post("/v1/access/check", CHECK).json()["allow"] is True
+        (hung,) = served.opa_pids()
+        os.kill(hung, signal.SIGSTOP)  # it accepts connections and never answers
+        stopped = time.monotonic()
+        try:
+            # The second check queues behind the first, yet has its own timeout only. It
+            # may reach the new OPA, if that came up in time, and be allowed by it.
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(_timed_check, alice)
+                time.sleep(0.4)
+                second = pool.submit(_timed_check, alice)
+                answers = [first.result(), second.result()]
+            decision = answers[0][0]
+            assert decision["allow"] is False, decision
+            assert [r["code"] for r in decision["reasons"]] == ["policy_unavailable"]
+            for decision, took in answers:
+                assert decision["allow"] is False or decision["grant_id"] == grant_id
+                assert took < 1.5 * OPA_TIMEOUT_S, f"an answer took {took:.2f}s: {decision}"
+
+            def allowed_again() -> bool:
+                return alice.post("/v1/access/check", CHECK).json()["allow"] is True
+
+            _wait_for(allowed_again, "a new OPA to allow the check again")
+            replaced_in = time.monotonic() - stopped
+            assert replaced_in < 6.0, f"the hung OPA was replaced after {replaced_in:.1f}s"
+            assert alice.post("/v1/access/check", CHECK).json()["grant_id"] == grant_id
+            assert not _alive(hung)
+            (new,) = served.opa_pids()
+            assert new != hung
+        finally:
+            if _alive(hung):  # only if serve failed its job
+                os.kill(hung, signal.SIGKILL)
+
+
 def test_while_opa_is_gone_checks_deny_and_health_is_unready(tmp_path):
     # A bundle that vanishes makes the supervisor's restarts fail for as long as we like.
     tarball = bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp_path / "b" / "bundle.tar.gz", "t")
@@ -174,14 +223,14 @@ def test_a_signal_stops_serve_and_its_opa(served, sig):
     assert not _alive(opa)
 
 
-def test_an_existing_opa_is_used_and_left_running(tmp_path, opa_url):
-    with _serve(tmp_path, "--opa-url", opa_url) as served:
+def test_an_existing_opa_is_used_and_left_running(tmp_path, opa, opa_args):
+    with _serve(tmp_path, *opa_args) as served:
         assert served.opa_pids() == set()
         _grant(served)
         assert served.as_("alice").post("/v1/access/check", CHECK).json()["allow"] is True
         served.proc.terminate()
         assert served.proc.wait(timeout=30) == 0
-    assert requests.get(opa_url + "/health", timeout=5).status_code == 200
+    assert requests.get(opa.url + "/health", timeout=5).status_code == 200
 
 
 def test_a_taken_port_is_a_plain_error_and_starts_nothing(tmp_path):

@@ -212,7 +212,7 @@ def test_a_bad_webhook_setting_is_refused_with_where_it_is(tmp_path, hooks, prob
     assert problem in str(e.value)
 
 
-def test_datavisa_serve_delivers_an_alert_to_the_configured_webhook(tmp_path, opa_url, receiver):
+def test_datavisa_serve_delivers_an_alert_to_the_configured_webhook(tmp_path, opa_args, receiver):
     """The whole way: a `datavisa serve` process, its monitor and notifier, a receiver."""
     db = tmp_path / "datavisa.db"
     tokens = TokenStore(db)
@@ -224,7 +224,7 @@ def test_datavisa_serve_delivers_an_alert_to_the_configured_webhook(tmp_path, op
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [str(DATAVISA), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}",
-         "--db", str(db), "--opa-url", opa_url],
+         "--db", str(db), *opa_args],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:

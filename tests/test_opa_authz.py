@@ -76,9 +76,12 @@ def test_a_forged_grant_cannot_turn_a_deny_into_an_allow(opa, engine):
     decision = engine.check("oscar", RESOURCE, "read", "DE")
     assert decision.allow is False
     assert decision.codes == ["no_active_grant"]
-    # The same forgery would have worked: the refusal is what stops it.
+    # With the secret the same forgery reaches OPA, which then allows a service that asks
+    # it directly; the engine's own check still denies (the store holds no such grant).
     assert _call(opa, "PUT", "/v1/data/grants/oscar", opa.token, grants).status_code == 204
-    assert engine.check("oscar", RESOURCE, "read", "DE").allow is True
+    direct = _call(opa, "POST", ACCESS, body={"input": {**CHECK, "subject": "oscar"}})
+    assert direct.json()["result"]["allow"] is True
+    assert engine.check("oscar", RESOURCE, "read", "DE").codes == ["grant_not_active"]
     engine.grants.sync()  # the engine's own grants back
 
 

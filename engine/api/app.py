@@ -20,6 +20,7 @@ from .. import __version__
 from .config import DEFAULT_MAX_BODY_BYTES
 from .errors import BodyLimit, install_error_handlers
 from .fastlane import FastLane
+from .limits import RulesScope
 from .routes import (
     alerts,
     dashboard,
@@ -48,7 +49,8 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
-    # Middleware added last runs first: the body limit, then the access check's fast lane.
+    # Middleware added last runs first: the body limit, the service's input rules (which
+    # the validators of both lanes read), then the access check's fast lane.
     app.add_middleware(
         FastLane,
         path="/v1/access/check",
@@ -56,5 +58,6 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
         handler=partial(decisions.fast_check, service),
         verify=service.tokens.verify,
     )
+    app.add_middleware(RulesScope, rules=service.rules)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

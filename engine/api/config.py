@@ -10,6 +10,11 @@ opa:
 tokens:
   database: /var/lib/datavisa/tokens.db   # default: the main database
 max_body_bytes: 65536             # larger request bodies are refused with 413
+limits:                           # free-form JSON beyond these is refused with 422
+  context_bytes: 8192             # an access check's context, as compact JSON
+  context_depth: 32               # ... and its levels of nesting (at most 96)
+  log_value_bytes: 65536          # each free-form part of an uploaded decision-log event
+  log_value_depth: 64             # ... and its levels of nesting (at most 96)
 sweep_every: 30s                  # how often expiries and lapses are written down
 public_url: https://datavisa.example.com   # how people reach the server, for notifications
 webhooks:                         # Slack-compatible JSON, retried with backoff
@@ -38,6 +43,7 @@ from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
 from ..paths import default_db_path
+from .limits import MAX_DEPTH, Limits
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
 DEFAULT_OPA_TIMEOUT_S = 2.0
@@ -58,6 +64,7 @@ class ServeConfig:
     sweep_every_s: float = DEFAULT_SWEEP_EVERY_S
     public_url: str | None = None
     webhooks: tuple[Webhook, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -93,6 +100,7 @@ _SECTIONS = {
     "sweep_every": (str, int, float),
     "public_url": str,
     "webhooks": list,
+    "limits": dict,
 }
 _OPA_KEYS = {"url", "timeout"}
 _TOKEN_KEYS = {"database"}
@@ -140,6 +148,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "sweep_every_s": _seconds(doc.get("sweep_every"), origin, "sweep_every"),
         "public_url": (doc.get("public_url") or "").rstrip("/") or None,
         "webhooks": _webhooks(doc.get("webhooks"), origin),
+        "limits": _limits(doc.get("limits"), origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
@@ -170,6 +179,20 @@ def _webhooks(value: Any, origin: str) -> tuple[Webhook, ...] | None:
         except DataVisaError as e:
             raise DataVisaError(f"{origin}: {where}: {e}") from e
     return tuple(hooks)
+
+
+def _limits(value: Any, origin: str) -> Limits | None:
+    if value is None:
+        return None
+    known = {f.name for f in dataclasses.fields(Limits)}
+    _known(value, known, origin, "limits.")
+    for key, given in value.items():
+        least, most = (1, MAX_DEPTH) if key.endswith("_depth") else (256, 16 * 1024 * 1024)
+        if isinstance(given, bool) or not isinstance(given, int) or not least <= given <= most:
+            raise DataVisaError(
+                f"{origin}: limits.{key} must be a whole number from {least} to {most}"
+            )
+    return Limits(**value)
 
 
 def _known(section: dict[str, Any], known: set[str], origin: str, prefix: str) -> None:

@@ -1,4 +1,5 @@
-"""What the API serves: the engine, the token store, the OPA supervisor, the monitor.
+"""What the API serves: the engine, the token store, the OPA supervisor, the monitor,
+and the rules its input is held to.
 
 `Service` holds the running parts together and answers for them as a whole: whether
 they can decide correctly now (`problems`, behind /health), what Prometheus sees
@@ -8,6 +9,7 @@ Access checks that arrive together are decided together (`checks`).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -20,8 +22,11 @@ from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
 from ..policy.opa import OpaClient
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
+from .limits import InputRules, shipped
 from .metrics import Metrics, Snapshot
 from .tokens import TokenStore
+
+log = logging.getLogger("datavisa.server")
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Service:
     supervisor: OpaSupervisor | None = None
     monitor: Monitor | None = None
     notifier: Notifier | None = None
+    # What input the API accepts: the countries of the bundle it runs, the JSON bounds.
+    rules: InputRules = field(default_factory=shipped)
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -54,13 +61,14 @@ class Service:
         """Why the service cannot answer decisions correctly now; empty when it can."""
         problems = []
         if not self.opa_ready():
-            problems.append(f"OPA at {self.engine.opa.url} is not answering with its bundle active")
+            problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
         try:
             self.engine.store.db.execute("SELECT 1").fetchone()
         except sqlite3.Error as e:
-            problems.append(f"the database cannot be read: {e}")
+            log.warning("the database cannot be read: %s", e)
+            problems.append("the database cannot be read")
         return problems
 
     def snapshot(self) -> Snapshot:

@@ -67,8 +67,8 @@ class Grants:
                 self.opa.put_data(f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
         except OpaUnavailable as e:
             raise DataVisaError(
-                f"saved, but OPA did not take the new grants ({e}); they are pushed again "
-                "when the engine next starts, and until then access is denied"
+                "saved, but OPA did not take the new grants; they are pushed again when "
+                "the engine next starts, and until then access is denied"
             ) from e
 
     def sync(self) -> None:

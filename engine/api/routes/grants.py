@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ..deps import V1, Actor, Served
+from ..errors import JsonRoute
 from ..schemas import (
     BreakGlass,
     Empty,
@@ -18,7 +19,7 @@ from ..schemas import (
 )
 from ..wire import to_wire
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/break-glass", status_code=201, response_model=RequestOut, tags=["grants"], **V1)

@@ -5,9 +5,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from ..deps import V1, Actor, Served
+from ..errors import JsonRoute
 from ..schemas import Whoami
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.get("/v1/whoami", response_model=Whoami, tags=["tokens"], **V1)

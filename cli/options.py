@@ -53,7 +53,7 @@ def country(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
     if not value.isascii() or code not in shipped_countries():
         raise click.BadParameter(
-            f"{value!r} is not an ISO 3166-1 alpha-2 country code the policy knows "
+            f"{value!r} is not an ISO 3166 alpha-2 country code the policy knows "
             "(such as DE), nor unknown"
         )
     return code

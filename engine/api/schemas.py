@@ -47,7 +47,7 @@ def _checked(
 def _country(value: Any) -> str:
     if not isinstance(value, str) or not (value == "unknown" or value in current().countries):
         raise ValueError(
-            f"{value!r} is not an ISO 3166-1 alpha-2 country code the policy knows "
+            f"{value!r} is not an ISO 3166 alpha-2 country code the policy knows "
             "(such as DE), nor unknown"
         )
     return value

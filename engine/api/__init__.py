@@ -2,8 +2,9 @@
 
 Holds the FastAPI app (`app`) and its routes by resource (`routes/`), what they depend
 on (`deps`), the wire shapes (`schemas` for pydantic bodies and answers, `wire` for
-records to JSON and back), errors (`errors`), the access check's fast lane (`fastlane`),
-bearer tokens (`tokens`), Prometheus metrics (`metrics`), the running service
+records to JSON and back), the input rules beyond those shapes (`limits`: the bundle's
+countries, free-form JSON's bounds), errors (`errors`), the access check's fast lane
+(`fastlane`), bearer tokens (`tokens`), Prometheus metrics (`metrics`), the running service
 (`service`) and `datavisa serve` itself (`serve`, configured by `config`), the remote
 client the CLI uses against a server (`remote`), and the dashboard's files
 (`dashboard/`).

@@ -50,7 +50,7 @@ class TooDeepBody(HTTPException):
     """A JSON body nested too deeply to parse. An HTTPException because it is raised while
     FastAPI reads the body, and FastAPI passes only those on as they are."""
 
-    def __init__(self, path: bounded.Path) -> None:
+    def __init__(self, path: bounded.JsonPath) -> None:
         self.field = path[0] if path and isinstance(path[0], str) else "body"
         super().__init__(
             422, f"{self.field}: nested more than {bounded.MAX_PARSE_DEPTH} levels deep"

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-MAX_DEPTH = 96  # the most a config may allow: model.bounded parses to 128 levels
+from ..ledger.decision_log import EVENT_VALUE_BYTES, EVENT_VALUE_DEPTH, READ_DEPTH
+
+# The most a config may allow: an event holding such a value still reads back whole
+# (READ_DEPTH), and model.bounded parses deeper still.
+MAX_DEPTH = READ_DEPTH - 4
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,8 @@ class Limits:
 
     context_bytes: int = 8 * 1024  # facts about one access, not documents
     context_depth: int = 32  # enough for any record of facts, far from a stack's end
-    log_value_bytes: int = 64 * 1024  # what an OPA was asked and answered, each
-    log_value_depth: int = 64  # an event's input holds a context, and then some
+    log_value_bytes: int = EVENT_VALUE_BYTES  # what an OPA was asked and answered, each
+    log_value_depth: int = EVENT_VALUE_DEPTH  # an event's input holds a context, and more
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,11 @@ class Whoami(BaseModel):
 
 
 class LogPage(BaseModel):
-    events: list[dict[str, Any]] = Field(description="OPA decision-log events, each with seq")
+    events: list[dict[str, Any]] = Field(
+        description="OPA decision-log events, each with seq. A record nested too deeply to "
+        "show, or that does not parse, comes with `unreadable`: the JSON pointers of what "
+        'is left out ("" for all but its decision_id, path and timestamp)'
+    )
     next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
 
 

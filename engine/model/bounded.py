@@ -16,14 +16,14 @@ from .errors import DataVisaError
 
 MAX_PARSE_DEPTH = 128  # deeper than any limit the engine accepts; far from the stack's end
 
-Path = list[str | int]
+JsonPath = list[str | int]  # keys and array indexes from the top of a document
 
 
 class TooDeep(DataVisaError):
     """A JSON document nests deeper than can be parsed; `path` leads to where it does
     (keys and array indexes from the top), as far as `MAX_PARSE_DEPTH` levels."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: JsonPath) -> None:
         super().__init__(f"JSON nested more than {MAX_PARSE_DEPTH} levels deep")
         self.path = path
 
@@ -66,10 +66,10 @@ def loads(text: str | bytes) -> Any:
         raise TooDeep(_deep_path(raw, MAX_PARSE_DEPTH)) from None
 
 
-def _deep_path(text: str, limit: int) -> Path:
+def _deep_path(text: str, limit: int) -> JsonPath:
     """The keys and indexes leading to the first array or object nested deeper than
     `limit`, scanning `text` once; only ever called on a document json could not parse."""
-    path: Path = []  # per open container: the key or index the scan is at inside it
+    path: JsonPath = []  # per open container: the key or index the scan is at inside it
     objects: list[bool] = []  # per open container: is it an object
     i, n = 0, len(text)
     while i < n:

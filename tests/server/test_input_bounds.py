@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from live_server import RESOURCE, Api, Caller, uvicorn_thread
+from test_supervision import _serve
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.limits import InputRules, Limits
@@ -418,3 +419,32 @@ def test_health_names_no_internal_address(tmp_path):
     tokens.close()
     store.close()
     client.close()
+
+
+@pytest.fixture
+def bundle_without_mexico(tmp_path: Path) -> Path:
+    """The shipped bundle, except that its data knows no MX."""
+    data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path / "data"))
+    countries = data / "countries.yaml"
+    countries.write_text(countries.read_text().replace("  MX: Mexico\n", ""))
+    return bundle.build(POLICY_DIR, data, tmp_path / "bundle.tar.gz", "no-mx")
+
+
+def _from(served, location: str) -> int:
+    caller = Caller(served.url, served.tokens["alice"])
+    return caller.post("/v1/access/check", CHECK | {"location": location}).status_code
+
+
+def test_serve_takes_the_countries_of_the_bundle_it_runs(tmp_path, bundle_without_mexico):
+    with _serve(tmp_path, "--bundle", str(bundle_without_mexico)) as served:
+        assert (_from(served, "DE"), _from(served, "MX"), _from(served, "XX")) == (200, 422, 422)
+
+
+def test_serve_asks_an_external_opa_for_its_countries(tmp_path, bundle_without_mexico):
+    with OpaProcess(bundle_without_mexico) as opa, _serve(tmp_path, "--opa-url", opa.url) as served:
+        assert (_from(served, "DE"), _from(served, "MX"), _from(served, "XX")) == (200, 422, 422)
+
+
+def test_serve_with_the_shipped_bundle_takes_every_iso_country(tmp_path):
+    with _serve(tmp_path) as served:
+        assert (_from(served, "MX"), _from(served, "XX")) == (200, 422)

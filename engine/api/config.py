@@ -26,7 +26,10 @@ webhooks:                         # Slack-compatible JSON, retried with backoff
     groups: [data_owner]          # only requests needing one of these approver groups
 ```
 
-Relative paths in the file are relative to the file's folder.
+Relative paths in the file are relative to the file's folder. The countries a location may
+name are not configured here: they are the bundle's (its `countries` section), read from the
+bundle serve runs, or asked once of an external OPA at start (the shipped bundle's when it
+does not answer).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +15,6 @@ from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import default_db_path
 
 F = Callable[..., Any]
-
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 def db_option(f: F) -> F:
@@ -74,14 +71,20 @@ def json_option(f: F) -> F:
 
 
 def country(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """An ISO 3166 alpha-2 country code (upper-cased), or `unknown`."""
+    """An ISO 3166-1 alpha-2 country code the shipped bundle knows (upper-cased), or
+    `unknown`. A server checks again against the bundle it runs."""
     if value is None:
         return None
     code = value.strip().upper()
     if code == "UNKNOWN":
         return "unknown"
-    if not _COUNTRY.match(code):
-        raise click.BadParameter(f"{value!r} is not an ISO 3166 alpha-2 country code such as DE")
+    from datavisa.engine.policy.bundle import shipped_countries  # YAML: only when asked
+
+    if not value.isascii() or code not in shipped_countries():
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 3166 alpha-2 country code the policy knows "
+            "(such as DE), nor unknown"
+        )
     return code
 
 

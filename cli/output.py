@@ -169,11 +169,11 @@ def decision_table(events: list[dict[str, Any]], header: bool = True) -> str:
     """Decision-log events as rows: what was asked, about whom, and the answer."""
     rows = []
     for e in events:
-        inp, res = e.get("input") or {}, e.get("result") or {}
+        inp, res = (e.get(k) if isinstance(e.get(k), dict) else {} for k in ("input", "result"))
         answer = {True: "allow", False: "deny"}.get(res.get("allow"), "-")
         codes = ",".join(dict.fromkeys(r.get("code", "?") for r in res.get("reasons", [])))
         rows.append([
-            e["seq"], e["timestamp"][:19] + "Z", (e.get("path") or "-").split("/")[1],
+            e["seq"], str(e.get("timestamp", ""))[:19] + "Z", _decision_name(e.get("path")),
             inp.get("subject") or inp.get("approver") or inp.get("actor") or "-",
             inp.get("resource") or (inp.get("request") or {}).get("resource") or "-",
             inp.get("location") or inp.get("approver_location") or "-",
@@ -184,6 +184,12 @@ def decision_table(events: list[dict[str, Any]], header: bool = True) -> str:
                "grant", "caller", "id"]  # fmt: skip
     text = table(rows, headers)
     return text if header else "\n".join(text.splitlines()[1:])
+
+
+def _decision_name(path: Any) -> str:
+    """`access` for datavisa/access/decision; an uploaded event's path may be anything."""
+    parts = path.split("/") if isinstance(path, str) else []
+    return parts[1] if len(parts) > 1 else str(path or "-")
 
 
 def alerts_table(alerts: list[Alert]) -> str:

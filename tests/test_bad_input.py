@@ -25,7 +25,10 @@ def test_unknown_resource(run, db):
     assert _nothing_stored(db)
 
 
-@pytest.mark.parametrize("duration", ["ten minutes", "1h1h", "", "-5m", "15"])
+# \u0661 (ARABIC-INDIC DIGIT ONE), \uff12 (FULLWIDTH DIGIT TWO): digits to \\d, no durations.
+@pytest.mark.parametrize(
+    "duration", ["ten minutes", "1h1h", "", "-5m", "15", "\u0661h", "1h\u0663\u0660m", "\uff12m"]
+)
 def test_malformed_duration(run, db, duration):
     result = run(
         "request",
@@ -70,7 +73,8 @@ def test_duration_over_the_tier_maximum(run, db):
     assert _nothing_stored(db)
 
 
-@pytest.mark.parametrize("country", ["Germany", "D", "12", "de-DE"])
+# XX and ZZ have the shape of a code and name no country; ß upper-cases to SS (a country).
+@pytest.mark.parametrize("country", ["Germany", "D", "12", "de-DE", "XX", "ZZ", "\u00df"])
 def test_invalid_country_code(run, db, country):
     result = run("check", "alice", "eu-customer-analytics", "--from", country)
     assert result.exit_code == 2

@@ -25,6 +25,7 @@ from .deps import operation_of
 from .errors import BodyLimit, install_error_handlers
 from .fastlane import FastLane
 from .idempotency import Idempotency
+from .limits import RulesScope
 from .routes import (
     alerts,
     dashboard,
@@ -58,8 +59,9 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
             if not public and operation_of(route) is None:
                 raise RuntimeError(f"{route.path} declares no API operation (deps.Allowed)")
         app.include_router(module.router)
-    # Middleware added last runs first: the body limit, retries by Idempotency-Key, then
-    # the access check's fast lane.
+    # Middleware added last runs first: the body limit, the service's input rules (which
+    # the validators of both lanes read), retries by Idempotency-Key, then the access
+    # check's fast lane.
     app.add_middleware(
         FastLane,
         path="/v1/access/check",
@@ -68,5 +70,6 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
         verify=service.tokens.verify,
     )
     app.add_middleware(Idempotency, store=service.engine.store)
+    app.add_middleware(RulesScope, rules=service.rules)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

@@ -13,6 +13,11 @@ opa:
 tokens:
   database: /var/lib/datavisa/tokens.db   # default: the main database
 max_body_bytes: 65536             # larger request bodies are refused with 413
+limits:                           # free-form JSON beyond these is refused with 422
+  context_bytes: 8192             # an access check's context, as compact JSON
+  context_depth: 32               # ... and its levels of nesting (at most 96)
+  log_value_bytes: 65536          # each free-form part of an uploaded decision-log event
+  log_value_depth: 64             # ... and its levels of nesting (at most 96)
 sweep_every: 30s                  # how often expiries and lapses are written down
 reconcile_every: 60s              # how often OPA's grants are compared with the store
 public_url: https://datavisa.example.com   # how people reach the server, for notifications
@@ -25,7 +30,10 @@ webhooks:                         # Slack-compatible JSON, retried with backoff
     groups: [data_owner]          # only requests needing one of these approver groups
 ```
 
-Relative paths in the file are relative to the file's folder.
+Relative paths in the file are relative to the file's folder. The countries a location may
+name are not configured here: they are the bundle's (its `countries` section), read from the
+bundle serve runs, or asked once of an external OPA at start (the shipped bundle's when it
+does not answer).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
 from ..paths import default_db_path
 from ..policy.opa import read_token_file
+from .limits import MAX_DEPTH, Limits
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
 DEFAULT_OPA_TIMEOUT_S = 2.0
@@ -66,6 +75,7 @@ class ServeConfig:
     reconcile_every_s: float = DEFAULT_RECONCILE_EVERY_S
     public_url: str | None = None
     webhooks: tuple[Webhook, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -102,6 +112,7 @@ _SECTIONS = {
     "reconcile_every": (str, int, float),
     "public_url": str,
     "webhooks": list,
+    "limits": dict,
 }
 _OPA_KEYS = {"url", "timeout", "token", "token_file"}
 _TOKEN_KEYS = {"database"}
@@ -151,6 +162,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "reconcile_every_s": _seconds(doc.get("reconcile_every"), origin, "reconcile_every"),
         "public_url": (doc.get("public_url") or "").rstrip("/") or None,
         "webhooks": _webhooks(doc.get("webhooks"), origin),
+        "limits": _limits(doc.get("limits"), origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
@@ -196,6 +208,20 @@ def _webhooks(value: Any, origin: str) -> tuple[Webhook, ...] | None:
         except DataVisaError as e:
             raise DataVisaError(f"{origin}: {where}: {e}") from e
     return tuple(hooks)
+
+
+def _limits(value: Any, origin: str) -> Limits | None:
+    if value is None:
+        return None
+    known = {f.name for f in dataclasses.fields(Limits)}
+    _known(value, known, origin, "limits.")
+    for key, given in value.items():
+        least, most = (1, MAX_DEPTH) if key.endswith("_depth") else (256, 16 * 1024 * 1024)
+        if isinstance(given, bool) or not isinstance(given, int) or not least <= given <= most:
+            raise DataVisaError(
+                f"{origin}: limits.{key} must be a whole number from {least} to {most}"
+            )
+    return Limits(**value)
 
 
 def _known(section: dict[str, Any], known: set[str], origin: str, prefix: str) -> None:

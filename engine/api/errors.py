@@ -2,17 +2,23 @@
 
 `ApiError` is raised by routes; the handlers installed by `install_error_handlers` turn
 it, the engine's own errors, FastAPI's validation errors and anything unexpected into
-that one shape with the right status. `BodyLimit` refuses oversized bodies (413).
+that one shape with the right status. A body says what the client can act on: never an
+internal address (OPA's), a library's message or a traceback; the server's log keeps
+those. `BodyLimit` refuses oversized bodies (413); `JsonRoute` parses JSON bodies so that
+one nested too deeply to parse is a 422 naming its field, not a RecursionError.
 """
 
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from ..model import bounded
 from ..model.errors import (
     Conflict,
     DataVisaError,
@@ -48,6 +54,39 @@ _HTTP_CODES = {
 }
 
 
+class TooDeepBody(HTTPException):
+    """A JSON body nested too deeply to parse. An HTTPException because it is raised while
+    FastAPI reads the body, and FastAPI passes only those on as they are."""
+
+    def __init__(self, path: bounded.JsonPath) -> None:
+        self.field = path[0] if path and isinstance(path[0], str) else "body"
+        super().__init__(
+            422, f"{self.field}: nested more than {bounded.MAX_PARSE_DEPTH} levels deep"
+        )
+
+
+class _JsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = bounded.loads(await self.body())
+            except bounded.TooDeep as e:
+                raise TooDeepBody(e.path) from e
+        return self._json
+
+
+class JsonRoute(APIRoute):
+    """A route whose JSON body is parsed by `model.bounded.loads`: every router's class."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded_json(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+
+        return bounded_json
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
     return ".".join(parts)
@@ -67,10 +106,11 @@ def install_error_handlers(app: FastAPI) -> None:
                 415, "unsupported_media_type", "send the body as Content-Type: application/json"
             )
         bad_json = next((err for err in errors if err["type"] == "json_invalid"), None)
-        if bad_json is not None:
-            why = bad_json.get("ctx", {}).get("error", "")
+        if bad_json is not None:  # the parser's own words stay out; where it stopped helps
+            at = bad_json["loc"][-1]
+            where = f" (it stops making sense at character {at})" if isinstance(at, int) else ""
             return error_response(
-                400, "malformed_json", f"the body is not valid JSON: {why}", field="body"
+                400, "malformed_json", f"the body is not valid JSON{where}", field="body"
             )
         fields = [
             {"field": _field_name(err["loc"]), "message": err["msg"].removeprefix("Value error, ")}
@@ -83,6 +123,17 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{first['field']}: {first['message']}",
             field=first["field"],
             errors=fields,
+        )
+
+    @app.exception_handler(TooDeepBody)
+    def too_deep(_request: Request, e: TooDeepBody) -> JSONResponse:
+        message = str(e.detail)
+        return error_response(
+            422,
+            "invalid_input",
+            message,
+            field=e.field,
+            errors=[{"field": e.field, "message": message.removeprefix(f"{e.field}: ")}],
         )
 
     @app.exception_handler(HTTPException)
@@ -111,12 +162,16 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("storage unavailable: %s", e)
             return error_response(503, "storage_unavailable", str(e))
         if isinstance(e.__cause__, OpaUnavailable):
+            log.warning("%s: %s", e, e.__cause__)
             return error_response(503, "policy_unavailable", str(e))
         return error_response(400, "invalid", str(e))
 
     @app.exception_handler(OpaUnavailable)
     def opa_down(_request: Request, e: OpaUnavailable) -> JSONResponse:
-        return error_response(503, "policy_unavailable", f"no policy decision point: {e}")
+        log.warning("no policy decision point: %s", e)
+        return error_response(
+            503, "policy_unavailable", "the policy decision point did not answer; try again"
+        )
 
     @app.exception_handler(Exception)
     def internal(_request: Request, e: Exception) -> JSONResponse:

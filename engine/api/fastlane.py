@@ -14,7 +14,6 @@ declared route's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..model import bounded
 from .asgi import read_body, replay
 
 JSON_TYPES = (b"", b"application/json")
@@ -75,6 +75,6 @@ class FastLane:
         if media not in JSON_TYPES or not body:
             return None
         try:
-            return self.model.model_validate(json.loads(body))
-        except (ValueError, ValidationError):  # the FastAPI way says what is wrong
+            return self.model.model_validate(bounded.loads(body))
+        except (ValueError, ValidationError, bounded.TooDeep):  # the route says what is wrong
             return None

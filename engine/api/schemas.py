@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -22,10 +23,12 @@ from pydantic import (
     create_model,
 )
 
-from ..model.durations import parse_duration
+from ..model import bounded
+from ..model.durations import DURATION_PATTERN, parse_duration
 from ..model.errors import DataVisaError
 from ..model.records import REVIEW_OUTCOMES, Alert
 from ..model.records import Request as RequestRecord
+from .limits import current
 from .tokens import SUBJECT_PATTERN
 from .wire import time_fields
 
@@ -42,12 +45,20 @@ def _checked(
 
 
 def _country(value: Any) -> str:
-    if not isinstance(value, str) or not (
-        value == "unknown" or (len(value) == 2 and value.isascii() and value.isupper())
-    ):
+    if not isinstance(value, str) or not (value == "unknown" or value in current().countries):
         raise ValueError(
-            f"{value!r} is not an ISO 3166 alpha-2 country code (such as DE) nor unknown"
+            f"{value!r} is not an ISO 3166 alpha-2 country code the policy knows "
+            "(such as DE), nor unknown"
         )
+    return value
+
+
+def _context(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    limits = current().limits
+    if value is not None and (
+        why := bounded.problem(value, limits.context_bytes, limits.context_depth)
+    ):
+        raise ValueError(why)
     return value
 
 
@@ -69,7 +80,8 @@ Country = _checked(
     {
         "type": "string",
         "pattern": COUNTRY_PATTERN,
-        "description": "ISO 3166 alpha-2 country code the access comes from, or unknown",
+        "description": "ISO 3166-1 alpha-2 country code the access comes from, one the "
+        "policy bundle knows (its `countries`), or unknown",
         "examples": ["DE"],
     },
 )
@@ -78,7 +90,7 @@ Duration = _checked(
     _duration,
     {
         "oneOf": [
-            {"type": "string", "pattern": r"^(?:\d+[dhms])+$", "examples": ["1h30m"]},
+            {"type": "string", "pattern": DURATION_PATTERN, "examples": ["1h30m"]},
             {"type": "integer", "minimum": 1, "maximum": MAX_DURATION_S},
         ],
         "description": "90s, 15m, 1h30m, 2d, or whole seconds",
@@ -143,8 +155,10 @@ class AccessCheck(Body):
     resource: Name
     action: Name
     location: Country
-    context: dict[str, Any] | None = Field(
-        default=None, description="Free-form facts about the access, for the decision record"
+    context: Annotated[dict[str, Any] | None, AfterValidator(_context)] = Field(
+        default=None,
+        description="Free-form facts about the access, for the decision record: at most "
+        "8 KB as compact JSON and 32 levels deep unless the server's `limits` say otherwise",
     )
 
 
@@ -188,7 +202,11 @@ class Whoami(BaseModel):
 
 
 class LogPage(BaseModel):
-    events: list[dict[str, Any]] = Field(description="OPA decision-log events, each with seq")
+    events: list[dict[str, Any]] = Field(
+        description="OPA decision-log events, each with seq. A record nested too deeply to "
+        "show, or that does not parse, comes with `unreadable`: the JSON pointers of what "
+        'is left out ("" for all but its decision_id, path and timestamp)'
+    )
     next_after: int | None = Field(description="Pass as `after` for the next page; null at end")
 
 

@@ -40,6 +40,7 @@ from ..policy.supervisor import OpaSupervisor
 from ..store.sqlite import Store
 from .app import create_app
 from .config import ServeConfig
+from .limits import InputRules
 from .permissions import Permissions
 from .service import Service
 from .tokens import SERVICE, TokenStore
@@ -125,11 +126,38 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             notifier.start()
         stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
         monitor.start()
+        rules = InputRules(_known_countries(client, bundle_path), cfg.limits)
         service = Service(
-            engine, tokens, supervisor, monitor=monitor, notifier=notifier, permissions=permissions
+            engine,
+            tokens,
+            supervisor,
+            monitor=monitor,
+            notifier=notifier,
+            permissions=permissions,
+            rules=rules,
         )
         stack.callback(service.close)
         yield service
+
+
+def _known_countries(client: OpaClient, bundle_path: Path | None) -> frozenset[str]:
+    """The countries the bundle the server runs knows, read once at start: from the bundle
+    it runs its OPA with, or asked of an external OPA (its data at datavisa/countries).
+    When neither says (an external OPA down at start, a bundle without the section), the
+    shipped bundle's, with a warning."""
+    if bundle_path is not None:
+        known = bundle.countries(bundle.built_data(bundle_path))
+    else:
+        try:
+            answer = client.document(f"{bundle.DATA_ROOT}/countries")
+        except OpaUnavailable as e:
+            log.warning("cannot ask OPA which countries its bundle knows: %s", e)
+            answer = None
+        known = frozenset(answer) if isinstance(answer, dict) else frozenset()
+    if not known:
+        log.warning("the policy bundle names no countries; accepting the shipped bundle's")
+        return bundle.shipped_countries()
+    return known
 
 
 def _self_upload(tokens: TokenStore, base_url: str) -> tuple[DecisionUpload, str]:

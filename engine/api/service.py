@@ -1,4 +1,5 @@
-"""What the API serves: the engine, the token store, the OPA supervisor, the monitor.
+"""What the API serves: the engine, the token store, the OPA supervisor, the monitor,
+and the rules its input is held to.
 
 `Service` holds the running parts together and answers for them as a whole: whether
 they can decide correctly now (`problems`, behind /health), what Prometheus sees
@@ -22,6 +23,7 @@ from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
+from .limits import InputRules, shipped
 from .metrics import Metrics, Snapshot
 from .permissions import Permissions
 from .tokens import TokenStore
@@ -40,6 +42,8 @@ class Service:
     notifier: Notifier | None = None
     # The role by operation table (rego/datavisa/api); loaded here unless already loaded.
     permissions: Permissions = field(default_factory=Permissions)
+    # What input the API accepts: the countries of the bundle it runs, the JSON bounds.
+    rules: InputRules = field(default_factory=shipped)
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -69,7 +73,7 @@ class Service:
         if not self.permissions.loaded:
             problems.append("the API permissions are not loaded from OPA: every call is refused")
         if not self.opa_ready():
-            problems.append(f"OPA at {self.engine.opa.url} is not answering with its bundle active")
+            problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
         for lag in self.engine.grants.lag():

@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import uuid
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..model import bounded
 from ..model.durations import parse_rfc3339
 from ..model.errors import DataVisaError
 from ..store.sqlite import Store
@@ -45,6 +47,92 @@ _COLUMNS = (
     "seq", "decision_id", "at", "path", "subject", "resource", "allow", "reasons",
     "grant_id", "caller", "source", "revision", "event", "prev_hash",
 )  # fmt: skip
+
+
+EVENT_VALUE_BYTES = 64 * 1024  # an uploaded event's input, result, ... each, as JSON
+EVENT_VALUE_DEPTH = 64  # ... and its levels of nesting
+READ_DEPTH = 100  # a stored event deeper than this is shown cut (see `readable`)
+_RFC3339 = re.compile(  # fullmatch: $ would let a trailing newline through
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+# OPA's decision-log event: its fields with a fixed shape, as (what it is, check).
+_TEXT = ("a string", lambda v: isinstance(v, str))
+_TEXTS = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+_OBJECT = ("an object", lambda v: isinstance(v, dict))
+_EVENT_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "decision_id": ("a non-empty string", lambda v: isinstance(v, str) and 0 < len(v) <= 256),
+    "path": _TEXT,
+    "query": _TEXT,
+    "requested_by": _TEXT,
+    "revision": _TEXT,
+    "trace_id": _TEXT,
+    "span_id": _TEXT,
+    "timestamp": (
+        "an RFC 3339 time",
+        lambda v: isinstance(v, str) and bool(_RFC3339.fullmatch(v)) and _is_time(v),
+    ),
+    "labels": (
+        "an object of strings",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    ),
+    "bundles": (
+        "an object of bundles, each with a string revision",
+        lambda v: (
+            isinstance(v, dict)
+            and all(
+                isinstance(b, dict) and isinstance(b.get("revision", ""), str) for b in v.values()
+            )
+        ),
+    ),
+    "erased": _TEXTS,
+    "masked": _TEXTS,
+    "metrics": (
+        "an object of numbers",
+        lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
+        ),
+    ),
+    "req_id": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "custom": _OBJECT,
+    "nd_builtin_cache": _OBJECT,
+    "intermediate_results": _OBJECT,
+}
+
+
+class BadEvent(DataVisaError):
+    """An uploaded event that is not an OPA decision-log event within the limits."""
+
+    def __init__(self, index: int, field: str, problem: str) -> None:
+        super().__init__(
+            f"event {index}: {field}: {problem}" if field else f"event {index}: {problem}"
+        )
+        self.index, self.field = index, field
+
+
+def _is_time(text: str) -> bool:
+    try:
+        parse_rfc3339(text)
+    except DataVisaError:
+        return False
+    return True
+
+
+def check_events(events: list[Any], value_bytes: int, value_depth: int) -> None:
+    """Raise BadEvent for the first event that is not OPA's decision-log event shape, or
+    whose free-form parts (input, result, and any field OPA may add) are larger than
+    `value_bytes` as JSON or deeper than `value_depth` levels."""
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise BadEvent(index, "", "an event is a JSON object")
+        if "decision_id" not in event:
+            raise BadEvent(index, "decision_id", "every event needs one")
+        for field, value in event.items():
+            shape = _EVENT_FIELDS.get(field)
+            if shape is not None and not shape[1](value):
+                raise BadEvent(index, field, f"must be {shape[0]}")
+            if why := bounded.problem(value, value_bytes, value_depth):
+                raise BadEvent(index, field, why)
 
 
 _STORED = (*_COLUMNS, "hash")
@@ -188,14 +276,19 @@ class DecisionLog:
         self._announce(head[0] if events else None)
         return [event["decision_id"] for event in events]
 
-    def ingest(self, events: list[dict[str, Any]]) -> tuple[int, int]:
-        """Store OPA decision-log events; returns (stored, already known)."""
+    def ingest(
+        self,
+        events: list[Any],
+        value_bytes: int = EVENT_VALUE_BYTES,
+        value_depth: int = EVENT_VALUE_DEPTH,
+    ) -> tuple[int, int]:
+        """Store OPA decision-log events, all or (BadEvent, see `check_events`) none;
+        returns (stored, already known)."""
+        check_events(events, value_bytes, value_depth)
         stored = 0
         with self.store.transaction(durable=False) as db:
             head = self._head()
             for event in events:
-                if not isinstance(event, dict) or not isinstance(event.get("decision_id"), str):
-                    raise DataVisaError("every event needs a decision_id")
                 known = "SELECT 1 FROM decision_log WHERE decision_id = ?"
                 if not db.execute(known, [event["decision_id"]]).fetchone():
                     head = self._append(_from_logged(event), "opa", None, head)
@@ -231,18 +324,20 @@ class DecisionLog:
         db = self.store.db
         inp = event.get("input") if isinstance(event.get("input"), dict) else {}
         res = event.get("result") if isinstance(event.get("result"), dict) else {}
-        reasons = [r.get("code") for r in res.get("reasons", []) if isinstance(r, dict)]
+        listed = res.get("reasons") if isinstance(res.get("reasons"), list) else []
+        reasons = [r.get("code") for r in listed if isinstance(r, dict)]
+        subjects = (_text(inp.get(k)) for k in ("subject", "requester", "approver"))
         row = {
             "seq": last[0] + 1,
             "decision_id": event["decision_id"],
             "at": event_epoch(event),
-            "path": event.get("path"),
-            "subject": inp.get("subject") or inp.get("requester") or inp.get("approver"),
-            "resource": inp.get("resource"),
+            "path": _text(event.get("path")),
+            "subject": next((s for s in subjects if s), None),
+            "resource": _text(inp.get("resource")),
             "allow": int(res["allow"]) if isinstance(res.get("allow"), bool) else None,
             "reasons": json.dumps(reasons),
-            "grant_id": res.get("grant_id"),
-            "caller": caller or event.get("requested_by"),
+            "grant_id": _text(res.get("grant_id")),
+            "caller": caller or _text(event.get("requested_by")),
             "source": source,
             "revision": _revision(event),
             "event": json.dumps(event, sort_keys=True, separators=(",", ":")),
@@ -326,11 +421,11 @@ class DecisionLog:
             clauses.append("at < ?")
             params.append(until)
         rows = self.store.db.execute(
-            f"SELECT seq, event FROM decision_log WHERE {' AND '.join(clauses)} "
+            f"SELECT {READ_COLUMNS} FROM decision_log WHERE {' AND '.join(clauses)} "
             "ORDER BY seq LIMIT ?",
             [*params, limit],
         ).fetchall()
-        return [{"seq": seq, **json.loads(event)} for seq, event in rows]
+        return [readable(*row) for row in rows]
 
     def verify(self) -> Verdict:
         """Check every checkpoint's signature, the chain, and that no checkpoint names a
@@ -362,6 +457,32 @@ class DecisionLog:
                 min(pinned), "the log ends before this checkpointed record: its tail was cut"
             )
         return Verdict(True, checked, len(checkpoints))
+
+
+READ_COLUMNS = "seq, decision_id, path, at, event"  # what `readable` takes, in order
+
+
+def readable(seq: int, decision_id: str, path: str | None, at: float, text: str) -> dict[str, Any]:
+    """A stored record as an event with its `seq`, whatever it holds. Parts nested deeper
+    than READ_DEPTH levels are replaced by a marker; an event that does not parse (stored
+    before uploads were bounded, or damaged) is what its columns say. Either way
+    `unreadable` lists the JSON pointers of what is not shown ("" for all of it)."""
+    try:
+        event = bounded.loads(text)
+    except (ValueError, bounded.TooDeep):
+        event = None
+    if not isinstance(event, dict):
+        log.warning("decision-log record %d does not read as an event; showing its columns", seq)
+        stamp = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+        return {"seq": seq, "decision_id": decision_id, "path": path, "timestamp": stamp,
+                "unreadable": [""]}  # fmt: skip
+    shown, cut = bounded.cut(event, READ_DEPTH)
+    return {"seq": seq, **shown, **({"unreadable": cut} if cut else {})}
+
+
+def _text(value: Any) -> str | None:
+    """A column's value from a free-form part of an event: text, or nothing."""
+    return value if isinstance(value, str) else None
 
 
 def _revision(event: dict[str, Any]) -> str | None:

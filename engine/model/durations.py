@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from .errors import DataVisaError
 
-_PART = re.compile(r"(\d+)([dhms])")
+DURATION_PATTERN = r"^(?:[0-9]+[dhms])+$"  # ASCII digits: \d matches every script's
+_PART = re.compile(r"([0-9]+)([dhms])")
 _UNIT_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -14,7 +15,7 @@ def parse_duration(text: str) -> int:
     """Seconds in a duration such as `20s`, `15m`, `1h30m` or `2d`."""
     cleaned = text.strip().lower()
     parts = _PART.findall(cleaned)
-    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
+    if not text.isascii() or not cleaned or "".join(n + u for n, u in parts) != cleaned:
         raise DataVisaError(
             f"invalid duration {text!r}: use a number with a unit, such as 90s, 15m, 1h30m or 2d"
         )

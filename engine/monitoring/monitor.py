@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..ledger.decision_log import DecisionLog, event_epoch
+from ..ledger.decision_log import READ_COLUMNS, DecisionLog, event_epoch, readable
 from ..model.errors import NotFound
 from ..model.records import (
     BREAKGLASS_KIND,
@@ -235,7 +235,8 @@ class Monitor:
         raised: list[Alert] = []
         while not self._stop.is_set():
             rows = self.store.db.execute(
-                "SELECT seq, subject, event FROM decision_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT subject, {READ_COLUMNS} FROM decision_log WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
                 [self.store.cursor(CURSOR) or 0, BATCH],
             ).fetchall()
             if not rows:
@@ -243,8 +244,9 @@ class Monitor:
             known = _Facts(self.store)
             judged: list[tuple[int, dict[str, Any]]] = []
             asked: list[dict[str, Any]] = []
-            for seq, subject, text in rows:
-                event = json.loads(text)
+            for subject, *record in rows:
+                seq, event = record[0], readable(*record)
+                event.pop("seq")
                 # The monitor's own queries, uploaded by an OPA, are no news: judging them
                 # would log another query, and so on for ever.
                 if not str(event.get("path", "")).startswith(MONITOR_PREFIX):
@@ -259,7 +261,7 @@ class Monitor:
                     for alert in self.alerts.add(alerts, self.clock(), event["decision_id"], seq)
                 ]
                 known.save()
-                self.store.set_cursor(CURSOR, rows[-1][0])
+                self.store.set_cursor(CURSOR, rows[-1][1])
             self._announce(new)
             raised += new
         return raised

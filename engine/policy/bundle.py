@@ -15,16 +15,19 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from ..model.errors import DataVisaError
-from ..paths import AUTHZ_PACKAGE, PROJECT_ROOT
+from ..paths import AUTHZ_PACKAGE, DEFAULT_BUNDLE_DIR, PROJECT_ROOT
 from .process import find_opa
+
+if TYPE_CHECKING:
+    import jsonschema
 
 DATA_ROOT = "datavisa"  # the data path bundle data lands under; the bundle owns this root
 SCHEMA_PATH = Path(__file__).with_name("bundle_schema.json")
@@ -53,7 +56,7 @@ def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
-    files = sorted(bundle_dir.glob("*.yaml")) + sorted(bundle_dir.glob("*.yml"))
+    files = _data_files(bundle_dir)
     if not files:
         raise DataVisaError(f"{bundle_dir}: no YAML data files")
     for path in files:
@@ -78,6 +81,10 @@ def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
     return merged
 
 
+def _data_files(bundle_dir: Path) -> list[Path]:
+    return sorted(bundle_dir.glob("*.yaml")) + sorted(bundle_dir.glob("*.yml"))
+
+
 @cache
 def _base_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
@@ -96,6 +103,8 @@ def schema(doc: dict[str, Any]) -> dict[str, Any]:
 
 def schema_errors(doc: dict[str, Any], origin: dict[str, Path] | None = None) -> list[str]:
     """Every way `doc` breaks the data model, as `file:line: path: reason`, in file order."""
+    import jsonschema  # a slow import, needed only to build or check a bundle
+
     validator = jsonschema.Draft202012Validator(schema(doc))
     found = []
     for error in validator.iter_errors(doc):
@@ -146,6 +155,45 @@ def _line_of(file: Path, path: list[Any]) -> int | None:
         else:
             break
     return line
+
+
+def countries(data: dict[str, Any]) -> frozenset[str]:
+    """The country codes a bundle's data knows: the keys of its `countries` section."""
+    known = data.get("countries")
+    return frozenset(known) if isinstance(known, dict) else frozenset()
+
+
+@cache
+def shipped_countries() -> frozenset[str]:
+    """The countries the shipped bundle data knows (DATAVISA_BUNDLE_DIR, or the default).
+
+    Read fast, for a CLI option: the one file that defines them, with libyaml when there
+    is one, unchecked (building the bundle checks it).
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in _data_files(DEFAULT_BUNDLE_DIR):
+        try:
+            doc = yaml.load(path.read_text(), Loader=loader)  # a SafeLoader
+        except (OSError, yaml.YAMLError) as e:
+            raise DataVisaError(f"{path}: not valid YAML: {e}") from e
+        if isinstance(doc, dict) and "countries" in doc:
+            return countries(doc)
+    return frozenset()
+
+
+def built_data(path: Path) -> dict[str, Any]:
+    """The data under DATA_ROOT of a built bundle (a tarball, as `opa build` merges it into
+    one data.json, or a staged folder); {} when it has none that reads."""
+    try:
+        if path.is_dir():
+            data = json.loads((path / DATA_ROOT / "data.json").read_bytes())
+        else:
+            with tarfile.open(path) as tar:
+                member = next(m for m in tar.getmembers() if m.name.lstrip("/") == "data.json")
+                data = json.loads(tar.extractfile(member).read()).get(DATA_ROOT)  # type: ignore[union-attr]
+    except (OSError, StopIteration, tarfile.TarError, ValueError, AttributeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def revision(root: Path = PROJECT_ROOT) -> str:

@@ -110,6 +110,11 @@ class OpaClient:
             raise OpaUnavailable(f"OPA has no document at {path} (is the policy bundle loaded?)")
         return Answer(result=body["result"], decision_id=body.get("decision_id"))
 
+    def document(self, path: str) -> Any:
+        """The data document at `path` (slash separated, under /v1/data); None if undefined."""
+        body = self._call("GET", f"/v1/data/{path}")
+        return body.get("result") if isinstance(body, dict) else None
+
     def put_data(self, path: str, value: Any) -> None:
         """Replace the data document at `path` (slash separated, under /v1/data)."""
         self._call("PUT", f"/v1/data/{path}", value, what=f"refused data at {path}")

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from datavisa.cli.main import cli
 from datavisa.engine.api import config
 from datavisa.engine.api.config import ServeConfig
+from datavisa.engine.api.limits import Limits
 from datavisa.engine.api.serve import running
 from datavisa.engine.model.errors import DataVisaError
 
@@ -24,6 +25,8 @@ def test_a_full_file_is_read_with_paths_relative_to_it(tmp_path: Path):
         "tokens: {database: tokens.db}\n"
         "max_body_bytes: 4096\n"
         "sweep_every: 1m\n"
+        "limits: {context_bytes: 2048, context_depth: 8, log_value_bytes: 4096, "
+        "log_value_depth: 16}\n"
     )
     cfg = config.load(path)
     assert cfg == ServeConfig(
@@ -35,6 +38,9 @@ def test_a_full_file_is_read_with_paths_relative_to_it(tmp_path: Path):
         tokens_database=tmp_path / "tokens.db",
         max_body_bytes=4096,
         sweep_every_s=60.0,
+        limits=Limits(
+            context_bytes=2048, context_depth=8, log_value_bytes=4096, log_value_depth=16
+        ),
     )
     assert cfg.host_port == ("0.0.0.0", 9000)
 
@@ -68,6 +74,12 @@ def test_an_opa_token_without_an_opa_url_is_refused_before_anything_starts(tmp_p
     assert not (tmp_path / "d.db").exists()
 
 
+def test_the_limits_default_to_8_kib_and_32_levels_of_context():
+    limits = config.from_dict({"limits": {"context_depth": 4}}, base=Path(".")).limits
+    assert limits == Limits(context_bytes=8192, context_depth=4)
+    assert ServeConfig().limits == Limits(8192, 32, 65536, 64)
+
+
 def test_flags_override_the_file(tmp_path: Path):
     path = tmp_path / "serve.yaml"
     path.write_text("listen: 127.0.0.1:9000\nopa: {timeout: 5s}\n")
@@ -92,6 +104,13 @@ def test_flags_override_the_file(tmp_path: Path):
         ("opa: {token: x, token_file: t}\n", "opa.token or opa.token_file, not both"),
         ("opa: {token_file: missing}\n", "opa.token_file: cannot read"),
         ("opa: {token: ''}\n", "opa.token must be a non-empty string"),
+        ("limits: {context_size: 10}\n", "unknown setting limits.context_size"),
+        ("limits: {context_depth: 0}\n", "limits.context_depth must be a whole number from 1"),
+        ("limits: {context_depth: 500}\n", "from 1 to 96"),
+        ("limits: {context_bytes: 10}\n", "limits.context_bytes must be a whole number from 256"),
+        ("limits: {log_value_bytes: 1.5}\n", "limits.log_value_bytes"),
+        ("limits: {log_value_depth: true}\n", "limits.log_value_depth"),
+        ("limits: 8k\n", "limits has the wrong type"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):

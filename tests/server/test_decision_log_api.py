@@ -164,7 +164,7 @@ def test_bad_uploads_are_refused_and_store_nothing(api):
         (service.session.post(f"{api.url}/v1/logs", data=b"not gzip", headers=gz), 400),
         (service.session.post(f"{api.url}/v1/logs", data=b"{nope", headers={}), 400),
         (service.post("/v1/logs", {"decision_id": "x"}), 422),
-        (service.post("/v1/logs", [{"path": "no id"}]), 400),
+        (service.post("/v1/logs", [{"path": "no id"}]), 422),
     ]
     for response, status in cases:
         assert response.status_code == status, response.text

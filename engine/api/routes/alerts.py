@@ -10,12 +10,12 @@ from ...model.records import Alert
 from ...monitoring.monitor import SEVERITIES
 from ...monitoring.monitor import STATES as ALERT_STATES
 from ..deps import V1, Allowed, Served
-from ..errors import ApiError
+from ..errors import ApiError, JsonRoute
 from ..schemas import AUDIT_PAGE_MAX, AlertId, AlertOut, AlertPage, Empty
 from ..tokens import SUBJECT_PATTERN, Principal
 from ..wire import to_wire
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.get("/v1/alerts", response_model=AlertPage, tags=["monitoring"], **V1)

@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ...model.durations import rfc3339
 from ..deps import Allowed, Served
-from ..errors import ApiError
+from ..errors import ApiError, JsonRoute
 from ..tokens import Principal
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 DASHBOARD = Path(__file__).parent.parent / "dashboard"  # engine/api/dashboard/

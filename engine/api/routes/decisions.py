@@ -4,7 +4,9 @@
 import gzip
 import io
 import json
+import logging
 import time
+import zlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -12,11 +14,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
+from ...ledger.decision_log import BadEvent
+from ...model import bounded
 from ...model.decision import Check
 from ...model.errors import StorageUnavailable
 from ...store.sqlite import Store
 from ..deps import V1, Allowed, Served
-from ..errors import ApiError
+from ..errors import ApiError, JsonRoute
 from ..schemas import (
     AUDIT_PAGE_MAX,
     ID_PATTERN,
@@ -29,7 +33,8 @@ from ..service import Service
 from ..tokens import SUBJECT_PATTERN, Principal
 from ..wire import audit_event_to_wire, decision_to_wire
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
+log = logging.getLogger("datavisa.server")
 
 CHECK = "access.check"  # the check route's operation, authorized in the fast lane too
 
@@ -117,13 +122,25 @@ async def ingest_decision_logs(
     """Take decision-log events uploaded by an OPA's decision-log plugin.
 
     The body is a JSON array of OPA decision events, gzip-compressed as OPA sends it
-    (`Content-Encoding: gzip`) or plain. Point an OPA at it with
+    (`Content-Encoding: gzip`) or plain. Each event must have OPA's event shape
+    (decision_id a string, timestamp RFC 3339, labels an object of strings, ...), and its
+    free-form parts (input, result, ...) must be within the server's `limits`
+    (64 KB as JSON and 64 levels each, by default): otherwise the answer is a 422 whose
+    `field` names the first bad event's index and field (`3.timestamp`), and nothing of
+    the upload is stored. Point an OPA at it with
     `services.datavisa.url: <server>/v1` and `decision_logs.service: datavisa`, with a
     service token as its bearer credential. An event whose decision id is already in
     the log is skipped, so a retried upload lands once.
     """
     events = _decision_events(await request.body(), request.headers)
-    await run_in_threadpool(service.engine.log.ingest, events)
+    limits = service.rules.limits
+    try:
+        await run_in_threadpool(
+            service.engine.log.ingest, events, limits.log_value_bytes, limits.log_value_depth
+        )
+    except BadEvent as e:
+        field = f"{e.index}.{e.field}" if e.field else str(e.index)
+        raise ApiError(422, "invalid_input", str(e), field=field) from e
     return Response(status_code=204)
 
 
@@ -168,18 +185,21 @@ def _decision_events(body: bytes, headers: Any) -> list[Any]:
     if headers.get("content-encoding", "").lower() == "gzip":
         try:
             body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(MAX_LOG_UPLOAD_BYTES + 1)
-        except (OSError, EOFError) as e:
-            raise ApiError(
-                400, "bad_request", f"the body is not valid gzip: {e}", field="body"
-            ) from e
+        except (OSError, EOFError, zlib.error) as e:
+            log.info("a decision-log upload is not valid gzip: %s", e)
+            raise ApiError(400, "bad_request", "the body is not valid gzip", field="body") from e
         if len(body) > MAX_LOG_UPLOAD_BYTES:
             raise ApiError(
                 413, "body_too_large", "the upload is too large once unzipped", field="body"
             )
     try:
-        events = json.loads(body)
-    except ValueError as e:
-        raise ApiError(400, "bad_request", f"the body is not JSON: {e}", field="body") from e
+        events = bounded.loads(body)
+    except bounded.TooDeep as e:
+        field = ".".join(str(step) for step in e.path[:2]) or "body"
+        raise ApiError(422, "invalid_input", f"{field}: {e}", field=field) from e
+    except ValueError as e:  # the parser's own words stay out; where it stopped helps
+        at = f" (it stops making sense at character {e.pos})" if hasattr(e, "pos") else ""
+        raise ApiError(400, "bad_request", f"the body is not valid JSON{at}", field="body") from e
     if not isinstance(events, list):
         raise ApiError(422, "invalid", "the body must be a JSON array of events", field="body")
     return events

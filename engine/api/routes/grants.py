@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 
 from ..deps import V1, Allowed, Served
+from ..errors import JsonRoute
 from ..schemas import (
     BreakGlass,
     Empty,
@@ -19,7 +20,7 @@ from ..schemas import (
 from ..tokens import Principal
 from ..wire import to_wire
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/break-glass", status_code=201, response_model=RequestOut, tags=["grants"], **V1)

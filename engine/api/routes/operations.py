@@ -4,9 +4,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from ..deps import Served
+from ..errors import JsonRoute
 from ..metrics import CONTENT_TYPE
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.get("/health", tags=["operations"])

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from ...model.records import STATES
 from ..deps import V1, Allowed, Served
+from ..errors import JsonRoute
 from ..schemas import (
     Approve,
     Empty,
@@ -19,7 +20,7 @@ from ..schemas import (
 from ..tokens import Principal
 from ..wire import to_wire
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.post("/v1/requests", status_code=201, response_model=RequestOut, tags=["requests"], **V1)

@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 
 from ..deps import V1, Allowed, Served
+from ..errors import JsonRoute
 from ..schemas import Whoami
 from ..tokens import Principal
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.get("/v1/whoami", response_model=Whoami, tags=["tokens"], **V1)

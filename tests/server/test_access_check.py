@@ -14,7 +14,6 @@ from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.policy.decide import ACCESS
-from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import free_port
 from datavisa.engine.store.sqlite import Store
 
@@ -90,14 +89,14 @@ def test_revocation_is_immediate(api):
 
 
 @pytest.fixture
-def dead_opa_api(tmp_path, opa_url):
+def dead_opa_api(tmp_path, opa):
     """The service after its OPA stopped answering: started against the session's OPA
     (so it holds the API permissions), then pointed at a loopback port nothing listens on."""
     db = tmp_path / "datavisa.db"
     store, tokens = Store(db), TokenStore(db)
-    client = OpaClient(opa_url, timeout=1.0)
+    client = opa.client(timeout=1.0)
     svc = Service(Engine(store, client, revision="test"), tokens)
-    client.url = f"http://127.0.0.1:{free_port()}"
+    client.point(f"http://127.0.0.1:{free_port()}", None)
     token, _ = tokens.issue("alice")
     with uvicorn_thread(create_app(svc)) as url:
         yield Caller(url, token), Caller(url)

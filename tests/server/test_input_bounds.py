@@ -296,13 +296,13 @@ def test_records_stored_before_the_fix_read_back_with_a_marker_not_a_500(api, ca
     assert log.verify().ok
 
 
-def test_the_monitor_and_the_cli_read_such_records_too(run, db, tmp_path, opa_url):
+def test_the_monitor_and_the_cli_read_such_records_too(run, db, tmp_path, opa):
     store = Store(db)
     log = DecisionLog(store, b"k")
     deep = {**EVENT, "decision_id": "deep-300", "input": _nested(300)}
     _store_as_before_the_fix(log, json.dumps(deep), "deep-300")
     _store_as_before_the_fix(log, "[" * 5000 + "]" * 5000, "deep-5000")
-    client = OpaClient(opa_url)
+    client = opa.client()
     Monitor(log, client).run_once()  # judged (or not), never stuck on them
     assert store.cursor(CURSOR) == 2
     client.close()
@@ -370,21 +370,22 @@ def test_malformed_json_says_where_not_what_the_parser_said(api, raw, at):
 
 
 @pytest.fixture
-def opa_refusing_grants(tmp_path: Path) -> Iterator[str]:
+def opa_refusing_grants(tmp_path: Path) -> Iterator[OpaProcess]:
     """A real OPA whose bundle claims the grants root too, so it refuses every grant
     pushed to it while it answers decisions."""
     data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path / "data"))
-    (data / ".manifest").write_text(json.dumps({"roots": ["datavisa", "system", "grants"]}))
+    roots = ["datavisa", "system/log", "grants"]
+    (data / ".manifest").write_text(json.dumps({"roots": roots}))
     tarball = bundle.build(POLICY_DIR, data, tmp_path / "bundle.tar.gz", "roots")
     with OpaProcess(tarball) as opa:
-        yield opa.url
+        yield opa
 
 
 def test_error_bodies_carry_no_internal_address_nor_library_text(
     tmp_path, opa_refusing_grants, caplog
 ):
     db = tmp_path / "datavisa.db"
-    store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_refusing_grants)
+    store, tokens, client = Store(db), TokenStore(db), opa_refusing_grants.client()
     service = Service(Engine(store, client, revision="test", log=DecisionLog(store, b"k")), tokens)
     with uvicorn_thread(create_app(service)) as url:
         api = Api(url, service)
@@ -392,13 +393,13 @@ def test_error_bodies_carry_no_internal_address_nor_library_text(
         with caplog.at_level(logging.WARNING):
             approve = f"/v1/requests/{request['id']}/approve"
             response = api.as_("bob").post(approve, {"location": "DE"})
-        assert response.status_code == 503, response.text
+        # Recorded, not yet in force: said so, without OPA's address or its words.
+        assert response.status_code == 202, response.text
         text = response.text
-        for internal in (opa_refusing_grants, "127.0.0.1", "HTTP 400", "urllib3", "Traceback"):
+        for internal in (opa_refusing_grants.url, "127.0.0.1", "HTTP 400", "urllib3", "Traceback"):
             assert internal not in text
-        assert response.json()["error"]["code"] == "policy_unavailable"
-        assert "saved, but OPA did not take the new grants" in response.json()["error"]["message"]
-        assert opa_refusing_grants in caplog.text  # the server's log keeps the details
+        assert "not yet in force at opa" in response.json()["message"]
+        assert "HTTP 400" in caplog.text  # the server's log keeps the details
     service.close()
     tokens.close()
     store.close()
@@ -413,7 +414,7 @@ def test_health_names_no_internal_address(tmp_path):
     with uvicorn_thread(create_app(service)) as url:
         health = Caller(url).get("/health")
         assert health.status_code == 503
-        assert health.json()["problems"] == ["OPA is not answering with its bundle active"]
+        assert "OPA is not answering with its bundle active" in health.json()["problems"]
         assert "127.0.0.1" not in health.text
     service.close()
     tokens.close()
@@ -441,7 +442,10 @@ def test_serve_takes_the_countries_of_the_bundle_it_runs(tmp_path, bundle_withou
 
 
 def test_serve_asks_an_external_opa_for_its_countries(tmp_path, bundle_without_mexico):
-    with OpaProcess(bundle_without_mexico) as opa, _serve(tmp_path, "--opa-url", opa.url) as served:
+    with (
+        OpaProcess(bundle_without_mexico) as opa,
+        _serve(tmp_path, "--opa-url", opa.url, "--opa-token-file", str(opa.token_file)) as served,
+    ):
         assert (_from(served, "DE"), _from(served, "MX"), _from(served, "XX")) == (200, 422, 422)
 
 

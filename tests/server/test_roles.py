@@ -24,7 +24,7 @@ from datavisa.engine.api.tokens import ROLES, TokenStore
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.policy.opa import OpaClient
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import OpaProcess, free_port
 from datavisa.engine.policy.supervisor import OpaSupervisor
 from datavisa.engine.store.sqlite import Store
 
@@ -90,10 +90,10 @@ def _call(caller: Caller, method: str, path: str) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def roles_api(tmp_path_factory: pytest.TempPathFactory, opa_url: str) -> Iterator[Api]:
+def roles_api(tmp_path_factory: pytest.TempPathFactory, opa: OpaProcess) -> Iterator[Api]:
     """One server for the whole table (the service of conftest.py, once per module)."""
     db = tmp_path_factory.mktemp("roles") / "datavisa.db"
-    store, tokens, client = Store(db), TokenStore(db), OpaClient(opa_url)
+    store, tokens, client = Store(db), TokenStore(db), opa.client()
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.grants.sync()
     service = Service(engine, tokens)
@@ -204,7 +204,7 @@ def test_an_admin_token_revokes_anyones_grant_and_the_log_says_so(api):
 
 
 @pytest.fixture
-def no_table_yet(db: Path, opa_url: str) -> Iterator[tuple[Api, OpaClient, Service]]:
+def no_table_yet(db: Path, opa: OpaProcess) -> Iterator[tuple[Api, OpaClient, Service]]:
     """A service started while OPA did not answer, with a supervisor that loads the role
     table and pushes the grants whenever OPA answers (as `datavisa serve` does)."""
     store, tokens = Store(db), TokenStore(db)
@@ -227,7 +227,7 @@ def no_table_yet(db: Path, opa_url: str) -> Iterator[tuple[Api, OpaClient, Servi
     client.close()
 
 
-def test_without_the_table_every_call_is_refused_until_opa_answers(no_table_yet, opa_url):
+def test_without_the_table_every_call_is_refused_until_opa_answers(no_table_yet, opa):
     api, client, service = no_table_yet
     alice = api.as_("alice")
     for response in (
@@ -242,7 +242,7 @@ def test_without_the_table_every_call_is_refused_until_opa_answers(no_table_yet,
         "the API permissions are not loaded from OPA: every call is refused" in (health["problems"])
     )
 
-    client.url = opa_url  # OPA answers: the supervisor resyncs, and loads the table
+    client.point(opa.url, opa.token)  # OPA answers: the supervisor resyncs, loads the table
     wait_for(lambda: service.permissions.loaded, "the role table")
     assert alice.get("/v1/whoami").json() == {"subject": "alice", "role": "user"}
     assert alice.post("/v1/access/check", CHECK).status_code == 200

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -157,6 +158,17 @@ async def reader(load: Load, session: aiohttp.ClientSession) -> None:
         await asyncio.sleep(0.05)  # a reader polls; it does not hammer
 
 
+def _open_files(pid: int, name: str) -> int:
+    """How many descriptors of `pid` are open on the database file (one a connection)."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += Path(os.readlink(fd)).name == name
+        except OSError:
+            continue
+    return count
+
+
 async def sampler(
     load: Load, pids: dict[str, int], every_s: float, started: float
 ) -> list[dict[str, Any]]:
@@ -166,6 +178,8 @@ async def sampler(
         for name, pid in pids.items():
             sample[f"{name}_rss_mib"] = round(fixtures.rss_mib(pid), 2)
             sample[f"{name}_cpu_s"] = round(fixtures.cpu_s(pid), 2)
+        sample["serve_threads"] = len(list(Path(f"/proc/{pids['serve']}/task").iterdir()))
+        sample["serve_db_files"] = _open_files(pids["serve"], load.srv.db.name)
         sample["calls"] = sum(load.calls.values())
         samples.append(sample)
         if time.monotonic() >= load.deadline:
@@ -321,10 +335,19 @@ def markdown(record: dict[str, Any]) -> str:
     ]
     for rule, n in record["database"]["alerts"].items():
         lines.append(f"- {rule}: {n['rows']:,} / {n['raised']:,}")
-    lines += ["", "## Samples", "", "| t s | serve MiB | OPA MiB | calls |", "| --- " * 4 + "|"]
+    lines += [
+        "",
+        "## Samples",
+        "",
+        "| t s | serve MiB | OPA MiB | calls | serve threads | database connections |",
+        "| --- " * 6 + "|",
+    ]
     step = max(1, len(record["samples"]) // 40)
     for s in record["samples"][::step]:
-        lines.append(f"| {s['t_s']} | {s['serve_rss_mib']} | {s['opa_rss_mib']} | {s['calls']:,} |")
+        lines.append(
+            f"| {s['t_s']} | {s['serve_rss_mib']} | {s['opa_rss_mib']} | {s['calls']:,} | "
+            f"{s['serve_threads']} | {s['serve_db_files']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -2,14 +2,16 @@
 
     python bench/traced_serve.py DIR EVERY_S serve --listen ... --db ...
 
-Runs the CLI in this process with tracemalloc tracing 25 frames, and every EVERY_S seconds
-writes a snapshot to DIR/snapshot-<seconds>.pickle. Compare two with `compare`:
+Runs the CLI in this process with tracemalloc tracing 25 frames (env TRACE_FRAMES: 1 is
+cheap enough for minutes of load), and every EVERY_S seconds writes a snapshot to
+DIR/snapshot-<seconds>.pickle. Compare two with `compare`:
 
     python bench/traced_serve.py compare DIR/snapshot-60.pickle DIR/snapshot-540.pickle
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -42,7 +44,7 @@ def main() -> None:
         return
     folder, every_s = Path(sys.argv[1]), float(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(25)
+    tracemalloc.start(int(os.environ.get("TRACE_FRAMES", "25")))
     threading.Thread(target=_snapshots, args=(folder, every_s), daemon=True).start()
     from datavisa.cli.main import cli
 

@@ -108,3 +108,22 @@ def test_every_threads_connection_commits_without_an_fsync_each(engine):
     main = engine.store.db.execute("PRAGMA synchronous").fetchone()[0]
     assert [main, *seen] == [1, 1]  # NORMAL, in this thread and in a new one
     assert engine.store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_connections_of_threads_that_ended_are_closed(db: Path):
+    """A server's worker threads come and go; each used the store with a connection of
+    its own, which must not outlive it (each holds a page cache: memory that only grew)."""
+    store = Store(db)
+    try:
+
+        def use() -> None:
+            store.db.execute("SELECT count(*) FROM requests").fetchone()
+
+        for _ in range(20):
+            thread = threading.Thread(target=use)
+            thread.start()
+            thread.join()
+        assert store.connections() <= 2  # this thread's, and the last one's until the next
+        store.db.execute("SELECT 1").fetchone()  # this thread's still works
+    finally:
+        store.close()

@@ -348,7 +348,7 @@ def data_dir(tmp_path: Path) -> Path:
         ("    EU: {timezone", "    XX: {timezone", "'XX' names nothing defined in jurisdictions"),
         ("      dedup_s: 3600\n", "      dedup_s: -1\n",
          "monitoring.rules.no_grant_on_restricted.dedup_s: -1 is below the minimum of 0"),
-        ("      dedup_s: 900\n", "",
+        ("      dedup_s: 900 # per subject and resource, whichever grant ended\n", "",
          "monitoring.rules.access_after_grant_end: 'dedup_s' is a required property"),
     ],
 )  # fmt: skip

@@ -37,7 +37,10 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._open: list[sqlite_utils.Database] = []
+        # Every connection opened, with the thread it belongs to: a thread that ends (a
+        # server's worker threads come and go) leaves its connection here, and the next
+        # connection opened closes it, so they do not pile up, each with its page cache.
+        self._open: list[tuple[threading.Thread, sqlite_utils.Database]] = []
         self._lock = threading.Lock()
         self._writer = threading.RLock()
         self.db.enable_wal()
@@ -58,8 +61,17 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             db = self._local.db = sqlite_utils.Database(conn)
             with self._lock:
-                self._open.append(db)
+                gone = [(t, d) for t, d in self._open if not t.is_alive()]
+                self._open = [(t, d) for t, d in self._open if t.is_alive()]
+                self._open.append((threading.current_thread(), db))
+            for _, old in gone:
+                old.close()
         return db
+
+    def connections(self) -> int:
+        """How many connections are open (one per live thread that used the store)."""
+        with self._lock:
+            return len(self._open)
 
     def _create_schema(self) -> None:
         db = self.db
@@ -135,7 +147,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            for db in self._open:
+            for _, db in self._open:
                 db.close()
             self._open.clear()
         self._local = threading.local()

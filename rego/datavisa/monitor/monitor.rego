@@ -127,7 +127,7 @@ alerts contains _alert("approver_concentration", cfg.severity, approver, "", msg
 	msg := sprintf("%s gave %d of the last %d approvals within %ds", [approver, approvals.mine, approvals.total, cfg.window_s])
 }
 
-alerts contains _alert("access_after_grant_end", severity, _in.subject, ended.grant_id, msg, [_event.decision_id, ended.decision_id]) if {
+alerts contains _alert("access_after_grant_end", severity, _in.subject, _in.resource, msg, [_event.decision_id, ended.decision_id]) if {
 	_kind == "access"
 	_denied
 	cfg := _rules.access_after_grant_end

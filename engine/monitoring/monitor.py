@@ -57,6 +57,8 @@ GATHER_S = 0.2  # after a wake-up, how long records may gather before they are j
 LOOKBACK_TTL_S = 10.0  # the rules' windows are policy, re-read this often
 MAX_EVIDENCE = 20  # decision ids an alert keeps, the newest: a repeat adds its own
 _ENDED = (EXPIRED, REVOKED, RELINQUISHED)
+_ENDED_AT = "coalesce(ended_at, expires_at)"  # when a grant ended, or ends by the clock
+_ENDED_FEW = 5  # of the grants that ended last, how many are looked at
 
 
 class Alerts:
@@ -219,6 +221,11 @@ class Monitor:
                 self.store.set_cursor(CURSOR, head[0])
             if "monitor_seen" not in db.table_names():
                 _create_seen(db, self.store.cursor(CURSOR) or 0)
+            # The grant of a subject on a resource that ended last: read from this index.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS idx_requests_monitor_ended "
+                f"ON requests (requester, resource, {_ENDED_AT})"
+            )
             # Counting the approvals in a window reads this index only, not the log.
             db.execute(
                 "CREATE INDEX IF NOT EXISTS idx_decision_log_monitor_approvals "
@@ -376,7 +383,7 @@ class Monitor:
             since = at - self.lookback().get("countries_s", 0)
             facts["countries_seen"] = known.places(subject, since)
             if isinstance(resource, str) and (
-                ended := self._last_grant_end(known.grants(subject, resource), at)
+                ended := self._last_grant_end(known.ended(subject, resource, at), at)
             ):
                 facts["last_grant_end"] = ended
         if event.get("path") == APPROVAL_PATH and isinstance(inp.get("approver"), str):
@@ -426,23 +433,30 @@ class _Facts:
 
     The places each subject was seen in, and when last: table `monitor_seen`, as of the
     records judged so far, with those of the batch being judged on top until `save`. The
-    grants a subject held on a resource, as the store has them now.
+    grants of a subject on a resource that ended last before a time, as the store has them
+    now.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._places: dict[str, dict[str, float]] = {}
         self._changed: set[tuple[str, str]] = set()
-        self._grants: dict[tuple[str, str], list[Request]] = {}
+        self._ended: dict[tuple[str, str, float], list[Request]] = {}
 
-    def grants(self, subject: str, resource: str) -> list[Request]:
-        """The subject's grants on the resource (not extensions), ever activated."""
-        if (subject, resource) not in self._grants:
-            self._grants[subject, resource] = self.store.requests(
-                "requester = ? AND resource = ? AND kind != ? AND activated_at IS NOT NULL",
-                [subject, resource, EXTENSION_KIND],
+    def ended(self, subject: str, resource: str, at: float) -> list[Request]:
+        """The subject's grants on the resource (not extensions) that ended last no later
+        than `at`, newest first: a few, however many the subject held before (a list of
+        all of them was read for every record, and grew with every grant)."""
+        key = (subject, resource, at)
+        if key not in self._ended:
+            self._ended[key] = self.store.requests(
+                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind != ? "
+                "AND activated_at IS NOT NULL",
+                [subject, resource, at, EXTENSION_KIND],
+                order_by=f"{_ENDED_AT} DESC",
+                limit=_ENDED_FEW,
             )
-        return self._grants[subject, resource]
+        return self._ended[key]
 
     def _of(self, subject: str) -> dict[str, float]:
         if subject not in self._places:

@@ -119,8 +119,15 @@ class Store:
         rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
         return Request.from_row(rows[0]) if rows else None
 
-    def requests(self, where: str | None = None, params: list[Any] | None = None) -> list[Request]:
-        rows = self.db["requests"].rows_where(where, params or [], order_by="created_at, id")
+    def requests(
+        self,
+        where: str | None = None,
+        params: list[Any] | None = None,
+        *,
+        order_by: str = "created_at, id",
+        limit: int | None = None,
+    ) -> list[Request]:
+        rows = self.db["requests"].rows_where(where, params or [], order_by=order_by, limit=limit)
         return [Request.from_row(r) for r in rows]
 
     def update(self, request_id: str, changes: dict[str, Any]) -> None:

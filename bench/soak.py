@@ -351,6 +351,21 @@ def markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _summary_line(record: dict[str, Any], stem: str) -> None:
+    """One line a run in bench/results/README.md, beside the benchmarks'."""
+    v = record["verdict"]
+    line = (
+        f"- {record['date']} soak (bench/soak.py, {record['minutes']:g} min"
+        + (f", {record['label']}" if record["label"] else "")
+        + f"): serve {v['serve']['first_minute_rss_mib']} -> {v['serve']['last_minute_rss_mib']}"
+        f" MiB (x{v['serve']['ratio']}), OPA {v['opa']['first_minute_rss_mib']} -> "
+        f"{v['opa']['last_minute_rss_mib']} MiB (x{v['opa']['ratio']}), "
+        f"flat {'yes' if record['flat'] else 'no'} (within 20 %) → {stem}.md\n"
+    )
+    with (RESULTS / "README.md").open("a") as summary:
+        summary.write(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
@@ -370,6 +385,8 @@ def main() -> None:
     stem = f"soak-{record['date']}" + (f"-{args.label}" if args.label else "")
     (args.out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(record))
+    if args.out.resolve() == RESULTS.resolve():
+        _summary_line(record, stem)
     for name, one in record["verdict"].items():
         print(
             f"{name}: {one['first_minute_rss_mib']} -> {one['last_minute_rss_mib']} MiB "

@@ -7,7 +7,7 @@ OPA := .tools/bin/opa
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
-.PHONY: setup chromium demo test policy-test lint pytest bench clean
+.PHONY: setup chromium demo test policy-test lint pytest bench soak clean
 
 setup: $(DATAVISA) $(OPA) chromium
 
@@ -56,6 +56,11 @@ pytest: setup
 # `bench` extra, so `make test` never needs them.
 bench: setup $(VENV)/.bench-deps
 	$(BIN)/python bench/run.py $(ARGS)
+
+# Memory under sustained mixed load (bench/README.md, "Soak"): 10 minutes by default;
+# `make soak ARGS="--minutes 2"` is a quick run.
+soak: setup $(VENV)/.bench-deps
+	$(BIN)/python bench/soak.py $(ARGS)
 
 $(VENV)/.bench-deps: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'

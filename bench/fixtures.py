@@ -81,8 +81,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(workdir: Path) -> Iterator[Served]:
-    """`datavisa serve` on a free 127.0.0.1 port with a fresh database; stopped on exit."""
+def served(workdir: Path, command: list[str] | None = None) -> Iterator[Served]:
+    """`datavisa serve` on a free 127.0.0.1 port with a fresh database; stopped on exit.
+
+    `command` runs instead of the `datavisa` executable (given the same arguments), such
+    as a wrapper that traces the server's allocations (bench/traced_serve.py)."""
     db = workdir / "datavisa.db"
     tokens = TokenStore(db)
     try:
@@ -94,7 +97,8 @@ def served(workdir: Path) -> Iterator[Served]:
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
-                *(str(DATAVISA), "serve", "--listen", f"127.0.0.1:{free_port()}"),
+                *(command or [str(DATAVISA)]),
+                *("serve", "--listen", f"127.0.0.1:{free_port()}"),
                 *("--db", str(db), "--sweep-every", "1h"),
             ],
             stdin=subprocess.DEVNULL,

@@ -41,7 +41,9 @@ def alerts(ctx, rule, severity, subject, state, limit, db_path, as_json):
 
     `datavisa serve` judges every decision against the rules as it is recorded and keeps
     the alerts in its database; this reads them there. Each cites the decisions it was
-    raised on: look them up with `datavisa log`.
+    raised on: look them up with `datavisa log`. A rule raised again about the same
+    subject within its window (policy: dedup_s in monitoring.yaml) is counted on the open
+    alert (COUNT, LAST RAISED, the newest evidence) rather than listed again.
 
     \b
     Examples:

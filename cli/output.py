@@ -193,13 +193,18 @@ def _decision_name(path: Any) -> str:
 
 
 def alerts_table(alerts: list[Alert]) -> str:
-    """Alerts as rows: when, how loud, which rule, about whom, and what it saw."""
+    """Alerts as rows: when first and last raised and how often, how loud, which rule, about
+    whom, and what it saw (the newest few decision ids)."""
     rows = [
         [
-            a.id, rfc3339(a.raised_at), a.severity, a.rule, a.subject, a.state,
-            ",".join(e[:8] for e in a.evidence) or "-", a.message,
+            a.id, rfc3339(a.raised_at), a.severity, a.rule, a.subject, a.count,
+            rfc3339(a.last_raised_at) if a.last_raised_at is not None else "-", a.state,
+            ",".join(e[:8] for e in a.evidence[-3:]) or "-", a.message,
         ]
         for a in alerts
     ]  # fmt: skip
-    headers = ["id", "raised", "severity", "rule", "subject", "state", "evidence", "message"]
+    headers = [
+        "id", "raised", "severity", "rule", "subject", "count", "last raised", "state",
+        "evidence", "message",
+    ]  # fmt: skip
     return table(rows, headers)

@@ -120,3 +120,22 @@ def test_state_changes_commit_durably_and_decision_records_without_an_fsync_each
     thread.join()
     assert [modes(), *in_thread] == [[2, 1, 2], [2, 1, 2]]  # FULL, NORMAL, FULL
     assert engine.store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_connections_of_threads_that_ended_are_closed(db: Path):
+    """A server's worker threads come and go; each used the store with a connection of
+    its own, which must not outlive it (each holds a page cache: memory that only grew)."""
+    store = Store(db)
+    try:
+
+        def use() -> None:
+            store.db.execute("SELECT count(*) FROM requests").fetchone()
+
+        for _ in range(20):
+            thread = threading.Thread(target=use)
+            thread.start()
+            thread.join()
+        assert store.connections() <= 2  # this thread's, and the last one's until the next
+        store.db.execute("SELECT 1").fetchone()  # this thread's still works
+    finally:
+        store.close()

@@ -35,7 +35,8 @@ class Snapshot:
     pending_requests: int
     opa_up: bool
     opa_restarts: int
-    alerts: tuple[tuple[str, str, str, int], ...] = ()  # (rule, severity, state, count)
+    # (rule, severity, state, alerts, times raised: repeats are counted on their alert)
+    alerts: tuple[tuple[str, str, str, int, int], ...] = ()
     deliveries: tuple[tuple[str, str, int], ...] = ()  # (kind, outcome, attempts)
     sinks: tuple[tuple[str, int, int, float], ...] = ()  # (sink, changes, removals, age_s)
     drift_repairs: tuple[tuple[str, int], ...] = ()  # (sink, repairs)
@@ -67,15 +68,24 @@ class _State(Collector):
             "Alerts raised and not yet acknowledged, by rule and severity.",
             labels=["rule", "severity"],
         )
-        totals: dict[tuple[str, str], int] = {}
-        for rule, severity, state, count in now.alerts:
-            totals[rule, severity] = totals.get((rule, severity), 0) + count
+        raises = CounterMetricFamily(
+            "datavisa_alert_raises",
+            "Times the rules raised an alert, by rule and severity: a repeat within the "
+            "rule's window is counted on its open alert, not stored as another.",
+            labels=["rule", "severity"],
+        )
+        totals: dict[tuple[str, str], tuple[int, int]] = {}
+        for rule, severity, state, count, times in now.alerts:
+            alerts, raised_times = totals.get((rule, severity), (0, 0))
+            totals[rule, severity] = (alerts + count, raised_times + times)
             if state == "open":
                 open_now.add_metric([rule, severity], count)
-        for labels, count in sorted(totals.items()):
+        for labels, (count, times) in sorted(totals.items()):
             raised.add_metric(list(labels), count)
+            raises.add_metric(list(labels), times)
         yield raised
         yield open_now
+        yield raises
         deliveries = CounterMetricFamily(
             "datavisa_webhook_deliveries",
             "Webhook delivery attempts, by kind (alerts, approvals) and outcome "

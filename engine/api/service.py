@@ -116,8 +116,11 @@ class Service:
         db = self.engine.store.db
         log_head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()[0]
         audit_head = db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
-        alerts, acked = self.alerts.version()
-        return {"log": log_head, "audit": audit_head, "alerts": alerts, "acked": acked}
+        alerts, acked, raised = self.alerts.version()
+        return {
+            "log": log_head, "audit": audit_head, "alerts": alerts, "acked": acked,
+            "raised": raised,
+        }  # fmt: skip
 
     def close(self) -> None:
         self.closing.set()

@@ -114,7 +114,10 @@ class GrantChange:
 class Alert:
     """An alert a rule raised: about `subject`, citing decision ids as `evidence`.
 
-    `decision_id` and `seq` name the record that raised it (none for the periodic check).
+    `decision_id` and `seq` name the record that first raised it (none for the periodic
+    check). The same rule raised again about the same subject and `dedup_key` within the
+    rule's window is counted here: `count` raises in all, the last at `last_raised_at`,
+    `message` the newest, `evidence` the newest decision ids (a bounded number of them).
     """
 
     id: int
@@ -129,6 +132,9 @@ class Alert:
     seq: int | None = None
     acked_by: str | None = None
     acked_at: float | None = None
+    count: int = 1
+    last_raised_at: float | None = None
+    dedup_key: str = ""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Alert:

@@ -55,11 +55,16 @@ CURSOR = "monitor"
 BATCH = 200  # records judged together, in one OPA query and one transaction
 GATHER_S = 0.2  # after a wake-up, how long records may gather before they are judged
 LOOKBACK_TTL_S = 10.0  # the rules' windows are policy, re-read this often
+MAX_EVIDENCE = 20  # decision ids an alert keeps, the newest: a repeat adds its own
 _ENDED = (EXPIRED, REVOKED, RELINQUISHED)
+_ENDED_AT = "coalesce(ended_at, expires_at)"  # when a grant ended, or ends by the clock
+_ENDED_FEW = 5  # of the grants that ended last, how many are looked at
 
 
 class Alerts:
-    """The `alerts` table: one row per rule, subject and evidence, however often raised."""
+    """The `alerts` table: one row per rule, subject and evidence, however often raised,
+    and one open row per rule, subject, severity and dedup key within the rule's window
+    (repeats are counted on it)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -78,23 +83,51 @@ class Alerts:
             table.create_index(["key"], unique=True)
             for column in ("rule", "subject", "state"):
                 table.create_index([column])
+        _upgrade(db)
 
     def add(
         self, found: list[dict[str, Any]], at: float, decision_id: str | None, seq: int | None
     ) -> list[Alert]:
-        """Store the alerts not stored before; call inside `transaction()`. The new ones."""
+        """Store what the rules raised at `at`; call inside `transaction()`. The alerts
+        newly opened (a repeat counted on an open alert is not news: it is not returned).
+
+        A repeat is the same rule, subject, severity and dedup_key as an open alert first
+        raised less than the raise's `window_s` ago (policy says both): it adds one to the
+        alert's count, moves last_raised_at, and takes the newest message and evidence. The
+        same evidence raised again (a periodic check finding the same thing) changes nothing.
+        """
         new = []
+        db = self.store.db
         for alert in found:
             evidence = sorted(set(alert["evidence"]))
+            dedup_key, window_s = alert.get("dedup_key", ""), alert.get("window_s", 0)
+            if window_s > 0:
+                row = db.execute(
+                    "SELECT id, evidence FROM alerts WHERE rule = ? AND subject = ? "
+                    "AND dedup_key = ? AND severity = ? AND state = 'open' AND raised_at > ? "
+                    "ORDER BY id DESC LIMIT 1",
+                    [alert["rule"], alert["subject"], dedup_key, alert["severity"], at - window_s],
+                ).fetchone()
+                if row is not None:
+                    kept = json.loads(row[1])
+                    if not set(evidence) <= set(kept):
+                        newest = [e for e in kept if e not in evidence] + evidence
+                        db.execute(
+                            "UPDATE alerts SET count = count + 1, last_raised_at = ?, "
+                            "message = ?, evidence = ? WHERE id = ?",
+                            [at, alert["message"], json.dumps(newest[-MAX_EVIDENCE:]), row[0]],
+                        )
+                    continue
             key = hashlib.sha256(
                 json.dumps([alert["rule"], alert["subject"], evidence]).encode()
             ).hexdigest()
-            cursor = self.store.db.execute(
+            cursor = db.execute(
                 "INSERT OR IGNORE INTO alerts (key, rule, severity, subject, message, evidence, "
-                "raised_at, state, decision_id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+                "raised_at, state, decision_id, seq, count, last_raised_at, dedup_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, 1, ?, ?)",
                 [
                     key, alert["rule"], alert["severity"], alert["subject"], alert["message"],
-                    json.dumps(evidence), at, decision_id, seq,
+                    json.dumps(evidence[-MAX_EVIDENCE:]), at, decision_id, seq, at, dedup_key,
                 ],
             )  # fmt: skip
             if cursor.rowcount:
@@ -141,22 +174,23 @@ class Alerts:
                 )
         return self.get(alert_id)
 
-    def counts(self) -> list[tuple[str, str, str, int]]:
-        """(rule, severity, state, how many), for the metrics."""
+    def counts(self) -> list[tuple[str, str, str, int, int]]:
+        """(rule, severity, state, alerts, times raised), for the metrics."""
         return [
             tuple(row)  # type: ignore[misc]
             for row in self.store.db.execute(
-                "SELECT rule, severity, state, count(*) FROM alerts "
+                "SELECT rule, severity, state, count(*), sum(count) FROM alerts "
                 "GROUP BY rule, severity, state ORDER BY rule, severity, state"
             ).fetchall()
         ]
 
-    def version(self) -> tuple[int, int]:
-        """Changes whenever an alert is raised or acknowledged (for live views)."""
+    def version(self) -> tuple[int, int, int]:
+        """Changes whenever an alert is raised, raised again or acknowledged (live views):
+        the newest id, how many are acknowledged, and how many raises in all."""
         row = self.store.db.execute(
-            "SELECT coalesce(max(id), 0), count(acked_at) FROM alerts"
+            "SELECT coalesce(max(id), 0), count(acked_at), coalesce(sum(count), 0) FROM alerts"
         ).fetchone()
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])
 
 
 class Monitor:
@@ -187,6 +221,16 @@ class Monitor:
                 self.store.set_cursor(CURSOR, head[0])
             if "monitor_seen" not in db.table_names():
                 _create_seen(db, self.store.cursor(CURSOR) or 0)
+            # The grant of a subject on a resource that ended last: read from this index.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS idx_requests_monitor_ended "
+                f"ON requests (requester, resource, {_ENDED_AT})"
+            )
+            # Counting the approvals in a window reads this index only, not the log.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS idx_decision_log_monitor_approvals "
+                "ON decision_log (path, allow, subject, at)"
+            )
         decision_log.listeners.append(self.wake)
 
     # -- the worker -----------------------------------------------------------------------
@@ -352,12 +396,12 @@ class Monitor:
             since = at - self.lookback().get("countries_s", 0)
             facts["countries_seen"] = known.places(subject, since)
             if isinstance(resource, str) and (
-                ended := self._last_grant_end(known.grants(subject, resource), at)
+                ended := self._last_grant_end(known.ended(subject, resource, at), at)
             ):
                 facts["last_grant_end"] = ended
-        if event.get("path") == APPROVAL_PATH:
+        if event.get("path") == APPROVAL_PATH and isinstance(inp.get("approver"), str):
             since = at - self.lookback().get("approvals_s", 0)
-            facts["approvals"] = self._approvals(seq, since)
+            facts["approvals"] = self._approvals(seq, since, inp["approver"])
         return facts
 
     def _last_grant_end(self, grants: list[Request], at: float) -> dict[str, Any] | None:
@@ -379,13 +423,22 @@ class Monitor:
             "decision_id": req.decision_id,
         }
 
-    def _approvals(self, seq: int, since: float) -> list[dict[str, str]]:
-        rows = self.store.db.execute(
-            "SELECT subject, decision_id FROM decision_log "
-            "WHERE path = ? AND allow = 1 AND seq <= ? AND at >= ? ORDER BY seq",
-            [APPROVAL_PATH, seq, since],
+    def _approvals(self, seq: int, since: float, approver: str) -> dict[str, Any]:
+        """The approvals allowed since `since` up to the record at `seq`, counted: all of
+        them, those `approver` gave, and the decision ids of approver's newest few. Counts,
+        not lists: a busy window holds thousands, and every approval is judged on it."""
+        db = self.store.db
+        total, mine = db.execute(
+            "SELECT count(*), coalesce(sum(subject = ?), 0) FROM decision_log "
+            "WHERE path = ? AND allow = 1 AND at >= ? AND seq <= ?",
+            [approver, APPROVAL_PATH, since, seq],
+        ).fetchone()
+        recent = db.execute(
+            "SELECT decision_id FROM decision_log WHERE path = ? AND allow = 1 AND subject = ? "
+            "AND at >= ? AND seq <= ? ORDER BY at DESC, seq DESC LIMIT ?",
+            [APPROVAL_PATH, approver, since, seq, MAX_EVIDENCE],
         ).fetchall()
-        return [{"approver": a, "decision_id": d} for a, d in rows]
+        return {"total": total, "mine": mine, "recent": [d for (d,) in reversed(recent)]}
 
 
 class _Facts:
@@ -393,23 +446,30 @@ class _Facts:
 
     The places each subject was seen in, and when last: table `monitor_seen`, as of the
     records judged so far, with those of the batch being judged on top until `save`. The
-    grants a subject held on a resource, as the store has them now.
+    grants of a subject on a resource that ended last before a time, as the store has them
+    now.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._places: dict[str, dict[str, float]] = {}
         self._changed: set[tuple[str, str]] = set()
-        self._grants: dict[tuple[str, str], list[Request]] = {}
+        self._ended: dict[tuple[str, str, float], list[Request]] = {}
 
-    def grants(self, subject: str, resource: str) -> list[Request]:
-        """The subject's grants on the resource (not extensions), ever activated."""
-        if (subject, resource) not in self._grants:
-            self._grants[subject, resource] = self.store.requests(
-                "requester = ? AND resource = ? AND kind != ? AND activated_at IS NOT NULL",
-                [subject, resource, EXTENSION_KIND],
+    def ended(self, subject: str, resource: str, at: float) -> list[Request]:
+        """The subject's grants on the resource (not extensions) that ended last no later
+        than `at`, newest first: a few, however many the subject held before (a list of
+        all of them was read for every record, and grew with every grant)."""
+        key = (subject, resource, at)
+        if key not in self._ended:
+            self._ended[key] = self.store.requests(
+                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind != ? "
+                "AND activated_at IS NOT NULL",
+                [subject, resource, at, EXTENSION_KIND],
+                order_by=f"{_ENDED_AT} DESC",
+                limit=_ENDED_FEW,
             )
-        return self._grants[subject, resource]
+        return self._ended[key]
 
     def _of(self, subject: str) -> dict[str, float]:
         if subject not in self._places:
@@ -443,6 +503,25 @@ class _Facts:
         self._changed.clear()
 
 
+def _upgrade(db: Any) -> None:
+    """Bring an `alerts` table made before repeats were counted up to date: the columns
+    they need (each alert so far raised once, last at its raise) and the index to find
+    the open alert a repeat belongs to."""
+    table = db["alerts"]
+    have = set(table.columns_dict)
+    for column, kind, default in (
+        ("count", int, 1), ("last_raised_at", float, None), ("dedup_key", str, ""),
+    ):  # fmt: skip
+        if column not in have:
+            table.add_column(column, kind, not_null_default=default)
+    if "last_raised_at" not in have:
+        db.execute("UPDATE alerts SET last_raised_at = raised_at WHERE last_raised_at IS NULL")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_alerts_repeat "
+        "ON alerts (rule, subject, dedup_key, severity, state, raised_at)"
+    )
+
+
 def _create_seen(db: Any, upto: int) -> None:
     """Make `monitor_seen`, filled from the records up to `upto` (those judged already)."""
     db["monitor_seen"].create(
@@ -457,7 +536,10 @@ def _create_seen(db: Any, upto: int) -> None:
     )
 
 
-_FIELDS = {"rule": str, "severity": str, "subject": str, "message": str, "evidence": list}
+_FIELDS = {
+    "rule": str, "severity": str, "subject": str, "message": str, "evidence": list,
+    "dedup_key": str, "window_s": int | float,
+}  # fmt: skip
 
 
 def _well_formed(alert: Any) -> bool:
@@ -466,4 +548,6 @@ def _well_formed(alert: Any) -> bool:
         and all(isinstance(alert.get(k), t) for k, t in _FIELDS.items())
         and alert["severity"] in SEVERITIES
         and all(isinstance(e, str) for e in alert["evidence"])
+        and not isinstance(alert["window_s"], bool)
+        and alert["window_s"] >= 0
     )

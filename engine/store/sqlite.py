@@ -60,7 +60,10 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._open: list[sqlite_utils.Database] = []
+        # Every connection opened, with the thread it belongs to: a thread that ends (a
+        # server's worker threads come and go) leaves its connection here, and the next
+        # connection opened closes it, so they do not pile up, each with its page cache.
+        self._open: list[tuple[threading.Thread, sqlite_utils.Database]] = []
         self._lock = threading.Lock()
         self._writer = threading.RLock()
         # Why the last write failed (None once one succeeds): for /health.
@@ -86,8 +89,17 @@ class Store:
             self._local.synchronous = "FULL"
             db = self._local.db = sqlite_utils.Database(conn)
             with self._lock:
-                self._open.append(db)
+                gone = [(t, d) for t, d in self._open if not t.is_alive()]
+                self._open = [(t, d) for t, d in self._open if t.is_alive()]
+                self._open.append((threading.current_thread(), db))
+            for _, old in gone:
+                old.close()
         return db
+
+    def connections(self) -> int:
+        """How many connections are open (one per live thread that used the store)."""
+        with self._lock:
+            return len(self._open)
 
     def _create_schema(self) -> None:
         db = self.db
@@ -191,8 +203,15 @@ class Store:
         rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
         return Request.from_row(rows[0]) if rows else None
 
-    def requests(self, where: str | None = None, params: list[Any] | None = None) -> list[Request]:
-        rows = self.db["requests"].rows_where(where, params or [], order_by="created_at, id")
+    def requests(
+        self,
+        where: str | None = None,
+        params: list[Any] | None = None,
+        *,
+        order_by: str = "created_at, id",
+        limit: int | None = None,
+    ) -> list[Request]:
+        rows = self.db["requests"].rows_where(where, params or [], order_by=order_by, limit=limit)
         return [Request.from_row(r) for r in rows]
 
     def update(self, request_id: str, changes: dict[str, Any]) -> None:
@@ -259,7 +278,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            for db in self._open:
+            for _, db in self._open:
                 db.close()
             self._open.clear()
         self._local = threading.local()

@@ -10,6 +10,7 @@ import requests
 from live_server import RESOURCE, wait_for
 
 RESTRICTED = "eu-payments-ledger"
+OTHER_RESTRICTED = ("us-itar-designs", "us-cjis-records")
 
 
 def break_glass(api) -> dict:
@@ -54,11 +55,17 @@ def test_a_break_glass_shows_up_as_an_alert_citing_its_decision(monitored_api):
 
 def test_alerts_filter_and_page(monitored_api):
     break_glass(monitored_api)
-    for _ in range(3):
+    for resource in (RESTRICTED, RESTRICTED, RESTRICTED, *OTHER_RESTRICTED):
         monitored_api.as_("alice").post(
-            "/v1/access/check", {"resource": RESTRICTED, "action": "read", "location": "DE"}
+            "/v1/access/check", {"resource": resource, "action": "read", "location": "DE"}
         )
-    wait_for(lambda: len(alerts(monitored_api, rule="no_grant_on_restricted")) == 3, "3 alerts")
+
+    def per_resource():  # repeats on one resource are counted on one alert
+        found = alerts(monitored_api, rule="no_grant_on_restricted")
+        return sorted((a["dedup_key"], a["count"]) for a in found)
+
+    want = sorted([(RESTRICTED, 3), *((r, 1) for r in OTHER_RESTRICTED)])
+    wait_for(lambda: per_resource() == want, "3 alerts, one counting 3 raises")
     wait_for(lambda: alerts(monitored_api, rule="break_glass_used"), "the break-glass alert")
     assert {a["subject"] for a in alerts(monitored_api, severity="high")} == {"alice", "oscar"}
     assert {a["rule"] for a in alerts(monitored_api, subject="oscar")} >= {"break_glass_used"}
@@ -93,6 +100,22 @@ def test_metrics_count_alerts_by_rule_and_severity(monitored_api):
     text = requests.get(monitored_api.url + "/metrics", timeout=10).text
     assert 'datavisa_alerts_total{rule="break_glass_used",severity="high"} 1.0' in text
     assert 'datavisa_alerts_open{rule="break_glass_used",severity="high"} 1.0' in text
+
+
+def test_metrics_count_repeats_on_their_alert(monitored_api):
+    for _ in range(3):
+        monitored_api.as_("alice").post(
+            "/v1/access/check", {"resource": RESTRICTED, "action": "read", "location": "DE"}
+        )
+    wait_for(
+        lambda: [a["count"] for a in alerts(monitored_api, rule="no_grant_on_restricted")] == [3],
+        "one alert raised 3 times",
+    )
+    text = requests.get(monitored_api.url + "/metrics", timeout=10).text
+    rule = 'rule="no_grant_on_restricted",severity="high"'
+    assert f"datavisa_alerts_total{{{rule}}} 1.0" in text
+    assert f"datavisa_alerts_open{{{rule}}} 1.0" in text
+    assert f"datavisa_alert_raises_total{{{rule}}} 3.0" in text
 
 
 def test_the_event_stream_says_when_the_data_moved(monitored_api):

@@ -221,9 +221,10 @@ function alertItem(alert) {
   const ack = h("button", { type: "button", onclick: () => acknowledge(alert.id, ack) }, "Acknowledge");
   return item(`alert:${alert.id}`,
     h("div", { class: "main" },
-      h("div", { class: "title" }, h("span", { class: `badge ${alert.severity}` }, alert.severity), " ", alert.rule, " · ", alert.subject),
+      h("div", { class: "title" }, h("span", { class: `badge ${alert.severity}` }, alert.severity), " ", alert.rule, " · ", alert.subject,
+        alert.count > 1 ? h("span", { class: "repeats", title: `raised ${alert.count} times, first ${alert.raised_at}` }, ` ×${alert.count}`) : null),
       h("div", { class: "detail" }, alert.message)),
-    h("div", { class: "side" }, since(alert.raised_at), ack));
+    h("div", { class: "side" }, since(alert.last_raised_at || alert.raised_at), ack));
 }
 
 async function acknowledge(id, button) {

@@ -12,11 +12,16 @@
 #       lookback.countries_s],
 #     last_grant_end: {grant_id, state (expired | revoked | relinquished), ended_ns,
 #       decision_id} of the subject's grant on the resource that ended last, before the event,
-#     approvals: [{approver, decision_id}] every approval allowed within lookback.approvals_s
-#       up to and including the event,
+#     approvals: {total, mine, recent: [decision ids]} the approvals allowed within
+#       lookback.approvals_s up to and including the event: how many, how many of them the
+#       event's approver gave, and the decision ids of that approver's newest few,
 #     breakglass_reviews: [{grant_id, subject, resource, review_due_ns, decision_id}]
 #       break-glass grants not reviewed yet (periodic check)}}
-#   Output: alerts = set of {rule, severity, subject, message, evidence: [decision ids]}
+#   Output: alerts = set of {rule, severity, subject, message, evidence: [decision ids],
+#   dedup_key, window_s}. A repeat is the same rule, subject, severity and dedup_key raised
+#   again within window_s (the rule's dedup_s) of the open alert's first raise: the engine
+#   counts it on that alert instead of storing another. dedup_key says what else tells two
+#   raises apart (the country, the resource, the grant); window_s 0 stores every raise.
 package datavisa.monitor
 
 import data.datavisa.residency
@@ -47,12 +52,14 @@ _resource := data.datavisa.resources[_in.resource]
 
 _ns(seconds) := seconds * 1000000000
 
-_alert(rule, severity, subject, message, evidence) := {
+_alert(rule, severity, subject, dedup_key, message, evidence) := {
 	"rule": rule,
 	"severity": severity,
 	"subject": subject,
 	"message": message,
 	"evidence": sort({id | some id in evidence; is_string(id)}),
+	"dedup_key": dedup_key,
+	"window_s": _rules[rule].dedup_s,
 }
 
 # METADATA
@@ -75,7 +82,7 @@ batch_alerts := [found | some judged in input.batch; found := alerts with input 
 # METADATA
 # title: Alerts
 # description: Each alert the event (or the periodic check) raises.
-alerts contains _alert("new_country", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+alerts contains _alert("new_country", cfg.severity, _in.subject, _in.location, msg, [_event.decision_id]) if {
 	_kind in {"access", "request", "breakglass"}
 	cfg := _rules.new_country
 	seen := {c | some c in object.get(_history, "countries_seen", [])}
@@ -84,7 +91,7 @@ alerts contains _alert("new_country", cfg.severity, _in.subject, msg, [_event.de
 	msg := sprintf("%s: %s on %s from %s, a country not seen for %s before (seen: %s)", [_kind, _in.subject, _in.resource, _in.location, _in.subject, concat(", ", sort(seen))])
 }
 
-alerts contains _alert("no_grant_on_restricted", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+alerts contains _alert("no_grant_on_restricted", cfg.severity, _in.subject, _in.resource, msg, [_event.decision_id]) if {
 	_kind == "access"
 	_denied
 	cfg := _rules.no_grant_on_restricted
@@ -94,14 +101,14 @@ alerts contains _alert("no_grant_on_restricted", cfg.severity, _in.subject, msg,
 	msg := sprintf("%s tried %s on %s data %s from %s without a live grant (%s)", [_in.subject, _in.action, _resource.tier, _in.resource, _in.location, concat(", ", sort(missing))])
 }
 
-alerts contains _alert("break_glass_used", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+alerts contains _alert("break_glass_used", cfg.severity, _in.subject, _in.resource, msg, [_event.decision_id]) if {
 	_kind == "breakglass"
 	_allowed
 	cfg := _rules.break_glass_used
 	msg := sprintf("%s broke glass into %s from %s for %ds: %s", [_in.subject, _in.resource, _in.location, _in.duration_s, object.get(_in, "reason", "")])
 }
 
-alerts contains _alert("review_overdue", cfg.severity, review.subject, msg, [review.decision_id]) if {
+alerts contains _alert("review_overdue", cfg.severity, review.subject, review.grant_id, msg, [review.decision_id]) if {
 	cfg := _rules.review_overdue
 	some review in object.get(_history, "breakglass_reviews", [])
 	time.now_ns() >= review.review_due_ns + _ns(cfg.grace_s)
@@ -109,26 +116,25 @@ alerts contains _alert("review_overdue", cfg.severity, review.subject, msg, [rev
 	msg := sprintf("break-glass grant %s of %s on %s was due for review at %s and is not reviewed; their break-glass is suspended", [review.grant_id, review.subject, review.resource, due])
 }
 
-alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, msg, [removal.grant_id]) if {
+alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, removal.grant_id, msg, [removal.grant_id]) if {
 	cfg := _rules.removal_not_enforced
 	some removal in object.get(_history, "unapplied_removals", [])
 	time.now_ns() >= removal.ended_ns + _ns(cfg.after_s)
 	msg := sprintf("grant %s of %s ended but %s still holds it: the engine retries, and denies it on its own check endpoint meanwhile", [removal.grant_id, removal.subject, removal.sink])
 }
 
-alerts contains _alert("approver_concentration", cfg.severity, approver, msg, mine) if {
+alerts contains _alert("approver_concentration", cfg.severity, approver, "", msg, approvals.recent) if {
 	_kind == "approval"
 	_allowed
 	cfg := _rules.approver_concentration
 	approver := _in.approver
-	approvals := object.get(_history, "approvals", [])
-	mine := [a.decision_id | some a in approvals; a.approver == approver]
-	count(mine) >= cfg.min_approvals
-	count(mine) * 100 >= cfg.min_share_pct * count(approvals)
-	msg := sprintf("%s gave %d of the last %d approvals within %ds", [approver, count(mine), count(approvals), cfg.window_s])
+	approvals := _history.approvals
+	approvals.mine >= cfg.min_approvals
+	approvals.mine * 100 >= cfg.min_share_pct * approvals.total
+	msg := sprintf("%s gave %d of the last %d approvals within %ds", [approver, approvals.mine, approvals.total, cfg.window_s])
 }
 
-alerts contains _alert("access_after_grant_end", severity, _in.subject, msg, [_event.decision_id, ended.decision_id]) if {
+alerts contains _alert("access_after_grant_end", severity, _in.subject, _in.resource, msg, [_event.decision_id, ended.decision_id]) if {
 	_kind == "access"
 	_denied
 	cfg := _rules.access_after_grant_end
@@ -140,7 +146,7 @@ alerts contains _alert("access_after_grant_end", severity, _in.subject, msg, [_e
 	msg := sprintf("%s tried %s on %s from %s %ds after their grant %s was %s", [_in.subject, _in.action, _in.resource, _in.location, gap_ns / 1000000000, ended.grant_id, ended.state])
 }
 
-alerts contains _alert("outside_working_hours", cfg.severity, _in.subject, msg, [_event.decision_id]) if {
+alerts contains _alert("outside_working_hours", cfg.severity, _in.subject, _in.resource, msg, [_event.decision_id]) if {
 	_kind == "request"
 	cfg := _rules.outside_working_hours
 	jurisdiction := residency.jurisdiction(_resource)

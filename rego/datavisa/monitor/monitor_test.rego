@@ -102,6 +102,7 @@ test_break_glass_use_is_raised_when_it_was_allowed if {
 	got == {
 		"rule": "break_glass_used", "severity": "high", "subject": "oscar", "evidence": ["d-bg"],
 		"message": "oscar broke glass into eu-customer-analytics from DE for 600s: INC-9",
+		"dedup_key": "eu-customer-analytics", "window_s": 0,
 	}
 	not _raised(_denied(bg, ["review_overdue"]), {"countries_seen": ["DE"]}).break_glass_used
 }
@@ -142,6 +143,7 @@ test_review_overdue_names_the_grant_and_its_break_glass_decision if {
 	alerts == {{
 		"rule": "review_overdue", "severity": "critical", "subject": "oscar", "evidence": ["d-bg"],
 		"message": "break-glass grant g1 of oscar on eu-customer-analytics was due for review at 2027-01-15T08:00:00Z and is not reviewed; their break-glass is suspended",
+		"dedup_key": "g1", "window_s": 86400,
 	}}
 }
 
@@ -153,15 +155,16 @@ _approval(approver) := {
 	"result": {"allow": true, "reasons": []},
 }
 
-_approvals(by, n) := [{"approver": by, "decision_id": sprintf("%s-%d", [by, i])} | some i in numbers.range(1, n)]
+# The approvals fact for `mine` of `total` approvals by the event's approver (bob).
+_approvals(mine, total) := {"total": total, "mine": mine, "recent": [sprintf("bob-%d", [i]) | some i in numbers.range(1, min([mine, 20]))]}
 
 test_approver_concentration_needs_both_a_count_and_a_share if {
 	cases := [
-		{"approvals": _approvals("bob", 5), "raised": true},
-		{"approvals": array.concat(_approvals("bob", 6), _approvals("dave", 4)), "raised": true},
-		{"approvals": _approvals("bob", 4), "raised": false},
-		{"approvals": array.concat(_approvals("bob", 5), _approvals("dave", 5)), "raised": false},
-		{"approvals": [], "raised": false},
+		{"approvals": _approvals(5, 5), "raised": true},
+		{"approvals": _approvals(6, 10), "raised": true},
+		{"approvals": _approvals(4, 4), "raised": false},
+		{"approvals": _approvals(5, 10), "raised": false},
+		{"approvals": _approvals(0, 0), "raised": false},
 	]
 	every c in cases {
 		got := _raised(_approval("bob"), {"approvals": c.approvals})
@@ -170,16 +173,16 @@ test_approver_concentration_needs_both_a_count_and_a_share if {
 }
 
 test_approver_concentration_names_the_approver_and_their_approvals if {
-	got := _raised(_approval("bob"), {"approvals": array.concat(_approvals("bob", 5), _approvals("dave", 1))}).approver_concentration
+	got := _raised(_approval("bob"), {"approvals": _approvals(5, 6)}).approver_concentration
 	got.subject == "bob"
 	got.evidence == ["bob-1", "bob-2", "bob-3", "bob-4", "bob-5"]
 	got.message == "bob gave 5 of the last 6 approvals within 86400s"
 }
 
 test_approver_concentration_thresholds_are_data if {
-	got := _raised(_approval("bob"), {"approvals": _approvals("bob", 2)}) with data.datavisa.monitoring.rules.approver_concentration.min_approvals as 2
+	got := _raised(_approval("bob"), {"approvals": _approvals(2, 2)}) with data.datavisa.monitoring.rules.approver_concentration.min_approvals as 2
 	got.approver_concentration
-	not _raised(_denied(_approval("bob"), ["self_approval"]), {"approvals": _approvals("bob", 9)}).approver_concentration
+	not _raised(_denied(_approval("bob"), ["self_approval"]), {"approvals": _approvals(9, 9)}).approver_concentration
 }
 
 _ended(state, ago_s) := {"grant_id": "g1", "state": state, "ended_ns": _t0 - (ago_s * _s), "decision_id": "d-grant"}
@@ -253,4 +256,15 @@ test_batch_alerts_judge_each_record_in_order if {
 	got[2] == set()
 	{a.rule | some a in got[1]} == {"new_country"}
 	got[1] == monitor.alerts with input as travelled
+}
+
+test_each_alert_carries_its_rules_dedup_window_and_key if {
+	event := _with_input(_access, {"location": "US"})
+	got := _raised(event, {"countries_seen": ["DE"]}).new_country
+	got.window_s == 86400
+	got.dedup_key == "US"
+	short := _raised(event, {"countries_seen": ["DE"]}).new_country with data.datavisa.monitoring.rules.new_country.dedup_s as 60
+	short.window_s == 60
+	denied := _denied(_with_input(_access, {"resource": "eu-payments-ledger"}), ["no_active_grant"])
+	_raised(denied, {"countries_seen": ["DE"]}).no_grant_on_restricted.dedup_key == "eu-payments-ledger"
 }

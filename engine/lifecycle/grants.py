@@ -6,8 +6,9 @@ each sink and records how far each got (a cursor per sink, committed after the s
 the change), so a change a sink missed is applied again until it lands: right after the
 commit (`apply`), by the runner in `datavisa serve` with backoff, and in full when a sink
 lost everything (`sync`, at start and after an OPA restart). `reconcile` compares what a
-sink holds with the store and repairs drift. A removal is in force only when every sink
-applied it (`pending`); until then the server is not ready.
+sink holds with the store and repairs drift; `prune` forgets what every sink applied. A
+removal is in force only when every sink applied it (`pending`); until then the server is
+not ready.
 
 Changes are applied level-triggered: a sink is given the subject's live grants as the
 store holds them now, not the delta, so replaying a change is harmless and order between
@@ -185,6 +186,14 @@ class Grants:
                 with self.store.transaction(durable=False):
                     self.store.set_cursor(self._cursor(sink), head)
 
+    def prune(self) -> int:
+        """Forget the outbox rows every sink has applied; how many."""
+        if not self.sinks:
+            return 0
+        with self._lock:
+            applied = min(self.store.cursor(self._cursor(sink)) or 0 for sink in self.sinks)
+            return self.store.forget_grant_changes(applied) if applied else 0
+
     def reconcile(self) -> list[str]:
         """Compare what each sink holds with the store; put right any that differs. The
         names of the sinks that had drifted."""
@@ -273,6 +282,7 @@ class Runner:
                 behind = self.grants.apply()
                 if time.monotonic() >= next_reconcile and not behind:
                     self.grants.reconcile()
+                    self.grants.prune()
                     next_reconcile = time.monotonic() + self.reconcile_every_s
             except Exception:  # a store fault: log it and try again, never die
                 log.exception("applying grant changes failed")

@@ -240,6 +240,13 @@ class Store:
         ).fetchall()
         return [GrantChange(*row) for row in rows]
 
+    def forget_grant_changes(self, before: int) -> int:
+        """Delete the outbox rows before `before` (every sink has applied them); how many.
+        The row at `before` stays, so the next row's seq still follows it (a rowid after
+        the largest one left)."""
+        with self.transaction(durable=False) as db:
+            return db.execute("DELETE FROM outbox WHERE seq < ?", [before]).rowcount
+
     def grant_changes_head(self) -> int:
         """The newest outbox row's seq, 0 when there is none."""
         return self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]

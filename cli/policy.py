@@ -11,10 +11,15 @@ from pathlib import Path
 
 import click
 
+from datavisa.engine.model.durations import parse_rfc3339, rfc3339
 from datavisa.engine.model.errors import DataVisaError
-from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT, default_db_path
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import find_opa
+from datavisa.engine.policy.whatif import KINDS, evaluate
+
+from . import output
+from .options import country, json_option
 
 LINT_RULES = PROJECT_ROOT / "tools" / "lint"  # the house style as Rego, run by the pinned OPA
 PROJECT_REGAL = PROJECT_ROOT / ".tools" / "bin" / "regal"
@@ -186,3 +191,105 @@ def find_regal() -> Path | None:
         return PROJECT_REGAL
     on_path = shutil.which("regal")
     return Path(on_path) if on_path else None
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except DataVisaError as e:
+        raise click.BadParameter(f"{e} (such as 2032-01-01T00:00:00Z)") from e
+
+
+def _input(text: str | None) -> dict:
+    if text is None:
+        return {}
+    if text == "-":
+        text = click.get_text_stream("stdin").read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as e:
+            why = f"cannot read {text[1:]}: {e.strerror}"
+            raise click.BadParameter(why, param_hint="--input") from e
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="--input") from e
+    if not isinstance(doc, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--input")
+    return doc
+
+
+@policy.command(name="eval")
+@click.argument("kind", type=click.Choice(list(KINDS)), metavar="KIND")
+@click.option(
+    "--input",
+    "input_text",
+    metavar="JSON|@FILE|-",
+    help="The decision's input as JSON, @file, or - for standard input.",
+)
+@click.option("--subject", help="Sets input.subject.")
+@click.option("--resource", help="Sets input.resource.")
+@click.option("--action", help="Sets input.action.")
+@click.option(
+    "--from", "location", callback=country, metavar="COUNTRY", help="Sets input.location."
+)
+@click.option(
+    "--at",
+    callback=_instant,
+    metavar="TIME",
+    help="Decide as if it were this instant (RFC 3339), instead of now.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_db_path,
+    show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
+    help="Take the live grants from this database, read only (none when it does not exist).",
+)
+@json_option
+@policy_dir_option
+@bundle_dir_option
+def eval_(
+    kind, input_text, subject, resource, action, location, at, db_path, as_json,
+    policy_dir, bundle_dir,
+):  # fmt: skip
+    """Ask the KIND decision with the clock set, without touching the store.
+
+    KIND is one of: request, access, approval, transfer, extension, breakglass, lifecycle.
+
+    The answer is the policy's own (the bundle built from --policy-dir and --bundle-dir),
+    given the live grants of --db. Exits 0 when allowed and 1 when denied.
+
+    \b
+    Examples:
+      datavisa policy eval access --subject alice --resource eu-customer-analytics \\
+        --action read --from DE --at 2027-01-01T00:00:00Z
+      datavisa policy eval request --at 2032-01-01T00:00:00Z --input @request.json
+    """
+    from datavisa.engine.lifecycle.grants import live_grants  # the store: only when asked
+    from datavisa.engine.store.sqlite import Store
+
+    asked = _input(input_text)
+    given = {"subject": subject, "resource": resource, "action": action, "location": location}
+    asked |= {k: v for k, v in given.items() if v is not None}
+    grants = {}
+    if db_path.exists():
+        store = Store(db_path, readonly=True)
+        try:
+            grants = live_grants(store)
+        finally:
+            store.close()
+    decision = evaluate(
+        kind, asked, at=at, grants=grants, policy_dir=policy_dir, bundle_dir=bundle_dir
+    )
+    if as_json:
+        output.echo_json(decision.to_dict())
+    else:
+        click.echo(f"{kind}, at {rfc3339(at) if at is not None else 'now'}: ", nl=False)
+        click.echo(output.describe_decision(decision))
+    if not decision.allow:
+        raise SystemExit(1)

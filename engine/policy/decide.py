@@ -23,6 +23,7 @@ EXTENSION = "datavisa/extension/decision"
 BREAKGLASS = "datavisa/breakglass/decision"
 LIFECYCLE = "datavisa/lifecycle/decision"
 OFFLINE = "datavisa/offline/decision"
+TRANSFER = "datavisa/transfer/decision"
 
 
 def decide(

@@ -57,8 +57,11 @@ def _why(e: BaseException) -> str:
 class Store:
     """One SQLite file; each thread gets a connection of its own, so threads may share it."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+        """The store in the SQLite file at `path`, made (with its schema) when missing;
+        `readonly` opens an existing file for reading only and changes nothing in it."""
         self.path = Path(path)
+        self.readonly = readonly
         self._local = threading.local()
         # Every connection opened, with the thread it belongs to: a thread that ends (a
         # server's worker threads come and go) leaves its connection here, and the next
@@ -69,9 +72,12 @@ class Store:
         # Why the last write failed (None once one succeeds): for /health.
         self.write_error: str | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db.enable_wal()
-            self._create_schema()
+            if readonly:
+                self.db.execute("SELECT 1 FROM requests LIMIT 1")  # there, and a store's
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db.enable_wal()
+                self._create_schema()
         except (OSError, sqlite3.Error) as e:
             raise StorageUnavailable(f"cannot open the database {self.path}: {_why(e)}") from e
         self._identity = _identity(self.path)
@@ -82,8 +88,13 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             # isolation_level=None: transactions are ours (BEGIN IMMEDIATE), never implicit.
+            where = f"file:{self.path}?mode=ro" if self.readonly else str(self.path)
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                where,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=self.readonly,
             )
             conn.execute("PRAGMA synchronous=FULL")
             self._local.synchronous = "FULL"

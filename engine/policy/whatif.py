@@ -1,0 +1,68 @@
+"""What-if: a decision asked of the policy with the clock set, outside any server.
+
+`evaluate` runs the pinned OPA once (`opa eval`) on the bundle built from the given
+sources, with the given live grants as `data.grants` and OPA's clock (`time.now_ns`) set to
+the instant asked about, so "what would this decide on 2032-01-01?" is answered by the
+very rules a server runs. Nothing is recorded and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..model.decision import Decision
+from ..model.errors import DataVisaError
+from . import bundle
+from .decide import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, TRANSFER
+from .process import find_opa
+
+KINDS = {
+    "request": REQUEST,
+    "access": ACCESS,
+    "approval": APPROVAL,
+    "transfer": TRANSFER,
+    "extension": EXTENSION,
+    "breakglass": BREAKGLASS,
+    "lifecycle": LIFECYCLE,
+}
+
+
+def evaluate(
+    kind: str,
+    input: dict[str, Any],
+    *,
+    at: float | None = None,
+    grants: dict[str, dict[str, Any]] | None = None,
+    policy_dir: Path,
+    bundle_dir: Path,
+) -> Decision:
+    """The `kind` decision for `input`, as policy answers it at epoch second `at` (now
+    when None), given `grants` ({subject: {grant id: grant}}, as a server holds them)."""
+    if kind not in KINDS:
+        raise DataVisaError(f"no decision {kind!r}: one of {', '.join(KINDS)}")
+    query = "data." + KINDS[kind].replace("/", ".")
+    if at is not None:
+        query += f" with time.now_ns as {int(at * 1e9)}"
+    tarball = bundle.cached_build(policy_dir, bundle_dir, bundle.revision())
+    with tempfile.TemporaryDirectory(prefix="datavisa-whatif-") as tmp:
+        data, asked = Path(tmp) / "grants.json", Path(tmp) / "input.json"
+        data.write_text(json.dumps({"grants": grants or {}}))
+        asked.write_text(json.dumps(input))
+        done = subprocess.run(
+            [str(find_opa()), "eval", "--format", "json", "--bundle", str(tarball),
+             "--data", str(data), "--input", str(asked), query],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise DataVisaError(f"OPA could not evaluate {query}: {done.stderr.strip()[-500:]}")
+    results = json.loads(done.stdout).get("result") or []
+    value = results[0]["expressions"][0]["value"] if results else None
+    if not isinstance(value, dict) or not isinstance(value.get("allow"), bool):
+        raise DataVisaError(
+            f"the policy gives no {kind} decision for this input (is a field missing?)"
+        )
+    return Decision(value["allow"], value.get("reasons", []), value)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import json
 
 import click
 
 from datavisa.engine.model.errors import DataVisaError
+
+from . import output
 
 # Commands in modules of their own, imported when named (or listed, for --help): a
 # command run many times from scripts, such as `datavisa check`, does not pay for the
@@ -23,13 +26,22 @@ LAZY = {
 
 
 class DataVisaGroup(click.Group):
-    """Turns the engine's errors into a message and exit status 1, never a traceback."""
+    """Turns the engine's errors into a message and exit status 1, never a traceback; with
+    --json, into `{"error": {code, message, ...}}` on standard output, with the same exit
+    status (2 for a usage error, as without --json)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        as_json = "--json" in ctx.args  # the tokens after the command name
         try:
             return super().invoke(ctx)
         except DataVisaError as e:
+            if as_json:
+                _json_error(output.error_dict(e), 1)
             raise click.ClickException(str(e)) from e
+        except click.UsageError as e:
+            if as_json:
+                _json_error({"code": "usage", "message": e.format_message()}, e.exit_code)
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY])
@@ -39,6 +51,11 @@ class DataVisaGroup(click.Group):
             module, attribute = LAZY[name].split(":")
             return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
         return super().get_command(ctx, name)
+
+
+def _json_error(error: dict, status: int) -> None:
+    click.echo(json.dumps({"error": error}, indent=2))
+    raise SystemExit(status)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

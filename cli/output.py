@@ -11,6 +11,14 @@ import click
 
 from datavisa.engine.model.decision import Decision
 from datavisa.engine.model.durations import format_duration, rfc3339
+from datavisa.engine.model.errors import (
+    Conflict,
+    DataVisaError,
+    Denied,
+    NotFound,
+    NotYetEnforced,
+    StorageUnavailable,
+)
 from datavisa.engine.model.records import Alert, Approval, Request
 
 _TIMES = (
@@ -208,3 +216,23 @@ def alerts_table(alerts: list[Alert]) -> str:
         "evidence", "message",
     ]  # fmt: skip
     return table(rows, headers)
+
+
+def error_dict(e: DataVisaError) -> dict[str, Any]:
+    """An engine error as the API words it: a code by its kind, the message, the reasons
+    of a denial, the record a not-yet-enforced change was made to."""
+    error: dict[str, Any] = {"code": _ERROR_CODES.get(type(e), "invalid"), "message": str(e)}
+    if isinstance(e, Denied):
+        error |= {"reasons": e.decision.reasons, "decision_id": e.decision.decision_id}
+    if isinstance(e, NotYetEnforced):
+        error |= {"pending_sinks": e.pending, "record": request_dict(e.record)}
+    return error
+
+
+_ERROR_CODES = {
+    NotFound: "not_found",
+    Conflict: "conflict",
+    Denied: "denied",
+    NotYetEnforced: "not_yet_enforced",
+    StorageUnavailable: "storage_unavailable",
+}

@@ -198,15 +198,16 @@ def revoke(grant_id, reason, target, as_json):
 
 @click.command()
 @click.argument("grant_id")
+@click.option("--reason", default="", help="Why, for the audit trail.")
 @engine_options
-def relinquish(grant_id, target, as_json):
+def relinquish(grant_id, reason, target, as_json):
     """Give your grant GRANT_ID back before it expires.
 
     \b
     Example:
-      datavisa relinquish 3f9c2a71b0de
+      datavisa relinquish 3f9c2a71b0de --reason "fixed, no longer needed"
     """
-    _run(target, "relinquish", grant_id, as_json=as_json)
+    _run(target, "relinquish", grant_id, reason, as_json=as_json)
 
 
 @click.command()

@@ -54,7 +54,9 @@ def test_revoke_relinquish_deny_cancel_from_the_cli(run):
 
     d = _request(run)
     _ok(run("approve", d["id"], "--as", "bob"))
-    assert f"{d['id']}: relinquished" in _ok(run("relinquish", d["id"], "--as", "alice")).stdout
+    given_back = _ok(run("relinquish", d["id"], "--as", "alice", "--reason", "fixed")).stdout
+    assert f"{d['id']}: relinquished" in given_back
+    assert "ended by    alice: fixed" in given_back
 
     listed = _ok(run("list")).stdout.splitlines()
     assert listed[0].split() == ["ID", "STATE", "KIND", "REQUESTER", "RESOURCE", "ACTIONS",

@@ -130,9 +130,10 @@ class RemoteEngine:
         self._as(actor)
         return self._request("POST", _on("grants", request_id, "revoke"), {"reason": reason})
 
-    def relinquish(self, request_id: str, actor: str) -> Request:
+    def relinquish(self, request_id: str, actor: str, reason: str = "") -> Request:
         self._as(actor)
-        return self._request("POST", _on("grants", request_id, "relinquish"), {})
+        body = {"reason": reason}
+        return self._request("POST", _on("grants", request_id, "relinquish"), body)
 
     def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
         self._as(actor)

@@ -343,14 +343,16 @@ class Engine:
         self._in_force(req)
         return req
 
-    def relinquish(self, request_id: str, actor: str) -> Request:
+    def relinquish(self, request_id: str, actor: str, reason: str = "") -> Request:
         """The requester gives a grant back before it expires (as `revoke`, OPA or not)."""
         req = self._load(request_id, self.clock(), {ACTIVE}, "relinquish")
         decision, offline = self._permit_ending(actor, "relinquish", req)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE}, "relinquish")
-            self._move(req, RELINQUISHED, now, actor, "relinquished", decision, offline=offline)
+            self._move(
+                req, RELINQUISHED, now, actor, "relinquished", decision, reason, offline=offline
+            )
         self._in_force(req)
         return req
 

@@ -75,10 +75,11 @@ def relinquish(
     service: Served,
     request_id: RequestId,
     actor: Annotated[Principal, Allowed("grants.relinquish")],
-    body: Empty | None = None,
+    body: WithReason | None = None,
 ) -> Any:
-    """The requester gives a grant back early."""
-    return to_wire(service.engine.relinquish(request_id, actor.subject))
+    """The requester gives a grant back early (the reason goes to the audit trail)."""
+    reason = (body or WithReason()).reason
+    return to_wire(service.engine.relinquish(request_id, actor.subject, reason))
 
 
 @router.post("/v1/grants/{request_id}/extend", response_model=RequestOut, tags=["grants"], **V1)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine.api.tokens import ROLES, USER, TokenRecord, TokenStore
+from datavisa.engine.api.tokens import ROLES, SERVICE, USER, TokenRecord, TokenStore
 from datavisa.engine.model.durations import rfc3339
+from datavisa.engine.policy.bundle import shipped_subjects
 
 from . import output
 from .options import db_option, json_option
@@ -72,11 +73,21 @@ def token() -> None:
 def issue(subject: str, role: str, as_: str | None, db_path: Path, as_json: bool) -> None:
     """Issue a token for SUBJECT and print it (only this once).
 
+    A user, auditor or admin token is for a subject in the policy's directory
+    (bundles/default/subjects.yaml); a service token may name any service, such as a
+    database proxy that is no person.
+
     \b
     Example:
       export DATAVISA_TOKEN=$(datavisa token issue alice)
       datavisa token issue db-proxy --role service --db /var/lib/datavisa/datavisa.db
     """
+    if role != SERVICE and subject not in shipped_subjects():
+        raise click.BadParameter(
+            f"{subject!r} is not in the policy's directory; a {role} token acts as a person "
+            "or service it knows (a service token may name any service: --role service)",
+            param_hint="SUBJECT",
+        )
     tokens = TokenStore(db_path)
     try:
         secret, record = tokens.issue(subject, role, actor=_operator(as_))

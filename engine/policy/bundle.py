@@ -165,20 +165,29 @@ def countries(data: dict[str, Any]) -> frozenset[str]:
 
 @cache
 def shipped_countries() -> frozenset[str]:
-    """The countries the shipped bundle data knows (DATAVISA_BUNDLE_DIR, or the default).
+    """The countries the shipped bundle data knows (DATAVISA_BUNDLE_DIR, or the default)."""
+    return countries(_shipped_section("countries"))
 
-    Read fast, for a CLI option: the one file that defines them, with libyaml when there
-    is one, unchecked (building the bundle checks it).
-    """
+
+@cache
+def shipped_subjects() -> frozenset[str]:
+    """The people and services in the shipped bundle's directory (`subjects`)."""
+    known = _shipped_section("subjects").get("subjects")
+    return frozenset(known) if isinstance(known, dict) else frozenset()
+
+
+def _shipped_section(section: str) -> dict[str, Any]:
+    """The shipped data file that defines `section`, read fast, for a CLI option: that one
+    file, with libyaml when there is one, unchecked (building the bundle checks it)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in _data_files(DEFAULT_BUNDLE_DIR):
         try:
             doc = yaml.load(path.read_text(), Loader=loader)  # a SafeLoader
         except (OSError, yaml.YAMLError) as e:
             raise DataVisaError(f"{path}: not valid YAML: {e}") from e
-        if isinstance(doc, dict) and "countries" in doc:
-            return countries(doc)
-    return frozenset()
+        if isinstance(doc, dict) and section in doc:
+            return doc
+    return {}
 
 
 def built_data(path: Path) -> dict[str, Any]:

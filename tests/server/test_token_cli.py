@@ -41,9 +41,13 @@ def test_issue_prints_only_the_token_on_stdout(db):
 
 
 def test_bad_subjects_and_unknown_ids_are_refused(db):
-    bad = _run("token", "issue", "has space", "--db", str(db))
+    bad = _run("token", "issue", "has space", "--role", "service", "--db", str(db))
     assert bad.exit_code == 1
     assert "is not a subject name" in bad.stderr
+    for role in ("user", "auditor", "admin"):  # a person's token: for someone policy knows
+        stranger = _run("token", "issue", "mallory", "--role", role, "--db", str(db))
+        assert stranger.exit_code == 2
+        assert "is not in the policy's directory" in stranger.stderr
     missing = _run("token", "revoke", "000000000000", "--db", str(db))
     assert missing.exit_code == 1
     assert "no token with id" in missing.stderr

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -292,4 +294,84 @@ def eval_(
         click.echo(f"{kind}, at {rfc3339(at) if at is not None else 'now'}: ", nl=False)
         click.echo(output.describe_decision(decision))
     if not decision.allow:
+        raise SystemExit(1)
+
+
+def _dir_option(name: str, help: str, default: Path) -> Any:
+    return click.option(
+        name,
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def _short(answer: dict) -> str:
+    said = "allow" if answer["allow"] else "deny " + ",".join(answer["reasons"])
+    needs = answer.get("approvals_required")
+    if needs:
+        said += " needs " + " + ".join(f"{n['count']} {n['group']}" for n in needs)
+    return said
+
+
+@policy.command()
+@_dir_option("--policy-dir", "Rego of the new policy.", POLICY_DIR)
+@_dir_option("--bundle-dir", "Bundle data of the new policy.", DEFAULT_BUNDLE_DIR)
+@_dir_option("--current-policy-dir", "Rego of the policy in force.", POLICY_DIR)
+@_dir_option("--current-bundle-dir", "Bundle data of the policy in force.", DEFAULT_BUNDLE_DIR)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_db_path,
+    show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
+    help="The database whose live grants and pending requests are judged, read only.",
+)
+@click.option("--at", callback=_instant, metavar="TIME", help="Judge at this instant (RFC 3339).")
+@json_option
+def impact(
+    policy_dir, bundle_dir, current_policy_dir, current_bundle_dir, db_path, at, as_json
+):  # fmt: skip
+    """What a new policy would decide differently about what is live now.
+
+    Every live grant (each action, from each country it allows) and every pending request
+    is asked of the policy in force and of the new one; each answer that differs is listed.
+    Exits 1 when anything would change, so CI can hold a merge for review.
+
+    \b
+    Example:
+      datavisa policy impact --bundle-dir ../our-policy/bundle --db /var/lib/datavisa/datavisa.db
+    """
+    from datavisa.engine.lifecycle.impact import Sources
+    from datavisa.engine.lifecycle.impact import impact as judge
+    from datavisa.engine.store.sqlite import Store
+
+    if not db_path.exists():
+        raise DataVisaError(f"no database at {db_path}: nothing is live to judge (use --db)")
+    store = Store(db_path, readonly=True)
+    try:
+        changes = judge(
+            store,
+            Sources(current_policy_dir, current_bundle_dir),
+            Sources(policy_dir, bundle_dir),
+            at=at,
+        )
+    finally:
+        store.close()
+    if as_json:
+        output.echo_json([dataclasses.asdict(c) for c in changes])
+    elif not changes:
+        click.echo("no change: every live grant and pending request is decided as now")
+    else:
+        rows = [
+            [c.kind, c.request_id, c.subject, c.resource,
+             c.asked.get("action") or ",".join(c.asked.get("actions", [])),
+             c.asked["location"], _short(c.before), _short(c.after)]
+            for c in changes
+        ]  # fmt: skip
+        headers = ["kind", "request", "subject", "resource", "action", "from", "now", "new"]
+        click.echo(output.table(rows, headers))
+        click.echo(f"{len(changes)} answer(s) would change")
+    if changes:
         raise SystemExit(1)

@@ -42,27 +42,48 @@ def evaluate(
 ) -> Decision:
     """The `kind` decision for `input`, as policy answers it at epoch second `at` (now
     when None), given `grants` ({subject: {grant id: grant}}, as a server holds them)."""
+    return evaluate_many(
+        kind, [input], at=at, grants=grants, policy_dir=policy_dir, bundle_dir=bundle_dir
+    )[0]
+
+
+def evaluate_many(
+    kind: str,
+    inputs: list[dict[str, Any]],
+    *,
+    at: float | None = None,
+    grants: dict[str, dict[str, Any]] | None = None,
+    policy_dir: Path,
+    bundle_dir: Path,
+) -> list[Decision]:
+    """`evaluate` for several inputs in one run of OPA, in their order."""
     if kind not in KINDS:
         raise DataVisaError(f"no decision {kind!r}: one of {', '.join(KINDS)}")
-    query = "data." + KINDS[kind].replace("/", ".")
-    if at is not None:
-        query += f" with time.now_ns as {int(at * 1e9)}"
+    if not inputs:
+        return []
+    decision = "data." + KINDS[kind].replace("/", ".")
+    clock = f" with time.now_ns as {int(at * 1e9)}" if at is not None else ""
+    query = f"[d | some asked in input.batch; d := {decision} with input as asked{clock}]"
     tarball = bundle.cached_build(policy_dir, bundle_dir, bundle.revision())
     with tempfile.TemporaryDirectory(prefix="datavisa-whatif-") as tmp:
         data, asked = Path(tmp) / "grants.json", Path(tmp) / "input.json"
         data.write_text(json.dumps({"grants": grants or {}}))
-        asked.write_text(json.dumps(input))
+        asked.write_text(json.dumps({"batch": inputs}))
         done = subprocess.run(
             [str(find_opa()), "eval", "--format", "json", "--bundle", str(tarball),
              "--data", str(data), "--input", str(asked), query],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     if done.returncode != 0:
-        raise DataVisaError(f"OPA could not evaluate {query}: {done.stderr.strip()[-500:]}")
+        raise DataVisaError(f"OPA could not evaluate {decision}: {done.stderr.strip()[-500:]}")
     results = json.loads(done.stdout).get("result") or []
-    value = results[0]["expressions"][0]["value"] if results else None
-    if not isinstance(value, dict) or not isinstance(value.get("allow"), bool):
+    answers = results[0]["expressions"][0]["value"] if results else []
+    if len(answers) != len(inputs) or not all(_is_decision(v) for v in answers):
         raise DataVisaError(
-            f"the policy gives no {kind} decision for this input (is a field missing?)"
+            f"the policy gives no {kind} decision for some input (is a field missing?)"
         )
-    return Decision(value["allow"], value.get("reasons", []), value)
+    return [Decision(v["allow"], v.get("reasons", []), v) for v in answers]
+
+
+def _is_decision(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("allow"), bool)

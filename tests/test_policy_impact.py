@@ -1,0 +1,68 @@
+"""Impact before merge: `datavisa policy impact` judges every live grant and pending request
+under the policy in force and a changed copy, with the real OPA and a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from datavisa.cli.main import cli
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
+
+RESOURCE = "eu-customer-analytics"
+
+
+def _impact(db: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli, ["policy", "impact", "--db", str(db), *args], catch_exceptions=False
+    )
+    return result.exit_code, result.output
+
+
+def _without_uk_adequacy(tmp_path: Path) -> Path:
+    """The shipped data, but the UK's adequacy decision ended in 2025."""
+    data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path / "bundle"))
+    laws = data / "jurisdictions.yaml"
+    text = laws.read_text()
+    assert 'until: "2031-12-27"' in text
+    laws.write_text(text.replace('until: "2031-12-27"', 'until: "2025-01-01"'))
+    return data
+
+
+def test_a_change_that_ends_uk_adequacy_lists_what_it_would_refuse(
+    engine: Engine, db: Path, tmp_path: Path
+):
+    grant = engine.request("alice", RESOURCE, ["read"], 3600, "DE", "INC-1")
+    engine.approve(grant.id, "bob", "DE")
+    pending = engine.request("grace", RESOURCE, ["read"], 3600, "GB", "INC-2")
+    assert pending.state == "pending"
+
+    code, out = _impact(db, "--bundle-dir", str(_without_uk_adequacy(tmp_path)), "--json")
+    assert code == 1
+    changes = json.loads(out)
+    (refused,) = [c for c in changes if c["request_id"] == pending.id]
+    assert (refused["kind"], refused["before"]["allow"], refused["after"]["allow"]) == (
+        "request", True, False
+    )  # fmt: skip
+    assert "location_not_permitted" in refused["after"]["reasons"]
+    from_de = [c for c in changes if c["request_id"] == grant.id and c["asked"]["location"] == "DE"]
+    assert from_de == []  # alice's access from Germany is not touched
+
+    code, out = _impact(db, "--bundle-dir", str(_without_uk_adequacy(tmp_path / "again")))
+    assert code == 1
+    assert "request" in out and "would change" in out
+
+
+def test_the_same_policy_changes_nothing(engine: Engine, db: Path):
+    grant = engine.request("alice", RESOURCE, ["read"], 3600, "DE", "INC-1")
+    engine.approve(grant.id, "bob", "DE")
+    assert _impact(db) == (0, "no change: every live grant and pending request is decided as now\n")
+
+
+def test_without_a_database_it_says_so(tmp_path: Path):
+    code, out = _impact(tmp_path / "none.db")
+    assert code == 1 and "no database at" in out

@@ -123,15 +123,16 @@ def fmt(policy_dir: Path, write: bool) -> None:
 def build(policy_dir: Path, bundle_dir: Path, output: Path, signing_key: Path | None) -> None:
     """Build the policy bundle (Rego + data + revision) with `opa build`.
 
-    The YAML data is checked against the data model first; the revision is the git commit
-    of rego/ and bundles/, with -dirty when they have local changes.
+    The YAML data is checked against the data model first; the revision names the content
+    (a hash of every source file), then the git commit of the data's folder, with -dirty
+    when there are changes not committed.
 
     \b
     Examples:
       datavisa policy build
       datavisa policy build --signing-key keys/bundle.pem -o build/signed.tar.gz
     """
-    rev = bundle.revision()
+    rev = bundle.revision(policy_dir, bundle_dir)
     bundle.build(policy_dir, bundle_dir, output, rev, signing_key=signing_key)
     signed = ", signed" if signing_key else ""
     click.echo(f"built {output} (revision {rev}{signed})")

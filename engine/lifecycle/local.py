@@ -42,7 +42,7 @@ def local_engine(
     log = DecisionLog(store, load_key(db_path))
     try:
         if not policy:
-            yield Engine(store, None, revision=bundle.revision(), log=log)
+            yield Engine(store, None, revision=bundle.revision(policy_dir, bundle_dir), log=log)
             return
         if opa_url:
             client = OpaClient(opa_url, token=opa_token)
@@ -51,7 +51,7 @@ def local_engine(
                 engine.grants.sync()
             yield engine
             return
-        rev = bundle.revision()
+        rev = bundle.revision(policy_dir, bundle_dir)
         with OpaProcess(bundle.cached_build(policy_dir, bundle_dir, rev)) as opa:
             engine = Engine(store, opa.client(), revision=rev, log=log)
             engine.grants.sync()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..model.errors import DataVisaError
-from ..paths import AUTHZ_PACKAGE, DEFAULT_BUNDLE_DIR, PROJECT_ROOT
+from ..paths import AUTHZ_PACKAGE, DEFAULT_BUNDLE_DIR, POLICY_DIR
 from .process import find_opa
 
 if TYPE_CHECKING:
@@ -205,14 +205,28 @@ def built_data(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def revision(root: Path = PROJECT_ROOT) -> str:
-    """The git commit of the policy sources, with `-dirty` when they have local changes."""
+def revision(policy_dir: Path = POLICY_DIR, bundle_dir: Path = DEFAULT_BUNDLE_DIR) -> str:
+    """The name of these sources' content: a hash of every file a bundle is built from (the
+    modules, the data, the manifest), then `-g` and the git commit of the data's folder
+    where it is in git, with `-dirty` when either folder has changes not committed. Two
+    bundles built from different sources never share a revision."""
+    digest = hashlib.sha256()
+    for path in _sources(policy_dir, bundle_dir):
+        if path.is_file():
+            root = policy_dir if path.is_relative_to(policy_dir) else bundle_dir
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    named = digest.hexdigest()[:12]
     try:
-        commit = _git(root, "rev-parse", "--short=12", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--", "rego", "bundles")
+        commit = _git(bundle_dir, "rev-parse", "--short=12", "HEAD")
+        dirty = any(_git(d, "status", "--porcelain", "--", ".") for d in (policy_dir, bundle_dir))
     except (OSError, subprocess.CalledProcessError):
-        return "unversioned"
-    return commit + ("-dirty" if dirty else "")
+        return named
+    return f"{named}-g{commit}" + ("-dirty" if dirty else "")
+
+
+def _sources(policy_dir: Path, bundle_dir: Path) -> list[Path]:
+    """Every file a bundle is built from."""
+    return [*modules(policy_dir), *sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest"]
 
 
 def _git(root: Path, *args: str) -> str:
@@ -275,7 +289,8 @@ def build(
         # opa would take a missing path as an HMAC secret: never sign with a typo.
         raise DataVisaError(f"signing key {signing_key} is not a file")
     output.parent.mkdir(parents=True, exist_ok=True)
-    staged = stage(policy_dir, bundle_dir, output.parent / (output.name + ".d"), rev or revision())
+    rev = rev or revision(policy_dir, bundle_dir)
+    staged = stage(policy_dir, bundle_dir, output.parent / (output.name + ".d"), rev)
     signing = ["--signing-key", str(signing_key)] if signing_key is not None else []
     try:
         done = subprocess.run(  # from inside the staging folder, so module paths are relative
@@ -306,9 +321,7 @@ def cached_build(policy_dir: Path, bundle_dir: Path, rev: str) -> Path:
     edit builds afresh; each local CLI command then starts its OPA without rebuilding.
     """
     digest = hashlib.sha256(rev.encode())
-    sources = modules(policy_dir)
-    sources += [*sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest", SCHEMA_PATH]
-    sources.append(find_opa().resolve())
+    sources = [*_sources(policy_dir, bundle_dir), SCHEMA_PATH, find_opa().resolve()]
     for path in sources:
         if path.is_file():
             digest.update(str(path).encode() + b"\0" + path.read_bytes())

@@ -64,7 +64,7 @@ def evaluate_many(
     decision = "data." + KINDS[kind].replace("/", ".")
     clock = f" with time.now_ns as {int(at * 1e9)}" if at is not None else ""
     query = f"[d | some asked in input.batch; d := {decision} with input as asked{clock}]"
-    tarball = bundle.cached_build(policy_dir, bundle_dir, bundle.revision())
+    tarball = bundle.cached_build(policy_dir, bundle_dir, bundle.revision(policy_dir, bundle_dir))
     with tempfile.TemporaryDirectory(prefix="datavisa-whatif-") as tmp:
         data, asked = Path(tmp) / "grants.json", Path(tmp) / "input.json"
         data.write_text(json.dumps({"grants": grants or {}}))

@@ -23,6 +23,20 @@ from .target import Target, target_options
 F = Callable[..., Any]
 
 
+class EvidenceOption(click.Option):
+    """--evidence, whose help lists the kinds the shipped bundle knows: read from its data
+    when help is shown, so a command that runs pays nothing for it."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from datavisa.engine.policy.bundle import shipped_evidence
+
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        names, text = record
+        return names, text.replace("{kinds}", ", ".join(sorted(shipped_evidence())))
+
+
 def engine_options(f: F) -> F:
     """Who acts, where (local store or server), printing how."""
     return json_option(target_options(f))
@@ -81,10 +95,11 @@ _actions_option = click.option(
 )
 @click.option(
     "--evidence",
+    cls=EvidenceOption,
     multiple=True,
     metavar="KIND",
-    help="A transfer safeguard on file (scc, bcr, pia, cac_assessment, risk_assessment); "
-    "repeat for several.",
+    help="Evidence on file for a transfer basis ({kinds}); repeat for several. Policy "
+    "refuses a kind the data's jurisdiction does not know, naming those it does.",
 )
 @engine_options
 def request(resource, duration_s, actions, location, reason, start_at, evidence, target, as_json):

@@ -121,3 +121,16 @@ def test_unknown_id_and_illegal_transition_exit_non_zero(run):
     again = run("approve", req["id"], "--as", "bob")
     assert again.exit_code == 1
     assert "it is denied, not pending" in again.stderr
+
+
+def test_evidence_the_data_jurisdiction_does_not_know_is_refused_naming_what_it_knows(run):
+    refused = run(
+        "request", RESOURCE, "--for", "20m", "--from", "DE", "--reason", "INC-9",
+        "--evidence", "cac_assessment", "--as", "alice",
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert '"cac_assessment" is no evidence the law of EU knows (it knows: bcr, scc)' in (
+        refused.output
+    )
+    listed = run("request", "--help")
+    assert "(bcr, cac, pia, risk_assessment, scc)" in " ".join(listed.output.split())

@@ -176,6 +176,13 @@ def shipped_subjects() -> frozenset[str]:
     return frozenset(known) if isinstance(known, dict) else frozenset()
 
 
+@cache
+def shipped_evidence() -> dict[str, str]:
+    """The kinds of evidence the shipped bundle knows, with what each is (`evidence`)."""
+    known = _shipped_section("evidence").get("evidence")
+    return dict(known) if isinstance(known, dict) else {}
+
+
 def _shipped_section(section: str) -> dict[str, Any]:
     """The shipped data file that defines `section`, read fast, for a CLI option: that one
     file, with libyaml when there is one, unchecked (building the bundle checks it)."""

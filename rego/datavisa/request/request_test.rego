@@ -130,3 +130,20 @@ test_public_data_may_be_reached_from_an_unknown_place if {
 	d := _decide({"resource": "public-docs", "location": "unknown"})
 	d.allow
 }
+
+test_evidence_the_datas_jurisdiction_does_not_know_is_refused_naming_the_known_kinds if {
+	asked := object.union(_ask, {"resource": "eu-customer-analytics", "evidence": ["cac_assessment"]})
+	got := request.decision with input as asked
+	not got.allow
+	some reason in got.reasons
+	reason.code == "unknown_evidence"
+	contains(reason.message, "it knows: bcr, scc")
+}
+
+test_evidence_for_localised_data_says_no_safeguard_can_lift_it if {
+	asked := object.union(_ask, {"resource": "ru-customer-register", "location": "DE", "evidence": ["scc"]})
+	got := request.decision with input as asked
+	some reason in got.reasons
+	reason.code == "unknown_evidence"
+	contains(reason.message, "it knows none")
+}

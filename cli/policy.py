@@ -60,24 +60,35 @@ def policy() -> None:
     default=0,
     help="Fail when line coverage is below this percentage.",
 )
-def test(policy_dir: Path, bundle_dir: Path, threshold: float) -> None:
+@click.option(
+    "--tests",
+    "tests_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Run the Rego tests in this folder (a deployment's own) against the policy's "
+    "rules, instead of the policy's own tests.",
+)
+def test(policy_dir: Path, bundle_dir: Path, threshold: float, tests_dir: Path | None) -> None:
     """Run `opa test` on the policy with the bundle's data, and report coverage.
 
     \b
-    Example:
+    Examples:
       datavisa policy test --threshold 95
+      datavisa policy test --bundle-dir data --tests tests    # in a `policy init` repo
     """
     with tempfile.TemporaryDirectory(prefix="datavisa-data-") as tmp:
-        bundle.write_data(bundle_dir, Path(tmp))
-        if _opa("test", policy_dir, tmp).returncode != 0:
+        data = bundle.write_data(bundle_dir, Path(tmp) / "data")
+        sources = [policy_dir]
+        if tests_dir is not None:  # the rules without their own tests, and the given ones
+            sources = [bundle.stage_modules(policy_dir, Path(tmp) / "rules"), tests_dir]
+        if _opa("test", *sources, data).returncode != 0:
             click.echo()
             raise DataVisaError("policy tests failed")
-        done = _opa("test", "--coverage", "--format=json", policy_dir, tmp, capture=True)
+        done = _opa("test", "--coverage", "--format=json", *sources, data, capture=True)
     report = json.loads(done.stdout)
     coverage = report.get("coverage", 0.0)
     for name, file in sorted(report.get("files", {}).items()):
         missed = [f"{r['start']['row']}-{r['end']['row']}" for r in file.get("not_covered", [])]
-        if missed:
+        if missed and tests_dir is None:  # a deployment's tests cover its data, not the rules
             click.echo(f"  {name}: lines {', '.join(missed)} not covered")
     click.echo(f"coverage: {coverage:.1f}% (threshold {threshold:g}%)")
     if coverage < threshold:
@@ -376,3 +387,25 @@ def impact(
         click.echo(f"{len(changes)} answer(s) would change")
     if changes:
         raise SystemExit(1)
+
+
+@policy.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Make DIRECTORY a deployment's own policy repository, built on the shipped rules.
+
+    It holds the deployment's data (the directory of people and services, the resources,
+    the tiers) as YAML to edit, on top of the shipped data for everything else
+    (jurisdictions, regions, countries), a folder for its own Rego tests, and a CI job that
+    runs them. The shipped rules are used as they are, never copied.
+
+    \b
+    Example:
+      datavisa policy init our-policy && cd our-policy
+      datavisa policy test --bundle-dir data --tests tests
+      datavisa serve --bundle-dir data
+    """
+    from datavisa.engine.policy.repo import scaffold
+
+    for path in scaffold(directory):
+        click.echo(f"wrote {path}")

@@ -10,9 +10,8 @@ from pathlib import Path
 # engine/ sits at the top of the project tree (installed editable, as `make` does).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = Path(os.environ.get("DATAVISA_POLICY_DIR") or PROJECT_ROOT / "rego")
-DEFAULT_BUNDLE_DIR = Path(
-    os.environ.get("DATAVISA_BUNDLE_DIR") or PROJECT_ROOT / "bundles" / "default"
-)
+SHIPPED_BUNDLE_DIR = PROJECT_ROOT / "bundles" / "default"  # the data DataVisa ships
+DEFAULT_BUNDLE_DIR = Path(os.environ.get("DATAVISA_BUNDLE_DIR") or SHIPPED_BUNDLE_DIR)
 # Who may call the OPA the engine runs: the engine's own, whatever policy tree is in use,
 # so it is loaded beside the bundle and never shipped in one.
 AUTHZ_PACKAGE = Path("system", "authz")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..model.errors import DataVisaError
-from ..paths import AUTHZ_PACKAGE, DEFAULT_BUNDLE_DIR, POLICY_DIR
+from ..paths import AUTHZ_PACKAGE, DEFAULT_BUNDLE_DIR, POLICY_DIR, SHIPPED_BUNDLE_DIR
 from .process import find_opa
 
 if TYPE_CHECKING:
@@ -51,14 +51,23 @@ class _StrictLoader(yaml.SafeLoader):
 def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
     """Merge the top-level keys of every YAML file in `bundle_dir` into one document.
 
+    A folder with an `extends.yaml` saying `extends: shipped` (a deployment's own, made by
+    `datavisa policy init`) starts from the shipped data: each section it defines replaces
+    the shipped one, and the shipped ones it leaves out (jurisdictions, regions…) are kept.
+
     With `validate`, the result is checked against the data model's schema; any breach is a
     DataVisaError naming, for each, the file, line, path inside the file and the reason.
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
-    files = _data_files(bundle_dir)
+    files = [f for f in _data_files(bundle_dir) if f.name != EXTENDS]
+    if _extends_shipped(bundle_dir):
+        for path in _data_files(SHIPPED_BUNDLE_DIR):
+            for key, value in (yaml.load(path.read_text(), Loader=_StrictLoader) or {}).items():
+                merged[key], origin[key] = value, path
     if not files:
         raise DataVisaError(f"{bundle_dir}: no YAML data files")
+    shipped = set(merged)
     for path in files:
         try:
             doc = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader
@@ -69,8 +78,9 @@ def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
         if not isinstance(doc, dict):
             raise DataVisaError(f"{path}: the top level must be a mapping of named sections")
         for key, value in doc.items():
-            if key in merged:
+            if key in merged and key not in shipped:
                 raise DataVisaError(f"{path}: section {key!r} is already defined in {origin[key]}")
+            shipped.discard(key)
             merged[key], origin[key] = value, path
     if validate:
         problems = schema_errors(merged, origin)
@@ -83,6 +93,22 @@ def load_data(bundle_dir: Path, validate: bool = True) -> dict[str, Any]:
 
 def _data_files(bundle_dir: Path) -> list[Path]:
     return sorted(bundle_dir.glob("*.yaml")) + sorted(bundle_dir.glob("*.yml"))
+
+
+EXTENDS = "extends.yaml"  # in a deployment's data folder: what it is built on
+
+
+def _extends_shipped(bundle_dir: Path) -> bool:
+    marker = bundle_dir / EXTENDS
+    if not marker.is_file():
+        return False
+    try:
+        doc = yaml.safe_load(marker.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise DataVisaError(f"{marker}: not valid YAML: {e}") from e
+    if doc != {"extends": "shipped"}:
+        raise DataVisaError(f"{marker}: must say `extends: shipped` and nothing else")
+    return True
 
 
 @cache
@@ -220,7 +246,9 @@ def revision(policy_dir: Path = POLICY_DIR, bundle_dir: Path = DEFAULT_BUNDLE_DI
     digest = hashlib.sha256()
     for path in _sources(policy_dir, bundle_dir):
         if path.is_file():
-            root = policy_dir if path.is_relative_to(policy_dir) else bundle_dir
+            root = next(
+                r for r in (policy_dir, bundle_dir, SHIPPED_BUNDLE_DIR) if path.is_relative_to(r)
+            )
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     named = digest.hexdigest()[:12]
     try:
@@ -233,7 +261,10 @@ def revision(policy_dir: Path = POLICY_DIR, bundle_dir: Path = DEFAULT_BUNDLE_DI
 
 def _sources(policy_dir: Path, bundle_dir: Path) -> list[Path]:
     """Every file a bundle is built from."""
-    return [*modules(policy_dir), *sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest"]
+    files = [*modules(policy_dir), *sorted(bundle_dir.glob("*.y*ml")), bundle_dir / ".manifest"]
+    if _extends_shipped(bundle_dir):
+        files += [*_data_files(SHIPPED_BUNDLE_DIR), SHIPPED_BUNDLE_DIR / ".manifest"]
+    return files
 
 
 def _git(root: Path, *args: str) -> str:
@@ -262,16 +293,24 @@ def modules(policy_dir: Path) -> list[Path]:
     ]
 
 
-def stage(policy_dir: Path, bundle_dir: Path, out_dir: Path, rev: str) -> Path:
-    """Lay out a bundle directory: policy modules (`modules`), data.json and .manifest."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+def stage_modules(policy_dir: Path, out_dir: Path) -> Path:
+    """Copy the policy modules a bundle holds (`modules`) into `out_dir`; return it."""
     for module in modules(policy_dir):
         target = out_dir / module.relative_to(policy_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(module, target)
+    return out_dir
+
+
+def stage(policy_dir: Path, bundle_dir: Path, out_dir: Path, rev: str) -> Path:
+    """Lay out a bundle directory: policy modules (`modules`), data.json and .manifest."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    stage_modules(policy_dir, out_dir)
     write_data(bundle_dir, out_dir)
     manifest_path = bundle_dir / ".manifest"
+    if not manifest_path.exists() and _extends_shipped(bundle_dir):
+        manifest_path = SHIPPED_BUNDLE_DIR / ".manifest"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.setdefault("roots", [DATA_ROOT])
     manifest["revision"] = rev

@@ -322,7 +322,7 @@ def _dir_option(name: str, help: str, default: Path) -> Any:
 def _short(answer: dict) -> str:
     said = "allow" if answer["allow"] else "deny " + ",".join(answer["reasons"])
     needs = answer.get("approvals_required")
-    if needs:
+    if needs and answer["allow"]:
         said += " needs " + " + ".join(f"{n['count']} {n['group']}" for n in needs)
     return said
 

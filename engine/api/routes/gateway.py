@@ -54,10 +54,12 @@ REASONS_HEADER = "X-DataVisa-Reasons"
 @dataclass(frozen=True)
 class Caller:
     """Who asks: `principal` is the token that verified; `gateway` when it came in the
-    credential header (a service token), so the gateway's headers may be believed."""
+    credential header (a service token), so the gateway's headers may be believed; `user`
+    the user's own bearer token the gateway passed on, if it verifies."""
 
     principal: Principal
     gateway: bool
+    user: Principal | None = None
 
 
 class GatewayCaller(Authorize):
@@ -68,15 +70,17 @@ class GatewayCaller(Authorize):
     async def __call__(self, service: Served, request: Request) -> Caller | None:  # type: ignore[override]
         cfg = service.gateway
         credential = request.headers.get(cfg.credential_header)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        bearer = service.tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
         if credential is not None:
             principal = service.tokens.verify(credential.strip())
             if principal is None or not principal.is_service:
                 raise ApiError(
                     401, "unauthenticated", "the gateway credential is not a service token"
                 )
-            return self._allowed(service, Caller(principal, gateway=True))
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        principal = service.tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+            user = bearer if bearer is not None and not bearer.is_service else None
+            return self._allowed(service, Caller(principal, gateway=True, user=user))
+        principal = bearer
         if principal is None:
             if any(name in request.headers for name in cfg.identity_headers):
                 return None  # judged and recorded as a deny: an identity header no one vouches for
@@ -109,7 +113,6 @@ class Original:
     forwarded_for: str | None
 
 
-@router.api_route("/v1/authz/nginx", methods=METHODS, tags=["gateway"])
 async def nginx(service: Served, request: Request, caller: Asking) -> Response:
     """nginx `auth_request`: 2xx allows, 401 and 403 deny (docs/gateway.md)."""
     h = request.headers
@@ -122,7 +125,6 @@ async def nginx(service: Served, request: Request, caller: Asking) -> Response:
     return await _judge(service, request, caller, original)
 
 
-@router.api_route("/v1/authz/forward", methods=METHODS, tags=["gateway"])
 async def forward(service: Served, request: Request, caller: Asking) -> Response:
     """Caddy `forward_auth` and Traefik ForwardAuth: 2xx allows; anything else is what the
     client gets."""
@@ -139,7 +141,6 @@ async def forward(service: Served, request: Request, caller: Asking) -> Response
 ENVOY_PREFIX = "/v1/authz/envoy"
 
 
-@router.api_route(ENVOY_PREFIX + "/{original:path}", methods=METHODS, tags=["gateway"])
 async def envoy(service: Served, request: Request, caller: Asking, original: str) -> Response:
     """Envoy `ext_authz` (HTTP service, `path_prefix: /v1/authz/envoy`): only a 200 allows.
     The original path is read raw, before decoding, so an encoded separator stays visible."""
@@ -154,6 +155,24 @@ async def envoy(service: Served, request: Request, caller: Asking, original: str
     )
     partial = h.get("x-envoy-auth-partial-body", "").strip().lower() == "true"
     return await _judge(service, request, caller, asked, ["partial_body"] if partial else [])
+
+
+def _every_method(path: str, endpoint: Any) -> None:
+    """A route per method, as a gateway forwards whatever method its client used; one
+    each, so every one has its own OpenAPI operation id."""
+    for method in METHODS:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            tags=["gateway"],
+            operation_id=f"gateway_{endpoint.__name__}_{method.lower()}",
+        )
+
+
+_every_method("/v1/authz/nginx", nginx)
+_every_method("/v1/authz/forward", forward)
+_every_method(ENVOY_PREFIX + "/{original:path}", envoy)
 
 
 async def _judge(
@@ -220,7 +239,7 @@ async def _judge(
 
 
 def _deny(decision: Decision) -> JSONResponse:
-    codes = decision.codes or ["denied"]
+    codes = list(dict.fromkeys(decision.codes)) or ["denied"]  # once each, in order
     body = {
         "error": {
             "code": "access_denied",
@@ -236,7 +255,7 @@ def _deny(decision: Decision) -> JSONResponse:
 
 
 def _subject(caller: Caller | None, request: Request, cfg: GatewayConfig, read: Any) -> str | None:
-    """The gateway's identity header when the gateway vouches for it; else the caller's own
+    """The gateway's identity header when the gateway vouches for it; else the user's own
     token's subject; None when no one can be named."""
     if caller is None:
         return None
@@ -245,7 +264,7 @@ def _subject(caller: Caller | None, request: Request, cfg: GatewayConfig, read: 
             value = read(request.headers.get(name))
             if value is not None and value.strip():
                 return value.strip()
-        return None
+        return caller.user.subject if caller.user else None
     return caller.principal.subject
 
 

@@ -8,13 +8,24 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import yaml
 from live_server import Api, uvicorn_thread
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.config import GatewayConfig
+from datavisa.engine.api.permissions import Permissions
+from datavisa.engine.api.routes.gateway import ENVOY_PREFIX
 from datavisa.engine.api.service import Service
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.paths import PROJECT_ROOT
+from datavisa.engine.policy.opa import OpaClient
+from datavisa.engine.policy.process import free_port
 
 HOST = "analytics.localhost"  # the shipped route to eu-customer-analytics (routes.yaml)
+EXAMPLES = PROJECT_ROOT / "examples"
+GRANT_HEADERS = {
+    "x-datavisa-subject", "x-datavisa-grant-id", "x-datavisa-expires-at", "x-datavisa-decision-id"
+}  # fmt: skip
 GATEWAY = GatewayConfig(
     country_header="x-client-country",
     networks=((ipaddress.ip_network("10.20.0.0/16"), "DE"),),
@@ -195,3 +206,73 @@ def test_every_allowed_gateway_access_is_logged_with_method_host_and_masked_path
     assert context["method"] == "GET" and context["host"] == HOST and context["path"] == "/reports"
     assert "query" not in context  # the query string may hold personal data: masked
     assert context["client_ip"] == "10.20.3.0/24"
+
+
+@pytest.fixture
+def opa_gone(service: Service) -> Iterator[Api]:
+    """A service whose engine's OPA does not answer, with the role table already loaded."""
+    permissions = Permissions()
+    permissions.load(service.engine.opa)
+    dead = OpaClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    engine = Engine(service.engine.store, dead, revision="test", log=service.engine.log)
+    live = Service(engine, service.tokens, permissions=permissions, gateway=GATEWAY)
+    with uvicorn_thread(create_app(live)) as url:
+        yield Api(url, live)
+    live.close()
+    dead.close()
+
+
+def test_an_opa_that_does_not_answer_is_a_403_never_a_5xx(opa_gone):
+    token = opa_gone.service.tokens.issue("edge-gateway", "service")[0]
+    answer = _nginx(opa_gone, token, **{"X-Auth-Request-User": "alice"})
+    assert answer.status_code == 403
+    assert answer.headers["X-DataVisa-Reasons"] == "policy_unavailable"
+    # Before the role table is loaded, too: a deny, not the API's 503.
+    opa_gone.service.permissions = Permissions()
+    unloaded = _nginx(opa_gone, token, **{"X-Auth-Request-User": "alice"})
+    assert (unloaded.status_code, unloaded.json()["error"]["code"]) == (403, "policy_unavailable")
+
+
+def test_the_envoy_and_traefik_examples_ask_these_endpoints_for_these_headers():
+    envoy = yaml.safe_load((EXAMPLES / "envoy" / "envoy.yaml").read_text())
+    manager = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    authz = manager["typed_config"]["http_filters"][0]["typed_config"]
+    assert authz["failure_mode_allow"] is False  # fail closed
+    service = authz["http_service"]
+    assert service["path_prefix"] == ENVOY_PREFIX
+    added = {h["key"] for h in service["authorization_request"]["headers_to_add"]}
+    assert added == {GatewayConfig().credential_header}
+    upstream = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
+    assert {p["exact"] for p in upstream} == GRANT_HEADERS
+    stripped = manager["typed_config"]["route_config"]["virtual_hosts"][0]
+    assert set(GatewayConfig().identity_headers) <= set(stripped["request_headers_to_remove"])
+
+    traefik = yaml.safe_load((EXAMPLES / "traefik" / "dynamic.yaml").read_text())["http"]
+    forward = traefik["middlewares"]["datavisa"]["forwardAuth"]
+    assert forward["address"].endswith("/v1/authz/forward")
+    assert forward["trustForwardHeader"] is False
+    assert {h.lower() for h in forward["authResponseHeaders"]} == GRANT_HEADERS
+    credential = traefik["middlewares"]["gateway-credential"]["headers"]["customRequestHeaders"]
+    assert {h.lower() for h in credential} == {GatewayConfig().credential_header}
+    strip = traefik["middlewares"]["strip-identity"]["headers"]["customRequestHeaders"]
+    assert set(GatewayConfig().identity_headers) <= {h.lower() for h in strip}
+
+
+def test_traefik_and_envoy_take_the_answers_as_their_protocols_define(gw, gateway_token):
+    """Traefik allows on any 2xx and Envoy only on 200: an allow is exactly 200, and every
+    deny is a 4xx they hand to the client as it is, with its reasons."""
+    gw.grant("alice")
+    traefik = _as_alice(gateway_token) | {
+        "X-Forwarded-Method": "GET",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": HOST,
+        "X-Forwarded-Uri": "/reports",
+        "X-Forwarded-For": "198.51.100.7, 10.20.0.9",  # a client's own entry, then Traefik's
+    }
+    assert (
+        requests.get(f"{gw.url}/v1/authz/forward", headers=traefik, timeout=10).status_code == 200
+    )
+    moved = traefik | {"X-Forwarded-Uri": "/../admin"}
+    denied = requests.get(f"{gw.url}/v1/authz/forward", headers=moved, timeout=10)
+    assert denied.status_code == 403 and denied.headers["content-type"] == "application/json"
+    assert denied.json()["error"]["reasons"][0]["code"] == "path_not_canonical"

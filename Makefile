@@ -7,9 +7,9 @@ OPA := .tools/bin/opa
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
-.PHONY: setup chromium demo test policy-test lint pytest bench soak clean
+.PHONY: setup chromium gateways demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) chromium
+setup: $(DATAVISA) $(OPA) chromium gateways
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -20,6 +20,20 @@ chromium:
 		|| echo "could not install chromium: the dashboard test will be skipped"; \
 	else \
 		echo "chromium is missing (apt-get install chromium): the dashboard test will be skipped"; \
+	fi
+
+# The gateway tests run Debian's nginx (auth_request) and caddy (forward_auth) in front of
+# DataVisa. As root they are installed when missing; elsewhere those tests say why they skip.
+gateways:
+	@missing=""; for tool in nginx caddy; do \
+		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null || missing="$$missing $$tool"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+		|| echo "could not install$$missing: the gateway tests will be skipped"; \
+	else \
+		echo "missing$$missing (apt-get install$$missing): the gateway tests will be skipped"; \
 	fi
 
 $(DATAVISA): pyproject.toml

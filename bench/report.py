@@ -288,6 +288,25 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
             f"grants, {large['ns_per_op_median'] / 1000:.0f} µs at {large['grants']:,} "
             f"(ratio {rego['ratio_large_to_small']:.2f}); `rego-access-{rego['date']}.json`.",
         ]
+    gateway = record.get("gateway")
+    if gateway:
+        lines += ["", "## Through a gateway (nginx auth_request)", ""]
+        if "skipped" in gateway:
+            lines.append(f"Not measured: {gateway['skipped']}.")
+        else:
+            direct, gated = gateway["direct"], gateway["gateway"]
+            lines += [
+                "| path | p50 ms | p99 ms |",
+                "| --- | --- | --- |",
+                f"| nginx → upstream | {direct['p50_ms']:.2f} | {direct['p99_ms']:.2f} |",
+                f"| nginx → DataVisa → upstream | {gated['p50_ms']:.2f} | {gated['p99_ms']:.2f} |",
+                f"| added by asking DataVisa | {gateway['added_p50_ms']:.2f} | "
+                f"{gateway['added_p99_ms']:.2f} |",
+                "",
+                f"{gateway['count']:,} sequential requests each, one client, alternating, "
+                f"at {gateway['grants']:,} live grants (examples/nginx/nginx.conf, "
+                "bench/gateway_bench.py).",
+            ]
     lines += [
         "",
         "## Plots",

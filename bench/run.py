@@ -8,7 +8,8 @@ One run, one machine, the same inputs for every path:
 Latency (p50 / p90 / p99) and throughput with 1, 8 and 32 concurrent clients on loopback,
 at 10, 1,000 and 100,000 live grants; resident memory of the engine and of OPA at each;
 revocation (the first check after `revoke` returns denies; the push to OPA, timed); the
-lifecycle's own throughput; then the Rego micro-benchmark (bench/rego_bench.py).
+lifecycle's own throughput; nginx → upstream against nginx → DataVisa → upstream
+(bench/gateway_bench.py); then the Rego micro-benchmark (bench/rego_bench.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -38,6 +39,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this script
 
 import fixtures
+import gateway_bench
 import report
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, Served
 from load import Sample, http_cell, percentile, process_cell
@@ -84,6 +86,7 @@ class Plan:
     lifecycle_cycles: int
     rego_bench_count: int  # 0: skip bench/rego_bench.py
     retry_budget_s: float  # the most time spent measuring disturbed cells again, in all
+    gateway_count: int  # requests through each nginx (bench/gateway_bench.py)
 
 
 FULL = Plan(
@@ -100,6 +103,7 @@ FULL = Plan(
     lifecycle_cycles=100,
     rego_bench_count=5,
     retry_budget_s=45.0,
+    gateway_count=2_000,
 )
 QUICK = Plan(
     levels=(10, 1_000),
@@ -115,6 +119,7 @@ QUICK = Plan(
     lifecycle_cycles=10,
     rego_bench_count=0,
     retry_budget_s=0.0,
+    gateway_count=200,
 )
 
 
@@ -511,6 +516,9 @@ def main() -> None:
             revocation = bench.revocation(plan.levels[-1])
             lifecycle = bench.push_and_lifecycle(plan.levels[-1])
             bench.again(plan.levels[0])
+            gateway = {"grants": plan.levels[0]}  # where `again` left them
+            gateway |= gateway_bench.measure(srv, work, plan.gateway_count)
+            _log(f"gateway: {gateway}")
     rego = rego_bench(plan.rego_bench_count)
     record = {
         "date": dt.date.today().isoformat(),
@@ -530,6 +538,7 @@ def main() -> None:
         "revocation": revocation,
         "push_and_lifecycle": lifecycle,
         "rego_bench": rego,
+        "gateway": gateway,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

@@ -30,6 +30,7 @@ from .routes import (
     alerts,
     dashboard,
     decisions,
+    gateway,
     grants,
     operations,
     requests,
@@ -38,7 +39,7 @@ from .routes import (
 from .schemas import AccessCheck
 from .service import Service
 
-ROUTERS = (requests, grants, decisions, alerts, dashboard, tokens, operations)
+ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations)
 
 
 def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

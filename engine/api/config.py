@@ -28,6 +28,18 @@ webhooks:                         # Slack-compatible JSON, retried with backoff
   - url: https://chat.example.com/hooks/owners
     kinds: [approvals]
     groups: [data_owner]          # only requests needing one of these approver groups
+gateway:                          # the forward-auth endpoints /v1/authz/... (docs/gateway.md)
+  credential_header: X-DataVisa-Gateway-Token   # carries the gateway's own service token;
+                                  # only with it are the identity, country and
+                                  # X-Forwarded-For headers below believed
+  identity_headers: [X-Auth-Request-User, X-Forwarded-User]   # the subject, as oauth2-proxy
+                                  # sets it; the first one present counts
+  country_header: CF-IPCountry    # the client's country (ISO 3166-1), as the edge sets it;
+                                  # none by default
+  networks:                       # client address (CIDR) → country, most specific first;
+    10.20.0.0/16: DE              # used when no country header is configured or sent
+    192.0.2.0/24: FR
+  max_header_bytes: 4096          # a header the decision reads beyond this is a deny
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -39,7 +51,9 @@ does not answer).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +75,25 @@ DEFAULT_RECONCILE_EVERY_S = 60.0
 CONFIG_ENV = "DATAVISA_CONFIG"
 
 
+DEFAULT_IDENTITY_HEADERS = ("x-auth-request-user", "x-forwarded-user")
+DEFAULT_CREDENTIAL_HEADER = "x-datavisa-gateway-token"
+DEFAULT_MAX_HEADER_BYTES = 4096
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """How the forward-auth endpoints read a gateway's request: header names are kept
+    lower-case (as ASGI gives them); networks are most specific first."""
+
+    credential_header: str = DEFAULT_CREDENTIAL_HEADER
+    identity_headers: tuple[str, ...] = DEFAULT_IDENTITY_HEADERS
+    country_header: str | None = None
+    networks: tuple[tuple[Network, str], ...] = ()
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     listen: str = DEFAULT_LISTEN
@@ -76,6 +109,7 @@ class ServeConfig:
     public_url: str | None = None
     webhooks: tuple[Webhook, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -113,10 +147,18 @@ _SECTIONS = {
     "public_url": str,
     "webhooks": list,
     "limits": dict,
+    "gateway": dict,
 }
 _OPA_KEYS = {"url", "timeout", "token", "token_file"}
 _TOKEN_KEYS = {"database"}
 _WEBHOOK_KEYS = {"url", "name", "kinds", "groups"}
+_GATEWAY_KEYS = {
+    "credential_header",
+    "identity_headers",
+    "country_header",
+    "networks",
+    "max_header_bytes",
+}
 
 
 def load(path: Path | None = None) -> ServeConfig:
@@ -163,6 +205,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "public_url": (doc.get("public_url") or "").rstrip("/") or None,
         "webhooks": _webhooks(doc.get("webhooks"), origin),
         "limits": _limits(doc.get("limits"), origin),
+        "gateway": _gateway(doc.get("gateway"), origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
@@ -222,6 +265,56 @@ def _limits(value: Any, origin: str) -> Limits | None:
                 f"{origin}: limits.{key} must be a whole number from {least} to {most}"
             )
     return Limits(**value)
+
+
+def _gateway(value: Any, origin: str) -> GatewayConfig | None:
+    if value is None:
+        return None
+    _known(value, _GATEWAY_KEYS, origin, "gateway.")
+
+    def header(key: str, given: Any) -> str:
+        if not isinstance(given, str) or not _HEADER_NAME.match(given):
+            raise DataVisaError(f"{origin}: gateway.{key} must be an HTTP header name")
+        return given.lower()
+
+    defaults = GatewayConfig()
+    identities = value.get("identity_headers", list(defaults.identity_headers))
+    if not isinstance(identities, list):
+        raise DataVisaError(f"{origin}: gateway.identity_headers must be a list of header names")
+    credential = header(
+        "credential_header", value.get("credential_header", defaults.credential_header)
+    )
+    names = tuple(header("identity_headers", name) for name in identities)
+    country = value.get("country_header")
+    country = None if country is None else header("country_header", country)
+    # A header both credential and identity (or country) would let the token be the subject.
+    if credential in names or credential == country:
+        raise DataVisaError(f"{origin}: gateway.credential_header must differ from the others")
+    most = value.get("max_header_bytes", defaults.max_header_bytes)
+    if isinstance(most, bool) or not isinstance(most, int) or not 64 <= most <= 65536:
+        raise DataVisaError(f"{origin}: gateway.max_header_bytes must be from 64 to 65536")
+    return GatewayConfig(credential, names, country, _networks(value.get("networks"), origin), most)
+
+
+def _networks(value: Any, origin: str) -> tuple[tuple[Network, str], ...]:
+    """CIDR → country, most specific first, so the narrowest network a client is in wins.
+    A code the bundle does not know is passed on as it is: no grant covers it."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise DataVisaError(f"{origin}: gateway.networks must map CIDR to a country code")
+    networks = []
+    for cidr, country in value.items():
+        try:
+            network = ipaddress.ip_network(str(cidr), strict=True)
+        except ValueError as e:
+            raise DataVisaError(f"{origin}: gateway.networks: {e}") from e
+        if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
+            raise DataVisaError(
+                f"{origin}: gateway.networks.{cidr} must be an ISO 3166-1 code such as DE"
+            )
+        networks.append((network, country))
+    return tuple(sorted(networks, key=lambda n: -n[0].prefixlen))
 
 
 def _known(section: dict[str, Any], known: set[str], origin: str, prefix: str) -> None:

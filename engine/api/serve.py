@@ -135,6 +135,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             notifier=notifier,
             permissions=permissions,
             rules=rules,
+            gateway=cfg.gateway,
         )
         stack.callback(service.close)
         yield service

@@ -23,6 +23,7 @@ from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
+from .config import GatewayConfig
 from .limits import InputRules, shipped
 from .metrics import Metrics, Snapshot
 from .permissions import Permissions
@@ -44,6 +45,8 @@ class Service:
     permissions: Permissions = field(default_factory=Permissions)
     # What input the API accepts: the countries of the bundle it runs, the JSON bounds.
     rules: InputRules = field(default_factory=shipped)
+    # How the forward-auth endpoints read a gateway's headers (config `gateway:`).
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).

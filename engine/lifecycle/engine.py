@@ -56,6 +56,7 @@ from ..policy.decide import (
     APPROVAL,
     BREAKGLASS,
     EXTENSION,
+    GATEWAY,
     LIFECYCLE,
     OFFLINE,
     REQUEST,
@@ -544,6 +545,21 @@ class Engine:
         return decide_many(
             self.opa, ACCESS, asked, log=self.log, revision=self.revision, amend=self._held, due=due
         )
+
+    def route(self, asked: dict[str, Any], caller: str | None, asked_at: float) -> Decision:
+        """Which resource and action a gateway's request means (datavisa.gateway), asked
+        at `asked_at` (time.monotonic()). A deny is recorded here; an allow is not, as the
+        access check it leads to (`check_many`, with the request as its context) is."""
+        due = asked_at + self.opa.timeout if self.opa else None
+        return decide_many(
+            self.opa,
+            GATEWAY,
+            [(asked, caller)],
+            log=self.log,
+            revision=self.revision,
+            due=due,
+            unrecorded=lambda decision: decision.allow,
+        )[0]
 
     def _held(self, inputs: list[dict[str, Any]], decisions: list[Decision]) -> list[Decision]:
         """The decisions, with every allow on a grant the store does not hold active for

@@ -24,6 +24,7 @@ BREAKGLASS = "datavisa/breakglass/decision"
 LIFECYCLE = "datavisa/lifecycle/decision"
 OFFLINE = "datavisa/offline/decision"
 TRANSFER = "datavisa/transfer/decision"
+GATEWAY = "datavisa/gateway/decision"
 
 
 def decide(
@@ -53,13 +54,15 @@ def decide_many(
     revision: str = "",
     amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None = None,
     due: float | None = None,
+    unrecorded: Callable[[Decision], bool] | None = None,
 ) -> list[Decision]:
     """`decide` for several (input, caller) pairs at once: one OPA query, one log commit.
 
     Several inputs go to the coalesced twin (`<name>_decisions`, input {batch: [...]}),
     which answers each exactly as the single twin would; a lone input is asked as itself.
     `amend(inputs, decisions)` may turn allows into denies before they are recorded. With
-    `due` (a time.monotonic() instant), OPA is waited for until then at most.
+    `due` (a time.monotonic() instant), OPA is waited for until then at most. A decision
+    `unrecorded` says yes to is not recorded here: another decision it leads to will be.
     """
     inputs = [input for input, _ in asked]
     answers = _ask_many(opa, path, inputs, due)
@@ -68,7 +71,12 @@ def decide_many(
         answers = [(d, mask, custom) for d, (_, mask, custom) in zip(amended, answers, strict=True)]
     if log is None:
         return [decision for decision, _, _ in answers]
-    ids = log.record_many(
+    kept = [
+        (one, answer)
+        for one, answer in zip(asked, answers, strict=True)
+        if unrecorded is None or not unrecorded(answer[0])
+    ]
+    recorded = log.record_many(
         [
             {
                 "path": path,
@@ -80,12 +88,15 @@ def decide_many(
                 "caller": caller,
                 "custom": custom,
             }
-            for (input, caller), (decision, mask, custom) in zip(asked, answers, strict=True)
+            for (input, caller), (decision, mask, custom) in kept
         ]
     )
+    ids = iter(recorded)
     return [
-        dataclasses.replace(decision, decision_id=decision_id)
-        for (decision, _, _), decision_id in zip(answers, ids, strict=True)
+        decision
+        if unrecorded is not None and unrecorded(decision)
+        else dataclasses.replace(decision, decision_id=next(ids))
+        for decision, _, _ in answers
     ]
 
 

@@ -111,6 +111,14 @@ def test_flags_override_the_file(tmp_path: Path):
         ("limits: {log_value_bytes: 1.5}\n", "limits.log_value_bytes"),
         ("limits: {log_value_depth: true}\n", "limits.log_value_depth"),
         ("limits: 8k\n", "limits has the wrong type"),
+        ("gateway: {country: CF-IPCountry}\n", "unknown setting gateway.country"),
+        ("gateway: {country_header: 'CF IPCountry'}\n", "gateway.country_header must be"),
+        ("gateway: {identity_headers: X-User}\n", "must be a list of header names"),
+        ("gateway: {credential_header: X-User, identity_headers: [x-user]}\n", "must differ"),
+        ("gateway: {networks: {10.0.0.1/8: DE}}\n", "gateway.networks: 10.0.0.1/8 has host bits"),
+        ("gateway: {networks: {10.0.0.0/8: Germany}}\n", "must be an ISO 3166-1 code"),
+        ("gateway: {networks: [10.0.0.0/8]}\n", "gateway.networks must map CIDR"),
+        ("gateway: {max_header_bytes: 10}\n", "from 64 to 65536"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):
@@ -135,3 +143,27 @@ def test_serve_refuses_a_bad_config_without_a_traceback(tmp_path: Path):
     result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
     assert result.exit_code == 1
     assert "unknown setting listne" in result.stderr
+
+
+def test_the_gateway_section_is_read_with_header_names_lower_case(tmp_path: Path):
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        "gateway:\n"
+        "  credential_header: X-Edge-Token\n"
+        "  identity_headers: [X-Forwarded-User]\n"
+        "  country_header: CloudFront-Viewer-Country\n"
+        "  networks: {10.0.0.0/8: FR, 10.20.0.0/16: DE, '2001:db8::/32': NL}\n"
+        "  max_header_bytes: 1024\n"
+    )
+    gateway = config.load(path).gateway
+    assert gateway.credential_header == "x-edge-token"
+    assert gateway.identity_headers == ("x-forwarded-user",)
+    assert gateway.country_header == "cloudfront-viewer-country"
+    # Most specific first: a client in 10.20/16 is in Germany, not France.
+    assert [(str(n), c) for n, c in gateway.networks] == [
+        ("2001:db8::/32", "NL"),
+        ("10.20.0.0/16", "DE"),
+        ("10.0.0.0/8", "FR"),
+    ]
+    assert gateway.max_header_bytes == 1024
+    assert ServeConfig().gateway.identity_headers == ("x-auth-request-user", "x-forwarded-user")

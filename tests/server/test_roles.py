@@ -48,6 +48,7 @@ ALLOWED = {
     "grants.review": {USER},
     "sweep.run": {ADMIN},
     "access.check": {USER, SERVICE},
+    "gateway.authz": {USER, SERVICE},
     "audit.read": READERS,
     "logs.upload": {SERVICE},
     "logs.read": {AUDITOR},
@@ -70,6 +71,8 @@ ROUTES = [
 ]
 ROUTE_IDS = [f"{method} {path}" for method, path, _ in ROUTES]
 V1_ROUTES = [(method, path, op) for method, path, op in ROUTES if op is not None]
+# A HEAD answer has no body to say why it refused; the same route's GET says it.
+ROLE_ROUTES = [(method, path, op) for method, path, op in V1_ROUTES if method != "HEAD"]
 
 
 def _url(path: str) -> str:
@@ -122,7 +125,7 @@ def test_the_app_documents_these_routes_and_no_others(roles_api):
     paths = create_app(roles_api.service).openapi()["paths"]
     documented = {(method.upper(), path) for path, ops in paths.items() for method in ops}
     in_schema = {
-        (method, route.path)
+        (method, route.path.replace(":path}", "}"))  # OpenAPI names a path parameter plainly
         for module in ROUTERS
         for route in module.router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
@@ -140,7 +143,7 @@ def test_the_service_holds_the_policys_table(roles_api):
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(
-    ("method", "path", "operation"), V1_ROUTES, ids=[f"{m} {p}" for m, p, _ in V1_ROUTES]
+    ("method", "path", "operation"), ROLE_ROUTES, ids=[f"{m} {p}" for m, p, _ in ROLE_ROUTES]
 )
 def test_each_role_on_each_route(roles_api, method, path, operation, role):
     status, body = _call(roles_api.as_(f"{role}-caller", role), method, path)

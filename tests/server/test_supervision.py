@@ -247,3 +247,32 @@ def test_a_taken_port_is_a_plain_error_and_starts_nothing(tmp_path):
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_reads_the_gateway_section_of_its_config(tmp_path):
+    """`datavisa serve` judges a gateway's headers by its config's `gateway:` section."""
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(
+        "gateway:\n  credential_header: X-Edge-Token\n  country_header: X-Edge-Country\n"
+    )
+    with _serve(tmp_path, "--config", str(cfg)) as served:
+        store = TokenStore(tmp_path / "datavisa.db")
+        edge = store.issue("edge", "service")[0]
+        store.close()
+        asked = {
+            "X-Edge-Token": edge,
+            "X-Auth-Request-User": "alice",
+            "X-Original-Method": "GET",
+            "X-Original-URI": "/",
+            "X-Original-Host": "analytics.localhost",
+        }
+        url = f"{served.url}/v1/authz/nginx"
+        bad = requests.get(url, headers=asked | {"X-Edge-Country": "Germany"}, timeout=10)
+        assert (bad.status_code, bad.headers["X-DataVisa-Reasons"]) == (
+            403,
+            "country_header_invalid",
+        )
+        # The default credential header means nothing to this server: no credential, 403.
+        other = {k: v for k, v in asked.items() if k != "X-Edge-Token"}
+        moved = requests.get(url, headers=other | {"X-DataVisa-Gateway-Token": edge}, timeout=10)
+        assert moved.headers["X-DataVisa-Reasons"] == "identity_without_credential"

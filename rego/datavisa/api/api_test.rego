@@ -20,6 +20,7 @@ _table := {
 	"grants.review": {"user"},
 	"sweep.run": {"admin"},
 	"access.check": {"user", "service"},
+	"gateway.authz": {"user", "service"},
 	"audit.read": {"user", "auditor", "admin"},
 	"logs.upload": {"service"},
 	"logs.read": {"auditor"},

@@ -12,6 +12,7 @@ import data.datavisa.access
 import data.datavisa.approval
 import data.datavisa.breakglass
 import data.datavisa.extension
+import data.datavisa.gateway
 import data.datavisa.lifecycle
 import data.datavisa.offline
 import data.datavisa.request
@@ -29,6 +30,13 @@ access_decision := _logged(access.decision, "datavisa/access/decision")
 #   access_decision for each input in input.batch, in order: the engine coalesces the
 #   access checks that arrive together into one query. Input: {batch: [input, ...]}
 access_decisions := [logged | some asked in input.batch; logged := access_decision with input as asked]
+
+# METADATA
+# title: Gateway
+# description: |
+#   The gateway decision (which resource and action a request a gateway asks about means)
+#   and its mask; the engine records it when it denies, the access decision otherwise.
+gateway_decision := _logged(gateway.decision, "datavisa/gateway/decision")
 
 # METADATA
 # title: Request

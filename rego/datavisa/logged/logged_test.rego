@@ -4,6 +4,7 @@ import data.datavisa.access
 import data.datavisa.approval
 import data.datavisa.breakglass
 import data.datavisa.extension
+import data.datavisa.gateway
 import data.datavisa.lifecycle
 import data.datavisa.logged
 import data.datavisa.offline
@@ -33,6 +34,13 @@ test_coalesced_access_checks_answer_each_in_order if {
 
 test_no_checks_no_answers if {
 	logged.access_decisions == [] with input as {"batch": []}
+}
+
+test_gateway_is_the_decision_with_its_mask if {
+	asked := {"context": {"method": "GET", "host": "analytics.localhost", "path": "/", "client_ip": "10.1.2.3"}}
+	got := logged.gateway_decision with input as asked
+	got.decision == gateway.decision with input as asked
+	got.mask == {{"op": "upsert", "path": "/input/context/client_ip", "value": "10.1.2.0/24"}}
 }
 
 test_every_decision_is_passed_through_unchanged if {

@@ -1,0 +1,308 @@
+"""Forward auth: the endpoints a gateway asks before it lets a request through.
+
+One family under /v1/authz, any method, one route per protocol (docs/gateway.md):
+
+- `/v1/authz/nginx`: nginx `auth_request`; the original request is in `X-Original-Method`
+  and `X-Original-URI`, its host in `X-Original-Host` (else `Host`).
+- `/v1/authz/forward`: Caddy `forward_auth` and Traefik ForwardAuth; `X-Forwarded-Method`,
+  `-Uri`, `-Host` and `-For`.
+- `/v1/authz/envoy/<original path>`: Envoy `ext_authz` in HTTP mode, which sends the
+  original method, host and headers and appends the original path to its `path_prefix`. A
+  check Envoy marks `x-envoy-auth-partial-body: true` is denied.
+
+A 200 allows, with the grant in `X-DataVisa-Grant-Id`, `-Expires-At`, `-Decision-Id` and
+`-Subject` for the upstream; a 403 denies, with the reason codes in `X-DataVisa-Reasons`
+and a JSON body; 401 means the caller sent no credential that verifies. No answer is a 5xx:
+an OPA that cannot be asked is a 403 `policy_unavailable`.
+
+Who asks: the gateway's own service token in the configured credential header, which makes
+the configured identity header (the subject) and country header believable; or the user's
+own DataVisa token (`Authorization: Bearer`), which asks about itself. What the request
+means (resource and action) is datavisa.gateway's to say from the bundle's routes; whether
+it may go ahead is the access decision's, asked through the same lane as POST
+/v1/access/check, with the method, host and path as its context.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...model.decision import Check, Decision
+from ...model.errors import StorageUnavailable
+from ..config import GatewayConfig
+from ..deps import Authorize, Served
+from ..errors import ApiError, JsonRoute
+from ..service import Service
+from ..tokens import Principal
+
+router = APIRouter(route_class=JsonRoute)
+
+OPERATION = "gateway.authz"
+# A gateway forwards whatever method its client used.
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+UNKNOWN = "unknown"  # the location when nothing trusted says where the client is
+REASONS_HEADER = "X-DataVisa-Reasons"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: `principal` is the token that verified; `gateway` when it came in the
+    credential header (a service token), so the gateway's headers may be believed; `user`
+    the user's own bearer token the gateway passed on, if it verifies."""
+
+    principal: Principal
+    gateway: bool
+    user: Principal | None = None
+
+
+class GatewayCaller(Authorize):
+    """`Allowed("gateway.authz")` for the forward-auth endpoints: the credential is the
+    gateway's service token in the configured header, else the caller's bearer token.
+    Nothing here is a 5xx: a gateway passes a 5xx on as an error page, not a deny."""
+
+    async def __call__(self, service: Served, request: Request) -> Caller | None:  # type: ignore[override]
+        cfg = service.gateway
+        credential = request.headers.get(cfg.credential_header)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        bearer = service.tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+        if credential is not None:
+            principal = service.tokens.verify(credential.strip())
+            if principal is None or not principal.is_service:
+                raise ApiError(
+                    401, "unauthenticated", "the gateway credential is not a service token"
+                )
+            user = bearer if bearer is not None and not bearer.is_service else None
+            return self._allowed(service, Caller(principal, gateway=True, user=user))
+        principal = bearer
+        if principal is None:
+            if any(name in request.headers for name in cfg.identity_headers):
+                return None  # judged and recorded as a deny: an identity header no one vouches for
+            raise ApiError(401, "unauthenticated", "send the gateway credential or a bearer token")
+        return self._allowed(service, Caller(principal, gateway=False))
+
+    def _allowed(self, service: Service, caller: Caller) -> Caller:
+        allowed = service.permissions.allows(caller.principal.role, self.operation)
+        if allowed is None:
+            raise ApiError(403, "policy_unavailable", "the API permissions are not loaded from OPA")
+        if not allowed:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"a token with role {caller.principal.role} may not call {self.operation}",
+            )
+        return caller
+
+
+Asking = Annotated[Caller | None, Depends(GatewayCaller(OPERATION))]
+
+
+@dataclass(frozen=True)
+class Original:
+    """The request the gateway asks about, as the protocol carries it."""
+
+    method: str
+    host: str
+    uri: str  # path and query, as the client sent them
+    forwarded_for: str | None
+
+
+async def nginx(service: Served, request: Request, caller: Asking) -> Response:
+    """nginx `auth_request`: 2xx allows, 401 and 403 deny (docs/gateway.md)."""
+    h = request.headers
+    original = Original(
+        h.get("x-original-method", ""),
+        h.get("x-original-host") or h.get("host", ""),
+        h.get("x-original-uri", ""),
+        h.get("x-forwarded-for"),
+    )
+    return await _judge(service, request, caller, original)
+
+
+async def forward(service: Served, request: Request, caller: Asking) -> Response:
+    """Caddy `forward_auth` and Traefik ForwardAuth: 2xx allows; anything else is what the
+    client gets."""
+    h = request.headers
+    original = Original(
+        h.get("x-forwarded-method", ""),
+        h.get("x-forwarded-host", ""),
+        h.get("x-forwarded-uri", ""),
+        h.get("x-forwarded-for"),
+    )
+    return await _judge(service, request, caller, original)
+
+
+ENVOY_PREFIX = "/v1/authz/envoy"
+
+
+async def envoy(service: Served, request: Request, caller: Asking, original: str) -> Response:
+    """Envoy `ext_authz` (HTTP service, `path_prefix: /v1/authz/envoy`): only a 200 allows.
+    The original path is read raw, before decoding, so an encoded separator stays visible."""
+    raw = request.scope.get("raw_path", b"").decode("latin-1")[len(ENVOY_PREFIX) :]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    h = request.headers
+    asked = Original(
+        request.method,
+        h.get("host", ""),
+        raw + (f"?{query}" if query else ""),
+        h.get("x-forwarded-for"),
+    )
+    partial = h.get("x-envoy-auth-partial-body", "").strip().lower() == "true"
+    return await _judge(service, request, caller, asked, ["partial_body"] if partial else [])
+
+
+def _every_method(path: str, endpoint: Any) -> None:
+    """A route per method, as a gateway forwards whatever method its client used; one
+    each, so every one has its own OpenAPI operation id."""
+    for method in METHODS:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            tags=["gateway"],
+            operation_id=f"gateway_{endpoint.__name__}_{method.lower()}",
+        )
+
+
+_every_method("/v1/authz/nginx", nginx)
+_every_method("/v1/authz/forward", forward)
+_every_method(ENVOY_PREFIX + "/{original:path}", envoy)
+
+
+async def _judge(
+    service: Service,
+    request: Request,
+    caller: Caller | None,
+    original: Original,
+    faults: list[str] | None = None,
+) -> Response:
+    started = time.perf_counter()
+    cfg = service.gateway
+    faults = list(faults or [])
+    # Only the gateway's credential vouches for an identity header; None is a caller with
+    # no token at all that sent one.
+    if caller is None or (
+        not caller.gateway and any(name in request.headers for name in cfg.identity_headers)
+    ):
+        faults.append("identity_without_credential")
+
+    def read(value: str | None) -> str | None:
+        # An oversized header is not read at all: the decision is a deny saying so.
+        if value is not None and len(value.encode("latin-1", "replace")) > cfg.max_header_bytes:
+            if "header_too_large" not in faults:
+                faults.append("header_too_large")
+            return None
+        return value
+
+    method, host, uri = (read(v) or "" for v in (original.method, original.host, original.uri))
+    path, _, query = uri.partition("?")
+    client = _client_address(caller, request, read(original.forwarded_for))
+    subject = _subject(caller, request, cfg, read)
+    if caller is not None and subject is None and not faults:  # a fault is a recorded deny
+        raise ApiError(401, "unauthenticated", "no identity header names the subject")
+    location = _location(caller, request, cfg, service.rules.countries, client, read, faults)
+    context: dict[str, Any] = {"method": method.upper(), "host": host, "path": path}
+    if query:
+        context["query"] = query  # masked out of the decision log, like a database query
+    if client:
+        context["client_ip"] = client  # kept to its /24 in the decision log
+    asked: dict[str, Any] = {"location": location, "context": context, "faults": faults}
+    if subject is not None:
+        asked["subject"] = subject
+    who = caller.principal.subject if caller else None
+    try:
+        route = await run_in_threadpool(service.engine.route, asked, who, time.monotonic())
+        if not route.allow or subject is None:
+            return _deny(route)
+        decision = await service.checks(
+            Check(subject, route.result["resource"], route.result["action"], location, context, who)
+        )
+    except StorageUnavailable:  # a decision that cannot be recorded is not given
+        reason = {"code": "storage_unavailable", "message": "the decision could not be recorded"}
+        return _deny(Decision(False, [reason]))
+    service.metrics.observe(decision, time.perf_counter() - started)
+    if not decision.allow:
+        return _deny(decision)
+    headers = {
+        "X-DataVisa-Subject": subject,
+        "X-DataVisa-Decision-Id": decision.decision_id or "",
+        "X-DataVisa-Grant-Id": str(decision.result.get("grant_id") or ""),
+        "X-DataVisa-Expires-At": str(decision.result.get("expires_at") or ""),
+    }
+    return Response(status_code=200, headers={k: v for k, v in headers.items() if v})
+
+
+def _deny(decision: Decision) -> JSONResponse:
+    codes = list(dict.fromkeys(decision.codes)) or ["denied"]  # once each, in order
+    body = {
+        "error": {
+            "code": "access_denied",
+            "message": decision.explain(),
+            "reasons": decision.reasons,
+            "decision_id": decision.decision_id,
+        }
+    }
+    headers = {REASONS_HEADER: ",".join(codes)}
+    if decision.decision_id:
+        headers["X-DataVisa-Decision-Id"] = decision.decision_id
+    return JSONResponse(body, status_code=403, headers=headers)
+
+
+def _subject(caller: Caller | None, request: Request, cfg: GatewayConfig, read: Any) -> str | None:
+    """The gateway's identity header when the gateway vouches for it; else the user's own
+    token's subject; None when no one can be named."""
+    if caller is None:
+        return None
+    if caller.gateway:
+        for name in cfg.identity_headers:
+            value = read(request.headers.get(name))
+            if value is not None and value.strip():
+                return value.strip()
+        return caller.user.subject if caller.user else None
+    return caller.principal.subject
+
+
+def _client_address(
+    caller: Caller | None, request: Request, forwarded_for: str | None
+) -> str | None:
+    """The client's address: from a vouched-for gateway the last X-Forwarded-For entry (the
+    one the gateway itself appended; those before it the client may have written); else the
+    peer's own."""
+    if caller is not None and caller.gateway and forwarded_for:
+        return forwarded_for.rsplit(",", 1)[-1].strip() or None
+    return request.client.host if request.client else None
+
+
+def _location(
+    caller: Caller | None,
+    request: Request,
+    cfg: GatewayConfig,
+    countries: frozenset[str],
+    client: str | None,
+    read: Any,
+    faults: list[str],
+) -> str:
+    """The country the request comes from: the trusted country header from a vouched-for
+    gateway, else the configured network the client address is in, else `unknown`."""
+    if caller is not None and caller.gateway and cfg.country_header:
+        value = read(request.headers.get(cfg.country_header))
+        if value is not None:
+            code = value.strip().upper()
+            if code in countries:
+                return code
+            faults.append("country_header_invalid")
+            return UNKNOWN
+    try:
+        address = ipaddress.ip_address(client) if client else None
+    except ValueError:
+        return UNKNOWN
+    for network, country in cfg.networks:
+        if address is not None and address.version == network.version and address in network:
+            return country
+    return UNKNOWN

@@ -53,6 +53,13 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     show_default="built from the shipped policy at start",
 )
 @click.option(
+    "--bundle-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Policy data to build the bundle from at start, with the shipped rules: a "
+    "deployment's own (`datavisa policy init`).",
+    show_default="the shipped data",
+)
+@click.option(
     "--opa-url",
     metavar="URL",
     help="Use this running OPA instead of starting and supervising one.",

@@ -4,6 +4,7 @@
 listen: 127.0.0.1:8470            # HOST:PORT the HTTP API listens on
 database: /var/lib/datavisa/datavisa.db
 bundle: build/bundle.tar.gz       # default: built from the shipped policy at start
+bundle_dir: our-policy/data       # or: policy data to build it from at start (policy init)
 opa:
   url: http://127.0.0.1:8181      # default: start and supervise a private OPA on loopback
   timeout: 2s                     # the longest a decision waits for OPA before it denies
@@ -99,6 +100,7 @@ class ServeConfig:
     listen: str = DEFAULT_LISTEN
     database: Path = field(default_factory=default_db_path)
     bundle: Path | None = None
+    bundle_dir: Path | None = None
     opa_url: str | None = None
     opa_timeout_s: float = DEFAULT_OPA_TIMEOUT_S
     opa_token: str | None = field(default=None, repr=False)  # a secret: never in logs
@@ -139,6 +141,7 @@ _SECTIONS = {
     "listen": str,
     "database": str,
     "bundle": str,
+    "bundle_dir": str,
     "opa": dict,
     "tokens": dict,
     "max_body_bytes": int,
@@ -195,6 +198,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "listen": doc.get("listen"),
         "database": path(doc.get("database")),
         "bundle": path(doc.get("bundle")),
+        "bundle_dir": path(doc.get("bundle_dir")),
         "opa_url": opa.get("url"),
         "opa_timeout_s": _seconds(opa.get("timeout"), origin, "opa.timeout"),
         "opa_token": _opa_token(opa, path(opa.get("token_file")), origin),

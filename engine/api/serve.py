@@ -78,6 +78,11 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             "opa.token (or --opa-token-file, DATAVISA_OPA_TOKEN) is the credential for an OPA "
             "given with opa.url (--opa-url); the OPA serve supervises makes its own at each start"
         )
+    if cfg.bundle_dir is not None and (cfg.bundle is not None or cfg.opa_url):
+        raise DataVisaError(
+            "bundle_dir (--bundle-dir) is the data a supervised OPA's bundle is built from at "
+            "start: give it without bundle (--bundle) or opa.url (--opa-url)"
+        )
     with contextlib.ExitStack() as stack:
         store = Store(cfg.database)
         stack.callback(store.close)
@@ -91,12 +96,11 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         if not cfg.opa_url:
             if cfg.bundle is not None:
                 bundle_path, rev = cfg.bundle, bundle_revision(cfg.bundle)
-            else:
+            else:  # built now, from the shipped rules and the given (or shipped) data
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="datavisa-")))
-                rev = bundle.revision()
-                bundle_path = bundle.build(
-                    POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp / "bundle.tar.gz", rev
-                )
+                data = cfg.bundle_dir or DEFAULT_BUNDLE_DIR
+                rev = bundle.revision(POLICY_DIR, data)
+                bundle_path = bundle.build(POLICY_DIR, data, tmp / "bundle.tar.gz", rev)
         decisions = DecisionLog(store, load_key(cfg.database))
         engine = Engine(store, client, revision=rev, log=decisions)
         upload = None

@@ -104,23 +104,25 @@ def test_lint_finds_what_the_house_style_forbids(tmp_path):
 
 
 def test_the_revision_names_the_content_so_two_bundles_never_share_one(tmp_path):
+    repo = tmp_path / "repo"  # a policy repository of its own, outside any git at first
+    rules = Path(shutil.copytree(POLICY_DIR, repo / "rego"))
+    copy = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, repo / "data"))
     shipped = bundle.revision(POLICY_DIR, DEFAULT_BUNDLE_DIR)
-    copy = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path / "copy"))  # outside git
-    same = bundle.revision(POLICY_DIR, copy)
+    same = bundle.revision(rules, copy)
     assert same == shipped.split("-g")[0]  # the same content, no commit to name
     tiers = copy / "tiers.yaml"
     tiers.write_text(tiers.read_text().replace("max_duration_s: 14400", "max_duration_s: 7200"))
-    assert bundle.revision(POLICY_DIR, copy) not in (same, shipped)
-    subprocess.run(["git", "init", "-q", str(copy)], check=True)
-    assert bundle.revision(POLICY_DIR, copy).endswith("-dirty") is False  # no commit yet
+    assert bundle.revision(rules, copy) not in (same, shipped)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert not bundle.revision(rules, copy).endswith("-dirty")  # no commit to name yet
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin"}  # fmt: skip
-    subprocess.run(["git", "-C", str(copy), "add", "."], check=True, env=env)
-    subprocess.run(["git", "-C", str(copy), "commit", "-qm", "x"], check=True, env=env)
-    committed = bundle.revision(POLICY_DIR, copy)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "x"], check=True, env=env)
+    committed = bundle.revision(rules, copy)
     assert "-g" in committed and not committed.endswith("-dirty")
     tiers.write_text(tiers.read_text() + "\n")
-    assert bundle.revision(POLICY_DIR, copy).endswith("-dirty")
+    assert bundle.revision(rules, copy).endswith("-dirty")
 
 
 def test_build_stamps_the_revision(tmp_path):

@@ -42,7 +42,7 @@ default _cross_border_approvals := []
 
 _cross_border_approvals := _tier.cross_border_approvals if {
 	"pd" in _resource.tags
-	residency.cross_border(_ctx)
+	residency.from_abroad(_ctx)
 }
 
 _approved := {a | some a in input.approvals}

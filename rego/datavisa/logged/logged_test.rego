@@ -21,7 +21,7 @@ test_access_is_the_decision_with_its_mask if {
 }
 
 test_coalesced_access_checks_answer_each_in_order if {
-	from_us := object.union(_check, {"location": "US"})
+	from_us := object.union(_check, {"subject": "pat", "location": "US"})
 	asked := [_check, from_us, _check]
 	got := logged.access_decisions with input as {"batch": asked}
 	count(got) == 3

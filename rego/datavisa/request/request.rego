@@ -14,9 +14,9 @@
 #   basis (in_jurisdiction, same_entity_travel, adequacy, scc, bcr, pia, cac,
 #   not_restricted or none), scope (of the adequacy finding, or null)}}
 #
-#   Same-entity travel is no transfer (cross_border is false), but a tier accepts it only
-#   where its `bases` say so: confidential and restricted data are not reached while
-#   travelling. The grant permits the requested location only.
+#   Same-entity travel is no transfer (cross_border is false); a tier accepts it where its
+#   `bases` say so (the shipped tiers wherever they accept a transfer basis), with the
+#   approvals access from abroad needs. The grant permits the requested location only.
 package datavisa.request
 
 import data.datavisa.quorum
@@ -127,7 +127,7 @@ default _cross_border_approvals := []
 
 _cross_border_approvals := _tier.cross_border_approvals if {
 	"pd" in _resource.tags
-	residency.cross_border(_ctx)
+	residency.from_abroad(_ctx)
 }
 
 # METADATA

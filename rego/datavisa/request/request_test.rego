@@ -31,7 +31,7 @@ test_denials_name_their_reason if {
 		{"patch": {"duration_s": 0}, "code": "duration_invalid"},
 		{"patch": {"duration_s": 14401}, "code": "duration_exceeds_tier_max"},
 		{"patch": {"reason": "  "}, "code": "justification_required"},
-		{"patch": {"location": "US"}, "code": "location_not_permitted"},
+		{"patch": {"subject": "pat", "location": "US"}, "code": "location_not_permitted"},
 		{"patch": {"location": "unknown"}, "code": "location_not_permitted"},
 	]
 	every c in cases {
@@ -67,11 +67,19 @@ _decide(patch) := d if {
 		with time.now_ns as _mid_2026
 }
 
-test_travelling_employee_is_no_transfer_but_confidential_data_stays_home if {
-	d := _decide({"location": "US"})
+test_a_travelling_employee_is_treated_no_worse_than_a_transfer_and_approved_the_same if {
+	travelling := _decide({"location": "US"})
+	travelling.allow
+	travelling.transfer == {"cross_border": false, "basis": "same_entity_travel", "scope": null}
+	abroad := _decide({"subject": "carol", "location": "US"})
+	travelling.approvals_required == abroad.approvals_required
+	travelling.approvals_required == [{"group": "data_owner", "count": 1}, {"group": "dpo", "count": 1}]
+}
+
+test_restricted_data_is_not_reached_while_travelling if {
+	d := _decide({"resource": "eu-payments-ledger", "location": "US", "duration_s": 600})
 	not d.allow
-	_codes(d) == {"location_not_permitted"}
-	d.transfer == {"cross_border": false, "basis": "same_entity_travel", "scope": null}
+	"location_not_permitted" in _codes(d)
 }
 
 test_travelling_employee_may_reach_internal_data if {

@@ -247,3 +247,13 @@ sectoral_outside(tags, where) := {tag |
 	rule := data.datavisa.sectoral_rules[tag]
 	not where.country in rule.locations
 }
+
+# METADATA
+# title: Reached from abroad
+# description: |
+#   True when the access comes from outside the data's jurisdiction: across a border, or by
+#   an employee of the data's own entity travelling (no transfer, but approved as access from
+#   abroad is, so travel is never treated worse nor better than a transfer).
+from_abroad(ctx) if cross_border(ctx)
+
+from_abroad(ctx) if basis(ctx) == "same_entity_travel"

@@ -175,3 +175,12 @@ test_sectoral_rules if {
 	{r.code | some r in residency.sectoral_denials(cjis, "nobody", "unknown")} == {"clearance_required", "location_not_permitted"}
 	residency.sectoral_outside(["itar", "pd"], residency.place("GB")) == {"itar"}
 }
+
+test_travel_and_transfers_are_both_from_abroad_and_home_is_not if {
+	at_home := residency.context(data.datavisa.resources["eu-customer-analytics"], "alice", "DE", [])
+	travelling := residency.context(data.datavisa.resources["eu-customer-analytics"], "alice", "US", [])
+	transfer := residency.context(data.datavisa.resources["eu-customer-analytics"], "carol", "US", [])
+	not residency.from_abroad(at_home)
+	residency.from_abroad(travelling)
+	residency.from_abroad(transfer)
+}

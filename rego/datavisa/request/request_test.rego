@@ -155,3 +155,22 @@ test_evidence_for_localised_data_says_no_safeguard_can_lift_it if {
 	reason.code == "unknown_evidence"
 	contains(reason.message, "it knows none")
 }
+
+_location_message(patch) := reason.message if {
+	some reason in _decide(patch).reasons
+	reason.code == "location_not_permitted"
+}
+
+test_a_residency_denial_names_the_law_and_what_would_make_it_lawful if {
+	abroad := _location_message({"subject": "pat", "location": "US"})
+	contains(abroad, "held in EU (European Union and EEA (GDPR)) may not be reached from US")
+	contains(abroad, "lawful with evidence of bcr (GDPR Art. 47) or scc (GDPR Art. 46(2)(c)")
+	china := _location_message({"resource": "cn-customer-profiles", "location": "DE"})
+	contains(china, "PIPL Art. 38-40")
+	contains(china, "reached from abroad only with evidence of cac")
+	russia := _location_message({"resource": "ru-customer-register", "location": "DE"})
+	contains(russia, "152-FZ")
+	contains(russia, "no evidence can make that lawful: the data is localised")
+	restricted := _location_message({"subject": "pat", "resource": "eu-payments-ledger", "location": "US", "duration_s": 600})
+	contains(restricted, "no safeguard this tier accepts")
+}

@@ -99,6 +99,18 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(data_dir):
     assert "duplicate key 'pending_lifetime_s'" in message
 
 
+def test_an_alias_or_merge_key_is_an_error_naming_the_line(data_dir):
+    tiers = data_dir / "tiers.yaml"
+    text = tiers.read_text()
+    tiers.write_text(
+        text.replace("  confidential:\n", "  confidential: &conf\n", 1) + "  copy: *conf\n"
+    )
+    message = _problems(data_dir)
+    assert "tiers.yaml: not valid YAML" in message
+    assert "an alias (*name) repeats an anchored value" in message
+    assert "line" in message
+
+
 def test_yaml_no_for_norway_must_be_quoted(data_dir):
     # Unquoted, YAML 1.1 reads NO as false: Norway would silently leave the EEA.
     _edit(data_dir / "jurisdictions.yaml", '"NO"]', "NO]")

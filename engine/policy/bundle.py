@@ -34,7 +34,17 @@ SCHEMA_PATH = Path(__file__).with_name("bundle_schema.json")
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+    """PyYAML's safe loader, except that a key given twice in one mapping, and an alias (or
+    a `<<` merge, which uses one), is an error: what policy data says must read as written,
+    not be pulled from elsewhere in the file."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "an alias (*name) repeats an anchored value: write it out",
+                self.peek_event().start_mark,
+            )  # fmt: skip
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()

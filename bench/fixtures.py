@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -28,9 +29,16 @@ import requests
 from datavisa.engine.api.tokens import SERVICE, TokenStore
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.records import ACTIVE, Request
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.opa import OpaClient
-from datavisa.engine.policy.process import find_opa, free_port, opa_version
+from datavisa.engine.policy.process import (
+    DecisionUpload,
+    OpaProcess,
+    find_opa,
+    free_port,
+    opa_version,
+)
 from datavisa.engine.store.sqlite import Store
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
@@ -148,6 +156,36 @@ def _children(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             found += [int(c) for c in (task / "children").read_text().split()]
     return found
+
+
+# -- the limit: a trivial policy on the same kind of OPA --------------------------------
+
+TRIVIAL_PACKAGE = "bench/trivial"  # a root of its own beside the bundle's
+TRIVIAL_POLICY = "package bench.trivial\n\nallow := true\n"  # the one-line policy
+TRIVIAL_QUERY = "/v1/data/bench/trivial/allow"
+
+
+@contextlib.contextmanager
+def trivial_opa(srv: Served, workdir: Path) -> Iterator[OpaProcess]:
+    """An OPA of the same kind as the one `srv` supervises, answering a one-line policy.
+
+    Started by the engine's own `OpaProcess` (the same flags: token authentication, the
+    engine's system.authz, drop_decision), serving the shipped bundle (so the decision-log
+    mask and drop_decision are evaluated as deployed) plus `allow := true` under a root of
+    its own, and uploading its decision log to `srv` as the supervised OPA does. Its
+    system.authz answers anything but the access decision only to the process's token:
+    `opa.token` bears it. What it costs to answer is OPA's HTTP and decision logging
+    alone, the limit of any decision asked over HTTP on this machine."""
+    staged = bundle.stage(POLICY_DIR, DEFAULT_BUNDLE_DIR, workdir / "trivial-bundle", "trivial")
+    module = staged / TRIVIAL_PACKAGE / "trivial.rego"
+    module.parent.mkdir(parents=True, exist_ok=True)
+    module.write_text(TRIVIAL_POLICY)
+    manifest = json.loads((staged / ".manifest").read_text())
+    manifest["roots"] = [*manifest["roots"], TRIVIAL_PACKAGE]
+    (staged / ".manifest").write_text(json.dumps(manifest, indent=1))
+    upload = DecisionUpload(f"{srv.url}/v1", srv.tokens[SERVICE_SUBJECT])
+    with OpaProcess(staged, upload=upload) as opa:
+        yield opa
 
 
 # -- grants -----------------------------------------------------------------------------

@@ -13,14 +13,21 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 PATHS = {
-    "opa": "OPA REST API, direct (the limit)",
+    "trivial": "OPA REST API, one-line policy (the HTTP limit)",
+    "opa": "OPA REST API, direct",
     "engine": "engine /v1/access/check",
     "cli": "datavisa check (CLI process)",
     "naive": "opa eval per decision (naive)",
 }
 AGAIN = "allow, again"  # the one-client allow cell at the fewest grants, after the most
 
-COLOURS = {"opa": "#1b7837", "engine": "#2166ac", "cli": "#b2182b", "naive": "#8c6d31"}
+COLOURS = {
+    "trivial": "#762a83",
+    "opa": "#1b7837",
+    "engine": "#2166ac",
+    "cli": "#b2182b",
+    "naive": "#8c6d31",
+}
 
 
 def cell(record: dict[str, Any], path: str, grants: int, concurrency: int, case: str = "allow"):
@@ -91,6 +98,26 @@ def judge(record: dict[str, Any], targets: dict[str, float]) -> dict[str, dict[s
             f"p50 {large['p50_ms']:.2f} ms at {high:,} grants / {small_ms:.2f} ms at {low:,} "
             f"(the mean of {before_after} ms, measured before and after), 1 client",
         )
+    trivial1, top = cell(record, "trivial", low, 1), max(record["plan"]["concurrency"])
+    if trivial1 is not None and "opa_vs_trivial_p50" in targets:
+        slower = opa1["p50_ms"] / trivial1["p50_ms"]
+        put(
+            "opa_vs_trivial_p50",
+            slower,
+            slower <= targets["opa_vs_trivial_p50"],
+            f"OPA direct p50 {opa1['p50_ms']:.2f} ms / trivial policy p50 "
+            f"{trivial1['p50_ms']:.2f} ms, 1 client, {low:,} grants",
+        )
+    opa_top, trivial_top = cell(record, "opa", low, top), cell(record, "trivial", low, top)
+    if trivial_top is not None and "opa_vs_trivial_throughput" in targets:
+        fewer = trivial_top["throughput_per_s"] / opa_top["throughput_per_s"]
+        put(
+            "opa_vs_trivial_throughput",
+            fewer,
+            fewer <= targets["opa_vs_trivial_throughput"],
+            f"trivial policy {trivial_top['throughput_per_s']:,.0f}/s / OPA direct "
+            f"{opa_top['throughput_per_s']:,.0f}/s, {top} clients, {low:,} grants",
+        )
     rev = record["revocation"]
     put(
         "revocation_lag",
@@ -149,13 +176,23 @@ def index_line(record: dict[str, Any], summary: Path) -> None:
         f"naive throughput, growth {levels[-1]:,}/{levels[0]:,}: OPA "
         f"{v['growth_opa']['value']:.2f}x, engine {v['growth_engine']['value']:.2f}x, "
         f"revocation lag {v['revocation_lag']['value']:g}, push p99 "
-        f"{v['push_p99_ms']['value']:.1f} ms (at {record['machine']['git_revision'][:12]}) "
+        f"{v['push_p99_ms']['value']:.1f} ms{_trivial_ratios(v)} "
+        f"(at {record['machine']['git_revision'][:12]}) "
         f"→ {record['date']}.md"
     )
     if not summary.exists():
         summary.write_text("# Benchmark results\n\nOne line a run; details in the JSON files.\n\n")
     with summary.open("a") as f:
         f.write(line + "\n")
+
+
+def _trivial_ratios(v: dict[str, Any]) -> str:
+    if "opa_vs_trivial_p50" not in v or "opa_vs_trivial_throughput" not in v:
+        return ""
+    return (
+        f", OPA direct / trivial policy: p50 {v['opa_vs_trivial_p50']['value']:.2f}x, "
+        f"throughput {v['opa_vs_trivial_throughput']['value']:.2f}x"
+    )
 
 
 def markdown(record: dict[str, Any], files: list[str]) -> str:
@@ -186,8 +223,16 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
         "growth_engine": (f"decision time growth {high:,} / {low:,} grants, end to end", "x", "≤"),
         "revocation_lag": ("checks allowed after revoke returned", "", "="),
         "push_p99_ms": ("push to OPA on revoke, p99", "ms", "≤"),
+        "opa_vs_trivial_p50": ("OPA direct p50 / trivial policy p50, 1 client", "x", "≤"),
+        "opa_vs_trivial_throughput": (
+            "trivial policy throughput / OPA direct, most clients",
+            "x",
+            "≤",
+        ),
     }
     for name, (label, unit, op) in names.items():
+        if name not in v:
+            continue
         t = v[name]
         lines.append(
             f"| {label} | {t['value']:g} {unit} | {op} {t['target']:g} {unit} | "
@@ -224,7 +269,7 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
                 continue
             cpu = (
                 f"{x['serve_cpu_us_per_call']:,.0f}, {x['opa_cpu_us_per_call']:,.0f}"
-                if path in ("opa", "engine")
+                if path in ("trivial", "opa", "engine")
                 else "—"
             )
             lines.append(

@@ -1,10 +1,13 @@
 """Decision speed and scale, side by side: OPA direct, the engine, the CLI, one `opa eval` each.
 
 One run, one machine, the same inputs for every path:
-  (a) OPA's REST API queried directly (POST /v1/data/datavisa/access/decision): the limit;
+  (a) OPA's REST API queried directly (POST /v1/data/datavisa/access/decision);
   (b) the engine's POST /v1/access/check, through `datavisa serve` with a service token;
   (c) `datavisa check` from the CLI, one process a decision (remote mode when it has it);
   (d) the naive baseline: one `opa eval` process a decision, bundle and grants from files.
+and beside them (t) OPA answering a one-line policy (`allow := true`) on the same kind of OPA
+process (the engine's OpaProcess: same flags, same decision logging), the limit of any
+decision asked over HTTP here, at 1 and 32 clients, so that targets are ratios of one run.
 Latency (p50 / p90 / p99) and throughput with 1, 8 and 32 concurrent clients on loopback,
 at 10, 1,000 and 100,000 live grants; resident memory of the engine and of OPA at each;
 revocation (the first check after `revoke` returns denies; the push to OPA, timed); the
@@ -41,14 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside t
 import fixtures
 import gateway_bench
 import report
-from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, Served
+from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
 from load import Sample, http_cell, percentile, process_cell
 from report import AGAIN
 
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
 from datavisa.engine.policy import bundle
-from datavisa.engine.policy.process import find_opa
+from datavisa.engine.policy.process import OpaProcess, find_opa
 from datavisa.engine.store.sqlite import Store
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -58,6 +61,8 @@ REVOKER_SUBJECT = "oscar"  # holds the grants revoked in the revocation test
 DISTURBED_CORES = 0.2  # other processes using more than this during a cell disturbed it
 HTTP_TRIES = 3  # an HTTP cell is measured up to this many times while disturbed
 UPLOAD_QUIET_S = 2.5  # longer than the 2 s serve's OPA waits at most between uploads
+TRIVIAL_CONCURRENCY = (1, 32)  # the trivial policy's cells, at the fewest grants
+UPLOADING_PATHS = ("opa", "trivial")  # paths whose decisions OPA uploads to the engine
 
 TARGETS = {
     "overhead_p50_ms": 1.0,  # engine endpoint p50 minus OPA direct p50, c=1, fewest grants
@@ -66,6 +71,8 @@ TARGETS = {
     "growth_engine": 1.5,  # the same, end to end through the engine endpoint
     "revocation_lag": 0,  # checks that still allowed after revoke returned
     "push_p99_ms": 50.0,  # pushing one subject's grants to OPA, as revoke does
+    "opa_vs_trivial_p50": 1.5,  # OPA direct p50 / trivial policy p50, c=1, fewest grants
+    "opa_vs_trivial_throughput": 1.5,  # trivial policy /s / OPA direct /s, c=32
 }
 
 
@@ -130,11 +137,12 @@ def _log(message: str) -> None:
 class Bench:
     """One run against one `datavisa serve`: cells are recorded as they are measured."""
 
-    def __init__(self, plan: Plan, srv: Served, work: Path) -> None:
-        self.plan, self.srv, self.work = plan, srv, work
+    def __init__(self, plan: Plan, srv: Served, trivial: OpaProcess, work: Path) -> None:
+        self.plan, self.srv, self.trivial, self.work = plan, srv, trivial, work
         self.cells: list[dict[str, Any]] = []
         self.samples: dict[tuple[str, int, int, str], list[float]] = {}
         self.opa_pid = srv.opa_pid
+        self.trivial_pid = trivial.pid
         self.tarball = bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, work / "bundle.tar.gz")
         self.cli = _cli_mode()
         self.retry_left_s = plan.retry_budget_s
@@ -148,6 +156,10 @@ class Bench:
         if path == "opa":
             url = f"{self.srv.opa_url}/v1/data/datavisa/access/decision"
             sent, headers, verdict = {"input": body}, {}, _opa_verdict
+        elif path == "trivial":  # the same input; the answer is `true` whatever it is
+            url = f"{self.trivial.url}{TRIVIAL_QUERY}"
+            headers = {"Authorization": f"Bearer {self.trivial.token}"}
+            sent, verdict = {"input": body}, _trivial_verdict
         else:
             url = f"{self.srv.url}/v1/access/check"
             sent, headers = body, self.srv.auth(SERVICE_SUBJECT)
@@ -236,8 +248,9 @@ class Bench:
             # Each cell starts on a quiet engine: decisions asked of OPA directly are
             # uploaded to the engine and judged by its monitor, after the answers.
             # After OPA direct, quiet for longer than OPA waits between uploads.
-            window = UPLOAD_QUIET_S if self.last_path == "opa" else 0.5
-            waited = fixtures.quiesce([self.srv.pid, self.opa_pid], window_s=window)
+            window = UPLOAD_QUIET_S if self.last_path in UPLOADING_PATHS else 0.5
+            pids = [self.srv.pid, self.opa_pid, self.trivial_pid]
+            waited = fixtures.quiesce(pids, window_s=window)
             if waited > 2 * window:
                 _log(f"  waited {waited:.1f} s for the engine to finish its background work")
             started = time.monotonic()
@@ -258,7 +271,8 @@ class Bench:
     def _measure(
         self, path: str, grants: int, concurrency: int, case: str, run: Callable[[], Sample]
     ) -> tuple[dict[str, Any], Sample]:
-        pids = {"serve": self.srv.pid, "opa": self.opa_pid, "client": os.getpid()}
+        opa_pid = self.trivial_pid if path == "trivial" else self.opa_pid  # the OPA asked
+        pids = {"serve": self.srv.pid, "opa": opa_pid, "client": os.getpid()}
         before = {name: fixtures.cpu_s(pid) for name, pid in pids.items()}
         own, busy, wall = fixtures.own_cpu_s(), fixtures.busy_cpu_s(), time.perf_counter()
         sample = run()
@@ -314,7 +328,10 @@ class Bench:
             f"OPA {memory['opa_rss_mib']} MiB"
         )
         for concurrency in plan.concurrency:
-            for path in ("opa", "engine"):
+            paths = ["opa", "engine"]
+            if grants == plan.levels[0] and concurrency in TRIVIAL_CONCURRENCY:
+                paths.insert(0, "trivial")  # the limit, next to the cells it bounds
+            for path in paths:
                 self.http(path, grants, concurrency, "allow", plan.http_count[concurrency])
         for path in ("opa", "engine"):
             self.http(path, grants, 1, "deny", plan.deny_count)
@@ -455,6 +472,10 @@ def _opa_verdict(answer: Any) -> bool:
     return answer["result"]["allow"]
 
 
+def _trivial_verdict(answer: Any) -> bool:
+    return answer["result"] is True
+
+
 def _engine_verdict(answer: Any) -> bool:
     return answer["allow"]
 
@@ -507,10 +528,11 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="datavisa-bench-") as tmp:
         work = Path(tmp)
-        with fixtures.served(work) as srv:
+        with fixtures.served(work) as srv, fixtures.trivial_opa(srv, work) as trivial:
             _log(f"datavisa serve on {srv.url}, its OPA on {srv.opa_url}")
+            _log(f"the trivial policy on an OPA of the same kind: {trivial.url}")
             grant_id = fixtures.real_grant(srv)
-            bench = Bench(plan, srv, work)
+            bench = Bench(plan, srv, trivial, work)
             _log(f"{SUBJECT} holds grant {grant_id}; the CLI runs in {bench.cli} mode")
             scale = [bench.scale_point(n) for n in plan.levels]
             revocation = bench.revocation(plan.levels[-1])

@@ -283,11 +283,57 @@ def _git(root: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+LOOKUP = "lookup"  # the section the builder derives (the schema lets no YAML file name it)
+
+
+def lookup(data: dict[str, Any]) -> dict[str, Any]:
+    """The data reshaped for lookup, derived from a checked document at build time.
+
+    The Rego on every decision's path then finds a fact by key instead of scanning a list
+    or matching a pattern. Nothing here decides: each entry restates what the YAML says,
+    keyed the way the policy looks it up (rego/datavisa/residency, rego/datavisa/access).
+
+    - `places`: every location the data names (a country of `countries`, a subdivision of
+      a jurisdiction) → its place, `{country, subdivision}`, as `residency.place` reads it;
+    - `inside`: jurisdiction → `countries` and `subdivisions`, each as {code: true};
+    - `resources`: resource → `jurisdiction` (of its region), `inside` (that jurisdiction's
+      countries, as {code: true}), `bases` (those its tier
+      accepts, as {basis: true}), and `sectoral` (its tags that a sectoral rule names, as
+      {tag: true}).
+    """
+    jurisdictions = data.get("jurisdictions", {})
+    places = {code: {"country": code, "subdivision": ""} for code in data.get("countries", {})}
+    inside: dict[str, dict[str, bool]] = {}
+    for jid, jurisdiction in jurisdictions.items():
+        subdivisions = jurisdiction.get("subdivisions", [])
+        places |= {sub: {"country": sub[:2], "subdivision": sub} for sub in subdivisions}
+        inside[jid] = {
+            "countries": dict.fromkeys(jurisdiction.get("countries", []), True),
+            "subdivisions": dict.fromkeys(subdivisions, True),
+        }
+    regions, tiers = data.get("regions", {}), data.get("tiers", {})
+    sectoral = data.get("sectoral_rules", {})
+    resources = {}
+    for rid, resource in data.get("resources", {}).items():
+        tier = tiers[resource["tier"]]
+        jid = regions[resource["region"]]["jurisdiction"]
+        resources[rid] = {
+            "jurisdiction": jid,
+            "inside": inside[jid]["countries"],
+            "bases": dict.fromkeys(tier["bases"], True),
+            "sectoral": {tag: True for tag in resource.get("tags", []) if tag in sectoral},
+        }
+    return {"places": places, "inside": inside, "resources": resources}
+
+
 def write_data(bundle_dir: Path, out_dir: Path) -> Path:
-    """Write the bundle's merged data as `out_dir/datavisa/data.json`; return out_dir."""
+    """Write the bundle's merged data, with the section derived for lookup (`lookup`), as
+    `out_dir/datavisa/data.json`; return out_dir."""
+    data = load_data(bundle_dir)
+    data[LOOKUP] = lookup(data)
     target = out_dir / DATA_ROOT / "data.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(load_data(bundle_dir), indent=1, sort_keys=True))
+    target.write_text(json.dumps(data, indent=1, sort_keys=True))
     return out_dir
 
 

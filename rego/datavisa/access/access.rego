@@ -39,9 +39,24 @@ _live[id] := grant if {
 }
 
 _usable[id] := grant if {
-	some id, grant in _live
-	input.action in grant.actions
-	input.location in grant.countries
+	some id, grant in data.grants[input.subject]
+	grant.resource == input.resource
+	grant.starts_ns <= _now
+	_now < grant.expires_ns
+	grant.actions[_] == input.action
+	grant.countries[_] == input.location
+}
+
+# The common allow, found first by lookups in the facts shaped at bundle build time
+# (data.datavisa.lookup, engine/policy/bundle.py), without the residency context: no
+# sectoral rule names the data's tags, its tier accepts in_jurisdiction, the location is
+# a country of the data's jurisdiction (so in_jurisdiction is the basis), and a live grant
+# covers the action and the location. Then no rule below denies; otherwise they judge.
+_common_allow if {
+	data.datavisa.lookup.resources[input.resource].inside[input.location]
+	data.datavisa.lookup.resources[input.resource].bases.in_jurisdiction
+	count(data.datavisa.lookup.resources[input.resource].sectoral) == 0
+	count(_usable) > 0
 }
 
 # METADATA
@@ -108,18 +123,24 @@ _location_granted if {
 	input.location in grant.countries
 }
 
-_chosen_expiry := max({g.expires_ns | some g in _usable})
+# Of the usable grants, the one lasting longest, then the least id: the least of
+# [-expires_ns, id], as arrays compare element by element.
+_chosen := min({[0 - g.expires_ns, id] | some id, g in _usable})
 
 # METADATA
 # title: Grant id
 # description: The grant that allows the access; of several, the one lasting longest.
-grant_id := min({id | some id, g in _usable; g.expires_ns == _chosen_expiry})
+grant_id := _chosen[1]
 
-_grant_fields := {"grant_id": grant_id, "expires_at": time.format([_chosen_expiry, "UTC", "2006-01-02T15:04:05Z07:00"])} if allow
+_expires_at := time.format([0 - _chosen[0], "UTC", "2006-01-02T15:04:05Z07:00"])
+
+_grant_fields := {"grant_id": grant_id, "expires_at": _expires_at} if allow
 
 default _grant_fields := {}
 
 # METADATA
 # title: Decision
 # description: The whole answer for the engine and for services asking OPA directly.
-decision := object.union({"allow": allow, "reasons": deny}, _grant_fields)
+decision := {"allow": true, "reasons": set(), "grant_id": grant_id, "expires_at": _expires_at} if {
+	_common_allow
+} else := object.union({"allow": allow, "reasons": deny}, _grant_fields)

@@ -33,7 +33,9 @@ jurisdiction(resource) := data.datavisa.regions[resource.region].jurisdiction
 #   A location as {country, subdivision}: an ISO 3166-1 alpha-2 code (DE), an ISO 3166-2
 #   subdivision (CA-QC), or anything else, such as "unknown", which is no place: its
 #   country is "" and it is inside nothing.
-place(location) := {"country": location, "subdivision": ""} if {
+place(location) := known if {
+	known := data.datavisa.lookup.places[location]
+} else := {"country": location, "subdivision": ""} if {
 	regex.match(`^[A-Z]{2}$`, location)
 } else := {"country": substring(location, 0, 2), "subdivision": location} if {
 	regex.match(`^[A-Z]{2}-[A-Z0-9]{1,3}$`, location)
@@ -47,11 +49,9 @@ region_place(region) := {"country": region.country, "subdivision": object.get(re
 # METADATA
 # title: Inside a jurisdiction
 # description: True when the place is one of the jurisdiction's countries or subdivisions.
-inside(jurisdiction_id, where) if where.country in data.datavisa.jurisdictions[jurisdiction_id].countries
+inside(jurisdiction_id, where) if data.datavisa.lookup.inside[jurisdiction_id].countries[where.country]
 
-inside(jurisdiction_id, where) if {
-	where.subdivision in object.get(data.datavisa.jurisdictions[jurisdiction_id], "subdivisions", [])
-}
+inside(jurisdiction_id, where) if data.datavisa.lookup.inside[jurisdiction_id].subdivisions[where.subdivision]
 
 # METADATA
 # title: Employed in a jurisdiction

@@ -149,6 +149,10 @@ test_places if {
 	residency.place("CA-QC") == {"country": "CA", "subdivision": "CA-QC"}
 	residency.place("unknown") == {"country": "", "subdivision": ""}
 	residency.place("de") == {"country": "", "subdivision": ""}
+
+	# codes the data names are looked up (data.datavisa.lookup.places); others are parsed
+	residency.place("QQ") == {"country": "QQ", "subdivision": ""}
+	residency.place("DE-BY") == {"country": "DE", "subdivision": "DE-BY"}
 }
 
 test_unknown_location_is_inside_nothing if {

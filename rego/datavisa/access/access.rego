@@ -105,8 +105,9 @@ deny contains {"code": "location_not_permitted", "message": msg} if {
 
 deny contains {"code": "location_not_permitted", "message": msg} if {
 	_tier.residency_checked
-	not residency.basis(_ctx) in _tier.bases
-	msg := sprintf("current policy does not let %s data held in %s be reached from %s", [_resource.tier, _ctx.jurisdiction, input.location])
+	found := residency.basis(_ctx)
+	not found in _tier.bases
+	msg := residency.unlawful_message(_ctx, _resource.tier, found, input.location)
 }
 
 deny contains reason if {

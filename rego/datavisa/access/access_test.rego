@@ -94,3 +94,11 @@ test_break_glass_grant_allows_like_any_grant if {
 	d.allow
 	d.grant_id == "bg1"
 }
+
+test_a_residency_denial_names_the_law_and_the_safeguards_that_would_make_it_lawful if {
+	d := _decide({"subject": "pat", "location": "US"}, _abroad("pat", {}), _t0)
+	some reason in d.reasons
+	reason.code == "location_not_permitted"
+	contains(reason.message, "held in EU (European Union and EEA (GDPR)) may not be reached from US")
+	contains(reason.message, "lawful with evidence of bcr (GDPR Art. 47) or scc")
+}

@@ -72,7 +72,7 @@ deny contains {"code": "justification_required", "message": msg} if {
 deny contains {"code": "location_not_permitted", "message": msg} if {
 	_tier.residency_checked
 	not transfer_basis in _tier.bases
-	msg := sprintf("%s data held in %s (%s) may not be reached from %s: %s", [_resource.tier, _ctx.jurisdiction, _jurisdiction.name, input.location, _why_not])
+	msg := residency.unlawful_message(_ctx, _resource.tier, transfer_basis, input.location)
 }
 
 deny contains reason if {
@@ -102,37 +102,6 @@ _known_evidence contains kind if {
 _known_or_none(known) := sprintf("it knows: %s", [known]) if known != ""
 
 _known_or_none("") := "it knows none: no safeguard can lift its rules"
-
-_jurisdiction := data.datavisa.jurisdictions[_ctx.jurisdiction]
-
-# Why there is no basis, and what would make the access lawful: the localisation's law and
-# its alternatives, or the safeguards this tier accepts and their law.
-_why_not := sprintf("%s; %s", [concat("; ", sort(_localised_laws)), _localised_way]) if {
-	transfer_basis == "none"
-	count(_localised_laws) > 0
-} else := sprintf("no adequacy decision covers it and no safeguard is on file; lawful with %s", [_safeguard_way]) if {
-	transfer_basis == "none"
-} else := sprintf("%s is not accepted for %s data", [transfer_basis, _resource.tier])
-
-_localised_laws contains rule.law if some rule in residency.localised(_ctx)
-
-_localised_ways contains sprintf("evidence of %s", [concat(" + ", alternative.evidence)]) if {
-	some rule in residency.localised(_ctx)
-	some alternative in object.get(rule, "remote_access", {})
-}
-
-_localised_way := sprintf("reached from abroad only with %s", [concat(" or ", sort(_localised_ways))]) if {
-	count(_localised_ways) > 0
-} else := "no evidence can make that lawful: the data is localised"
-
-_safeguard_ways contains sprintf("%s (%s)", [concat(" + ", safeguard.evidence), safeguard.law]) if {
-	some name, safeguard in _jurisdiction.safeguards
-	name in _tier.bases
-}
-
-_safeguard_way := sprintf("evidence of %s", [concat(" or ", sort(_safeguard_ways))]) if {
-	count(_safeguard_ways) > 0
-} else := "no safeguard this tier accepts"
 
 # METADATA
 # title: Maximum duration

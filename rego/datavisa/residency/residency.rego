@@ -257,3 +257,36 @@ sectoral_outside(tags, where) := {tag |
 from_abroad(ctx) if cross_border(ctx)
 
 from_abroad(ctx) if basis(ctx) == "same_entity_travel"
+
+# METADATA
+# title: Why a place is not lawful
+# description: |
+#   The message of a denial because the tier accepts no basis `found` for the data in `ctx`
+#   to be reached from `location`: the data's jurisdiction and its law, and what would make
+#   the access lawful: the localisation's law and the evidence that alone lifts it (or that
+#   none can: the data is localised), or the safeguards the tier accepts, with their law.
+unlawful_message(ctx, tier, found, location) := sprintf("%s data held in %s (%s) may not be reached from %s: %s", [tier, ctx.jurisdiction, data.datavisa.jurisdictions[ctx.jurisdiction].name, location, _why_not(ctx, tier, found)])
+
+_why_not(ctx, tier, found) := sprintf("%s; %s", [concat("; ", sort(laws)), _localised_way(ctx)]) if {
+	found == "none"
+	laws := {rule.law | some rule in localised(ctx)}
+	count(laws) > 0
+} else := sprintf("no adequacy decision covers it and no safeguard is on file; lawful with %s", [_safeguard_way(ctx, tier)]) if {
+	found == "none"
+} else := sprintf("%s is not accepted for %s data", [found, tier])
+
+_localised_way(ctx) := sprintf("reached from abroad only with %s", [concat(" or ", sort(ways))]) if {
+	ways := {sprintf("evidence of %s", [concat(" + ", alternative.evidence)]) |
+		some rule in localised(ctx)
+		some alternative in object.get(rule, "remote_access", {})
+	}
+	count(ways) > 0
+} else := "no evidence can make that lawful: the data is localised"
+
+_safeguard_way(ctx, tier) := sprintf("evidence of %s", [concat(" or ", sort(ways))]) if {
+	ways := {sprintf("%s (%s)", [concat(" + ", safeguard.evidence), safeguard.law]) |
+		some name, safeguard in data.datavisa.jurisdictions[ctx.jurisdiction].safeguards
+		name in data.datavisa.tiers[tier].bases
+	}
+	count(ways) > 0
+} else := "no safeguard this tier accepts"

@@ -207,6 +207,18 @@ def find_regal() -> Path | None:
     return Path(on_path) if on_path else None
 
 
+def _read_db_option(help: str) -> Any:
+    """--db, for a command that reads the store and never writes it."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=default_db_path,
+        show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
+        help=help,
+    )
+
+
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
@@ -256,13 +268,8 @@ def _input(text: str | None) -> dict:
     metavar="TIME",
     help="Decide as if it were this instant (RFC 3339), instead of now.",
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=default_db_path,
-    show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
-    help="Take the live grants from this database, read only (none when it does not exist).",
+@_read_db_option(
+    "Take the live grants from this database, read only (none when it does not exist)."
 )
 @json_option
 @policy_dir_option
@@ -332,14 +339,7 @@ def _short(answer: dict) -> str:
 @_dir_option("--bundle-dir", "Bundle data of the new policy.", DEFAULT_BUNDLE_DIR)
 @_dir_option("--current-policy-dir", "Rego of the policy in force.", POLICY_DIR)
 @_dir_option("--current-bundle-dir", "Bundle data of the policy in force.", DEFAULT_BUNDLE_DIR)
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=default_db_path,
-    show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
-    help="The database whose live grants and pending requests are judged, read only.",
-)
+@_read_db_option("The database whose live grants and pending requests are judged, read only.")
 @click.option("--at", callback=_instant, metavar="TIME", help="Judge at this instant (RFC 3339).")
 @json_option
 def impact(

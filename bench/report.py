@@ -314,7 +314,8 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
         f"engine and {rev['allowed_after_revoke']['opa']} times at OPA directly.",
         f"- `POST /v1/grants/{{id}}/revoke` (decision, SQLite transaction, audit, push): "
         f"p50 {rev['revoke_ms']['p50']:.1f} ms, p99 {rev['revoke_ms']['p99']:.1f} ms. The push "
-        f"alone (`Grants.push`, in-process): p50 {pl['push_ms']['p50']:.2f} ms, p99 "
+        f"alone (one subject's live grants to OPA, as `Grants.apply` does, in-process): "
+        f"p50 {pl['push_ms']['p50']:.2f} ms, p99 "
         f"{pl['push_ms']['p99']:.2f} ms.",
         f"- Over HTTP: request p50 {rev['request_ms']['p50']:.1f} ms, approve p50 "
         f"{rev['approve_ms']['p50']:.1f} ms. In-process: request p50 "

@@ -17,15 +17,19 @@ from datavisa.engine.paths import default_db_path
 F = Callable[..., Any]
 
 
-def db_option(f: F) -> F:
+def store_option(help: str) -> Callable[[F], F]:
+    """--db, the store's SQLite file (default $DATAVISA_DB or the user's data folder)."""
     return click.option(
         "--db",
         "db_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default=default_db_path,
         show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
-        help="SQLite file holding requests, grants and the audit trail.",
-    )(f)
+        help=help,
+    )
+
+
+db_option = store_option("SQLite file holding requests, grants and the audit trail.")
 
 
 def opa_option(f: F) -> F:

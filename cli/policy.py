@@ -15,13 +15,13 @@ import click
 
 from datavisa.engine.model.durations import parse_rfc3339, rfc3339
 from datavisa.engine.model.errors import DataVisaError
-from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT, default_db_path
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import find_opa
 from datavisa.engine.policy.whatif import KINDS, evaluate
 
 from . import output
-from .options import country, json_option
+from .options import country, json_option, store_option
 
 LINT_RULES = PROJECT_ROOT / "tools" / "lint"  # the house style as Rego, run by the pinned OPA
 PROJECT_REGAL = PROJECT_ROOT / ".tools" / "bin" / "regal"
@@ -207,18 +207,6 @@ def find_regal() -> Path | None:
     return Path(on_path) if on_path else None
 
 
-def _read_db_option(help: str) -> Any:
-    """--db, for a command that reads the store and never writes it."""
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=default_db_path,
-        show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
-        help=help,
-    )
-
-
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
@@ -268,9 +256,7 @@ def _input(text: str | None) -> dict:
     metavar="TIME",
     help="Decide as if it were this instant (RFC 3339), instead of now.",
 )
-@_read_db_option(
-    "Take the live grants from this database, read only (none when it does not exist)."
-)
+@store_option("Take the live grants from this database, read only (none when it does not exist).")
 @json_option
 @policy_dir_option
 @bundle_dir_option
@@ -339,7 +325,7 @@ def _short(answer: dict) -> str:
 @_dir_option("--bundle-dir", "Bundle data of the new policy.", DEFAULT_BUNDLE_DIR)
 @_dir_option("--current-policy-dir", "Rego of the policy in force.", POLICY_DIR)
 @_dir_option("--current-bundle-dir", "Bundle data of the policy in force.", DEFAULT_BUNDLE_DIR)
-@_read_db_option("The database whose live grants and pending requests are judged, read only.")
+@store_option("The database whose live grants and pending requests are judged, read only.")
 @click.option("--at", callback=_instant, metavar="TIME", help="Judge at this instant (RFC 3339).")
 @json_option
 def impact(

@@ -167,14 +167,6 @@ class Grants:
             with self.store.transaction(durable=False):  # a replay is harmless
                 self.store.set_cursor(self._cursor(sink), rows[-1].seq)
 
-    def push(self, subject: str) -> None:
-        """Put one subject's live grants in every sink now (no outbox row; the
-        benchmark times this, the push a change makes)."""
-        with self._lock:
-            grants = live_grants(self.store, subject).get(subject, {})
-            for sink in self.sinks:
-                sink.put_subject(subject, grants)
-
     def sync(self, sinks: list[Sink] | None = None) -> None:
         """Replace every grant in the sinks with what the store holds, and mark the outbox
         applied up to now (at start, and when a sink lost its data). Raises

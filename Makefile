@@ -7,9 +7,9 @@ OPA := .tools/bin/opa
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
-.PHONY: setup chromium gateways demo test policy-test lint pytest bench soak clean
+.PHONY: setup chromium gateways postgresql demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) chromium gateways
+setup: $(DATAVISA) $(OPA) chromium gateways postgresql
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -34,6 +34,18 @@ gateways:
 		|| echo "could not install$$missing: the gateway tests will be skipped"; \
 	else \
 		echo "missing$$missing (apt-get install$$missing): the gateway tests will be skipped"; \
+	fi
+
+# The PostgreSQL tests (connector, shared store) initdb a throwaway cluster of Debian's
+# PostgreSQL on a free loopback port. As root it is installed when missing; elsewhere
+# those tests say why they skip.
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+		|| echo "could not install postgresql: the PostgreSQL tests will be skipped"; \
+	else \
+		echo "PostgreSQL is missing (apt-get install postgresql): its tests will be skipped"; \
 	fi
 
 $(DATAVISA): pyproject.toml

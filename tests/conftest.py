@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from click.testing import CliRunner, Result
 from datavisa.cli.main import cli
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess
@@ -26,6 +28,26 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
     tarball = bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, out, "test")
     with OpaProcess(tarball) as opa:
         yield opa
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One throwaway PostgreSQL cluster for the session, on a free loopback port, with a
+    random superuser password; skips, saying why, where PostgreSQL is not installed
+    (`make test` installs it as root)."""
+    try:
+        cluster = LocalPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_database(postgres: LocalPostgres, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database in the session's cluster for this test; its superuser DSN."""
+    name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    return postgres.create_database(name)
 
 
 def _opa_args(opa: OpaProcess) -> list[str]:

@@ -22,6 +22,8 @@ LAZY = {
     "serve": "serve:serve",
     "token": "tokens:token",
     "alerts": "alerts:alerts",
+    "fleet": "fleet:fleet",
+    "opa-config": "fleet:opa_config",
 }
 
 

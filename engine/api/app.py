@@ -30,6 +30,7 @@ from .routes import (
     alerts,
     dashboard,
     decisions,
+    fleet,
     gateway,
     grants,
     operations,
@@ -39,7 +40,7 @@ from .routes import (
 from .schemas import AccessCheck
 from .service import Service
 
-ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations)
+ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations, fleet)
 
 
 def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -41,6 +41,12 @@ gateway:                          # the forward-auth endpoints /v1/authz/... (do
     10.20.0.0/16: DE              # used when no country header is configured or sent
     192.0.2.0/24: FR
   max_header_bytes: 4096          # a header the decision reads beyond this is a deny
+fleet:                            # sidecar OPAs fed by the bundle service (docs/deploy.md)
+  opas: [payments-opa, support-opa]   # their service tokens' subjects (datavisa opa-config):
+                                  # a grant change is in force once each of them confirms it
+  confirm_within: 1s              # how long a revoke waits for them before answering 202
+  stale_after: 30s                # an OPA behind (or silent) for longer is shown stale
+  long_poll: 10s                  # the long-poll wait opa-config gives sidecars
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -61,12 +67,14 @@ from typing import Any
 
 import yaml
 
+from ..lifecycle.fleet import FleetConfig
 from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
 from ..paths import default_db_path
 from ..policy.opa import read_token_file
 from .limits import MAX_DEPTH, Limits
+from .tokens import SUBJECT_PATTERN
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
 DEFAULT_OPA_TIMEOUT_S = 2.0
@@ -112,6 +120,7 @@ class ServeConfig:
     webhooks: tuple[Webhook, ...] = ()
     limits: Limits = field(default_factory=Limits)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -151,6 +160,7 @@ _SECTIONS = {
     "webhooks": list,
     "limits": dict,
     "gateway": dict,
+    "fleet": dict,
 }
 _OPA_KEYS = {"url", "timeout", "token", "token_file"}
 _TOKEN_KEYS = {"database"}
@@ -210,6 +220,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "webhooks": _webhooks(doc.get("webhooks"), origin),
         "limits": _limits(doc.get("limits"), origin),
         "gateway": _gateway(doc.get("gateway"), origin),
+        "fleet": _fleet(doc.get("fleet"), origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
@@ -298,6 +309,28 @@ def _gateway(value: Any, origin: str) -> GatewayConfig | None:
     if isinstance(most, bool) or not isinstance(most, int) or not 64 <= most <= 65536:
         raise DataVisaError(f"{origin}: gateway.max_header_bytes must be from 64 to 65536")
     return GatewayConfig(credential, names, country, _networks(value.get("networks"), origin), most)
+
+
+def _fleet(value: Any, origin: str) -> FleetConfig | None:
+    if value is None:
+        return None
+    _known(value, {"opas", "confirm_within", "stale_after", "long_poll"}, origin, "fleet.")
+    opas = value.get("opas", [])
+    if not isinstance(opas, list) or not all(
+        isinstance(o, str) and re.fullmatch(SUBJECT_PATTERN, o) for o in opas
+    ):
+        raise DataVisaError(f"{origin}: fleet.opas must be a list of service-token subjects")
+    seconds = {
+        key: _seconds(value.get(key), origin, f"fleet.{key}")
+        for key in ("confirm_within", "stale_after", "long_poll")
+    }
+    defaults = FleetConfig()
+    return FleetConfig(
+        tuple(dict.fromkeys(opas)),
+        seconds["confirm_within"] or defaults.confirm_within_s,
+        seconds["stale_after"] or defaults.stale_after_s,
+        max(1, round(seconds["long_poll"] or defaults.long_poll_s)),
+    )
 
 
 def _networks(value: Any, origin: str) -> tuple[tuple[Network, str], ...]:

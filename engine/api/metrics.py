@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..lifecycle.fleet import MemberView
 from ..model.decision import Decision
 
 # The `*_created` series double the output and no dashboard here reads them.
@@ -126,6 +127,39 @@ class _State(Collector):
         for sink, count in now.drift_repairs:
             repairs.add_metric([sink], count)
         yield repairs
+
+
+class FleetGauges(Collector):
+    """Each OPA of the fleet (routes/fleet.py): how far behind the grant outbox it is."""
+
+    def __init__(self, read: Callable[[], list[MemberView]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "datavisa_fleet_opa_revision_lag",
+            "Grant changes an OPA of the fleet does not hold yet (outbox head minus the "
+            "revision its status reports confirm).",
+            labels=["opa", "trusted"],
+        )
+        behind = GaugeMetricFamily(
+            "datavisa_fleet_opa_behind_seconds",
+            "Age of the oldest grant change an OPA of the fleet does not hold (0 when none).",
+            labels=["opa", "trusted"],
+        )
+        stale = GaugeMetricFamily(
+            "datavisa_fleet_opa_stale",
+            "1 when an OPA of the fleet is behind, or silent, for longer than stale_after.",
+            labels=["opa", "trusted"],
+        )
+        for member in self.read():
+            labels = [member.name, str(member.trusted).lower()]
+            lag.add_metric(labels, member.lag)
+            behind.add_metric(labels, member.behind_s)
+            stale.add_metric(labels, int(member.stale))
+        yield lag
+        yield behind
+        yield stale
 
 
 class Metrics:

@@ -196,6 +196,10 @@ class RemoteEngine:
             raise NotYetEnforced(record, body["pending_sinks"])
         return record
 
+    def fleet(self) -> dict[str, Any]:
+        """The OPAs of the fleet, as GET /v1/fleet answers (an auditor or admin token)."""
+        return self._call("GET", "/v1/fleet")
+
     def _call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
         try:
             response = self.session.request(

@@ -28,6 +28,7 @@ import uvicorn
 
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
+from ..lifecycle.fleet import Fleet, FleetSink
 from ..lifecycle.grants import Runner
 from ..model.errors import DataVisaError
 from ..monitoring.monitor import Monitor
@@ -103,6 +104,10 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
                 bundle_path = bundle.build(POLICY_DIR, data, tmp / "bundle.tar.gz", rev)
         decisions = DecisionLog(store, load_key(cfg.database))
         engine = Engine(store, client, revision=rev, log=decisions)
+        # The bundle service for sidecar OPAs; with trusted OPAs configured, a sink too.
+        fleet = Fleet(store, cfg.fleet, bundle_path, rev)
+        if cfg.fleet.opas:
+            engine.grants.sinks.append(FleetSink(fleet))
         upload = None
         if bundle_path is not None and base_url:
             upload, token_id = _self_upload(tokens, base_url)
@@ -140,6 +145,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             permissions=permissions,
             rules=rules,
             gateway=cfg.gateway,
+            fleet=fleet,
         )
         stack.callback(service.close)
         yield service

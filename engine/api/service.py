@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..lifecycle.engine import Engine
+from ..lifecycle.fleet import Fleet
 from ..model.decision import Check, Decision
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
@@ -25,7 +26,7 @@ from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
 from .config import GatewayConfig
 from .limits import InputRules, shipped
-from .metrics import Metrics, Snapshot
+from .metrics import FleetGauges, Metrics, Snapshot
 from .permissions import Permissions
 from .tokens import TokenStore
 
@@ -47,6 +48,8 @@ class Service:
     rules: InputRules = field(default_factory=shipped)
     # How the forward-auth endpoints read a gateway's headers (config `gateway:`).
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # The bundle service for sidecar OPAs (routes/fleet.py); built on the store if not given.
+    fleet: Fleet = None  # type: ignore[assignment]
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -56,6 +59,9 @@ class Service:
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
+        if self.fleet is None:
+            self.fleet = Fleet(self.engine.store)
+        self.metrics.registry.register(FleetGauges(self.fleet.view))
         self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
         opa = self.engine.opa
         self._probe = OpaClient(opa.url, timeout=PROBE_TIMEOUT_S, token=opa.token)
@@ -79,13 +85,19 @@ class Service:
             problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
-        for lag in self.engine.grants.lag():
+        lags = self.engine.grants.lag()
+        for lag in lags:
             if lag.removals:
                 age = time.time() - lag.removed[0].at
                 problems.append(
                     f"{lag.removals} ended grant(s) not yet removed from {lag.sink} "
                     f"(the oldest {age:.0f}s ago); retrying"
                 )
+        problems += [
+            f"fleet OPA {m.name} does not hold the last {m.lag} grant change(s) yet"
+            for m in self.fleet.view()
+            if m.trusted and m.lag and any(lag.sink == "fleet" and lag.removals for lag in lags)
+        ]
         problems += self.engine.store.problems()
         return problems
 

@@ -14,10 +14,11 @@ Changes are applied level-triggered: a sink is given the subject's live grants a
 store holds them now, not the delta, so replaying a change is harmless and order between
 subjects does not matter.
 
-Today the one sink is the OPA that decides (`OpaSink`, the data document `data.grants`,
-keyed by subject, then grant id, so a check reads one subject's grants). Later sinks (an
-OPA fleet's bundle, a database's roles) are more `Sink`s here; the lifecycle does not
-change.
+The sinks are the OPA that decides (`OpaSink`, the data document `data.grants`, keyed by
+subject, then grant id, so a check reads one subject's grants) and, when configured, an OPA
+fleet fed by the bundle service (`fleet.FleetSink`), which has applied a change only once
+its OPAs' status reports confirm it. Later sinks (a database's roles) are more `Sink`s
+here; the lifecycle does not change.
 """
 
 from __future__ import annotations
@@ -164,8 +165,11 @@ class Grants:
         while rows := self.store.grant_changes(self.store.cursor(self._cursor(sink)) or 0, BATCH):
             for subject in dict.fromkeys(row.subject for row in rows):
                 sink.put_subject(subject, live_grants(self.store, subject).get(subject, {}))
+            held = _held(sink, rows[-1].seq)
             with self.store.transaction(durable=False):  # a replay is harmless
-                self.store.set_cursor(self._cursor(sink), rows[-1].seq)
+                self.store.set_cursor(self._cursor(sink), held)
+            if held < rows[-1].seq:
+                raise SinkUnavailable(f"not every change is confirmed by {sink.name} yet")
 
     def sync(self, sinks: list[Sink] | None = None) -> None:
         """Replace every grant in the sinks with what the store holds, and mark the outbox
@@ -176,7 +180,7 @@ class Grants:
                 head = self.store.grant_changes_head()  # read before the grants it covers
                 sink.put_all(live_grants(self.store))
                 with self.store.transaction(durable=False):
-                    self.store.set_cursor(self._cursor(sink), head)
+                    self.store.set_cursor(self._cursor(sink), _held(sink, head))
 
     def prune(self) -> int:
         """Forget the outbox rows every sink has applied; how many."""
@@ -223,15 +227,23 @@ class Grants:
         return out
 
     def pending(self, grant_id: str) -> list[str]:
-        """The sinks that have not yet applied every change of `grant_id`."""
-        return [
-            sink.name
-            for sink in self.sinks
-            if any(
-                row.grant_id == grant_id
-                for row in self.store.grant_changes(self.store.cursor(self._cursor(sink)) or 0)
-            )
-        ]
+        """The sinks that have not yet applied every change of `grant_id` (a sink of
+        several systems, such as the fleet, names those that have not)."""
+        pending = []
+        for sink in self.sinks:
+            after = self.store.cursor(self._cursor(sink)) or 0
+            seqs = [row.seq for row in self.store.grant_changes(after) if row.grant_id == grant_id]
+            if seqs:
+                behind = getattr(sink, "behind", None)
+                pending += behind(seqs[-1]) if behind else [sink.name]
+        return pending
+
+
+def _held(sink: Sink, seq: int) -> int:
+    """How far `sink` holds the outbox, up to `seq`: all of it once it took the change,
+    unless it confirms later (the fleet, by its OPAs' status reports: `held`)."""
+    held = getattr(sink, "held", None)
+    return held(seq) if held else seq
 
 
 def _normal(grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

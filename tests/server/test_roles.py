@@ -57,9 +57,12 @@ ALLOWED = {
     "alerts.ack": {ADMIN},
     "events.read": READERS,
     "tokens.whoami": {USER, SERVICE, AUDITOR, ADMIN},
+    "bundles.read": {SERVICE},
+    "fleet.report": {SERVICE},
+    "fleet.read": {AUDITOR, ADMIN},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
-PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}
+PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css", "{partition}": "p"}
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 
 ROUTES = [

@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse, Response
 from ..deps import Served
 from ..errors import JsonRoute
 from ..metrics import CONTENT_TYPE
+from .fleet import fleet_dict
 
 router = APIRouter(route_class=JsonRoute)
 
@@ -21,6 +22,8 @@ def health(
         "problems": problems,
         "revision": service.engine.revision,
     }
+    if service.fleet.members:  # each OPA of the fleet, its revision lag, stale or not
+        body["fleet"] = fleet_dict(service)
     return JSONResponse(body, status_code=503 if problems else 200)
 
 

@@ -11,10 +11,12 @@
 #   reading requests and their trail, its own access checks). service: a policy
 #   enforcement point; asks access checks (about any subject) and uploads OPA's decision
 #   logs, and as a gateway's credential asks gateway.authz (the forward-auth endpoints)
-#   about the subject its identity header names. A user's own token may ask gateway.authz
-#   about itself. auditor: reads requests, the audit trail, the decision log, alerts and the event
-#   stream, and changes nothing. admin: operates the server; runs sweeps, revokes anyone's
-#   grant (datavisa.lifecycle, input.actor_role) and acknowledges alerts.
+#   about the subject its identity header names; as a sidecar OPA's credential it
+#   downloads the bundles and reports its status (bundles.read, fleet.report). A user's
+#   own token may ask gateway.authz about itself. auditor: reads requests, the audit trail, the decision log, alerts and the event
+#   stream and the fleet of OPAs, and changes nothing. admin: operates the server; runs sweeps, revokes anyone's
+#   grant (datavisa.lifecycle, input.actor_role), acknowledges alerts and watches the
+#   fleet of OPAs (fleet.read).
 #
 #   Input: {role, operation}
 #   Output: decision = {allow, reasons: [{code, message}]}; permissions = the whole table,
@@ -31,7 +33,7 @@ operations := {
 	"grants.extend", "grants.review", "sweep.run",
 	"access.check", "audit.read", "logs.upload", "logs.read",
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
-	"gateway.authz",
+	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
 }
 
 _reads_records := {"requests.list", "requests.read", "requests.approvals", "audit.read", "events.read"}
@@ -43,11 +45,17 @@ _may := {
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
 		"grants.extend", "grants.review", "access.check", "gateway.authz", "tokens.whoami",
 	}),
-	"service": {"access.check", "gateway.authz", "logs.upload", "tokens.whoami"},
-	"auditor": (_reads_records | {"logs.read", "alerts.list", "alerts.read", "tokens.whoami"}),
+	"service": {
+		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",
+		"bundles.read", "fleet.report",
+	},
+	"auditor": (_reads_records | {
+		"logs.read", "alerts.list", "alerts.read", "tokens.whoami",
+		"fleet.read",
+	}),
 	"admin": (_reads_records | {
 		"sweep.run", "grants.revoke", "alerts.list", "alerts.read", "alerts.ack",
-		"tokens.whoami",
+		"tokens.whoami", "fleet.read",
 	}),
 }
 

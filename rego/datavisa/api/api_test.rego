@@ -29,6 +29,9 @@ _table := {
 	"alerts.ack": {"admin"},
 	"events.read": {"user", "auditor", "admin"},
 	"tokens.whoami": {"user", "service", "auditor", "admin"},
+	"bundles.read": {"service"},
+	"fleet.report": {"service"},
+	"fleet.read": {"auditor", "admin"},
 }
 
 _decision(role, operation) := d if {

@@ -1,0 +1,181 @@
+"""`datavisa opa-config` and `datavisa fleet`: sidecar OPAs fed by the bundle service."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from datavisa.engine.api.remote import SERVER_ENV, TOKEN_ENV
+from datavisa.engine.model.durations import parse_duration
+from datavisa.engine.model.errors import DataVisaError
+
+from . import output
+from .options import db_option, json_option
+
+server_option = click.option(
+    "--server",
+    envvar=SERVER_ENV,
+    metavar="URL",
+    required=True,
+    help=f"The DataVisa server (env {SERVER_ENV}), as the OPAs reach it.",
+)
+
+
+def sidecar_config(server: str, name: str, token: str, long_poll_s: int) -> dict[str, Any]:
+    """The OPA configuration of a sidecar fed by the server at `server`: both bundles over
+    the bundle protocol with long polling, status reports and decision logs to the server,
+    all with the sidecar's service token."""
+    polling = {
+        "min_delay_seconds": 1,
+        "max_delay_seconds": 5,
+        "long_polling_timeout_seconds": long_poll_s,
+    }
+    return {
+        "labels": {"datavisa_opa": name},
+        "services": {
+            "datavisa": {
+                "url": server.rstrip("/") + "/v1",
+                "credentials": {"bearer": {"token": token}},
+            }
+        },
+        "bundles": {
+            "datavisa": {
+                "service": "datavisa",
+                "resource": "bundles/policy",
+                "polling": dict(polling),
+            },
+            "grants": {
+                "service": "datavisa",
+                "resource": "bundles/grants",
+                "polling": dict(polling),
+            },
+        },
+        "status": {"service": "datavisa"},
+        "decision_logs": {
+            "service": "datavisa",
+            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+        },
+    }
+
+
+@click.command(name="opa-config")
+@click.argument("name")
+@server_option
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="A service token the sidecar already has (its first line); without it one is "
+    "issued to NAME in --db.",
+)
+@click.option(
+    "--long-poll",
+    default="10s",
+    show_default=True,
+    help="How long the sidecar's bundle requests wait for a change (OPA's "
+    "long_polling_timeout_seconds).",
+)
+@db_option
+@json_option
+def opa_config(
+    name: str,
+    server: str,
+    token_file: Path | None,
+    long_poll: str,
+    db_path: Path,
+    as_json: bool,
+) -> None:
+    """Print the configuration of a sidecar OPA named NAME, fed by the server.
+
+    The sidecar downloads the policy bundle and the live grants from the server's bundle
+    service (long polling), reports its status there, and uploads its decisions to the
+    server's decision log. It calls with a service token for NAME, issued now in --db
+    unless --token-file gives one. List NAME under `fleet.opas` in the server's config:
+    only then do its status reports confirm grant changes (a revoke waits for it).
+
+    \b
+    Example:
+      datavisa opa-config payments-opa --server http://10.0.0.5:8470 > opa.yaml
+      opa run --server --addr 127.0.0.1:8181 --config-file opa.yaml
+    """
+    from datavisa.engine.api.tokens import SERVICE, SUBJECT_PATTERN, TokenStore
+    from datavisa.engine.policy.opa import read_token_file
+
+    if not re.fullmatch(SUBJECT_PATTERN, name):
+        raise click.BadParameter("letters, digits and . _ : @ - only", param_hint="NAME")
+    if not server.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="--server")
+    try:
+        wait_s = max(1, round(parse_duration(long_poll)))
+    except DataVisaError as e:
+        raise click.BadParameter(str(e), param_hint="--long-poll") from e
+    if token_file is not None:
+        token = read_token_file(token_file)
+    else:
+        tokens = TokenStore(db_path)
+        try:
+            actor = os.environ.get("USER") or getpass.getuser()
+            token, record = tokens.issue(name, SERVICE, actor=actor)
+        finally:
+            tokens.close()
+        click.echo(f"token {record.id} issued to {name} (service)", err=True)
+    config = sidecar_config(server, name, token, wait_s)
+    if as_json:
+        output.echo_json(config)
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
+
+
+@click.command()
+@server_option
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    metavar="TOKEN",
+    required=True,
+    help=f"An auditor or admin token (env {TOKEN_ENV}).",
+)
+@json_option
+def fleet(server: str, token: str, as_json: bool) -> None:
+    """Show each OPA of the fleet: the grants revision it confirmed, how far behind the
+    server it is, and whether it is stale. Exits 1 when a trusted OPA is stale.
+
+    \b
+    Example:
+      datavisa fleet --server http://127.0.0.1:8470 --token "$ADMIN_TOKEN"
+    """
+    from datavisa.engine.api.remote import connect
+
+    with connect(server, token) as remote:
+        state = remote.fleet()
+    stale = [m["name"] for m in state["opas"] if m["trusted"] and m["stale"]]
+    if as_json:
+        output.echo_json(state)
+    else:
+        rows = [
+            [
+                m["name"],
+                "yes" if m["trusted"] else "NO",
+                m["grants_revision"],
+                m["lag"],
+                f"{m['behind_s']:.1f}s",
+                "STALE" if m["stale"] else "ok",
+                m["last_contact"] or "-",
+            ]
+            for m in state["opas"]
+        ]
+        click.echo(f"grants revision {state['grants_revision']}")
+        if rows:
+            headers = ["opa", "trusted", "revision", "lag", "behind", "state", "last contact"]
+            click.echo(output.table(rows, headers))
+        else:
+            click.echo("no OPA has polled or reported yet")
+    if stale:
+        raise SystemExit(1)

@@ -1,0 +1,365 @@
+"""A fleet of OPAs fed by the engine's bundle service: what each one holds, and the sink
+whose removals are complete only when every trusted OPA says it holds them.
+
+Sidecar OPAs download two bundles from the engine over OPA's bundle protocol: the policy
+bundle `datavisa serve` built (roots `datavisa`, `system/log`) and a live-grants data
+bundle (root `grants`: `data.grants`, the very document `OpaSink` writes to the engine's
+own OPA). The grants bundle's revision is the grant outbox's head, the seq of its newest
+row: every change up to it is in the bundle. So an OPA whose status report says it runs
+grants revision R holds every change up to outbox row R, on any engine sharing the store.
+
+`Fleet` builds those bundles (a snapshot, or a delta of the subjects changed since the
+revision an OPA holds, when the outbox still has every row since), wakes the long polls
+when the outbox moves, and records status reports: each trusted OPA's confirmed grants
+revision is a cursor in the store (`opa:NAME`), so it survives a restart and is shared by
+engines on one database. A report from an OPA not in `FleetConfig.opas` is recorded and
+shown, never trusted. `FleetSink` is the fleet in the grant outbox: it has applied a change
+once every trusted OPA confirmed a revision at or past it; `held` waits for that a bounded
+time (`confirm_within`), so a revoke answers once the fleet denies, or names the OPAs that
+have not confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import io
+import json
+import logging
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..store.sqlite import Store
+from .grants import GRANTS_PATH, live_grants
+
+log = logging.getLogger("datavisa.fleet")
+
+GRANTS_BUNDLE = "grants"  # the name sidecars give the live-grants bundle (opa-config)
+POLICY_BUNDLE = "datavisa"  # ... and the policy bundle
+CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"  # tells OPA long polling works
+DEFAULT_CONFIRM_WITHIN_S = 1.0
+DEFAULT_STALE_AFTER_S = 30.0
+DEFAULT_LONG_POLL_S = 10
+_MAX_DELTA_ROWS = 5_000  # more changes than this since an OPA's revision: a snapshot
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """The OPAs the engine trusts to confirm grant changes, and its bounds."""
+
+    opas: tuple[str, ...] = ()  # the service-token subjects of the trusted OPAs
+    confirm_within_s: float = DEFAULT_CONFIRM_WITHIN_S  # a change waits this long for them
+    stale_after_s: float = DEFAULT_STALE_AFTER_S  # behind (or silent) longer: stale
+    long_poll_s: int = DEFAULT_LONG_POLL_S  # the long-poll wait opa-config tells sidecars
+
+
+@dataclass
+class Member:
+    """What the engine has heard of one OPA (by its token's subject)."""
+
+    name: str
+    trusted: bool
+    last_contact: float | None = None  # its last bundle request or status report
+    last_report: float | None = None
+    reported_revision: str | None = None  # the grants revision in its last report
+    policy_revision: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """One OPA as /v1/fleet, /health and `datavisa fleet` show it."""
+
+    name: str
+    trusted: bool
+    confirmed: int  # the grants revision (outbox seq) it holds, by its reports
+    lag: int  # grant changes it does not hold yet (outbox head - confirmed)
+    behind_s: float  # how long since the oldest change it does not hold was written
+    stale: bool  # behind, or silent, for longer than stale_after
+    last_contact: float | None
+    last_report: float | None
+    policy_revision: str | None
+    errors: tuple[str, ...]
+
+
+def revision_of(etag: str) -> int | None:
+    """The grants revision an ETag names (`"42"`), None when it names none."""
+    value = etag.strip().removeprefix("W/").strip('"')
+    return int(value) if value.isdigit() else None
+
+
+def _tarball(files: dict[str, Any]) -> bytes:
+    """A gzipped bundle holding each of `files` (path → JSON document)."""
+    out = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        for name, doc in files.items():
+            body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+def _pointer(subject: str) -> str:
+    """The JSON pointer of a subject's grants in OPA's data (RFC 6901 escapes)."""
+    return f"/{GRANTS_PATH}/" + subject.replace("~", "~0").replace("/", "~1")
+
+
+class Fleet:
+    """The bundle service's state: the bundles it serves, and what each OPA reported."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: FleetConfig | None = None,
+        policy_bundle: Path | None = None,
+        policy_revision: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.config = store, config or FleetConfig()
+        self.policy_bundle, self.policy_revision = policy_bundle, policy_revision
+        self.clock = clock
+        self.members: dict[str, Member] = {
+            name: Member(name, trusted=True) for name in self.config.opas
+        }
+        self._lock = threading.Lock()
+        self._reported = threading.Condition(self._lock)  # a status report arrived
+        self._snapshot: tuple[int, bytes] | None = None  # (revision, tarball), the newest
+        self._policy: bytes | None = None
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    # -- the bundles ----------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The grants revision now: the newest outbox row's seq."""
+        return self.store.grant_changes_head()
+
+    def policy(self) -> bytes | None:
+        """The policy bundle serve runs, as built; None with an external OPA."""
+        if self._policy is None and self.policy_bundle is not None:
+            self._policy = Path(self.policy_bundle).read_bytes()
+        return self._policy
+
+    def grants_bundle(self, since: int | None, delta_ok: bool) -> tuple[int, bytes, bool]:
+        """(revision, tarball, is_delta): the live grants now, as a delta from `since` when
+        the OPA takes deltas and the outbox still holds every change since, else whole."""
+        head = self.head()  # read before the grants it covers
+        if delta_ok and since is not None and 0 < since < head:
+            patch = self._patch(since, head)
+            if patch:
+                manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
+                return head, _tarball({"/.manifest": manifest, "/patch.json": patch}), True
+        cached = self._snapshot
+        if cached is not None and cached[0] == head:
+            return head, cached[1], False
+        manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
+        data = {GRANTS_PATH: live_grants(self.store)}
+        body = _tarball({"/.manifest": manifest, "/data.json": data})
+        self._snapshot = (head, body)
+        return head, body, False
+
+    def _patch(self, since: int, head: int) -> dict[str, Any] | None:
+        """Upserts of the subjects changed after `since`, or None when the outbox no longer
+        holds each of those rows (they were pruned) or there are too many."""
+        oldest = self.store.grant_changes(0, 1)
+        if not oldest or oldest[0].seq > since + 1:
+            return None
+        rows = self.store.grant_changes(since, _MAX_DELTA_ROWS + 1)
+        if not rows or len(rows) > _MAX_DELTA_ROWS:
+            return None
+        subjects = dict.fromkeys(row.subject for row in rows if row.seq <= head)
+        if not subjects:
+            return None  # an empty patch would wipe OPA's data: send the snapshot
+        upserts = []
+        for subject in subjects:
+            held = live_grants(self.store, subject).get(subject, {})
+            upserts.append({"op": "upsert", "path": _pointer(subject), "value": held})
+        return {"data": upserts}
+
+    # -- long polls -----------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """The outbox moved: wake every long poll waiting for a newer revision."""
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def wait_change(
+        self, revision: int, wait_s: float, closing: threading.Event | None = None
+    ) -> None:
+        """Return when the grants revision passes `revision`, after `wait_s`, or when the
+        server closes; woken by `notify`, and every second it looks at the store (a change
+        another engine made)."""
+        loop, event = asyncio.get_running_loop(), asyncio.Event()
+        entry = (loop, event)
+        with self._lock:
+            self._waiters.add(entry)
+        try:
+            deadline = loop.time() + wait_s
+            while (left := deadline - loop.time()) > 0 and not (closing and closing.is_set()):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, 1.0))
+                event.clear()
+                if await asyncio.to_thread(self.head) > revision:
+                    return
+        finally:
+            with self._lock:
+                self._waiters.discard(entry)
+
+    async def wait_policy(self, wait_s: float, closing: threading.Event | None = None) -> None:
+        """The policy bundle never changes while serve runs: hold the poll for `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        while (left := deadline - time.monotonic()) > 0 and not (closing and closing.is_set()):
+            await asyncio.sleep(min(left, 1.0))
+
+    # -- what the OPAs say ----------------------------------------------------------------
+
+    def _member(self, name: str) -> Member:
+        member = self.members.get(name)
+        if member is None:  # not one the config trusts: recorded and shown, never trusted
+            member = self.members[name] = Member(name, trusted=False)
+            log.warning("an OPA not in fleet.opas is polling or reporting: %s", name)
+        return member
+
+    def contact(self, name: str) -> None:
+        """`name` asked for a bundle: it is alive."""
+        with self._lock:
+            self._member(name).last_contact = self.clock()
+
+    def report(self, name: str, status: dict[str, Any]) -> Member:
+        """Record OPA `name`'s status report (OPA's status plugin's body); a trusted OPA's
+        active grants revision, at most the head, becomes its confirmed revision."""
+        bundles = status.get("bundles") if isinstance(status.get("bundles"), dict) else {}
+        grants = bundles.get(GRANTS_BUNDLE) if isinstance(bundles.get(GRANTS_BUNDLE), dict) else {}
+        policy = bundles.get(POLICY_BUNDLE) if isinstance(bundles.get(POLICY_BUNDLE), dict) else {}
+        active = grants.get("active_revision")
+        revision = revision_of(active) if isinstance(active, str) else None
+        errors = [
+            f"{bundle_name}: {status_of.get('message') or status_of.get('code')}"
+            for bundle_name, status_of in bundles.items()
+            if isinstance(status_of, dict) and (status_of.get("code") or status_of.get("message"))
+        ]
+        now = self.clock()
+        with self._lock:
+            member = self._member(name)
+            member.last_contact = member.last_report = now
+            member.reported_revision = active if isinstance(active, str) else None
+            policy_rev = policy.get("active_revision")
+            member.policy_revision = policy_rev if isinstance(policy_rev, str) else None
+            member.errors = [e[:300] for e in errors[:10]]
+            trusted = member.trusted
+        if trusted and revision is not None:
+            with self.store.transaction(durable=False):
+                self.store.set_cursor(f"opa:{name}", min(revision, self.head()))
+            with self._reported:
+                self._reported.notify_all()
+        return member
+
+    def confirmed(self, name: str) -> int:
+        return self.store.cursor(f"opa:{name}") or 0
+
+    def _current(self, member: Member, now: float) -> bool:
+        """Heard from within stale_after: worth waiting for."""
+        return member.last_contact is not None and now - member.last_contact < (
+            self.config.stale_after_s
+        )
+
+    def unconfirmed(self, seq: int) -> list[str]:
+        """The trusted OPAs that do not yet hold outbox row `seq`."""
+        return [name for name in self.config.opas if self.confirmed(name) < seq]
+
+    def wait_confirmed(self, seq: int, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for every trusted OPA to hold outbox row `seq` (not for
+        one silent for longer than stale_after); how far all of them hold it now."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            confirmed = {name: self.confirmed(name) for name in self.config.opas}
+            held = min([seq, *confirmed.values()])
+            if held >= seq:
+                return seq
+            now, left = self.clock(), deadline - time.monotonic()
+            with self._lock:
+                heard = [n for n in confirmed if self._current(self.members[n], now)]
+            waiting = [n for n in heard if confirmed[n] < seq]
+            if not waiting or left <= 0:
+                return held
+            with self._reported:
+                self._reported.wait(min(left, 0.05))  # and look again: another engine's report
+
+    def view(self) -> list[MemberView]:
+        """Every OPA heard of, or trusted: trusted ones first, by name."""
+        head, now = self.head(), self.clock()
+        with self._lock:
+            members = sorted(self.members.values(), key=lambda m: (not m.trusted, m.name))
+            members = [Member(**vars(m)) for m in members]
+        out = []
+        for member in members:
+            if member.trusted:
+                confirmed = self.confirmed(member.name)
+            else:
+                confirmed = revision_of(member.reported_revision or "") or 0
+            missing = self.store.grant_changes(confirmed, 1) if confirmed < head else []
+            behind_s = now - missing[0].at if missing else 0.0
+            silent = member.last_contact is None or now - member.last_contact >= (
+                self.config.stale_after_s
+            )
+            out.append(
+                MemberView(
+                    member.name,
+                    member.trusted,
+                    confirmed,
+                    max(0, head - confirmed),
+                    behind_s,
+                    silent or behind_s >= self.config.stale_after_s,
+                    member.last_contact,
+                    member.last_report,
+                    member.policy_revision,
+                    tuple(member.errors),
+                )
+            )
+        return out
+
+
+class FleetSink:
+    """The fleet in the grant outbox: a change is applied once every trusted OPA holds it.
+
+    The bundle service reads the store itself, so taking a change is waking the long
+    polls; `held` is what the outbox's cursor may move to."""
+
+    name = "fleet"
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
+        self.fleet.notify()
+
+    def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
+        self.fleet.notify()
+
+    def read_all(self) -> dict[str, dict[str, Any]]:
+        return live_grants(self.fleet.store)  # what the grants bundle serves
+
+    def held(self, seq: int) -> int:
+        """How far every trusted OPA holds the outbox, up to `seq`: waits for those heard
+        from until confirm_within after change `seq` was written (so a change applied
+        again later, by the runner, does not wait again)."""
+        fleet = self.fleet
+        row = fleet.store.grant_changes(seq - 1, 1)
+        written = row[0].at if row and row[0].seq == seq else fleet.clock()
+        timeout = written + fleet.config.confirm_within_s - fleet.clock()
+        return fleet.wait_confirmed(seq, max(0.0, timeout))
+
+    def behind(self, seq: int) -> list[str]:
+        """`fleet:NAME` for each trusted OPA that does not hold outbox row `seq`."""
+        return [f"{self.name}:{name}" for name in self.fleet.unconfirmed(seq)]

@@ -1,0 +1,340 @@
+"""A fleet of sidecar OPAs fed by the engine's bundle service, on real parts.
+
+One `datavisa serve` (SQLite) with `fleet.opas` naming three sidecars; each sidecar is a
+real OPA process started from what `datavisa opa-config` prints, on loopback, and probed
+with the access check the engine itself asks (datavisa/access/decision). Every wait is
+bounded; nothing asserts how long a step took.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import signal
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from live_server import RESOURCE, Caller, wait_for
+
+from datavisa.engine.api.config import from_dict
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.policy.process import find_opa, free_port
+
+DATAVISA = Path(sys.executable).with_name("datavisa")
+NAMES = ("opa-1", "opa-2", "opa-3")
+CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
+WAIT_S = 60.0
+
+
+@dataclass
+class Sidecar:
+    """A real OPA started from `datavisa opa-config` output."""
+
+    name: str
+    config: Path
+    log: Path
+    url: str = ""
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> Sidecar:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(
+                [str(find_opa()), "run", "--server", "--addr", f"127.0.0.1:{port}",
+                 "--config-file", str(self.config), "--log-level", "error"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_for(self.ready, f"{self.name} to activate its bundles", WAIT_S)
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(self.url + "/health?bundles=true", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def ask(self, subject: str = "alice") -> dict[str, Any]:
+        """The access check, asked of this OPA directly, as a service would."""
+        body = {"input": {"subject": subject, **CHECK}}
+        answer = requests.post(self.url + "/v1/data/datavisa/access/decision", json=body, timeout=5)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def allows(self, subject: str = "alice") -> bool:
+        return self.ask(subject)["result"]["allow"]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Fleet:
+    url: str
+    db: Path
+    tmp: Path
+    tokens: dict[str, str]
+    sidecars: dict[str, Sidecar] = field(default_factory=dict)
+
+    def as_(self, subject: str) -> Caller:
+        return Caller(self.url, self.tokens[subject])
+
+    def grant(self) -> dict[str, Any]:
+        body = {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "INC-7"}
+        req = self.as_("alice").post("/v1/requests", body)
+        assert req.status_code == 201, req.text
+        approved = self.as_("bob").post(f"/v1/requests/{req.json()['id']}/approve", {})
+        assert approved.status_code == 200, approved.text
+        return approved.json()
+
+    def revoke(self, grant_id: str) -> requests.Response:
+        return self.as_("bob").post(f"/v1/grants/{grant_id}/revoke", {"reason": "offboarding"})
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        answer = self.as_("erin").get("/v1/fleet")
+        assert answer.status_code == 200, answer.text
+        return {m["name"]: m for m in answer.json()["opas"]}
+
+    def opa_config(self, name: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(DATAVISA), "opa-config", name, "--server", self.url, "--db", str(self.db), *extra],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url + "/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    tmp = tmp_path_factory.mktemp("fleet")
+    db = tmp / "datavisa.db"
+    store = TokenStore(db)
+    tokens = {s: store.issue(s)[0] for s in ("alice", "bob")}
+    tokens["erin"] = store.issue("erin", "admin")[0]
+    tokens["auditor"] = store.issue("carol", "auditor")[0]
+    store.close()
+    port = free_port()
+    config = tmp / "serve.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{port}",
+                "database": str(db),
+                "fleet": {"opas": list(NAMES), "confirm_within": "5s", "long_poll": "10s"},
+            }
+        )
+    )
+    with (tmp / "serve.log").open("w") as log:
+        proc = subprocess.Popen(
+            [str(DATAVISA), "serve", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    served = Fleet(f"http://127.0.0.1:{port}", db, tmp, tokens)
+    try:
+        wait_for(lambda: _healthy(served.url) or proc.poll() is not None, "serve", WAIT_S)
+        assert proc.poll() is None, (tmp / "serve.log").read_text()
+        for name in NAMES:
+            made = served.opa_config(name)
+            assert made.returncode == 0, made.stderr
+            (tmp / f"{name}.yaml").write_text(made.stdout)
+            sidecar = Sidecar(name, tmp / f"{name}.yaml", tmp / f"{name}.log")
+            served.sidecars[name] = sidecar.start()
+        yield served
+    finally:
+        for sidecar in served.sidecars.values():
+            sidecar.stop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _sidecars_hold(fleet: Fleet, revision: int) -> bool:
+    return all(m["grants_revision"] >= revision for m in fleet.state().values() if m["trusted"])
+
+
+def test_grant_then_revoke_reaches_every_sidecar_before_the_answer(fleet):
+    sidecars = list(fleet.sidecars.values())
+    assert not any(s.allows() for s in sidecars)
+
+    grant = fleet.grant()  # 200: every sidecar confirmed the grant
+    answers = [s.ask() for s in sidecars]
+    assert all(a["result"]["allow"] for a in answers), answers
+    assert {a["result"]["grant_id"] for a in answers} == {grant["id"]}
+
+    revoked = fleet.revoke(grant["id"])
+    assert revoked.status_code == 200, revoked.text  # not 202: no sidecar still grants it
+    denials = [s.ask() for s in sidecars]
+    assert not any(d["result"]["allow"] for d in denials), denials
+    assert _healthy(fleet.url)
+
+    # What the sidecars answered lands in the one decision log (OPA's upload to the engine).
+    asked = {a["decision_id"] for a in answers + denials}
+    auditor = fleet.as_("auditor")
+
+    def logged() -> bool:
+        page = auditor.get("/v1/logs", params={"subject": "alice", "limit": 1000}).json()
+        return asked <= {e["decision_id"] for e in page["events"]}
+
+    wait_for(logged, "the sidecars' decisions in the decision log", WAIT_S)
+
+
+def test_health_metrics_and_the_fleet_command_show_each_sidecars_revision(fleet):
+    grant = fleet.grant()
+    head = fleet.state()["opa-1"]["grants_revision"]
+    assert _sidecars_hold(fleet, head)
+    health = requests.get(fleet.url + "/health", timeout=5).json()
+    assert {m["name"]: m["lag"] for m in health["fleet"]["opas"]} == dict.fromkeys(NAMES, 0)
+    metrics = requests.get(fleet.url + "/metrics", timeout=5).text
+    for name in NAMES:
+        assert f'datavisa_fleet_opa_revision_lag{{opa="{name}",trusted="true"}} 0.0' in metrics
+    shown = subprocess.run(
+        [str(DATAVISA), "fleet", "--server", fleet.url, "--token", fleet.tokens["erin"], "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    state = json.loads(shown.stdout)
+    assert [m["name"] for m in state["opas"] if m["trusted"]] == list(NAMES)
+    assert fleet.revoke(grant["id"]).status_code == 200
+
+
+def test_a_stopped_sidecar_is_named_by_revoke_and_catches_up_when_restarted(fleet):
+    grant = fleet.grant()
+    third = fleet.sidecars["opa-3"]
+    third.stop()
+
+    revoked = fleet.revoke(grant["id"])
+    assert revoked.status_code == 202, revoked.text
+    assert revoked.json()["pending_sinks"] == ["fleet:opa-3"]
+    assert not fleet.sidecars["opa-1"].allows() and not fleet.sidecars["opa-2"].allows()
+    health = requests.get(fleet.url + "/health", timeout=5)
+    assert health.status_code == 503
+    assert any("opa-3" in p for p in health.json()["problems"]), health.json()
+    assert fleet.state()["opa-3"]["lag"] > 0
+
+    third.start()  # fresh: no bundle until it downloads the live grants
+    wait_for(lambda: _healthy(fleet.url), "the restarted sidecar to confirm the revoke", WAIT_S)
+    assert not third.allows()
+    assert fleet.state()["opa-3"]["lag"] == 0
+
+
+def _bundle_files(body: bytes) -> dict[str, Any]:
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(body))) as tar:
+        return {m.name.lstrip("/"): json.load(tar.extractfile(m)) for m in tar.getmembers()}
+
+
+def test_the_bundle_protocol_etags_long_polls_and_deltas(fleet):
+    config = yaml.safe_load((fleet.tmp / "opa-1.yaml").read_text())
+    opa = Caller(fleet.url, config["services"]["datavisa"]["credentials"]["bearer"]["token"])
+
+    assert Caller(fleet.url).get("/v1/bundles/grants").status_code == 401
+    unknown = Caller(fleet.url, "dvt_000000000000_" + "x" * 43)
+    assert unknown.get("/v1/bundles/grants").status_code == 401
+    assert fleet.as_("alice").get("/v1/bundles/grants").status_code == 403  # a user token
+
+    whole = opa.get("/v1/bundles/grants")
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "application/vnd.openpolicyagent.bundles"
+    etag = whole.headers["etag"]
+    files = _bundle_files(whole.content)
+    assert files[".manifest"] == {"revision": etag.strip('"'), "roots": ["grants"]}
+    assert "grants" in files["data.json"]
+
+    same = opa.get("/v1/bundles/grants", headers={"If-None-Match": etag, "Prefer": "wait=1"})
+    assert (same.status_code, same.headers["etag"]) == (304, etag)
+
+    grant = fleet.grant()
+    delta = opa.get(
+        "/v1/bundles/grants", headers={"If-None-Match": etag, "Prefer": "modes=snapshot,delta"}
+    )
+    assert delta.status_code == 200 and delta.headers["etag"] != etag
+    patch = _bundle_files(delta.content)["patch.json"]["data"]
+    assert {k: patch[0][k] for k in ("op", "path")} == {"op": "upsert", "path": "/grants/alice"}
+    assert grant["id"] in patch[0]["value"]
+
+    policy = opa.get("/v1/bundles/policy")
+    assert policy.status_code == 200
+    held = {"If-None-Match": policy.headers["etag"]}
+    assert opa.get("/v1/bundles/policy", headers=held).status_code == 304
+    assert fleet.revoke(grant["id"]).status_code == 200
+
+
+def test_a_status_report_from_an_opa_not_in_the_fleet_is_shown_never_trusted(fleet):
+    rogue = TokenStore(fleet.db)
+    token = rogue.issue("rogue-opa", "service")[0]
+    rogue.close()
+    grant = fleet.grant()
+    head = fleet.state()["opa-1"]["grants_revision"]
+    fleet.sidecars["opa-2"].stop()
+    revoked = fleet.revoke(grant["id"])
+    assert revoked.json()["pending_sinks"] == ["fleet:opa-2"]
+    # The rogue claims to run the newest grants; it is recorded, and changes nothing.
+    claim = {"labels": {"id": "x"}, "bundles": {"grants": {"active_revision": str(head + 1)}}}
+    assert Caller(fleet.url, token).post("/v1/status", claim).status_code == 204
+    assert Caller(fleet.url, token).post("/v1/status", [1]).status_code == 422
+    state = fleet.state()
+    assert state["rogue-opa"]["trusted"] is False
+    assert state["opa-2"]["lag"] > 0
+    assert requests.get(fleet.url + "/health", timeout=5).status_code == 503
+    fleet.sidecars["opa-2"].start()
+    wait_for(lambda: _healthy(fleet.url), "opa-2 to confirm the revoke", WAIT_S)
+
+
+def test_opa_config_prints_a_working_sidecar_config_and_refuses_bad_input(fleet):
+    made = fleet.opa_config("opa-9", "--json")
+    assert made.returncode == 0, made.stderr
+    config = json.loads(made.stdout)
+    assert config["services"]["datavisa"]["url"] == fleet.url + "/v1"
+    assert set(config["bundles"]) == {"datavisa", "grants"}
+    assert config["bundles"]["grants"]["polling"]["long_polling_timeout_seconds"] == 10
+    assert config["status"] == {"service": "datavisa"}
+    bad = fleet.opa_config("not a name")
+    assert bad.returncode != 0 and "NAME" in bad.stderr
+    bad = subprocess.run(
+        [str(DATAVISA), "opa-config", "opa-9", "--server", "ftp://x", "--db", str(fleet.db)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "--server" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("fleet_section", "message"),
+    [
+        ({"opas": "opa-1"}, "fleet.opas"),
+        ({"opas": ["bad name"]}, "fleet.opas"),
+        ({"confirm_within": "-1s"}, "fleet.confirm_within"),
+        ({"wait": "1s"}, "unknown setting fleet.wait"),
+    ],
+)
+def test_a_bad_fleet_section_is_refused(fleet_section, message, tmp_path):
+    with pytest.raises(DataVisaError, match=message):
+        from_dict({"fleet": fleet_section}, base=tmp_path)
+
+
+def test_the_fleet_section_is_read(tmp_path):
+    cfg = from_dict({"fleet": {"opas": ["a", "b"], "confirm_within": 0.25}}, base=tmp_path)
+    assert (cfg.fleet.opas, cfg.fleet.confirm_within_s) == (("a", "b"), 0.25)

@@ -47,6 +47,7 @@ fleet:                            # sidecar OPAs fed by the bundle service (docs
   confirm_within: 1s              # how long a revoke waits for them before answering 202
   stale_after: 30s                # an OPA behind (or silent) for longer is shown stale
   long_poll: 10s                  # the long-poll wait opa-config gives sidecars
+  deltas: false                   # delta bundles to OPAs that take them (docs/deploy.md)
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -314,12 +315,16 @@ def _gateway(value: Any, origin: str) -> GatewayConfig | None:
 def _fleet(value: Any, origin: str) -> FleetConfig | None:
     if value is None:
         return None
-    _known(value, {"opas", "confirm_within", "stale_after", "long_poll"}, origin, "fleet.")
+    _known(
+        value, {"opas", "confirm_within", "stale_after", "long_poll", "deltas"}, origin, "fleet."
+    )
     opas = value.get("opas", [])
     if not isinstance(opas, list) or not all(
         isinstance(o, str) and re.fullmatch(SUBJECT_PATTERN, o) for o in opas
     ):
         raise DataVisaError(f"{origin}: fleet.opas must be a list of service-token subjects")
+    if not isinstance(value.get("deltas", False), bool):
+        raise DataVisaError(f"{origin}: fleet.deltas must be true or false")
     seconds = {
         key: _seconds(value.get(key), origin, f"fleet.{key}")
         for key in ("confirm_within", "stale_after", "long_poll")
@@ -330,6 +335,7 @@ def _fleet(value: Any, origin: str) -> FleetConfig | None:
         seconds["confirm_within"] or defaults.confirm_within_s,
         seconds["stale_after"] or defaults.stale_after_s,
         max(1, round(seconds["long_poll"] or defaults.long_poll_s)),
+        value.get("deltas", False),
     )
 
 

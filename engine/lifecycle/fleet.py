@@ -57,6 +57,10 @@ class FleetConfig:
     confirm_within_s: float = DEFAULT_CONFIRM_WITHIN_S  # a change waits this long for them
     stale_after_s: float = DEFAULT_STALE_AFTER_S  # behind (or silent) longer: stale
     long_poll_s: int = DEFAULT_LONG_POLL_S  # the long-poll wait opa-config tells sidecars
+    # Delta bundles to OPAs that ask for them. Off by default: OPA v1.22 activates a delta
+    # on the compiler its queries use, and while it does (tens of ms here) the policy's
+    # decisions are undefined, so a sidecar briefly answers nothing (docs/deploy.md).
+    deltas: bool = False
 
 
 @dataclass

@@ -3,11 +3,12 @@
 GET /v1/bundles/policy and GET /v1/bundles/grants answer OPA's bundle plugin: an `ETag`
 on every bundle, `If-None-Match` naming it → 304, long polling (`Prefer: ...;wait=N`: the
 answer waits until the grants change, or N seconds), and, for the grants, a delta bundle
-(JSON-patch upserts of the subjects changed) when the OPA asks `modes=...delta` and holds
-a revision the outbox still reaches back to. POST /v1/status takes OPA's status reports:
-each OPA's active bundle revisions, by which the fleet confirms grant changes. GET
-/v1/fleet shows every OPA heard of. `datavisa opa-config` prints a sidecar's configuration.
-Each OPA calls with a service token of its own; its subject names it.
+(JSON-patch upserts of the subjects changed) when `fleet.deltas` is on, the OPA asks
+`modes=...delta` and holds a revision the outbox still reaches back to. POST /v1/status
+takes OPA's status reports: each OPA's active bundle revisions, by which the fleet
+confirms grant changes. GET /v1/fleet shows every OPA heard of. `datavisa opa-config`
+prints a sidecar's configuration. Each OPA calls with a service token of its own; its
+subject names it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ async def grants_bundle(
     if since is not None and since == head:
         fleet.contact(actor.subject)
         return _bundle(None, str(head))
-    revision, body, _ = await run_in_threadpool(fleet.grants_bundle, since, "delta" in modes)
+    deltas = "delta" in modes and fleet.config.deltas
+    revision, body, _ = await run_in_threadpool(fleet.grants_bundle, since, deltas)
     fleet.contact(actor.subject)
     return _bundle(body, str(revision))
 

@@ -65,7 +65,9 @@ def _wait(condition: Any, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _fleet(work: Path, deltas: bool) -> Iterator[tuple[str, dict[str, str], list[str]]]:
+def _fleet(
+    work: Path, deltas: bool, opas: tuple[str, ...]
+) -> Iterator[tuple[str, dict[str, str], list[str]]]:
     """serve with three sidecars: (server URL, user tokens, sidecar URLs)."""
     db = work / "fleet.db"
     store = TokenStore(db)
@@ -80,7 +82,7 @@ def _fleet(work: Path, deltas: bool) -> Iterator[tuple[str, dict[str, str], list
                 "database": str(db),
                 "sweep_every": "1h",
                 "fleet": {
-                    "opas": list(OPAS),
+                    "opas": list(opas),
                     "confirm_within": "5s",
                     "long_poll": "10s",
                     "deltas": deltas,
@@ -96,7 +98,7 @@ def _fleet(work: Path, deltas: bool) -> Iterator[tuple[str, dict[str, str], list
             procs.append(subprocess.Popen(serve, **quiet, stderr=log))
         _wait(lambda: requests.get(url + "/health", timeout=2).ok, "the fleet's serve")
         sidecars = []
-        for name in OPAS:
+        for name in opas:
             opa_config = [str(DATAVISA), "opa-config", name, "--server", url, "--db", str(db)]
             made = subprocess.run(opa_config, capture_output=True, text=True, check=True)
             (work / f"{name}.yaml").write_text(made.stdout)
@@ -163,10 +165,12 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure(work: Path, rounds: int, deltas: bool = False) -> dict[str, Any]:
-    """`rounds` grant-then-revoke rounds against three sidecars; the figures in ms. With
+def measure(work: Path, rounds: int, deltas: bool = False, opas: int = 3) -> dict[str, Any]:
+    """`rounds` grant-then-revoke rounds against `opas` sidecars; the figures in ms. With
     `deltas`, the server sends delta bundles (fleet.deltas)."""
-    with _fleet(work, deltas) as (url, tokens, sidecars):
+    work = work / f"fleet-{opas}{'-deltas' if deltas else ''}"
+    work.mkdir(parents=True, exist_ok=True)
+    with _fleet(work, deltas, OPAS[:opas]) as (url, tokens, sidecars):
         api = requests.Session()
         sessions = [requests.Session() for _ in sidecars]
         revoke_ms, probed_revoke_ms, all_deny_ms, after_ms = [], [], [], []
@@ -234,9 +238,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--deltas", action="store_true", help="serve delta bundles")
+    parser.add_argument("--opas", type=int, default=3, choices=range(1, len(OPAS) + 1))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="datavisa-fleet-bench-") as tmp:
-        print(json.dumps(measure(Path(tmp), args.rounds, args.deltas), indent=1))
+        print(json.dumps(measure(Path(tmp), args.rounds, args.deltas, args.opas), indent=1))
 
 
 if __name__ == "__main__":

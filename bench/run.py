@@ -42,6 +42,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this script
 
 import fixtures
+import fleet_bench
 import gateway_bench
 import report
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
@@ -544,6 +545,11 @@ def main() -> None:
             gateway = {"grants": plan.levels[0]}  # where `again` left them
             gateway |= gateway_bench.measure(srv, work, plan.gateway_count)
             _log(f"gateway: {gateway}")
+            fleet = {  # revoke → every sidecar OPA denies (bench/fleet_bench.py)
+                f"{n}_opas": fleet_bench.measure(work, 5 if args.quick else 30, opas=n)
+                for n in (1, 3)
+            }
+            _log(f"fleet: {fleet}")
     rego = rego_bench(plan.rego_bench_count)
     record = {
         "date": dt.date.today().isoformat(),
@@ -564,6 +570,7 @@ def main() -> None:
         "push_and_lifecycle": lifecycle,
         "rego_bench": rego,
         "gateway": gateway,
+        "fleet": fleet,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

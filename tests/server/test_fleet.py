@@ -23,10 +23,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from live_server import RESOURCE, Caller, wait_for
+from live_server import RESOURCE, Api, Caller, uvicorn_thread, wait_for
 
+from datavisa.engine.api.app import create_app
 from datavisa.engine.api.config import from_dict
+from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.lifecycle.fleet import Fleet as FleetState
+from datavisa.engine.lifecycle.fleet import FleetConfig
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.policy.process import find_opa, free_port
 
@@ -268,19 +272,73 @@ def test_the_bundle_protocol_etags_long_polls_and_deltas(fleet):
     assert (same.status_code, same.headers["etag"]) == (304, etag)
 
     grant = fleet.grant()
-    delta = opa.get(
+    # Asked for a delta, this server (fleet.deltas off) sends the whole snapshot.
+    newer = opa.get(
         "/v1/bundles/grants", headers={"If-None-Match": etag, "Prefer": "modes=snapshot,delta"}
     )
-    assert delta.status_code == 200 and delta.headers["etag"] != etag
-    patch = _bundle_files(delta.content)["patch.json"]["data"]
-    assert {k: patch[0][k] for k in ("op", "path")} == {"op": "upsert", "path": "/grants/alice"}
-    assert grant["id"] in patch[0]["value"]
+    assert newer.status_code == 200 and newer.headers["etag"] != etag
+    files = _bundle_files(newer.content)
+    assert "patch.json" not in files
+    assert grant["id"] in files["data.json"]["grants"]["alice"]
 
     policy = opa.get("/v1/bundles/policy")
     assert policy.status_code == 200
     held = {"If-None-Match": policy.headers["etag"]}
     assert opa.get("/v1/bundles/policy", headers=held).status_code == 304
     assert fleet.revoke(grant["id"]).status_code == 200
+
+
+@pytest.fixture
+def delta_api(service: Service) -> Iterator[Api]:
+    """The app in a thread, its bundle service sending deltas (fleet.deltas)."""
+    fleet = FleetState(service.engine.store, FleetConfig(deltas=True))
+    live = Service(service.engine, service.tokens, fleet=fleet)
+    with uvicorn_thread(create_app(live)) as url:
+        yield Api(url, live)
+    live.close()
+
+
+def test_a_delta_bundle_carries_the_subjects_changed_since_the_revision_held(delta_api):
+    opa = delta_api.as_("opa-1", "service")
+    takes_deltas = {"Prefer": "modes=snapshot,delta"}
+    grant = delta_api.grant("alice")
+    etag = opa.get("/v1/bundles/grants").headers["etag"]
+    revoked = delta_api.as_("bob").post(f"/v1/grants/{grant['id']}/revoke", {})
+    assert revoked.status_code == 200, revoked.text
+
+    delta = opa.get("/v1/bundles/grants", headers={"If-None-Match": etag, **takes_deltas})
+    assert delta.status_code == 200 and delta.headers["etag"] != etag
+    files = _bundle_files(delta.content)
+    assert files[".manifest"] == {"revision": delta.headers["etag"].strip('"'), "roots": ["grants"]}
+    assert files["patch.json"]["data"] == [{"op": "upsert", "path": "/grants/alice", "value": {}}]
+
+    # A revision the outbox does not reach back from (none, or not one it made): whole.
+    for held in ('"0"', '"999999"', '"not-a-revision"'):
+        answer = opa.get("/v1/bundles/grants", headers={"If-None-Match": held, **takes_deltas})
+        assert "data.json" in _bundle_files(answer.content), held
+    # An OPA that takes no deltas gets the whole snapshot too.
+    whole = opa.get("/v1/bundles/grants", headers={"If-None-Match": etag})
+    assert "data.json" in _bundle_files(whole.content)
+
+
+def test_the_fleet_command_names_an_opa_never_heard_from_as_stale(service):
+    fleet = FleetState(service.engine.store, FleetConfig(opas=("ghost-opa",)))
+    live = Service(service.engine, service.tokens, fleet=fleet)
+    token = service.tokens.issue("erin", "admin")[0]
+    with uvicorn_thread(create_app(live)) as url:
+        shown = subprocess.run(
+            [str(DATAVISA), "fleet", "--server", url, "--token", token],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        refused = subprocess.run(
+            [str(DATAVISA), "fleet", "--server", url, "--token", "dvt_000000000000_" + "x" * 43],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    live.close()
+    assert shown.returncode == 1, shown.stderr
+    (row,) = [line for line in shown.stdout.splitlines() if line.startswith("ghost-opa")]
+    assert "STALE" in row
+    assert refused.returncode == 1 and "unknown or revoked" in refused.stderr
 
 
 def test_a_status_report_from_an_opa_not_in_the_fleet_is_shown_never_trusted(fleet):

@@ -62,7 +62,8 @@ ALLOWED = {
     "fleet.read": {AUDITOR, ADMIN},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
-PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css", "{partition}": "p"}
+PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}
+PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status partition
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 
 ROUTES = [

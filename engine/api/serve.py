@@ -108,6 +108,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         fleet = Fleet(store, cfg.fleet, bundle_path, rev)
         if cfg.fleet.opas:
             engine.grants.sinks.append(FleetSink(fleet))
+            fleet.on_confirm = engine.grants.changed.set
         upload = None
         if bundle_path is not None and base_url:
             upload, token_id = _self_upload(tokens, base_url)

@@ -140,6 +140,9 @@ class Fleet:
         self._snapshot: tuple[int, bytes] | None = None  # (revision, tarball), the newest
         self._policy: bytes | None = None
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # Called when a trusted OPA confirms a newer revision (serve: the outbox runner
+        # looks again at once, so a late confirmation lands without waiting out a backoff).
+        self.on_confirm: Callable[[], None] | None = None
 
     # -- the bundles ----------------------------------------------------------------------
 
@@ -262,11 +265,13 @@ class Fleet:
             member.policy_revision = policy_rev if isinstance(policy_rev, str) else None
             member.errors = [e[:300] for e in errors[:10]]
             trusted = member.trusted
-        if trusted and revision is not None:
+        if trusted and revision is not None and min(revision, self.head()) > self.confirmed(name):
             with self.store.transaction(durable=False):
                 self.store.set_cursor(f"opa:{name}", min(revision, self.head()))
             with self._reported:
                 self._reported.notify_all()
+            if self.on_confirm is not None:
+                self.on_confirm()
         return member
 
     def confirmed(self, name: str) -> int:

@@ -291,8 +291,8 @@ class Runner:
             except Exception:  # a store fault: log it and try again, never die
                 log.exception("applying grant changes failed")
                 behind = ["store"]
-            if behind:
-                self._stop.wait(backoff)
+            if behind:  # a new change (or a fleet's confirmation) cuts the wait short
+                self.grants.changed.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
             backoff = self.backoff_first_s

@@ -95,6 +95,26 @@ class Fleet:
     tmp: Path
     tokens: dict[str, str]
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    def start_serve(self) -> None:
+        with (self.tmp / "serve.log").open("a") as log:
+            self.proc = subprocess.Popen(
+                [str(DATAVISA), "serve", "--config", str(self.tmp / "serve.yaml")],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        proc = self.proc
+        wait_for(lambda: _healthy(self.url) or proc.poll() is not None, "serve", WAIT_S)
+        assert proc.poll() is None, (self.tmp / "serve.log").read_text()
+
+    def stop_serve(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def as_(self, subject: str) -> Caller:
         return Caller(self.url, self.tokens[subject])
@@ -149,15 +169,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             }
         )
     )
-    with (tmp / "serve.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(DATAVISA), "serve", "--config", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
     served = Fleet(f"http://127.0.0.1:{port}", db, tmp, tokens)
     try:
-        wait_for(lambda: _healthy(served.url) or proc.poll() is not None, "serve", WAIT_S)
-        assert proc.poll() is None, (tmp / "serve.log").read_text()
+        served.start_serve()
         for name in NAMES:
             made = served.opa_config(name)
             assert made.returncode == 0, made.stderr
@@ -168,13 +182,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     finally:
         for sidecar in served.sidecars.values():
             sidecar.stop()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        served.stop_serve()
 
 
 def _sidecars_hold(fleet: Fleet, revision: int) -> bool:
@@ -244,6 +252,26 @@ def test_a_stopped_sidecar_is_named_by_revoke_and_catches_up_when_restarted(flee
     wait_for(lambda: _healthy(fleet.url), "the restarted sidecar to confirm the revoke", WAIT_S)
     assert not third.allows()
     assert fleet.state()["opa-3"]["lag"] == 0
+
+
+def test_a_restarted_engine_keeps_the_sidecars_confirmations_and_feeds_them_again(fleet):
+    grant = fleet.grant()
+    held = {name: m["grants_revision"] for name, m in fleet.state().items() if m["trusted"]}
+    fleet.stop_serve()
+    fleet.start_serve()  # the same port and database; the sidecars keep running
+
+    # Their confirmed revisions come from the store; their long polls come back.
+    after = fleet.state()
+    assert {name: after[name]["grants_revision"] for name in held} == held
+    wait_for(
+        lambda: all(m["last_contact"] for m in fleet.state().values() if m["trusted"]),
+        "every sidecar to poll the restarted engine",
+        WAIT_S,
+    )
+    assert all(s.allows() for s in fleet.sidecars.values())
+    revoked = fleet.revoke(grant["id"])
+    assert revoked.status_code == 200, revoked.text
+    assert not any(s.allows() for s in fleet.sidecars.values())
 
 
 def _bundle_files(body: bytes) -> dict[str, Any]:

@@ -30,6 +30,35 @@ COLOURS = {
 }
 
 
+def fleet_lines(fleet: dict[str, Any] | None) -> list[str]:
+    """The fleet-propagation section (bench/fleet_bench.py), when it was measured."""
+    if not fleet:
+        return []
+    lines = [
+        "",
+        "## Revocation across a fleet of sidecar OPAs",
+        "",
+        "| sidecars | revoke answered p50 / p99 ms | last sidecar denies p50 / p99 ms | "
+        "allowed after the answer | 202 answers |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for cell in fleet.values():
+        revoke, deny = cell["revoke_ms"], cell["all_deny_ms"]
+        lines.append(
+            f"| {cell['opas']} | {revoke['p50']:.1f} / {revoke['p99']:.1f} | "
+            f"{deny['p50']:.1f} / {deny['p99']:.1f} | "
+            f"{cell['allowed_after_answer_ms']['max']:.1f} ms (max) | "
+            f"{cell['revoke_answers'].get('202', 0)} |"
+        )
+    lines += [
+        "",
+        "One engine on SQLite, sidecars from `datavisa opa-config` on loopback, long polling; "
+        "a revoke answers once every sidecar's status report confirmed it "
+        "(bench/fleet_bench.py).",
+    ]
+    return lines
+
+
 def cell(record: dict[str, Any], path: str, grants: int, concurrency: int, case: str = "allow"):
     for c in record["cells"]:
         if (c["path"], c["grants"], c["concurrency"], c["case"]) == (
@@ -353,6 +382,7 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
                 f"at {gateway['grants']:,} live grants (examples/nginx/nginx.conf, "
                 "bench/gateway_bench.py).",
             ]
+    lines += fleet_lines(record.get("fleet"))
     lines += [
         "",
         "## Plots",

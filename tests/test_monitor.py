@@ -9,16 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.model.records import Alert
-from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Monitor
+from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Alerts, Monitor
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.opa import OpaClient, OpaUnavailable
 from datavisa.engine.policy.process import free_port
+from datavisa.engine.store.sqlite import Store
 
 CONFIDENTIAL = "eu-customer-analytics"  # EU personal data; bob is its data owner
 RESTRICTED = "eu-payments-ledger"
@@ -224,8 +226,11 @@ def test_repeats_are_told_apart_by_severity_and_dedup_key(engine, monitor):
     assert [got[a.id].count for a in (other, loud, late)] == [1, 1, 1]
 
 
-def test_an_alerts_table_from_before_counting_is_upgraded(engine, db):
-    engine.store.db["alerts"].create(
+def test_an_alerts_table_from_before_counting_is_upgraded(tmp_path):
+    """An SQLite file from before schema versions, its alerts from before repeats were
+    counted: opening it brings the table up to date, and opening it again changes nothing."""
+    old = sqlite_utils.Database(tmp_path / "old.db")
+    old["alerts"].create(
         {
             "id": int, "key": str, "rule": str, "severity": str, "subject": str,
             "message": str, "evidence": str, "raised_at": float, "state": str,
@@ -233,15 +238,20 @@ def test_an_alerts_table_from_before_counting_is_upgraded(engine, db):
         },
         pk="id",
     )  # fmt: skip
-    engine.store.db["alerts"].insert(
+    old["alerts"].insert(
         {"key": "k", "rule": "new_country", "severity": "medium", "subject": "alice",
          "message": "m", "evidence": '["d1"]', "raised_at": 5.0, "state": "open"}
     )  # fmt: skip
-    monitor = Monitor(engine.log, engine.opa, clock=engine.clock)
-    [old] = monitor.alerts.query()
-    assert (old.count, old.last_raised_at, old.dedup_key, old.evidence) == (1, 5.0, "", ["d1"])
-    Monitor(engine.log, engine.opa, clock=engine.clock)  # upgrading twice changes nothing
-    assert monitor.alerts.query() == [old]
+    old.close()
+    store = Store(tmp_path / "old.db")
+    [alert] = Alerts(store).query()
+    assert (alert.count, alert.last_raised_at, alert.dedup_key, alert.evidence) == (
+        1, 5.0, "", ["d1"],
+    )  # fmt: skip
+    store.close()
+    again = Store(tmp_path / "old.db")  # upgrading twice changes nothing
+    assert Alerts(again).query() == [alert]
+    again.close()
 
 
 def test_records_judged_in_one_batch_see_the_places_of_those_before_them(engine, monitor):
@@ -253,18 +263,21 @@ def test_records_judged_in_one_batch_see_the_places_of_those_before_them(engine,
     assert [(a.subject, a.evidence) for a in alerts] == [("alice", [first_br.decision_id])]
 
 
-def test_places_seen_before_the_monitor_kept_them_still_count(engine, monitor):
-    """A database from before the monitor kept its table of places (an upgrade)."""
+def test_places_seen_before_the_monitor_kept_them_still_count(engine, monitor, db):
+    """An SQLite file from before the monitor kept its table of places (an upgrade)."""
     engine.check("alice", CONFIDENTIAL, "read", "DE")
     engine.check("alice", CONFIDENTIAL, "read", "BR")
     assert len(raised(monitor, "new_country")) == 1
     engine.store.db["monitor_seen"].drop()
-    later = Monitor(engine.log, engine.opa, clock=engine.clock)
-    rows = engine.store.db.execute("SELECT subject, location FROM monitor_seen ORDER BY 2")
+    engine.store.db.execute("DELETE FROM schema_migrations")  # as before versions
+    reopened = Store(db)
+    rows = reopened.db.execute("SELECT subject, location FROM monitor_seen ORDER BY 2")
     assert rows.fetchall() == [("alice", "BR"), ("alice", "DE")]
+    later = Monitor(engine.log, engine.opa, clock=engine.clock)
     engine.check("alice", CONFIDENTIAL, "read", "BR")
     engine.check("alice", CONFIDENTIAL, "read", "DE")
     assert raised(later, "new_country") == []
+    reopened.close()
 
 
 def test_the_worker_raises_alerts_within_seconds_of_the_decision(engine, monitor):

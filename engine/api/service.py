@@ -47,6 +47,8 @@ class Service:
     rules: InputRules = field(default_factory=shipped)
     # How the forward-auth endpoints read a gateway's headers (config `gateway:`).
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # What names this engine among those sharing its store (leases, cursors).
+    instance: str = "local"
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).

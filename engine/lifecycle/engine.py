@@ -64,7 +64,7 @@ from ..policy.decide import (
     decide_many,
 )
 from ..policy.opa import OpaClient
-from ..store.sqlite import Store
+from ..store import Store
 from .grants import Grants
 
 _NEXT = {
@@ -88,9 +88,8 @@ class Engine:
     grants: Grants = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        audit.create_table(self.store.db)
         if self.log is None:
-            self.log = DecisionLog(self.store, load_key(self.store.path))
+            self.log = DecisionLog(self.store, load_key(self.store.location))
         if self.grants is None:
             self.grants = Grants(self.store, self.opa)
 

@@ -33,7 +33,7 @@ from ..model.durations import epoch_ns
 from ..model.errors import DataVisaError
 from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, GrantChange, Request
 from ..policy.opa import OpaClient, OpaUnavailable
-from ..store.sqlite import Store
+from ..store import Store
 
 log = logging.getLogger("datavisa.grants")
 
@@ -88,10 +88,8 @@ class Sink(Protocol):
 class OpaSink:
     """The grants in the data of the OPA behind `client` (data.grants)."""
 
-    name = "opa"
-
-    def __init__(self, client: OpaClient) -> None:
-        self.client = client
+    def __init__(self, client: OpaClient, name: str = "opa") -> None:
+        self.client, self.name = client, name
 
     def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
         self._call(self.client.put_data, f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
@@ -179,11 +177,14 @@ class Grants:
                     self.store.set_cursor(self._cursor(sink), head)
 
     def prune(self) -> int:
-        """Forget the outbox rows every sink has applied; how many."""
+        """Forget the outbox rows every sink has applied, this engine's and those of the
+        other engines sharing the store; how many."""
         if not self.sinks:
             return 0
         with self._lock:
-            applied = min(self.store.cursor(self._cursor(sink)) or 0 for sink in self.sinks)
+            cursors = self.store.sink_cursors()
+            applied = min(cursors.get(self._cursor(sink), 0) for sink in self.sinks)
+            applied = min([applied, *cursors.values()])
             return self.store.forget_grant_changes(applied) if applied else 0
 
     def reconcile(self) -> list[str]:

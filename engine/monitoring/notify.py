@@ -30,7 +30,7 @@ import requests
 from ..model.durations import format_duration, rfc3339
 from ..model.errors import DataVisaError
 from ..model.records import PENDING, Alert, Request, effective_state
-from ..store.sqlite import Store
+from ..store import Store
 
 log = logging.getLogger("datavisa.notify")
 
@@ -90,16 +90,6 @@ class Notifier:
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise DataVisaError("a webhook message is tried at least once")
-        db = self.store.db
-        if "deliveries" not in db.table_names():
-            db["deliveries"].create(
-                {
-                    "id": int, "kind": str, "ref": str, "webhook": str, "attempt": int,
-                    "at": float, "status": int, "error": str, "outcome": str,
-                },
-                pk="id",
-            )  # fmt: skip
-            db["deliveries"].create_index(["kind", "ref"])
         with self.store.transaction(durable=False) as db:
             if self.store.cursor(CURSOR) is None:
                 # Requests made before notifications were set up are not announced now.
@@ -222,8 +212,6 @@ class Notifier:
 
 def delivery_counts(store: Store) -> list[tuple[str, str, int]]:
     """(kind, outcome, attempts), for the metrics."""
-    if "deliveries" not in store.db.table_names():
-        return []
     rows = store.db.execute(
         "SELECT kind, outcome, count(*) FROM deliveries GROUP BY kind, outcome ORDER BY 1, 2"
     ).fetchall()

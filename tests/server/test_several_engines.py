@@ -1,0 +1,207 @@
+"""Two `datavisa serve` processes on one PostgreSQL database, each with the OPA it
+supervises: a grant made through one is in force at the other's OPA, racing approvals
+through both activate once, both write one hash chain, and when one is killed the other
+serves and takes the sweeping over.
+
+Only 127.0.0.1 is reached; every wait is bounded; nothing asserts how long a step took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from live_server import RESOURCE, Caller
+
+from datavisa.cli.main import cli
+from datavisa.engine.api.tokens import TokenStore
+from datavisa.engine.ledger.decision_log import KEY_ENV
+from datavisa.engine.policy.process import free_port
+from datavisa.engine.store import open_store
+
+DATAVISA = Path(sys.executable).with_name("datavisa")
+WAIT_S = 60
+RESTRICTED = "eu-payments-ledger"
+CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
+SUBJECTS = ("alice", "bob", "dave", "erin")
+
+
+def _wait_for(condition: Callable[[], object], what: str) -> object:
+    deadline = time.monotonic() + WAIT_S
+    while not (got := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+    return got
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url + "/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@dataclass
+class Engine:
+    url: str
+    proc: subprocess.Popen
+    tokens: dict[str, str]
+
+    def as_(self, subject: str) -> Caller:
+        return Caller(self.url, self.tokens[subject])
+
+    def allows(self, subject: str = "alice") -> bool:
+        return self.as_(subject).post("/v1/access/check", CHECK).json()["allow"]
+
+
+@contextlib.contextmanager
+def _engine(config: Path, log: Path, tokens: dict[str, str]) -> Iterator[Engine]:
+    port = free_port()
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [str(DATAVISA), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    engine = Engine(f"http://127.0.0.1:{port}", proc, tokens)
+    try:
+        _wait_for(lambda: _healthy(engine.url) or proc.poll() is not None, "serve to be ready")
+        assert proc.poll() is None, log.read_text()
+        yield engine
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        out.close()
+
+
+@pytest.fixture
+def shared(pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """One PostgreSQL database and a serve config on it; the log key set for every engine."""
+    monkeypatch.setenv(KEY_ENV, "one-key-for-every-engine")
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"database: {pg_database}\nsweep_every: 1s\nreconcile_every: 2s\n")
+    return pg_database, config
+
+
+@pytest.fixture
+def engines(shared: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    url, config = shared
+    store = TokenStore(url)
+    tokens = {s: store.issue(s)[0] for s in SUBJECTS}
+    store.close()
+    with (
+        _engine(config, tmp_path / "a.log", tokens) as a,
+        _engine(config, tmp_path / "b.log", tokens) as b,
+    ):
+        yield a, b
+
+
+def _request(engine: Engine, resource: str = RESOURCE) -> str:
+    body = {"resource": resource, "duration": "1h", "location": "DE", "reason": "INC-9"}
+    made = engine.as_("alice").post("/v1/requests", body)
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def test_a_grant_made_through_one_engine_is_in_force_at_the_others_opa(engines):
+    a, b = engines
+    assert not b.allows()
+    rid = _request(a)
+    assert a.as_("bob").post(f"/v1/requests/{rid}/approve").json()["state"] == "active"
+    _wait_for(b.allows, "engine B's OPA to hold the grant made through A")
+    revoked = b.as_("bob").post(f"/v1/grants/{rid}/revoke", {"reason": "done"})
+    assert revoked.status_code == 200, revoked.text
+    assert not b.allows()  # the engine that revoked: at once
+    _wait_for(lambda: not a.allows(), "engine A's OPA to drop the grant revoked through B")
+
+
+def test_approvers_racing_through_two_engines_activate_a_grant_once(engines, shared):
+    a, b = engines
+    url, _ = shared
+    store = open_store(url)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for _ in range(4):
+                rid = _request(a, RESTRICTED)
+                answers = list(
+                    pool.map(
+                        lambda way, rid=rid: (
+                            way[0]
+                            .as_(way[1])
+                            .post(f"/v1/requests/{rid}/approve", {"location": way[2]})
+                        ),
+                        [(a, "dave", "IE"), (b, "erin", "DE")],
+                    )
+                )
+                assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+                assert sorted(r.json()["state"] for r in answers) == ["active", "pending"]
+                activated = store.db.execute(
+                    "SELECT count(*) FROM audit WHERE request_id = ? AND event = 'activated'",
+                    [rid],
+                ).fetchone()[0]
+                assert activated == 1
+                added = store.db.execute(
+                    "SELECT count(*) FROM outbox WHERE grant_id = ? AND change = 'add'", [rid]
+                ).fetchone()[0]
+                assert added == 1
+                ended = a.as_("alice").post(f"/v1/grants/{rid}/relinquish")
+                assert ended.status_code == 200, ended.text
+    finally:
+        store.close()
+    # The audit trail and the decision log both engines wrote: one chain each, intact.
+    for command in (["audit", "verify"], ["log", "verify"]):
+        done = CliRunner().invoke(cli, [*command, "--db", url])
+        assert done.exit_code == 0, done.output
+
+
+def _sweeper(url: str) -> tuple[str, float] | None:
+    store = open_store(url)
+    try:
+        row = store.db.execute(
+            "SELECT holder, held_until FROM leases WHERE name = 'sweeper'"
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+    finally:
+        store.close()
+
+
+def test_one_engine_killed_the_other_serves_and_takes_the_sweeping_over(engines, shared):
+    a, b = engines
+    url, _ = shared
+    rid = _request(a)
+    assert a.as_("bob").post(f"/v1/requests/{rid}/approve").json()["state"] == "active"
+    _wait_for(b.allows, "engine B's OPA to hold the grant")
+    holder = _wait_for(lambda: _sweeper(url), "an engine to hold the sweeper lease")[0]
+    first, other = (a, b) if holder.endswith(f":{a.url.rsplit(':', 1)[1]}") else (b, a)
+
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(timeout=30)
+    taken = _wait_for(
+        lambda: (lease := _sweeper(url)) and lease[0] != holder and lease,
+        "the other engine to take the sweeper lease over",
+    )
+    # It keeps renewing it: it is sweeping.
+    _wait_for(lambda: (lease := _sweeper(url)) and lease[1] > taken[1], "a later sweep")
+    assert _healthy(other.url)
+    assert other.allows()
+    ended = other.as_("alice").post(f"/v1/grants/{rid}/relinquish")
+    assert ended.status_code == 200, ended.text
+    assert not other.allows()

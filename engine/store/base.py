@@ -240,6 +240,10 @@ class Store:
         with self.transaction(durable=False) as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
 
+    def after_copy(self) -> None:
+        """Rows were written with their own numbers (`move.copy_store`): number new rows
+        after them; call inside the copy's transaction."""
+
     # -- dialect pieces the layers above need -------------------------------------------
 
     def json_array_has(self, column: str) -> str:

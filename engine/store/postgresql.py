@@ -268,6 +268,15 @@ class PostgresStore(base.Store):
             "AS element(value) WHERE element.value = ?)"
         )
 
+    def after_copy(self) -> None:
+        for _, _, steps in schema.MIGRATIONS:
+            for step in steps:
+                if isinstance(step, schema.Table) and step.auto and isinstance(step.pk, str):
+                    self.db.execute(
+                        f"SELECT setval(pg_get_serial_sequence('\"{step.name}\"', '{step.pk}'), "
+                        f'(SELECT coalesce(max("{step.pk}"), 0) + 1 FROM "{step.name}"), false)'
+                    )
+
     def _announce_grant_change(self) -> None:
         self.db.execute(f"NOTIFY {CHANNEL}")  # sent when the transaction commits
 

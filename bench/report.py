@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import store_bench
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -353,6 +354,8 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
                 f"at {gateway['grants']:,} live grants (examples/nginx/nginx.conf, "
                 "bench/gateway_bench.py).",
             ]
+    if record.get("store"):
+        lines += store_bench.markdown(record["store"])
     lines += [
         "",
         "## Plots",

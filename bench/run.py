@@ -12,7 +12,8 @@ Latency (p50 / p90 / p99) and throughput with 1, 8 and 32 concurrent clients on 
 at 10, 1,000 and 100,000 live grants; resident memory of the engine and of OPA at each;
 revocation (the first check after `revoke` returns denies; the push to OPA, timed); the
 lifecycle's own throughput; nginx → upstream against nginx → DataVisa → upstream
-(bench/gateway_bench.py); then the Rego micro-benchmark (bench/rego_bench.py).
+(bench/gateway_bench.py); engine throughput on SQLite, on PostgreSQL and with two engines
+on one PostgreSQL (bench/store_bench.py); then the Rego micro-benchmark (bench/rego_bench.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside t
 import fixtures
 import gateway_bench
 import report
+import store_bench
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
 from load import Sample, http_cell, percentile, process_cell
 from report import AGAIN
@@ -544,6 +546,8 @@ def main() -> None:
             gateway = {"grants": plan.levels[0]}  # where `again` left them
             gateway |= gateway_bench.measure(srv, work, plan.gateway_count)
             _log(f"gateway: {gateway}")
+        # With the serve above stopped: each setup alone on the machine.
+        store = store_bench.measure(work, seconds=3.0 if args.quick else 10.0)
     rego = rego_bench(plan.rego_bench_count)
     record = {
         "date": dt.date.today().isoformat(),
@@ -564,6 +568,7 @@ def main() -> None:
         "push_and_lifecycle": lifecycle,
         "rego_bench": rego,
         "gateway": gateway,
+        "store": store,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

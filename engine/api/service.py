@@ -18,6 +18,7 @@ from typing import Any
 
 from ..lifecycle.engine import Engine
 from ..model.decision import Check, Decision
+from ..model.errors import StorageUnavailable
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
@@ -81,7 +82,11 @@ class Service:
             problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
-        for lag in self.engine.grants.lag():
+        try:
+            lags = self.engine.grants.lag()
+        except StorageUnavailable:  # a database gone: the store's problems say so below
+            lags = []
+        for lag in lags:
             if lag.removals:
                 age = time.time() - lag.removed[0].at
                 problems.append(

@@ -118,19 +118,29 @@ class Table:
 class Database:
     """One psycopg connection with the sqlite-utils calls the engine makes."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn_ = conn
+    def __init__(
+        self, conn: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]]
+    ) -> None:
+        self.conn_, self._connect = conn, connect
 
     @property
     def conn(self) -> Database:
         return self  # `db.conn.executemany(...)`, as with sqlite3
 
     def execute(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> Any:
-        """Run `sql` (`?` parameters); a lost connection is StorageUnavailable."""
+        """Run `sql` (`?` parameters). A connection found lost outside a transaction (the
+        server restarted, or ended it) is made again and the statement run on the new
+        one; inside a transaction, or when that fails too, it is StorageUnavailable."""
+        query = _translate(sql) if params else sql
+        idle = self.conn_.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         try:
-            if params:
-                return self.conn_.execute(_translate(sql), params)
-            return self.conn_.execute(sql)
+            return self.conn_.execute(query, params or None)
+        except psycopg.OperationalError as e:
+            if not (idle and self.conn_.broken):
+                raise StorageUnavailable(f"the database cannot be used: {e}") from e
+        self.conn_ = self._connect()
+        try:
+            return self.conn_.execute(query, params or None)
         except psycopg.OperationalError as e:
             raise StorageUnavailable(f"the database cannot be used: {e}") from e
 
@@ -203,7 +213,7 @@ class PostgresStore(base.Store):
         db: Database | None = getattr(self._local, "db", None)
         if db is not None and not db.conn_.closed and not db.conn_.broken:
             return db
-        db = self._local.db = Database(self._connect())
+        db = self._local.db = Database(self._connect(), self._connect)
         with self._lock:
             gone = [d for t, d in self._open if not t.is_alive() or d.conn_.broken]
             self._open = [(t, d) for t, d in self._open if t.is_alive() and not d.conn_.broken]
@@ -226,11 +236,13 @@ class PostgresStore(base.Store):
         with self._writer:
             db = self.db
             try:
-                db.execute("BEGIN")
+                # One round trip: the transaction, its lock, and how durable its commit is.
+                commit = "on" if durable else "off"
+                db.execute(
+                    f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); "
+                    f"SET LOCAL synchronous_commit = {commit}"
+                )
                 try:
-                    db.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
-                    if not durable:
-                        db.execute("SET LOCAL synchronous_commit = off")
                     yield db
                 except BaseException:
                     if not db.conn_.broken:

@@ -73,7 +73,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module marked `pytestmark = pytest.mark.stores` runs each test that uses `db`
     (directly or through `run`, `engine`, ...) once per store."""
-    if "db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("stores"):
+    chosen = any(
+        "db" in [name.strip() for name in str(mark.args[0]).split(",")]
+        for mark in metafunc.definition.iter_markers("parametrize")
+    )  # a test that names its own store(s)
+    marked = metafunc.definition.get_closest_marker("stores")
+    if "db" in metafunc.fixturenames and marked and not chosen:
         metafunc.parametrize("db", STORES, indirect=True)
 
 

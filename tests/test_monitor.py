@@ -22,6 +22,8 @@ from datavisa.engine.policy.opa import OpaClient, OpaUnavailable
 from datavisa.engine.policy.process import free_port
 from datavisa.engine.store.sqlite import Store
 
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
+
 CONFIDENTIAL = "eu-customer-analytics"  # EU personal data; bob is its data owner
 RESTRICTED = "eu-payments-ledger"
 DAY = 86400
@@ -263,6 +265,7 @@ def test_records_judged_in_one_batch_see_the_places_of_those_before_them(engine,
     assert [(a.subject, a.evidence) for a in alerts] == [("alice", [first_br.decision_id])]
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # an SQLite file from before
 def test_places_seen_before_the_monitor_kept_them_still_count(engine, monitor, db):
     """An SQLite file from before the monitor kept its table of places (an upgrade)."""
     engine.check("alice", CONFIDENTIAL, "read", "DE")

@@ -1,10 +1,12 @@
 """The schema and its migrations on both stores: a fresh database, an upgrade from the
 version before, a database newer than this release, an unreachable PostgreSQL, and moving
-an SQLite deployment onto PostgreSQL with `datavisa db migrate --to`."""
+an SQLite deployment onto PostgreSQL with `datavisa db migrate --to`; leases and the
+sink cursors of engines sharing a store."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 from datavisa.cli.main import cli
 from datavisa.engine.ledger import audit
 from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog, load_key
+from datavisa.engine.lifecycle.grants import RETIRED_AFTER_S
 from datavisa.engine.model.errors import StorageUnavailable
 from datavisa.engine.policy.process import free_port
 from datavisa.engine.store import open_store, schema
@@ -32,18 +35,23 @@ def test_a_fresh_database_gets_every_migration(db):
 
 
 @pytest.mark.stores  # on SQLite and on PostgreSQL
-def test_a_database_at_the_previous_version_is_upgraded_with_its_records(db):
+def test_a_database_at_the_first_version_is_upgraded_with_its_records(db):
     store = open_store(db)
-    # The previous version: without the last migration's table, and not recorded.
+    # Version 1: without what migrations 2 and 3 made, and not recorded.
     store.db.execute('DROP TABLE "leases"')
-    store.db.execute("DELETE FROM schema_migrations WHERE version = ?", [schema.VERSION])
+    store.db.execute('ALTER TABLE "cursors" DROP COLUMN "at"')
+    store.db.execute("DELETE FROM schema_migrations WHERE version > 1")
+    assert store.schema_version() == 1
     with store.transaction() as tx:
         audit.append(tx, at=1.0, actor="alice", event="requested", request_id="r1", detail={})
+        tx.execute("INSERT INTO cursors (name, seq) VALUES ('sink:opa', 7)")
     store.close()
     upgraded = open_store(db)
     assert upgraded.schema_version() == schema.VERSION
+    assert _versions(upgraded) == [v for v, _, _ in schema.MIGRATIONS]
     assert upgraded.hold_lease("sweeper", "me", 10.0)
     assert audit.verify(upgraded.db).checked == 1
+    assert upgraded.sink_cursors(since=1e12) == {"sink:opa": 7}  # no time yet: current
     upgraded.close()
     again = open_store(db)  # opening an up-to-date database changes nothing
     assert _versions(again) == [v for v, _, _ in schema.MIGRATIONS]
@@ -108,3 +116,24 @@ def test_an_sqlite_deployment_moves_onto_postgresql(run, db, pg_database, monkey
     assert again.exit_code == 1 and "already holds records" in again.output
     old.close()
     new.close()
+
+
+@pytest.mark.stores  # on SQLite and on PostgreSQL
+def test_a_retired_engines_cursor_no_longer_holds_the_outbox(engine):
+    """Another engine's sink cursor holds the outbox back while that engine confirms it;
+    one nobody confirmed for RETIRED_AFTER_S (an engine gone for good) does not."""
+    store, now = engine.store, time.time()
+    with store.transaction():
+        store.set_cursor("sink:opa@other:8470", 0, now)
+    for _ in range(2):
+        rid = engine.request("alice", "eu-customer-analytics", ["read"], 600, "DE", "x").id
+        engine.approve(rid, "bob", "DE")
+        engine.relinquish(rid, "alice")
+    assert engine.grants.apply() == []
+    head = store.grant_changes_head()
+    assert store.cursor("sink:opa") == head
+    assert engine.grants.prune() == 0  # the other engine has applied nothing yet
+    with store.transaction():  # ... and then never confirmed it again
+        store.set_cursor("sink:opa@other:8470", 0, now - RETIRED_AFTER_S - 1)
+    assert engine.grants.prune() == head - 1  # all but the newest row, as ever
+    assert [c.seq for c in store.grant_changes(0)] == [head]

@@ -39,6 +39,9 @@ log = logging.getLogger("datavisa.grants")
 
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
 BATCH = 500  # outbox rows applied per round
+# A sink cursor no engine confirmed for this long is a retired engine's: it no longer holds
+# the outbox back. (Were its engine merely stuck, reconciling repairs what it missed.)
+RETIRED_AFTER_S = 3600.0
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -182,7 +185,12 @@ class Grants:
         if not self.sinks:
             return 0
         with self._lock:
-            cursors = self.store.sink_cursors()
+            now = time.time()
+            with self.store.transaction(durable=False):  # this engine's sinks are still here
+                for sink in self.sinks:
+                    if (seq := self.store.cursor(self._cursor(sink))) is not None:
+                        self.store.set_cursor(self._cursor(sink), seq, now)
+            cursors = self.store.sink_cursors(since=now - RETIRED_AFTER_S)
             applied = min(cursors.get(self._cursor(sink), 0) for sink in self.sinks)
             applied = min([applied, *cursors.values()])
             return self.store.forget_grant_changes(applied) if applied else 0

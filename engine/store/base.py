@@ -178,9 +178,14 @@ class Store:
         """The newest outbox row's seq, 0 when there is none."""
         return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0])
 
-    def sink_cursors(self) -> dict[str, int]:
-        """How far every sink of every engine on this database has applied the outbox."""
-        rows = self.db.execute("SELECT name, seq FROM cursors WHERE name LIKE 'sink:%'")
+    def sink_cursors(self, since: float = 0.0) -> dict[str, int]:
+        """How far every sink of every engine on this database has applied the outbox:
+        those moved or confirmed at `since` or later (a cursor from before cursors kept
+        the time counts as current)."""
+        rows = self.db.execute(
+            "SELECT name, seq FROM cursors WHERE name LIKE 'sink:%' AND (at IS NULL OR at >= ?)",
+            [since],
+        )
         return {name: int(seq) for name, seq in rows.fetchall()}
 
     # -- idempotent answers -------------------------------------------------------------
@@ -211,12 +216,15 @@ class Store:
         row = self.db.execute("SELECT seq FROM cursors WHERE name = ?", [name]).fetchone()
         return None if row is None else int(row[0])
 
-    def set_cursor(self, name: str, seq: int) -> None:
-        """Move the reader `name` on to `seq`, never back; call inside `transaction()`."""
+    def set_cursor(self, name: str, seq: int, at: float | None = None) -> None:
+        """Move the reader `name` on to `seq`, never back, noting when (`at`, now by
+        default; the same seq again says the reader is still there); call inside
+        `transaction()`."""
         self.db.execute(
-            "INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
-            "seq = CASE WHEN excluded.seq > cursors.seq THEN excluded.seq ELSE cursors.seq END",
-            [name, seq],
+            "INSERT INTO cursors (name, seq, at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
+            "SET seq = CASE WHEN excluded.seq > cursors.seq THEN excluded.seq "
+            "ELSE cursors.seq END, at = excluded.at",
+            [name, seq, time.time() if at is None else at],
         )
 
     def hold_lease(self, name: str, holder: str, ttl_s: float, now: float | None = None) -> bool:

@@ -294,6 +294,11 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             ),
         ],
     ),
+    (
+        3,
+        "cursors say when they last moved: a retired engine's no longer holds the outbox",
+        [Column("cursors", "at", float)],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

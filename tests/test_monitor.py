@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -377,3 +378,26 @@ def test_bad_monitoring_data_is_rejected_with_file_line_and_path(data_dir, old, 
         bundle.load_data(data_dir)
     assert f"{path}:" in str(e.value)
     assert problem in str(e.value)
+
+
+def test_two_engines_monitors_on_one_store_count_each_record_once(engine):
+    """The monitors of two engines sharing a store race for the same records and may both
+    judge one: a record already in an alert's evidence is not counted again, and a new
+    alert is inserted once (its key), so each record counts once."""
+    first, second = (Monitor(engine.log, engine.opa, clock=engine.clock) for _ in range(2))
+    for _ in range(6):
+        engine.check("alice", RESTRICTED, "read", "DE")
+        barrier = threading.Barrier(2)
+
+        def judge(monitor: Monitor, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            monitor.run_once()
+
+        threads = [threading.Thread(target=judge, args=(m,)) for m in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    [alert] = alerts_of(first, "no_grant_on_restricted")
+    assert alert.count == 6
+    assert engine.store.cursor(CURSOR) == engine.log.query(limit=1000)[-1]["seq"]

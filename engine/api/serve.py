@@ -225,11 +225,8 @@ class Periodic:
         while not self._stop.wait(self.every_s):
             try:
                 self.fn()
-            except (
-                DataVisaError,
-                OpaUnavailable,
-                sqlite3.Error,
-            ) as e:  # psycopg's: StorageUnavailable
+            # A lost PostgreSQL connection arrives as StorageUnavailable, a DataVisaError.
+            except (DataVisaError, OpaUnavailable, sqlite3.Error) as e:
                 log.warning("%s failed: %s", self._thread.name, e)
 
 
@@ -362,5 +359,6 @@ def _serve(
         service.closing.set()
         for job in periodic:
             job.stop()
-        store.release_lease(SWEEPER_LEASE, service.instance)
+        with contextlib.suppress(DataVisaError):  # a store gone: the lease runs out itself
+            store.release_lease(SWEEPER_LEASE, service.instance)
         service.engine.log.checkpoint()

@@ -138,11 +138,15 @@ class Notifier:
         ).fetchall()
         sent, now = 0, self.clock()
         for seq, request_id in rows:
+            with self.store.transaction(durable=False):
+                # Claimed before it is announced: of the engines sharing the store, the
+                # one that moves the cursor past it announces it.
+                if (self.store.cursor(CURSOR) or 0) >= seq:
+                    continue
+                self.store.set_cursor(CURSOR, seq)
             req = self.store.get(request_id)
             if req is not None and req.approvals_required and effective_state(req, now) == PENDING:
                 sent += self.request_pending(req)
-            with self.store.transaction(durable=False):
-                self.store.set_cursor(CURSOR, seq)
         return sent
 
     def request_pending(self, req: Request) -> int:

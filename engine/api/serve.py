@@ -350,7 +350,7 @@ def _serve(
     hooks = len(service.notifier.webhooks) if service.notifier else 0
     announce(
         f"datavisa serve: API on {base}/v1 (OpenAPI at /openapi.json), dashboard at {base}/, "
-        f"OPA on {service.engine.opa.url} ({mode}), database {cfg.database}, "
+        f"OPA on {service.engine.opa.url} ({mode}), database {store.location}, "
         f"policy revision {service.engine.revision}, {hooks} webhook(s)"
     )
     try:

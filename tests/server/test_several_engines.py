@@ -12,45 +12,24 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner
-from live_server import RESOURCE, Caller
+from live_server import RESOURCE, Caller, healthy, serve_process, wait_for
 
 from datavisa.cli.main import cli
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import KEY_ENV
-from datavisa.engine.policy.process import free_port
 from datavisa.engine.store import open_store
 
-DATAVISA = Path(sys.executable).with_name("datavisa")
 WAIT_S = 60
 RESTRICTED = "eu-payments-ledger"
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 SUBJECTS = ("alice", "bob", "dave", "erin")
-
-
-def _wait_for(condition: Callable[[], object], what: str) -> object:
-    deadline = time.monotonic() + WAIT_S
-    while not (got := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-    return got
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return requests.get(url + "/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @dataclass
@@ -68,28 +47,8 @@ class Engine:
 
 @contextlib.contextmanager
 def _engine(config: Path, log: Path, tokens: dict[str, str]) -> Iterator[Engine]:
-    port = free_port()
-    out = log.open("w")
-    proc = subprocess.Popen(
-        [str(DATAVISA), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    engine = Engine(f"http://127.0.0.1:{port}", proc, tokens)
-    try:
-        _wait_for(lambda: _healthy(engine.url) or proc.poll() is not None, "serve to be ready")
-        assert proc.poll() is None, log.read_text()
-        yield engine
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        out.close()
+    with serve_process("--config", str(config), log=log) as proc:
+        yield Engine(proc.url, proc, tokens)
 
 
 @pytest.fixture
@@ -126,11 +85,11 @@ def test_a_grant_made_through_one_engine_is_in_force_at_the_others_opa(engines):
     assert not b.allows()
     rid = _request(a)
     assert a.as_("bob").post(f"/v1/requests/{rid}/approve").json()["state"] == "active"
-    _wait_for(b.allows, "engine B's OPA to hold the grant made through A")
+    wait_for(b.allows, "engine B's OPA to hold the grant made through A", WAIT_S)
     revoked = b.as_("bob").post(f"/v1/grants/{rid}/revoke", {"reason": "done"})
     assert revoked.status_code == 200, revoked.text
     assert not b.allows()  # the engine that revoked: at once
-    _wait_for(lambda: not a.allows(), "engine A's OPA to drop the grant revoked through B")
+    wait_for(lambda: not a.allows(), "engine A's OPA to drop the grant revoked through B", WAIT_S)
 
 
 def test_approvers_racing_through_two_engines_activate_a_grant_once(engines, shared):
@@ -188,19 +147,20 @@ def test_one_engine_killed_the_other_serves_and_takes_the_sweeping_over(engines,
     url, _ = shared
     rid = _request(a)
     assert a.as_("bob").post(f"/v1/requests/{rid}/approve").json()["state"] == "active"
-    _wait_for(b.allows, "engine B's OPA to hold the grant")
-    holder = _wait_for(lambda: _sweeper(url), "an engine to hold the sweeper lease")[0]
+    wait_for(b.allows, "engine B's OPA to hold the grant", WAIT_S)
+    holder = wait_for(lambda: _sweeper(url), "an engine to hold the sweeper lease", WAIT_S)[0]
     first, other = (a, b) if holder.endswith(f":{a.url.rsplit(':', 1)[1]}") else (b, a)
 
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(timeout=30)
-    taken = _wait_for(
+    taken = wait_for(
         lambda: (lease := _sweeper(url)) and lease[0] != holder and lease,
         "the other engine to take the sweeper lease over",
+        WAIT_S,
     )
     # It keeps renewing it: it is sweeping.
-    _wait_for(lambda: (lease := _sweeper(url)) and lease[1] > taken[1], "a later sweep")
-    assert _healthy(other.url)
+    wait_for(lambda: (lease := _sweeper(url)) and lease[1] > taken[1], "a later sweep", WAIT_S)
+    assert healthy(other.url)
     assert other.allows()
     ended = other.as_("alice").post(f"/v1/grants/{rid}/relinquish")
     assert ended.status_code == 200, ended.text

@@ -234,8 +234,8 @@ class PostgresStore(base.Store):
         off): a crash of the database server may lose the last such commits, never
         corrupt them; as with SQLite, for the decision log and readers' cursors."""
         with self._writer:
-            db = self.db
             try:
+                db = self.db
                 # One round trip: the transaction, its lock, and how durable its commit is.
                 commit = "on" if durable else "off"
                 db.execute(
@@ -246,17 +246,13 @@ class PostgresStore(base.Store):
                     yield db
                 except BaseException:
                     if not db.conn_.broken:
-                        db.execute("ROLLBACK")
+                        with suppress(psycopg.Error, StorageUnavailable):
+                            db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
-            except psycopg.OperationalError as e:
-                self.write_error = str(e).strip() or type(e).__name__
-                if not db.conn_.broken:
-                    with suppress(psycopg.Error):
-                        db.execute("ROLLBACK")
-                raise StorageUnavailable(
-                    f"the database cannot take writes: {self.write_error}"
-                ) from e
+            except StorageUnavailable as e:  # the connection was lost: nothing committed
+                self.write_error = str(e)
+                raise
         self.write_error = None
 
     def problems(self) -> list[str]:

@@ -29,7 +29,7 @@ import uvicorn
 
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
-from ..lifecycle.grants import Grants, OpaSink, Runner
+from ..lifecycle.grants import ENGINE_LEASE, Grants, OpaSink, Runner
 from ..model.errors import DataVisaError
 from ..monitoring.monitor import Monitor
 from ..monitoring.notify import Notifier
@@ -69,6 +69,8 @@ REVIEWS_EVERY_S = 60.0
 ENFORCEMENT_EVERY_S = 1.0
 SWEEPER_LEASE = "sweeper"
 SWEEP_LEASES = 3  # sweeps missed before another engine takes the sweeping over
+ENGINE_LEASE_EVERY_S = 1.0  # how often an engine says it runs
+ENGINE_LEASE_S = 5.0  # ... and for how long each time: a killed engine is waited for no longer
 
 
 @contextlib.contextmanager
@@ -322,6 +324,11 @@ def _serve(
     )
     engine, store = service.engine, service.engine.store
 
+    def heartbeat() -> None:
+        store.hold_lease(ENGINE_LEASE + service.instance, service.instance, ENGINE_LEASE_S)
+
+    heartbeat()
+
     def sweep() -> None:
         # One engine at a time sweeps; another takes over once its lease runs out.
         if store.hold_lease(SWEEPER_LEASE, service.instance, SWEEP_LEASES * cfg.sweep_every_s):
@@ -329,6 +336,8 @@ def _serve(
 
     periodic = [
         Periodic(cfg.sweep_every_s, sweep, "sweeper"),
+        # Says this engine runs, so the others wait for its OPA when they end a grant.
+        Periodic(ENGINE_LEASE_EVERY_S, heartbeat, "engine-lease"),
         # Signed checkpoints pin the decision log's head, so a cut tail shows.
         Periodic(CHECKPOINT_EVERY_S, service.engine.log.checkpoint, "log-checkpoints"),
     ]
@@ -359,6 +368,7 @@ def _serve(
         service.closing.set()
         for job in periodic:
             job.stop()
-        with contextlib.suppress(DataVisaError):  # a store gone: the lease runs out itself
+        with contextlib.suppress(DataVisaError):  # a store gone: the leases run out themselves
             store.release_lease(SWEEPER_LEASE, service.instance)
+            store.release_lease(ENGINE_LEASE + service.instance, service.instance)
         service.engine.log.checkpoint()

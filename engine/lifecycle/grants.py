@@ -42,6 +42,8 @@ BATCH = 500  # outbox rows applied per round
 # A sink cursor no engine confirmed for this long is a retired engine's: it no longer holds
 # the outbox back. (Were its engine merely stuck, reconciling repairs what it missed.)
 RETIRED_AFTER_S = 3600.0
+ENGINE_LEASE = "engine:"  # + instance: held by each running engine sharing the store
+OTHER_OPA_SINK = "sink:opa@"  # + instance: the cursor of another engine's own OPA
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -230,6 +232,27 @@ class Grants:
                 )
             )
         return out
+
+    def others_behind(self, grant_id: str, wait_s: float) -> list[str]:
+        """The OPAs of the other running engines on the store (each holds its engine
+        lease) that have not yet applied every change of `grant_id`, waited for up to
+        `wait_s`: none on a store one engine has."""
+        own = {self._cursor(sink) for sink in self.sinks}
+        deadline = time.monotonic() + wait_s
+        while True:
+            last = self.store.grant_change_last(grant_id)
+            running = self.store.held_leases(ENGINE_LEASE)
+            behind = [
+                name.removeprefix("sink:")
+                for name, seq in self.store.sink_cursors().items()
+                if name.startswith(OTHER_OPA_SINK)
+                and name not in own
+                and ENGINE_LEASE + name.removeprefix(OTHER_OPA_SINK) in running
+                and seq < last
+            ]
+            if not behind or time.monotonic() >= deadline:
+                return behind
+            time.sleep(0.005)
 
     def pending(self, grant_id: str) -> list[str]:
         """The sinks that have not yet applied every change of `grant_id`."""

@@ -243,6 +243,22 @@ class Store:
             row = db.execute("SELECT holder FROM leases WHERE name = ?", [name]).fetchone()
         return row is not None and row[0] == holder
 
+    def held_leases(self, prefix: str, now: float | None = None) -> dict[str, str]:
+        """The leases named `prefix`… that have not run out, with their holders."""
+        now = time.time() if now is None else now
+        rows = self.db.execute(
+            "SELECT name, holder FROM leases WHERE held_until >= ? AND substr(name, 1, ?) = ?",
+            [now, len(prefix), prefix],
+        )
+        return dict(rows.fetchall())
+
+    def grant_change_last(self, grant_id: str) -> int:
+        """The seq of the newest outbox row of `grant_id`, 0 when there is none."""
+        row = self.db.execute(
+            "SELECT coalesce(max(seq), 0) FROM outbox WHERE grant_id = ?", [grant_id]
+        ).fetchone()
+        return int(row[0])
+
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up at once (a clean stop), so another engine need not wait."""
         with self.transaction(durable=False) as db:

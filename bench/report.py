@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import store_bench
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -436,6 +437,8 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
                 "bench/gateway_bench.py).",
             ]
     lines += fleet_lines(record.get("fleet"))
+    if record.get("store"):
+        lines += store_bench.markdown(record["store"])
     lines += [
         "",
         "## Plots",

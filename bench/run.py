@@ -12,8 +12,10 @@ Latency (p50 / p90 / p99) and throughput with 1, 8 and 32 concurrent clients on 
 at 10, 1,000 and 100,000 live grants; resident memory of the engine and of OPA at each;
 revocation (the first check after `revoke` returns denies; the push to OPA, timed); the
 lifecycle's own throughput; nginx → upstream against nginx → DataVisa → upstream
-(bench/gateway_bench.py); then the Rego micro-benchmark (bench/rego_bench.py) and what
-judging decisions by the alert rules costs OPA (bench/monitor_cost.py).
+(bench/gateway_bench.py); revocation across an OPA fleet (bench/fleet_bench.py); engine
+throughput on SQLite, on PostgreSQL and with two engines on one PostgreSQL
+(bench/store_bench.py); then the Rego micro-benchmark (bench/rego_bench.py) and what judging
+decisions by the alert rules costs OPA (bench/monitor_cost.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -47,6 +49,7 @@ import fleet_bench
 import gateway_bench
 import monitor_cost
 import report
+import store_bench
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
 from load import Sample, http_cell, percentile, process_cell
 from report import AGAIN
@@ -559,6 +562,8 @@ def main() -> None:
                 for n in (1, 3)
             }
             _log(f"fleet: {fleet}")
+        # With the serve above stopped: each setup alone on the machine.
+        store = store_bench.measure(work, seconds=3.0 if args.quick else 10.0)
     rego = rego_bench(plan.rego_bench_count)
     _log(f"the monitor's cost: {plan.monitor_decisions} decisions asked, then judged")
     with tempfile.TemporaryDirectory(prefix="datavisa-monitor-") as tmp:
@@ -585,6 +590,7 @@ def main() -> None:
         "monitoring": monitoring,
         "gateway": gateway,
         "fleet": fleet,
+        "store": store,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

@@ -11,15 +11,15 @@ import click
 
 from datavisa.engine.api.wire import to_wire
 from datavisa.engine.monitoring.monitor import SEVERITIES, STATES, Alerts
-from datavisa.engine.store.sqlite import Store
+from datavisa.engine.store import open_store
 
 from . import output
 from .options import db_option, json_option
 
 
 @contextmanager
-def _alerts(db_path: Path) -> Iterator[Alerts]:
-    store = Store(db_path)
+def _alerts(db_path: Path | str) -> Iterator[Alerts]:
+    store = open_store(db_path)
     try:
         yield Alerts(store)
     finally:

@@ -6,7 +6,7 @@ import click
 
 from datavisa.engine.ledger import audit as audit_trail
 from datavisa.engine.model.errors import DataVisaError
-from datavisa.engine.store.sqlite import Store
+from datavisa.engine.store import open_store
 
 from . import output
 from .options import db_option, json_option
@@ -28,7 +28,7 @@ def trail(request_id, db_path, as_json):
     Example:
       datavisa audit trail 3f9c2a71b0de
     """
-    events = audit_trail.trail(Store(db_path).db, request_id)
+    events = audit_trail.trail(open_store(db_path).db, request_id)
     if as_json:
         output.echo_json([output.event_dict(e) for e in events])
     else:
@@ -44,7 +44,7 @@ def verify(db_path):
     Example:
       datavisa audit verify
     """
-    verdict = audit_trail.verify(Store(db_path).db)
+    verdict = audit_trail.verify(open_store(db_path).db)
     if not verdict.ok:
         raise DataVisaError(
             f"audit chain broken at event {verdict.first_bad_seq}: {verdict.problem} "

@@ -14,15 +14,15 @@ import click
 from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.model.durations import rfc3339
 from datavisa.engine.model.errors import DataVisaError
-from datavisa.engine.store.sqlite import Store
+from datavisa.engine.store import open_store
 
 from . import output
 from .options import db_option, json_option, past
 
 
 @contextmanager
-def _log(db_path: Path) -> Iterator[DecisionLog]:
-    store = Store(db_path)
+def _log(db_path: Path | str) -> Iterator[DecisionLog]:
+    store = open_store(db_path)
     try:
         yield DecisionLog(store, load_key(db_path))
     finally:

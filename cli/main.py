@@ -24,6 +24,7 @@ LAZY = {
     "alerts": "alerts:alerts",
     "fleet": "fleet:fleet",
     "opa-config": "fleet:opa_config",
+    "db": "db:db",
 }
 
 

@@ -13,23 +13,41 @@ import click
 from datavisa.engine.model.durations import parse_duration, parse_rfc3339
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import default_db_path
+from datavisa.engine.store import is_url
 
 F = Callable[..., Any]
 
 
+class StoreLocation(click.ParamType):
+    """An SQLite file's path, or a postgresql:// URL (kept as text)."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path | str:
+        if isinstance(value, Path) or is_url(value):
+            return value
+        return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
+STORE_LOCATION = StoreLocation()
+
+
 def store_option(help: str) -> Callable[[F], F]:
-    """--db, the store's SQLite file (default $DATAVISA_DB or the user's data folder)."""
+    """--db, the store: an SQLite file or a postgresql:// URL (default $DATAVISA_DB or
+    the user's data folder)."""
     return click.option(
         "--db",
         "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=STORE_LOCATION,
         default=default_db_path,
         show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
         help=help,
     )
 
 
-db_option = store_option("SQLite file holding requests, grants and the audit trail.")
+db_option = store_option(
+    "SQLite file or postgresql:// URL holding requests, grants and the audit trail."
+)
 
 
 def opa_option(f: F) -> F:

@@ -278,14 +278,14 @@ def eval_(
       datavisa policy eval request --at 2032-01-01T00:00:00Z --input @request.json
     """
     from datavisa.engine.lifecycle.grants import live_grants  # the store: only when asked
-    from datavisa.engine.store.sqlite import Store
+    from datavisa.engine.store import is_url, open_store
 
     asked = _input(input_text)
     given = {"subject": subject, "resource": resource, "action": action, "location": location}
     asked |= {k: v for k, v in given.items() if v is not None}
     grants = {}
-    if db_path.exists():
-        store = Store(db_path, readonly=True)
+    if is_url(db_path) or db_path.exists():
+        store = open_store(db_path, readonly=True)
         try:
             grants = live_grants(store)
         finally:
@@ -343,11 +343,11 @@ def impact(
     """
     from datavisa.engine.lifecycle.impact import Sources
     from datavisa.engine.lifecycle.impact import impact as judge
-    from datavisa.engine.store.sqlite import Store
+    from datavisa.engine.store import is_url, open_store
 
-    if not db_path.exists():
+    if not is_url(db_path) and not db_path.exists():
         raise DataVisaError(f"no database at {db_path}: nothing is live to judge (use --db)")
-    store = Store(db_path, readonly=True)
+    store = open_store(db_path, readonly=True)
     try:
         changes = judge(
             store,

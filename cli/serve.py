@@ -15,7 +15,7 @@ from datavisa.engine.api.config import (
     DEFAULT_SWEEP_EVERY_S,
 )
 
-from .options import duration, opa_token_option
+from .options import STORE_LOCATION, duration, opa_token_option
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -42,8 +42,9 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option(
     "--db",
     "database",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file holding requests, grants, the audit trail and tokens.",
+    type=STORE_LOCATION,
+    help="SQLite file, or postgresql:// URL of a database several engines share, holding "
+    "requests, grants, the audit trail and tokens.",
     show_default="$DATAVISA_DB or ~/.local/share/datavisa/datavisa.db",
 )
 @click.option(
@@ -77,8 +78,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option(
     "--tokens-db",
     "tokens_database",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file of the bearer tokens.",
+    type=STORE_LOCATION,
+    help="SQLite file (or postgresql:// URL) of the bearer tokens.",
     show_default="the --db file",
 )
 @click.option(

@@ -7,6 +7,8 @@ such as an organisation's own policy repository.
 import os
 from pathlib import Path
 
+from .store import is_url
+
 # engine/ sits at the top of the project tree (installed editable, as `make` does).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = Path(os.environ.get("DATAVISA_POLICY_DIR") or PROJECT_ROOT / "rego")
@@ -18,9 +20,10 @@ AUTHZ_PACKAGE = Path("system", "authz")
 AUTHZ_POLICY = PROJECT_ROOT / "rego" / AUTHZ_PACKAGE / "authz.rego"
 
 
-def default_db_path() -> Path:
-    """$DATAVISA_DB, else datavisa/datavisa.db in the user's data folder (XDG)."""
+def default_db_path() -> Path | str:
+    """$DATAVISA_DB (an SQLite file's path, or a postgresql:// URL, kept as text), else
+    datavisa/datavisa.db in the user's data folder (XDG)."""
     if env := os.environ.get("DATAVISA_DB"):
-        return Path(env)
+        return env if is_url(env) else Path(env)
     data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data_home) / "datavisa" / "datavisa.db"

@@ -1,4 +1,5 @@
-"""Real parts only: an OPA process serving the shipped bundle, SQLite files in tmp dirs."""
+"""Real parts only: an OPA process serving the shipped bundle, SQLite files in tmp dirs,
+a throwaway PostgreSQL cluster (a fresh database per test)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from datavisa.cli.main import cli
-from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess
-from datavisa.engine.store.sqlite import Store
+from datavisa.engine.store import open_store
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +61,34 @@ def opa_args(opa: OpaProcess) -> list[str]:
     return _opa_args(opa)
 
 
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stores: run each test on every store (SQLite, PostgreSQL) via `db`"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked `pytestmark = pytest.mark.stores` runs each test that uses `db`
+    (directly or through `run`, `engine`, ...) once per store."""
+    chosen = any(
+        "db" in [name.strip() for name in str(mark.args[0]).split(",")]
+        for mark in metafunc.definition.iter_markers("parametrize")
+    )  # a test that names its own store(s)
+    marked = metafunc.definition.get_closest_marker("stores")
+    if "db" in metafunc.fixturenames and marked and not chosen:
+        metafunc.parametrize("db", STORES, indirect=True)
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """This test's store: an SQLite file's path, or (in a module marked `stores`, once
+    more) a fresh PostgreSQL database's URL, with the log key PostgreSQL needs set."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        monkeypatch.setenv(KEY_ENV, "test-log-key")
+        return request.getfixturevalue("pg_database")
     return tmp_path / "datavisa.db"
 
 
@@ -111,7 +138,7 @@ def clock() -> Clock:
 @pytest.fixture
 def engine(db: Path, opa: OpaProcess, clock: Clock):
     """An engine on this test's database and the session's OPA, its grants in OPA reset."""
-    store = Store(db)
+    store = open_store(db)
     log = DecisionLog(store, b"test-key")
     engine = Engine(store, opa.client(), revision="test", clock=clock, log=log)
     engine.grants.sync()

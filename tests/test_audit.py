@@ -7,7 +7,9 @@ import json
 import pytest
 
 from datavisa.engine.ledger import audit
-from datavisa.engine.store.sqlite import Store
+from datavisa.engine.store import open_store
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def chain(run, db):
             ).stdout
         )
         run("approve", req["id"], "--as", "bob")
-    store = Store(db)
+    store = open_store(db)
     assert audit.verify(store.db).ok
     assert audit.verify(store.db).checked == 6
     return store

@@ -8,6 +8,8 @@ import pytest
 
 from datavisa.engine.model.errors import Conflict, Denied
 
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
+
 CONFIDENTIAL = "eu-customer-analytics"
 DAY = 86400
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
+
 RESOURCE = "eu-customer-analytics"
 WHEN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \((in \w+|\w+ ago)\)"
 

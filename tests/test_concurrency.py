@@ -6,14 +6,19 @@ import multiprocessing
 import threading
 from pathlib import Path
 
+import pytest
+
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import OpaProcess
-from datavisa.engine.store.sqlite import Store
+from datavisa.engine.store import open_store
 
 RESTRICTED = "eu-payments-ledger"
 APPROVERS = (("dave", "IE"), ("erin", "DE"))
+SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 
 def _activations(engine: Engine, request_id: str) -> int:
@@ -72,7 +77,7 @@ def test_the_same_approver_twice_at_once_counts_once(engine):
 
 
 def _approve_in_process(db: str, opa: tuple[str, str], rid: str, approver: str, location, barrier):
-    store = Store(db)
+    store = open_store(db)
     url, token = opa
     engine = Engine(store, OpaClient(url, token=token), revision="test")
     barrier.wait()
@@ -103,6 +108,7 @@ def test_processes_approving_at_once_activate_once(engine, db: Path, opa: OpaPro
         engine.relinquish(rid, "alice")
 
 
+@SQLITE_ONLY  # SQLite's PRAGMA synchronous
 def test_state_changes_commit_durably_and_decision_records_without_an_fsync_each(engine):
     """On every thread's connection: FULL (the WAL synced at commit) for a durable
     transaction, NORMAL for one that only has to survive a kill."""
@@ -122,10 +128,10 @@ def test_state_changes_commit_durably_and_decision_records_without_an_fsync_each
     assert engine.store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_the_connections_of_threads_that_ended_are_closed(db: Path):
+def test_the_connections_of_threads_that_ended_are_closed(db):
     """A server's worker threads come and go; each used the store with a connection of
     its own, which must not outlive it (each holds a page cache: memory that only grew)."""
-    store = Store(db)
+    store = open_store(db)
     try:
 
         def use() -> None:

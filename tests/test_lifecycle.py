@@ -1,4 +1,4 @@
-"""The grant lifecycle through the engine's API, against a real OPA and a real SQLite file."""
+"""The grant lifecycle through the engine's API, against a real OPA, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from datavisa.engine.ledger import audit
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.errors import Conflict, DataVisaError, Denied, NotFound
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 CONFIDENTIAL, RESTRICTED = "eu-customer-analytics", "eu-payments-ledger"
 

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.model.records import Alert
-from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Monitor, for_rules
+from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Alerts, Monitor, for_rules
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.opa import OpaClient, OpaUnavailable
 from datavisa.engine.policy.process import free_port
+from datavisa.engine.store.sqlite import Store
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 CONFIDENTIAL = "eu-customer-analytics"  # EU personal data; bob is its data owner
 RESTRICTED = "eu-payments-ledger"
@@ -224,8 +229,11 @@ def test_repeats_are_told_apart_by_severity_and_dedup_key(engine, monitor):
     assert [got[a.id].count for a in (other, loud, late)] == [1, 1, 1]
 
 
-def test_an_alerts_table_from_before_counting_is_upgraded(engine, db):
-    engine.store.db["alerts"].create(
+def test_an_alerts_table_from_before_counting_is_upgraded(tmp_path):
+    """An SQLite file from before schema versions, its alerts from before repeats were
+    counted: opening it brings the table up to date, and opening it again changes nothing."""
+    old = sqlite_utils.Database(tmp_path / "old.db")
+    old["alerts"].create(
         {
             "id": int, "key": str, "rule": str, "severity": str, "subject": str,
             "message": str, "evidence": str, "raised_at": float, "state": str,
@@ -233,15 +241,20 @@ def test_an_alerts_table_from_before_counting_is_upgraded(engine, db):
         },
         pk="id",
     )  # fmt: skip
-    engine.store.db["alerts"].insert(
+    old["alerts"].insert(
         {"key": "k", "rule": "new_country", "severity": "medium", "subject": "alice",
          "message": "m", "evidence": '["d1"]', "raised_at": 5.0, "state": "open"}
     )  # fmt: skip
-    monitor = Monitor(engine.log, engine.opa, clock=engine.clock)
-    [old] = monitor.alerts.query()
-    assert (old.count, old.last_raised_at, old.dedup_key, old.evidence) == (1, 5.0, "", ["d1"])
-    Monitor(engine.log, engine.opa, clock=engine.clock)  # upgrading twice changes nothing
-    assert monitor.alerts.query() == [old]
+    old.close()
+    store = Store(tmp_path / "old.db")
+    [alert] = Alerts(store).query()
+    assert (alert.count, alert.last_raised_at, alert.dedup_key, alert.evidence) == (
+        1, 5.0, "", ["d1"],
+    )  # fmt: skip
+    store.close()
+    again = Store(tmp_path / "old.db")  # upgrading twice changes nothing
+    assert Alerts(again).query() == [alert]
+    again.close()
 
 
 def test_records_judged_in_one_batch_see_the_places_of_those_before_them(engine, monitor):
@@ -253,18 +266,22 @@ def test_records_judged_in_one_batch_see_the_places_of_those_before_them(engine,
     assert [(a.subject, a.evidence) for a in alerts] == [("alice", [first_br.decision_id])]
 
 
-def test_places_seen_before_the_monitor_kept_them_still_count(engine, monitor):
-    """A database from before the monitor kept its table of places (an upgrade)."""
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # an SQLite file from before
+def test_places_seen_before_the_monitor_kept_them_still_count(engine, monitor, db):
+    """An SQLite file from before the monitor kept its table of places (an upgrade)."""
     engine.check("alice", CONFIDENTIAL, "read", "DE")
     engine.check("alice", CONFIDENTIAL, "read", "BR")
     assert len(raised(monitor, "new_country")) == 1
     engine.store.db["monitor_seen"].drop()
-    later = Monitor(engine.log, engine.opa, clock=engine.clock)
-    rows = engine.store.db.execute("SELECT subject, location FROM monitor_seen ORDER BY 2")
+    engine.store.db.execute("DELETE FROM schema_migrations")  # as before versions
+    reopened = Store(db)
+    rows = reopened.db.execute("SELECT subject, location FROM monitor_seen ORDER BY 2")
     assert rows.fetchall() == [("alice", "BR"), ("alice", "DE")]
+    later = Monitor(engine.log, engine.opa, clock=engine.clock)
     engine.check("alice", CONFIDENTIAL, "read", "BR")
     engine.check("alice", CONFIDENTIAL, "read", "DE")
     assert raised(later, "new_country") == []
+    reopened.close()
 
 
 def test_the_worker_raises_alerts_within_seconds_of_the_decision(engine, monitor):
@@ -378,3 +395,26 @@ def test_the_rules_are_given_the_documented_parts_of_a_record_only() -> None:
         "timestamp": "2026-12-01T00:00:00Z", "input": {"subject": "alice", "location": "US"},
         "result": {"allow": False, "reasons": [{"code": "location_not_permitted"}]},
     }  # fmt: skip
+
+
+def test_two_engines_monitors_on_one_store_count_each_record_once(engine):
+    """The monitors of two engines sharing a store race for the same records and may both
+    judge one: a record already in an alert's evidence is not counted again, and a new
+    alert is inserted once (its key), so each record counts once."""
+    first, second = (Monitor(engine.log, engine.opa, clock=engine.clock) for _ in range(2))
+    for _ in range(6):
+        engine.check("alice", RESTRICTED, "read", "DE")
+        barrier = threading.Barrier(2)
+
+        def judge(monitor: Monitor, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            monitor.run_once()
+
+        threads = [threading.Thread(target=judge, args=(m,)) for m in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    [alert] = alerts_of(first, "no_grant_on_restricted")
+    assert alert.count == 6
+    assert engine.store.cursor(CURSOR) == engine.log.query(limit=1000)[-1]["seq"]

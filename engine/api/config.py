@@ -2,7 +2,7 @@
 
 ```yaml
 listen: 127.0.0.1:8470            # HOST:PORT the HTTP API listens on
-database: /var/lib/datavisa/datavisa.db
+database: /var/lib/datavisa/datavisa.db   # or postgresql://user@host/db, shared by engines
 bundle: build/bundle.tar.gz       # default: built from the shipped policy at start
 bundle_dir: our-policy/data       # or: policy data to build it from at start (policy init)
 opa:
@@ -74,6 +74,7 @@ from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
 from ..paths import default_db_path
 from ..policy.opa import read_token_file
+from ..store import is_url
 from .limits import MAX_DEPTH, Limits
 from .tokens import SUBJECT_PATTERN
 
@@ -107,13 +108,13 @@ class GatewayConfig:
 @dataclass(frozen=True)
 class ServeConfig:
     listen: str = DEFAULT_LISTEN
-    database: Path = field(default_factory=default_db_path)
+    database: Path | str = field(default_factory=default_db_path)  # str: a PostgreSQL URL
     bundle: Path | None = None
     bundle_dir: Path | None = None
     opa_url: str | None = None
     opa_timeout_s: float = DEFAULT_OPA_TIMEOUT_S
     opa_token: str | None = field(default=None, repr=False)  # a secret: never in logs
-    tokens_database: Path | None = None
+    tokens_database: Path | str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_every_s: float = DEFAULT_SWEEP_EVERY_S
     reconcile_every_s: float = DEFAULT_RECONCILE_EVERY_S
@@ -128,7 +129,7 @@ class ServeConfig:
         return parse_listen(self.listen)
 
     @property
-    def token_path(self) -> Path:
+    def token_path(self) -> Path | str:
         return self.tokens_database or self.database
 
     def override(self, **flags: Any) -> ServeConfig:
@@ -205,15 +206,18 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
     def path(value: Any) -> Path | None:
         return None if value is None else base / Path(str(value)).expanduser()
 
+    def database(value: Any) -> Path | str | None:
+        return str(value) if is_url(str(value)) else path(value)
+
     values: dict[str, Any] = {
         "listen": doc.get("listen"),
-        "database": path(doc.get("database")),
+        "database": database(doc.get("database")),
         "bundle": path(doc.get("bundle")),
         "bundle_dir": path(doc.get("bundle_dir")),
         "opa_url": opa.get("url"),
         "opa_timeout_s": _seconds(opa.get("timeout"), origin, "opa.timeout"),
         "opa_token": _opa_token(opa, path(opa.get("token_file")), origin),
-        "tokens_database": path(tokens.get("database")),
+        "tokens_database": database(tokens.get("database")),
         "max_body_bytes": doc.get("max_body_bytes"),
         "sweep_every_s": _seconds(doc.get("sweep_every"), origin, "sweep_every"),
         "reconcile_every_s": _seconds(doc.get("reconcile_every"), origin, "reconcile_every"),

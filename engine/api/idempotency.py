@@ -19,7 +19,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store.sqlite import Store
+from ..store import Store
 from .asgi import read_body, replay
 from .errors import error_response
 

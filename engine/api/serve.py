@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -29,7 +30,7 @@ import uvicorn
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet, FleetSink
-from ..lifecycle.grants import Runner
+from ..lifecycle.grants import ENGINE_LEASE, Grants, OpaSink, Runner
 from ..model.errors import DataVisaError
 from ..monitoring.monitor import Monitor
 from ..monitoring.notify import Notifier
@@ -38,7 +39,7 @@ from ..policy import bundle
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.process import DecisionUpload
 from ..policy.supervisor import OpaSupervisor
-from ..store.sqlite import Store
+from ..store import Store, open_store
 from .app import create_app
 from .config import ServeConfig
 from .limits import InputRules
@@ -67,6 +68,10 @@ CHECKPOINT_EVERY_S = 60.0
 OPA_SUBJECT = "datavisa-opa"  # whose service token the OPA serve runs uploads decisions with
 REVIEWS_EVERY_S = 60.0
 ENFORCEMENT_EVERY_S = 1.0
+SWEEPER_LEASE = "sweeper"
+SWEEP_LEASES = 3  # sweeps missed before another engine takes the sweeping over
+ENGINE_LEASE_EVERY_S = 1.0  # how often an engine says it runs
+ENGINE_LEASE_S = 5.0  # ... and for how long each time: a killed engine is waited for no longer
 
 
 @contextlib.contextmanager
@@ -85,10 +90,11 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             "start: give it without bundle (--bundle) or opa.url (--opa-url)"
         )
     with contextlib.ExitStack() as stack:
-        store = Store(cfg.database)
+        store = open_store(cfg.database)
         stack.callback(store.close)
-        tokens = TokenStore(cfg.token_path)
+        tokens = TokenStore(store if cfg.token_path == cfg.database else cfg.token_path)
         stack.callback(tokens.close)
+        instance = engine_instance(store, base_url)
         client = OpaClient(
             cfg.opa_url or "http://127.0.0.1:0", timeout=cfg.opa_timeout_s, token=cfg.opa_token
         )
@@ -103,7 +109,13 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
                 rev = bundle.revision(POLICY_DIR, data)
                 bundle_path = bundle.build(POLICY_DIR, data, tmp / "bundle.tar.gz", rev)
         decisions = DecisionLog(store, load_key(cfg.database))
-        engine = Engine(store, client, revision=rev, log=decisions)
+        # This engine's own OPA is a sink of its own: its cursor is this engine's.
+        sink = OpaSink(client, name="opa" if instance is None else f"opa@{instance}")
+        engine = Engine(
+            store, client, revision=rev, log=decisions, grants=Grants(store, sinks=[sink])
+        )
+        # Grant changes other engines make reach this engine's OPA at once.
+        stack.callback(store.watch_grant_changes(engine.grants.changed.set))
         # The bundle service for sidecar OPAs; with trusted OPAs configured, a sink too.
         fleet = Fleet(store, cfg.fleet, bundle_path, rev)
         if cfg.fleet.opas:
@@ -111,7 +123,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             fleet.on_confirm = engine.grants.changed.set
         upload = None
         if bundle_path is not None and base_url:
-            upload, token_id = _self_upload(tokens, base_url)
+            upload, token_id = _self_upload(tokens, base_url, instance)
             stack.callback(tokens.revoke, token_id)
         permissions = Permissions()
 
@@ -147,6 +159,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             rules=rules,
             gateway=cfg.gateway,
             fleet=fleet,
+            instance=instance or "local",
         )
         stack.callback(service.close)
         yield service
@@ -172,14 +185,28 @@ def _known_countries(client: OpaClient, bundle_path: Path | None) -> frozenset[s
     return known
 
 
-def _self_upload(tokens: TokenStore, base_url: str) -> tuple[DecisionUpload, str]:
+def engine_instance(store: Store, base_url: str) -> str | None:
+    """What names this engine among the engines sharing a PostgreSQL store (host and
+    port: the same after a restart, so a restarted engine takes up its own cursors and
+    token); None on SQLite, where one engine has the file."""
+    if store.dialect == "sqlite":
+        return None
+    port = urlsplit(base_url).port if base_url else None
+    return f"{socket.gethostname()}:{port}" if port else f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _self_upload(
+    tokens: TokenStore, base_url: str, instance: str | None = None
+) -> tuple[DecisionUpload, str]:
     """How the OPA serve runs uploads the decisions services ask it directly to serve's own
     POST /v1/logs: with a service token of its own, made now (any left live by a crash
-    are revoked first), and the token's id, to revoke it when serve stops."""
+    are revoked first; of this engine only, when several share the store), and the
+    token's id, to revoke it when serve stops."""
+    subject = OPA_SUBJECT if instance is None else f"{OPA_SUBJECT}@{instance}"
     for old in tokens.list():
-        if old.subject == OPA_SUBJECT and old.revoked_at is None:
+        if old.subject == subject and old.revoked_at is None:
             tokens.revoke(old.id)
-    token, record = tokens.issue(OPA_SUBJECT, SERVICE)
+    token, record = tokens.issue(subject, SERVICE)
     url = urlsplit(base_url)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(url.hostname or "", url.hostname or "")
     local = f"[{host}]" if ":" in host else host
@@ -207,6 +234,7 @@ class Periodic:
         while not self._stop.wait(self.every_s):
             try:
                 self.fn()
+            # A lost PostgreSQL connection arrives as StorageUnavailable, a DataVisaError.
             except (DataVisaError, OpaUnavailable, sqlite3.Error) as e:
                 log.warning("%s failed: %s", self._thread.name, e)
 
@@ -301,8 +329,22 @@ def _serve(
             timeout_graceful_shutdown=5,
         ),
     )
+    engine, store = service.engine, service.engine.store
+
+    def heartbeat() -> None:
+        store.hold_lease(ENGINE_LEASE + service.instance, service.instance, ENGINE_LEASE_S)
+
+    heartbeat()
+
+    def sweep() -> None:
+        # One engine at a time sweeps; another takes over once its lease runs out.
+        if store.hold_lease(SWEEPER_LEASE, service.instance, SWEEP_LEASES * cfg.sweep_every_s):
+            engine.sweep()
+
     periodic = [
-        Periodic(cfg.sweep_every_s, service.engine.sweep, "sweeper"),
+        Periodic(cfg.sweep_every_s, sweep, "sweeper"),
+        # Says this engine runs, so the others wait for its OPA when they end a grant.
+        Periodic(ENGINE_LEASE_EVERY_S, heartbeat, "engine-lease"),
         # Signed checkpoints pin the decision log's head, so a cut tail shows.
         Periodic(CHECKPOINT_EVERY_S, service.engine.log.checkpoint, "log-checkpoints"),
     ]
@@ -324,7 +366,7 @@ def _serve(
     hooks = len(service.notifier.webhooks) if service.notifier else 0
     announce(
         f"datavisa serve: API on {base}/v1 (OpenAPI at /openapi.json), dashboard at {base}/, "
-        f"OPA on {service.engine.opa.url} ({mode}), database {cfg.database}, "
+        f"OPA on {service.engine.opa.url} ({mode}), database {store.location}, "
         f"policy revision {service.engine.revision}, {hooks} webhook(s)"
     )
     try:
@@ -333,4 +375,7 @@ def _serve(
         service.closing.set()
         for job in periodic:
             job.stop()
+        with contextlib.suppress(DataVisaError):  # a store gone: the leases run out themselves
+            store.release_lease(SWEEPER_LEASE, service.instance)
+            store.release_lease(ENGINE_LEASE + service.instance, service.instance)
         service.engine.log.checkpoint()

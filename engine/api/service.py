@@ -19,6 +19,7 @@ from typing import Any
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..model.decision import Check, Decision
+from ..model.errors import StorageUnavailable
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
@@ -51,6 +52,8 @@ class Service:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     # The bundle service for sidecar OPAs (routes/fleet.py); built on the store if not given.
     fleet: Fleet = None  # type: ignore[assignment]
+    # What names this engine among those sharing its store (leases, cursors).
+    instance: str = "local"
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -90,7 +93,10 @@ class Service:
             problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
-        lags = self.engine.grants.lag()
+        try:
+            lags = self.engine.grants.lag()
+        except StorageUnavailable:  # a database gone: the store's problems say so below
+            lags = []
         for lag in lags:
             if lag.removals:
                 age = time.time() - lag.removed[0].at

@@ -12,20 +12,15 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import Any
 
 from ..ledger import audit
 from ..model.errors import DataVisaError, NotFound
 from ..model.records import SYSTEM
-from ..store.sqlite import BUSY_TIMEOUT_S
+from ..store import Store, open_store
 
 USER, SERVICE, AUDITOR, ADMIN = "user", "service", "auditor", "admin"
 # user: its own lifecycle; service: access checks about anyone, decision-log uploads;
@@ -67,42 +62,21 @@ def _hash(token: str) -> str:
 
 
 class TokenStore:
-    """The `tokens` table of a SQLite file (by default the engine's own)."""
+    """The `tokens` table of a store (by default the engine's own): an SQLite file's or a
+    PostgreSQL database's, given as a location or as a store already open (not closed
+    here then)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        # One connection shared by the server's threads; the lock keeps their use apart.
-        self._lock = threading.Lock()
-        with self._lock:
-            audit.create_table(self.db)
-            self.db["tokens"].create(
-                {
-                    "id": str,
-                    "subject": str,
-                    "role": str,
-                    "hash": str,
-                    "created_at": float,
-                    "revoked_at": float,
-                },
-                pk="id",
-                not_null={"subject", "role", "hash", "created_at"},
-                if_not_exists=True,
-            )
+    def __init__(self, where: Path | str | Store) -> None:
+        self._owned = not isinstance(where, Store)
+        self.store = open_store(where) if not isinstance(where, Store) else where
 
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite_utils.Database]:
-        """One immediate transaction on this file: the change and its audit event."""
-        with self._lock:
-            self.db.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.conn.rollback()
-                raise
-            self.db.conn.commit()
+    @property
+    def db(self) -> Any:
+        return self.store.db
+
+    def _writing(self) -> Any:
+        """One write transaction: the change and its audit event."""
+        return self.store.transaction()
 
     def issue(self, subject: str, role: str = USER, actor: str = SYSTEM) -> tuple[str, TokenRecord]:
         """A new token for `subject`, issued by `actor` (audited); the token itself is
@@ -126,22 +100,20 @@ class TokenStore:
         """The principal a live token stands for, or None for anything else."""
         match = _TOKEN.fullmatch(token)
         token_id = match.group(1) if match else ""
-        with self._lock:
-            row = self.db.execute(
-                "SELECT subject, role, hash, revoked_at FROM tokens WHERE id = ?", [token_id]
-            ).fetchone()
+        row = self.db.execute(
+            "SELECT subject, role, hash, revoked_at FROM tokens WHERE id = ?", [token_id]
+        ).fetchone()
         stored = row[2] if row else _DUMMY_HASH
         if not hmac.compare_digest(stored, _hash(token)) or not row or row[3] is not None:
             return None
         return Principal(subject=row[0], role=row[1], token_id=token_id)
 
     def list(self) -> list[TokenRecord]:
-        with self._lock:
-            rows = list(
-                self.db["tokens"].rows_where(
-                    select="id, subject, role, created_at, revoked_at", order_by="created_at"
-                )
+        rows = list(
+            self.db["tokens"].rows_where(
+                select="id, subject, role, created_at, revoked_at", order_by="created_at"
             )
+        )
         return [TokenRecord(**r) for r in rows]
 
     def revoke(self, token_id: str, actor: str = SYSTEM) -> TokenRecord:
@@ -164,12 +136,10 @@ class TokenStore:
         return TokenRecord(*row)
 
     @staticmethod
-    def _audit(
-        db: sqlite_utils.Database, event: str, record: TokenRecord, actor: str, at: float
-    ) -> None:
+    def _audit(db: Any, event: str, record: TokenRecord, actor: str, at: float) -> None:
         detail = {"token_id": record.id, "subject": record.subject, "role": record.role}
         audit.append(db, at=at, actor=actor, event=event, request_id=None, detail=detail)
 
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        if self._owned:
+            self.store.close()

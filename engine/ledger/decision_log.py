@@ -35,7 +35,7 @@ from .. import __version__
 from ..model import bounded
 from ..model.durations import parse_rfc3339
 from ..model.errors import DataVisaError
-from ..store.sqlite import Store
+from ..store import Store, is_url
 
 log = logging.getLogger("datavisa.decision_log")
 
@@ -141,10 +141,18 @@ _INSERT = (
 )
 
 
-def load_key(db_path: Path) -> bytes:
-    """The log key: $DATAVISA_LOG_KEY, else a key file beside the database, made once."""
+def load_key(db_path: Path | str) -> bytes:
+    """The log key: $DATAVISA_LOG_KEY, else a key file beside the SQLite database, made
+    once. A PostgreSQL database has no "beside", and the engines sharing it must sign
+    with one key: there it must be given."""
     if env := os.environ.get(KEY_ENV):
         return env.encode()
+    if is_url(db_path):
+        raise DataVisaError(
+            f"a PostgreSQL database needs the decision log's signing key in ${KEY_ENV}, "
+            "the same for every engine (for a database moved from SQLite: the key in its "
+            "<file>.logkey)"
+        )
     path = Path(str(db_path) + ".logkey")
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -242,25 +250,6 @@ class DecisionLog:
         # Called with the newest seq after records commit (the monitor wakes on it); they
         # must be quick, and a failing one never fails the decision that was recorded.
         self.listeners: list[Callable[[int], None]] = []
-        db = store.db
-        if "decision_log" not in db.table_names():
-            db["decision_log"].create(
-                {
-                    "seq": int, "decision_id": str, "at": float, "path": str, "subject": str,
-                    "resource": str, "allow": int, "reasons": str, "grant_id": str,
-                    "caller": str, "source": str, "revision": str, "event": str,
-                    "prev_hash": str, "hash": str,
-                },
-                pk="seq",
-            )  # fmt: skip
-            table = db["decision_log"]
-            table.create_index(["decision_id"], unique=True)
-            for column in ("subject", "resource", "grant_id", "at"):
-                table.create_index([column])
-        if "log_checkpoints" not in db.table_names():
-            db["log_checkpoints"].create(
-                {"seq": int, "hash": str, "at": float, "kind": str, "sig": str}, pk="seq"
-            )
 
     # -- writing ----------------------------------------------------------------------
 
@@ -412,7 +401,7 @@ class DecisionLog:
             clauses.append("allow = ?")
             params.append(int(allow))
         if reason is not None:
-            clauses.append("EXISTS (SELECT 1 FROM json_each(reasons) WHERE value = ?)")
+            clauses.append(self.store.json_array_has("reasons"))
             params.append(reason)
         if since is not None:
             clauses.append("at >= ?")

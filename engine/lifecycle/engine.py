@@ -66,7 +66,7 @@ from ..policy.decide import (
 )
 from ..policy.opa import OpaClient
 from ..policy.opa_async import AsyncOpaClient
-from ..store.sqlite import Store
+from ..store import Store
 from .grants import Grants
 
 _NEXT = {
@@ -75,6 +75,10 @@ _NEXT = {
     ACTIVE: {EXPIRED, REVOKED, RELINQUISHED},
 }
 _RACES = 5  # times an approval is judged again when others land while it is being decided
+_TAKEN_AWAY = frozenset({EXPIRED, REVOKED, RELINQUISHED})  # states that end access
+# How long ending a grant waits for the OPAs of the other engines on the store to apply it
+# before it answers that it is not yet in force everywhere (NotYetEnforced).
+OTHER_ENGINES_WAIT_S = 5.0
 
 
 @dataclass
@@ -90,9 +94,8 @@ class Engine:
     grants: Grants = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        audit.create_table(self.store.db)
         if self.log is None:
-            self.log = DecisionLog(self.store, load_key(self.store.path))
+            self.log = DecisionLog(self.store, load_key(self.store.location))
         if self.grants is None:
             self.grants = Grants(self.store, self.opa)
 
@@ -606,6 +609,10 @@ class Engine:
         if req.state == ACTIVE and not req.offline_enders:
             self._plan_offline_ending(req)
         pending = self.grants.apply() and self.grants.pending(req.id)
+        if not pending and req.state in _TAKEN_AWAY:
+            # Access taken away is in force only once the OPAs of the other engines on
+            # the store (answering behind the same load balancer) took it away too.
+            pending = self.grants.others_behind(req.id, OTHER_ENGINES_WAIT_S)
         if pending:
             raise NotYetEnforced(self._view(req, self.clock()), pending)
 

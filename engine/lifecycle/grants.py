@@ -34,12 +34,17 @@ from ..model.durations import epoch_ns
 from ..model.errors import DataVisaError
 from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, GrantChange, Request
 from ..policy.opa import OpaClient, OpaUnavailable
-from ..store.sqlite import Store
+from ..store import Store
 
 log = logging.getLogger("datavisa.grants")
 
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
 BATCH = 500  # outbox rows applied per round
+# A sink cursor no engine confirmed for this long is a retired engine's: it no longer holds
+# the outbox back. (Were its engine merely stuck, reconciling repairs what it missed.)
+RETIRED_AFTER_S = 3600.0
+ENGINE_LEASE = "engine:"  # + instance: held by each running engine sharing the store
+OTHER_OPA_SINK = "sink:opa@"  # + instance: the cursor of another engine's own OPA
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -89,10 +94,8 @@ class Sink(Protocol):
 class OpaSink:
     """The grants in the data of the OPA behind `client` (data.grants)."""
 
-    name = "opa"
-
-    def __init__(self, client: OpaClient) -> None:
-        self.client = client
+    def __init__(self, client: OpaClient, name: str = "opa") -> None:
+        self.client, self.name = client, name
 
     def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
         self._call(self.client.put_data, f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
@@ -183,11 +186,19 @@ class Grants:
                     self.store.set_cursor(self._cursor(sink), _held(sink, head))
 
     def prune(self) -> int:
-        """Forget the outbox rows every sink has applied; how many."""
+        """Forget the outbox rows every sink has applied, this engine's and those of the
+        other engines sharing the store; how many."""
         if not self.sinks:
             return 0
         with self._lock:
-            applied = min(self.store.cursor(self._cursor(sink)) or 0 for sink in self.sinks)
+            now = time.time()
+            with self.store.transaction(durable=False):  # this engine's sinks are still here
+                for sink in self.sinks:
+                    if (seq := self.store.cursor(self._cursor(sink))) is not None:
+                        self.store.set_cursor(self._cursor(sink), seq, now)
+            cursors = self.store.sink_cursors(since=now - RETIRED_AFTER_S)
+            applied = min(cursors.get(self._cursor(sink), 0) for sink in self.sinks)
+            applied = min([applied, *cursors.values()])
             return self.store.forget_grant_changes(applied) if applied else 0
 
     def reconcile(self) -> list[str]:
@@ -225,6 +236,27 @@ class Grants:
                 )
             )
         return out
+
+    def others_behind(self, grant_id: str, wait_s: float) -> list[str]:
+        """The OPAs of the other running engines on the store (each holds its engine
+        lease) that have not yet applied every change of `grant_id`, waited for up to
+        `wait_s`: none on a store one engine has."""
+        own = {self._cursor(sink) for sink in self.sinks}
+        deadline = time.monotonic() + wait_s
+        while True:
+            last = self.store.grant_change_last(grant_id)
+            running = self.store.held_leases(ENGINE_LEASE)
+            behind = [
+                name.removeprefix("sink:")
+                for name, seq in self.store.sink_cursors().items()
+                if name.startswith(OTHER_OPA_SINK)
+                and name not in own
+                and ENGINE_LEASE + name.removeprefix(OTHER_OPA_SINK) in running
+                and seq < last
+            ]
+            if not behind or time.monotonic() >= deadline:
+                return behind
+            time.sleep(0.005)
 
     def pending(self, grant_id: str) -> list[str]:
         """The sinks that have not yet applied every change of `grant_id` (a sink of

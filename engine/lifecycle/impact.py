@@ -18,7 +18,7 @@ from typing import Any
 from ..model.decision import Decision
 from ..model.records import ACTIVE, PENDING, Request
 from ..policy.whatif import evaluate_many
-from ..store.sqlite import Store
+from ..store import Store
 from .grants import live_grants
 
 

@@ -13,14 +13,14 @@ from ..paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from ..policy import bundle
 from ..policy.opa import OpaClient
 from ..policy.process import OpaProcess
-from ..store.sqlite import Store
+from ..store import open_store
 from .engine import Engine
 from .grants import SinkUnavailable
 
 
 @contextmanager
 def local_engine(
-    db_path: Path,
+    db_path: Path | str,
     opa_url: str | None = None,
     policy_dir: Path = POLICY_DIR,
     bundle_dir: Path = DEFAULT_BUNDLE_DIR,
@@ -38,7 +38,7 @@ def local_engine(
             "an OPA token is the credential for an OPA given with --opa-url; "
             "the OPA started for a command makes its own"
         )
-    store = Store(db_path)
+    store = open_store(db_path)
     log = DecisionLog(store, load_key(db_path))
     try:
         if not policy:

@@ -41,7 +41,7 @@ from ..model.records import (
     effective_state,
 )
 from ..policy.opa import OpaClient, OpaUnavailable
-from ..store.sqlite import Store
+from ..store import Store
 
 log = logging.getLogger("datavisa.monitor")
 
@@ -68,22 +68,6 @@ class Alerts:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        db = store.db
-        if "alerts" not in db.table_names():
-            db["alerts"].create(
-                {
-                    "id": int, "key": str, "rule": str, "severity": str, "subject": str,
-                    "message": str, "evidence": str, "raised_at": float, "state": str,
-                    "decision_id": str, "seq": int, "acked_by": str, "acked_at": float,
-                },
-                pk="id",
-                not_null={"key", "rule", "severity", "subject", "state", "raised_at"},
-            )  # fmt: skip
-            table = db["alerts"]
-            table.create_index(["key"], unique=True)
-            for column in ("rule", "subject", "state"):
-                table.create_index([column])
-        _upgrade(db)
 
     def add(
         self, found: list[dict[str, Any]], at: float, decision_id: str | None, seq: int | None
@@ -121,17 +105,18 @@ class Alerts:
             key = hashlib.sha256(
                 json.dumps([alert["rule"], alert["subject"], evidence]).encode()
             ).hexdigest()
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO alerts (key, rule, severity, subject, message, evidence, "
+            added = db.execute(
+                "INSERT INTO alerts (key, rule, severity, subject, message, evidence, "
                 "raised_at, state, decision_id, seq, count, last_raised_at, dedup_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, 1, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, 1, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING id",
                 [
                     key, alert["rule"], alert["severity"], alert["subject"], alert["message"],
                     json.dumps(evidence[-MAX_EVIDENCE:]), at, decision_id, seq, at, dedup_key,
                 ],
             )  # fmt: skip
-            if cursor.rowcount:
-                new.append(self.get(cursor.lastrowid))
+            if (row := added.fetchone()) is not None:
+                new.append(self.get(row[0]))
         return new
 
     def get(self, alert_id: int) -> Alert:
@@ -219,18 +204,6 @@ class Monitor:
                 # Monitoring starts now: what was logged before it is history, not news.
                 head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()
                 self.store.set_cursor(CURSOR, head[0])
-            if "monitor_seen" not in db.table_names():
-                _create_seen(db, self.store.cursor(CURSOR) or 0)
-            # The grant of a subject on a resource that ended last: read from this index.
-            db.execute(
-                "CREATE INDEX IF NOT EXISTS idx_requests_monitor_ended "
-                f"ON requests (requester, resource, {_ENDED_AT})"
-            )
-            # Counting the approvals in a window reads this index only, not the log.
-            db.execute(
-                "CREATE INDEX IF NOT EXISTS idx_decision_log_monitor_approvals "
-                "ON decision_log (path, allow, subject, at)"
-            )
         decision_log.listeners.append(self.wake)
 
     # -- the worker -----------------------------------------------------------------------
@@ -431,7 +404,8 @@ class Monitor:
         not lists: a busy window holds thousands, and every approval is judged on it."""
         db = self.store.db
         total, mine = db.execute(
-            "SELECT count(*), coalesce(sum(subject = ?), 0) FROM decision_log "
+            "SELECT count(*), coalesce(sum(CASE WHEN subject = ? THEN 1 ELSE 0 END), 0) "
+            "FROM decision_log "
             "WHERE path = ? AND allow = 1 AND at >= ? AND seq <= ?",
             [approver, APPROVAL_PATH, since, seq],
         ).fetchone()
@@ -499,7 +473,9 @@ class _Facts:
         """Write the places noted down; call inside `transaction()`, with the cursor."""
         self.store.db.conn.executemany(
             "INSERT INTO monitor_seen (subject, location, last_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(subject, location) DO UPDATE SET last_at = max(last_at, excluded.last_at)",
+            "ON CONFLICT(subject, location) DO UPDATE SET last_at = CASE WHEN "
+            "excluded.last_at > monitor_seen.last_at THEN excluded.last_at "
+            "ELSE monitor_seen.last_at END",
             [(s, p, self._places[s][p]) for s, p in sorted(self._changed)],
         )
         self._changed.clear()
@@ -518,39 +494,6 @@ def for_rules(event: dict[str, Any]) -> dict[str, Any]:
         codes = [{"code": r.get("code")} for r in result["reasons"] if isinstance(r, dict)]
         judged["result"] = {**result, "reasons": codes}
     return judged
-
-
-def _upgrade(db: Any) -> None:
-    """Bring an `alerts` table made before repeats were counted up to date: the columns
-    they need (each alert so far raised once, last at its raise) and the index to find
-    the open alert a repeat belongs to."""
-    table = db["alerts"]
-    have = set(table.columns_dict)
-    for column, kind, default in (
-        ("count", int, 1), ("last_raised_at", float, None), ("dedup_key", str, ""),
-    ):  # fmt: skip
-        if column not in have:
-            table.add_column(column, kind, not_null_default=default)
-    if "last_raised_at" not in have:
-        db.execute("UPDATE alerts SET last_raised_at = raised_at WHERE last_raised_at IS NULL")
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS idx_alerts_repeat "
-        "ON alerts (rule, subject, dedup_key, severity, state, raised_at)"
-    )
-
-
-def _create_seen(db: Any, upto: int) -> None:
-    """Make `monitor_seen`, filled from the records up to `upto` (those judged already)."""
-    db["monitor_seen"].create(
-        {"subject": str, "location": str, "last_at": float}, pk=("subject", "location")
-    )
-    db.execute(
-        "INSERT INTO monitor_seen (subject, location, last_at) "
-        "SELECT subject, json_extract(event, '$.input.location') AS place, max(at) "
-        "FROM decision_log WHERE seq <= ? AND subject IS NOT NULL "
-        "AND json_type(event, '$.input.location') = 'text' GROUP BY subject, place",
-        [upto],
-    )
 
 
 _FIELDS = {

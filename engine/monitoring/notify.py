@@ -30,7 +30,7 @@ import requests
 from ..model.durations import format_duration, rfc3339
 from ..model.errors import DataVisaError
 from ..model.records import PENDING, Alert, Request, effective_state
-from ..store.sqlite import Store
+from ..store import Store
 
 log = logging.getLogger("datavisa.notify")
 
@@ -90,16 +90,6 @@ class Notifier:
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise DataVisaError("a webhook message is tried at least once")
-        db = self.store.db
-        if "deliveries" not in db.table_names():
-            db["deliveries"].create(
-                {
-                    "id": int, "kind": str, "ref": str, "webhook": str, "attempt": int,
-                    "at": float, "status": int, "error": str, "outcome": str,
-                },
-                pk="id",
-            )  # fmt: skip
-            db["deliveries"].create_index(["kind", "ref"])
         with self.store.transaction(durable=False) as db:
             if self.store.cursor(CURSOR) is None:
                 # Requests made before notifications were set up are not announced now.
@@ -148,11 +138,15 @@ class Notifier:
         ).fetchall()
         sent, now = 0, self.clock()
         for seq, request_id in rows:
+            with self.store.transaction(durable=False):
+                # Claimed before it is announced: of the engines sharing the store, the
+                # one that moves the cursor past it announces it.
+                if (self.store.cursor(CURSOR) or 0) >= seq:
+                    continue
+                self.store.set_cursor(CURSOR, seq)
             req = self.store.get(request_id)
             if req is not None and req.approvals_required and effective_state(req, now) == PENDING:
                 sent += self.request_pending(req)
-            with self.store.transaction(durable=False):
-                self.store.set_cursor(CURSOR, seq)
         return sent
 
     def request_pending(self, req: Request) -> int:
@@ -222,8 +216,6 @@ class Notifier:
 
 def delivery_counts(store: Store) -> list[tuple[str, str, int]]:
     """(kind, outcome, attempts), for the metrics."""
-    if "deliveries" not in store.db.table_names():
-        return []
     rows = store.db.execute(
         "SELECT kind, outcome, count(*) FROM deliveries GROUP BY kind, outcome ORDER BY 1, 2"
     ).fetchall()

@@ -10,25 +10,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
 from ..model.errors import StorageUnavailable
-from ..model.records import Approval, GrantChange, Request
+from . import base
 
 BUSY_TIMEOUT_S = 10.0
-
-
-def _columns(record: type) -> dict[str, type]:
-    """SQLite column types from a dataclass's annotations (`str | None` -> str)."""
-    out = {}
-    for f in fields(record):
-        hint = str(f.type).split(" | ")[0]
-        out[f.name] = {"int": int, "float": float}.get(hint, str)
-    return out
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -54,13 +43,16 @@ def _why(e: BaseException) -> str:
     return str(e)
 
 
-class Store:
+class Store(base.Store):
     """One SQLite file; each thread gets a connection of its own, so threads may share it."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path | str, readonly: bool = False) -> None:
         """The store in the SQLite file at `path`, made (with its schema) when missing;
         `readonly` opens an existing file for reading only and changes nothing in it."""
         self.path = Path(path)
+        self.location = str(self.path)
         self.readonly = readonly
         self._local = threading.local()
         # Every connection opened, with the thread it belongs to: a thread that ends (a
@@ -77,7 +69,8 @@ class Store:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db.enable_wal()
-                self._create_schema()
+                self._identity = _identity(self.path)
+                self.migrate()
         except (OSError, sqlite3.Error) as e:
             raise StorageUnavailable(f"cannot open the database {self.path}: {_why(e)}") from e
         self._identity = _identity(self.path)
@@ -112,49 +105,11 @@ class Store:
         with self._lock:
             return len(self._open)
 
-    def _create_schema(self) -> None:
-        db = self.db
-        if "requests" not in db.table_names():
-            db["requests"].create(
-                _columns(Request),
-                pk="id",
-                not_null={"requester", "resource", "state", "created_at", "kind"},
-            )
-            db["requests"].create_index(["requester", "resource", "state"])
-            db["requests"].create_index(["state"])
-            db["requests"].create_index(["parent_id"])
-        # Columns added since a database was made (a field added to the record).
-        missing = _columns(Request).keys() - db["requests"].columns_dict.keys()
-        for name in sorted(missing):
-            db["requests"].add_column(name, _columns(Request)[name])
-        # A subject's live grants, read on every push to OPA: without this index SQLite
-        # would walk every active grant (31 ms at 100,000) instead of one subject's.
-        db["requests"].create_index(["requester", "state"], if_not_exists=True)
-        if "outbox" not in db.table_names():
-            # Every change to the live grants, in the transaction that made it; each sink
-            # has a cursor (`sink:<name>`) saying how far it has applied them.
-            db["outbox"].create(
-                {"seq": int, "at": float, "subject": str, "grant_id": str, "change": str},
-                pk="seq",
-                not_null={"at", "subject", "grant_id", "change"},
-            )
-        if "approvals" not in db.table_names():
-            db["approvals"].create(
-                _columns(Approval),
-                pk=("request_id", "approver", "verdict"),
-                foreign_keys=[("request_id", "requests", "id")],
-            )
-        if "idempotency" not in db.table_names():
-            # Answers to state-changing calls made with an Idempotency-Key, for retries.
-            db["idempotency"].create(
-                {"key": str, "request_hash": str, "status": int, "body": bytes, "at": float},
-                pk="key",
-                not_null={"request_hash", "status", "body", "at"},
-            )
-            db["idempotency"].create_index(["at"])
-        if "cursors" not in db.table_names():
-            # How far a reader of an append-only table (the monitor, the notifier) has got.
-            db["cursors"].create({"name": str, "seq": int}, pk="name")
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f'PRAGMA table_info("{table}")').fetchall()}
+
+    def json_array_has(self, column: str) -> str:
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)"
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite_utils.Database]:
@@ -209,90 +164,6 @@ class Store:
         except (StorageUnavailable, sqlite3.Error) as e:
             return [f"the database cannot be used: {e}"]
         return [f"the last write failed: {self.write_error}"] if self.write_error else []
-
-    def get(self, request_id: str) -> Request | None:
-        rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
-        return Request.from_row(rows[0]) if rows else None
-
-    def requests(
-        self,
-        where: str | None = None,
-        params: list[Any] | None = None,
-        *,
-        order_by: str = "created_at, id",
-        limit: int | None = None,
-    ) -> list[Request]:
-        rows = self.db["requests"].rows_where(where, params or [], order_by=order_by, limit=limit)
-        return [Request.from_row(r) for r in rows]
-
-    def update(self, request_id: str, changes: dict[str, Any]) -> None:
-        """Change columns of one request; call inside `transaction()`."""
-        row = Request.to_row_values(changes)
-        self.db["requests"].update(request_id, row)
-
-    def approvals(self, request_id: str) -> list[Approval]:
-        rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")
-        return [Approval(**r) for r in rows]
-
-    def add_grant_change(self, at: float, subject: str, grant_id: str, change: str) -> int:
-        """Append a change to the grant outbox; call inside the change's `transaction()`."""
-        cursor = self.db.execute(
-            "INSERT INTO outbox (at, subject, grant_id, change) VALUES (?, ?, ?, ?)",
-            [at, subject, grant_id, change],
-        )
-        return int(cursor.lastrowid)
-
-    def grant_changes(self, after: int, limit: int = 1000) -> list[GrantChange]:
-        """Outbox rows after `after`, oldest first."""
-        rows = self.db.execute(
-            "SELECT seq, at, subject, grant_id, change FROM outbox WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            [after, limit],
-        ).fetchall()
-        return [GrantChange(*row) for row in rows]
-
-    def forget_grant_changes(self, before: int) -> int:
-        """Delete the outbox rows before `before` (every sink has applied them); how many.
-        The row at `before` stays, so the next row's seq still follows it (a rowid after
-        the largest one left)."""
-        with self.transaction(durable=False) as db:
-            return db.execute("DELETE FROM outbox WHERE seq < ?", [before]).rowcount
-
-    def grant_changes_head(self) -> int:
-        """The newest outbox row's seq, 0 when there is none."""
-        return self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
-
-    def answered(self, key: str) -> tuple[str, int, bytes] | None:
-        """The (request hash, status, body) once answered under an idempotency key."""
-        row = self.db.execute(
-            "SELECT request_hash, status, body FROM idempotency WHERE key = ?", [key]
-        ).fetchone()
-        return None if row is None else (row[0], row[1], bytes(row[2]))
-
-    def remember_answer(
-        self, key: str, request_hash: str, status: int, body: bytes, at: float, keep_s: float
-    ) -> None:
-        """Keep an answer under its idempotency key; forget those older than `keep_s`."""
-        with self.transaction(durable=False) as db:
-            db.execute("DELETE FROM idempotency WHERE at < ?", [at - keep_s])
-            db.execute(
-                "INSERT OR IGNORE INTO idempotency (key, request_hash, status, body, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [key, request_hash, status, body, at],
-            )
-
-    def cursor(self, name: str) -> int | None:
-        """How far the reader `name` has got, or None before it first started."""
-        row = self.db.execute("SELECT seq FROM cursors WHERE name = ?", [name]).fetchone()
-        return None if row is None else row[0]
-
-    def set_cursor(self, name: str, seq: int) -> None:
-        """Move the reader `name` on to `seq`, never back; call inside `transaction()`."""
-        self.db.execute(
-            "INSERT INTO cursors (name, seq) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)",
-            [name, seq],
-        )
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Real parts for the HTTP service: uvicorn on a free loopback port, OPA, SQLite in tmp.
+"""Real parts for the HTTP service: uvicorn on a free loopback port, OPA, SQLite in tmp (or,
+in modules marked `stores`, PostgreSQL too).
 
 Most tests run the app in a thread of the test process against the session's OPA; the
 supervision tests run `datavisa serve` as a process of its own (see test_supervision.py).
@@ -19,18 +20,14 @@ from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.monitoring.monitor import Monitor
 from datavisa.engine.policy.process import OpaProcess
-from datavisa.engine.store.sqlite import Store
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "datavisa.db"
+from datavisa.engine.store import open_store
 
 
 @pytest.fixture
 def service(db: Path, opa: OpaProcess) -> Iterator[Service]:
     """An engine on a fresh database, asking the session's OPA (its grants reset)."""
-    store, tokens, client = Store(db), TokenStore(db), opa.client()
+    store, client = open_store(db), opa.client()
+    tokens = TokenStore(store)
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.grants.sync()
     svc = Service(engine, tokens)

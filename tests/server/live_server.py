@@ -1,12 +1,16 @@
-"""A live server for tests: uvicorn on a free 127.0.0.1 port in a thread, and callers."""
+"""A live server for tests: uvicorn on a free 127.0.0.1 port in a thread, `datavisa serve`
+as a process, and callers."""
 
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -27,6 +31,43 @@ def wait_for(find: Any, what: str, timeout_s: float = WAIT_S) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"gave up after {timeout_s}s waiting for {what}")
+
+
+def healthy(url: str) -> bool:
+    """Whether the server at `url` answers /health with 200 (ready)."""
+    try:
+        return requests.get(url + "/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextlib.contextmanager
+def serve_process(*args: str, log: Path, timeout_s: float = 60.0) -> Iterator[subprocess.Popen]:
+    """`datavisa serve --listen 127.0.0.1:<port> ARGS` until it is ready (its URL in
+    `proc.url`); stopped (SIGTERM, then SIGKILL) on exit, unless the test ended it."""
+    port = free_port()
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("datavisa")), "serve",
+         "--listen", f"127.0.0.1:{port}", *args],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    try:
+        wait_for(
+            lambda: healthy(proc.url) or proc.poll() is not None, "serve to be ready", timeout_s
+        )
+        assert proc.poll() is None, log.read_text()
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        out.close()
 
 
 @contextlib.contextmanager

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 from live_server import RESOURCE, wait_for
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 RESTRICTED = "eu-payments-ledger"
 OTHER_RESTRICTED = ("us-itar-designs", "us-cjis-records")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import time
 
+import pytest
 from live_server import RESOURCE
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 
 def test_create_list_and_show_a_request(api):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from live_server import Api
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 
 def test_a_retried_approve_gets_the_original_answer_not_409(api: Api):

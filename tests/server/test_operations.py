@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from live_server import RESOURCE
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 
 def _metric(text: str, name: str) -> float:

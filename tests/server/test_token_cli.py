@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
 from datavisa.engine.api.tokens import TokenStore
+
+pytestmark = pytest.mark.stores  # each test on SQLite and on PostgreSQL
 
 
 def _run(*args: str):

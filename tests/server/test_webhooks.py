@@ -251,3 +251,31 @@ def _healthy(url: str) -> bool:
         return requests.get(url + "/health", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+@pytest.mark.stores  # on SQLite and on PostgreSQL
+def test_two_engines_notifiers_on_one_store_announce_a_request_once(service, receiver):
+    """Each engine sharing a store runs a notifier scanning the same audit trail: the one
+    that claims a request (moves the cursor past it) announces it, the other does not."""
+    owners = Webhook(receiver.url + "/owners", "owners", frozenset({"approvals"}))
+    one, other = (Notifier(service.engine.store, (owners,), scan_s=3600).start() for _ in range(2))
+    try:
+        for _ in range(3):
+            req = service.engine.request("alice", RESOURCE, ["read"], 1200, "DE", "INC-4712")
+            barrier = threading.Barrier(2)
+
+            def scan(notifier: Notifier, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                notifier.scan_requests()
+
+            threads = [threading.Thread(target=scan, args=(n,)) for n in (one, other)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wait_for(lambda req=req: one.deliveries(req.id), "the approval request")
+            service.engine.cancel(req.id, "alice")
+    finally:
+        one.stop()
+        other.stop()
+    assert len(receiver.received) == 3

@@ -18,7 +18,7 @@ from ...ledger.decision_log import BadEvent
 from ...model import bounded
 from ...model.decision import Check
 from ...model.errors import StorageUnavailable
-from ...store.sqlite import Store
+from ...store import Store
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
 from ..schemas import (

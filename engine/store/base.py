@@ -1,0 +1,281 @@
+"""What every store offers, whatever the database: the records, the outbox, cursors,
+idempotent answers and leases, written once in the SQL that SQLite and PostgreSQL both
+speak (`?` parameters; a store translates them).
+
+A store (`sqlite.Store`, `postgresql.PostgresStore`) adds its connection (`db`, with the
+sqlite-utils calls the engine uses: execute, rows_where, insert, upsert, update), its
+transaction, its health and its schema bookkeeping; `open_store` in the package picks
+one by the location's form.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ..model.errors import StorageUnavailable
+from ..model.records import Approval, GrantChange, Request
+from . import schema
+
+
+class Store:
+    """The interface and the queries shared by every store."""
+
+    dialect: str  # "sqlite" or "postgresql"
+    location: str  # what the store was opened on, for messages (no secrets)
+    write_error: str | None = None  # why the last write failed (None once one succeeds)
+
+    # -- what each store provides -------------------------------------------------------
+
+    @property
+    def db(self) -> Any:
+        """This thread's connection, with the sqlite-utils calls the engine uses."""
+        raise NotImplementedError
+
+    def transaction(self, durable: bool = True) -> AbstractContextManager[Any]:
+        """One write transaction, all or nothing; writers queue one behind the other, in
+        this process and in every other process using the same database."""
+        raise NotImplementedError
+
+    def problems(self) -> list[str]:
+        """Why the store cannot keep a write now; empty when it can."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def columns(self, table: str) -> set[str]:
+        """The columns `table` has now (empty when it does not exist)."""
+        raise NotImplementedError
+
+    def watch_grant_changes(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` whenever another process records a grant change, until the
+        function returned is called. One process alone on its database needs none."""
+        return lambda: None
+
+    # -- the schema ---------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The newest migration this database has had (0: none recorded)."""
+        if "version" not in self.columns("schema_migrations"):
+            return 0
+        row = self.db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0])
+
+    def migrate(self, upto: int = schema.VERSION) -> list[int]:
+        """Bring the schema up to version `upto`; the versions applied. Refuses a database
+        a newer release made: this one would not know what its tables mean."""
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at FLOAT NOT NULL, what TEXT NOT NULL)"
+            )
+            have = self.schema_version()
+            if have > schema.VERSION:
+                raise StorageUnavailable(
+                    f"the database {self.location} has schema version {have}, newer than "
+                    f"{schema.VERSION}, the newest this release of datavisa knows: "
+                    "upgrade datavisa"
+                )
+            applied = []
+            for version, what, steps in schema.MIGRATIONS:
+                if have < version <= upto:
+                    for step in steps:
+                        self._apply(step)
+                    db.execute(
+                        "INSERT INTO schema_migrations (version, applied_at, what) "
+                        "VALUES (?, ?, ?)",
+                        [version, time.time(), what],
+                    )
+                    applied.append(version)
+            # A field added to the record since the database was made.
+            wanted = schema.record_columns(Request)
+            for name in sorted(wanted.keys() - self.columns("requests")):
+                self._apply(schema.Column("requests", name, wanted[name]))
+        return applied
+
+    def _apply(self, step: schema.Step) -> None:
+        if isinstance(step, schema.Table):
+            self.db.execute(schema.create_table(step, self.dialect))
+        elif isinstance(step, schema.Column):
+            if step.name not in self.columns(step.table):
+                self.db.execute(schema.add_column(step, self.dialect))
+        elif isinstance(step, schema.Index):
+            self.db.execute(schema.create_index(step, self.dialect))
+        elif (text := step.text(self.dialect)) is not None:
+            self.db.execute(text)
+
+    def check_schema(self) -> None:
+        """Raise StorageUnavailable unless the database is at this release's version."""
+        have = self.schema_version()
+        if have != schema.VERSION:
+            older = "older" if have < schema.VERSION else "newer"
+            hint = "run `datavisa db migrate`" if have < schema.VERSION else "upgrade datavisa"
+            raise StorageUnavailable(
+                f"the database {self.location} has schema version {have}, {older} than "
+                f"{schema.VERSION}, the version this release runs: {hint}"
+            )
+
+    # -- requests and approvals ---------------------------------------------------------
+
+    def get(self, request_id: str) -> Request | None:
+        rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
+        return Request.from_row(rows[0]) if rows else None
+
+    def requests(
+        self,
+        where: str | None = None,
+        params: list[Any] | None = None,
+        *,
+        order_by: str = "created_at, id",
+        limit: int | None = None,
+    ) -> list[Request]:
+        rows = self.db["requests"].rows_where(where, params or [], order_by=order_by, limit=limit)
+        return [Request.from_row(r) for r in rows]
+
+    def update(self, request_id: str, changes: dict[str, Any]) -> None:
+        """Change columns of one request; call inside `transaction()`."""
+        row = Request.to_row_values(changes)
+        self.db["requests"].update(request_id, row)
+
+    def approvals(self, request_id: str) -> list[Approval]:
+        rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")
+        return [Approval(**r) for r in rows]
+
+    # -- the grant outbox ---------------------------------------------------------------
+
+    def add_grant_change(self, at: float, subject: str, grant_id: str, change: str) -> int:
+        """Append a change to the grant outbox; call inside the change's `transaction()`."""
+        row = self.db.execute(
+            "INSERT INTO outbox (at, subject, grant_id, change) VALUES (?, ?, ?, ?) RETURNING seq",
+            [at, subject, grant_id, change],
+        ).fetchone()
+        self._announce_grant_change()
+        return int(row[0])
+
+    def _announce_grant_change(self) -> None:
+        """Tell other processes on the database, at commit, that the outbox grew."""
+
+    def grant_changes(self, after: int, limit: int = 1000) -> list[GrantChange]:
+        """Outbox rows after `after`, oldest first."""
+        rows = self.db.execute(
+            "SELECT seq, at, subject, grant_id, change FROM outbox WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            [after, limit],
+        ).fetchall()
+        return [GrantChange(*row) for row in rows]
+
+    def forget_grant_changes(self, before: int) -> int:
+        """Delete the outbox rows before `before` (every sink has applied them); how many.
+        The row at `before` stays, so the next row's seq still follows it (SQLite numbers
+        a new row after the largest one left)."""
+        with self.transaction(durable=False) as db:
+            return db.execute("DELETE FROM outbox WHERE seq < ?", [before]).rowcount
+
+    def grant_changes_head(self) -> int:
+        """The newest outbox row's seq, 0 when there is none."""
+        return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0])
+
+    def sink_cursors(self, since: float = 0.0) -> dict[str, int]:
+        """How far every sink of every engine on this database has applied the outbox:
+        those moved or confirmed at `since` or later (a cursor from before cursors kept
+        the time counts as current)."""
+        rows = self.db.execute(
+            "SELECT name, seq FROM cursors WHERE name LIKE 'sink:%' AND (at IS NULL OR at >= ?)",
+            [since],
+        )
+        return {name: int(seq) for name, seq in rows.fetchall()}
+
+    # -- idempotent answers -------------------------------------------------------------
+
+    def answered(self, key: str) -> tuple[str, int, bytes] | None:
+        """The (request hash, status, body) once answered under an idempotency key."""
+        row = self.db.execute(
+            "SELECT request_hash, status, body FROM idempotency WHERE key = ?", [key]
+        ).fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+    def remember_answer(
+        self, key: str, request_hash: str, status: int, body: bytes, at: float, keep_s: float
+    ) -> None:
+        """Keep an answer under its idempotency key; forget those older than `keep_s`."""
+        with self.transaction(durable=False) as db:
+            db.execute("DELETE FROM idempotency WHERE at < ?", [at - keep_s])
+            db.execute(
+                "INSERT INTO idempotency (key, request_hash, status, body, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [key, request_hash, status, body, at],
+            )
+
+    # -- cursors and leases -------------------------------------------------------------
+
+    def cursor(self, name: str) -> int | None:
+        """How far the reader `name` has got, or None before it first started."""
+        row = self.db.execute("SELECT seq FROM cursors WHERE name = ?", [name]).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, name: str, seq: int, at: float | None = None) -> None:
+        """Move the reader `name` on to `seq`, never back, noting when (`at`, now by
+        default; the same seq again says the reader is still there); call inside
+        `transaction()`."""
+        self.db.execute(
+            "INSERT INTO cursors (name, seq, at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
+            "SET seq = CASE WHEN excluded.seq > cursors.seq THEN excluded.seq "
+            "ELSE cursors.seq END, at = excluded.at",
+            [name, seq, time.time() if at is None else at],
+        )
+
+    def hold_lease(self, name: str, holder: str, ttl_s: float, now: float | None = None) -> bool:
+        """Take or renew the lease `name` for `holder` for `ttl_s` seconds: True when
+        `holder` holds it now. Another holder's lease is taken over once it ran out
+        (its holder stopped renewing it: it died or hangs)."""
+        now = time.time() if now is None else now
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO leases (name, holder, held_until) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, "
+                "held_until = excluded.held_until "
+                "WHERE leases.holder = excluded.holder OR leases.held_until < ?",
+                [name, holder, now + ttl_s, now],
+            )
+            row = db.execute("SELECT holder FROM leases WHERE name = ?", [name]).fetchone()
+        return row is not None and row[0] == holder
+
+    def held_leases(self, prefix: str, now: float | None = None) -> dict[str, str]:
+        """The leases named `prefix`… that have not run out, with their holders."""
+        now = time.time() if now is None else now
+        rows = self.db.execute(
+            "SELECT name, holder FROM leases WHERE held_until >= ? AND substr(name, 1, ?) = ?",
+            [now, len(prefix), prefix],
+        )
+        return dict(rows.fetchall())
+
+    def grant_change_last(self, grant_id: str) -> int:
+        """The seq of the newest outbox row of `grant_id`, 0 when there is none."""
+        row = self.db.execute(
+            "SELECT coalesce(max(seq), 0) FROM outbox WHERE grant_id = ?", [grant_id]
+        ).fetchone()
+        return int(row[0])
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once (a clean stop), so another engine need not wait."""
+        with self.transaction(durable=False) as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
+
+    def after_copy(self) -> None:
+        """Rows were written with their own numbers (`move.copy_store`): number new rows
+        after them; call inside the copy's transaction."""
+
+    # -- dialect pieces the layers above need -------------------------------------------
+
+    def json_array_has(self, column: str) -> str:
+        """A condition: the JSON array of strings in `column` holds the parameter `?`."""
+        raise NotImplementedError
+
+
+def rows_as_dicts(cursor: Any) -> Iterator[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))

@@ -1,0 +1,351 @@
+"""The schema every store runs, SQLite or PostgreSQL: its tables and numbered migrations.
+
+Each migration is a version number, what it does, and a list of steps; a step is one
+declarative entry (`Table`, `Column`, `Index`) or a statement in the SQL both databases
+speak (`Sql`). A store renders the steps in its own dialect (`ddl`) and records each
+version it applied in `schema_migrations`, so a fresh database and one made by an older
+release both end at `VERSION`; a database at a newer version than this release knows is
+refused at start.
+
+Every step may run again harmlessly (IF NOT EXISTS, a column added only when missing):
+an SQLite file made before versions were recorded is brought up to date by running
+them all. To add a table or a column, append a migration with its entry.
+
+The `requests` table's columns are the `Request` record's fields (`record_columns`): a
+field added to the record is added to the table when a store opens, as before versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..model.records import Approval, Request
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table: columns by name and type (int, float, str, bytes); `pk` one column or a
+    tuple; `auto` makes an int `pk` number new rows itself."""
+
+    name: str
+    columns: dict[str, type]
+    pk: str | tuple[str, ...]
+    auto: bool = False
+    not_null: tuple[str, ...] = ()
+    references: tuple[tuple[str, str, str], ...] = ()  # (column, other table, its column)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column added to a table made before it; rows already there get `default`."""
+
+    table: str
+    name: str
+    type: type
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index, named as sqlite-utils names it (idx_<table>_<columns>) unless `name`."""
+
+    table: str
+    columns: tuple[str, ...]
+    unique: bool = False
+    name: str | None = None
+
+    @property
+    def index_name(self) -> str:
+        return self.name or f"idx_{self.table}_{'_'.join(self.columns)}"
+
+
+@dataclass(frozen=True)
+class Sql:
+    """A statement in SQL both dialects speak; it must be harmless to run twice. A
+    dialect-specific variant, when one is needed, by dialect name (None: skip there)."""
+
+    statement: str
+    dialects: tuple[tuple[str, str | None], ...] = ()
+
+    def text(self, dialect: str) -> str | None:
+        return dict(self.dialects).get(dialect, self.statement)
+
+
+Step = Table | Column | Index | Sql
+
+
+def record_columns(record: type) -> dict[str, type]:
+    """Column types from a dataclass's annotations (`str | None` -> str; lists and
+    mappings are stored as JSON text)."""
+    out = {}
+    for f in fields(record):
+        hint = str(f.type).split(" | ")[0]
+        out[f.name] = {"int": int, "float": float}.get(hint, str)
+    return out
+
+
+_ENDED_AT = "coalesce(ended_at, expires_at)"
+
+# The schema as release 0.x made it, table by table in the module that used it.
+_BASELINE: list[Step] = [
+    Table(
+        "requests",
+        record_columns(Request),
+        pk="id",
+        not_null=("requester", "resource", "state", "created_at", "kind"),
+    ),
+    Index("requests", ("requester", "resource", "state")),
+    Index("requests", ("state",)),
+    Index("requests", ("parent_id",)),
+    # A subject's live grants, read on every push to OPA: without this index the store
+    # walks every active grant instead of one subject's.
+    Index("requests", ("requester", "state")),
+    # The grant of a subject on a resource that ended last (the monitor).
+    Sql(
+        "CREATE INDEX IF NOT EXISTS idx_requests_monitor_ended "
+        f"ON requests (requester, resource, {_ENDED_AT})"
+    ),
+    # Every change to the live grants, in the transaction that made it; each sink has a
+    # cursor (`sink:<name>`) saying how far it has applied them.
+    Table(
+        "outbox",
+        {"seq": int, "at": float, "subject": str, "grant_id": str, "change": str},
+        pk="seq",
+        auto=True,
+        not_null=("at", "subject", "grant_id", "change"),
+    ),
+    Table(
+        "approvals",
+        record_columns(Approval),
+        pk=("request_id", "approver", "verdict"),
+        references=(("request_id", "requests", "id"),),
+    ),
+    # Answers to state-changing calls made with an Idempotency-Key, for retries.
+    Table(
+        "idempotency",
+        {"key": str, "request_hash": str, "status": int, "body": bytes, "at": float},
+        pk="key",
+        not_null=("request_hash", "status", "body", "at"),
+    ),
+    Index("idempotency", ("at",)),
+    # How far a reader of an append-only table (the monitor, the notifier, a sink) has got.
+    Table("cursors", {"name": str, "seq": int}, pk="name"),
+    # The audit trail (ledger.audit), hash-chained.
+    Table(
+        "audit",
+        {
+            "seq": int,
+            "at": float,
+            "actor": str,
+            "event": str,
+            "request_id": str,
+            "detail": str,
+            "decision_id": str,
+            "revision": str,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="seq",
+    ),
+    Index("audit", ("request_id",)),
+    # The decision log (ledger.decision_log), hash-chained, and its signed checkpoints.
+    Table(
+        "decision_log",
+        {
+            "seq": int,
+            "decision_id": str,
+            "at": float,
+            "path": str,
+            "subject": str,
+            "resource": str,
+            "allow": int,
+            "reasons": str,
+            "grant_id": str,
+            "caller": str,
+            "source": str,
+            "revision": str,
+            "event": str,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="seq",
+    ),
+    Index("decision_log", ("decision_id",), unique=True),
+    Index("decision_log", ("subject",)),
+    Index("decision_log", ("resource",)),
+    Index("decision_log", ("grant_id",)),
+    Index("decision_log", ("at",)),
+    # Counting the approvals in a window reads this index only, not the log (the monitor).
+    Index(
+        "decision_log",
+        ("path", "allow", "subject", "at"),
+        name="idx_decision_log_monitor_approvals",
+    ),
+    Table(
+        "log_checkpoints",
+        {"seq": int, "hash": str, "at": float, "kind": str, "sig": str},
+        pk="seq",
+    ),
+    # Alerts the monitor raised, counted when raised again.
+    Table(
+        "alerts",
+        {
+            "id": int,
+            "key": str,
+            "rule": str,
+            "severity": str,
+            "subject": str,
+            "message": str,
+            "evidence": str,
+            "raised_at": float,
+            "state": str,
+            "decision_id": str,
+            "seq": int,
+            "acked_by": str,
+            "acked_at": float,
+        },
+        pk="id",
+        auto=True,
+        not_null=("key", "rule", "severity", "subject", "state", "raised_at"),
+    ),
+    Column("alerts", "count", int, default=1),
+    Column("alerts", "last_raised_at", float),
+    Column("alerts", "dedup_key", str, default=""),
+    Sql("UPDATE alerts SET last_raised_at = raised_at WHERE last_raised_at IS NULL"),
+    Index("alerts", ("key",), unique=True),
+    Index("alerts", ("rule",)),
+    Index("alerts", ("subject",)),
+    Index("alerts", ("state",)),
+    Index(
+        "alerts",
+        ("rule", "subject", "dedup_key", "severity", "state", "raised_at"),
+        name="idx_alerts_repeat",
+    ),
+    # The places each subject was seen in, as of the records the monitor judged; filled
+    # from the judged records when the table is new to an older database.
+    Table(
+        "monitor_seen",
+        {"subject": str, "location": str, "last_at": float},
+        pk=("subject", "location"),
+    ),
+    Sql(
+        "",
+        (
+            (
+                "sqlite",
+                "INSERT INTO monitor_seen (subject, location, last_at) "
+                "SELECT subject, json_extract(event, '$.input.location') AS place, max(at) "
+                "FROM decision_log WHERE seq <= (SELECT coalesce(max(seq), 0) FROM cursors "
+                "WHERE name = 'monitor') AND subject IS NOT NULL "
+                "AND json_type(event, '$.input.location') = 'text' GROUP BY subject, place "
+                "ON CONFLICT DO NOTHING",
+            ),
+            ("postgresql", None),  # a PostgreSQL store is new: nothing judged before it
+        ),
+    ),
+    # Webhook delivery attempts (monitoring.notify).
+    Table(
+        "deliveries",
+        {
+            "id": int,
+            "kind": str,
+            "ref": str,
+            "webhook": str,
+            "attempt": int,
+            "at": float,
+            "status": int,
+            "error": str,
+            "outcome": str,
+        },
+        pk="id",
+        auto=True,
+    ),
+    Index("deliveries", ("kind", "ref")),
+    # Bearer tokens for the HTTP API (api.tokens), kept as hashes.
+    Table(
+        "tokens",
+        {
+            "id": str,
+            "subject": str,
+            "role": str,
+            "hash": str,
+            "created_at": float,
+            "revoked_at": float,
+        },
+        pk="id",
+        not_null=("subject", "role", "hash", "created_at"),
+    ),
+]
+
+MIGRATIONS: list[tuple[int, str, list[Step]]] = [
+    (1, "the schema of release 0.x", _BASELINE),
+    (
+        2,
+        "leases: periodic work one engine at a time",
+        [
+            # Who does a periodic job (the expiry sweep) now, and until when: taken over
+            # by another engine once its holder stops renewing it.
+            Table(
+                "leases",
+                {"name": str, "holder": str, "held_until": float},
+                pk="name",
+                not_null=("holder", "held_until"),
+            ),
+        ],
+    ),
+    (
+        3,
+        "cursors say when they last moved: a retired engine's no longer holds the outbox",
+        [Column("cursors", "at", float)],
+    ),
+]
+VERSION = MIGRATIONS[-1][0]
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+_TYPES = {
+    "sqlite": {int: "INTEGER", float: "FLOAT", str: "TEXT", bytes: "BLOB"},
+    "postgresql": {int: "BIGINT", float: "DOUBLE PRECISION", str: "TEXT", bytes: "BYTEA"},
+}
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def create_table(table: Table, dialect: str) -> str:
+    """CREATE TABLE IF NOT EXISTS for `table` in `dialect`."""
+    types, parts = _TYPES[dialect], []
+    single_pk = table.pk if isinstance(table.pk, str) else None
+    refs = {column: (other, key) for column, other, key in table.references}
+    for name, kind in table.columns.items():
+        spec = f'"{name}" {types[kind]}'
+        if name == single_pk:
+            if table.auto and dialect == "postgresql":
+                spec += " GENERATED BY DEFAULT AS IDENTITY"
+            spec += " PRIMARY KEY"
+        if name in table.not_null:
+            spec += " NOT NULL"
+        if name in refs:
+            spec += f' REFERENCES "{refs[name][0]}"("{refs[name][1]}")'
+        parts.append(spec)
+    if single_pk is None:
+        parts.append("PRIMARY KEY (" + ", ".join(f'"{c}"' for c in table.pk) + ")")
+    return f'CREATE TABLE IF NOT EXISTS "{table.name}" (' + ", ".join(parts) + ")"
+
+
+def add_column(column: Column, dialect: str) -> str:
+    spec = f'ALTER TABLE "{column.table}" ADD COLUMN "{column.name}" {_TYPES[dialect][column.type]}'
+    if column.default is not None:
+        spec += f" NOT NULL DEFAULT {_literal(column.default)}"
+    return spec
+
+
+def create_index(index: Index, dialect: str) -> str:
+    unique = "UNIQUE " if index.unique else ""
+    columns = ", ".join(f'"{c}"' for c in index.columns)
+    return f'CREATE {unique}INDEX IF NOT EXISTS "{index.index_name}" ON "{index.table}" ({columns})'

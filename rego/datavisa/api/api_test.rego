@@ -29,6 +29,9 @@ _table := {
 	"alerts.ack": {"admin"},
 	"events.read": {"user", "auditor", "admin"},
 	"tokens.whoami": {"user", "service", "auditor", "admin"},
+	"transfers.create": {"user"},
+	"transfers.check": {"service"},
+	"transfers.deleted": {"user", "service"},
 }
 
 _decision(role, operation) := d if {

@@ -15,7 +15,8 @@ When OPA cannot answer, the worker logs it and tries the same record again with 
 an alert may be late, never lost, and nothing in `serve` falls over.
 
 Python only gathers facts; which of them are alarming, and how loud, is policy.
-Overdue break-glass reviews follow from time alone, so `check_reviews` asks on a timer.
+Overdue break-glass reviews and transfer deletions follow from time alone, so
+`check_reviews` and `check_deletions` ask on a timer.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..model.records import (
     EXTENSION_KIND,
     RELINQUISHED,
     REVOKED,
+    TRANSFER_KIND,
     Alert,
     Request,
     effective_state,
@@ -332,6 +334,30 @@ class Monitor:
         self._announce(new)
         return new
 
+    def check_deletions(self) -> list[Alert]:
+        """Ask about every transfer's copy kept for a limited time and not yet reported
+        deleted (serve does this every minute)."""
+        copies = [
+            {
+                "transfer_id": r.id,
+                "subject": r.requester,
+                "resource": r.resource,
+                "target_region": r.target_region,
+                "delete_by_ns": int(r.delete_by * 1e9),
+                "decision_id": r.decision_id,
+            }
+            for r in self.store.requests(
+                "kind = ? AND deleted_at IS NULL AND delete_by IS NOT NULL", [TRANSFER_KIND]
+            )
+        ]
+        if not copies:
+            return []
+        [found] = self.evaluate_many([{"history": {"transfer_deletions": copies}}])
+        with self.store.transaction(durable=False):
+            new = self.alerts.add(found, self.clock(), None, None)
+        self._announce(new)
+        return new
+
     def check_enforcement(self, removals: list[dict[str, Any]]) -> list[Alert]:
         """Ask about grant removals a sink has not applied yet (serve does this while
         there are any): each {sink, subject, grant_id, ended_ns}."""
@@ -463,9 +489,9 @@ class _Facts:
         key = (subject, resource, at)
         if key not in self._ended:
             self._ended[key] = self.store.requests(
-                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind != ? "
+                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind NOT IN (?, ?) "
                 "AND activated_at IS NOT NULL",
-                [subject, resource, at, EXTENSION_KIND],
+                [subject, resource, at, EXTENSION_KIND, TRANSFER_KIND],
                 order_by=f"{_ENDED_AT} DESC",
                 limit=_ENDED_FEW,
             )

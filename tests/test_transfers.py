@@ -160,9 +160,7 @@ def test_an_overdue_deletion_blocks_the_next_transfer_under_that_localisation(en
     assert blocked.value.decision.codes == ["deletion_overdue"]
     assert "RBI" in str(blocked.value)
     # data under no localisation is not blocked
-    other = engine.transfer(
-        "priya", "us-crm-contacts", "aws:us-west-2", 3600, reason="CHG-13"
-    )
+    other = engine.transfer("priya", "us-crm-contacts", "aws:us-west-2", 3600, reason="CHG-13")
     assert other.state == "pending"
     deleted = engine.transfer_deleted(first.id, "priya")
     assert (deleted.deleted_by, deleted.deleted_at) == ("priya", pytest.approx(clock()))

@@ -22,6 +22,7 @@ LAZY = {
     "serve": "serve:serve",
     "token": "tokens:token",
     "alerts": "alerts:alerts",
+    "transfer": "transfers:transfer",
 }
 
 

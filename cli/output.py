@@ -23,7 +23,7 @@ from datavisa.engine.model.records import Alert, Approval, Request
 
 _TIMES = (
     "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",
-    "expires_at", "ended_at", "review_due", "reviewed_at",
+    "expires_at", "ended_at", "review_due", "reviewed_at", "delete_by", "deleted_at",
 )  # fmt: skip
 
 
@@ -98,13 +98,35 @@ def requests_table(reqs: list[Request]) -> str:
     return table(rows, headers)
 
 
+def transfers_table(reqs: list[Request]) -> str:
+    now = time.time()
+    rows = [
+        [
+            r.id,
+            r.state,
+            r.requester,
+            r.resource,
+            r.target_region,
+            r.importer or "-",
+            format_duration(r.duration_s),
+            when(_until(r), now),
+            when(r.delete_by, now) if r.deleted_at is None else "deleted",
+        ]
+        for r in reqs
+    ]
+    headers = ["id", "state", "requester", "resource", "to", "importer", "window", "until"]
+    return table(rows, [*headers, "delete by"])
+
+
 def describe_request(
     req: Request, approvals: list[Approval] | None = None, events: list[dict] | None = None
 ) -> str:
     needs = ", ".join(f"{a['count']} from {a['group']}" for a in req.approvals_required)
-    kind = {"breakglass": "break-glass grant", "extension": "extension request"}.get(
-        req.kind, "request"
-    )
+    kind = {
+        "breakglass": "break-glass grant",
+        "extension": "extension request",
+        "transfer": "transfer",
+    }.get(req.kind, "request")
     lines = [
         f"{kind} {req.id}: {req.state}",
         f"  requester   {req.requester}, from {req.location}",
@@ -114,6 +136,10 @@ def describe_request(
     ]
     if req.parent_id:
         lines.append(f"  extends     {req.parent_id}")
+    if req.kind == "transfer":
+        keep = "for ever" if req.retention_s is None else format_duration(req.retention_s)
+        lines.append(f"  copy to     {req.target_region}, by {req.importer or 'your entity'}")
+        lines.append(f"  kept        {keep}")
     if req.kind != "breakglass":
         lines.append(f"  approvals   {needs or 'none needed'}")
     optional = [
@@ -124,6 +150,8 @@ def describe_request(
         ("active", req.activated_at),
         ("expires", req.expires_at),
         ("review due", req.review_due if req.reviewed_at is None else None),
+        ("delete by", req.delete_by if req.deleted_at is None else None),
+        ("deleted", req.deleted_at),
         ("ended", req.ended_at),
     ]
     lines += [f"  {label:<11} {when(t)}" for label, t in optional if t is not None]

@@ -68,7 +68,7 @@ def db(tmp_path: Path) -> Path:
 Run = Callable[..., Result]
 NEEDS_OPA = {
     "request", "break-glass", "approve", "deny", "cancel", "activate", "revoke", "relinquish",
-    "extend", "review", "check", "sweep",
+    "extend", "review", "check", "sweep", "transfer",
 }  # fmt: skip
 
 

@@ -35,11 +35,12 @@ from .routes import (
     operations,
     requests,
     tokens,
+    transfers,
 )
 from .schemas import AccessCheck
 from .service import Service
 
-ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations)
+ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations, transfers)
 
 
 def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -57,6 +57,9 @@ ALLOWED = {
     "alerts.ack": {ADMIN},
     "events.read": READERS,
     "tokens.whoami": {USER, SERVICE, AUDITOR, ADMIN},
+    "transfers.create": {USER},
+    "transfers.check": {SERVICE},
+    "transfers.deleted": {USER, SERVICE},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}

@@ -129,7 +129,8 @@ def describe_request(
     }.get(req.kind, "request")
     lines = [
         f"{kind} {req.id}: {req.state}",
-        f"  requester   {req.requester}, from {req.location}",
+        f"  requester   {req.requester}"
+        + ("" if req.kind == "transfer" else f", from {req.location}"),
         f"  resource    {req.resource} ({', '.join(req.actions)})",
         f"  duration    {format_duration(req.duration_s)}",
         f"  reason      {req.reason or '-'}",

@@ -33,6 +33,7 @@ from ..model.records import (
     effective_state,
 )
 from ..policy.decide import TRANSFER_CHECK, TRANSFER_REQUEST
+from ..store.sqlite import Store
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -61,21 +62,13 @@ class Transfers:
         now = self.clock()
         if start_at is not None and start_at < now:
             raise DataVisaError("the start is in the past; leave it out to start on approval")
+        overdue = overdue_deletions(self.store, requester, now)
         evidence = sorted(set(evidence or []))
-        overdue = _overdue_deletions(self, requester, now)
-        asked: dict[str, Any] = {
-            "subject": requester,
-            "resource": resource,
-            "target_region": target_region,
-            "evidence": evidence,
-            "duration_s": duration_s,
-            "reason": reason,
-            "overdue_deletions": overdue,
-        }
-        if importer:
-            asked["importer"] = importer
-        if retention_s is not None:
-            asked["retention_s"] = retention_s
+        importer = importer or None
+        asked = request_input(
+            requester, resource, target_region, duration_s, reason, importer, retention_s,
+            evidence, overdue,
+        )  # fmt: skip
         decision = self._decide(TRANSFER_REQUEST, asked)
         if not decision.allow:
             raise Denied("transfer refused", decision)
@@ -89,11 +82,11 @@ class Transfers:
             activation_deadline_s=policy["activation_deadline_s"],
             kind=TRANSFER_KIND,
             target_region=target_region,
-            importer=importer or None,
+            importer=importer,
             retention_s=retention_s,
         )  # fmt: skip
         with self.store.transaction() as db:
-            if _overdue_deletions(self, requester, self.clock()) != overdue:
+            if overdue_deletions(self.store, requester, self.clock()) != overdue:
                 raise Conflict(f"a deletion of {requester}'s fell due meanwhile; try again")
             _refuse_duplicate(self, req, now)
             db["requests"].insert(req.to_row())
@@ -139,14 +132,7 @@ class Transfers:
                 "kind = ? AND resource = ? AND target_region = ? AND state = ?",
                 [TRANSFER_KIND, resource, target_region, ACTIVE],
             )
-        asked: dict[str, Any] = {
-            "resource": resource or "",
-            "target_region": target_region or "",
-            "importer": importer or "",
-            "transfers": [_copy_doc(t) for t in held],
-        }
-        if transfer_id is not None:
-            asked["transfer_id"] = transfer_id
+        asked = check_input(held, resource, target_region, importer, transfer_id)
         return self._decide(TRANSFER_CHECK, asked, caller=caller)
 
     def transfer_deleted(self: Engine, transfer_id: str, actor: str) -> Request:
@@ -197,6 +183,55 @@ def transfer_input(req: Request) -> dict[str, Any]:
     }
 
 
+def request_input(
+    requester: str,
+    resource: str,
+    target_region: str | None,
+    duration_s: int,
+    reason: str,
+    importer: str | None,
+    retention_s: int | None,
+    evidence: list[str],
+    overdue: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What datavisa.transfer_request is asked about a transfer, given the requester's
+    overdue deletions."""
+    asked: dict[str, Any] = {
+        "subject": requester,
+        "resource": resource,
+        "target_region": target_region,
+        "evidence": evidence,
+        "duration_s": duration_s,
+        "reason": reason,
+        "overdue_deletions": overdue,
+    }
+    if importer:
+        asked["importer"] = importer
+    if retention_s is not None:
+        asked["retention_s"] = retention_s
+    return asked
+
+
+def check_input(
+    held: list[Request],
+    resource: str | None = None,
+    target_region: str | None = None,
+    importer: str | None = None,
+    transfer_id: str | None = None,
+) -> dict[str, Any]:
+    """What datavisa.transfer_check is asked: the copy, and the transfers the store
+    holds open for it."""
+    asked: dict[str, Any] = {
+        "resource": resource or "",
+        "target_region": target_region or "",
+        "importer": importer or "",
+        "transfers": [_copy_doc(t) for t in held],
+    }
+    if transfer_id is not None:
+        asked["transfer_id"] = transfer_id
+    return asked
+
+
 def _copy_doc(req: Request) -> dict[str, Any]:
     """A held transfer as datavisa.transfer_check reads it."""
     return {
@@ -215,7 +250,7 @@ def _is_overdue(req: Request, now: float) -> bool:
     return req.delete_by is not None and req.deleted_at is None and req.delete_by <= now
 
 
-def _overdue_deletions(engine: Engine, requester: str, now: float) -> list[dict[str, Any]]:
+def overdue_deletions(store: Store, requester: str, now: float) -> list[dict[str, Any]]:
     """The requester's copies past their deletion deadline, as the request policy takes them."""
     return [
         {
@@ -224,7 +259,7 @@ def _overdue_deletions(engine: Engine, requester: str, now: float) -> list[dict[
             "target_region": r.target_region,
             "delete_by_ns": epoch_ns(r.delete_by),
         }
-        for r in engine.store.requests(
+        for r in store.requests(
             "kind = ? AND requester = ? AND deleted_at IS NULL AND delete_by <= ?",
             [TRANSFER_KIND, requester, now],
         )

@@ -326,13 +326,7 @@ class Monitor:
                 "kind = ? AND reviewed_at IS NULL AND review_due IS NOT NULL", [BREAKGLASS_KIND]
             )
         ]
-        if not reviews:
-            return []
-        [found] = self.evaluate_many([{"history": {"breakglass_reviews": reviews}}])
-        with self.store.transaction(durable=False):
-            new = self.alerts.add(found, self.clock(), None, None)
-        self._announce(new)
-        return new
+        return self._check_facts("breakglass_reviews", reviews)
 
     def check_deletions(self) -> list[Alert]:
         """Ask about every transfer's copy kept for a limited time and not yet reported
@@ -350,20 +344,18 @@ class Monitor:
                 "kind = ? AND deleted_at IS NULL AND delete_by IS NOT NULL", [TRANSFER_KIND]
             )
         ]
-        if not copies:
-            return []
-        [found] = self.evaluate_many([{"history": {"transfer_deletions": copies}}])
-        with self.store.transaction(durable=False):
-            new = self.alerts.add(found, self.clock(), None, None)
-        self._announce(new)
-        return new
+        return self._check_facts("transfer_deletions", copies)
 
     def check_enforcement(self, removals: list[dict[str, Any]]) -> list[Alert]:
         """Ask about grant removals a sink has not applied yet (serve does this while
         there are any): each {sink, subject, grant_id, ended_ns}."""
-        if not removals:
+        return self._check_facts("unapplied_removals", removals)
+
+    def _check_facts(self, name: str, facts: list[dict[str, Any]]) -> list[Alert]:
+        """The periodic check: the alerts newly raised on `facts` as history `name`."""
+        if not facts:
             return []
-        [found] = self.evaluate_many([{"history": {"unapplied_removals": removals}}])
+        [found] = self.evaluate_many([{"history": {name: facts}}])
         with self.store.transaction(durable=False):
             new = self.alerts.add(found, self.clock(), None, None)
         self._announce(new)

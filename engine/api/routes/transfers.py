@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field, PlainValidator, WithJsonSchema
 
-from ...model.durations import DURATION_PATTERN, parse_duration
-from ...model.errors import DataVisaError
+from ...model.durations import DURATION_PATTERN
 from ...model.records import STATES
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
@@ -23,6 +22,7 @@ from ..schemas import (
     RequestList,
     RequestOut,
     Text,
+    duration_seconds,
 )
 from ..tokens import Principal
 from ..wire import decision_to_wire, to_wire
@@ -36,15 +36,10 @@ MAX_KEEP_S = 10 * 366 * 86400  # a sanity bound on input; policy sets the real m
 def _keep(value: Any) -> int | None:
     if value == FOREVER:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError("keep is a duration such as 24h, whole seconds, or forever")
     try:
-        seconds = parse_duration(value) if isinstance(value, str) else value
-    except DataVisaError as e:
-        raise ValueError(str(e)) from e
-    if not 1 <= seconds <= MAX_KEEP_S:
-        raise ValueError("keep must be from 1s to 10 years, or forever")
-    return seconds
+        return duration_seconds(value, MAX_KEEP_S)
+    except ValueError as e:
+        raise ValueError(f"{e}; or forever") from e
 
 
 Keep = Annotated[

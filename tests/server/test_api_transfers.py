@@ -62,6 +62,7 @@ def test_a_bad_field_is_named_and_nothing_stored(api, change, field):
         ({"keep": "48h"}, "retention_exceeds_localisation_max", "keep"),
         ({"keep": "forever"}, "retention_exceeds_localisation_max", "keep"),
         ({"evidence": ["cac"]}, "unknown_evidence", "evidence"),
+        ({"importer": "acme-mars"}, "unknown_importer", "importer"),
         ({"window": "2d", "keep": "24h"}, "duration_exceeds_transfer_max", "window"),
     ],
 )

@@ -85,6 +85,12 @@ deny contains {"code": "unknown_region", "field": field, "message": msg} if {
 	msg := sprintf("no region named %q", [region])
 }
 
+deny contains {"code": "unknown_importer", "field": "importer", "message": msg} if {
+	object.get(input, "importer", "") != ""
+	not data.datavisa.entities[input.importer]
+	msg := sprintf("no legal entity named %q (entities)", [input.importer])
+}
+
 deny contains {"code": "same_region", "field": "target_region", "message": msg} if {
 	_data.region == input.target_region
 	msg := sprintf("the data is already in %s: name another target region", [input.target_region])

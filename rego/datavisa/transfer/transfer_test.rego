@@ -124,6 +124,7 @@ test_copy_retention_is_reported if {
 test_bad_asks_name_their_field if {
 	cases := [
 		{"ask": {"resource": "eu-customer-analytics", "target_region": "aws:eu-central-1"}, "reasons": {["same_region", "target_region"]}},
+		{"ask": {"resource": "eu-customer-analytics", "target_region": "azure:westeurope", "importer": "acme-mars"}, "reasons": {["unknown_importer", "importer"]}},
 		{"ask": {"resource": "eu-customer-analytics", "target_region": "mars:olympus-1"}, "reasons": {["unknown_region", "target_region"]}},
 		{"ask": {"resource": "nope", "target_region": "aws:eu-west-1"}, "reasons": {["unknown_resource", "resource"]}},
 		{"ask": {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "evidence": ["scc", "cac"]}, "reasons": {["unknown_evidence", "evidence"]}},

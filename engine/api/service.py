@@ -18,6 +18,7 @@ from typing import Any
 
 from ..lifecycle.engine import Engine
 from ..model.decision import Check, Decision
+from ..model.records import TRANSFER_KIND
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
@@ -92,7 +93,9 @@ class Service:
     def snapshot(self) -> Snapshot:
         now = time.time()
         return Snapshot(
-            live_grants=len(self.engine.list_requests(state="active")),
+            live_grants=sum(
+                r.kind != TRANSFER_KIND for r in self.engine.list_requests(state="active")
+            ),
             pending_requests=len(self.engine.list_requests(state="pending")),
             opa_up=self.opa_ready(),
             opa_restarts=self.supervisor.restarts if self.supervisor else 0,

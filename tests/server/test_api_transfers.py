@@ -114,6 +114,8 @@ def test_a_transfer_is_listed_shown_and_its_copy_reported_deleted_by_its_pipelin
     )
     approved = api.as_("bob").post(f"/v1/requests/{req['id']}/approve", {"location": "DE"})
     assert approved.json()["delete_by"]
+    metrics = api.anonymous().get("/metrics").text
+    assert "datavisa_live_grants 0.0" in metrics  # an open transfer grants no access
     listed = api.as_("alice").get("/v1/transfers", params={"state": "active"}).json()
     assert [r["id"] for r in listed["requests"]] == [req["id"]]
     assert api.as_("alice").get("/v1/transfers", params={"overdue": "true"}).json() == {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -60,6 +61,16 @@ def print_request(req: Request, as_json: bool) -> None:
         echo_json(request_dict(req))
     else:
         click.echo(describe_request(req))
+
+
+def print_requests(
+    reqs: list[Request], as_json: bool, table: Callable[[list[Request]], str], none: str
+) -> None:
+    """A listing: JSON, a table, or `none` when there is nothing to list."""
+    if as_json:
+        echo_json([request_dict(r) for r in reqs])
+    else:
+        click.echo(table(reqs) if reqs else none)
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> str:

@@ -194,9 +194,4 @@ def list_(state, requester, overdue, target, as_json):
     """
     with target.engine(policy=False) as engine:
         reqs = engine.list_transfers(state, requester, overdue)
-    if as_json:
-        output.echo_json([output.request_dict(r) for r in reqs])
-    elif reqs:
-        click.echo(output.transfers_table(reqs))
-    else:
-        click.echo("no transfers")
+    output.print_requests(reqs, as_json, output.transfers_table, "no transfers")

@@ -85,6 +85,29 @@ def judge(record: dict[str, Any], targets: dict[str, float]) -> dict[str, dict[s
         f"vs opa eval {naive_peak['throughput_per_s']:,.1f}/s "
         f"({naive_peak['concurrency']} clients), {low:,} grants",
     )
+    opa_peak = cell(record, "opa", low, max(record["plan"]["concurrency"]))
+    more = engine_peak["throughput_per_s"] / opa_peak["throughput_per_s"]
+    put(
+        "engine_vs_opa_throughput",
+        more,
+        more >= targets["engine_vs_opa_throughput"],
+        f"engine {engine_peak['throughput_per_s']:,.0f}/s ({engine_peak['concurrency']} clients) "
+        f"vs OPA direct {opa_peak['throughput_per_s']:,.0f}/s ({opa_peak['concurrency']} "
+        f"clients), {low:,} grants",
+    )
+    naive_most = _peak(record, "naive", high) if high != low else None
+    if naive_most is not None:
+        engine_most = _peak(record, "engine", high)
+        ratio = engine_most["throughput_per_s"] / naive_most["throughput_per_s"]
+        put(
+            "throughput_vs_naive_most",
+            ratio,
+            ratio >= targets["throughput_vs_naive_most"],
+            f"engine {engine_most['throughput_per_s']:,.0f}/s "
+            f"({engine_most['concurrency']} clients) vs opa eval "
+            f"{naive_most['throughput_per_s']:,.1f}/s ({naive_most['concurrency']} clients, "
+            f"the only cell there), {high:,} grants",
+        )
     for name, path in (("growth_opa", "opa"), ("growth_engine", "engine")):
         large = cell(record, path, high, 1)
         smalls = [c for case in ("allow", AGAIN) if (c := cell(record, path, low, 1, case))]
@@ -134,6 +157,28 @@ def judge(record: dict[str, Any], targets: dict[str, float]) -> dict[str, dict[s
         f"push of one subject's grants to OPA, {push['count']} pushes; the whole revoke call: "
         f"p99 {rev['revoke_ms']['p99']:.1f} ms",
     )
+    rego = record.get("rego_bench")
+    if rego:
+        most = max(rego["results"], key=lambda r: r["grants"])
+        micros = most["ns_per_op_median"] / 1000
+        put(
+            "rego_access_us",
+            micros,
+            micros <= targets["rego_access_us"],
+            f"`opa bench` of the access decision, median of {most['runs']}, "
+            f"{most['grants']:,} grants",
+        )
+    monitoring = record.get("monitoring")
+    if monitoring:
+        judged = monitoring["judging"]["opa_cpu_us_per_decision"] / 1000
+        put(
+            "monitor_opa_cpu_ms",
+            judged,
+            judged <= targets["monitor_opa_cpu_ms"],
+            f"OPA CPU judging {monitoring['decisions']:,} access decisions by the alert rules "
+            f"(asking them cost {monitoring['asking']['opa_cpu_us_per_decision'] / 1000:.3f} ms "
+            f"each, in batches of {monitoring['batch']})",
+        )
     return verdicts
 
 
@@ -218,7 +263,13 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
     ]
     names = {
         "overhead_p50_ms": ("engine p50 overhead over OPA direct", "ms", "≤"),
+        "engine_vs_opa_throughput": ("engine throughput / OPA direct, most clients", "x", "≥"),
         "throughput_vs_naive": ("engine throughput / naive `opa eval`", "x", "≥"),
+        "throughput_vs_naive_most": (
+            f"engine throughput / naive `opa eval`, {high:,} grants",
+            "x",
+            "≥",
+        ),
         "growth_opa": (f"decision time growth {high:,} / {low:,} grants, OPA", "x", "≤"),
         "growth_engine": (f"decision time growth {high:,} / {low:,} grants, end to end", "x", "≤"),
         "revocation_lag": ("checks allowed after revoke returned", "", "="),
@@ -229,6 +280,8 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
             "x",
             "≤",
         ),
+        "rego_access_us": (f"access Rego alone (`opa bench`), {high:,} grants", "µs", "≤"),
+        "monitor_opa_cpu_ms": ("OPA CPU of the alert rules per decision", "ms", "≤"),
     }
     for name, (label, unit, op) in names.items():
         if name not in v:

@@ -28,9 +28,14 @@ class Doubler:
         return [2 * i for i in items]
 
 
+def offloaded(doubler: Doubler):
+    """The coalescer's `many`: the doubler's work in the coalescer's worker thread."""
+    return lambda items, offload: offload(lambda: doubler(items))
+
+
 def test_a_lone_call_goes_at_once_and_alone():
     doubler = Doubler()
-    coalescer = Coalescer(doubler, "test")
+    coalescer = Coalescer(offloaded(doubler), "test")
 
     async def main() -> list[int]:
         return [await coalescer(1), await coalescer(2)]
@@ -44,7 +49,7 @@ def test_a_lone_call_goes_at_once_and_alone():
 def test_calls_arriving_while_one_is_served_go_together_next_in_order():
     hold = threading.Event()
     doubler = Doubler(hold)
-    coalescer = Coalescer(doubler, "test", max_batch=4)
+    coalescer = Coalescer(offloaded(doubler), "test", max_batch=4)
 
     async def main() -> list[int]:
         first = asyncio.ensure_future(coalescer(0))
@@ -62,7 +67,7 @@ def test_calls_arriving_while_one_is_served_go_together_next_in_order():
 def test_a_failing_batch_fails_each_of_its_calls_and_only_those():
     hold = threading.Event()
     doubler = Doubler(hold)
-    coalescer = Coalescer(doubler, "test")
+    coalescer = Coalescer(offloaded(doubler), "test")
 
     async def main() -> list[object]:
         first = asyncio.ensure_future(coalescer(5))
@@ -81,7 +86,7 @@ def test_a_failing_batch_fails_each_of_its_calls_and_only_those():
 
 
 def test_a_wrong_number_of_results_is_an_error_not_a_misanswer():
-    coalescer = Coalescer(lambda items: items[:-1], "test")
+    coalescer = Coalescer(lambda items, offload: offload(lambda: items[:-1]), "test")
     with pytest.raises(RuntimeError, match="1 asked, 0 answered"):
         asyncio.run(coalescer(1))
     coalescer.close()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from datavisa.cli.main import cli
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.model.records import Alert
-from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Monitor
+from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Monitor, for_rules
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.opa import OpaClient, OpaUnavailable
@@ -361,3 +361,20 @@ def test_bad_monitoring_data_is_rejected_with_file_line_and_path(data_dir, old, 
         bundle.load_data(data_dir)
     assert f"{path}:" in str(e.value)
     assert problem in str(e.value)
+
+
+def test_the_rules_are_given_the_documented_parts_of_a_record_only() -> None:
+    recorded = {
+        "decision_id": "d-1", "path": "datavisa/access/decision",
+        "timestamp": "2026-12-01T00:00:00Z", "input": {"subject": "alice", "location": "US"},
+        "result": {
+            "allow": False, "reasons": [{"code": "location_not_permitted", "message": "x" * 300}],
+        },
+        "labels": {"app": "datavisa"}, "bundles": {"datavisa": {"revision": "r"}},
+        "custom": {"source": "engine"}, "requested_by": "svc",
+    }  # fmt: skip
+    assert for_rules(recorded) == {
+        "decision_id": "d-1", "path": "datavisa/access/decision",
+        "timestamp": "2026-12-01T00:00:00Z", "input": {"subject": "alice", "location": "US"},
+        "result": {"allow": False, "reasons": [{"code": "location_not_permitted"}]},
+    }  # fmt: skip

@@ -23,6 +23,7 @@ from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
 from ..policy.opa import OpaClient, OpaUnavailable
+from ..policy.opa_async import AsyncOpaClient
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
 from .config import GatewayConfig
 from .limits import InputRules, shipped
@@ -60,7 +61,11 @@ class Service:
         self.alerts = self.monitor.alerts if self.monitor else Alerts(self.engine.store)
         opa = self.engine.opa
         self._probe = OpaClient(opa.url, timeout=PROBE_TIMEOUT_S, token=opa.token)
-        self.checks = Coalescer(self.engine.check_many, "checks")
+        self._opa_async = AsyncOpaClient(opa)
+        self.checks = Coalescer(
+            lambda checks, offload: self.engine.check_many_async(checks, self._opa_async, offload),
+            "checks",
+        )
         if not self.permissions.loaded:
             try:
                 self.permissions.load(self.engine.opa)
@@ -131,4 +136,5 @@ class Service:
     def close(self) -> None:
         self.closing.set()
         self.checks.close()
+        self._opa_async.close()
         self._probe.close()

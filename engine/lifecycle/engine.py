@@ -19,7 +19,7 @@ import dataclasses
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +63,10 @@ from ..policy.decide import (
     REQUEST,
     decide,
     decide_many,
+    decide_many_async,
 )
 from ..policy.opa import OpaClient
+from ..policy.opa_async import AsyncOpaClient
 from ..store.sqlite import Store
 from .grants import Grants
 from .transfers import Transfers, deletion_deadline, transfer_input
@@ -547,6 +549,21 @@ class Engine(Transfers):
         return decide_many(
             self.opa, ACCESS, asked, log=self.log, revision=self.revision, amend=self._held, due=due
         )
+
+    async def check_many_async(
+        self,
+        checks: list[Check],
+        opa: AsyncOpaClient | None,
+        offload: Callable[[Callable[[], list[Decision]]], Awaitable[list[Decision]]],
+    ) -> list[Decision]:
+        """`check_many` for the server: OPA asked from the event loop through `opa` (which
+        follows `self.opa`), the store's part in `offload`, a worker thread."""
+        asked = [(check.input(), check.caller or check.subject) for check in checks]
+        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        return await decide_many_async(
+            opa if self.opa else None, ACCESS, asked, offload=offload, log=self.log,
+            revision=self.revision, amend=self._held, due=due,
+        )  # fmt: skip
 
     def route(self, asked: dict[str, Any], caller: str | None, asked_at: float) -> Decision:
         """Which resource and action a gateway's request means (datavisa.gateway), asked

@@ -297,7 +297,9 @@ class Monitor:
                 # would log another query, and so on for ever.
                 if not str(event.get("path", "")).startswith(MONITOR_PREFIX):
                     judged.append((seq, event))
-                    asked.append({"event": event, "history": self.history(seq, event, known)})
+                    asked.append(
+                        {"event": for_rules(event), "history": self.history(seq, event, known)}
+                    )
                 known.note(subject, event)
             found = self.evaluate_many(asked)
             with self.store.transaction(durable=False):
@@ -519,6 +521,21 @@ class _Facts:
             [(s, p, self._places[s][p]) for s, p in sorted(self._changed)],
         )
         self._changed.clear()
+
+
+JUDGED_FIELDS = ("decision_id", "path", "input", "result", "timestamp")
+
+
+def for_rules(event: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a record the alert rules are given (rego/datavisa/monitor: its Input),
+    with each reason as its code alone: OPA parses every record of a batch, and the rest
+    (labels, bundles, the reasons' prose) would be half of what it parses."""
+    judged = {k: event[k] for k in JUDGED_FIELDS if k in event}
+    result = judged.get("result")
+    if isinstance(result, dict) and isinstance(result.get("reasons"), list):
+        codes = [{"code": r.get("code")} for r in result["reasons"] if isinstance(r, dict)]
+        judged["result"] = {**result, "reasons": codes}
+    return judged
 
 
 def _upgrade(db: Any) -> None:

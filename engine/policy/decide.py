@@ -7,13 +7,15 @@ document or a malformed answer is a deny with reason `policy_unavailable`, never
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..ledger.decision_log import DecisionLog
 from ..model.decision import Decision
-from .opa import OpaClient, OpaUnavailable
+from .opa import Answer, OpaClient, OpaUnavailable
+from .opa_async import AsyncOpaClient
 
 # The decision documents, one package each under rego/datavisa/.
 REQUEST = "datavisa/request/decision"
@@ -67,9 +69,59 @@ def decide_many(
     `unrecorded` says yes to is not recorded here: another decision it leads to will be.
     """
     inputs = [input for input, _ in asked]
-    answers = _ask_many(opa, path, inputs, due)
+    try:
+        twin, doc = _twin(path, inputs)
+        if opa is None:
+            raise OpaUnavailable("no OPA configured")
+        answers = _answers(path, inputs, opa.query(twin, doc, timeout=_left(opa, due)))
+    except OpaUnavailable as e:
+        answers = [(_unavailable(str(e)), None, None)] * len(inputs)
+    return settle(path, asked, answers, log, revision, amend, unrecorded)
+
+
+async def decide_many_async(
+    opa: AsyncOpaClient | None,
+    path: str,
+    asked: list[tuple[dict[str, Any], str | None]],
+    *,
+    offload: Callable[[Callable[[], list[Decision]]], Awaitable[list[Decision]]],
+    log: DecisionLog | None = None,
+    revision: str = "",
+    amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None = None,
+    due: float | None = None,
+    unrecorded: Callable[[Decision], bool] | None = None,
+) -> list[Decision]:
+    """`decide_many` with OPA asked from the running event loop (policy/opa_async.py);
+    what touches the store (`amend`, the log's commit) runs in `offload`, a worker."""
+    inputs = [input for input, _ in asked]
+    try:
+        twin, doc = _twin(path, inputs)
+        if opa is None:
+            raise OpaUnavailable("no OPA configured")
+        answer = await opa.query(twin, doc, timeout=_left(opa.client, due))
+        answers = _answers(path, inputs, answer)
+    except OpaUnavailable as e:
+        answers = [(_unavailable(str(e)), None, None)] * len(inputs)
+    return await offload(
+        functools.partial(settle, path, asked, answers, log, revision, amend, unrecorded)
+    )
+
+
+Answered = tuple[Decision, Any, dict[str, Any] | None]  # decision, mask, custom log facts
+
+
+def settle(
+    path: str,
+    asked: list[tuple[dict[str, Any], str | None]],
+    answers: list[Answered],
+    log: DecisionLog | None,
+    revision: str,
+    amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None,
+    unrecorded: Callable[[Decision], bool] | None,
+) -> list[Decision]:
+    """What OPA answered, amended and recorded: the decisions `decide_many` returns."""
     if amend is not None:
-        amended = amend(inputs, [decision for decision, _, _ in answers])
+        amended = amend([input for input, _ in asked], [decision for decision, _, _ in answers])
         answers = [(d, mask, custom) for d, (_, mask, custom) in zip(amended, answers, strict=True)]
     if log is None:
         return [decision for decision, _, _ in answers]
@@ -102,30 +154,29 @@ def decide_many(
     ]
 
 
-Answered = tuple[Decision, Any, dict[str, Any] | None]  # decision, mask, custom log facts
-
-
-def _ask_many(
-    opa: OpaClient | None, path: str, inputs: list[dict[str, Any]], due: float | None
-) -> list[Answered]:
+def _twin(path: str, inputs: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The logged twin to ask for `inputs`, and its input: a lone one is asked as itself,
+    several as a batch of the coalesced twin."""
     name = path.split("/")[1]
     if len(inputs) == 1:
-        twin, doc = f"datavisa/logged/{name}_decision", inputs[0]
-    else:
-        twin, doc = f"datavisa/logged/{name}_decisions", {"batch": inputs}
-    try:
-        if opa is None:
-            raise OpaUnavailable("no OPA configured")
-        left = None if due is None else due - time.monotonic()
-        if left is not None and left <= 0:
-            raise OpaUnavailable(f"the OPA timeout ({opa.timeout:g}s) passed while it waited")
-        answer = opa.query(twin, doc, timeout=left)
-    except OpaUnavailable as e:
-        return [(_unavailable(str(e)), None, None)] * len(inputs)
+        return f"datavisa/logged/{name}_decision", inputs[0]
+    return f"datavisa/logged/{name}_decisions", {"batch": inputs}
+
+
+def _left(opa: OpaClient, due: float | None) -> float | None:
+    """How long OPA may take, so that it answers by `due` (time.monotonic())."""
+    left = None if due is None else due - time.monotonic()
+    if left is not None and left <= 0:
+        raise OpaUnavailable(f"the OPA timeout ({opa.timeout:g}s) passed while it waited")
+    return left
+
+
+def _answers(path: str, inputs: list[dict[str, Any]], answer: Answer) -> list[Answered]:
+    """Each input's decision in OPA's `answer` to its twin; a deny when malformed."""
     if len(inputs) == 1:
         return [_parse(path, answer.result, answer.decision_id, None)]
     if not isinstance(answer.result, list) or len(answer.result) != len(inputs):
-        why = f"{len(inputs)} decisions asked of {twin}, got {answer.result!r}"[:300]
+        why = f"{len(inputs)} decisions asked of {path}, got {answer.result!r}"[:300]
         return [(_unavailable(why), None, None)] * len(inputs)
     return [
         _parse(path, body, None, {"batch": {"decision_id": answer.decision_id, "index": i}})

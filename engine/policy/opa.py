@@ -48,6 +48,29 @@ class Answer:
     decision_id: str | None
 
 
+def json_of(url: str, what: str, status: int, data: bytes) -> Any:
+    """The JSON document of an OPA response (None when empty); OpaUnavailable for anything
+    but a 2xx answer with a JSON body."""
+    if status >= 300:
+        hint = UNAUTHORIZED_HINT if status == 401 else ""
+        raise OpaUnavailable(
+            f"OPA at {url} {what}: HTTP {status} {data[:300].decode(errors='replace')}{hint}"
+        )
+    try:
+        return json.loads(data) if data else None
+    except ValueError as e:
+        raise OpaUnavailable(f"OPA at {url} {what}: {e}") from e
+
+
+def answer_of(url: str, path: str, body: Any) -> Answer:
+    """The Answer in OPA's response `body` to a query of the document at `path`."""
+    if not isinstance(body, dict):
+        raise OpaUnavailable(f"OPA at {url} answered {path} with {body!r}"[:300])
+    if "result" not in body:
+        raise OpaUnavailable(f"OPA has no document at {path} (is the policy bundle loaded?)")
+    return Answer(result=body["result"], decision_id=body.get("decision_id"))
+
+
 class OpaClient:
     """A keep-alive REST client for one OPA server (it may be moved, as on a restart).
 
@@ -73,6 +96,11 @@ class OpaClient:
     def token(self) -> str | None:
         return self._target[1]
 
+    @property
+    def target(self) -> tuple[str, str | None]:
+        """(url, token), read together: another thread may move the client meanwhile."""
+        return self._target
+
     def point(self, url: str, token: str | None) -> None:
         """Talk to the OPA at `url` with `token` from now on; calls in flight finish."""
         headers = dict(JSON_HEADERS)
@@ -96,7 +124,7 @@ class OpaClient:
 
     def follow(self, other: OpaClient) -> None:
         """Talk to the OPA `other` talks to, with its credential, if not already."""
-        target = other._target
+        target = other.target
         if target != self._target:
             self.point(*target)
 
@@ -104,11 +132,7 @@ class OpaClient:
         """Evaluate the document at `path` (slash separated, under /v1/data) with `input`,
         waiting `timeout` seconds at most (default: the client's)."""
         body = self._call("POST", f"/v1/data/{path}", {"input": input}, timeout=timeout)
-        if not isinstance(body, dict):
-            raise OpaUnavailable(f"OPA at {self.url} answered {path} with {body!r}"[:300])
-        if "result" not in body:
-            raise OpaUnavailable(f"OPA has no document at {path} (is the policy bundle loaded?)")
-        return Answer(result=body["result"], decision_id=body.get("decision_id"))
+        return answer_of(self.url, path, body)
 
     def document(self, path: str) -> Any:
         """The data document at `path` (slash separated, under /v1/data); None if undefined."""
@@ -147,15 +171,9 @@ class OpaClient:
         try:
             data = None if body is None else json.dumps(body).encode()
             response = pool.urlopen(method, path, body=data, timeout=limit)
-            if response.status >= 300:
-                hint = UNAUTHORIZED_HINT if response.status == 401 else ""
-                raise OpaUnavailable(
-                    f"OPA at {self.url} {what}: HTTP {response.status} "
-                    f"{response.data[:300].decode(errors='replace')}{hint}"
-                )
-            return json.loads(response.data) if response.data else None
-        except (urllib3.exceptions.HTTPError, ValueError) as e:
+        except urllib3.exceptions.HTTPError as e:
             raise OpaUnavailable(f"OPA at {self.url} {what}: {e}") from e
+        return json_of(self.url, what, response.status, response.data)
 
     def close(self) -> None:
         if self._pool is not None:

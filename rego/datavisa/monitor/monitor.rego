@@ -7,7 +7,8 @@
 #   the facts the rules need, by counting and looking up in its database.
 #
 #   Input: {event: the decision-log event just recorded (OPA's format: decision_id, path,
-#   input, result, timestamp); absent for the periodic check, history: {
+#   input, result, timestamp; nothing else of it, and each of the result's reasons as
+#   {code} alone); absent for the periodic check, history: {
 #     countries_seen: [countries the subject was seen in before, within
 #       lookback.countries_s],
 #     last_grant_end: {grant_id, state (expired | revoked | relinquished), ended_ns,

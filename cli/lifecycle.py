@@ -334,12 +334,7 @@ def list_(state, requester, overdue, target, as_json):
     """
     with target.engine(policy=False) as engine:
         reqs = engine.list_requests(state, requester, overdue)
-    if as_json:
-        output.echo_json([output.request_dict(r) for r in reqs])
-    elif reqs:
-        click.echo(output.requests_table(reqs))
-    else:
-        click.echo("no requests")
+    output.print_requests(reqs, as_json, output.requests_table, "no requests")
 
 
 @click.command()

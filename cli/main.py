@@ -25,6 +25,7 @@ LAZY = {
     "fleet": "fleet:fleet",
     "opa-config": "fleet:opa_config",
     "db": "db:db",
+    "transfer": "transfers:transfer",
 }
 
 

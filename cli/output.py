@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -23,7 +24,7 @@ from datavisa.engine.model.records import Alert, Approval, Request
 
 _TIMES = (
     "created_at", "pending_until", "start_at", "activate_by", "approved_at", "activated_at",
-    "expires_at", "ended_at", "review_due", "reviewed_at",
+    "expires_at", "ended_at", "review_due", "reviewed_at", "delete_by", "deleted_at",
 )  # fmt: skip
 
 
@@ -62,6 +63,16 @@ def print_request(req: Request, as_json: bool) -> None:
         click.echo(describe_request(req))
 
 
+def print_requests(
+    reqs: list[Request], as_json: bool, table: Callable[[list[Request]], str], none: str
+) -> None:
+    """A listing: JSON, a table, or `none` when there is nothing to list."""
+    if as_json:
+        echo_json([request_dict(r) for r in reqs])
+    else:
+        click.echo(table(reqs) if reqs else none)
+
+
 def table(rows: list[list[Any]], headers: list[str]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
@@ -98,22 +109,49 @@ def requests_table(reqs: list[Request]) -> str:
     return table(rows, headers)
 
 
+def transfers_table(reqs: list[Request]) -> str:
+    now = time.time()
+    rows = [
+        [
+            r.id,
+            r.state,
+            r.requester,
+            r.resource,
+            r.target_region,
+            r.importer or "-",
+            format_duration(r.duration_s),
+            when(_until(r), now),
+            when(r.delete_by, now) if r.deleted_at is None else "deleted",
+        ]
+        for r in reqs
+    ]
+    headers = ["id", "state", "requester", "resource", "to", "importer", "window", "until"]
+    return table(rows, [*headers, "delete by"])
+
+
 def describe_request(
     req: Request, approvals: list[Approval] | None = None, events: list[dict] | None = None
 ) -> str:
     needs = ", ".join(f"{a['count']} from {a['group']}" for a in req.approvals_required)
-    kind = {"breakglass": "break-glass grant", "extension": "extension request"}.get(
-        req.kind, "request"
-    )
+    kind = {
+        "breakglass": "break-glass grant",
+        "extension": "extension request",
+        "transfer": "transfer",
+    }.get(req.kind, "request")
     lines = [
         f"{kind} {req.id}: {req.state}",
-        f"  requester   {req.requester}, from {req.location}",
+        f"  requester   {req.requester}"
+        + ("" if req.kind == "transfer" else f", from {req.location}"),
         f"  resource    {req.resource} ({', '.join(req.actions)})",
         f"  duration    {format_duration(req.duration_s)}",
         f"  reason      {req.reason or '-'}",
     ]
     if req.parent_id:
         lines.append(f"  extends     {req.parent_id}")
+    if req.kind == "transfer":
+        keep = "for ever" if req.retention_s is None else format_duration(req.retention_s)
+        lines.append(f"  copy to     {req.target_region}, by {req.importer or 'your entity'}")
+        lines.append(f"  kept        {keep}")
     if req.kind != "breakglass":
         lines.append(f"  approvals   {needs or 'none needed'}")
     optional = [
@@ -124,6 +162,8 @@ def describe_request(
         ("active", req.activated_at),
         ("expires", req.expires_at),
         ("review due", req.review_due if req.reviewed_at is None else None),
+        ("delete by", req.delete_by if req.deleted_at is None else None),
+        ("deleted", req.deleted_at),
         ("ended", req.ended_at),
     ]
     lines += [f"  {label:<11} {when(t)}" for label, t in optional if t is not None]

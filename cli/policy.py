@@ -266,7 +266,8 @@ def eval_(
 ):  # fmt: skip
     """Ask the KIND decision with the clock set, without touching the store.
 
-    KIND is one of: request, access, approval, transfer, extension, breakglass, lifecycle.
+    KIND is one of: request, access, approval, transfer, extension, breakglass, lifecycle,
+    transfer_request, transfer_check.
 
     The answer is the policy's own (the bundle built from --policy-dir and --bundle-dir),
     given the live grants of --db. Exits 0 when allowed and 1 when denied.

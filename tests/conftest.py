@@ -95,7 +95,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monke
 Run = Callable[..., Result]
 NEEDS_OPA = {
     "request", "break-glass", "approve", "deny", "cancel", "activate", "revoke", "relinquish",
-    "extend", "review", "check", "sweep",
+    "extend", "review", "check", "sweep", "transfer",
 }  # fmt: skip
 
 

@@ -66,3 +66,22 @@ def test_the_same_policy_changes_nothing(engine: Engine, db: Path):
 def test_without_a_database_it_says_so(tmp_path: Path):
     code, out = _impact(tmp_path / "none.db")
     assert code == 1 and "no database at" in out
+
+
+def test_transfers_are_judged_by_their_own_decisions(engine: Engine, db: Path, tmp_path: Path):
+    """Ending the UK adequacy stops an open copy to London; a pending one is refused."""
+    live = engine.transfer("alice", RESOURCE, "aws:eu-west-2", 3600, reason="CHG-1")
+    engine.approve(live.id, "bob", "DE")
+    engine.approve(live.id, "petra", "DE")
+    pending = engine.transfer("oscar", RESOURCE, "aws:eu-west-2", 3600, reason="CHG-2")
+    code, out = _impact(db, "--bundle-dir", str(_without_uk_adequacy(tmp_path)), "--json")
+    assert code == 1
+    changes = {c["request_id"]: c for c in json.loads(out)}
+    assert set(changes) == {live.id, pending.id}
+    stopped, refused = changes[live.id], changes[pending.id]
+    assert (stopped["kind"], stopped["before"]["allow"], stopped["after"]) == (
+        "transfer_check", True, {"allow": False, "reasons": ["transfer_not_permitted"]}
+    )  # fmt: skip
+    assert (refused["kind"], refused["before"]["allow"], refused["after"]["allow"]) == (
+        "transfer_request", True, False
+    )  # fmt: skip

@@ -36,11 +36,15 @@ from .routes import (
     operations,
     requests,
     tokens,
+    transfers,
 )
 from .schemas import AccessCheck
 from .service import Service
 
-ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations, fleet)
+ROUTERS = (
+    requests, grants, decisions, gateway, alerts, dashboard, tokens, operations, fleet,
+    transfers,
+)  # fmt: skip
 
 
 def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -155,6 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 403,
                 "denied",
                 str(e),
+                field=next((r["field"] for r in e.decision.reasons if r.get("field")), None),
                 reasons=e.decision.reasons,
                 decision_id=e.decision.decision_id,
             )

@@ -106,6 +106,60 @@ class RemoteEngine:
         }
         return self._request("POST", "/v1/break-glass", body)
 
+    def transfer(
+        self,
+        requester: str,
+        resource: str,
+        target_region: str,
+        duration_s: int,
+        reason: str = "",
+        importer: str | None = None,
+        retention_s: int | None = None,
+        evidence: list[str] | None = None,
+        start_at: float | None = None,
+    ) -> Request:
+        self._as(requester)
+        body: dict[str, Any] = {
+            "resource": resource,
+            "target_region": target_region,
+            "window": duration_s,
+            "reason": reason,
+            "keep": "forever" if retention_s is None else retention_s,
+            "evidence": evidence or [],
+        }
+        if importer:
+            body["importer"] = importer
+        if start_at is not None:
+            body["start_at"] = rfc3339(start_at)
+        return self._request("POST", "/v1/transfers", body)
+
+    def check_transfer(
+        self,
+        transfer_id: str | None = None,
+        resource: str | None = None,
+        target_region: str | None = None,
+        importer: str | None = None,
+        caller: str | None = None,
+    ) -> Decision:
+        self._as(caller)
+        asked = {
+            "transfer_id": transfer_id,
+            "resource": resource,
+            "target_region": target_region,
+            "importer": importer,
+        }
+        body = {k: v for k, v in asked.items() if v is not None}
+        return decision_from_wire(self._call("POST", "/v1/transfers/check", json=body))
+
+    def transfer_deleted(self, transfer_id: str, actor: str) -> Request:
+        self._as(actor)
+        return self._request("POST", _on("transfers", transfer_id, "deleted"), {})
+
+    def list_transfers(
+        self, state: str | None = None, requester: str | None = None, overdue: bool = False
+    ) -> list[Request]:
+        return self._list("/v1/transfers", state, requester, overdue)
+
     # -- deciding ---------------------------------------------------------------------
 
     def approve(self, request_id: str, approver: str, location: str = "unknown") -> Request:
@@ -160,12 +214,17 @@ class RemoteEngine:
     def list_requests(
         self, state: str | None = None, requester: str | None = None, overdue: bool = False
     ) -> list[Request]:
+        return self._list("/v1/requests", state, requester, overdue)
+
+    def _list(
+        self, path: str, state: str | None, requester: str | None, overdue: bool
+    ) -> list[Request]:
         params: dict[str, Any] = {"overdue": "true" if overdue else "false"}
         if state is not None:
             params["state"] = state
         if requester is not None:
             params["requester"] = requester
-        body = self._call("GET", "/v1/requests", params=params)
+        body = self._call("GET", path, params=params)
         return [request_from_wire(r) for r in body["requests"]]
 
     def trail(self, request_id: str | None = None) -> list[dict[str, Any]]:

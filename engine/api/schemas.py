@@ -62,15 +62,16 @@ def _context(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-def _duration(value: Any) -> int:
+def duration_seconds(value: Any, max_s: int = MAX_DURATION_S) -> int:
+    """A duration on the wire (90s, 1h30m, or whole seconds) in seconds, from 1 to `max_s`."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("a duration is a string such as 90s, 15m or 1h30m, or whole seconds")
     try:
         seconds = parse_duration(value) if isinstance(value, str) else value
     except DataVisaError as e:
         raise ValueError(str(e)) from e
-    if not 1 <= seconds <= MAX_DURATION_S:
-        raise ValueError(f"a duration must be from 1s to {MAX_DURATION_S // 86400}d")
+    if not 1 <= seconds <= max_s:
+        raise ValueError(f"a duration must be from 1s to {max_s // 86400}d")
     return seconds
 
 
@@ -87,7 +88,7 @@ Country = _checked(
 )
 Duration = _checked(
     int,
-    _duration,
+    duration_seconds,
     {
         "oneOf": [
             {"type": "string", "pattern": DURATION_PATTERN, "examples": ["1h30m"]},

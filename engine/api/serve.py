@@ -351,6 +351,7 @@ def _serve(
     if service.monitor is not None:
         # No decision announces that a review fell due: time does.
         periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_reviews, "reviews"))
+        periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_deletions, "deletions"))
         # An ended grant that a sink still holds is raised as an alert (policy says when).
         monitor = service.monitor
         periodic.append(

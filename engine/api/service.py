@@ -20,6 +20,7 @@ from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..model.decision import Check, Decision
 from ..model.errors import StorageUnavailable
+from ..model.records import TRANSFER_KIND
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
@@ -115,7 +116,9 @@ class Service:
     def snapshot(self) -> Snapshot:
         now = time.time()
         return Snapshot(
-            live_grants=len(self.engine.list_requests(state="active")),
+            live_grants=sum(
+                r.kind != TRANSFER_KIND for r in self.engine.list_requests(state="active")
+            ),
             pending_requests=len(self.engine.list_requests(state="pending")),
             opa_up=self.opa_ready(),
             opa_restarts=self.supervisor.restarts if self.supervisor else 0,

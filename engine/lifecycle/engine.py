@@ -46,6 +46,7 @@ from ..model.records import (
     REVOKED,
     STATES,
     SYSTEM,
+    TRANSFER_KIND,
     Approval,
     Request,
     due_at,
@@ -68,6 +69,7 @@ from ..policy.opa import OpaClient
 from ..policy.opa_async import AsyncOpaClient
 from ..store import Store
 from .grants import Grants
+from .transfers import Transfers, deletion_deadline, transfer_input
 
 _NEXT = {
     PENDING: {APPROVED, ACTIVE, DENIED, CANCELLED, LAPSED},
@@ -82,7 +84,7 @@ OTHER_ENGINES_WAIT_S = 5.0
 
 
 @dataclass
-class Engine:
+class Engine(Transfers):
     store: Store
     opa: OpaClient | None
     revision: str
@@ -233,8 +235,8 @@ class Engine:
 
     def _refuse_duplicate(self, requester: str, resource: str, now: float) -> None:
         for other in self.store.requests(
-            "requester = ? AND resource = ? AND kind != ? AND state IN (?, ?, ?)",
-            [requester, resource, EXTENSION_KIND, PENDING, APPROVED, ACTIVE],
+            "requester = ? AND resource = ? AND kind NOT IN (?, ?) AND state IN (?, ?, ?)",
+            [requester, resource, EXTENSION_KIND, TRANSFER_KIND, PENDING, APPROVED, ACTIVE],
         ):
             state = effective_state(other, now)
             if state not in FINAL:
@@ -688,7 +690,7 @@ class Engine:
         self._move(
             req, ACTIVE, now, actor, "activated", decision,
             approved_at=req.approved_at or now, activated_at=now,
-            expires_at=now + req.duration_s,
+            expires_at=now + req.duration_s, **deletion_deadline(req, now),
         )  # fmt: skip
 
     def _move(
@@ -707,7 +709,7 @@ class Engine:
         outbox together."""
         if to not in _NEXT.get(req.state, ()):
             raise Conflict(f"{req.id} cannot go from {req.state} to {to}")
-        if to == ACTIVE or req.state == ACTIVE:
+        if (to == ACTIVE or req.state == ACTIVE) and req.kind != TRANSFER_KIND:
             self.grants.record(req, ADD if to == ACTIVE else REMOVE, now)
         changes["state"] = to
         if to in FINAL:
@@ -786,4 +788,5 @@ def _request_input(req: Request) -> dict[str, Any]:
         "duration_s": req.duration_s,
         "location": req.location,
         "kind": req.kind,
+        **transfer_input(req),
     }

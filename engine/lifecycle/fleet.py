@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store.sqlite import Store
+from ..store import Store
 from .grants import GRANTS_PATH, live_grants
 
 log = logging.getLogger("datavisa.fleet")

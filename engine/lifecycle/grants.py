@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from ..model.durations import epoch_ns
 from ..model.errors import DataVisaError
-from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, GrantChange, Request
+from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, TRANSFER_KIND, GrantChange, Request
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store import Store
 
@@ -62,10 +62,11 @@ def grant_doc(req: Request) -> dict[str, Any]:
 
 
 def live_grants(store: Store, subject: str | None = None) -> dict[str, dict[str, Any]]:
-    """The active grants the store holds, {subject: {grant id: grant_doc}}."""
-    where, params = "state = ?", [ACTIVE]
+    """The active grants the store holds, {subject: {grant id: grant_doc}}; a transfer is
+    none (its pipeline's check reads the store)."""
+    where, params = "state = ? AND kind != ?", [ACTIVE, TRANSFER_KIND]
     if subject is not None:
-        where, params = where + " AND requester = ?", [ACTIVE, subject]
+        where, params = where + " AND requester = ?", [*params, subject]
     docs: dict[str, dict[str, Any]] = {}
     for req in store.requests(where, params):
         docs.setdefault(req.requester, {})[req.id] = grant_doc(req)

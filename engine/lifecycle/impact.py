@@ -3,9 +3,10 @@
 `impact` asks, under the current policy and under a new one, the access decision for every
 live grant (each action it gives, from each country it allows) and the request decision
 for every pending request, and lists each answer that differs: grants that would stop (or
-start) allowing, from where; requests that would be refused, or need other approvers. Both
-policies answer through `whatif.evaluate_many`, with the same live grants, at the same
-instant.
+start) allowing, from where; requests that would be refused, or need other approvers.
+Transfers are judged by their own decisions: an open one by the pipeline's check
+(`transfer_check`), a pending one by `transfer_request`. Both policies answer through
+`whatif.evaluate_many`, with the same live grants, at the same instant.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..model.decision import Decision
-from ..model.records import ACTIVE, PENDING, Request
+from ..model.records import ACTIVE, PENDING, TRANSFER_KIND, Request
 from ..policy.whatif import evaluate_many
 from ..store import Store
 from .grants import live_grants
+from .transfers import check_input, overdue_deletions, request_input
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Sources:
 class Change:
     """One answer the new policy gives differently."""
 
-    kind: str  # access | request
+    kind: str  # access | request | transfer_check | transfer_request
     request_id: str
     subject: str
     resource: str
@@ -56,9 +58,25 @@ def impact(store: Store, current: Sources, new: Sources, at: float | None = None
         for action in grant.actions
         for country in grant.countries
     ]  # fmt: skip
-    requests = [(req, _request_input(req)) for req in pending]
+    transfers = [r for r in live if r.kind == TRANSFER_KIND]
+    checks = [(grant, input) for grant, input in checks if grant.kind != TRANSFER_KIND]
+    requests = [(req, _request_input(req)) for req in pending if req.kind != TRANSFER_KIND]
+    copies = [(t, check_input([t], t.resource, t.target_region, t.importer)) for t in transfers]
+    asks = [
+        (t, request_input(
+            t.requester, t.resource, t.target_region, t.duration_s, t.reason, t.importer,
+            t.retention_s, t.evidence, overdue_deletions(store, t.requester, at),
+        ))
+        for t in pending
+        if t.kind == TRANSFER_KIND
+    ]  # fmt: skip
     changes = []
-    for kind, asked, short in (("access", checks, _access), ("request", requests, _request)):
+    for kind, asked, short in (
+        ("access", checks, _access),
+        ("request", requests, _request),
+        ("transfer_check", copies, _access),
+        ("transfer_request", asks, _request),
+    ):
         inputs = [input for _, input in asked]
         answers = [_judge(kind, inputs, at, grants, sources) for sources in (current, new)]
         for (req, input), before, after in zip(asked, *answers, strict=True):

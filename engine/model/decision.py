@@ -23,7 +23,10 @@ class Decision:
         return [r["code"] for r in self.reasons]
 
     def explain(self) -> str:
-        return "; ".join(r["message"] for r in self.reasons) or "denied"
+        """The reasons in words; one about a field of the input names it first."""
+        words = [f"{r['field']}: {r['message']}" if r.get("field") else r["message"]
+                 for r in self.reasons]  # fmt: skip
+        return "; ".join(words) or "denied"
 
     def to_dict(self) -> dict[str, Any]:
         return {

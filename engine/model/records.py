@@ -17,6 +17,7 @@ DENIED, CANCELLED, LAPSED = "denied", "cancelled", "lapsed"
 FINAL = frozenset({EXPIRED, REVOKED, RELINQUISHED, DENIED, CANCELLED, LAPSED})
 STATES = frozenset({PENDING, APPROVED, ACTIVE}) | FINAL
 ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
+TRANSFER_KIND = "transfer"  # a copy job: the resource's data copied to target_region
 REVIEW_OUTCOMES = ("accepted", "rejected")  # of a break-glass grant's review
 SYSTEM = "datavisa"  # the actor of what no person does: transitions time makes, serve's own
 
@@ -25,8 +26,10 @@ SYSTEM = "datavisa"  # the actor of what no person does: transitions time makes,
 class Request:
     """An access request; once its quorum is met it is also the grant (same id).
 
-    `kind` is access, breakglass (active at once, reviewed afterwards) or extension (a
-    request to lengthen the grant `parent_id`). Times are epoch seconds.
+    `kind` is access, breakglass (active at once, reviewed afterwards), extension (a
+    request to lengthen the grant `parent_id`) or transfer (a copy of the resource's data
+    to `target_region` for `importer`, allowed while active, the copy kept `retention_s`
+    seconds at most: reported deleted by `delete_by`). Times are epoch seconds.
     """
 
     id: str
@@ -63,6 +66,14 @@ class Request:
     # Who may end this grant while OPA cannot be asked, as policy said when it became
     # live: {"revoke": [...], "relinquish": [...]} (datavisa.offline).
     offline_enders: dict[str, list[str]] = field(default_factory=dict)
+    # A transfer's: where the copy goes, who operates it, how long it may be kept (None:
+    # for ever), by when it must be reported deleted, and when and by whom it was.
+    target_region: str | None = None
+    importer: str | None = None
+    retention_s: int | None = None
+    delete_by: float | None = None
+    deleted_at: float | None = None
+    deleted_by: str | None = None
 
     _JSON = ("actions", "countries", "approvals_required", "evidence", "offline_enders")
 

@@ -15,7 +15,8 @@ When OPA cannot answer, the worker logs it and tries the same record again with 
 an alert may be late, never lost, and nothing in `serve` falls over.
 
 Python only gathers facts; which of them are alarming, and how loud, is policy.
-Overdue break-glass reviews follow from time alone, so `check_reviews` asks on a timer.
+Overdue break-glass reviews and transfer deletions follow from time alone, so
+`check_reviews` and `check_deletions` ask on a timer.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..model.records import (
     EXTENSION_KIND,
     RELINQUISHED,
     REVOKED,
+    TRANSFER_KIND,
     Alert,
     Request,
     effective_state,
@@ -299,20 +301,36 @@ class Monitor:
                 "kind = ? AND reviewed_at IS NULL AND review_due IS NOT NULL", [BREAKGLASS_KIND]
             )
         ]
-        if not reviews:
-            return []
-        [found] = self.evaluate_many([{"history": {"breakglass_reviews": reviews}}])
-        with self.store.transaction(durable=False):
-            new = self.alerts.add(found, self.clock(), None, None)
-        self._announce(new)
-        return new
+        return self._check_facts("breakglass_reviews", reviews)
+
+    def check_deletions(self) -> list[Alert]:
+        """Ask about every transfer's copy kept for a limited time and not yet reported
+        deleted (serve does this every minute)."""
+        copies = [
+            {
+                "transfer_id": r.id,
+                "subject": r.requester,
+                "resource": r.resource,
+                "target_region": r.target_region,
+                "delete_by_ns": int(r.delete_by * 1e9),
+                "decision_id": r.decision_id,
+            }
+            for r in self.store.requests(
+                "kind = ? AND deleted_at IS NULL AND delete_by IS NOT NULL", [TRANSFER_KIND]
+            )
+        ]
+        return self._check_facts("transfer_deletions", copies)
 
     def check_enforcement(self, removals: list[dict[str, Any]]) -> list[Alert]:
         """Ask about grant removals a sink has not applied yet (serve does this while
         there are any): each {sink, subject, grant_id, ended_ns}."""
-        if not removals:
+        return self._check_facts("unapplied_removals", removals)
+
+    def _check_facts(self, name: str, facts: list[dict[str, Any]]) -> list[Alert]:
+        """The periodic check: the alerts newly raised on `facts` as history `name`."""
+        if not facts:
             return []
-        [found] = self.evaluate_many([{"history": {"unapplied_removals": removals}}])
+        [found] = self.evaluate_many([{"history": {name: facts}}])
         with self.store.transaction(durable=False):
             new = self.alerts.add(found, self.clock(), None, None)
         self._announce(new)
@@ -439,9 +457,9 @@ class _Facts:
         key = (subject, resource, at)
         if key not in self._ended:
             self._ended[key] = self.store.requests(
-                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind != ? "
+                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind NOT IN (?, ?) "
                 "AND activated_at IS NOT NULL",
-                [subject, resource, at, EXTENSION_KIND],
+                [subject, resource, at, EXTENSION_KIND, TRANSFER_KIND],
                 order_by=f"{_ENDED_AT} DESC",
                 limit=_ENDED_FEW,
             )

@@ -26,6 +26,8 @@ BREAKGLASS = "datavisa/breakglass/decision"
 LIFECYCLE = "datavisa/lifecycle/decision"
 OFFLINE = "datavisa/offline/decision"
 TRANSFER = "datavisa/transfer/decision"
+TRANSFER_REQUEST = "datavisa/transfer_request/decision"
+TRANSFER_CHECK = "datavisa/transfer_check/decision"
 GATEWAY = "datavisa/gateway/decision"
 
 

@@ -17,7 +17,17 @@ from typing import Any
 from ..model.decision import Decision
 from ..model.errors import DataVisaError
 from . import bundle
-from .decide import ACCESS, APPROVAL, BREAKGLASS, EXTENSION, LIFECYCLE, REQUEST, TRANSFER
+from .decide import (
+    ACCESS,
+    APPROVAL,
+    BREAKGLASS,
+    EXTENSION,
+    LIFECYCLE,
+    REQUEST,
+    TRANSFER,
+    TRANSFER_CHECK,
+    TRANSFER_REQUEST,
+)
 from .process import find_opa
 
 KINDS = {
@@ -28,6 +38,8 @@ KINDS = {
     "extension": EXTENSION,
     "breakglass": BREAKGLASS,
     "lifecycle": LIFECYCLE,
+    "transfer_request": TRANSFER_REQUEST,
+    "transfer_check": TRANSFER_CHECK,
 }
 
 

@@ -83,3 +83,45 @@ def test_remote_mode_needs_a_token_and_says_where_to_get_one(api):
     bad = CliRunner().invoke(cli, ["list", "--server", api.url, "--token", "dvt_x_y"])
     assert bad.exit_code == 1
     assert "refused the token" in bad.stderr
+
+
+def _transfer_story(invoke) -> list[str]:
+    """One transfer's life, as each command printed it (a pipeline checks it as etl-in)."""
+    outputs = []
+
+    def step(*args: str, who: str, code: int = 0) -> str:
+        result = invoke(*args, who=who)
+        assert result.exit_code == code, result.output
+        # Columns are as wide as their relative times: compare the words.
+        outputs.append(re.sub(" +", " ", _normal(result.stdout + result.stderr)))
+        return result.stdout
+
+    upi = ("in-upi-transactions", "--reason", "CHG-42", "--window", "1h")
+    created = step("transfer", "request", *upi, "--to", "aws:ap-southeast-1", "--keep", "24h",
+                   who="priya")  # fmt: skip
+    tid = re.search(r"transfer ([0-9a-f]{12})", created).group(1)
+    step("transfer", "check", "--id", tid, who="etl-in", code=1)
+    step("approve", tid, "--from", "IE", who="dave")
+    step("transfer", "check", "in-upi-transactions", "--to", "aws:ap-southeast-1", who="etl-in")
+    step("transfer", "list", who="priya")
+    step("transfer", "request", *upi, "--to", "gcp:europe-west3", who="priya", code=1)
+    step("transfer", "deleted", tid, who="priya")
+    step("show", tid, who="priya")
+    return outputs
+
+
+def test_transfers_in_remote_mode_print_what_local_mode_prints(api, opa_args, tmp_path):
+    roles = {"priya": "user", "dave": "user", "etl-in": "service"}
+    tokens = {who: api.service.tokens.issue(who, role)[0] for who, role in roles.items()}
+
+    def remote(*args: str, who: str):
+        argv = [*args, "--server", api.url, "--token", tokens[who]]
+        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+    def local(*args: str, who: str):
+        argv = [*args, "--as", who, "--db", str(tmp_path / "local.db"), *opa_args]
+        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+    told = _transfer_story(remote)
+    assert told == _transfer_story(local)
+    assert "keep: a copy outside IN must be deleted within 86400s" in told[5]

@@ -60,6 +60,9 @@ ALLOWED = {
     "bundles.read": {SERVICE},
     "fleet.report": {SERVICE},
     "fleet.read": {AUDITOR, ADMIN},
+    "transfers.create": {USER},
+    "transfers.check": {SERVICE},
+    "transfers.deleted": {USER, SERVICE},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}

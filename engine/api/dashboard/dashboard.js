@@ -169,12 +169,18 @@ function needs(req) {
   return req.approvals_required.map((a) => `${a.count} from ${a.group}`).join(", ") || "no approval";
 }
 
+// What a request asks: a copy to a region for a transfer, actions from a place otherwise.
+function what(req) {
+  if (req.kind === "transfer") return `copy to ${req.target_region}${req.importer ? ` for ${req.importer}` : ""}`;
+  return `${req.actions.join(", ")} from ${req.state === "pending" ? req.location : req.countries.join(", ")}`;
+}
+
 function pendingItem(req) {
   return item(`request:${req.id}`,
     h("div", { class: "main" },
       h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
         req.kind !== "access" ? h("span", { class: "badge kind" }, req.kind) : null),
-      h("div", { class: "detail" }, `${req.actions.join(", ")} from ${req.location} for ${duration(req.duration_s * 1000)} · needs ${needs(req)}`),
+      h("div", { class: "detail" }, `${what(req)} for ${duration(req.duration_s * 1000)} · needs ${needs(req)}`),
       h("div", { class: "detail" }, req.reason ? `“${req.reason}”` : "", " ", h("span", { class: "id" }, req.id))),
     h("div", { class: "side" }, countdown(req.pending_until, "decide within"),
       state.role === "user" && req.requester !== state.subject ? approveForm(req) : null));
@@ -212,8 +218,9 @@ function activeItem(req) {
   return item(`grant:${req.id}`,
     h("div", { class: "main" },
       h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
-        req.kind === "breakglass" ? h("span", { class: "badge high" }, "break-glass") : null),
-      h("div", { class: "detail" }, `${req.actions.join(", ")} from ${req.countries.join(", ")} · `, h("span", { class: "id" }, req.id))),
+        req.kind === "breakglass" ? h("span", { class: "badge high" }, "break-glass") : null,
+        req.kind === "transfer" ? h("span", { class: "badge kind" }, "transfer") : null),
+      h("div", { class: "detail" }, `${what(req)} · `, h("span", { class: "id" }, req.id))),
     h("div", { class: "side" }, countdown(req.expires_at, "ends in")));
 }
 

@@ -8,15 +8,18 @@
 #   datavisa.approval who may approve it.
 #
 #   user: acts as itself on its own lifecycle (requests, verdicts, grants, break-glass,
-#   reading requests and their trail, its own access checks). service: a policy
+#   reading requests and their trail, its own access checks, asking for transfers and
+#   reporting their copies deleted). service: a policy
 #   enforcement point; asks access checks (about any subject) and uploads OPA's decision
 #   logs, and as a gateway's credential asks gateway.authz (the forward-auth endpoints)
 #   about the subject its identity header names; as a sidecar OPA's credential it
-#   downloads the bundles and reports its status (bundles.read, fleet.report). A user's
-#   own token may ask gateway.authz about itself. auditor: reads requests, the audit trail, the decision log, alerts and the event
-#   stream and the fleet of OPAs, and changes nothing. admin: operates the server; runs sweeps, revokes anyone's
-#   grant (datavisa.lifecycle, input.actor_role), acknowledges alerts and watches the
-#   fleet of OPAs (fleet.read).
+#   downloads the bundles and reports its status (bundles.read, fleet.report); as a
+#   pipeline's credential it checks transfers before and during a copy and reports the
+#   copy deleted. A user's own token may ask gateway.authz about itself. auditor: reads
+#   requests, the audit trail, the decision log, alerts, the event stream and the fleet
+#   of OPAs, and changes nothing. admin: operates the server; runs sweeps, revokes
+#   anyone's grant (datavisa.lifecycle, input.actor_role), acknowledges alerts and
+#   watches the fleet of OPAs (fleet.read).
 #
 #   Input: {role, operation}
 #   Output: decision = {allow, reasons: [{code, message}]}; permissions = the whole table,
@@ -34,6 +37,7 @@ operations := {
 	"access.check", "audit.read", "logs.upload", "logs.read",
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
+	"transfers.create", "transfers.check", "transfers.deleted",
 }
 
 _reads_records := {"requests.list", "requests.read", "requests.approvals", "audit.read", "events.read"}
@@ -44,10 +48,11 @@ _may := {
 		"requests.create", "requests.approve", "requests.deny", "requests.cancel",
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
 		"grants.extend", "grants.review", "access.check", "gateway.authz", "tokens.whoami",
+		"transfers.create", "transfers.deleted",
 	}),
 	"service": {
 		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",
-		"bundles.read", "fleet.report",
+		"bundles.read", "fleet.report", "transfers.check", "transfers.deleted",
 	},
 	"auditor": (_reads_records | {
 		"logs.read", "alerts.list", "alerts.read", "tokens.whoami",

@@ -32,6 +32,9 @@ _table := {
 	"bundles.read": {"service"},
 	"fleet.report": {"service"},
 	"fleet.read": {"auditor", "admin"},
+	"transfers.create": {"user"},
+	"transfers.check": {"service"},
+	"transfers.deleted": {"user", "service"},
 }
 
 _decision(role, operation) := d if {

@@ -8,17 +8,20 @@
 #
 #   Input: {approver, approver_location (ISO 3166 alpha-2 or "unknown"; absent =
 #   "unknown"), request: {id, requester, resource, actions, duration_s, location,
-#   evidence (optional), kind: access | extension (absent = access)}, approvals:
+#   evidence (optional), kind: access | extension | transfer (absent = access),
+#   target_region and importer (a transfer's)}, approvals:
 #   [approver ids already recorded]}
 #   Output: decision = {allow, reasons: [{code, message}], groups, quorum_met,
 #   approvals_required}
 #
 #   An access request needs the tier's approvals, plus its cross-border approvals when
-#   personal data would cross a border; an extension needs the tier's extension approvals.
+#   personal data would cross a border; an extension needs the tier's extension approvals;
+#   a transfer what datavisa.transfer says its copy needs.
 package datavisa.approval
 
 import data.datavisa.quorum
 import data.datavisa.residency
+import data.datavisa.transfer
 
 _request := input.request
 
@@ -37,6 +40,16 @@ default _requirements := []
 _requirements := array.concat(_tier.approvals, _cross_border_approvals) if _kind == "access"
 
 _requirements := _tier.extension.approvals if _kind == "extension"
+
+_requirements := needed if {
+	_kind == "transfer"
+	needed := transfer.approvals_required with input as {
+		"resource": _request.resource,
+		"target_region": _request.target_region,
+		"importer": object.get(_request, "importer", ""),
+		"evidence": object.get(_request, "evidence", []),
+	}
+}
 
 default _cross_border_approvals := []
 
@@ -72,8 +85,8 @@ deny contains {"code": "unknown_resource", "message": msg} if {
 }
 
 deny contains {"code": "unknown_kind", "message": msg} if {
-	not _kind in {"access", "extension"}
-	msg := sprintf("%q is not a kind of request (access or extension)", [_kind])
+	not _kind in {"access", "extension", "transfer"}
+	msg := sprintf("%q is not a kind of request (access, extension or transfer)", [_kind])
 }
 
 deny contains {"code": "unknown_approver", "message": msg} if {

@@ -100,3 +100,19 @@ test_extension_needs_the_tier_extension_approvals if {
 	d.approvals_required == data.datavisa.tiers.confidential.extension.approvals
 	_codes(_approve("bob", "DE", object.union(_request, {"kind": "party"}), [])) == {"unknown_kind", "approver_not_eligible"}
 }
+
+_transfer := object.union(_request, {"kind": "transfer", "target_region": "aws:us-east-1", "importer": "acme-inc", "location": "US"})
+
+test_a_transfer_needs_what_its_copy_needs if {
+	first := approval.decision with input as {"approver": "bob", "request": _transfer, "approvals": []}
+	first.allow
+	not first.quorum_met
+	first.approvals_required == [{"group": "data_owner", "count": 1}, {"group": "dpo", "count": 1}]
+	second := approval.decision with input as {"approver": "petra", "request": _transfer, "approvals": ["bob"]}
+	second.allow
+	second.quorum_met
+	inside := object.union(_transfer, {"target_region": "azure:westeurope", "importer": ""})
+	approval.decision.quorum_met with input as {"approver": "bob", "request": inside, "approvals": []}
+	own := approval.decision with input as {"approver": "alice", "request": _transfer, "approvals": []}
+	"self_approval" in _codes(own)
+}

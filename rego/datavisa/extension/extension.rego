@@ -43,6 +43,11 @@ deny contains {"code": "unknown_resource", "message": msg} if {
 	msg := sprintf("no resource named %q", [_grant.resource])
 }
 
+deny contains {"code": "not_extendable", "message": msg} if {
+	object.get(_grant, "kind", "access") == "transfer"
+	msg := sprintf("%s is a transfer: its window is not extended; ask for another transfer", [_grant.id])
+}
+
 deny contains {"code": "not_requester", "message": msg} if {
 	input.subject != _grant.requester
 	msg := sprintf("only the requester, %s, may extend this grant", [_grant.requester])

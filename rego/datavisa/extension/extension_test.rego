@@ -65,3 +65,8 @@ test_internal_extension_needs_no_approval if {
 	d.quorum_met
 	d.approvals_required == []
 }
+
+test_a_transfer_window_is_not_extended if {
+	d := _decide({}, {"kind": "transfer"}, _t0 + (3000 * _s))
+	{r.code | some r in d.reasons} == {"not_extendable"}
+}

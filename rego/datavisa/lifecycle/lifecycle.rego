@@ -4,12 +4,14 @@
 #   Who may move a request or grant along its lifecycle: the requester cancels a pending
 #   request, activates an approved grant and relinquishes an active one; an eligible
 #   approver of the resource, or an admin, revokes a grant or denies a request; an
-#   eligible approver other than the requester reviews a break-glass grant. A call made
+#   eligible approver other than the requester reviews a break-glass grant. A transfer's
+#   copy is reported deleted by its requester, or by a service (a pipeline) of the data's
+#   own team; a transfer's approvers are those its copy needs. A call made
 #   with an admin API token (input.actor_role, see datavisa.api) may force a revoke of
 #   anyone's grant; the token role grants nothing else here.
 #
 #   Input: {actor, actor_role?: the API token's role, when the call came through the API,
-#   action: cancel | activate | relinquish | revoke | deny | review,
+#   action: cancel | activate | relinquish | revoke | deny | review | report_deletion,
 #   request: {id, requester, resource, kind}}
 #   Output: decision = {allow, reasons: [{code, message}]}
 package datavisa.lifecycle
@@ -35,7 +37,7 @@ allow if count(deny) == 0
 # title: Denial reasons
 # description: Each reason the actor may not take the action, as {code, message}.
 deny contains {"code": "unknown_action", "message": msg} if {
-	not input.action in (_requester_only | _approver_actions)
+	not input.action in ((_requester_only | _approver_actions) | {"report_deletion"})
 	msg := sprintf("%q is not a lifecycle action", [input.action])
 }
 
@@ -58,6 +60,19 @@ deny contains {"code": "actor_not_eligible", "message": msg} if {
 	msg := sprintf("%s may not %s access to %s: not an approver of it, nor an admin", [input.actor, input.action, _request.resource])
 }
 
+deny contains {"code": "not_requester", "message": msg} if {
+	input.action == "report_deletion"
+	input.actor != _request.requester
+	not _teams_pipeline
+	msg := sprintf("only the requester, %s, or a service of the %s team may report this copy deleted", [_request.requester, _resource.team])
+}
+
+_teams_pipeline if {
+	actor := data.datavisa.subjects[input.actor]
+	actor.kind == "service"
+	actor.team == _resource.team
+}
+
 _is_admin if "admin" in data.datavisa.subjects[input.actor].roles
 
 _forces_revoke if {
@@ -67,6 +82,13 @@ _forces_revoke if {
 
 _approves_resource if {
 	some tier_rule in data.datavisa.tiers[_resource.tier].approvals
+	quorum.member(input.actor, tier_rule.group, _resource)
+}
+
+_approves_resource if {
+	_request.kind == "transfer"
+	tier := data.datavisa.tiers[_resource.tier]
+	some tier_rule in array.concat(tier.transfer_approvals, tier.cross_border_approvals)
 	quorum.member(input.actor, tier_rule.group, _resource)
 }
 

@@ -47,3 +47,23 @@ test_an_admin_token_forces_a_revoke_and_nothing_else if {
 		{r.code | some r in d.reasons} == c.codes
 	}
 }
+
+_transfer := {"id": "t1", "requester": "alice", "resource": "eu-customer-analytics", "kind": "transfer"}
+
+_transfer_codes(actor, action) := {r.code | some r in d.reasons} if {
+	d := lifecycle.decision with input as {"actor": actor, "action": action, "request": _transfer}
+}
+
+test_a_copy_is_reported_deleted_by_its_requester_or_the_teams_pipeline if {
+	_transfer_codes("alice", "report_deletion") == set()
+	_transfer_codes("etl-eu", "report_deletion") == set()
+	_transfer_codes("bob", "report_deletion") == {"not_requester"}
+	_transfer_codes("nobody", "report_deletion") == {"not_requester"}
+}
+
+test_a_transfers_own_approvers_may_revoke_and_deny_it if {
+	_transfer_codes("petra", "revoke") == set()
+	_transfer_codes("petra", "deny") == set()
+	_codes("petra", "revoke") == {"actor_not_eligible"} # not an approver of access to it
+	_transfer_codes("carol", "revoke") == {"actor_not_eligible"}
+}

@@ -17,6 +17,8 @@ import data.datavisa.lifecycle
 import data.datavisa.offline
 import data.datavisa.request
 import data.datavisa.transfer
+import data.datavisa.transfer_check
+import data.datavisa.transfer_request
 import data.system.log
 
 # METADATA
@@ -72,6 +74,16 @@ offline_decision := _logged(offline.decision, "datavisa/offline/decision")
 # title: Transfer
 # description: The transfer decision and its mask.
 transfer_decision := _logged(transfer.decision, "datavisa/transfer/decision")
+
+# METADATA
+# title: Transfer request
+# description: The transfer request decision and its mask.
+transfer_request_decision := _logged(transfer_request.decision, "datavisa/transfer_request/decision")
+
+# METADATA
+# title: Transfer check
+# description: The transfer check decision (a pipeline's question) and its mask.
+transfer_check_decision := _logged(transfer_check.decision, "datavisa/transfer_check/decision")
 
 # METADATA
 # title: Recorded by the engine

@@ -10,6 +10,8 @@ import data.datavisa.logged
 import data.datavisa.offline
 import data.datavisa.request
 import data.datavisa.transfer
+import data.datavisa.transfer_check
+import data.datavisa.transfer_request
 
 _check := {"subject": "alice", "resource": "eu-customer-analytics", "action": "read", "location": "DE"}
 
@@ -50,6 +52,9 @@ test_every_decision_is_passed_through_unchanged if {
 	logged.breakglass_decision.decision == breakglass.decision with input as _check
 	logged.lifecycle_decision.decision == lifecycle.decision with input as _check
 	logged.transfer_decision.decision == transfer.decision with input as _check
+	logged.transfer_request_decision.decision == transfer_request.decision with input as _check
+	copy := {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "transfers": []}
+	logged.transfer_check_decision.decision == transfer_check.decision with input as copy
 	ending := {"request": {"requester": "alice"}, "approvals": ["bob"]}
 	logged.offline_decision.decision == offline.decision with input as ending
 }

@@ -17,7 +17,10 @@
 #       lookback.approvals_s up to and including the event: how many, how many of them the
 #       event's approver gave, and the decision ids of that approver's newest few,
 #     breakglass_reviews: [{grant_id, subject, resource, review_due_ns, decision_id}]
-#       break-glass grants not reviewed yet (periodic check)}}
+#       break-glass grants not reviewed yet (periodic check),
+#     transfer_deletions: [{transfer_id, subject, resource, target_region, delete_by_ns,
+#       decision_id}] copies kept for a limited time not yet reported deleted (periodic
+#       check)}}
 #   Output: alerts = set of {rule, severity, subject, message, evidence: [decision ids],
 #   dedup_key, window_s}. A repeat is the same rule, subject, severity and dedup_key raised
 #   again within window_s (the rule's dedup_s) of the open alert's first raise: the engine
@@ -115,6 +118,14 @@ alerts contains _alert("review_overdue", cfg.severity, review.subject, review.gr
 	time.now_ns() >= review.review_due_ns + _ns(cfg.grace_s)
 	due := time.format([review.review_due_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
 	msg := sprintf("break-glass grant %s of %s on %s was due for review at %s and is not reviewed; their break-glass is suspended", [review.grant_id, review.subject, review.resource, due])
+}
+
+alerts contains _alert("deletion_overdue", cfg.severity, copy.subject, copy.transfer_id, msg, [copy.decision_id]) if {
+	cfg := _rules.deletion_overdue
+	some copy in object.get(_history, "transfer_deletions", [])
+	time.now_ns() >= copy.delete_by_ns + _ns(cfg.grace_s)
+	due := time.format([copy.delete_by_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
+	msg := sprintf("the copy of %s in %s made under transfer %s of %s was due for deletion at %s and is not reported deleted; their transfers of data under the same localisation are blocked", [copy.resource, copy.target_region, copy.transfer_id, copy.subject, due])
 }
 
 alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, removal.grant_id, msg, [removal.grant_id]) if {

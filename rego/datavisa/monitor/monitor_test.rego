@@ -268,3 +268,24 @@ test_each_alert_carries_its_rules_dedup_window_and_key if {
 	denied := _denied(_with_input(_access, {"resource": "eu-payments-ledger"}), ["no_active_grant"])
 	_raised(denied, {"countries_seen": ["DE"]}).no_grant_on_restricted.dedup_key == "eu-payments-ledger"
 }
+
+test_an_overdue_deletion_alerts_after_its_grace if {
+	copy := {"transfer_id": "t1", "subject": "priya", "resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "delete_by_ns": _t0, "decision_id": "d-t1"}
+	cases := [
+		{"now": _t0 - 1, "grace_s": 0, "raised": false},
+		{"now": _t0, "grace_s": 0, "raised": true},
+		{"now": _t0 + (60 * _s), "grace_s": 3600, "raised": false},
+	]
+	every c in cases {
+		got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"transfer_deletions": [copy]}}
+			with time.now_ns as c.now
+			with data.datavisa.monitoring.rules.deletion_overdue.grace_s as c.grace_s
+		_fired(got, "deletion_overdue") == c.raised
+	}
+	alerts := monitor.alerts with input as {"history": {"transfer_deletions": [copy]}} with time.now_ns as _t0
+	alerts == {{
+		"rule": "deletion_overdue", "severity": "high", "subject": "priya", "evidence": ["d-t1"],
+		"message": "the copy of in-upi-transactions in aws:ap-southeast-1 made under transfer t1 of priya was due for deletion at 2027-01-15T08:00:00Z and is not reported deleted; their transfers of data under the same localisation are blocked",
+		"dedup_key": "t1", "window_s": 86400,
+	}}
+}

@@ -82,26 +82,10 @@ deny contains reason if {
 deny contains {"code": "unknown_evidence", "message": msg} if {
 	some kind in object.get(input, "evidence", [])
 	not kind in _known_evidence
-	known := concat(", ", sort(_known_evidence))
-	msg := sprintf("%q is no evidence the law of %s knows (%s)", [kind, _ctx.jurisdiction, _known_or_none(known)])
+	msg := sprintf("%q is no evidence the law of %s knows (%s)", [kind, _ctx.jurisdiction, residency.known_or_none(_known_evidence)])
 }
 
-# The kinds of evidence the data's jurisdiction names: in its safeguards and, for data its
-# localisation rules hold, in their remote access alternatives.
-_known_evidence contains kind if {
-	some safeguard in data.datavisa.jurisdictions[_ctx.jurisdiction].safeguards
-	some kind in safeguard.evidence
-}
-
-_known_evidence contains kind if {
-	some rule in residency.localised(_ctx)
-	some alternative in object.get(rule, "remote_access", {})
-	some kind in alternative.evidence
-}
-
-_known_or_none(known) := sprintf("it knows: %s", [known]) if known != ""
-
-_known_or_none("") := "it knows none: no safeguard can lift its rules"
+_known_evidence := residency.known_evidence(_ctx)
 
 # METADATA
 # title: Maximum duration

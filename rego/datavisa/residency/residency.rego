@@ -118,6 +118,27 @@ cross_border(ctx) if {
 adequacy_scope(ctx) := object.get(_adequacy(ctx), "scope", null)
 
 # METADATA
+# title: Known evidence
+# description: |
+#   The kinds of evidence the data's jurisdiction names: in its safeguards and, for data
+#   its localisation rules hold, in their remote access alternatives.
+known_evidence(ctx) := {kind |
+	some safeguard in object.get(_jurisdiction(ctx), "safeguards", {})
+	some kind in safeguard.evidence
+} | {kind |
+	some rule in _localised(ctx)
+	some alternative in object.get(rule, "remote_access", {})
+	some kind in alternative.evidence
+}
+
+# METADATA
+# title: Known evidence, in words
+# description: The kinds of evidence a jurisdiction knows, for a message that names them.
+known_or_none(known) := sprintf("it knows: %s", [concat(", ", sort(known))]) if count(known) > 0
+
+known_or_none(known) := "it knows none: no safeguard can lift its rules" if count(known) == 0
+
+# METADATA
 # title: Localised tags
 # description: The localisation rules of the data's jurisdiction that its tags bring in.
 localised(ctx) := _localised(ctx)

@@ -8,6 +8,12 @@
 #   nobody travels. Where the data's tags are localised, the localisation's copy rules
 #   decide: never (copy_not_permitted), only with evidence, or only as a temporary copy
 #   deleted within max_retention_s. Sectoral rules keep tagged data in their countries.
+#   A replication route (data.datavisa.transfer_rules.routes[source][target].bases)
+#   lets copies along it rest on bases the tier does not accept for access; the source
+#   jurisdiction may ask for more approvals (transfer_rules.approvals_by_jurisdiction).
+#
+#   A reason concerning one field of the ask names it (field: resource, target_region,
+#   importer, evidence, keep), as the API and the CLI call it.
 #
 #   Input: {resource, target_region, evidence: [string] (optional), importer: entity id
 #   (optional), retention_s (optional: seconds the copy is kept; absent = permanent)}
@@ -46,6 +52,17 @@ _copies := {rule.copies | some rule in residency.localised(_ctx)}
 
 _retention_limits := {c.max_retention_s | some c in _copies; c.max_retention_s}
 
+default _rules := {}
+
+_rules := data.datavisa.transfer_rules
+
+_route_bases := {basis | some basis in _rules.routes[_data.region][input.target_region].bases}
+
+_known_evidence := residency.known_evidence(_ctx) | {kind |
+	some copies in _copies
+	some kind in object.get(copies, "evidence", [])
+}
+
 # METADATA
 # title: Allow
 # description: True when no rule denies the copy.
@@ -56,16 +73,34 @@ allow if count(deny) == 0
 # METADATA
 # title: Denial reasons
 # description: Each reason the copy is refused, as {code, message}.
-deny contains {"code": "unknown_resource", "message": msg} if {
+deny contains {"code": "unknown_resource", "field": "resource", "message": msg} if {
 	input.resource
 	not data.datavisa.resources[input.resource]
 	msg := sprintf("no resource named %q", [input.resource])
 }
 
-deny contains {"code": "unknown_region", "message": msg} if {
-	some region in [_data.region, input.target_region]
+deny contains {"code": "unknown_region", "field": field, "message": msg} if {
+	some field, region in {"source_region": _data.region, "target_region": input.target_region}
 	not data.datavisa.regions[region]
 	msg := sprintf("no region named %q", [region])
+}
+
+deny contains {"code": "unknown_importer", "field": "importer", "message": msg} if {
+	object.get(input, "importer", "") != ""
+	not data.datavisa.entities[input.importer]
+	msg := sprintf("no legal entity named %q (entities)", [input.importer])
+}
+
+deny contains {"code": "same_region", "field": "target_region", "message": msg} if {
+	_data.region == input.target_region
+	msg := sprintf("the data is already in %s: name another target region", [input.target_region])
+}
+
+deny contains {"code": "unknown_evidence", "field": "evidence", "message": msg} if {
+	_source
+	some kind in object.get(input, "evidence", [])
+	not kind in _known_evidence
+	msg := sprintf("%q is no evidence the law of %s knows (%s)", [kind, _source.jurisdiction, residency.known_or_none(_known_evidence)])
 }
 
 deny contains {"code": "unknown_tier", "message": msg} if {
@@ -73,20 +108,21 @@ deny contains {"code": "unknown_tier", "message": msg} if {
 	msg := sprintf("no tier named %q", [_data.tier])
 }
 
-deny contains {"code": "transfer_not_permitted", "message": msg} if {
+deny contains {"code": "transfer_not_permitted", "field": "target_region", "message": msg} if {
 	_tier.residency_checked
 	not _basis in _tier.bases
+	not _basis in _route_bases
 	msg := sprintf("%s data held in %s may not be copied to %s (basis: %s)", [_data.tier, _source.jurisdiction, input.target_region, _basis])
 }
 
-deny contains {"code": "copy_not_permitted", "message": msg} if {
+deny contains {"code": "copy_not_permitted", "field": "target_region", "message": msg} if {
 	residency.cross_border(_ctx)
 	some rule in residency.localised(_ctx)
 	not rule.copies.allowed
 	msg := sprintf("no copy may be kept outside %s: %s", [_source.jurisdiction, rule.law])
 }
 
-deny contains {"code": "evidence_required", "message": msg} if {
+deny contains {"code": "evidence_required", "field": "evidence", "message": msg} if {
 	residency.cross_border(_ctx)
 	some copies in _copies
 	some needed in object.get(copies, "evidence", [])
@@ -94,14 +130,18 @@ deny contains {"code": "evidence_required", "message": msg} if {
 	msg := sprintf("a copy outside %s needs %s evidence on file", [_source.jurisdiction, needed])
 }
 
-deny contains {"code": "retention_exceeds_localisation_max", "message": msg} if {
+deny contains {"code": "retention_exceeds_localisation_max", "field": "keep", "message": msg} if {
 	residency.cross_border(_ctx)
 	some limit in _retention_limits
 	object.get(input, "retention_s", limit + 1) > limit
-	msg := sprintf("a copy outside %s must be deleted within %ds; give retention_s of at most that", [_source.jurisdiction, limit])
+	msg := sprintf("a copy outside %s must be deleted within %ds; keep it at most that long", [_source.jurisdiction, limit])
 }
 
-deny contains {"code": "transfer_not_permitted", "message": msg} if {
+deny contains {"code": "retention_invalid", "field": "keep", "message": "a copy must be kept for a positive time"} if {
+	input.retention_s <= 0
+}
+
+deny contains {"code": "transfer_not_permitted", "field": "target_region", "message": msg} if {
 	some tag in residency.sectoral_outside(_data.tags, residency.region_place(_target))
 	msg := sprintf("%s data (%s) must stay in %s", [tag, data.datavisa.sectoral_rules[tag].name, concat(", ", data.datavisa.sectoral_rules[tag].locations)])
 }
@@ -117,10 +157,18 @@ cross_border := residency.cross_border(_ctx)
 # title: Approvals required
 # description: |
 #   The tier's transfer approvals, plus its cross-border approvals (the data protection
-#   officer) when personal data leaves its jurisdiction.
+#   officer of the source jurisdiction) when personal data leaves it, plus what the
+#   source jurisdiction asks of every copy (transfer_rules.approvals_by_jurisdiction).
 default approvals_required := []
 
-approvals_required := array.concat(_tier.transfer_approvals, _cross_border_approvals)
+approvals_required := array.concat(
+	array.concat(_tier.transfer_approvals, _cross_border_approvals),
+	_jurisdiction_approvals,
+)
+
+default _jurisdiction_approvals := []
+
+_jurisdiction_approvals := _rules.approvals_by_jurisdiction[_source.jurisdiction]
 
 default _cross_border_approvals := []
 

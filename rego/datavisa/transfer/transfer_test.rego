@@ -40,7 +40,7 @@ test_copies_between_regions if {
 		# Russia: no copy abroad at all
 		{
 			"ask": {"resource": "ru-customer-register", "target_region": "onprem:frankfurt-1", "evidence": ["scc"]},
-			"codes": {"transfer_not_permitted", "copy_not_permitted"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+			"codes": {"transfer_not_permitted", "copy_not_permitted", "unknown_evidence"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
 		},
 		{
 			"ask": {"resource": "ru-customer-register", "target_region": "onprem:st-petersburg-1"},
@@ -119,4 +119,59 @@ test_copy_retention_is_reported if {
 	_decide({"resource": "in-upi-transactions", "target_region": "gcp:europe-west3"}).max_retention_s == 86400
 	_decide({"resource": "in-upi-transactions", "target_region": "gcp:asia-south1"}).max_retention_s == null
 	_decide({"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "importer": "acme-inc"}).scope == "eu_us_dpf"
+}
+
+test_bad_asks_name_their_field if {
+	cases := [
+		{"ask": {"resource": "eu-customer-analytics", "target_region": "aws:eu-central-1"}, "reasons": {["same_region", "target_region"]}},
+		{"ask": {"resource": "eu-customer-analytics", "target_region": "azure:westeurope", "importer": "acme-mars"}, "reasons": {["unknown_importer", "importer"]}},
+		{"ask": {"resource": "eu-customer-analytics", "target_region": "mars:olympus-1"}, "reasons": {["unknown_region", "target_region"]}},
+		{"ask": {"resource": "nope", "target_region": "aws:eu-west-1"}, "reasons": {["unknown_resource", "resource"]}},
+		{"ask": {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "evidence": ["scc", "cac"]}, "reasons": {["unknown_evidence", "evidence"]}},
+		{"ask": {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "retention_s": 90000}, "reasons": {["retention_exceeds_localisation_max", "keep"]}},
+		{"ask": {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "retention_s": 0}, "reasons": {["retention_invalid", "keep"]}},
+		{"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "evidence": ["cac"]}, "reasons": set()},
+	]
+	[c.ask | some c in cases; {[r.code, r.field] | some r in _decide(c.ask).reasons} != c.reasons] == []
+}
+
+_london_route := {"routes": {"aws:eu-west-1": {"aws:eu-west-2": {"bases": ["adequacy"]}}}}
+
+test_a_replication_route_lets_copies_rest_on_more_bases if {
+	ledger := {"resource": "eu-payments-ledger", "target_region": "aws:eu-west-2"}
+	_codes(_decide(ledger)) == {"transfer_not_permitted"}
+	routed := transfer.decision with input as ledger with data.datavisa.transfer_rules as _london_route
+		with time.now_ns as _mid_2026
+	routed.allow
+	routed.basis == "adequacy"
+
+	# only along the route: the same data to Switzerland is still refused
+	zurich := transfer.decision with input as object.union(ledger, {"target_region": "aws:eu-central-2"})
+		with data.datavisa.transfer_rules as _london_route
+		with time.now_ns as _mid_2026
+	_codes(zurich) == {"transfer_not_permitted"}
+
+	# and never past a localisation: Russian data stays whatever the route says
+	moscow := {"routes": {"onprem:moscow-1": {"onprem:frankfurt-1": {"bases": ["none"]}}}}
+	ru := transfer.decision with input as {"resource": "ru-customer-register", "target_region": "onprem:frankfurt-1"}
+		with data.datavisa.transfer_rules as moscow
+		with time.now_ns as _mid_2026
+	_codes(ru) == {"copy_not_permitted"}
+}
+
+test_a_jurisdiction_may_ask_for_more_approvers if {
+	extra := {"approvals_by_jurisdiction": {"EU": [{"group": "security_officer", "count": 1}]}}
+	eu := transfer.decision with input as {"resource": "eu-customer-analytics", "target_region": "azure:westeurope"}
+		with data.datavisa.transfer_rules as extra
+	[a.group | some a in eu.approvals_required] == ["data_owner", "security_officer"]
+	us := transfer.decision with input as {"resource": "us-crm-contacts", "target_region": "aws:us-west-2"}
+		with data.datavisa.transfer_rules as extra
+	[a.group | some a in us.approvals_required] == ["data_owner"]
+}
+
+test_an_adequacy_past_its_until_denies_the_copy if {
+	ask := {"resource": "eu-customer-analytics", "target_region": "aws:eu-west-2"}
+	_decide(ask).allow
+	after := transfer.decision with input as ask with time.now_ns as time.parse_rfc3339_ns("2032-01-01T00:00:00Z")
+	_codes(after) == {"transfer_not_permitted"}
 }

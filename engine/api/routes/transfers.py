@@ -1,0 +1,157 @@
+"""Transfers: asking for a copy job, a pipeline's check before and during it, and the
+report that its copy is deleted. Approving, denying, cancelling, revoking and reading a
+transfer are the requests' and grants' routes: a transfer is a kind of request."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, Field, PlainValidator, WithJsonSchema
+
+from ...model.durations import DURATION_PATTERN
+from ...model.records import STATES
+from ..deps import V1, Allowed, Served
+from ..errors import ApiError, JsonRoute
+from ..schemas import (
+    ID_PATTERN,
+    Body,
+    DecisionOut,
+    Duration,
+    Empty,
+    Name,
+    RequestId,
+    RequestList,
+    RequestOut,
+    Text,
+    duration_seconds,
+)
+from ..tokens import Principal
+from ..wire import decision_to_wire, to_wire
+
+router = APIRouter(route_class=JsonRoute)
+
+FOREVER = "forever"
+MAX_KEEP_S = 10 * 366 * 86400  # a sanity bound on input; policy sets the real maximum
+
+
+def _keep(value: Any) -> int | None:
+    if value == FOREVER:
+        return None
+    try:
+        return duration_seconds(value, MAX_KEEP_S)
+    except ValueError as e:
+        raise ValueError(f"{e}; or forever") from e
+
+
+Keep = Annotated[
+    int | None,
+    PlainValidator(_keep),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "enum": [FOREVER]},
+                {"type": "string", "pattern": DURATION_PATTERN, "examples": ["24h"]},
+                {"type": "integer", "minimum": 1, "maximum": MAX_KEEP_S},
+            ],
+            "description": "How long the copy is kept: 24h, whole seconds, or forever",
+        }
+    ),
+]
+
+
+class NewTransfer(Body):
+    resource: Name
+    target_region: Name = Field(description="The region the copy goes to, e.g. aws:us-east-1")
+    importer: Name | None = Field(
+        default=None, description="The legal entity operating the target (entities)"
+    )
+    keep: Keep = Field(default=None, description="How long the copy is kept (default forever)")
+    evidence: list[Name] = Field(default_factory=list, max_length=32)
+    reason: Text = ""
+    window: Duration = Field(description="How long the copy job may run once approved")
+    start_at: AwareDatetime | None = Field(
+        default=None, description="Scheduled start (RFC 3339); leave out to start on approval"
+    )
+
+
+class TransferCheck(Body):
+    transfer_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+    resource: Name | None = None
+    target_region: Name | None = None
+    importer: Name | None = None
+
+
+@router.post("/v1/transfers", status_code=201, response_model=RequestOut, tags=["transfers"], **V1)
+def create_transfer(
+    service: Served, body: NewTransfer, actor: Annotated[Principal, Allowed("transfers.create")]
+) -> Any:
+    """Ask to copy a resource's data to another region; policy says whether it may be
+    asked at all, who must approve, how long the copy may be kept. A refusal names the
+    field it is about (`error.field`), and is in the decision log."""
+    req = service.engine.transfer(
+        actor.subject,
+        body.resource,
+        body.target_region,
+        body.window,
+        body.reason,
+        importer=body.importer,
+        retention_s=body.keep,
+        evidence=body.evidence,
+        start_at=body.start_at.timestamp() if body.start_at else None,
+    )
+    return to_wire(req)
+
+
+@router.get("/v1/transfers", response_model=RequestList, tags=["transfers"], **V1)
+def list_transfers(
+    service: Served,
+    actor: Annotated[Principal, Allowed("requests.list")],
+    state: Annotated[Literal[tuple(sorted(STATES))] | None, Query()] = None,  # type: ignore[valid-type]
+    requester: Annotated[Name | None, Query()] = None,
+    overdue: Annotated[bool, Query(description="Only copies past their deletion deadline")] = False,
+) -> Any:
+    """Transfers, oldest first, in the state the clock says they are in."""
+    reqs = service.engine.list_transfers(state=state, requester=requester, overdue=overdue)
+    return {"requests": [to_wire(r) for r in reqs]}
+
+
+@router.post(
+    "/v1/transfers/check",
+    response_model=DecisionOut,
+    response_model_exclude_unset=True,
+    tags=["transfers"],
+    **V1,
+)
+def check_transfer(
+    service: Served, body: TransferCheck, actor: Annotated[Principal, Allowed("transfers.check")]
+) -> Any:
+    """May the pipeline copy now? By `transfer_id`, or by `resource` and `target_region`
+    (and `importer`): allowed only while an approved transfer covers exactly that, inside
+    its window, and the copy is still lawful under the current policy. Every check is in
+    the decision log."""
+    if body.transfer_id is None:
+        for name in ("resource", "target_region"):
+            if getattr(body, name) is None:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    f"{name}: name the transfer (transfer_id), or its resource and target_region",
+                    field=name,
+                )
+    decision = service.engine.check_transfer(
+        body.transfer_id, body.resource, body.target_region, body.importer, caller=actor.subject
+    )
+    return decision_to_wire(decision, service.engine.revision)
+
+
+@router.post(
+    "/v1/transfers/{request_id}/deleted", response_model=RequestOut, tags=["transfers"], **V1
+)
+def report_deleted(
+    service: Served,
+    request_id: RequestId,
+    actor: Annotated[Principal, Allowed("transfers.deleted")],
+    body: Empty | None = None,
+) -> Any:
+    """Report the transfer's copy deleted (its requester, or a pipeline of the data's
+    team); a copy kept for a limited time must be, by its `delete_by`."""
+    return to_wire(service.engine.transfer_deleted(request_id, actor.subject))

@@ -105,11 +105,12 @@ class Service:
                     f"{lag.removals} ended grant(s) not yet removed from {lag.sink} "
                     f"(the oldest {age:.0f}s ago); retrying"
                 )
-        problems += [
-            f"fleet OPA {m.name} does not hold the last {m.lag} grant change(s) yet"
-            for m in self.fleet.view()
-            if m.trusted and m.lag and any(lag.sink == "fleet" and lag.removals for lag in lags)
-        ]
+        if any(lag.sink == "fleet" and lag.removals for lag in lags):
+            problems += [
+                f"fleet OPA {m.name} does not hold the last {m.lag} grant change(s) yet"
+                for m in self.fleet.view()
+                if m.trusted and m.lag
+            ]
         problems += self.engine.store.problems()
         return problems
 

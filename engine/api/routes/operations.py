@@ -1,8 +1,11 @@
 """Operations: readiness for load balancers and counters for Prometheus (no token)."""
 
+import contextlib
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from ...model.errors import StorageUnavailable
 from ..deps import Served
 from ..errors import JsonRoute
 from ..metrics import CONTENT_TYPE
@@ -23,7 +26,8 @@ def health(
         "revision": service.engine.revision,
     }
     if service.fleet.members:  # each OPA of the fleet, its revision lag, stale or not
-        body["fleet"] = fleet_dict(service)
+        with contextlib.suppress(StorageUnavailable):  # a database gone: problems say so
+            body["fleet"] = fleet_dict(service)
     return JSONResponse(body, status_code=503 if problems else 200)
 
 

@@ -28,6 +28,7 @@ from .idempotency import Idempotency
 from .limits import RulesScope
 from .routes import (
     alerts,
+    credentials,
     dashboard,
     decisions,
     gateway,
@@ -39,7 +40,9 @@ from .routes import (
 from .schemas import AccessCheck
 from .service import Service
 
-ROUTERS = (requests, grants, decisions, gateway, alerts, dashboard, tokens, operations)
+ROUTERS = (
+    requests, grants, credentials, decisions, gateway, alerts, dashboard, tokens, operations
+)  # fmt: skip
 
 
 def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -26,9 +26,11 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from ..connectors.postgresql import PostgresSink
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
 from ..lifecycle.grants import Runner
+from ..lifecycle.provisioned import ExpiryTimer
 from ..model.errors import DataVisaError
 from ..monitoring.monitor import Monitor
 from ..monitoring.notify import Notifier
@@ -103,6 +105,11 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
                 bundle_path = bundle.build(POLICY_DIR, data, tmp / "bundle.tar.gz", rev)
         decisions = DecisionLog(store, load_key(cfg.database))
         engine = Engine(store, client, revision=rev, log=decisions)
+        if cfg.connections:  # grants take effect in these databases too (engine/connectors)
+            engine.grants.sinks.append(
+                PostgresSink(cfg.connections, store, client, decisions, rev, engine.clock)
+            )
+            stack.callback(ExpiryTimer(engine).start().stop)
         upload = None
         if bundle_path is not None and base_url:
             upload, token_id = _self_upload(tokens, base_url)

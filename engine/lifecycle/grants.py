@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from ..ledger import audit
 from ..model.durations import epoch_ns
-from ..model.errors import DataVisaError
-from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, GrantChange, Request
+from ..model.errors import SinkUnavailable
+from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, SYSTEM, GrantChange, Request
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store.sqlite import Store
 
@@ -66,10 +67,6 @@ def live_grants(store: Store, subject: str | None = None) -> dict[str, dict[str,
     return docs
 
 
-class SinkUnavailable(DataVisaError):
-    """A sink did not take a change; it is applied again later."""
-
-
 class Sink(Protocol):
     """A system where grants must exist to be enforced."""
 
@@ -83,6 +80,10 @@ class Sink(Protocol):
 
     def read_all(self) -> dict[str, dict[str, Any]]:
         """Every grant the sink holds now, as `put_all` takes them."""
+
+    def relevant(self, grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Of the store's live grants, those this sink holds, as `read_all` reports them
+        (OPA holds every grant as it is; a database only those that target it)."""
 
 
 class OpaSink:
@@ -102,6 +103,9 @@ class OpaSink:
     def read_all(self) -> dict[str, dict[str, Any]]:
         held = self._call(self.client.get_data, GRANTS_PATH)
         return held if isinstance(held, dict) else {}
+
+    def relevant(self, grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return grants
 
     @staticmethod
     def _call(fn: Any, *args: Any) -> Any:
@@ -136,6 +140,7 @@ class Grants:
         # Set whenever a change is recorded, so the runner applies it without waiting.
         self.changed = threading.Event()
         self.drift_repairs: dict[str, int] = {}  # by sink: times reconcile put it right
+        self.drifts: list[dict[str, Any]] = []  # drift found, not yet handed to the monitor
 
     @staticmethod
     def _cursor(sink: Sink) -> str:
@@ -193,16 +198,36 @@ class Grants:
         with self._lock:
             for sink in self.sinks:
                 try:
-                    held, wanted = sink.read_all(), live_grants(self.store)
+                    held, wanted = sink.read_all(), sink.relevant(live_grants(self.store))
                 except SinkUnavailable as e:
                     log.warning("cannot reconcile %s: %s", sink.name, e)
                     continue
                 if _normal(held) != _normal(wanted):
                     log.warning("the grants in %s differ from the store: repairing", sink.name)
                     self.sync([sink])
+                    self._audit_drift(sink.name, _normal(held), _normal(wanted))
                     self.drift_repairs[sink.name] = self.drift_repairs.get(sink.name, 0) + 1
                     drifted.append(sink.name)
         return drifted
+
+    def _audit_drift(
+        self, sink: str, held: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]
+    ) -> None:
+        """Record in the audit trail which grants a sink held differently from the store."""
+        held_by_id = {gid: doc for docs in held.values() for gid, doc in docs.items()}
+        wanted_by_id = {gid: doc for docs in wanted.values() for gid, doc in docs.items()}
+        drift = {
+            gid: ("not live" if gid not in wanted_by_id else
+                  "missing" if gid not in held_by_id else "differs")
+            for gid in held_by_id.keys() | wanted_by_id.keys()
+            if held_by_id.get(gid) != wanted_by_id.get(gid)
+        }  # fmt: skip
+        with self.store.transaction():
+            audit.append(
+                self.store.db, at=time.time(), actor=SYSTEM, event="sink_drift",
+                request_id=None, detail={"sink": sink, "grants": dict(sorted(drift.items()))},
+            )  # fmt: skip
+        self.drifts.append({"sink": sink, "grants": drift, "at_ns": time.time_ns()})
 
     def lag(self) -> list[Lag]:
         """How far each sink is behind the outbox."""

@@ -45,6 +45,11 @@ class NotYetEnforced(DataVisaError):
         )
 
 
+class SinkUnavailable(DataVisaError):
+    """A sink (a system that enforces grants) did not take a change; it is applied again
+    later."""
+
+
 class StorageUnavailable(DataVisaError):
     """The database cannot take or keep a write now (disk full, file gone, read-only):
     nothing was changed (HTTP 503); it works again when the storage does."""

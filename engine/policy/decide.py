@@ -25,6 +25,7 @@ LIFECYCLE = "datavisa/lifecycle/decision"
 OFFLINE = "datavisa/offline/decision"
 TRANSFER = "datavisa/transfer/decision"
 GATEWAY = "datavisa/gateway/decision"
+PROVISION = "datavisa/provision/decision"
 
 
 def decide(

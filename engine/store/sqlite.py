@@ -155,6 +155,72 @@ class Store:
         if "cursors" not in db.table_names():
             # How far a reader of an append-only table (the monitor, the notifier) has got.
             db["cursors"].create({"name": str, "seq": int}, pk="name")
+        self._create_connector_schema()
+
+    # -- connectors (engine/connectors): what a data system holds of each grant -----------
+    def _create_connector_schema(self) -> None:
+        db = self.db
+        if "provisioning" not in db.table_names():
+            # Where a sink stands with one grant: provisioned, failed (why), removed, kept
+            # (disabled, it owns objects), abandoned (an admin gave the removal up), and
+            # when its credentials were last issued. Never a password.
+            db["provisioning"].create(
+                {"sink": str, "grant_id": str, "state": str, "detail": str, "at": float,
+                 "credentials_at": float},
+                pk=("sink", "grant_id"),
+                not_null={"state", "at"},
+            )  # fmt: skip
+        if "session_activity" not in db.table_names():
+            # What a provisioned role did, as the data system logged it (masked).
+            db["session_activity"].create(
+                {"seq": int, "grant_id": str, "at": float, "sink": str, "session": str,
+                 "database": str, "statement": str},
+                pk="seq",
+                not_null={"grant_id", "at", "statement"},
+            )  # fmt: skip
+            db["session_activity"].create_index(["grant_id", "seq"])
+
+    def set_provisioning(
+        self, sink: str, grant_id: str, state: str, detail: str, at: float
+    ) -> None:
+        """Record where `sink` stands with `grant_id` (its own small transaction)."""
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO provisioning (sink, grant_id, state, detail, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sink, grant_id) DO UPDATE SET "
+                "state = excluded.state, detail = excluded.detail, at = excluded.at",
+                [sink, grant_id, state, detail, at],
+            )
+
+    def set_credentials_issued(self, sink: str, grant_id: str, at: float) -> None:
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "UPDATE provisioning SET credentials_at = ? WHERE sink = ? AND grant_id = ?",
+                [at, sink, grant_id],
+            )
+
+    def provisioning(self, grant_id: str) -> list[dict[str, Any]]:
+        """Every sink's standing with `grant_id`, by sink name."""
+        return list(self.db["provisioning"].rows_where("grant_id = ?", [grant_id], order_by="sink"))
+
+    def provisioning_in(self, state: str) -> list[dict[str, Any]]:
+        return list(self.db["provisioning"].rows_where("state = ?", [state], order_by="at"))
+
+    def add_activity(self, rows: list[dict[str, Any]]) -> None:
+        """Append session activity rows {grant_id, at, sink, session, database, statement}."""
+        with self.transaction(durable=False) as db:
+            db["session_activity"].insert_all(rows)
+
+    def activity(
+        self, grant_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Session activity after `after`, oldest first; of one grant or all."""
+        where, params = "seq > ?", [after]
+        if grant_id is not None:
+            where, params = where + " AND grant_id = ?", [after, grant_id]
+        return list(
+            self.db["session_activity"].rows_where(where, params, order_by="seq", limit=limit)
+        )
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite_utils.Database]:

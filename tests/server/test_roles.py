@@ -46,6 +46,7 @@ ALLOWED = {
     "grants.relinquish": {USER},
     "grants.extend": {USER},
     "grants.review": {USER},
+    "grants.credentials": {USER},
     "sweep.run": {ADMIN},
     "access.check": {USER, SERVICE},
     "gateway.authz": {USER, SERVICE},

@@ -28,7 +28,7 @@ operations := {
 	"requests.create", "requests.list", "requests.read", "requests.approvals",
 	"requests.approve", "requests.deny", "requests.cancel",
 	"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
-	"grants.extend", "grants.review", "sweep.run",
+	"grants.extend", "grants.review", "grants.credentials", "sweep.run",
 	"access.check", "audit.read", "logs.upload", "logs.read",
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz",
@@ -41,7 +41,8 @@ _may := {
 	"user": (_reads_records | {
 		"requests.create", "requests.approve", "requests.deny", "requests.cancel",
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
-		"grants.extend", "grants.review", "access.check", "gateway.authz", "tokens.whoami",
+		"grants.extend", "grants.review", "grants.credentials", "access.check", "gateway.authz",
+		"tokens.whoami",
 	}),
 	"service": {"access.check", "gateway.authz", "logs.upload", "tokens.whoami"},
 	"auditor": (_reads_records | {"logs.read", "alerts.list", "alerts.read", "tokens.whoami"}),

@@ -18,6 +18,7 @@ _table := {
 	"grants.relinquish": {"user"},
 	"grants.extend": {"user"},
 	"grants.review": {"user"},
+	"grants.credentials": {"user"},
 	"sweep.run": {"admin"},
 	"access.check": {"user", "service"},
 	"gateway.authz": {"user", "service"},

@@ -15,6 +15,7 @@ import data.datavisa.extension
 import data.datavisa.gateway
 import data.datavisa.lifecycle
 import data.datavisa.offline
+import data.datavisa.provision
 import data.datavisa.request
 import data.datavisa.transfer
 import data.system.log
@@ -67,6 +68,11 @@ lifecycle_decision := _logged(lifecycle.decision, "datavisa/lifecycle/decision")
 # title: Offline ending, logged
 # description: datavisa.offline.decision with its decision-log mask.
 offline_decision := _logged(offline.decision, "datavisa/offline/decision")
+
+# METADATA
+# title: Provisioning
+# description: The provisioning decision (what a grant becomes in its data system) and its mask.
+provision_decision := _logged(provision.decision, "datavisa/provision/decision")
 
 # METADATA
 # title: Transfer

@@ -1,0 +1,121 @@
+"""What a grant is in the data systems it was provisioned in: its credentials, handed to
+its holder as an access decision, where it stands in each sink, what it did there, and
+the timer that acts on expiry at the expiry instant.
+
+The connectors (engine/connectors) carry changes out as sinks of the grant outbox; this
+module is the lifecycle's side of them, and knows them only by the shape below.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+from ..ledger import audit
+from ..model.errors import Conflict, Denied, NotFound
+from ..model.records import ACTIVE
+from .engine import Engine
+
+log = logging.getLogger("datavisa.provisioned")
+
+TIMER_POLL_S = 1.0  # the longest the timer waits before it looks for a sooner expiry
+
+
+class IssuesCredentials(Protocol):
+    name: str
+
+    def issue_credentials(self, grant_id: str, rotate: bool = False) -> dict[str, Any]:
+        """A new password for the grant's account, once (again only with `rotate`)."""
+
+
+def credential_sink(engine: Engine) -> IssuesCredentials | None:
+    """The sink that issues credentials, when serve has one."""
+    for sink in engine.grants.sinks:
+        if hasattr(sink, "issue_credentials"):
+            return sink  # type: ignore[return-value]
+    return None
+
+
+def credentials(
+    engine: Engine, grant_id: str, holder: str, location: str, rotate: bool = False
+) -> dict[str, Any]:
+    """The connection details of `holder`'s grant `grant_id`, issued once (`rotate`: a new
+    password). Itself an access decision: the holder's access from `location` must be
+    allowed on this very grant, and the decision is logged; the issue is audited, the
+    password never recorded."""
+    req = engine.get(grant_id)
+    if req.requester != holder:
+        raise NotFound(f"{holder} holds no grant {grant_id!r}")
+    if req.state != ACTIVE:
+        raise Conflict(f"grant {grant_id} is {req.state}: credentials are for active grants")
+    sink = credential_sink(engine)
+    if sink is None:
+        raise Conflict("no data system to issue credentials in: serve's config has no connections")
+    decision = engine.check(
+        holder,
+        req.resource,
+        req.actions[0],
+        location,
+        context={"purpose": "credentials", "grant_id": grant_id, "rotate": rotate},
+    )
+    if not decision.allow or decision.result.get("grant_id") != grant_id:
+        raise Denied("credentials refused", decision)
+    issued = sink.issue_credentials(grant_id, rotate)
+    with engine.store.transaction():
+        audit.append(
+            engine.store.db, at=engine.clock(), actor=holder,
+            event="credentials_rotated" if rotate else "credentials_issued",
+            request_id=grant_id, detail={"location": location, "sink": sink.name},
+            decision_id=decision.decision_id, revision=engine.revision,
+        )  # fmt: skip
+    return {**issued, "decision_id": decision.decision_id}
+
+
+def standing(engine: Engine, grant_id: str) -> list[dict[str, Any]]:
+    """Where each data system stands with the grant (provisioned, failed and why, ...)."""
+    return [
+        {"sink": r["sink"], "state": r["state"], "detail": r["detail"], "at": r["at"],
+         "credentials_issued": r["credentials_at"] is not None}
+        for r in engine.store.provisioning(grant_id)
+    ]  # fmt: skip
+
+
+class ExpiryTimer:
+    """Sweeps at the instant the soonest live grant expires (not only every sweep_every),
+    so its removal from every sink starts then. Looks again every TIMER_POLL_S, so an
+    extension or a new grant moves the timer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="expiry-timer", daemon=True)
+
+    def start(self) -> ExpiryTimer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def next_expiry(self) -> float | None:
+        soonest = self.engine.store.requests(
+            "state = ? AND expires_at IS NOT NULL", [ACTIVE], order_by="expires_at", limit=1
+        )
+        return soonest[0].expires_at if soonest else None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                due = self.next_expiry()
+                now = self.engine.clock()
+                if due is not None and due <= now:
+                    self.engine.sweep()
+                    continue
+                wait = TIMER_POLL_S if due is None else min(TIMER_POLL_S, due - now)
+            except Exception:  # a store or OPA fault: try again, never die
+                log.exception("the expiry timer failed")
+                wait = TIMER_POLL_S
+            self._stop.wait(max(wait, 0.001))

@@ -1,0 +1,312 @@
+"""Grants that take effect in a real PostgreSQL (engine/connectors/postgresql.py): a
+managed role on activation, credentials as an access decision, removal that terminates
+open sessions, and bad input that grants nothing. A throwaway cluster (`postgres`), the
+session's OPA with the shipped bundle (eu-customer-analytics targets `analytics`)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from datavisa.engine.connectors.postgresql import (
+    FAILED,
+    KEPT,
+    MANAGED,
+    PROVISIONED,
+    REMOVED,
+    Connection,
+    PostgresSink,
+    role_name,
+)
+from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.lifecycle.provisioned import ExpiryTimer, credentials, standing
+from datavisa.engine.local_postgres import LocalPostgres
+from datavisa.engine.model.errors import Conflict, Denied, NotYetEnforced
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.process import OpaProcess, free_port
+from datavisa.engine.store.sqlite import Store
+
+RESOURCE = "eu-customer-analytics"
+
+
+@pytest.fixture(scope="session")
+def analytics(postgres: LocalPostgres) -> str:
+    """The database the shipped bundle's eu-customer-analytics targets, with its tables."""
+    dsn = postgres.create_database("analytics")
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE customers (id int PRIMARY KEY, email text)")
+        db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")
+        db.execute("CREATE TABLE secrets (id int)")  # not in the target: never granted
+        db.execute("INSERT INTO customers VALUES (1, 'ada@example.com'), (2, 'bo@example.com')")
+    return dsn
+
+
+def _connection(postgres: LocalPostgres) -> Connection:
+    return Connection("analytics", postgres.dsn(), log_dir=postgres.log_dir)
+
+
+def _pg_engine(store: Store, opa_client, postgres: LocalPostgres, clock=time.time) -> Engine:
+    log = DecisionLog(store, b"test-key")
+    engine = Engine(store, opa_client, revision="test", clock=clock, log=log)
+    sink = PostgresSink({"analytics": _connection(postgres)}, store, opa_client, log, "test")
+    engine.grants.sinks.append(sink)
+    engine.grants.sync()
+    return engine
+
+
+@pytest.fixture
+def pg_engine(db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str) -> Iterator[Engine]:
+    store = Store(db)
+    yield _pg_engine(store, opa.client(), postgres)
+    store.close()
+
+
+def _grant(engine: Engine, seconds: int = 1200, actions: tuple[str, ...] = ("read",)):
+    req = engine.request("alice", RESOURCE, list(actions), seconds, "DE", "INC-1: export fails")
+    return engine.approve(req.id, "bob", "DE")
+
+
+def _role(postgres: LocalPostgres, grant_id: str) -> dict | None:
+    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
+        row = db.execute(
+            "SELECT rolcanlogin, extract(epoch FROM rolvaliduntil)::bigint, "
+            "pg_has_role(oid, %s, 'MEMBER'), "
+            "(SELECT setconfig FROM pg_db_role_setting WHERE setrole = r.oid AND setdatabase = 0) "
+            "FROM pg_roles r WHERE rolname = %s",
+            [MANAGED, role_name(grant_id)],
+        ).fetchone()
+    if row is None:
+        return None
+    return {"login": row[0], "valid_until": row[1], "managed": row[2], "settings": row[3]}
+
+
+def _privileges(analytics: str, grant_id: str) -> set[tuple[str, str]]:
+    with psycopg.connect(analytics, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT c.relname, a.privilege_type FROM pg_class c, aclexplode(c.relacl) a "
+            "JOIN pg_roles r ON r.oid = a.grantee WHERE r.rolname = %s",
+            [role_name(grant_id)],
+        ).fetchall()
+    return {(t, p) for t, p in rows}
+
+
+def test_activation_makes_a_managed_role_with_exactly_the_privileges_policy_gives(
+    pg_engine: Engine, postgres: LocalPostgres, analytics: str
+):
+    grant = _grant(pg_engine)
+    role = _role(postgres, grant.id)
+    assert role is not None, "no role was created for the grant"
+    assert role["login"] and role["managed"]
+    assert role["valid_until"] == int(grant.expires_at)  # the second clock
+    assert "log_statement=all" in role["settings"]
+    assert _privileges(analytics, grant.id) == {("customers", "SELECT"), ("orders", "SELECT")}
+    assert [s["state"] for s in standing(pg_engine, grant.id)] == [PROVISIONED]
+
+
+def test_credentials_are_an_access_decision_issued_once_and_rotated(
+    pg_engine: Engine, postgres: LocalPostgres, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    grant = _grant(pg_engine)
+    with pytest.raises(Denied) as abroad:
+        credentials(pg_engine, grant.id, "alice", "US")
+    assert "location_not_permitted" in abroad.value.decision.codes
+    with pytest.raises(Exception, match="holds no grant"):
+        credentials(pg_engine, grant.id, "bob", "DE")
+
+    issued = credentials(pg_engine, grant.id, "alice", "DE")
+    assert issued["url"].startswith(f"postgresql://{role_name(grant.id)}:")
+    env = issued["env"]
+    assert env["PGUSER"] == role_name(grant.id) and env["PGDATABASE"] == "analytics"
+    with psycopg.connect(issued["url"], autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM customers").fetchone()[0] == 2
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("INSERT INTO customers VALUES (3, 'x@example.com')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("SELECT * FROM secrets")
+
+    with pytest.raises(Conflict, match="already issued"):
+        credentials(pg_engine, grant.id, "alice", "DE")
+    rotated = credentials(pg_engine, grant.id, "alice", "DE", rotate=True)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(issued["url"]).close()
+    psycopg.connect(rotated["url"]).close()
+
+    # The decision was logged; the issue audited; the password nowhere in the store or logs.
+    paths = [r["path"] for r in pg_engine.log.query(limit=1000)]
+    assert "datavisa/access/decision" in paths and "datavisa/provision/decision" in paths
+    events = [e["event"] for e in pg_engine.trail(grant.id)]
+    assert "credentials_issued" in events and "credentials_rotated" in events
+    stored = Path(pg_engine.store.path).read_bytes()
+    server_log = "".join(p.read_text() for p in postgres.log_dir.iterdir())
+    for password in (env["PGPASSWORD"], rotated["env"]["PGPASSWORD"]):
+        assert password.encode() not in stored
+        assert password not in caplog.text
+        assert password not in server_log
+
+
+def test_revoke_terminates_the_open_session_and_drops_the_role(
+    pg_engine: Engine, postgres: LocalPostgres
+):
+    grant = _grant(pg_engine)
+    issued = credentials(pg_engine, grant.id, "alice", "DE")
+    session = psycopg.connect(issued["url"], autocommit=True)
+    assert session.execute("SELECT count(*) FROM customers").fetchone()[0] == 2
+
+    pg_engine.revoke(grant.id, "bob", "INC-1 closed")
+
+    with pytest.raises(psycopg.OperationalError):
+        session.execute("SELECT count(*) FROM customers")
+    session.close()
+    assert _role(postgres, grant.id) is None
+    assert [s["state"] for s in standing(pg_engine, grant.id)] == [REMOVED]
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(issued["url"]).close()
+
+
+def test_a_role_that_owns_objects_is_disabled_and_kept(
+    pg_engine: Engine, postgres: LocalPostgres, analytics: str
+):
+    grant = _grant(pg_engine)
+    with psycopg.connect(analytics, autocommit=True) as db:
+        db.execute(f'CREATE TABLE scratch_{grant.id} (x int)')
+        db.execute(f'ALTER TABLE scratch_{grant.id} OWNER TO "{role_name(grant.id)}"')
+    pg_engine.relinquish(grant.id, "alice")
+    role = _role(postgres, grant.id)
+    assert role is not None and not role["login"] and not role["managed"]
+    assert _privileges(analytics, grant.id) <= {(f"scratch_{grant.id}", p) for p in
+                                                 ("SELECT", "INSERT", "UPDATE", "DELETE",
+                                                  "TRUNCATE", "REFERENCES", "TRIGGER")}  # fmt: skip
+    assert [s["state"] for s in standing(pg_engine, grant.id)] == [KEPT]
+
+
+def test_expiry_is_acted_on_by_the_timer(pg_engine: Engine, postgres: LocalPostgres):
+    grant = _grant(pg_engine, seconds=2)
+    assert _role(postgres, grant.id) is not None
+    timer = ExpiryTimer(pg_engine).start()
+    try:
+        deadline = time.monotonic() + 30
+        while _role(postgres, grant.id) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        timer.stop()
+    assert _role(postgres, grant.id) is None
+    assert pg_engine.get(grant.id).state == "expired"
+    assert pg_engine.store.get(grant.id).state == "expired"  # written down, not only by clock
+
+
+def test_reconcile_removes_a_hand_made_managed_role_and_strips_extra_privileges(
+    pg_engine: Engine, postgres: LocalPostgres, analytics: str
+):
+    grant = _grant(pg_engine)
+    with psycopg.connect(analytics, autocommit=True) as db:
+        db.execute(f'GRANT SELECT ON secrets TO "{role_name(grant.id)}"')
+        db.execute(f'GRANT INSERT ON customers TO "{role_name(grant.id)}"')
+        db.execute(f'CREATE ROLE dv_handmade{grant.id} LOGIN IN ROLE {MANAGED}')
+    assert pg_engine.grants.reconcile() == ["postgresql"]
+    assert _privileges(analytics, grant.id) == {("customers", "SELECT"), ("orders", "SELECT")}
+    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
+        assert not db.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", [f"dv_handmade{grant.id}"]
+        ).fetchone()
+    drift = [e for e in pg_engine.trail() if e["event"] == "sink_drift"]
+    assert drift and drift[-1]["detail"]["sink"] == "postgresql"
+    assert pg_engine.grants.reconcile() == []  # put right
+
+
+def test_an_unreachable_database_leaves_the_removal_pending_and_never_leaks_the_password(
+    db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str,
+    caplog: pytest.LogCaptureFixture,
+):  # fmt: skip
+    caplog.set_level(logging.DEBUG)
+    store = Store(db)
+    engine = _pg_engine(store, opa.client(), postgres)
+    grant = _grant(engine)
+    sink = engine.grants.sinks[-1]
+    secret = "s3cr3t-Admin-pw"
+    sink.connections["analytics"] = Connection(
+        "analytics", f"postgresql://postgres:{secret}@127.0.0.1:{free_port()}/postgres"
+    )
+    with pytest.raises(NotYetEnforced) as pending:
+        engine.revoke(grant.id, "bob")
+    assert pending.value.pending == ["postgresql"]
+    assert secret not in str(pending.value)
+    lag = {one.sink: one for one in engine.grants.lag()}
+    assert lag["postgresql"].removals == 1 and lag["opa"].removals == 0
+    assert _role(postgres, grant.id) is not None  # still there: not reported done
+    sink.connections["analytics"] = _connection(postgres)
+    assert engine.grants.apply() == []
+    assert _role(postgres, grant.id) is None
+    assert secret not in caplog.text
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def bad_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
+    """An OPA whose bundle has resources with bad targets."""
+    data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path_factory.mktemp("bad") / "data"))
+    resources = data / "resources.yaml"
+    resources.write_text(
+        resources.read_text().rstrip("\n")
+        + "\n"
+        + "".join(
+            f"  {name}:\n    region: aws:eu-central-1\n    tier: {tier}\n    tags: []\n"
+            f"    team: analytics\n    actions: [read]\n    target: {{kind: postgresql, "
+            f"connection: {conn}, database: {database}, schema: public, tables: [{table}]}}\n"
+            for name, tier, conn, database, table in (
+                ("bad-connection", "internal", "nowhere", "analytics", "customers"),
+                ("bad-table", "internal", "analytics", "analytics", "no_such_table"),
+                ("bad-database", "internal", "analytics", "no_such_db", "customers"),
+                ("bad-tier", "public", "analytics", "analytics", "customers"),
+            )
+        )
+    )
+    out = tmp_path_factory.mktemp("badbundle") / "bundle.tar.gz"
+    with OpaProcess(bundle.build(POLICY_DIR, data, out, "bad")) as process:
+        yield process
+
+
+@pytest.mark.parametrize(
+    ("resource", "why"),
+    [
+        ("bad-connection", "connection 'nowhere'"),
+        ("bad-table", 'relation "public.no_such_table" does not exist'),
+        ("bad-database", "database 'no_such_db' does not exist"),
+        ("bad-tier", "no provisioning rule gives public data"),
+    ],
+)
+def test_bad_targets_grant_nothing_and_say_why(
+    db: Path, bad_opa: OpaProcess, postgres: LocalPostgres, analytics: str, resource: str,
+    why: str,
+):  # fmt: skip
+    store = Store(db)
+    engine = _pg_engine(store, bad_opa.client(), postgres)
+    req = engine.request("alice", resource, ["read"], 600, "DE", "INC-2")
+    if req.state != "active":
+        req = engine.approve(req.id, "bob", "DE")
+    [row] = standing(engine, req.id)
+    assert row["state"] == FAILED and why in row["detail"]
+    assert _role(postgres, req.id) is None
+    assert "datavisa/provision/decision" in [r["path"] for r in engine.log.query(limit=1000)]
+    with pytest.raises(Conflict, match="no role in PostgreSQL"):
+        credentials(engine, req.id, "alice", "DE")
+    store.close()
+
+
+def test_concurrent_put_and_reconcile_do_not_interleave(pg_engine: Engine, postgres: LocalPostgres):
+    grant = _grant(pg_engine)
+    threads = [threading.Thread(target=pg_engine.grants.reconcile) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _role(postgres, grant.id) is not None

@@ -64,7 +64,9 @@ def _pg_engine(store: Store, opa_client, postgres: LocalPostgres, clock=time.tim
 
 
 @pytest.fixture
-def pg_engine(db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str) -> Iterator[Engine]:
+def pg_engine(
+    db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str
+) -> Iterator[Engine]:
     store = Store(db)
     yield _pg_engine(store, opa.client(), postgres)
     store.close()
@@ -178,7 +180,7 @@ def test_a_role_that_owns_objects_is_disabled_and_kept(
 ):
     grant = _grant(pg_engine)
     with psycopg.connect(analytics, autocommit=True) as db:
-        db.execute(f'CREATE TABLE scratch_{grant.id} (x int)')
+        db.execute(f"CREATE TABLE scratch_{grant.id} (x int)")
         db.execute(f'ALTER TABLE scratch_{grant.id} OWNER TO "{role_name(grant.id)}"')
     pg_engine.relinquish(grant.id, "alice")
     role = _role(postgres, grant.id)
@@ -211,7 +213,7 @@ def test_reconcile_removes_a_hand_made_managed_role_and_strips_extra_privileges(
     with psycopg.connect(analytics, autocommit=True) as db:
         db.execute(f'GRANT SELECT ON secrets TO "{role_name(grant.id)}"')
         db.execute(f'GRANT INSERT ON customers TO "{role_name(grant.id)}"')
-        db.execute(f'CREATE ROLE dv_handmade{grant.id} LOGIN IN ROLE {MANAGED}')
+        db.execute(f"CREATE ROLE dv_handmade{grant.id} LOGIN IN ROLE {MANAGED}")
     assert pg_engine.grants.reconcile() == ["postgresql"]
     assert _privileges(analytics, grant.id) == {("customers", "SELECT"), ("orders", "SELECT")}
     with psycopg.connect(postgres.dsn(), autocommit=True) as db:

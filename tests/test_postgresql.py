@@ -27,9 +27,15 @@ from datavisa.engine.connectors.postgresql import (
 )
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.lifecycle.provisioned import ExpiryTimer, credentials, standing
+from datavisa.engine.lifecycle.provisioned import (
+    ExpiryTimer,
+    abandon_removal,
+    abandoned_removals,
+    credentials,
+    standing,
+)
 from datavisa.engine.local_postgres import LocalPostgres
-from datavisa.engine.model.errors import Conflict, Denied, NotYetEnforced
+from datavisa.engine.model.errors import ActivationFailed, Conflict, Denied, NotYetEnforced
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess, free_port
@@ -292,15 +298,50 @@ def test_bad_targets_grant_nothing_and_say_why(
 ):  # fmt: skip
     store = Store(db)
     engine = _pg_engine(store, bad_opa.client(), postgres)
-    req = engine.request("alice", resource, ["read"], 600, "DE", "INC-2")
-    if req.state != "active":
-        req = engine.approve(req.id, "bob", "DE")
-    [row] = standing(engine, req.id)
+    with pytest.raises(ActivationFailed) as failed:
+        req = engine.request("alice", resource, ["read"], 600, "DE", "INC-2")
+        engine.approve(req.id, "bob", "DE")
+    assert why in str(failed.value) and "not active" in str(failed.value)
+    grant = engine.get(failed.value.record.id)
+    assert grant.state == "revoked" and why in grant.end_reason  # not left active
+    assert "activation_failed" in [e["event"] for e in engine.trail(grant.id)]
+    [row] = standing(engine, grant.id)
     assert row["state"] == FAILED and why in row["detail"]
-    assert _role(postgres, req.id) is None
+    assert _role(postgres, grant.id) is None  # nothing granted in the database
     assert "datavisa/provision/decision" in [r["path"] for r in engine.log.query(limit=1000)]
-    with pytest.raises(Conflict, match="no role in PostgreSQL"):
-        credentials(engine, req.id, "alice", "DE")
+    if resource != "bad-tier":  # public data is readable without any grant
+        assert not engine.check("alice", resource, "read", "DE").allow
+    with pytest.raises(Conflict, match="credentials are for active grants"):
+        credentials(engine, grant.id, "alice", "DE")
+    store.close()
+
+
+def test_only_an_admin_abandons_a_removal_the_database_never_confirmed(
+    db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str
+):
+    store = Store(db)
+    engine = _pg_engine(store, opa.client(), postgres)
+    grant = _grant(engine)
+    sink = engine.grants.sinks[-1]
+    sink.connections["analytics"] = Connection(
+        "analytics", f"postgresql://postgres:x@127.0.0.1:{free_port()}/postgres"
+    )
+    with pytest.raises(NotYetEnforced):
+        engine.revoke(grant.id, "bob")
+    with pytest.raises(Denied) as refused:
+        abandon_removal(engine, grant.id, "bob", "the database is gone")
+    assert refused.value.decision.codes == ["admin_only"]
+    with pytest.raises(Denied):
+        abandon_removal(engine, grant.id, "ops", " ", actor_role="admin")
+    assert abandon_removal(engine, grant.id, "ops", "decommissioned", "admin") == ["postgresql"]
+    assert engine.grants.pending(grant.id) == []
+    assert {lag.sink: lag.removals for lag in engine.grants.lag()}["postgresql"] == 0
+    [event] = [e for e in engine.trail(grant.id) if e["event"] == "removal_abandoned"]
+    assert event["detail"]["reason"] == "decommissioned" and event["actor"] == "ops"
+    assert abandoned_removals(engine)[0]["grant_id"] == grant.id
+    sink.connections["analytics"] = _connection(postgres)  # it comes back: still removed
+    assert engine.grants.apply() == []
+    assert _role(postgres, grant.id) is None
     store.close()
 
 

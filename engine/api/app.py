@@ -28,12 +28,12 @@ from .idempotency import Idempotency
 from .limits import RulesScope
 from .routes import (
     alerts,
-    credentials,
     dashboard,
     decisions,
     gateway,
     grants,
     operations,
+    provisioned,
     requests,
     tokens,
 )
@@ -41,7 +41,7 @@ from .schemas import AccessCheck
 from .service import Service
 
 ROUTERS = (
-    requests, grants, credentials, decisions, gateway, alerts, dashboard, tokens, operations
+    requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations
 )  # fmt: skip
 
 

@@ -200,6 +200,7 @@ class PostgresSink:
     """The grants of the live-grant outbox, as managed roles on the configured servers."""
 
     name = SINK
+    provisions = True  # an activation it refuses, or never takes, is ended (lifecycle.grants)
 
     def __init__(
         self,

@@ -40,6 +40,9 @@ log = logging.getLogger("datavisa.grants")
 
 GRANTS_PATH = "grants"  # data.grants: outside the bundle's roots, so the engine may write it
 BATCH = 500  # outbox rows applied per round
+PROVISION_WITHIN_S = 120.0  # an activation a sink has not taken by then fails
+# A sink's standing with a grant (the store's `provisioning`), as connectors write it.
+REFUSED, ABANDONED = "failed", "abandoned"
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -229,13 +232,23 @@ class Grants:
             )  # fmt: skip
         self.drifts.append({"sink": sink, "grants": drift, "at_ns": time.time_ns()})
 
+    def take_drifts(self) -> list[dict[str, Any]]:
+        """The drift reconcile found since last asked, for the alert rules."""
+        with self._lock:
+            drifts, self.drifts = self.drifts, []
+        return drifts
+
     def lag(self) -> list[Lag]:
         """How far each sink is behind the outbox."""
         out = []
         for sink in self.sinks:
             after = self.store.cursor(self._cursor(sink)) or 0
             rows = self.store.grant_changes(after, limit=10_000)
-            removals = [row for row in rows if row.change == REMOVE]
+            removals = [
+                row
+                for row in rows
+                if row.change == REMOVE and sink.name not in self.abandoned(row.grant_id)
+            ]
             out.append(
                 Lag(
                     sink.name,
@@ -248,15 +261,55 @@ class Grants:
         return out
 
     def pending(self, grant_id: str) -> list[str]:
-        """The sinks that have not yet applied every change of `grant_id`."""
+        """The sinks that have not yet applied every change of `grant_id` (an admin may
+        have abandoned a removal: `abandoned`)."""
+        given_up = self.abandoned(grant_id)
         return [
             sink.name
             for sink in self.sinks
-            if any(
+            if sink.name not in given_up
+            and any(
                 row.grant_id == grant_id
                 for row in self.store.grant_changes(self.store.cursor(self._cursor(sink)) or 0)
             )
         ]
+
+    # -- what the data systems said (the connectors' standing with each grant) ----------
+
+    def abandoned(self, grant_id: str) -> set[str]:
+        """The sinks whose removal of `grant_id` an admin abandoned (`revoke --force`)."""
+        return {r["sink"] for r in self.store.provisioning(grant_id) if r["state"] == ABANDONED}
+
+    def refused(self, grant_id: str) -> str | None:
+        """Why a sink refused to provision `grant_id`, if one did."""
+        why = [f"{r['sink']}: {r['detail']}" for r in self.store.provisioning(grant_id)
+               if r["state"] == REFUSED]  # fmt: skip
+        return "; ".join(why) or None
+
+    def unprovisioned(self, now: float) -> list[tuple[str, str]]:
+        """Active grants a sink refused, or has not provisioned PROVISION_WITHIN_S after
+        activation (it was retried meanwhile): (grant id, why), for the sweep to end."""
+        out = {
+            r["grant_id"]: f"{r['sink']}: {r['detail']}"
+            for r in self.store.provisioning_in(REFUSED)
+        }
+        for sink in self.sinks:
+            if not getattr(sink, "provisions", False):  # OPA: catches up, never refuses
+                continue
+            after = self.store.cursor(self._cursor(sink)) or 0
+            for row in self.store.grant_changes(after, limit=10_000):
+                if row.change != REMOVE and row.at <= now - PROVISION_WITHIN_S:
+                    out.setdefault(
+                        row.grant_id,
+                        f"{sink.name} did not take it within {PROVISION_WITHIN_S:g}s "
+                        "(retried with backoff meanwhile)",
+                    )
+        if not out:
+            return []
+        live = {r.id for r in self.store.requests(
+            f"state = ? AND id IN ({', '.join('?' * len(out))})", [ACTIVE, *sorted(out)]
+        )}  # fmt: skip
+        return [(gid, why) for gid, why in sorted(out.items()) if gid in live]
 
 
 def _normal(grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -292,7 +345,8 @@ class Runner:
             self._thread.join()
 
     def _run(self) -> None:
-        backoff, next_reconcile = self.backoff_first_s, time.monotonic() + self.reconcile_every_s
+        # The first round reconciles: what a crash left in a sink is put right at start.
+        backoff, next_reconcile = self.backoff_first_s, time.monotonic()
         while not self._stop.is_set():
             self.grants.changed.clear()
             try:

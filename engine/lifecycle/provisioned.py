@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 from ..ledger import audit
 from ..model.errors import Conflict, Denied, NotFound
-from ..model.records import ACTIVE
+from ..model.records import ACTIVE, FINAL
+from ..policy.decide import LIFECYCLE
 from .engine import Engine
+from .grants import ABANDONED
 
 log = logging.getLogger("datavisa.provisioned")
 
@@ -70,6 +72,53 @@ def credentials(
             decision_id=decision.decision_id, revision=engine.revision,
         )  # fmt: skip
     return {**issued, "decision_id": decision.decision_id}
+
+
+def abandon_removal(
+    engine: Engine, grant_id: str, actor: str, reason: str, actor_role: str | None = None
+) -> list[str]:
+    """Give up the removal of an ended grant from the data systems that have not confirmed
+    it (`revoke --force`): an admin's call, with a reason, audited and raised as a critical
+    alert (`removal_abandoned`). The systems keep being retried; the grant no longer
+    counts as pending. The names of the sinks given up."""
+    req = engine.get(grant_id)
+    if req.state not in FINAL:
+        raise Conflict(f"grant {grant_id} is {req.state}: revoke it first, then --force")
+    pending = engine.grants.pending(grant_id)
+    if not pending:
+        raise Conflict(f"nothing to abandon: every system confirmed the removal of {grant_id}")
+    asked: dict[str, Any] = {
+        "actor": actor, "action": "abandon_removal", "reason": reason,
+        "request": {"id": req.id, "requester": req.requester, "resource": req.resource,
+                    "kind": req.kind},
+    }  # fmt: skip
+    if actor_role is not None:
+        asked["actor_role"] = actor_role
+    decision = engine._decide(LIFECYCLE, asked)
+    if not decision.allow:
+        raise Denied("abandoning the removal refused", decision)
+    now = engine.clock()
+    with engine.store.transaction():
+        audit.append(
+            engine.store.db, at=now, actor=actor, event="removal_abandoned",
+            request_id=grant_id, detail={"state": req.state, "sinks": pending, "reason": reason},
+            decision_id=decision.decision_id, revision=engine.revision,
+        )  # fmt: skip
+    for sink in pending:
+        engine.store.set_provisioning(sink, grant_id, ABANDONED, f"by {actor}: {reason}", now)
+    log.critical(
+        "removal of grant %s from %s abandoned by %s: %s", grant_id, pending, actor, reason
+    )
+    return pending
+
+
+def abandoned_removals(engine: Engine) -> list[dict[str, Any]]:
+    """Every removal an admin abandoned, as the alert rules take them."""
+    return [
+        {"sink": r["sink"], "grant_id": r["grant_id"], "detail": r["detail"],
+         "at_ns": int(r["at"] * 1e9)}
+        for r in engine.store.provisioning_in(ABANDONED)
+    ]  # fmt: skip
 
 
 def standing(engine: Engine, grant_id: str) -> list[dict[str, Any]]:

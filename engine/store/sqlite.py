@@ -206,10 +206,13 @@ class Store:
     def provisioning_in(self, state: str) -> list[dict[str, Any]]:
         return list(self.db["provisioning"].rows_where("state = ?", [state], order_by="at"))
 
-    def add_activity(self, rows: list[dict[str, Any]]) -> None:
-        """Append session activity rows {grant_id, at, sink, session, database, statement}."""
+    def add_activity(self, rows: list[dict[str, Any]], cursor: str, seq: int) -> None:
+        """Append session activity rows {grant_id, at, sink, session, database, statement}
+        and move the reader `cursor` to `seq`, together."""
         with self.transaction(durable=False) as db:
-            db["session_activity"].insert_all(rows)
+            if rows:
+                db["session_activity"].insert_all(rows)
+            self.set_cursor(cursor, seq)
 
     def activity(
         self, grant_id: str | None = None, after: int = 0, limit: int = 1000

@@ -47,6 +47,8 @@ ALLOWED = {
     "grants.extend": {USER},
     "grants.review": {USER},
     "grants.credentials": {USER},
+    "activity.read": READERS,
+    "grants.abandon_removal": {ADMIN},
     "sweep.run": {ADMIN},
     "access.check": {USER, SERVICE},
     "gateway.authz": {USER, SERVICE},

@@ -28,13 +28,16 @@ operations := {
 	"requests.create", "requests.list", "requests.read", "requests.approvals",
 	"requests.approve", "requests.deny", "requests.cancel",
 	"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
-	"grants.extend", "grants.review", "grants.credentials", "sweep.run",
+	"grants.extend", "grants.review", "grants.credentials", "activity.read", "grants.abandon_removal", "sweep.run",
 	"access.check", "audit.read", "logs.upload", "logs.read",
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz",
 }
 
-_reads_records := {"requests.list", "requests.read", "requests.approvals", "audit.read", "events.read"}
+_reads_records := {
+	"requests.list", "requests.read", "requests.approvals", "audit.read", "events.read",
+	"activity.read",
+}
 
 # Role → the operations its tokens may call: a lookup, one line per role.
 _may := {
@@ -47,7 +50,7 @@ _may := {
 	"service": {"access.check", "gateway.authz", "logs.upload", "tokens.whoami"},
 	"auditor": (_reads_records | {"logs.read", "alerts.list", "alerts.read", "tokens.whoami"}),
 	"admin": (_reads_records | {
-		"sweep.run", "grants.revoke", "alerts.list", "alerts.read", "alerts.ack",
+		"sweep.run", "grants.revoke", "grants.abandon_removal", "alerts.list", "alerts.read", "alerts.ack",
 		"tokens.whoami",
 	}),
 }

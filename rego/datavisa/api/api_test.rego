@@ -19,6 +19,8 @@ _table := {
 	"grants.extend": {"user"},
 	"grants.review": {"user"},
 	"grants.credentials": {"user"},
+	"activity.read": {"user", "auditor", "admin"},
+	"grants.abandon_removal": {"admin"},
 	"sweep.run": {"admin"},
 	"access.check": {"user", "service"},
 	"gateway.authz": {"user", "service"},

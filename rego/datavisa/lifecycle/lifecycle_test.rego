@@ -47,3 +47,13 @@ test_an_admin_token_forces_a_revoke_and_nothing_else if {
 		{r.code | some r in d.reasons} == c.codes
 	}
 }
+
+test_only_an_admin_may_abandon_a_removal_and_only_with_a_reason if {
+	asked := {"actor": "alice", "action": "abandon_removal", "reason": "db decommissioned", "request": {"requester": "alice", "resource": "eu-customer-analytics"}}
+	denied := lifecycle.decision with input as asked
+	{r.code | some r in denied.reasons} == {"admin_only"}
+	by_token := lifecycle.decision with input as object.union(asked, {"actor": "ops", "actor_role": "admin"})
+	by_token.allow
+	no_reason := lifecycle.decision with input as object.union(asked, {"actor": "ops", "actor_role": "admin", "reason": " "})
+	{r.code | some r in no_reason.reasons} == {"reason_required"}
+}

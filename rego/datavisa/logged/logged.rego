@@ -80,6 +80,16 @@ provision_decision := _logged(provision.decision, "datavisa/provision/decision")
 transfer_decision := _logged(transfer.decision, "datavisa/transfer/decision")
 
 # METADATA
+# title: Session statements' masks
+# description: |
+#   The decision-log mask of each statement in input.batch (as {statement, grant_id}) that
+#   a provisioned database role ran, read from the database's own log.
+statement_masks := [mask |
+	some asked in input.batch
+	mask := log.mask with input as {"path": "datavisa/session/statement", "input": asked}
+]
+
+# METADATA
 # title: Recorded by the engine
 # description: |
 #   For the drop_decision setting of an OPA the engine asks: the decision-log events of the

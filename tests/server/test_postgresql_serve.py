@@ -1,0 +1,139 @@
+"""`datavisa serve` with a PostgreSQL connection (config `connections:`): credentials over
+HTTP, the admin password nowhere, activity from the server's own log, and a kill -9 that
+leaves no orphan role after restart. A real serve process, a real throwaway cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from test_supervision import _children_named, _serve, _wait_for
+
+from datavisa.engine.connectors.postgresql import MANAGED, role_name
+from datavisa.engine.ledger.decision_log import DecisionLog, load_key
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.local_postgres import LocalPostgres
+from datavisa.engine.policy.process import OpaProcess
+from datavisa.engine.store.sqlite import Store
+
+RESOURCE = "eu-customer-analytics"
+
+
+@pytest.fixture(scope="module")
+def analytics(postgres: LocalPostgres) -> str:
+    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
+        exists = db.execute("SELECT 1 FROM pg_database WHERE datname = 'analytics'").fetchone()
+    if exists:
+        return postgres.dsn("analytics")
+    dsn = postgres.create_database("analytics")
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE customers (id int PRIMARY KEY, email text)")
+        db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")
+        db.execute("INSERT INTO customers VALUES (1, 'ada@example.com'), (2, 'bo@example.com')")
+    return dsn
+
+
+def _config(tmp_path: Path, postgres: LocalPostgres) -> Path:
+    (tmp_path / "analytics.dsn").write_text(postgres.dsn() + "\n")
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "reconcile_every: 1s\n"
+        "connections:\n"
+        "  analytics:\n"
+        "    kind: postgresql\n"
+        "    dsn_file: analytics.dsn\n"
+        f"    log_dir: {postgres.log_dir}\n"
+    )
+    return config
+
+
+def _grant(served) -> str:
+    req = served.as_("alice").post(
+        "/v1/requests", {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "x"}
+    )
+    assert req.status_code == 201, req.text
+    approved = served.as_("bob").post(f"/v1/requests/{req.json()['id']}/approve")
+    assert approved.status_code == 200 and approved.json()["state"] == "active", approved.text
+    return req.json()["id"]
+
+
+def _role_exists(postgres: LocalPostgres, name: str) -> bool:
+    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
+        return (
+            db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone() is not None
+        )
+
+
+def test_credentials_over_http_activity_recorded_and_the_admin_password_nowhere(
+    tmp_path: Path, postgres: LocalPostgres, analytics: str
+):
+    with _serve(tmp_path, "--config", str(_config(tmp_path, postgres))) as served:
+        grant_id = _grant(served)
+        alice = served.as_("alice")
+        path = f"/v1/grants/{grant_id}/credentials"
+        abroad = alice.get(path, params={"location": "US"})
+        assert abroad.status_code == 403, abroad.text
+        assert served.as_("alice").get(path).status_code == 422  # location is required
+        issued = alice.get(path, params={"location": "DE"})
+        assert issued.status_code == 200, issued.text
+        body = issued.json()
+        assert set(body["env"]) == {"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"}
+        assert alice.get(path, params={"location": "DE"}).status_code == 409  # once
+        with psycopg.connect(body["url"], autocommit=True) as db:
+            db.execute("SELECT email FROM customers WHERE email = 'ada@example.com'")
+        _wait_for(
+            lambda: any(
+                "customers" in a["statement"]
+                for a in served.as_("bob").get(f"/v1/grants/{grant_id}/activity").json()["activity"]
+            ),
+            "the statement to be recorded against the grant",
+        )
+        activity = served.as_("bob").get(f"/v1/grants/{grant_id}/activity").json()["activity"]
+        ran = [a["statement"] for a in activity if "customers" in a["statement"]]
+        assert ran == ["SELECT email FROM customers WHERE email = '***'"]  # masked
+        health = requests.get(served.url + "/health", timeout=10).text
+        answers = issued.text + str(health) + alice.get(f"/v1/requests/{grant_id}").text
+    admin_password = postgres.password
+    assert admin_password not in answers
+    assert admin_password not in (tmp_path / "serve.log").read_text()
+
+
+def test_kill_9_leaves_no_orphan_role_after_restart(
+    tmp_path: Path, postgres: LocalPostgres, analytics: str, opa: OpaProcess
+):
+    config = _config(tmp_path, postgres)
+    with _serve(tmp_path, "--config", str(config)) as served:
+        grant_id = _grant(served)
+        assert _role_exists(postgres, role_name(grant_id))
+        opas = _children_named(served.proc.pid, "opa")
+        served.proc.kill()  # SIGKILL: no shutdown at all
+        served.proc.wait()
+        for pid in opas:
+            os.kill(pid, signal.SIGKILL)
+
+    # While serve is down: the grant is revoked in the store (the outbox row waits for the
+    # database), and someone copies a managed role by hand.
+    db = tmp_path / "datavisa.db"
+    store = Store(db)
+    engine = Engine(store, opa.client(), revision="test", log=DecisionLog(store, load_key(db)))
+    engine.revoke(grant_id, "bob", "incident over")
+    store.close()
+    copy = f"dv_copy{grant_id}"
+    with psycopg.connect(postgres.dsn(), autocommit=True) as pg:
+        pg.execute(f'CREATE ROLE "{copy}" LOGIN IN ROLE {MANAGED}')
+
+    with _serve(tmp_path, "--config", str(config)) as again:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            _role_exists(postgres, role_name(grant_id)) or _role_exists(postgres, copy)
+        ):
+            time.sleep(0.1)
+        assert not _role_exists(postgres, role_name(grant_id))
+        assert not _role_exists(postgres, copy)
+        trail = again.as_("bob").get("/v1/audit").json()["events"]
+        assert any(e["event"] == "sink_drift" for e in trail)

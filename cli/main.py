@@ -22,6 +22,8 @@ LAZY = {
     "serve": "serve:serve",
     "token": "tokens:token",
     "alerts": "alerts:alerts",
+    "credentials": "provisioned:credentials",
+    "watch": "provisioned:watch",
 }
 
 

@@ -44,18 +44,6 @@ from datavisa.engine.store.sqlite import Store
 RESOURCE = "eu-customer-analytics"
 
 
-@pytest.fixture(scope="session")
-def analytics(postgres: LocalPostgres) -> str:
-    """The database the shipped bundle's eu-customer-analytics targets, with its tables."""
-    dsn = postgres.create_database("analytics")
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("CREATE TABLE customers (id int PRIMARY KEY, email text)")
-        db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")
-        db.execute("CREATE TABLE secrets (id int)")  # not in the target: never granted
-        db.execute("INSERT INTO customers VALUES (1, 'ada@example.com'), (2, 'bo@example.com')")
-    return dsn
-
-
 def _connection(postgres: LocalPostgres) -> Connection:
     return Connection("analytics", postgres.dsn(), log_dir=postgres.log_dir)
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import psycopg
-import pytest
 import requests
 from test_supervision import _children_named, _serve, _wait_for
 
@@ -22,20 +21,6 @@ from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 RESOURCE = "eu-customer-analytics"
-
-
-@pytest.fixture(scope="module")
-def analytics(postgres: LocalPostgres) -> str:
-    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
-        exists = db.execute("SELECT 1 FROM pg_database WHERE datname = 'analytics'").fetchone()
-    if exists:
-        return postgres.dsn("analytics")
-    dsn = postgres.create_database("analytics")
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("CREATE TABLE customers (id int PRIMARY KEY, email text)")
-        db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")
-        db.execute("INSERT INTO customers VALUES (1, 'ada@example.com'), (2, 'bo@example.com')")
-    return dsn
 
 
 def _config(tmp_path: Path, postgres: LocalPostgres) -> Path:

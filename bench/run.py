@@ -12,7 +12,8 @@ Latency (p50 / p90 / p99) and throughput with 1, 8 and 32 concurrent clients on 
 at 10, 1,000 and 100,000 live grants; resident memory of the engine and of OPA at each;
 revocation (the first check after `revoke` returns denies; the push to OPA, timed); the
 lifecycle's own throughput; nginx → upstream against nginx → DataVisa → upstream
-(bench/gateway_bench.py); then the Rego micro-benchmark (bench/rego_bench.py).
+(bench/gateway_bench.py); then the Rego micro-benchmark (bench/rego_bench.py) and grants
+in a real PostgreSQL (bench/postgres_bench.py: approve → usable, revoke → terminated).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside t
 
 import fixtures
 import gateway_bench
+import postgres_bench
 import report
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
 from load import Sample, http_cell, percentile, process_cell
@@ -545,6 +547,9 @@ def main() -> None:
             gateway |= gateway_bench.measure(srv, work, plan.gateway_count)
             _log(f"gateway: {gateway}")
     rego = rego_bench(plan.rego_bench_count)
+    _log("PostgreSQL: approve → credentials usable, revoke → open session terminated")
+    postgres = postgres_bench.measure(20 if args.quick else 100)  # None: not installed
+    _log(f"postgresql: {postgres}")
     record = {
         "date": dt.date.today().isoformat(),
         "quick": args.quick,
@@ -564,6 +569,7 @@ def main() -> None:
         "push_and_lifecycle": lifecycle,
         "rego_bench": rego,
         "gateway": gateway,
+        "postgresql": postgres,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

@@ -24,6 +24,7 @@ answer: every error text is scrubbed of it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -216,6 +217,7 @@ class PostgresSink:
         self.clock = clock
         self._plans: dict[tuple[str, str, tuple[str, ...]], Plan | ProvisioningError | None] = {}
         self._lock = threading.RLock()  # one change to the roles at a time (per sink)
+        self._pool: dict[tuple[str, str, str | None], psycopg.Connection] = {}
 
     # -- the Sink protocol ----------------------------------------------------------------
 
@@ -498,10 +500,7 @@ class PostgresSink:
             except ProvisioningError as e:  # the database is gone: nothing left to revoke
                 log.warning("role %s: cannot revoke in %s: %s", held.role, database, e)
         with self._admin(conn, None, autocommit=True) as db:
-            db.execute(
-                "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE usename = %s",
-                [TERMINATE_WAIT_MS, held.role],
-            )
+            self._terminate(db, held.role)
             owns = db.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid "
                 "WHERE r.rolname = %s AND d.deptype = 'o')",
@@ -526,6 +525,27 @@ class PostgresSink:
             detail = f"role {held.role} disabled and kept (it owns objects){why}"
         log.info("grant %s: %s", held.grant_id, detail)
         self.store.set_provisioning(self.name, held.grant_id, state, detail, self.clock())
+
+    @staticmethod
+    def _terminate(db: psycopg.Connection, role: str) -> None:
+        """End every session of `role` and wait until they are gone (pg_terminate_backend's
+        own wait polls every 100 ms; this looks every millisecond or so)."""
+        pids = [
+            pid
+            for (pid,) in db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE usename = %s", [role]
+            ).fetchall()
+        ]
+        if not pids:
+            return
+        db.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+        deadline = time.monotonic() + TERMINATE_WAIT_MS / 1000
+        while db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+        ).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise SinkUnavailable(f"sessions of {role} still running after termination")
+            time.sleep(0.001)
 
     # -- what is --------------------------------------------------------------------------
 
@@ -592,17 +612,22 @@ class PostgresSink:
         """One transaction on `database` (None: the DSN's own) as the admin; PostgreSQL's
         refusals become ProvisioningError, an unreachable server SinkUnavailable, both
         scrubbed of the admin password."""
-        kwargs: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": autocommit}
-        if database is not None:
-            kwargs["dbname"] = database
+        key = (conn.name, conn.dsn, database)
         try:
-            with psycopg.connect(conn.dsn, **kwargs) as db:
+            with self._lock:  # one admin connection per server and database, reused
+                db = self._pool.get(key)
+                if db is None or db.closed or db.broken:
+                    kwargs: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+                    if database is not None:
+                        kwargs["dbname"] = database
+                    db = self._pool[key] = psycopg.connect(conn.dsn, autocommit=True, **kwargs)
                 if autocommit:
                     yield db
                 else:
                     with db.transaction():
                         yield db
         except psycopg.OperationalError as e:
+            self._forget(key)
             if getattr(e, "sqlstate", None) == "3D000" or "does not exist" in str(e):
                 raise ProvisioningError(
                     f"connection {conn.name}: database {database!r} does not exist"
@@ -611,6 +636,7 @@ class PostgresSink:
                 f"PostgreSQL connection {conn.name} cannot be used: {conn.scrub(str(e)).strip()}"
             ) from None
         except psycopg.InterfaceError as e:
+            self._forget(key)
             raise SinkUnavailable(
                 f"PostgreSQL connection {conn.name}: {conn.scrub(str(e)).strip()}"
             ) from None
@@ -618,6 +644,18 @@ class PostgresSink:
             raise ProvisioningError(
                 f"PostgreSQL ({conn.name}) refused: {conn.scrub(str(e)).strip()}"
             ) from None
+
+    def _forget(self, key: tuple[str, str, str | None]) -> None:
+        with self._lock:
+            db = self._pool.pop(key, None)
+        if db is not None:
+            with contextlib.suppress(psycopg.Error):
+                db.close()
+
+    def close(self) -> None:
+        """Close the admin connections."""
+        for key in list(self._pool):
+            self._forget(key)
 
 
 def _table_privileges(db: psycopg.Connection, role: str) -> list[tuple[str, str, str]]:

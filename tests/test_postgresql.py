@@ -341,3 +341,46 @@ def test_concurrent_put_and_reconcile_do_not_interleave(pg_engine: Engine, postg
     for t in threads:
         t.join()
     assert _role(postgres, grant.id) is not None
+
+
+def test_extension_moves_valid_until_and_the_timer(pg_engine: Engine, postgres: LocalPostgres):
+    grant = _grant(pg_engine, seconds=2)
+    time.sleep(max(0.0, grant.activated_at + 1.1 - time.time()))  # policy: half elapsed
+    ext = pg_engine.extend(grant.id, "alice", 60, "migration still running")
+    pg_engine.approve(ext.id, "bob", "DE")
+    extended = pg_engine.get(grant.id)
+    assert extended.expires_at == pytest.approx(grant.expires_at + 60)
+    assert _role(postgres, grant.id)["valid_until"] == int(extended.expires_at)
+    assert ExpiryTimer(pg_engine).next_expiry() == pytest.approx(extended.expires_at)
+
+
+def test_health_and_metrics_show_a_removal_the_database_has_not_confirmed(
+    db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str
+):
+    from datavisa.engine.api.service import Service
+    from datavisa.engine.api.tokens import TokenStore
+
+    store = Store(db)
+    engine = _pg_engine(store, opa.client(), postgres)
+    grant = _grant(engine)
+    engine.grants.sinks[-1].connections["analytics"] = Connection(
+        "analytics", f"postgresql://postgres:pw@127.0.0.1:{free_port()}/postgres"
+    )
+    with pytest.raises(NotYetEnforced):
+        engine.revoke(grant.id, "bob")
+    tokens = TokenStore(db)
+    service = Service(engine, tokens)
+    try:
+        assert any(
+            "not yet removed from postgresql" in problem for problem in service.problems()
+        ), service.problems()
+        metrics = service.metrics.render().decode()
+        assert any(
+            'sink="postgresql"' in line and line.split()[-1] not in ("0", "0.0")
+            for line in metrics.splitlines()
+            if "removal" in line
+        ), metrics
+    finally:
+        service.close()
+        tokens.close()
+        store.close()

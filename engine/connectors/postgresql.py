@@ -218,6 +218,7 @@ class PostgresSink:
         self._plans: dict[tuple[str, str, tuple[str, ...]], Plan | ProvisioningError | None] = {}
         self._lock = threading.RLock()  # one change to the roles at a time (per sink)
         self._pool: dict[tuple[str, str, str | None], psycopg.Connection] = {}
+        self._managed_on: set[str] = set()  # servers known to have the bookkeeping role
 
     # -- the Sink protocol ----------------------------------------------------------------
 
@@ -594,6 +595,8 @@ class PostgresSink:
             raise ProvisioningError(f"no connection {name!r} in serve's config") from None
 
     def _ensure_managed(self, conn: Connection) -> None:
+        if conn.dsn in self._managed_on:
+            return
         with self._admin(conn, None) as db:
             exists = db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [MANAGED]).fetchone()
             if not exists:
@@ -604,6 +607,7 @@ class PostgresSink:
                         sql.Literal("DataVisa: its members are the roles of live grants"),
                     )
                 )
+        self._managed_on.add(conn.dsn)
 
     @contextmanager
     def _admin(

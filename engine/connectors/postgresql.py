@@ -526,6 +526,7 @@ class PostgresSink:
             detail = f"role {held.role} disabled and kept (it owns objects){why}"
         log.info("grant %s: %s", held.grant_id, detail)
         self.store.set_provisioning(self.name, held.grant_id, state, detail, self.clock())
+        self._plans = {key: plan for key, plan in self._plans.items() if key[0] != held.grant_id}
 
     @staticmethod
     def _terminate(db: psycopg.Connection, role: str) -> None:

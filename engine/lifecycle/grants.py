@@ -194,12 +194,12 @@ class Grants:
             applied = min(self.store.cursor(self._cursor(sink)) or 0 for sink in self.sinks)
             return self.store.forget_grant_changes(applied) if applied else 0
 
-    def reconcile(self) -> list[str]:
-        """Compare what each sink holds with the store; put right any that differs. The
-        names of the sinks that had drifted."""
+    def reconcile(self, sinks: list[Sink] | None = None) -> list[str]:
+        """Compare what each sink (or each of `sinks`) holds with the store; put right any
+        that differs. The names of the sinks that had drifted."""
         drifted = []
         with self._lock:
-            for sink in self.sinks:
+            for sink in self.sinks if sinks is None else sinks:
                 try:
                     held, wanted = sink.read_all(), sink.relevant(live_grants(self.store))
                 except SinkUnavailable as e:
@@ -345,12 +345,17 @@ class Runner:
             self._thread.join()
 
     def _run(self) -> None:
-        # The first round reconciles: what a crash left in a sink is put right at start.
-        backoff, next_reconcile = self.backoff_first_s, time.monotonic()
+        backoff, next_reconcile = self.backoff_first_s, time.monotonic() + self.reconcile_every_s
+        # What a crash left in a data system (which keeps it across restarts, unlike OPA,
+        # which serve syncs in full) is put right in the first round.
+        at_start = [sink for sink in self.grants.sinks if getattr(sink, "provisions", False)]
         while not self._stop.is_set():
             self.grants.changed.clear()
             try:
                 behind = self.grants.apply()
+                if at_start and not behind:
+                    self.grants.reconcile(at_start)
+                    at_start = []
                 if time.monotonic() >= next_reconcile and not behind:
                     self.grants.reconcile()
                     self.grants.prune()

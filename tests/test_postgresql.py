@@ -27,6 +27,7 @@ from datavisa.engine.connectors.postgresql import (
 )
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.lifecycle.grants import PROVISION_WITHIN_S
 from datavisa.engine.lifecycle.provisioned import (
     ExpiryTimer,
     abandon_removal,
@@ -384,3 +385,26 @@ def test_health_and_metrics_show_a_removal_the_database_has_not_confirmed(
         service.close()
         tokens.close()
         store.close()
+
+
+def test_an_activation_the_database_never_takes_fails_after_a_bounded_time(
+    db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str, clock
+):
+    store = Store(db)
+    engine = _pg_engine(store, opa.client(), postgres, clock=clock)
+    engine.grants.sinks[-1].connections["analytics"] = Connection(
+        "analytics", f"postgresql://postgres:pw@127.0.0.1:{free_port()}/postgres"
+    )
+    req = engine.request("alice", RESOURCE, ["read"], 1200, "DE", "INC-3")
+    with pytest.raises(NotYetEnforced) as pending:
+        engine.approve(req.id, "bob", "DE")
+    assert pending.value.record.state == "active" and pending.value.pending == ["postgresql"]
+    assert engine.sweep() == {}  # still retried: within the bound
+    clock.advance(PROVISION_WITHIN_S + 1)
+    assert engine.sweep() == {"activation_failed": 1}
+    grant = engine.get(req.id)
+    assert grant.state == "revoked" and "did not take it within" in grant.end_reason
+    engine.grants.sinks[-1].connections["analytics"] = _connection(postgres)
+    assert engine.grants.apply() == []  # the add and the remove: nothing is left behind
+    assert _role(postgres, req.id) is None
+    store.close()

@@ -4,8 +4,10 @@ leaves no orphan role after restart. A real serve process, a real throwaway clus
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -122,3 +124,71 @@ def test_kill_9_leaves_no_orphan_role_after_restart(
         assert not _role_exists(postgres, copy)
         trail = again.as_("bob").get("/v1/audit").json()["events"]
         assert any(e["event"] == "sink_drift" for e in trail)
+
+
+def test_kill_9_in_the_middle_of_provisioning_leaves_no_orphan_role(
+    tmp_path: Path, postgres: LocalPostgres, analytics: str
+):
+    """serve is killed while its CREATE ROLE waits inside the provisioning transaction (a
+    blocker holds the same role name, uncommitted): PostgreSQL rolls the half-made role
+    back, and after the restart the live grant gets its role, once, and nothing else."""
+    config = _config(tmp_path, postgres)
+    with _serve(tmp_path, "--config", str(config)) as served:
+        req = (
+            served.as_("alice")
+            .post(
+                "/v1/requests",
+                {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "x"},
+            )
+            .json()
+        )
+        role = role_name(req["id"])
+        blocker = psycopg.connect(postgres.dsn())
+        blocker.execute(f'CREATE ROLE "{role}"')  # uncommitted: serve's CREATE ROLE waits
+        approving = threading.Thread(
+            target=lambda: _quietly(served.as_("bob").post, f"/v1/requests/{req['id']}/approve"),
+            daemon=True,
+        )
+        approving.start()
+        with psycopg.connect(postgres.dsn(), autocommit=True) as watch:
+            _wait_for(
+                lambda: watch.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'CREATE ROLE%%'"
+                ).fetchone(),
+                "serve's CREATE ROLE to wait",
+            )
+        opas = _children_named(served.proc.pid, "opa")
+        served.proc.kill()
+        served.proc.wait()
+        for pid in opas:
+            os.kill(pid, signal.SIGKILL)
+        blocker.rollback()
+        blocker.close()
+        approving.join(15)
+    with psycopg.connect(postgres.dsn(), autocommit=True) as pg:
+        _wait_for(
+            lambda: (
+                not pg.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE ROLE%%' AND pid <> "
+                    "pg_backend_pid()"
+                ).fetchone()
+            ),
+            "the killed serve's transaction to end",
+        )
+    assert not _role_exists(postgres, role)  # rolled back with the killed transaction
+
+    with _serve(tmp_path, "--config", str(config)) as again:
+        _wait_for(lambda: _role_exists(postgres, role), "the live grant's role after restart")
+        assert again.as_("bob").get(f"/v1/requests/{req['id']}").json()["state"] == "active"
+        with psycopg.connect(postgres.dsn(), autocommit=True) as pg:
+            managed = [name for (name,) in pg.execute(
+                "SELECT r.rolname FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid "
+                "JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = %s", [MANAGED]
+            ).fetchall()]  # fmt: skip
+        assert managed == [role]
+
+
+def _quietly(call, *args) -> None:
+    with contextlib.suppress(requests.RequestException):  # serve died under it
+        call(*args)

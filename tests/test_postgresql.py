@@ -408,3 +408,29 @@ def test_an_activation_the_database_never_takes_fails_after_a_bounded_time(
     assert engine.grants.apply() == []  # the add and the remove: nothing is left behind
     assert _role(postgres, req.id) is None
     store.close()
+
+
+def test_privileges_postgresql_refuses_leave_no_role_behind(
+    db: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str
+):
+    """An admin that may create roles but not grant on the tables (nor set log_statement):
+    PostgreSQL refuses inside the provisioning transaction, and the role it had just made
+    goes with it."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as pg:
+        pg.execute("DROP ROLE IF EXISTS weak_admin")
+        pg.execute("CREATE ROLE weak_admin LOGIN CREATEROLE PASSWORD 'weak-pw'")
+        pg.execute("GRANT CONNECT ON DATABASE analytics TO weak_admin")
+    store = Store(db)
+    engine = _pg_engine(store, opa.client(), postgres)
+    engine.grants.sinks[-1].connections["analytics"] = Connection(
+        "analytics", postgres.dsn(user="weak_admin", password="weak-pw")
+    )
+    req = engine.request("alice", RESOURCE, ["read"], 600, "DE", "INC-4")
+    with pytest.raises(
+        ActivationFailed, match=r"PostgreSQL \(analytics\) refused: permission denied"
+    ):
+        engine.approve(req.id, "bob", "DE")
+    assert _role(postgres, req.id) is None
+    assert engine.get(req.id).state == "revoked"
+    assert "weak-pw" not in engine.get(req.id).end_reason
+    store.close()

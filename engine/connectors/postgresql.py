@@ -181,7 +181,8 @@ class Held:
 
     @property
     def grant_id(self) -> str:
-        return str(self.about.get("grant_id") or self.role.removeprefix(ROLE_PREFIX))
+        # A managed role nobody made through DataVisa is named by itself in drift reports.
+        return str(self.about.get("grant_id") or self.role)
 
     @property
     def subject(self) -> str:

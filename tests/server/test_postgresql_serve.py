@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psycopg
 import requests
+from live_server import Caller
 from test_supervision import _children_named, _serve, _wait_for
 
+from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.connectors.postgresql import MANAGED, role_name
 from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.lifecycle.engine import Engine
@@ -124,6 +126,16 @@ def test_kill_9_leaves_no_orphan_role_after_restart(
         assert not _role_exists(postgres, copy)
         trail = again.as_("bob").get("/v1/audit").json()["events"]
         assert any(e["event"] == "sink_drift" for e in trail)
+        tokens = TokenStore(tmp_path / "datavisa.db")
+        admin = Caller(again.url, tokens.issue("erin", "admin")[0])
+        tokens.close()
+
+        def drift() -> list:
+            return admin.get("/v1/alerts", params={"rule": "sink_drift"}).json()["alerts"]
+
+        _wait_for(drift, "the drift alert")
+        [alert] = drift()
+        assert copy in alert["message"] and alert["severity"] == "high"
 
 
 def test_kill_9_in_the_middle_of_provisioning_leaves_no_orphan_role(

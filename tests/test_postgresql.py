@@ -240,6 +240,8 @@ def test_an_unreachable_database_leaves_the_removal_pending_and_never_leaks_the_
     lag = {one.sink: one for one in engine.grants.lag()}
     assert lag["postgresql"].removals == 1 and lag["opa"].removals == 0
     assert _role(postgres, grant.id) is not None  # still there: not reported done
+    [where] = standing(engine, grant.id)
+    assert where["state"] == "revoking" and "not yet confirmed" in where["detail"]
     sink.connections["analytics"] = _connection(postgres)
     assert engine.grants.apply() == []
     assert _role(postgres, grant.id) is None

@@ -122,12 +122,25 @@ def abandoned_removals(engine: Engine) -> list[dict[str, Any]]:
 
 
 def standing(engine: Engine, grant_id: str) -> list[dict[str, Any]]:
-    """Where each data system stands with the grant (provisioned, failed and why, ...)."""
-    return [
-        {"sink": r["sink"], "state": r["state"], "detail": r["detail"], "at": r["at"],
-         "credentials_issued": r["credentials_at"] is not None}
-        for r in engine.store.provisioning(grant_id)
-    ]  # fmt: skip
+    """Where each data system stands with the grant (provisioned, failed and why, ...);
+    one that has not confirmed the grant's last change yet is `revoking` (the grant ended)
+    or `activating`, whatever it said before."""
+    ended = engine.get(grant_id).state in FINAL
+    data_systems = {s.name for s in engine.grants.sinks if getattr(s, "provisions", False)}
+    pending = set(engine.grants.pending(grant_id)) & data_systems
+    rows = {r["sink"]: r for r in engine.store.provisioning(grant_id)}
+    out = []
+    for sink in sorted(rows.keys() | pending):
+        row = rows.get(sink, {"state": None, "detail": "", "at": None, "credentials_at": None})
+        state, detail = row["state"], row["detail"]
+        if sink in pending:
+            state = "revoking" if ended else "activating"
+            detail = "not yet confirmed by the database; retried with backoff" + (
+                f" (before: {row['state']}: {row['detail']})" if row["state"] else ""
+            )
+        out.append({"sink": sink, "state": state, "detail": detail, "at": row["at"],
+                    "credentials_issued": row["credentials_at"] is not None})  # fmt: skip
+    return out
 
 
 class ExpiryTimer:

@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -436,3 +437,24 @@ def test_privileges_postgresql_refuses_leave_no_role_behind(
     assert engine.get(req.id).state == "revoked"
     assert "weak-pw" not in engine.get(req.id).end_reason
     store.close()
+
+
+def test_two_deployments_on_one_server_leave_each_other_s_roles_alone(
+    tmp_path: Path, opa: OpaProcess, postgres: LocalPostgres, analytics: str
+):
+    other_store = Store(tmp_path / "other.db")
+    log = DecisionLog(other_store, b"test-key")
+    other = Engine(other_store, opa.client(), revision="test", log=log)
+    theirs_conn = replace(_connection(postgres), managed_role="datavisa_other")
+    other.grants.sinks.append(
+        PostgresSink({"analytics": theirs_conn}, other_store, other.opa, log, "test")
+    )
+    theirs = _grant(other)
+    mine_store = Store(tmp_path / "mine.db")
+    mine = _pg_engine(mine_store, opa.client(), postgres)  # syncs: no live grant of its own
+    assert mine.grants.reconcile() == []
+    assert _role(postgres, theirs.id) is not None  # not this deployment's to remove
+    other.revoke(theirs.id, "bob")
+    assert _role(postgres, theirs.id) is None
+    other_store.close()
+    mine_store.close()

@@ -49,6 +49,8 @@ connections:                      # data systems where grants take effect (docs/
     log_dir: /var/log/postgresql  # where the server writes its jsonlog: what roles ran
     public_host: db.example.com   # how holders reach it (default: the DSN's host and port)
     public_port: 5432
+    managed_role: datavisa_managed   # marks this deployment's roles (default; give each
+                                  # deployment sharing a server its own)
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -70,7 +72,7 @@ from typing import Any
 import yaml
 
 from ..connectors.postgresql import KIND as POSTGRESQL
-from ..connectors.postgresql import Connection
+from ..connectors.postgresql import MANAGED, Connection
 from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
@@ -334,7 +336,9 @@ def _networks(value: Any, origin: str) -> tuple[tuple[Network, str], ...]:
     return tuple(sorted(networks, key=lambda n: -n[0].prefixlen))
 
 
-_CONNECTION_KEYS = {"kind", "dsn", "dsn_file", "log_dir", "public_host", "public_port"}
+_CONNECTION_KEYS = {
+    "kind", "dsn", "dsn_file", "log_dir", "public_host", "public_port", "managed_role",
+}  # fmt: skip
 
 
 def _connections(value: Any, base: Path, origin: str) -> dict[str, Connection] | None:
@@ -364,11 +368,13 @@ def _connections(value: Any, base: Path, origin: str) -> dict[str, Connection] |
         port = item.get("public_port")
         if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
             raise DataVisaError(f"{origin}: {where}.public_port must be a port number")
-        log_dir = item.get("log_dir")
+        log_dir, managed = item.get("log_dir"), item.get("managed_role", MANAGED)
+        if not isinstance(managed, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", managed):
+            raise DataVisaError(f"{origin}: {where}.managed_role must be a lower-case role name")
         out[name] = Connection(
             name, dsn,
             log_dir=None if log_dir is None else base / Path(str(log_dir)).expanduser(),
-            public_host=item.get("public_host"), public_port=port,
+            public_host=item.get("public_host"), public_port=port, managed_role=managed,
         )  # fmt: skip
     return out
 

@@ -71,7 +71,8 @@ class Connection:
 
     `dsn` holds the admin's password and is never printed; `log_dir` is where the server
     writes its `jsonlog` files, read for what the managed roles do; `public_host` and
-    `public_port` are how a holder reaches the server, when not as the admin does.
+    `public_port` are how a holder reaches the server, when not as the admin does;
+    `managed_role` marks the roles this deployment manages there.
     """
 
     name: str
@@ -79,6 +80,9 @@ class Connection:
     log_dir: Path | None = None
     public_host: str | None = None
     public_port: int | None = None
+    # The bookkeeping role that marks this deployment's roles: two DataVisa deployments
+    # sharing a server give different ones, so neither reconciles the other's away.
+    managed_role: str = MANAGED
 
     @property
     def secret(self) -> str | None:
@@ -219,7 +223,7 @@ class PostgresSink:
         self._plans: dict[tuple[str, str, tuple[str, ...]], Plan | ProvisioningError | None] = {}
         self._lock = threading.RLock()  # one change to the roles at a time (per sink)
         self._pool: dict[tuple[str, str, str | None], psycopg.Connection] = {}
-        self._managed_on: set[str] = set()  # servers known to have the bookkeeping role
+        self._managed_on: set[tuple[str, str]] = set()  # (server, bookkeeping role) made
 
     # -- the Sink protocol ----------------------------------------------------------------
 
@@ -409,7 +413,7 @@ class PostgresSink:
                     role,
                     sql.Literal(scram_verifier(secrets.token_urlsafe(24))),
                     sql.Literal(_timestamp(plan.valid_until)),
-                    sql.Identifier(MANAGED),
+                    sql.Identifier(conn.managed_role),
                 )
             )
             db.execute(
@@ -522,7 +526,9 @@ class PostgresSink:
                 db.execute(
                     sql.SQL("COMMENT ON ROLE {} IS {}").format(role, sql.Literal(json.dumps(about)))
                 )
-                db.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(MANAGED), role))
+                db.execute(
+                    sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(conn.managed_role), role)
+                )
             state = KEPT
             detail = f"role {held.role} disabled and kept (it owns objects){why}"
         log.info("grant %s: %s", held.grant_id, detail)
@@ -553,8 +559,8 @@ class PostgresSink:
     # -- what is --------------------------------------------------------------------------
 
     def _held(self, privileges: bool = False) -> list[Held]:
-        """Every managed role on every configured server (a server two connections share
-        is asked once)."""
+        """Every role this deployment manages on every configured server (a server two
+        connections share is asked once)."""
         found: dict[str, Held] = {}
         for conn in self.connections.values():
             with self._admin(conn, None) as db:
@@ -563,7 +569,7 @@ class PostgresSink:
                     "r.rolcanlogin, shobj_description(r.oid, 'pg_authid') "
                     "FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid "
                     "JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = %s",
-                    [MANAGED],
+                    [conn.managed_role],
                 ).fetchall()
             for name, valid_until, login, comment in rows:
                 if name in found:
@@ -597,19 +603,22 @@ class PostgresSink:
             raise ProvisioningError(f"no connection {name!r} in serve's config") from None
 
     def _ensure_managed(self, conn: Connection) -> None:
-        if conn.dsn in self._managed_on:
+        if (conn.dsn, conn.managed_role) in self._managed_on:
             return
+        managed = sql.Identifier(conn.managed_role)
         with self._admin(conn, None) as db:
-            exists = db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [MANAGED]).fetchone()
+            exists = db.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", [conn.managed_role]
+            ).fetchone()
             if not exists:
-                db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(MANAGED)))
+                db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(managed))
                 db.execute(
                     sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                        sql.Identifier(MANAGED),
+                        managed,
                         sql.Literal("DataVisa: its members are the roles of live grants"),
                     )
                 )
-        self._managed_on.add(conn.dsn)
+        self._managed_on.add((conn.dsn, conn.managed_role))
 
     @contextmanager
     def _admin(

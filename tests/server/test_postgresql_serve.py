@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import requests
 from live_server import Caller
+from tcp_faults import CuttableProxy
 from test_supervision import _children_named, _serve, _wait_for
 
 from datavisa.engine.api.tokens import TokenStore
@@ -204,3 +205,51 @@ def test_kill_9_in_the_middle_of_provisioning_leaves_no_orphan_role(
 def _quietly(call, *args) -> None:
     with contextlib.suppress(requests.RequestException):  # serve died under it
         call(*args)
+
+
+def test_a_removal_the_database_cannot_confirm_is_pending_until_an_admin_abandons_it(
+    tmp_path: Path, postgres: LocalPostgres, analytics: str
+):
+    proxy = CuttableProxy("127.0.0.1", postgres.port)
+    (tmp_path / "analytics.dsn").write_text(
+        postgres.dsn().replace(f":{postgres.port}/", f":{proxy.port}/") + "\n"
+    )
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "connections:\n  analytics:\n    kind: postgresql\n    dsn_file: analytics.dsn\n"
+    )
+    try:
+        with _serve(tmp_path, "--config", str(config)) as served:
+            grant_id = _grant(served)
+            proxy.set_cut(True)  # the database is unreachable from now on
+            revoked = served.as_("bob").post(f"/v1/grants/{grant_id}/revoke", {"reason": "x"})
+            assert revoked.status_code == 202, revoked.text
+            assert revoked.json()["pending_sinks"] == ["postgresql"]
+            health = requests.get(served.url + "/health", timeout=10)
+            assert health.status_code == 503 and "not yet removed from postgresql" in health.text
+            assert postgres.password not in health.text + revoked.text
+            activity = served.as_("bob").get(f"/v1/grants/{grant_id}/activity").json()
+            assert [p["state"] for p in activity["provisioning"]] == ["revoking"]
+
+            tokens = TokenStore(tmp_path / "datavisa.db")
+            admin = Caller(served.url, tokens.issue("erin", "admin")[0])
+            tokens.close()
+            path = f"/v1/grants/{grant_id}/abandon-removal"
+            assert served.as_("bob").post(path, {"reason": "gone"}).status_code == 403
+            assert admin.post(path, {}).status_code == 422  # a reason is required
+            abandoned = admin.post(path, {"reason": "database decommissioned"})
+            assert abandoned.status_code == 200 and abandoned.json()["abandoned"] == ["postgresql"]
+
+            def critical() -> list:
+                return admin.get("/v1/alerts", params={"rule": "removal_abandoned"}).json()[
+                    "alerts"
+                ]
+
+            _wait_for(critical, "the removal_abandoned alert")
+            assert critical()[0]["severity"] == "critical"
+            _wait_for(lambda: requests.get(served.url + "/health", timeout=10).ok, "ready")
+
+            proxy.set_cut(False)  # it comes back: the role is still taken away
+            _wait_for(lambda: not _role_exists(postgres, role_name(grant_id)), "the removal")
+    finally:
+        proxy.close()

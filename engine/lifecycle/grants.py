@@ -84,9 +84,9 @@ class Sink(Protocol):
     def read_all(self) -> dict[str, dict[str, Any]]:
         """Every grant the sink holds now, as `put_all` takes them."""
 
-    def relevant(self, grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Of the store's live grants, those this sink holds, as `read_all` reports them
-        (OPA holds every grant as it is; a database only those that target it)."""
+    # Optional: `relevant(grants)`, the part of the store's live grants the sink holds, as
+    # `read_all` reports them (a database holds only those that target it, in its own
+    # terms); without it, the sink holds every grant as it is, as OPA does.
 
 
 class OpaSink:
@@ -106,9 +106,6 @@ class OpaSink:
     def read_all(self) -> dict[str, dict[str, Any]]:
         held = self._call(self.client.get_data, GRANTS_PATH)
         return held if isinstance(held, dict) else {}
-
-    def relevant(self, grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return grants
 
     @staticmethod
     def _call(fn: Any, *args: Any) -> Any:
@@ -201,7 +198,9 @@ class Grants:
         with self._lock:
             for sink in self.sinks if sinks is None else sinks:
                 try:
-                    held, wanted = sink.read_all(), sink.relevant(live_grants(self.store))
+                    held, wanted = sink.read_all(), live_grants(self.store)
+                    if relevant := getattr(sink, "relevant", None):
+                        wanted = relevant(wanted)
                 except SinkUnavailable as e:
                     log.warning("cannot reconcile %s: %s", sink.name, e)
                     continue

@@ -458,3 +458,19 @@ def test_two_deployments_on_one_server_leave_each_other_s_roles_alone(
     assert _role(postgres, theirs.id) is None
     other_store.close()
     mine_store.close()
+
+
+def test_a_role_another_engine_made_meanwhile_is_held_not_failed(
+    pg_engine: Engine, postgres: LocalPostgres
+):
+    req = pg_engine.request("alice", RESOURCE, ["read"], 600, "DE", "INC-5")
+    with psycopg.connect(postgres.dsn(), autocommit=True) as pg:  # as another engine would
+        pg.execute(f'CREATE ROLE "{role_name(req.id)}" LOGIN IN ROLE {MANAGED}')
+    grant = pg_engine.approve(req.id, "bob", "DE")
+    assert grant.state == "active"
+    assert [s["state"] for s in standing(pg_engine, grant.id)] != [FAILED]
+    assert pg_engine.grants.reconcile() == ["postgresql"]  # then put right like any drift
+    assert _privileges(postgres.dsn("analytics"), grant.id) == {
+        ("customers", "SELECT"),
+        ("orders", "SELECT"),
+    }

@@ -109,7 +109,15 @@ class Connection:
 
 class ProvisioningError(DataVisaError):
     """What the data system refused for one grant; retrying does not help (the grant's
-    target, the policy, or the database has to change first)."""
+    target, the policy, or the database has to change first). `sqlstate` is PostgreSQL's
+    code for it, when it gave one."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+DUPLICATE_OBJECT = "42710"  # CREATE ROLE of a role that exists
 
 
 def role_name(grant_id: str) -> str:
@@ -398,6 +406,11 @@ class PostgresSink:
         try:
             step(plan)
         except ProvisioningError as e:
+            if e.sqlstate == DUPLICATE_OBJECT:
+                # Made meanwhile by another engine sharing this store: it is held, and
+                # the next reconcile compares it with the grant like any other.
+                log.info("grant %s: role %s exists already", plan.grant_id, plan.role)
+                return
             log.warning("grant %s: %s", plan.grant_id, e)
             self.store.set_provisioning(self.name, plan.grant_id, FAILED, str(e), self.clock())
 
@@ -657,7 +670,8 @@ class PostgresSink:
             ) from None
         except psycopg.Error as e:
             raise ProvisioningError(
-                f"PostgreSQL ({conn.name}) refused: {conn.scrub(str(e)).strip()}"
+                f"PostgreSQL ({conn.name}) refused: {conn.scrub(str(e)).strip()}",
+                getattr(e, "sqlstate", None),
             ) from None
 
     def _forget(self, key: tuple[str, str, str | None]) -> None:

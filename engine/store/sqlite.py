@@ -209,9 +209,14 @@ class Store:
     def add_activity(self, rows: list[dict[str, Any]], cursor: str, seq: int) -> None:
         """Append session activity rows {grant_id, at, sink, session, database, statement}
         and move the reader `cursor` to `seq`, together."""
+        columns = ("grant_id", "at", "sink", "session", "database", "statement")
         with self.transaction(durable=False) as db:
-            if rows:
-                db["session_activity"].insert_all(rows)
+            for row in rows:  # SQL both stores speak
+                db.execute(
+                    f"INSERT INTO session_activity ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    [row[c] for c in columns],
+                )
             self.set_cursor(cursor, seq)
 
     def activity(

@@ -14,8 +14,9 @@ revocation (the first check after `revoke` returns denies; the push to OPA, time
 lifecycle's own throughput; nginx → upstream against nginx → DataVisa → upstream
 (bench/gateway_bench.py); revocation across an OPA fleet (bench/fleet_bench.py); engine
 throughput on SQLite, on PostgreSQL and with two engines on one PostgreSQL
-(bench/store_bench.py); then the Rego micro-benchmark (bench/rego_bench.py) and what judging
-decisions by the alert rules costs OPA (bench/monitor_cost.py).
+(bench/store_bench.py); grants in a real PostgreSQL (bench/postgres_bench.py: approve →
+usable, revoke → terminated); then the Rego micro-benchmark (bench/rego_bench.py) and what
+judging decisions by the alert rules costs OPA (bench/monitor_cost.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -48,6 +49,7 @@ import fixtures
 import fleet_bench
 import gateway_bench
 import monitor_cost
+import postgres_bench
 import report
 import store_bench
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
@@ -569,6 +571,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="datavisa-monitor-") as tmp:
         monitoring = monitor_cost.measure(Path(tmp), plan.monitor_decisions)
     _log(f"monitor: {monitoring}")
+    _log("PostgreSQL: approve → credentials usable, revoke → open session terminated")
+    postgres = postgres_bench.measure(20 if args.quick else 100)  # None: not installed
+    _log(f"postgresql: {postgres}")
     record = {
         "date": dt.date.today().isoformat(),
         "quick": args.quick,
@@ -591,6 +596,7 @@ def main() -> None:
         "gateway": gateway,
         "fleet": fleet,
         "store": store,
+        "postgresql": postgres,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

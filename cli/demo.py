@@ -46,13 +46,29 @@ class Story:
     show_default=True,
     help="Seconds the demo grant lasts (the demo waits for it to expire).",
 )
-def demo(duration_s: int) -> None:
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="The database story instead: the grant as a real PostgreSQL role on a throwaway "
+    "cluster, credentials, what PostgreSQL refuses and logs, a revoke that ends the session.",
+)
+def demo(duration_s: int, postgres: bool) -> None:
     """Walk one access story end to end on a fresh store and a private OPA.
 
     alice, in Germany, asks for read access to confidential EU customer data; the
     policy makes her wait for a data owner; bob approves; access works from Germany
     only, and ends by itself. Nothing is left running afterwards.
+
+    \b
+    Examples:
+      datavisa demo
+      datavisa demo --postgres    # where PostgreSQL is installed
     """
+    if postgres:
+        from .demo_postgres import postgres_demo
+
+        postgres_demo()
+        return
     with tempfile.TemporaryDirectory(prefix="datavisa-demo-") as tmp:
         db = Path(tmp) / "datavisa.db"
         with local_engine(db) as engine:

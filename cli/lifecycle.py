@@ -3,6 +3,7 @@ method, prints."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -198,17 +199,45 @@ def activate(request_id, target, as_json):
 @click.command()
 @click.argument("grant_id")
 @click.option("--reason", default="", help="Why, for the audit trail.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Admin only, with --reason: give up removing the grant from the data systems "
+    "that have not confirmed it (audited, raised as a critical alert).",
+)
 @engine_options
-def revoke(grant_id, reason, target, as_json):
+def revoke(grant_id, reason, force, target, as_json):
     """End grant GRANT_ID now, as an approver of the data or an admin.
 
-    When this returns, every access check on the grant is already denied.
+    When this returns, every access check on the grant is already denied. Where a data
+    system (a database) has not confirmed the removal yet, the grant shows as revoking
+    and the engine retries; only an admin may give that up, with --force.
 
     \b
-    Example:
+    Examples:
       datavisa revoke 3f9c2a71b0de --as bob --reason "incident closed"
+      datavisa revoke 3f9c2a71b0de --force --reason "database decommissioned" --as root
     """
-    _run(target, "revoke", grant_id, reason, as_json=as_json)
+    if not force:
+        _run(target, "revoke", grant_id, reason, as_json=as_json)
+        return
+    from datavisa.engine.model.errors import NotYetEnforced
+
+    from .provisioned import abandon
+
+    if not reason.strip():
+        raise click.UsageError("--force needs --reason: it goes to the audit trail and the alert")
+    with target.engine() as engine:
+        actor = target.actor(engine)
+        if engine.get(grant_id).state in ("active", "approved"):
+            with contextlib.suppress(NotYetEnforced):  # what --force is for
+                engine.revoke(grant_id, actor, reason)
+        sinks = abandon(engine, grant_id, actor, reason)
+        req = engine.get(grant_id)
+    if as_json:
+        output.echo_json({**output.request_dict(req), "abandoned": sinks})
+    else:
+        click.echo(f"grant {grant_id} is {req.state}; removal from {', '.join(sinks)} abandoned")
 
 
 @click.command()
@@ -300,20 +329,26 @@ def show(request_id, target, as_json):
     Example:
       datavisa show 3f9c2a71b0de
     """
+    from .provisioned import activity_of, describe
+
     with target.engine(policy=False) as engine:
         req = engine.get(request_id)
         approvals = engine.approvals(request_id)
         events = engine.trail(request_id)
+        seen = activity_of(engine, request_id)  # where the grant took effect, what it ran
     if as_json:
         output.echo_json(
             {
                 **output.request_dict(req),
                 "approvals": [output.approval_dict(a) for a in approvals],
                 "events": [output.event_dict(e) for e in events],
+                **seen,
             }
         )
     else:
         click.echo(output.describe_request(req, approvals, events))
+        if seen["provisioning"] or seen["activity"]:
+            click.echo("in data systems:\n" + describe(seen))
 
 
 @click.command(name="list")

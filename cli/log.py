@@ -14,7 +14,7 @@ import click
 from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.model.durations import rfc3339
 from datavisa.engine.model.errors import DataVisaError
-from datavisa.engine.store import open_store
+from datavisa.engine.store import Store, open_store
 
 from . import output
 from .options import db_option, json_option, past
@@ -71,20 +71,40 @@ def log(ctx, limit, follow, db_path, as_json, **filters):
       datavisa log --subject alice --since 1h
       datavisa log --result deny --reason location_not_permitted
       datavisa log --follow
+      datavisa log --grant 3f9c2a71b0de    # and the statements its database role ran
       datavisa log verify
       datavisa log export --format jsonl > decisions.jsonl
     """
     if ctx.invoked_subcommand is not None:
         return
+    grant = filters.get("grant_id")
     with _log(db_path) as decisions:
         events = _query(decisions, dict(filters), 0, limit)
         _print(events, as_json, header=True)
         after = events[-1]["seq"] if events else 0
+        ran = _activity(decisions.store, grant, 0, as_json, header=True) if grant else 0
         while follow:
             time.sleep(0.5)
             events = _query(decisions, dict(filters), after, 1000)
             _print(events, as_json, header=False)
             after = events[-1]["seq"] if events else after
+            if grant:
+                ran = _activity(decisions.store, grant, ran, as_json, header=False)
+
+
+def _activity(store: Store, grant_id: str, after: int, as_json: bool, header: bool) -> int:
+    """Print the statements grant `grant_id`'s database role ran after `after`; the last
+    seq printed."""
+    from .provisioned import output_activity
+
+    rows = store.activity(grant_id, after)
+    if header and rows and not as_json:
+        click.echo(f"statements run under grant {grant_id}:")
+    for row in rows:
+        click.echo(
+            json.dumps({"activity": row}, sort_keys=True) if as_json else output_activity(row)
+        )
+    return rows[-1]["seq"] if rows else after
 
 
 def _print(events: list[dict], as_json: bool, header: bool) -> None:

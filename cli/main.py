@@ -26,6 +26,8 @@ LAZY = {
     "opa-config": "fleet:opa_config",
     "db": "db:db",
     "transfer": "transfers:transfer",
+    "credentials": "provisioned:credentials",
+    "watch": "provisioned:watch",
 }
 
 

@@ -51,6 +51,26 @@ def pg_database(postgres: LocalPostgres, request: pytest.FixtureRequest) -> str:
     return postgres.create_database(name)
 
 
+@pytest.fixture(scope="session")
+def analytics(postgres: LocalPostgres) -> str:
+    """The database the shipped bundle's eu-customer-analytics targets (its `target`), with
+    its tables and two customers; its superuser DSN. Grants' roles are named by grant id,
+    so tests share it without colliding."""
+    import psycopg
+
+    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
+        exists = db.execute("SELECT 1 FROM pg_database WHERE datname = 'analytics'").fetchone()
+    if exists:
+        return postgres.dsn("analytics")
+    dsn = postgres.create_database("analytics")
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE customers (id int PRIMARY KEY, email text)")
+        db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)")
+        db.execute("CREATE TABLE secrets (id int)")  # not in the target: never granted
+        db.execute("INSERT INTO customers VALUES (1, 'ada@example.com'), (2, 'bo@example.com')")
+    return dsn
+
+
 def _opa_args(opa: OpaProcess) -> list[str]:
     return ["--opa-url", opa.url, "--opa-token-file", str(opa.token_file)]
 

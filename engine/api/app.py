@@ -34,6 +34,7 @@ from .routes import (
     gateway,
     grants,
     operations,
+    provisioned,
     requests,
     tokens,
     transfers,
@@ -42,8 +43,8 @@ from .schemas import AccessCheck
 from .service import Service
 
 ROUTERS = (
-    requests, grants, decisions, gateway, alerts, dashboard, tokens, operations, fleet,
-    transfers,
+    requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
+    fleet, transfers,
 )  # fmt: skip
 
 

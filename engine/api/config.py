@@ -48,6 +48,16 @@ fleet:                            # sidecar OPAs fed by the bundle service (docs
   stale_after: 30s                # an OPA behind (or silent) for longer is shown stale
   long_poll: 10s                  # the long-poll wait opa-config gives sidecars
   deltas: false                   # delta bundles to OPAs that take them (docs/deploy.md)
+connections:                      # data systems where grants take effect (docs/postgresql.md),
+  analytics:                      # named by resources' `target.connection` in the bundle
+    kind: postgresql
+    dsn_file: /etc/datavisa/analytics.dsn   # the admin's DSN (a secret: its first line), or
+                                  # `dsn: postgresql://...` inline; never printed
+    log_dir: /var/log/postgresql  # where the server writes its jsonlog: what roles ran
+    public_host: db.example.com   # how holders reach it (default: the DSN's host and port)
+    public_port: 5432
+    managed_role: datavisa_managed   # marks this deployment's roles (default; give each
+                                  # deployment sharing a server its own)
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -68,6 +78,8 @@ from typing import Any
 
 import yaml
 
+from ..connectors.postgresql import KIND as POSTGRESQL
+from ..connectors.postgresql import MANAGED, Connection
 from ..lifecycle.fleet import FleetConfig
 from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
@@ -123,6 +135,7 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    connections: dict[str, Connection] = field(default_factory=dict, repr=False)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -163,6 +176,7 @@ _SECTIONS = {
     "limits": dict,
     "gateway": dict,
     "fleet": dict,
+    "connections": dict,
 }
 _OPA_KEYS = {"url", "timeout", "token", "token_file"}
 _TOKEN_KEYS = {"database"}
@@ -226,6 +240,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "limits": _limits(doc.get("limits"), origin),
         "gateway": _gateway(doc.get("gateway"), origin),
         "fleet": _fleet(doc.get("fleet"), origin),
+        "connections": _connections(doc.get("connections"), base, origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         raise DataVisaError(f"{origin}: public_url must start with http:// or https://")
@@ -362,6 +377,49 @@ def _networks(value: Any, origin: str) -> tuple[tuple[Network, str], ...]:
             )
         networks.append((network, country))
     return tuple(sorted(networks, key=lambda n: -n[0].prefixlen))
+
+
+_CONNECTION_KEYS = {
+    "kind", "dsn", "dsn_file", "log_dir", "public_host", "public_port", "managed_role",
+}  # fmt: skip
+
+
+def _connections(value: Any, base: Path, origin: str) -> dict[str, Connection] | None:
+    """connections: NAME → {kind: postgresql, dsn | dsn_file, log_dir, public_host/port}.
+    An error names the setting, never the DSN (it holds the admin's password)."""
+    if value is None:
+        return None
+    out = {}
+    for name, item in value.items():
+        where = f"connections.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", name):
+            raise DataVisaError(f"{origin}: connection names are lower-case words: {name!r}")
+        _known(item, _CONNECTION_KEYS, origin, where + ".")
+        if item.get("kind") != POSTGRESQL:
+            raise DataVisaError(f"{origin}: {where}.kind must be {POSTGRESQL}")
+        dsn, dsn_file = item.get("dsn"), item.get("dsn_file")
+        if (dsn is None) == (dsn_file is None):
+            raise DataVisaError(f"{origin}: {where}: give dsn or dsn_file (one of them)")
+        if dsn_file is not None:
+            file = base / Path(str(dsn_file)).expanduser()
+            try:
+                dsn = (file.read_text().splitlines() or [""])[0].strip()
+            except OSError as e:
+                raise DataVisaError(f"{origin}: {where}.dsn_file: cannot read {file}") from e
+        if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
+            raise DataVisaError(f"{origin}: {where}.dsn must be a postgresql:// URL")
+        port = item.get("public_port")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+            raise DataVisaError(f"{origin}: {where}.public_port must be a port number")
+        log_dir, managed = item.get("log_dir"), item.get("managed_role", MANAGED)
+        if not isinstance(managed, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", managed):
+            raise DataVisaError(f"{origin}: {where}.managed_role must be a lower-case role name")
+        out[name] = Connection(
+            name, dsn,
+            log_dir=None if log_dir is None else base / Path(str(log_dir)).expanduser(),
+            public_host=item.get("public_host"), public_port=port, managed_role=managed,
+        )  # fmt: skip
+    return out
 
 
 def _known(section: dict[str, Any], known: set[str], origin: str, prefix: str) -> None:

@@ -25,6 +25,7 @@ from ..model.errors import (
     Denied,
     NotFound,
     NotYetEnforced,
+    SinkUnavailable,
     StorageUnavailable,
 )
 from ..policy.opa import OpaUnavailable
@@ -159,6 +160,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 reasons=e.decision.reasons,
                 decision_id=e.decision.decision_id,
             )
+        if isinstance(e, SinkUnavailable):
+            return error_response(503, "sink_unavailable", str(e))
         if isinstance(e, StorageUnavailable):
             log.error("storage unavailable: %s", e)
             return error_response(503, "storage_unavailable", str(e))

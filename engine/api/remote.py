@@ -246,6 +246,20 @@ class RemoteEngine:
         body = {"subject": subject, "resource": resource, "action": action, "location": location}
         return decision_from_wire(self._call("POST", "/v1/access/check", json=body))
 
+    # -- grants in data systems (engine/connectors) -----------------------------------
+
+    def credentials(self, grant_id: str, location: str, rotate: bool = False) -> dict[str, Any]:
+        params = {"location": location, "rotate": "true" if rotate else "false"}
+        return self._call("GET", _on("grants", grant_id, "credentials"), params=params)
+
+    def activity(self, grant_id: str, after: int = 0) -> dict[str, Any]:
+        """{provisioning: where each system stands, activity: statements run}."""
+        return self._call("GET", _on("grants", grant_id, "activity"), params={"after": after})
+
+    def abandon_removal(self, grant_id: str, reason: str) -> list[str]:
+        body = self._call("POST", _on("grants", grant_id, "abandon-removal"), {"reason": reason})
+        return body["abandoned"]
+
     # -- plumbing ---------------------------------------------------------------------
 
     def _request(self, method: str, path: str, json: Any = None) -> Request:

@@ -27,10 +27,13 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from ..connectors.activity import StatementTail
+from ..connectors.postgresql import PostgresSink
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet, FleetSink
 from ..lifecycle.grants import ENGINE_LEASE, Grants, OpaSink, Runner
+from ..lifecycle.provisioned import ExpiryTimer, abandoned_removals
 from ..model.errors import DataVisaError
 from ..monitoring.monitor import Monitor
 from ..monitoring.notify import Notifier
@@ -121,6 +124,11 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         if cfg.fleet.opas:
             engine.grants.sinks.append(FleetSink(fleet))
             fleet.on_confirm = engine.grants.changed.set
+        if cfg.connections:  # grants take effect in these databases too (engine/connectors)
+            engine.grants.sinks.append(
+                PostgresSink(cfg.connections, store, client, decisions, rev, engine.clock)
+            )
+            stack.callback(ExpiryTimer(engine).start().stop)
         upload = None
         if bundle_path is not None and base_url:
             upload, token_id = _self_upload(tokens, base_url, instance)
@@ -131,7 +139,8 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             # Whenever OPA answers again: the role table first (cheap; nothing is served
             # without it), then every live grant.
             permissions.load(client)
-            engine.grants.sync()
+            # A database keeps its roles across an OPA restart: the runner reconciles it.
+            engine.grants.sync([s for s in engine.grants.sinks if not getattr(s, "provisions", 0)])
 
         supervisor = OpaSupervisor(client, resync, bundle=bundle_path, upload=upload)
         # Registered before start: a signal during OPA's start-up still stops it.
@@ -148,6 +157,8 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             notifier.start()
         stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
         monitor.start()
+        if cfg.connections:
+            _watch_connectors(stack, cfg, engine, monitor)
         rules = InputRules(_known_countries(client, bundle_path), cfg.limits)
         service = Service(
             engine,
@@ -163,6 +174,38 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         )
         stack.callback(service.close)
         yield service
+
+
+def _watch_connectors(
+    stack: contextlib.ExitStack, cfg: ServeConfig, engine: Engine, monitor: Monitor
+) -> None:
+    """What the data systems report, to the store and the alert rules: the statements
+    their managed roles ran (read from the servers' logs), the drift reconcile put right,
+    and the removals an admin abandoned."""
+    tail = StatementTail(cfg.connections, engine.store, engine.opa, engine.clock)
+
+    def statements(rows: list[dict[str, Any]]) -> None:
+        holders = {
+            r.id: r.requester for r in map(engine.store.get, {r["grant_id"] for r in rows}) if r
+        }
+        monitor.check_history({"statements": [
+            {"grant_id": r["grant_id"], "subject": holders.get(r["grant_id"], ""),
+             "statement": r["statement"]} for r in rows
+        ]})  # fmt: skip
+
+    tail.listeners.append(statements)
+    stack.callback(tail.start().stop)
+    since = [engine.clock()]
+
+    def reported() -> None:
+        now = engine.clock()
+        abandoned = [a for a in abandoned_removals(engine) if a["at_ns"] >= since[0] * 1e9]
+        monitor.check_history(
+            {"abandoned_removals": abandoned, "sink_drifts": engine.grants.take_drifts()}
+        )
+        since[0] = now
+
+    stack.callback(Periodic(ENFORCEMENT_EVERY_S, reported, "connector-alerts").start().stop)
 
 
 def _known_countries(client: OpaClient, bundle_path: Path | None) -> frozenset[str]:

@@ -147,9 +147,11 @@ class Service:
         log_head = db.execute("SELECT coalesce(max(seq), 0) FROM decision_log").fetchone()[0]
         audit_head = db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
         alerts, acked, raised = self.alerts.version()
+        # What provisioned database roles ran (engine/connectors/activity.py).
+        activity = db.execute("SELECT coalesce(max(seq), 0) FROM session_activity").fetchone()[0]
         return {
             "log": log_head, "audit": audit_head, "alerts": alerts, "acked": acked,
-            "raised": raised,
+            "raised": raised, "activity": activity,
         }  # fmt: skip
 
     def close(self) -> None:

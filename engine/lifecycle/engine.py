@@ -15,6 +15,7 @@ OPA's clock, and `sweep` only writes down what time already decided.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -27,7 +28,14 @@ from ..ledger import audit
 from ..ledger.decision_log import DecisionLog, load_key
 from ..model.decision import Check, Decision
 from ..model.durations import epoch_ns, format_duration
-from ..model.errors import Conflict, DataVisaError, Denied, NotFound, NotYetEnforced
+from ..model.errors import (
+    ActivationFailed,
+    Conflict,
+    DataVisaError,
+    Denied,
+    NotFound,
+    NotYetEnforced,
+)
 from ..model.records import (
     ACTIVE,
     ADD,
@@ -486,6 +494,10 @@ class Engine(Transfers):
                 counts[to] += 1
         if expired_subjects:
             self.grants.apply()  # what a sink misses, the runner applies again
+        for grant_id, why in self.grants.unprovisioned(self.clock()):
+            with contextlib.suppress(Conflict):  # ended meanwhile
+                self.fail_activation(grant_id, why)
+                counts["activation_failed"] += 1
         return dict(counts)
 
     # -- reading --------------------------------------------------------------------------
@@ -611,12 +623,24 @@ class Engine(Transfers):
         if req.state == ACTIVE and not req.offline_enders:
             self._plan_offline_ending(req)
         pending = self.grants.apply() and self.grants.pending(req.id)
+        if req.state == ACTIVE and (why := self.grants.refused(req.id)):
+            raise ActivationFailed(self.fail_activation(req.id, why), why)
         if not pending and req.state in _TAKEN_AWAY:
             # Access taken away is in force only once the OPAs of the other engines on
             # the store (answering behind the same load balancer) took it away too.
             pending = self.grants.others_behind(req.id, OTHER_ENGINES_WAIT_S)
         if pending:
             raise NotYetEnforced(self._view(req, self.clock()), pending)
+
+    def fail_activation(self, request_id: str, why: str) -> Request:
+        """End an active grant that a data system could not provision (the reason in the
+        trail): a grant is never left active where it does not hold."""
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {ACTIVE}, "end")
+            self._move(req, REVOKED, now, SYSTEM, "activation_failed", None, why)
+        self.grants.apply()
+        return req
 
     def _plan_offline_ending(self, req: Request) -> None:
         """Ask policy now who may end this grant while it cannot be asked (datavisa.offline)."""

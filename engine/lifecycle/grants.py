@@ -30,9 +30,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from ..ledger import audit
 from ..model.durations import epoch_ns
-from ..model.errors import DataVisaError
-from ..model.records import ACTIVE, BREAKGLASS_KIND, REMOVE, TRANSFER_KIND, GrantChange, Request
+from ..model.errors import SinkUnavailable
+from ..model.records import (
+    ACTIVE,
+    BREAKGLASS_KIND,
+    REMOVE,
+    SYSTEM,
+    TRANSFER_KIND,
+    GrantChange,
+    Request,
+)  # fmt: skip
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store import Store
 
@@ -45,6 +54,9 @@ BATCH = 500  # outbox rows applied per round
 RETIRED_AFTER_S = 3600.0
 ENGINE_LEASE = "engine:"  # + instance: held by each running engine sharing the store
 OTHER_OPA_SINK = "sink:opa@"  # + instance: the cursor of another engine's own OPA
+PROVISION_WITHIN_S = 120.0  # an activation a sink has not taken by then fails
+# A sink's standing with a grant (the store's `provisioning`), as connectors write it.
+REFUSED, ABANDONED = "failed", "abandoned"
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -73,10 +85,6 @@ def live_grants(store: Store, subject: str | None = None) -> dict[str, dict[str,
     return docs
 
 
-class SinkUnavailable(DataVisaError):
-    """A sink did not take a change; it is applied again later."""
-
-
 class Sink(Protocol):
     """A system where grants must exist to be enforced."""
 
@@ -90,6 +98,10 @@ class Sink(Protocol):
 
     def read_all(self) -> dict[str, dict[str, Any]]:
         """Every grant the sink holds now, as `put_all` takes them."""
+
+    # Optional: `relevant(grants)`, the part of the store's live grants the sink holds, as
+    # `read_all` reports them (a database holds only those that target it, in its own
+    # terms); without it, the sink holds every grant as it is, as OPA does.
 
 
 class OpaSink:
@@ -141,6 +153,7 @@ class Grants:
         # Set whenever a change is recorded, so the runner applies it without waiting.
         self.changed = threading.Event()
         self.drift_repairs: dict[str, int] = {}  # by sink: times reconcile put it right
+        self.drifts: list[dict[str, Any]] = []  # drift found, not yet handed to the monitor
 
     @staticmethod
     def _cursor(sink: Sink) -> str:
@@ -202,23 +215,51 @@ class Grants:
             applied = min([applied, *cursors.values()])
             return self.store.forget_grant_changes(applied) if applied else 0
 
-    def reconcile(self) -> list[str]:
-        """Compare what each sink holds with the store; put right any that differs. The
-        names of the sinks that had drifted."""
+    def reconcile(self, sinks: list[Sink] | None = None) -> list[str]:
+        """Compare what each sink (or each of `sinks`) holds with the store; put right any
+        that differs. The names of the sinks that had drifted."""
         drifted = []
         with self._lock:
-            for sink in self.sinks:
+            for sink in self.sinks if sinks is None else sinks:
                 try:
                     held, wanted = sink.read_all(), live_grants(self.store)
+                    if relevant := getattr(sink, "relevant", None):
+                        wanted = relevant(wanted)
                 except SinkUnavailable as e:
                     log.warning("cannot reconcile %s: %s", sink.name, e)
                     continue
                 if _normal(held) != _normal(wanted):
                     log.warning("the grants in %s differ from the store: repairing", sink.name)
                     self.sync([sink])
+                    self._audit_drift(sink.name, _normal(held), _normal(wanted))
                     self.drift_repairs[sink.name] = self.drift_repairs.get(sink.name, 0) + 1
                     drifted.append(sink.name)
         return drifted
+
+    def _audit_drift(
+        self, sink: str, held: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]
+    ) -> None:
+        """Record in the audit trail which grants a sink held differently from the store."""
+        held_by_id = {gid: doc for docs in held.values() for gid, doc in docs.items()}
+        wanted_by_id = {gid: doc for docs in wanted.values() for gid, doc in docs.items()}
+        drift = {
+            gid: ("not live" if gid not in wanted_by_id else
+                  "missing" if gid not in held_by_id else "differs")
+            for gid in held_by_id.keys() | wanted_by_id.keys()
+            if held_by_id.get(gid) != wanted_by_id.get(gid)
+        }  # fmt: skip
+        with self.store.transaction():
+            audit.append(
+                self.store.db, at=time.time(), actor=SYSTEM, event="sink_drift",
+                request_id=None, detail={"sink": sink, "grants": dict(sorted(drift.items()))},
+            )  # fmt: skip
+        self.drifts.append({"sink": sink, "grants": drift, "at_ns": time.time_ns()})
+
+    def take_drifts(self) -> list[dict[str, Any]]:
+        """The drift reconcile found since last asked, for the alert rules."""
+        with self._lock:
+            drifts, self.drifts = self.drifts, []
+        return drifts
 
     def lag(self) -> list[Lag]:
         """How far each sink is behind the outbox."""
@@ -226,7 +267,11 @@ class Grants:
         for sink in self.sinks:
             after = self.store.cursor(self._cursor(sink)) or 0
             rows = self.store.grant_changes(after, limit=10_000)
-            removals = [row for row in rows if row.change == REMOVE]
+            removals = [
+                row
+                for row in rows
+                if row.change == REMOVE and sink.name not in self.abandoned(row.grant_id)
+            ]
             out.append(
                 Lag(
                     sink.name,
@@ -261,9 +306,13 @@ class Grants:
 
     def pending(self, grant_id: str) -> list[str]:
         """The sinks that have not yet applied every change of `grant_id` (a sink of
-        several systems, such as the fleet, names those that have not)."""
+        several systems, such as the fleet, names those that have not; an admin may have
+        abandoned a removal: `abandoned`)."""
+        given_up = self.abandoned(grant_id)
         pending = []
         for sink in self.sinks:
+            if sink.name in given_up:
+                continue
             after = self.store.cursor(self._cursor(sink)) or 0
             seqs = [row.seq for row in self.store.grant_changes(after) if row.grant_id == grant_id]
             if seqs:
@@ -277,6 +326,43 @@ def _held(sink: Sink, seq: int) -> int:
     unless it confirms later (the fleet, by its OPAs' status reports: `held`)."""
     held = getattr(sink, "held", None)
     return held(seq) if held else seq
+
+    # -- what the data systems said (the connectors' standing with each grant) ----------
+
+    def abandoned(self, grant_id: str) -> set[str]:
+        """The sinks whose removal of `grant_id` an admin abandoned (`revoke --force`)."""
+        return {r["sink"] for r in self.store.provisioning(grant_id) if r["state"] == ABANDONED}
+
+    def refused(self, grant_id: str) -> str | None:
+        """Why a sink refused to provision `grant_id`, if one did."""
+        why = [f"{r['sink']}: {r['detail']}" for r in self.store.provisioning(grant_id)
+               if r["state"] == REFUSED]  # fmt: skip
+        return "; ".join(why) or None
+
+    def unprovisioned(self, now: float) -> list[tuple[str, str]]:
+        """Active grants a sink refused, or has not provisioned PROVISION_WITHIN_S after
+        activation (it was retried meanwhile): (grant id, why), for the sweep to end."""
+        out = {
+            r["grant_id"]: f"{r['sink']}: {r['detail']}"
+            for r in self.store.provisioning_in(REFUSED)
+        }
+        for sink in self.sinks:
+            if not getattr(sink, "provisions", False):  # OPA: catches up, never refuses
+                continue
+            after = self.store.cursor(self._cursor(sink)) or 0
+            for row in self.store.grant_changes(after, limit=10_000):
+                if row.change != REMOVE and row.at <= now - PROVISION_WITHIN_S:
+                    out.setdefault(
+                        row.grant_id,
+                        f"{sink.name} did not take it within {PROVISION_WITHIN_S:g}s "
+                        "(retried with backoff meanwhile)",
+                    )
+        if not out:
+            return []
+        live = {r.id for r in self.store.requests(
+            f"state = ? AND id IN ({', '.join('?' * len(out))})", [ACTIVE, *sorted(out)]
+        )}  # fmt: skip
+        return [(gid, why) for gid, why in sorted(out.items()) if gid in live]
 
 
 def _normal(grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -313,10 +399,16 @@ class Runner:
 
     def _run(self) -> None:
         backoff, next_reconcile = self.backoff_first_s, time.monotonic() + self.reconcile_every_s
+        # What a crash left in a data system (which keeps it across restarts, unlike OPA,
+        # which serve syncs in full) is put right in the first round.
+        at_start = [sink for sink in self.grants.sinks if getattr(sink, "provisions", False)]
         while not self._stop.is_set():
             self.grants.changed.clear()
             try:
                 behind = self.grants.apply()
+                if at_start and not behind:
+                    self.grants.reconcile(at_start)
+                    at_start = []
                 if time.monotonic() >= next_reconcile and not behind:
                     self.grants.reconcile()
                     self.grants.prune()

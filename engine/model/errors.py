@@ -45,6 +45,20 @@ class NotYetEnforced(DataVisaError):
         )
 
 
+class ActivationFailed(Conflict):
+    """A grant was approved, but a data system refused to provision it: it was ended at
+    once, not left active (HTTP 409); `record` is the ended grant, the message says why."""
+
+    def __init__(self, record: Request, why: str) -> None:
+        self.record, self.why = record, why
+        super().__init__(f"grant {record.id} could not be provisioned, so it is not active: {why}")
+
+
+class SinkUnavailable(DataVisaError):
+    """A sink (a system that enforces grants) did not take a change; it is applied again
+    later."""
+
+
 class StorageUnavailable(DataVisaError):
     """The database cannot take or keep a write now (disk full, file gone, read-only):
     nothing was changed (HTTP 503); it works again when the storage does."""

@@ -336,6 +336,19 @@ class Monitor:
         self._announce(new)
         return new
 
+    def check_history(self, history: dict[str, list[dict[str, Any]]]) -> list[Alert]:
+        """Ask the rules about facts no decision brings: removals an admin abandoned
+        (abandoned_removals), drift a reconcile put right (sink_drifts), statements a
+        provisioned database role ran (statements)."""
+        history = {key: facts for key, facts in history.items() if facts}
+        if not history:
+            return []
+        [found] = self.evaluate_many([{"history": history}])
+        with self.store.transaction(durable=False):
+            new = self.alerts.add(found, self.clock(), None, None)
+        self._announce(new)
+        return new
+
     def _announce(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             log.info("alert %s [%s] %s: %s", alert.id, alert.severity, alert.rule, alert.message)

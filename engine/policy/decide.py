@@ -29,6 +29,7 @@ TRANSFER = "datavisa/transfer/decision"
 TRANSFER_REQUEST = "datavisa/transfer_request/decision"
 TRANSFER_CHECK = "datavisa/transfer_check/decision"
 GATEWAY = "datavisa/gateway/decision"
+PROVISION = "datavisa/provision/decision"
 
 
 def decide(

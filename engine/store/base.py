@@ -268,6 +268,58 @@ class Store:
         """Rows were written with their own numbers (`move.copy_store`): number new rows
         after them; call inside the copy's transaction."""
 
+    # -- connectors (engine/connectors): what a data system holds of each grant -----------
+
+    def set_provisioning(
+        self, sink: str, grant_id: str, state: str, detail: str, at: float
+    ) -> None:
+        """Record where `sink` stands with `grant_id` (its own small transaction)."""
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO provisioning (sink, grant_id, state, detail, at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sink, grant_id) DO UPDATE SET "
+                "state = excluded.state, detail = excluded.detail, at = excluded.at",
+                [sink, grant_id, state, detail, at],
+            )
+
+    def set_credentials_issued(self, sink: str, grant_id: str, at: float) -> None:
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "UPDATE provisioning SET credentials_at = ? WHERE sink = ? AND grant_id = ?",
+                [at, sink, grant_id],
+            )
+
+    def provisioning(self, grant_id: str) -> list[dict[str, Any]]:
+        """Every sink's standing with `grant_id`, by sink name."""
+        return list(self.db["provisioning"].rows_where("grant_id = ?", [grant_id], order_by="sink"))
+
+    def provisioning_in(self, state: str) -> list[dict[str, Any]]:
+        return list(self.db["provisioning"].rows_where("state = ?", [state], order_by="at"))
+
+    def add_activity(self, rows: list[dict[str, Any]], cursor: str, seq: int) -> None:
+        """Append session activity rows {grant_id, at, sink, session, database, statement}
+        and move the reader `cursor` to `seq`, together."""
+        columns = ("grant_id", "at", "sink", "session", "database", "statement")
+        with self.transaction(durable=False) as db:
+            for row in rows:  # SQL both stores speak
+                db.execute(
+                    f"INSERT INTO session_activity ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    [row[c] for c in columns],
+                )
+            self.set_cursor(cursor, seq)
+
+    def activity(
+        self, grant_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Session activity after `after`, oldest first; of one grant or all."""
+        where, params = "seq > ?", [after]
+        if grant_id is not None:
+            where, params = where + " AND grant_id = ?", [after, grant_id]
+        return list(
+            self.db["session_activity"].rows_where(where, params, order_by="seq", limit=limit)
+        )
+
     # -- dialect pieces the layers above need -------------------------------------------
 
     def json_array_has(self, column: str) -> str:

@@ -299,6 +299,45 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
         "cursors say when they last moved: a retired engine's no longer holds the outbox",
         [Column("cursors", "at", float)],
     ),
+    (
+        4,
+        "connectors: where each data system stands with a grant, and what its roles ran",
+        [
+            # Where a sink stands with one grant: provisioned, failed (why), removed, kept
+            # (disabled, it owns objects), abandoned (an admin gave the removal up), and
+            # when its credentials were last issued. Never a password.
+            Table(
+                "provisioning",
+                {
+                    "sink": str,
+                    "grant_id": str,
+                    "state": str,
+                    "detail": str,
+                    "at": float,
+                    "credentials_at": float,
+                },
+                pk=("sink", "grant_id"),
+                not_null=("state", "at"),
+            ),
+            # What a provisioned role did, as the data system logged it (masked).
+            Table(
+                "session_activity",
+                {
+                    "seq": int,
+                    "grant_id": str,
+                    "at": float,
+                    "sink": str,
+                    "session": str,
+                    "database": str,
+                    "statement": str,
+                },
+                pk="seq",
+                auto=True,
+                not_null=("grant_id", "at", "statement"),
+            ),
+            Index("session_activity", ("grant_id", "seq")),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -134,6 +134,7 @@ async function refresh() {
   show("#active", active, (v) => v.requests.sort(by("expires_at")).map(activeItem), "No grant is active.");
   show("#alerts", alerts, (v) => v.alerts.reverse().map(alertItem), "No open alert.");
   show("#decisions", decisions, (v) => v.events.reverse().map(decisionItem), "No decision yet.");
+  if (active.status === "fulfilled") await showActivity(active.value.requests);
   tick();
   state.shown = true;
   state.busy = false;
@@ -222,6 +223,19 @@ function activeItem(req) {
         req.kind === "transfer" ? h("span", { class: "badge kind" }, "transfer") : null),
       h("div", { class: "detail" }, `${what(req)} · `, h("span", { class: "id" }, req.id))),
     h("div", { class: "side" }, countdown(req.expires_at, "ends in")));
+}
+
+// What each active grant's database role ran, as the database logged it (masked): the
+// newest few statements under the grant, when it took effect in a data system.
+async function showActivity(grants) {
+  await Promise.allSettled(grants.map(async (req) => {
+    const seen = await api(`/v1/grants/${req.id}/activity`);
+    const row = $(`#active li[data-key="grant:${req.id}"] .main`);
+    if (!row || (!seen.provisioning.length && !seen.activity.length)) return;
+    const where = seen.provisioning.map((p) => `${p.sink}: ${p.state}`).join(", ");
+    const ran = seen.activity.slice(-3).map((a) => h("div", { class: "statement" }, a.statement));
+    row.append(h("div", { class: "detail activity" }, where), ...ran);
+  }));
 }
 
 function alertItem(alert) {

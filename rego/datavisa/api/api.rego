@@ -33,22 +33,25 @@ operations := {
 	"requests.create", "requests.list", "requests.read", "requests.approvals",
 	"requests.approve", "requests.deny", "requests.cancel",
 	"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
-	"grants.extend", "grants.review", "sweep.run",
+	"grants.extend", "grants.review", "grants.credentials", "activity.read", "grants.abandon_removal", "sweep.run",
 	"access.check", "audit.read", "logs.upload", "logs.read",
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
 	"transfers.create", "transfers.check", "transfers.deleted",
 }
 
-_reads_records := {"requests.list", "requests.read", "requests.approvals", "audit.read", "events.read"}
+_reads_records := {
+	"requests.list", "requests.read", "requests.approvals", "audit.read", "events.read",
+	"activity.read",
+}
 
 # Role → the operations its tokens may call: a lookup, one line per role.
 _may := {
 	"user": (_reads_records | {
 		"requests.create", "requests.approve", "requests.deny", "requests.cancel",
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
-		"grants.extend", "grants.review", "access.check", "gateway.authz", "tokens.whoami",
-		"transfers.create", "transfers.deleted",
+		"grants.extend", "grants.review", "grants.credentials", "access.check", "gateway.authz",
+		"tokens.whoami", "transfers.create", "transfers.deleted",
 	}),
 	"service": {
 		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",
@@ -59,8 +62,8 @@ _may := {
 		"fleet.read",
 	}),
 	"admin": (_reads_records | {
-		"sweep.run", "grants.revoke", "alerts.list", "alerts.read", "alerts.ack",
-		"tokens.whoami", "fleet.read",
+		"sweep.run", "grants.revoke", "grants.abandon_removal", "alerts.list", "alerts.read",
+		"alerts.ack", "tokens.whoami", "fleet.read",
 	}),
 }
 

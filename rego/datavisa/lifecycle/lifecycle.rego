@@ -8,10 +8,14 @@
 #   copy is reported deleted by its requester, or by a service (a pipeline) of the data's
 #   own team; a transfer's approvers are those its copy needs. A call made
 #   with an admin API token (input.actor_role, see datavisa.api) may force a revoke of
-#   anyone's grant; the token role grants nothing else here.
+#   anyone's grant; the token role grants nothing else here. Only an admin (by directory
+#   role or token) may abandon the removal of an ended grant that a data system has not
+#   confirmed (abandon_removal, `revoke --force`), and only with a reason.
 #
 #   Input: {actor, actor_role?: the API token's role, when the call came through the API,
-#   action: cancel | activate | relinquish | revoke | deny | review | report_deletion,
+#   action: cancel | activate | relinquish | revoke | deny | review | report_deletion |
+#   abandon_removal,
+#   reason?: why (abandon_removal),
 #   request: {id, requester, resource, kind}}
 #   Output: decision = {allow, reasons: [{code, message}]}
 package datavisa.lifecycle
@@ -26,6 +30,8 @@ _requester_only := {"cancel", "activate", "relinquish"}
 
 _approver_actions := {"revoke", "deny", "review"}
 
+_admin_actions := {"abandon_removal"}
+
 # METADATA
 # title: Allow
 # description: True when no rule denies the action.
@@ -37,7 +43,7 @@ allow if count(deny) == 0
 # title: Denial reasons
 # description: Each reason the actor may not take the action, as {code, message}.
 deny contains {"code": "unknown_action", "message": msg} if {
-	not input.action in ((_requester_only | _approver_actions) | {"report_deletion"})
+	not input.action in (((_requester_only | _approver_actions) | _admin_actions) | {"report_deletion"})
 	msg := sprintf("%q is not a lifecycle action", [input.action])
 }
 
@@ -73,7 +79,22 @@ _teams_pipeline if {
 	actor.team == _resource.team
 }
 
+deny contains {"code": "admin_only", "message": msg} if {
+	input.action in _admin_actions
+	not _is_admin
+	not _admin_token
+	msg := sprintf("only an admin may %s; %s is not one", [input.action, input.actor])
+}
+
+deny contains {"code": "reason_required", "message": msg} if {
+	input.action in _admin_actions
+	trim_space(object.get(input, "reason", "")) == ""
+	msg := sprintf("%s needs a reason, for the audit trail and the alert", [input.action])
+}
+
 _is_admin if "admin" in data.datavisa.subjects[input.actor].roles
+
+_admin_token if input.actor_role == "admin"
 
 _forces_revoke if {
 	input.action == "revoke"

@@ -67,3 +67,13 @@ test_a_transfers_own_approvers_may_revoke_and_deny_it if {
 	_codes("petra", "revoke") == {"actor_not_eligible"} # not an approver of access to it
 	_transfer_codes("carol", "revoke") == {"actor_not_eligible"}
 }
+
+test_only_an_admin_may_abandon_a_removal_and_only_with_a_reason if {
+	asked := {"actor": "alice", "action": "abandon_removal", "reason": "db decommissioned", "request": {"requester": "alice", "resource": "eu-customer-analytics"}}
+	denied := lifecycle.decision with input as asked
+	{r.code | some r in denied.reasons} == {"admin_only"}
+	by_token := lifecycle.decision with input as object.union(asked, {"actor": "ops", "actor_role": "admin"})
+	by_token.allow
+	no_reason := lifecycle.decision with input as object.union(asked, {"actor": "ops", "actor_role": "admin", "reason": " "})
+	{r.code | some r in no_reason.reasons} == {"reason_required"}
+}

@@ -15,6 +15,7 @@ import data.datavisa.extension
 import data.datavisa.gateway
 import data.datavisa.lifecycle
 import data.datavisa.offline
+import data.datavisa.provision
 import data.datavisa.request
 import data.datavisa.transfer
 import data.datavisa.transfer_check
@@ -71,6 +72,11 @@ lifecycle_decision := _logged(lifecycle.decision, "datavisa/lifecycle/decision")
 offline_decision := _logged(offline.decision, "datavisa/offline/decision")
 
 # METADATA
+# title: Provisioning
+# description: The provisioning decision (what a grant becomes in its data system) and its mask.
+provision_decision := _logged(provision.decision, "datavisa/provision/decision")
+
+# METADATA
 # title: Transfer
 # description: The transfer decision and its mask.
 transfer_decision := _logged(transfer.decision, "datavisa/transfer/decision")
@@ -84,6 +90,16 @@ transfer_request_decision := _logged(transfer_request.decision, "datavisa/transf
 # title: Transfer check
 # description: The transfer check decision (a pipeline's question) and its mask.
 transfer_check_decision := _logged(transfer_check.decision, "datavisa/transfer_check/decision")
+
+# METADATA
+# title: Session statements' masks
+# description: |
+#   The decision-log mask of each statement in input.batch (as {statement, grant_id}) that
+#   a provisioned database role ran, read from the database's own log.
+statement_masks := [mask |
+	some asked in input.batch
+	mask := log.mask with input as {"path": "datavisa/session/statement", "input": asked}
+]
 
 # METADATA
 # title: Recorded by the engine

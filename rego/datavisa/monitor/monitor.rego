@@ -18,6 +18,10 @@
 #       event's approver gave, and the decision ids of that approver's newest few,
 #     breakglass_reviews: [{grant_id, subject, resource, review_due_ns, decision_id}]
 #       break-glass grants not reviewed yet (periodic check),
+#     unapplied_removals: [{sink, subject, grant_id, ended_ns}] (periodic check),
+#     abandoned_removals: [{sink, grant_id, detail, at_ns}] removals an admin gave up,
+#     sink_drifts: [{sink, grants: {grant id: how}, at_ns}] drift reconcile put right,
+#     statements: [{grant_id, subject, statement}] what provisioned roles ran,
 #     transfer_deletions: [{transfer_id, subject, resource, target_region, delete_by_ns,
 #       decision_id}] copies kept for a limited time not yet reported deleted (periodic
 #       check)}}
@@ -133,6 +137,28 @@ alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, re
 	some removal in object.get(_history, "unapplied_removals", [])
 	time.now_ns() >= removal.ended_ns + _ns(cfg.after_s)
 	msg := sprintf("grant %s of %s ended but %s still holds it: the engine retries, and denies it on its own check endpoint meanwhile", [removal.grant_id, removal.subject, removal.sink])
+}
+
+alerts contains _alert("removal_abandoned", cfg.severity, removal.sink, removal.grant_id, msg, [removal.grant_id]) if {
+	cfg := _rules.removal_abandoned
+	some removal in object.get(_history, "abandoned_removals", [])
+	msg := sprintf("the removal of grant %s from %s was abandoned (%s): it may still hold there", [removal.grant_id, removal.sink, removal.detail])
+}
+
+alerts contains _alert("sink_drift", cfg.severity, drift.sink, drift.sink, msg, ids) if {
+	cfg := _rules.sink_drift
+	some drift in object.get(_history, "sink_drifts", [])
+	ids := [id | some id, _ in drift.grants]
+	how := concat(", ", sort([sprintf("%s %s", [id, kind]) | some id, kind in drift.grants]))
+	msg := sprintf("%s held grants other than the store's (%s): put right", [drift.sink, how])
+}
+
+alerts contains _alert("bulk_export", cfg.severity, done.subject, done.grant_id, msg, [done.grant_id]) if {
+	cfg := _rules.bulk_export
+	some done in object.get(_history, "statements", [])
+	some pattern in cfg.patterns
+	regex.match(concat("", ["(?is)", pattern]), done.statement)
+	msg := sprintf("%s ran a bulk export under grant %s: %s", [done.subject, done.grant_id, substring(done.statement, 0, 200)])
 }
 
 alerts contains _alert("approver_concentration", cfg.severity, approver, "", msg, approvals.recent) if {

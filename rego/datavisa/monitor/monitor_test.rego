@@ -289,3 +289,26 @@ test_an_overdue_deletion_alerts_after_its_grace if {
 		"dedup_key": "t1", "window_s": 86400,
 	}}
 }
+
+test_an_abandoned_removal_is_a_critical_alert if {
+	removal := {"sink": "postgresql", "grant_id": "g1", "detail": "by ops: db gone", "at_ns": _t0}
+	got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"abandoned_removals": [removal]}}
+	got.removal_abandoned.severity == "critical"
+	got.removal_abandoned.dedup_key == "g1"
+}
+
+test_drift_names_each_grant_and_how if {
+	drift := {"sink": "postgresql", "grants": {"g1": "not live", "g2": "differs"}, "at_ns": _t0}
+	got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"sink_drifts": [drift]}}
+	got.sink_drift.message == "postgresql held grants other than the store's (g1 not live, g2 differs): put right"
+	got.sink_drift.evidence == ["g1", "g2"]
+}
+
+test_a_bulk_copy_to_is_an_alert_and_a_select_is_not if {
+	copy := {"grant_id": "g1", "subject": "alice", "statement": "COPY customers TO STDOUT"}
+	select := {"grant_id": "g1", "subject": "alice", "statement": "SELECT * FROM customers"}
+	got := {a.rule | some a in monitor.alerts} with input as {"history": {"statements": [copy]}}
+	"bulk_export" in got
+	quiet := {a.rule | some a in monitor.alerts} with input as {"history": {"statements": [select]}}
+	not "bulk_export" in quiet
+}

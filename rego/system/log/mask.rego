@@ -25,3 +25,13 @@ mask contains "/input/context/client_ip" if {
 	ip := input.input.context.client_ip
 	count(split(ip, ".")) != 4
 }
+
+# METADATA
+# title: Statements of provisioned roles
+# description: |
+#   A statement a provisioned database role ran is kept with its string literals
+#   erased: the shape of what was done stays, the values (personal data) do not.
+mask contains {"op": "upsert", "path": "/input/statement", "value": masked} if {
+	input.path == "datavisa/session/statement"
+	masked := regex.replace(input.input.statement, `'(?:[^']|'')*'`, "'***'")
+}

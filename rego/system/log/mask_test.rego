@@ -18,3 +18,9 @@ test_other_client_addresses_are_erased if {
 test_plain_checks_are_kept_whole if {
 	log.mask == set() with input as {"input": {"subject": "alice", "resource": "r"}}
 }
+
+test_a_statement_keeps_its_shape_and_loses_its_literals if {
+	event := {"path": "datavisa/session/statement", "input": {"statement": "SELECT * FROM customers WHERE email = 'ada@example.com' AND note = 'it''s'"}}
+	masks := log.mask with input as event
+	masks == {{"op": "upsert", "path": "/input/statement", "value": "SELECT * FROM customers WHERE email = '***' AND note = '***'"}}
+}

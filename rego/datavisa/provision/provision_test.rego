@@ -1,0 +1,68 @@
+package datavisa.provision_test
+
+import data.datavisa.provision
+
+_target := {
+	"kind": "postgresql", "connection": "analytics", "database": "analytics",
+	"schema": "public", "tables": ["customers"],
+}
+
+_resources := {
+	"db-confidential": {"tier": "confidential", "target": _target},
+	"db-restricted": {"tier": "restricted", "target": _target},
+	"db-public": {"tier": "public", "target": _target},
+	"no-target": {"tier": "confidential"},
+}
+
+_decide(resource, actions) := answer if {
+	answer := provision.decision with input as {"resource": resource, "actions": actions}
+		with data.datavisa.resources as _resources
+}
+
+test_read_gives_select_only if {
+	answer := _decide("db-confidential", ["read"])
+	answer.allow
+	answer.targeted
+	answer.privileges == ["SELECT"]
+	answer.target.connection == "analytics"
+}
+
+test_write_on_confidential_gives_dml if {
+	answer := _decide("db-confidential", ["read", "write"])
+	answer.allow
+	answer.privileges == ["DELETE", "INSERT", "SELECT", "UPDATE"]
+}
+
+test_write_on_restricted_gives_nothing_and_is_refused if {
+	answer := _decide("db-restricted", ["read", "write"])
+	not answer.allow
+	{r.code | some r in answer.reasons} == {"action_not_provisioned"}
+}
+
+test_a_tier_without_a_rule_is_refused_naming_the_tier if {
+	answer := _decide("db-public", ["read"])
+	not answer.allow
+	some reason in answer.reasons
+	reason.code == "tier_not_provisioned"
+	contains(reason.message, "public")
+}
+
+test_a_resource_without_target_needs_nothing if {
+	answer := _decide("no-target", ["read", "write"])
+	answer.allow
+	not answer.targeted
+	answer.privileges == []
+	answer.target == null
+}
+
+test_an_unknown_resource_is_refused if {
+	answer := _decide("nowhere", ["read"])
+	not answer.allow
+	answer.reasons == {{"code": "unknown_resource", "message": "nowhere is not a resource of the bundle"}}
+}
+
+test_no_action_is_refused if {
+	answer := _decide("db-confidential", [])
+	not answer.allow
+	{r.code | some r in answer.reasons} == {"no_actions"}
+}

@@ -320,13 +320,6 @@ class Grants:
                 pending += behind(seqs[-1]) if behind else [sink.name]
         return pending
 
-
-def _held(sink: Sink, seq: int) -> int:
-    """How far `sink` holds the outbox, up to `seq`: all of it once it took the change,
-    unless it confirms later (the fleet, by its OPAs' status reports: `held`)."""
-    held = getattr(sink, "held", None)
-    return held(seq) if held else seq
-
     # -- what the data systems said (the connectors' standing with each grant) ----------
 
     def abandoned(self, grant_id: str) -> set[str]:
@@ -363,6 +356,13 @@ def _held(sink: Sink, seq: int) -> int:
             f"state = ? AND id IN ({', '.join('?' * len(out))})", [ACTIVE, *sorted(out)]
         )}  # fmt: skip
         return [(gid, why) for gid, why in sorted(out.items()) if gid in live]
+
+
+def _held(sink: Sink, seq: int) -> int:
+    """How far `sink` holds the outbox, up to `seq`: all of it once it took the change,
+    unless it confirms later (the fleet, by its OPAs' status reports: `held`)."""
+    held = getattr(sink, "held", None)
+    return held(seq) if held else seq
 
 
 def _normal(grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

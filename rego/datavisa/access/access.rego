@@ -53,9 +53,10 @@ _usable[id] := grant if {
 # a country of the data's jurisdiction (so in_jurisdiction is the basis), and a live grant
 # covers the action and the location. Then no rule below denies; otherwise they judge.
 _common_allow if {
-	data.datavisa.lookup.resources[input.resource].inside[input.location]
-	data.datavisa.lookup.resources[input.resource].bases.in_jurisdiction
-	count(data.datavisa.lookup.resources[input.resource].sectoral) == 0
+	facts := data.datavisa.lookup.resources[input.resource]
+	facts.inside[input.location]
+	facts.bases.in_jurisdiction
+	count(facts.sectoral) == 0
 	count(_usable) > 0
 }
 

@@ -35,6 +35,7 @@ from ..lifecycle.fleet import Fleet, FleetSink
 from ..lifecycle.grants import ENGINE_LEASE, Grants, OpaSink, Runner
 from ..lifecycle.provisioned import ExpiryTimer, abandoned_removals
 from ..model.errors import DataVisaError
+from ..model.worker import Worker
 from ..monitoring.monitor import Monitor
 from ..monitoring.notify import Notifier
 from ..paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
@@ -256,22 +257,12 @@ def _self_upload(
     return DecisionUpload(f"{url.scheme}://{local}:{url.port}/v1", token), record.id
 
 
-class Periodic:
+class Periodic(Worker):
     """Calls `fn` every `every_s` seconds from a thread until stopped; logs its failures."""
 
     def __init__(self, every_s: float, fn: Callable[[], Any], name: str) -> None:
+        super().__init__(name)
         self.every_s, self.fn = every_s, fn
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> Periodic:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..ledger.decision_log import apply_mask
+from ..model.worker import Worker
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store import Store
 from .postgresql import ROLE_PREFIX, SINK, Connection
@@ -66,7 +66,7 @@ def _epoch(timestamp: str) -> float | None:
     return when.replace(tzinfo=UTC).timestamp()
 
 
-class StatementTail:
+class StatementTail(Worker):
     """Records what managed roles ran, read from each connection's server log."""
 
     def __init__(
@@ -81,17 +81,7 @@ class StatementTail:
         self.store, self.opa, self.clock, self.every_s = store, opa, clock, every_s
         # Called with the rows just recorded (the monitor's rules, `watch`).
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="statement-tail", daemon=True)
-
-    def start(self) -> StatementTail:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__("statement-tail")
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):

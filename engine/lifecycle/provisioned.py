@@ -9,12 +9,12 @@ module is the lifecycle's side of them, and knows them only by the shape below.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Protocol
 
 from ..ledger import audit
 from ..model.errors import Conflict, Denied, NotFound
 from ..model.records import ACTIVE, FINAL
+from ..model.worker import Worker
 from ..policy.decide import LIFECYCLE
 from .engine import Engine
 from .grants import ABANDONED
@@ -143,24 +143,14 @@ def standing(engine: Engine, grant_id: str) -> list[dict[str, Any]]:
     return out
 
 
-class ExpiryTimer:
+class ExpiryTimer(Worker):
     """Sweeps at the instant the soonest live grant expires (not only every sweep_every),
     so its removal from every sink starts then. Looks again every TIMER_POLL_S, so an
     extension or a new grant moves the timer."""
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__("expiry-timer")
         self.engine = engine
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="expiry-timer", daemon=True)
-
-    def start(self) -> ExpiryTimer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def next_expiry(self) -> float | None:
         soonest = self.engine.store.requests(

@@ -31,6 +31,27 @@ COLOURS = {
 }
 
 
+def postgresql_lines(pg: dict[str, Any] | None) -> list[str]:
+    """Grants in a real PostgreSQL (bench/postgres_bench.py), when it ran."""
+    if not pg:
+        return []
+    usable, ended = pg["approve_to_usable"], pg["revoke_to_terminated"]
+    return [
+        "",
+        "## Grants in a real PostgreSQL",
+        "",
+        "| step | count | p50 ms | p99 ms | goal p99 |",
+        "| --- | --- | --- | --- | --- |",
+        f"| approve → credentials usable | {usable['count']} | {usable['p50_ms']:.1f} | "
+        f"{usable['p99_ms']:.1f} | ≤ {pg['goal_p99_ms']:g} ms |",
+        f"| revoke → open session terminated | {ended['count']} | {ended['p50_ms']:.1f} | "
+        f"{ended['p99_ms']:.1f} | ≤ {pg['goal_p99_ms']:g} ms |",
+        "",
+        "A throwaway cluster on loopback; the grant's role made, and taken away with its "
+        "sessions, by the connector as a sink of the grant outbox (bench/postgres_bench.py).",
+    ]
+
+
 def fleet_lines(fleet: dict[str, Any] | None) -> list[str]:
     """The fleet-propagation section (bench/fleet_bench.py), when it was measured."""
     if not fleet:
@@ -439,6 +460,7 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
     lines += fleet_lines(record.get("fleet"))
     if record.get("store"):
         lines += store_bench.markdown(record["store"])
+    lines += postgresql_lines(record.get("postgresql"))
     lines += [
         "",
         "## Plots",

@@ -181,7 +181,9 @@ def test_the_outbox_forgets_what_every_sink_applied_and_goes_on(setup: Setup):
     first = setup.api.grant("alice")
     setup.api.as_("alice").post(f"/v1/grants/{first['id']}/relinquish")
     store = grants.store
-    assert grants.prune() >= 1
+    # The runner prunes every reconcile round too, so either call may be the one that
+    # forgets the applied rows: what is left is the same.
+    grants.prune()
     assert len(store.grant_changes(0)) == 1  # the last applied row stays, so seqs go on
     again = setup.api.grant("alice")  # a change after the prune is applied as any other
     assert setup.opa_allows() and grants.lag()[0].changes == 0

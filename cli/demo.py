@@ -11,30 +11,11 @@ import click
 from datavisa.engine.ledger import audit
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.lifecycle.local import local_engine
-from datavisa.engine.model.decision import Decision
 from datavisa.engine.model.durations import format_duration
 from datavisa.engine.model.errors import Denied
 
 from . import output
-
-RESOURCE = "eu-customer-analytics"
-REQUESTER, APPROVER = "alice", "bob"
-HOME, ABROAD = "DE", "US"
-
-
-class Story:
-    def __init__(self) -> None:
-        self.step = 0
-
-    def say(self, text: str) -> None:
-        self.step += 1
-        click.echo(f"\n{self.step}. {text}")
-
-    def result(self, text: str) -> None:
-        click.echo("   " + text.replace("\n", "\n   "))
-
-    def decision(self, decision: Decision) -> None:
-        self.result(output.describe_decision(decision))
+from .story import ABROAD, APPROVER, HOME, REQUESTER, RESOURCE, Story
 
 
 @click.command()

@@ -24,7 +24,7 @@ from datavisa.engine.model.errors import Denied
 from datavisa.engine.monitoring.monitor import Monitor
 
 from . import output
-from .demo import ABROAD, APPROVER, HOME, REQUESTER, RESOURCE, Story
+from .story import ABROAD, APPROVER, HOME, REQUESTER, RESOURCE, Story
 
 
 def postgres_demo() -> None:

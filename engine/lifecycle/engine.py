@@ -20,7 +20,7 @@ import dataclasses
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,7 @@ from ..model.records import (
     due_at,
     effective_state,
 )
+from ..policy.coalesce import Offload
 from ..policy.decide import (
     ACCESS,
     APPROVAL,
@@ -559,8 +560,7 @@ class Engine(Transfers):
         """`check` for several at once: one OPA query and one log commit for them all (the
         server coalesces the checks that arrive together). OPA gets what is left of the
         timeout of the check asked first, so none waits longer than that in all."""
-        asked = [(check.input(), check.caller or check.subject) for check in checks]
-        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        asked, due = self._access_asked(checks)
         return decide_many(
             self.opa, ACCESS, asked, log=self.log, revision=self.revision, amend=self._held, due=due
         )
@@ -569,16 +569,24 @@ class Engine(Transfers):
         self,
         checks: list[Check],
         opa: AsyncOpaClient | None,
-        offload: Callable[[Callable[[], list[Decision]]], Awaitable[list[Decision]]],
+        offload: Offload,
     ) -> list[Decision]:
         """`check_many` for the server: OPA asked from the event loop through `opa` (which
         follows `self.opa`), the store's part in `offload`, a worker thread."""
-        asked = [(check.input(), check.caller or check.subject) for check in checks]
-        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        asked, due = self._access_asked(checks)
         return await decide_many_async(
             opa if self.opa else None, ACCESS, asked, offload=offload, log=self.log,
             revision=self.revision, amend=self._held, due=due,
         )  # fmt: skip
+
+    def _access_asked(
+        self, checks: list[Check]
+    ) -> tuple[list[tuple[dict[str, Any], str | None]], float | None]:
+        """The checks as (input, caller) pairs, and when OPA must have answered them: what
+        is left of the timeout of the check asked first, so none waits longer than that."""
+        asked = [(check.input(), check.caller or check.subject) for check in checks]
+        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        return asked, due
 
     def route(self, asked: dict[str, Any], caller: str | None, asked_at: float) -> Decision:
         """Which resource and action a gateway's request means (datavisa.gateway), asked

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ..ledger.decision_log import DecisionLog
 from ..model.decision import Decision
+from .coalesce import Offload
 from .opa import Answer, OpaClient, OpaUnavailable
 from .opa_async import AsyncOpaClient
 
@@ -85,7 +86,7 @@ async def decide_many_async(
     path: str,
     asked: list[tuple[dict[str, Any], str | None]],
     *,
-    offload: Callable[[Callable[[], list[Decision]]], Awaitable[list[Decision]]],
+    offload: Offload,
     log: DecisionLog | None = None,
     revision: str = "",
     amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None = None,

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..model.errors import DataVisaError
+from ..policy.bundle import sidecar
 from ..store import Store
 from .grants import GRANTS_PATH, live_grants
 
@@ -46,6 +48,7 @@ CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"  # tells OPA long polli
 DEFAULT_CONFIRM_WITHIN_S = 1.0
 DEFAULT_STALE_AFTER_S = 30.0
 DEFAULT_LONG_POLL_S = 10
+_LOOK_AGAIN_S = 0.02  # a revoke waiting for the fleet reads the store this often
 _MAX_DELTA_ROWS = 5_000  # more changes than this since an OPA's revision: a snapshot
 
 
@@ -136,9 +139,12 @@ class Fleet:
             name: Member(name, trusted=True) for name in self.config.opas
         }
         self._lock = threading.Lock()
-        self._reported = threading.Condition(self._lock)  # a status report arrived
+        self._reported = threading.Condition(self._lock)  # a status report confirmed more
+        self._confirmations = 0  # how many have, so a waiter misses none between looks
         self._snapshot: tuple[int, bytes] | None = None  # (revision, tarball), the newest
+        self._snapshot_lock = threading.Lock()
         self._policy: bytes | None = None
+        self._policy_lock = threading.Lock()  # built once, by the first sidecar to ask
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         # Called when a trusted OPA confirms a newer revision (serve: the outbox runner
         # looks again at once, so a late confirmation lands without waiting out a backoff).
@@ -151,28 +157,38 @@ class Fleet:
         return self.store.grant_changes_head()
 
     def policy(self) -> bytes | None:
-        """The policy bundle serve runs, as built; None with an external OPA."""
-        if self._policy is None and self.policy_bundle is not None:
-            self._policy = Path(self.policy_bundle).read_bytes()
+        """The policy bundle for sidecars, built once from the one serve runs: only the
+        modules the access decision needs (bundle.sidecar), so each grants activation has
+        little to compile; None with an external OPA."""
+        with self._policy_lock:
+            if self._policy is None and self.policy_bundle is not None:
+                try:
+                    self._policy = sidecar(Path(self.policy_bundle))
+                except DataVisaError as e:  # the whole bundle answers the same, slower
+                    log.warning("serving sidecars the whole policy bundle: %s", e)
+                    self._policy = Path(self.policy_bundle).read_bytes()
         return self._policy
 
     def grants_bundle(self, since: int | None, delta_ok: bool) -> tuple[int, bytes, bool]:
         """(revision, tarball, is_delta): the live grants now, as a delta from `since` when
         the OPA takes deltas and the outbox still holds every change since, else whole."""
-        head = self.head()  # read before the grants it covers
-        if delta_ok and since is not None and 0 < since < head:
-            patch = self._patch(since, head)
-            if patch:
+        if delta_ok and since is not None:
+            head = self.head()  # read before the grants it covers
+            if 0 < since < head and (patch := self._patch(since, head)):
                 manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
                 return head, _tarball({"/.manifest": manifest, "/patch.json": patch}), True
-        cached = self._snapshot
-        if cached is not None and cached[0] == head:
-            return head, cached[1], False
-        manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
-        data = {GRANTS_PATH: live_grants(self.store)}
-        body = _tarball({"/.manifest": manifest, "/data.json": data})
-        self._snapshot = (head, body)
-        return head, body, False
+        return (*self._whole(), False)
+
+    def _whole(self) -> tuple[int, bytes]:
+        """(revision, tarball) of every live grant at the head now. The long polls a change
+        wakes all ask at once: the first builds it, the others wait and share it."""
+        with self._snapshot_lock:
+            head = self.head()  # read before the grants it covers
+            if self._snapshot is None or self._snapshot[0] != head:
+                manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
+                data = {GRANTS_PATH: live_grants(self.store)}
+                self._snapshot = (head, _tarball({"/.manifest": manifest, "/data.json": data}))
+            return self._snapshot
 
     def _patch(self, since: int, head: int) -> dict[str, Any] | None:
         """Upserts of the subjects changed after `since`, or None when the outbox no longer
@@ -203,25 +219,27 @@ class Fleet:
 
     async def wait_change(
         self, revision: int, wait_s: float, closing: threading.Event | None = None
-    ) -> None:
+    ) -> int:
         """Return when the grants revision passes `revision`, after `wait_s`, or when the
-        server closes; woken by `notify`, and every second it looks at the store (a change
-        another engine made)."""
+        server closes, with the revision it last read; woken by `notify`, and every second
+        it looks at the store (a change another engine made)."""
         loop, event = asyncio.get_running_loop(), asyncio.Event()
         entry = (loop, event)
         with self._lock:
             self._waiters.add(entry)
+        head = revision
         try:
             deadline = loop.time() + wait_s
             while (left := deadline - loop.time()) > 0 and not (closing and closing.is_set()):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(left, 1.0))
                 event.clear()
-                if await asyncio.to_thread(self.head) > revision:
-                    return
+                if (head := await asyncio.to_thread(self.head)) > revision:
+                    break
         finally:
             with self._lock:
                 self._waiters.discard(entry)
+        return head
 
     async def wait_policy(self, wait_s: float, closing: threading.Event | None = None) -> None:
         """The policy bundle never changes while serve runs: hold the poll for `wait_s`."""
@@ -269,6 +287,7 @@ class Fleet:
             with self.store.transaction(durable=False):
                 self.store.set_cursor(f"opa:{name}", min(revision, self.head()))
             with self._reported:
+                self._confirmations += 1
                 self._reported.notify_all()
             if self.on_confirm is not None:
                 self.on_confirm()
@@ -292,6 +311,8 @@ class Fleet:
         one silent for longer than stale_after); how far all of them hold it now."""
         deadline = time.monotonic() + timeout_s
         while True:
+            with self._lock:
+                seen = self._confirmations
             confirmed = {name: self.confirmed(name) for name in self.config.opas}
             held = min([seq, *confirmed.values()])
             if held >= seq:
@@ -303,7 +324,8 @@ class Fleet:
             if not waiting or left <= 0:
                 return held
             with self._reported:
-                self._reported.wait(min(left, 0.05))  # and look again: another engine's report
+                if self._confirmations == seen:  # none since the look: wait for one, or
+                    self._reported.wait(min(left, _LOOK_AGAIN_S))  # another engine's
 
     def view(self) -> list[MemberView]:
         """Every OPA heard of, or trusted: trusted ones first, by name."""

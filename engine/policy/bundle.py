@@ -10,7 +10,9 @@ revision, and lets `opa build` check, pack and (with a signing key) sign the res
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -434,3 +436,62 @@ def cached_build(policy_dir: Path, bundle_dir: Path, rev: str) -> Path:
         partial = build(policy_dir, bundle_dir, folder / f".{target.name}.{os.getpid()}", rev)
         partial.replace(target)  # atomic: a concurrent command never sees half a bundle
     return target
+
+
+# What a sidecar OPA is asked: the access decision, and the decision-log mask its own
+# decision logger applies (docs/deploy.md). The sidecar bundle holds what these depend on.
+SIDECAR_QUERIES = ("data.datavisa.access.decision", "data.system.log.mask")
+
+
+def sidecar(tarball: Path) -> bytes:
+    """The policy bundle for sidecar OPAs: every file of the bundle `tarball` as it is
+    (data, manifest, so its revision) except the modules that none of `SIDECAR_QUERIES`
+    depends on. OPA activates each new grants bundle on a fresh compiler, parsing and
+    compiling every module it holds again (bundle.Activate in OPA's v1/bundle/store.go),
+    so a sidecar holding three modules rather than all of them applies a grant change
+    several times faster, and answers those queries as the whole bundle does. A signed
+    bundle is returned whole: its signatures cover every file."""
+    needed = _modules_needed(tarball, "; ".join(SIDECAR_QUERIES))
+    out = io.BytesIO()
+    with tarfile.open(tarball) as source:
+        members = source.getmembers()
+        if any(m.name.lstrip("/") == ".signatures.json" for m in members):
+            return Path(tarball).read_bytes()
+        with (
+            gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w") as slim,
+        ):
+            for member in members:
+                if member.isfile() and (
+                    not member.name.endswith(".rego") or "/" + member.name.lstrip("/") in needed
+                ):
+                    slim.addfile(member, source.extractfile(member))
+    return out.getvalue()
+
+
+def _modules_needed(tarball: Path, query: str) -> set[str]:
+    """The modules (paths inside the bundle, from /) holding a rule that `query` depends
+    on: those whose package is a prefix of a virtual document `opa deps` names, by the
+    packages `opa inspect` finds in each file."""
+
+    def opa(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [str(find_opa()), *args, "--format", "json"], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise DataVisaError(f"opa {args[0]} failed:\n{done.stderr.strip()}")
+        return json.loads(done.stdout)
+
+    deps = opa("deps", "--bundle", str(tarball), query)
+    virtual = {
+        ".".join(str(part["value"]) for part in ref if part["type"] in ("var", "string"))
+        for ref in deps.get("virtual") or []
+    }
+    namespaces = opa("inspect", str(tarball)).get("namespaces") or {}
+    return {
+        "/" + file.lstrip("/")
+        for namespace, files in namespaces.items()
+        if any(ref == namespace or ref.startswith(namespace + ".") for ref in virtual)
+        for file in files
+        if file.endswith(".rego")
+    }

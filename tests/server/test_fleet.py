@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.lifecycle.fleet import Fleet as FleetState
 from datavisa.engine.lifecycle.fleet import FleetConfig
 from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import find_opa, free_port
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
@@ -314,6 +317,85 @@ def test_the_bundle_protocol_etags_long_polls_and_deltas(fleet):
     held = {"If-None-Match": policy.headers["etag"]}
     assert opa.get("/v1/bundles/policy", headers=held).status_code == 304
     assert fleet.revoke(grant["id"]).status_code == 200
+
+
+SIDECAR_MODULES = {
+    "datavisa/access/access.rego",
+    "datavisa/residency/residency.rego",
+    "system/log/mask.rego",
+}
+
+
+def _tar_names(body: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name.lstrip("/"): tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def test_sidecars_run_only_the_access_decisions_modules_and_answer_as_serve_does(fleet, tmp_path):
+    config = yaml.safe_load((fleet.tmp / "opa-1.yaml").read_text())
+    token = config["services"]["datavisa"]["credentials"]["bearer"]["token"]
+    served = Caller(fleet.url, token).get("/v1/bundles/policy")
+    assert served.status_code == 200, served.text
+    slim = _tar_names(served.content)
+    # What serve's own OPA runs: the whole bundle, built from the same sources.
+    rev = bundle.revision(POLICY_DIR, DEFAULT_BUNDLE_DIR)
+    whole = _tar_names(
+        bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, tmp_path / "whole.tar.gz", rev).read_bytes()
+    )
+    assert {name for name in slim if name.endswith(".rego")} == SIDECAR_MODULES
+    assert len([name for name in whole if name.endswith(".rego")]) > len(SIDECAR_MODULES)
+    assert {name: slim[name] for name in SIDECAR_MODULES} == {n: whole[n] for n in SIDECAR_MODULES}
+    assert json.loads(slim["data.json"]) == json.loads(whole["data.json"])
+    assert json.loads(slim[".manifest"]) == json.loads(whole[".manifest"])
+    assert served.headers["etag"] == f'"{rev}"'
+
+    # Same input, same decision: a sidecar and serve (its own OPA, the whole bundle).
+    grant = fleet.grant()
+    sidecar = fleet.sidecars["opa-1"]
+    asked = [
+        {"subject": "alice", "resource": RESOURCE, "action": "read", "location": "DE"},
+        {"subject": "alice", "resource": RESOURCE, "action": "delete", "location": "DE"},
+        {"subject": "alice", "resource": RESOURCE, "action": "read", "location": "US"},
+        {"subject": "alice", "resource": "us-itar-designs", "action": "read", "location": "US"},
+        {"subject": "alice", "resource": "no-such-resource", "action": "read", "location": "DE"},
+        {"subject": "bob", "resource": RESOURCE, "action": "read", "location": "DE"},
+    ]
+    fields = ("allow", "reasons", "grant_id", "expires_at")
+    for check in asked:
+        answer = requests.post(
+            sidecar.url + "/v1/data/datavisa/access/decision", json={"input": check}, timeout=5
+        ).json()["result"]
+        engine = Caller(fleet.url, token).post("/v1/access/check", check)
+        assert engine.status_code == 200, engine.text
+        expected = {k: v for k, v in engine.json().items() if k in fields}
+        assert {k: v for k, v in answer.items() if k in fields} == expected, check
+    assert sidecar.allows() and not sidecar.allows("bob")
+    assert fleet.revoke(grant["id"]).status_code == 200
+
+
+def test_the_sidecar_bundle_follows_what_the_access_decision_depends_on(tmp_path):
+    policy = tmp_path / "rego"
+    modules = {
+        "datavisa/access/access.rego": "package datavisa.access\n\n"
+        'import data.datavisa.helper\n\ndecision := {"allow": helper.yes}\n',
+        "datavisa/helper/helper.rego": "package datavisa.helper\n\nyes := false\n",
+        "datavisa/unrelated/unrelated.rego": "package datavisa.unrelated\n\nno := true\n",
+        "system/log/mask.rego": 'package system.log\n\nmask contains "/input/x"\n',
+    }
+    for name, text in modules.items():
+        (policy / name).parent.mkdir(parents=True, exist_ok=True)
+        (policy / name).write_text(text)
+    built = bundle.build(policy, DEFAULT_BUNDLE_DIR, tmp_path / "b.tar.gz", "r1")
+    slim = _tar_names(bundle.sidecar(built))
+    kept = {name for name in slim if name.endswith(".rego")}
+    assert kept == set(modules) - {"datavisa/unrelated/unrelated.rego"}
+    assert json.loads(slim[".manifest"])["revision"] == "r1"
+
+    if shutil.which("openssl"):  # a signed bundle is served whole: signatures cover all
+        key = tmp_path / "key.pem"
+        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+        signed = bundle.build(policy, DEFAULT_BUNDLE_DIR, tmp_path / "s.tar.gz", "r1", key)
+        assert bundle.sidecar(signed) == signed.read_bytes()
 
 
 @pytest.fixture

@@ -97,8 +97,7 @@ async def grants_bundle(
     since = revision_of(held) if held else None
     head = await run_in_threadpool(fleet.head)
     if since is not None and since == head and wait_s:
-        await fleet.wait_change(head, wait_s, service.closing)
-        head = await run_in_threadpool(fleet.head)
+        head = await fleet.wait_change(head, wait_s, service.closing)
     if since is not None and since == head:
         fleet.contact(actor.subject)
         return _bundle(None, str(head))

@@ -101,15 +101,19 @@ def revision_of(etag: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _json(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
 def _tarball(files: dict[str, Any]) -> bytes:
-    """A gzipped bundle holding each of `files` (path → JSON document)."""
+    """A gzipped bundle holding each of `files` (path → JSON document, or its text)."""
     out = io.BytesIO()
     with (
         gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w") as tar,
     ):
         for name, doc in files.items():
-            body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            body = (doc if isinstance(doc, str) else _json(doc)).encode()
             info = tarfile.TarInfo(name)
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
@@ -143,6 +147,8 @@ class Fleet:
         self._confirmations = 0  # how many have, so a waiter misses none between looks
         self._snapshot: tuple[int, bytes] | None = None  # (revision, tarball), the newest
         self._snapshot_lock = threading.Lock()
+        self._subjects: dict[str, str] = {}  # subject → its live grants, as JSON ...
+        self._subjects_at = 0  # ... at this revision (0: not read yet)
         self._policy: bytes | None = None
         self._policy_lock = threading.Lock()  # built once, by the first sidecar to ask
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -185,14 +191,33 @@ class Fleet:
         with self._snapshot_lock:
             head = self.head()  # read before the grants it covers
             if self._snapshot is None or self._snapshot[0] != head:
-                manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
-                data = {GRANTS_PATH: live_grants(self.store)}
-                self._snapshot = (head, _tarball({"/.manifest": manifest, "/data.json": data}))
+                self._refresh_subjects(head)
+                data = ",".join(f"{_json(s)}:{self._subjects[s]}" for s in sorted(self._subjects))
+                files = {
+                    "/.manifest": {"revision": str(head), "roots": [GRANTS_PATH]},
+                    "/data.json": f'{{"{GRANTS_PATH}":{{{data}}}}}',
+                }
+                self._snapshot = (head, _tarball(files))
             return self._snapshot
 
-    def _patch(self, since: int, head: int) -> dict[str, Any] | None:
-        """Upserts of the subjects changed after `since`, or None when the outbox no longer
-        holds each of those rows (they were pruned) or there are too many."""
+    def _refresh_subjects(self, head: int) -> None:
+        """Bring each subject's grants, kept as JSON, up to `head`: read again from the
+        store only the subjects changed since the last snapshot (at 100,000 grants, reading
+        them all takes seconds), or all of them when the outbox no longer reaches back."""
+        changed = self._changed(self._subjects_at, head) if self._subjects_at else None
+        if changed is None:
+            self._subjects = {s: _json(held) for s, held in live_grants(self.store).items()}
+        for subject, held in (changed or {}).items():
+            if held:
+                self._subjects[subject] = _json(held)
+            else:  # as live_grants: a subject holding no grant is not there
+                self._subjects.pop(subject, None)
+        self._subjects_at = head
+
+    def _changed(self, since: int, head: int) -> dict[str, dict[str, Any]] | None:
+        """The live grants now of each subject whose grants changed after revision `since`
+        (up to `head`); None when the outbox no longer holds each of those rows (they were
+        pruned) or there are too many."""
         oldest = self.store.grant_changes(0, 1)
         if not oldest or oldest[0].seq > since + 1:
             return None
@@ -200,13 +225,19 @@ class Fleet:
         if not rows or len(rows) > _MAX_DELTA_ROWS:
             return None
         subjects = dict.fromkeys(row.subject for row in rows if row.seq <= head)
-        if not subjects:
+        return {subject: live_grants(self.store, subject).get(subject, {}) for subject in subjects}
+
+    def _patch(self, since: int, head: int) -> dict[str, Any] | None:
+        """Upserts of the subjects changed after `since`, or None when `_changed` has none."""
+        changed = self._changed(since, head)
+        if not changed:
             return None  # an empty patch would wipe OPA's data: send the snapshot
-        upserts = []
-        for subject in subjects:
-            held = live_grants(self.store, subject).get(subject, {})
-            upserts.append({"op": "upsert", "path": _pointer(subject), "value": held})
-        return {"data": upserts}
+        return {
+            "data": [
+                {"op": "upsert", "path": _pointer(subject), "value": held}
+                for subject, held in changed.items()
+            ]
+        }
 
     # -- long polls -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.lifecycle.fleet import Fleet as FleetState
 from datavisa.engine.lifecycle.fleet import FleetConfig
+from datavisa.engine.lifecycle.grants import live_grants
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
@@ -429,6 +430,33 @@ def test_a_delta_bundle_carries_the_subjects_changed_since_the_revision_held(del
     # An OPA that takes no deltas gets the whole snapshot too.
     whole = opa.get("/v1/bundles/grants", headers={"If-None-Match": etag})
     assert "data.json" in _bundle_files(whole.content)
+
+
+def test_the_grants_snapshot_follows_every_change_read_subject_by_subject(delta_api):
+    opa = delta_api.as_("opa-1", "service")
+    store = delta_api.service.fleet.store
+
+    def served() -> dict[str, Any]:
+        answer = opa.get("/v1/bundles/grants")
+        assert answer.status_code == 200, answer.text
+        return _bundle_files(answer.content)["data.json"]["grants"]
+
+    assert served() == live_grants(store)
+    first, second = delta_api.grant("alice"), delta_api.grant("oscar")
+    assert first["id"] in served()["alice"] and second["id"] in served()["oscar"]
+    assert served() == live_grants(store)
+    revoke = delta_api.as_("bob").post(f"/v1/grants/{first['id']}/revoke", {})
+    assert revoke.status_code == 200, revoke.text
+    assert first["id"] not in served().get("alice", {}) and served() == live_grants(store)
+
+    # The outbox pruned past the last snapshot's revision: every subject read again.
+    third = delta_api.grant("alice")
+    revoke = delta_api.as_("bob").post(f"/v1/grants/{second['id']}/revoke", {})
+    assert revoke.status_code == 200, revoke.text
+    store.forget_grant_changes(store.grant_changes_head())
+    now = served()
+    assert second["id"] not in now.get("oscar", {}) and third["id"] in now["alice"]
+    assert now == live_grants(store)
 
 
 def test_the_fleet_command_names_an_opa_never_heard_from_as_stale(service):

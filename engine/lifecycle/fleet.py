@@ -170,7 +170,7 @@ class Fleet:
             if self._policy is None and self.policy_bundle is not None:
                 try:
                     self._policy = sidecar(Path(self.policy_bundle))
-                except DataVisaError as e:  # the whole bundle answers the same, slower
+                except (DataVisaError, tarfile.TarError) as e:  # the same answers, slower
                     log.warning("serving sidecars the whole policy bundle: %s", e)
                     self._policy = Path(self.policy_bundle).read_bytes()
         return self._policy

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -170,6 +171,7 @@ def measure(work: Path, rounds: int, deltas: bool = False, opas: int = 3) -> dic
     `deltas`, the server sends delta bundles (fleet.deltas)."""
     work = work / f"fleet-{opas}{'-deltas' if deltas else ''}"
     work.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
     with _fleet(work, deltas, OPAS[:opas]) as (url, tokens, sidecars):
         api = requests.Session()
         sessions = [requests.Session() for _ in sidecars]
@@ -231,6 +233,8 @@ def measure(work: Path, rounds: int, deltas: bool = False, opas: int = 3) -> dic
             "revoke_answers": {str(k): v for k, v in sorted(answers.items())},
             "undefined_answers": sum(undefined.values()),
             "deltas": deltas,
+            # the machine's 1-minute load average before and after: the figures scale with it
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
 
 

@@ -451,12 +451,12 @@ def sidecar(tarball: Path) -> bytes:
     so a sidecar holding three modules rather than all of them applies a grant change
     several times faster, and answers those queries as the whole bundle does. A signed
     bundle is returned whole: its signatures cover every file."""
-    needed = _modules_needed(tarball, "; ".join(SIDECAR_QUERIES))
     out = io.BytesIO()
     with tarfile.open(tarball) as source:
         members = source.getmembers()
         if any(m.name.lstrip("/") == ".signatures.json" for m in members):
             return Path(tarball).read_bytes()
+        needed = _modules_needed(tarball, "; ".join(SIDECAR_QUERIES))
         with (
             gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w") as slim,

@@ -200,6 +200,12 @@ class Fleet:
                 self._snapshot = (head, _tarball(files))
             return self._snapshot
 
+    def reread(self) -> None:
+        """Build the next snapshot from every grant in the store (a full sync: whatever the
+        outbox says, the store is the record)."""
+        with self._snapshot_lock:
+            self._snapshot, self._subjects_at = None, 0
+
     def _refresh_subjects(self, head: int) -> None:
         """Bring each subject's grants, kept as JSON, up to `head`: read again from the
         store only the subjects changed since the last snapshot (at 100,000 grants, reading
@@ -407,6 +413,7 @@ class FleetSink:
         self.fleet.notify()
 
     def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
+        self.fleet.reread()
         self.fleet.notify()
 
     def read_all(self) -> dict[str, dict[str, Any]]:

@@ -31,7 +31,7 @@ from datavisa.engine.api.config import from_dict
 from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.lifecycle.fleet import Fleet as FleetState
-from datavisa.engine.lifecycle.fleet import FleetConfig
+from datavisa.engine.lifecycle.fleet import FleetConfig, FleetSink
 from datavisa.engine.lifecycle.grants import live_grants
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
@@ -457,6 +457,12 @@ def test_the_grants_snapshot_follows_every_change_read_subject_by_subject(delta_
     now = served()
     assert second["id"] not in now.get("oscar", {}) and third["id"] in now["alice"]
     assert now == live_grants(store)
+
+    # A full sync (start, an OPA restart, a repair) reads the store again, outbox or not.
+    with store.transaction():
+        store.update(third["id"], {"state": "revoked"})  # behind the outbox's back
+    FleetSink(delta_api.service.fleet).put_all(live_grants(store))
+    assert third["id"] not in served().get("alice", {}) and served() == live_grants(store)
 
 
 def test_the_fleet_command_names_an_opa_never_heard_from_as_stale(service):

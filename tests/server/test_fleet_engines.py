@@ -31,11 +31,13 @@ import psycopg
 import pytest
 import requests
 import yaml
+from click.testing import CliRunner
 from faults import FaultyProxy
 from live_server import RESOURCE, Caller, healthy, serve_process, wait_for
 from test_fleet import NAMES, Sidecar
 from test_several_engines import Engine, _sweeper
 
+from datavisa.cli.main import cli
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.connectors.postgresql import MANAGED, role_name
 from datavisa.engine.ledger.decision_log import KEY_ENV
@@ -111,6 +113,7 @@ def setup(
     store = TokenStore(dsn)
     tokens = {s: store.issue(s)[0] for s in SUBJECTS}
     tokens["erin"] = store.issue("erin", "admin")[0]
+    tokens["carol"] = store.issue("carol", "auditor")[0]
     store.close()
     with pytest.MonkeyPatch.context() as env:
         env.setenv(KEY_ENV, "one-key-for-every-engine")
@@ -145,12 +148,14 @@ def setup(
 def test_a_grant_through_one_engine_and_a_revoke_through_the_other_reach_every_sidecar(setup):
     assert setup.allowing() == []
     grant_id = setup.grant("b")  # approved through B: its role made there, or by A
-    assert setup.allowing() == list(NAMES)  # B answered once all three hold it
+    answers = [s.ask() for s in setup.sidecars.values()]
+    assert [a["result"]["allow"] for a in answers] == [True] * 3  # B waited for all three
     assert setup.role_exists(role_name(grant_id))
 
     revoked = setup.revoke("a", grant_id)
     assert revoked.status_code == 200, revoked.text  # not 202: nothing still grants it
-    assert setup.allowing() == []  # probed right after the answer
+    denials = [s.ask() for s in setup.sidecars.values()]  # probed right after the answer
+    assert [d["result"]["allow"] for d in denials] == [False] * 3
     assert not setup.role_exists(role_name(grant_id))
     for engine in setup.engines.values():
         assert not engine.allows()
@@ -158,6 +163,16 @@ def test_a_grant_through_one_engine_and_a_revoke_through_the_other_reach_every_s
     # Both engines show every sidecar holding the newest revision, wherever it reports.
     for through in setup.engines:
         assert {n: m["lag"] for n, m in setup.fleet(through).items()} == dict.fromkeys(NAMES, 0)
+
+    # The sidecars upload their decisions to the engine they poll: one decision log.
+    asked = {a["decision_id"] for a in answers + denials}
+    auditor = setup.engines["b"].as_("carol")
+
+    def logged() -> bool:
+        page = auditor.get("/v1/logs", params={"subject": "alice", "limit": 1000}).json()
+        return asked <= {e["decision_id"] for e in page["events"]}
+
+    wait_for(logged, "every sidecar's decisions in the one decision log", WAIT_S)
 
 
 def test_a_stopped_sidecar_holds_a_removal_back_without_taking_the_engines_out(setup):
@@ -241,3 +256,7 @@ def test_the_sweeping_engine_killed_the_other_serves_sweeps_and_reconciles(setup
     assert not setup.role_exists(role_name(kept))
     assert healthy(survivor.url, enforcement=True)
     assert Caller(survivor.url).get("/health").status_code == 200
+    # What both engines and the sidecars' uploads wrote: one chain each, intact.
+    for command in (["audit", "verify"], ["log", "verify"]):
+        done = CliRunner().invoke(cli, [*command, "--db", setup.dsn])
+        assert done.exit_code == 0, done.output

@@ -55,6 +55,7 @@ class Setup:
     postgres: LocalPostgres
     engines: dict[str, Engine]
     balancers: dict[str, FaultyProxy]  # by sidecar: its load balancer
+    logs: tuple[Path, ...]
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
 
     def grant(self, through: str, subject: str = "alice", duration: str = "1h") -> str:
@@ -125,7 +126,7 @@ def setup(
             balancers = {name: FaultyProxy(engines[POLLS[name]].url) for name in NAMES}
             for balancer in balancers.values():
                 balancer.__enter__()
-            done = Setup(dsn, postgres, engines, balancers)
+            done = Setup(dsn, postgres, engines, balancers, (tmp / "a.log", tmp / "b.log"))
             try:
                 for name in NAMES:
                     made = subprocess.run(
@@ -151,6 +152,16 @@ def test_a_grant_through_one_engine_and_a_revoke_through_the_other_reach_every_s
     answers = [s.ask() for s in setup.sidecars.values()]
     assert [a["result"]["allow"] for a in answers] == [True] * 3  # B waited for all three
     assert setup.role_exists(role_name(grant_id))
+    # Both engines apply the outbox to the database: whichever made the role, the grant
+    # is provisioned, and outlives the next sweeps (a refused one would be ended).
+    swept = wait_for(lambda: _sweeper(setup.dsn), "an engine to hold the sweeper lease", WAIT_S)
+    wait_for(
+        lambda: (lease := _sweeper(setup.dsn)) and lease[1] > swept[1] + 1 and lease,
+        "two more sweeps",
+        WAIT_S,
+    )
+    state = setup.engines["a"].as_("alice").get(f"/v1/requests/{grant_id}").json()["state"]
+    assert state == "active"
 
     revoked = setup.revoke("a", grant_id)
     assert revoked.status_code == 200, revoked.text  # not 202: nothing still grants it
@@ -173,6 +184,9 @@ def test_a_grant_through_one_engine_and_a_revoke_through_the_other_reach_every_s
         return asked <= {e["decision_id"] for e in page["events"]}
 
     wait_for(logged, "every sidecar's decisions in the one decision log", WAIT_S)
+    # Both engines applied the same changes to the database at once: neither failed at it.
+    for log in setup.logs:
+        assert "applying grant changes failed" not in log.read_text(), log.read_text()
 
 
 def test_a_stopped_sidecar_holds_a_removal_back_without_taking_the_engines_out(setup):

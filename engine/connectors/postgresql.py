@@ -221,6 +221,7 @@ class PostgresSink:
 
     name = SINK
     provisions = True  # an activation it refuses, or never takes, is ended (lifecycle.grants)
+    shared = True  # one for every engine on the store: reconciled by one at a time
 
     def __init__(
         self,

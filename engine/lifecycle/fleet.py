@@ -380,6 +380,7 @@ class FleetSink:
     polls; `held` is what the outbox's cursor may move to."""
 
     name = "fleet"
+    shared = True  # one for every engine on the store: reconciled by one at a time
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet

@@ -85,6 +85,19 @@ class Setup:
             found = db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone()
         return found is not None
 
+    def sweeping(self) -> str:
+        """Which engine holds the sweeper lease now ("a" or "b")."""
+        holder = wait_for(lambda: _sweeper(self.dsn), "an engine to sweep", WAIT_S)[0]
+        port = holder.rsplit(":", 1)[1]
+        return next(n for n, e in self.engines.items() if e.url.endswith(f":{port}"))
+
+    def copy_a_role_by_hand(self, grant_id: str) -> str:
+        """A managed role no grant holds, made in the database as someone might."""
+        copy = f"dv_copy{grant_id}"
+        with psycopg.connect(self.postgres.dsn("analytics"), autocommit=True) as pg:
+            pg.execute(f'CREATE ROLE "{copy}" LOGIN IN ROLE {MANAGED}')
+        return copy
+
     def fleet(self, through: str) -> dict[str, dict[str, Any]]:
         answer = self.engines[through].as_("erin").get("/v1/fleet")
         assert answer.status_code == 200, answer.text
@@ -184,6 +197,19 @@ def test_a_grant_through_one_engine_and_a_revoke_through_the_other_reach_every_s
         return asked <= {e["decision_id"] for e in page["events"]}
 
     wait_for(logged, "every sidecar's decisions in the one decision log", WAIT_S)
+
+    # A role made by hand: the engine that sweeps puts it right, the other leaves it be.
+    def repairs() -> dict[str, int]:
+        return {
+            name: log.read_text().count("the grants in postgresql differ from the store")
+            for name, log in zip(setup.engines, setup.logs, strict=True)
+        }
+
+    sweeping, before = setup.sweeping(), repairs()
+    copy = setup.copy_a_role_by_hand(grant_id)
+    wait_for(lambda: not setup.role_exists(copy), "the copied role to be removed", WAIT_S)
+    after = repairs()
+    assert {n: after[n] - before[n] for n in after} == {n: int(n == sweeping) for n in after}
     # Both engines applied the same changes to the database at once: neither failed at it.
     for log in setup.logs:
         assert "applying grant changes failed" not in log.read_text(), log.read_text()
@@ -222,8 +248,7 @@ def test_the_sweeping_engine_killed_the_other_serves_sweeps_and_reconciles(setup
     expiring = setup.grant("b", duration="3s")
     assert setup.role_exists(role_name(expiring))
     holder = wait_for(lambda: _sweeper(setup.dsn), "an engine to hold the sweeper lease", WAIT_S)
-    port = holder[0].rsplit(":", 1)[1]
-    dead = next(n for n, e in setup.engines.items() if e.url.endswith(f":{port}"))
+    dead = setup.sweeping()
     alive = "b" if dead == "a" else "a"
     survivor = setup.engines[alive]
 
@@ -255,9 +280,7 @@ def test_the_sweeping_engine_killed_the_other_serves_sweeps_and_reconciles(setup
 
     # Someone makes a managed role by hand: the survivor's reconcile removes it, and
     # the grant that stays keeps its role.
-    copy = f"dv_copy{kept}"
-    with psycopg.connect(setup.postgres.dsn("analytics"), autocommit=True) as pg:
-        pg.execute(f'CREATE ROLE "{copy}" LOGIN IN ROLE {MANAGED}')
+    copy = setup.copy_a_role_by_hand(kept)
     wait_for(lambda: not setup.role_exists(copy), "the survivor to remove the copied role", WAIT_S)
     assert setup.role_exists(role_name(kept))
     trail = survivor.as_("bob").get("/v1/audit").json()["events"]

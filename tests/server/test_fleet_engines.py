@@ -12,8 +12,10 @@ all three deny; a stopped sidecar holds the removal back (every engine stays rea
 enforcement check says so) and catches up when restarted; and when the engine holding the
 sweeper lease is killed, the load balancers send its sidecars to the other, which keeps
 serving, expires a grant (every sidecar denies it, its role is dropped) and puts right a
-role someone made by hand in the database. Every wait is bounded; nothing asserts how
-long a step took.
+role someone made by hand in the database (only the engine holding the sweep lease
+reconciles the shared sinks); the killed engine, restarted, holds the grants changed while
+it was down and its revoke reaches every sidecar. Every wait is bounded; nothing asserts
+how long a step took.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Setup:
     engines: dict[str, Engine]
     balancers: dict[str, FaultyProxy]  # by sidecar: its load balancer
     logs: tuple[Path, ...]
+    config: Path
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
 
     def grant(self, through: str, subject: str = "alice", duration: str = "1h") -> str:
@@ -139,7 +142,7 @@ def setup(
             balancers = {name: FaultyProxy(engines[POLLS[name]].url) for name in NAMES}
             for balancer in balancers.values():
                 balancer.__enter__()
-            done = Setup(dsn, postgres, engines, balancers, (tmp / "a.log", tmp / "b.log"))
+            done = Setup(dsn, postgres, engines, balancers, (tmp / "a.log", tmp / "b.log"), config)
             try:
                 for name in NAMES:
                     made = subprocess.run(
@@ -293,6 +296,21 @@ def test_the_sweeping_engine_killed_the_other_serves_sweeps_and_reconciles(setup
     assert not setup.role_exists(role_name(kept))
     assert healthy(survivor.url, enforcement=True)
     assert Caller(survivor.url).get("/health").status_code == 200
+    later = setup.grant(alive)  # made while the killed engine is down
+
+    # The killed engine comes back (a new port): its OPA holds what the store holds, and
+    # a revoke through it reaches every sidecar, whichever engine each one polls.
+    tokens = setup.engines[alive].tokens
+    with serve_process("--config", str(setup.config), log=setup.logs[0].with_name("c.log")) as c:
+        again = Engine(c.url, c, tokens)
+        assert again.allows("alice") and not again.allows("dave")
+        for name in ("opa-1", "opa-2"):
+            setup.balancers[name].upstream = again.url
+        revoked = again.as_("bob").post(f"/v1/grants/{later}/revoke", {"reason": "done"})
+        assert revoked.status_code == 200, revoked.text
+        assert setup.allowing() == []
+        assert not survivor.allows() and not again.allows()
+        assert not setup.role_exists(role_name(later))
     # What both engines and the sidecars' uploads wrote: one chain each, intact.
     for command in (["audit", "verify"], ["log", "verify"]):
         done = CliRunner().invoke(cli, [*command, "--db", setup.dsn])

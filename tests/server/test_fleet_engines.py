@@ -24,6 +24,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ from datavisa.cli.main import cli
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.connectors.postgresql import MANAGED, role_name
 from datavisa.engine.ledger.decision_log import KEY_ENV
+from datavisa.engine.lifecycle.fleet import Fleet as FleetState
+from datavisa.engine.lifecycle.fleet import FleetConfig
 from datavisa.engine.local_postgres import LocalPostgres
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
@@ -315,3 +319,30 @@ def test_the_sweeping_engine_killed_the_other_serves_sweeps_and_reconciles(setup
     for command in (["audit", "verify"], ["log", "verify"]):
         done = CliRunner().invoke(cli, [*command, "--db", setup.dsn])
         assert done.exit_code == 0, done.output
+
+
+def test_an_opa_heard_from_by_one_engine_is_waited_for_by_every_engine(service):
+    """In-process, two engines' fleet states on one store: opa-3 polls and reports to B
+    only; a change made through A waits for it, and A shows it current."""
+    store = service.engine.store
+    config = FleetConfig(opas=("opa-3",), confirm_within_s=10.0)
+    a, b = FleetState(store, config), FleetState(store, config)
+    with store.transaction():
+        store.add_grant_change(time.time(), "alice", "g-1", "add")
+    seq = a.head()
+    assert a.wait_confirmed(seq, 10.0) < seq  # never heard from by anyone: not waited for
+    assert a.view()[0].stale and a.view()[0].last_contact is None
+
+    b.contact("opa-3")  # it polls B
+    wait_for(lambda: not a.view()[0].stale, "A to learn that B heard from opa-3")
+    assert a.view()[0].last_contact is not None
+    report = {"bundles": {"grants": {"active_revision": str(seq)}}}
+    later = threading.Timer(0.2, b.report, ["opa-3", report])  # ... and reports to B
+    later.start()
+    try:
+        assert a.wait_confirmed(seq, 10.0) == seq  # A waited for it
+    finally:
+        later.join()
+    # An OPA not in fleet.opas is never written down for the other engines.
+    b.contact("rogue-opa")
+    assert "rogue-opa" not in {m.name for m in a.view()}

@@ -181,7 +181,7 @@ alerts contains _alert("access_after_grant_end", severity, _in.subject, _in.reso
 	gap_ns := _at_ns - ended.ended_ns
 	gap_ns >= 0
 	gap_ns <= _ns(cfg.within_s)
-	msg := sprintf("%s tried %s on %s from %s %ds after their grant %s was %s", [_in.subject, _in.action, _in.resource, _in.location, gap_ns / 1000000000, ended.grant_id, ended.state])
+	msg := sprintf("%s tried %s on %s from %s %ds after their grant %s was %s", [_in.subject, _in.action, _in.resource, _in.location, floor(gap_ns / 1000000000), ended.grant_id, ended.state])
 }
 
 alerts contains _alert("outside_working_hours", cfg.severity, _in.subject, _in.resource, msg, [_event.decision_id]) if {

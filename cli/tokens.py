@@ -135,6 +135,10 @@ def list_(db_path: Path, as_json: bool) -> None:
 def revoke(token_id: str, as_: str | None, db_path: Path, as_json: bool) -> None:
     """Revoke token TOKEN_ID; calls made with it fail from now on.
 
+    A running `datavisa serve` on the same database refuses the token at once on every
+    route but the access check, which trusts a token it verified in the last second, so
+    refuses it there within one second.
+
     \b
     Example:
       datavisa token revoke 3f9c2a71b0de

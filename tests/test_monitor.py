@@ -104,6 +104,28 @@ def test_an_access_just_after_a_grant_was_revoked(engine, monitor):
     assert f"after their grant {req.id} was revoked" in alert.message
 
 
+def test_records_judged_in_one_batch_each_see_the_grant_that_ended_before_them(engine, monitor):
+    def grant() -> str:
+        req = engine.request("alice", CONFIDENTIAL, ["read"], 1200, "DE", "INC-1")
+        engine.approve(req.id, "bob", "DE")
+        return req.id
+
+    first = grant()
+    engine.relinquish(first, "alice", "done")
+    monitor.run_once()  # what came before is history; the rest is judged in one batch
+    early = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    second = grant()
+    engine.revoke(second, "bob", "done")
+    late = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    found = sorted(raised(monitor, "access_after_grant_end"), key=lambda a: a.severity)
+    assert [(a.severity, a.decision_id) for a in found] == [
+        ("high", late.decision_id),  # after the second grant was revoked
+        ("medium", early.decision_id),  # after the first was relinquished, before the second
+    ]
+    assert f"after their grant {second} was revoked" in found[0].message
+    assert f"after their grant {first} was relinquished" in found[1].message
+
+
 def test_approvals_concentrated_on_one_approver(engine, monitor):
     for n in range(5):
         req = engine.request("alice", CONFIDENTIAL, ["read"], 600, "DE", f"INC-{n}")

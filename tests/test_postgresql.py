@@ -376,8 +376,10 @@ def test_health_and_metrics_show_a_removal_the_database_has_not_confirmed(
     service = Service(engine, tokens)
     try:
         assert any(
-            "not yet removed from postgresql" in problem for problem in service.problems()
-        ), service.problems()
+            "not yet removed from postgresql" in problem
+            for problem in service.enforcement_problems()
+        ), service.enforcement_problems()
+        assert not service.problems()  # held back, not unready
         metrics = service.metrics.render().decode()
         assert any(
             'sink="postgresql"' in line and line.split()[-1] not in ("0", "0.0")

@@ -375,6 +375,11 @@ def _serve(
         if store.hold_lease(SWEEPER_LEASE, service.instance, SWEEP_LEASES * cfg.sweep_every_s):
             engine.sweep()
 
+    # ... and reconciles the sinks every engine shares (each reconciles its own OPA).
+    engine.grants.reconciles_shared = lambda: (
+        store.held_leases(SWEEPER_LEASE).get(SWEEPER_LEASE) == service.instance
+    )
+
     periodic = [
         Periodic(cfg.sweep_every_s, sweep, "sweeper"),
         # Says this engine runs, so the others wait for its OPA when they end a grant.

@@ -2,7 +2,8 @@
 and the rules its input is held to.
 
 `Service` holds the running parts together and answers for them as a whole: whether
-they can decide correctly now (`problems`, behind /health), what Prometheus sees
+they can decide correctly now (`problems`, behind /health), whether every removal of
+access is in force everywhere (`enforcement_problems`), what Prometheus sees
 (`snapshot`), and where the records' heads are (`heads`, behind the dashboard's stream).
 Access checks that arrive together are decided together (`checks`). Which API operations
 each token role may call is the table in `permissions`, loaded from OPA at start.
@@ -86,7 +87,8 @@ class Service:
         return self._probe.ready()
 
     def problems(self) -> list[str]:
-        """Why the service cannot answer decisions correctly now; empty when it can."""
+        """Why the service cannot answer decisions correctly now (not ready: its store or
+        its own OPA is not usable); empty when it can."""
         problems = []
         if not self.permissions.loaded:
             problems.append("the API permissions are not loaded from OPA: every call is refused")
@@ -94,10 +96,18 @@ class Service:
             problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
+        problems += self.engine.store.problems()
+        return problems
+
+    def enforcement_problems(self) -> list[str]:
+        """The removals of access some system (a sink: an engine's OPA, a fleet OPA, a
+        database) still holds back; empty when every ended grant is gone everywhere. The
+        engine's own checks deny meanwhile, so this is not a reason to be unready."""
         try:
             lags = self.engine.grants.lag()
-        except StorageUnavailable:  # a database gone: the store's problems say so below
-            lags = []
+        except StorageUnavailable:  # a database gone: readiness says so
+            return []
+        problems = []
         for lag in lags:
             if lag.removals:
                 age = time.time() - lag.removed[0].at
@@ -111,7 +121,6 @@ class Service:
                 for m in self.fleet.view()
                 if m.trusted and m.lag
             ]
-        problems += self.engine.store.problems()
         return problems
 
     def snapshot(self) -> Snapshot:

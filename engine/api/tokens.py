@@ -4,6 +4,13 @@ A token reads `dvt_<id>_<secret>`: the id finds its row, the secret (32 random b
 is what proves it. The store holds the SHA-256 of the whole token, never the token, and
 compares hashes in constant time. The acting subject of every API call is the token's;
 its role says which API operations it may call at all (rego/datavisa/api decides).
+
+`TokenStore.verify_recent` is `verify` for the access check's fast lane: a token verified
+within the last VERIFIED_FOR_S is trusted again without a query (keyed by the token's
+hash, at most RECENT_MAX of them). A revoke through the same TokenStore (serve's own, the
+engine's) forgets it at once; a revoke by another process on the same store (`datavisa
+token revoke`, another engine) reaches the fast lane within VERIFIED_FOR_S, every other
+route at once.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,8 @@ SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 # Hashed when the id is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
+VERIFIED_FOR_S = 1.0  # how long verify_recent trusts a token it verified, without a query
+RECENT_MAX = 1024  # tokens verify_recent remembers at most (the oldest verified go first)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,9 @@ class TokenStore:
     def __init__(self, where: Path | str | Store) -> None:
         self._owned = not isinstance(where, Store)
         self.store = open_store(where) if not isinstance(where, Store) else where
+        # verify_recent's memory: the token's hash -> (its principal, verified when).
+        self._recent: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._recent_lock = threading.Lock()  # a verify racing a revoke remembers nothing
 
     @property
     def db(self) -> Any:
@@ -108,6 +122,28 @@ class TokenStore:
             return None
         return Principal(subject=row[0], role=row[1], token_id=token_id)
 
+    def verify_recent(self, token: str) -> Principal | None:
+        """`verify`, trusting what it verified within VERIFIED_FOR_S (see the module doc):
+        the hot path's token costs a hash, not a query. Only a live token is remembered."""
+        key, now = _hash(token), time.monotonic()
+        if (known := self._recent.get(key)) is not None and now - known[1] < VERIFIED_FOR_S:
+            return known[0]
+        with self._recent_lock:  # revoke forgets after its commit, under the same lock
+            principal = self.verify(token)
+            if principal is None:
+                self._recent.pop(key, None)
+                return None
+            self._recent[key] = principal, now
+            while len(self._recent) > RECENT_MAX:
+                self._recent.popitem(last=False)
+        return principal
+
+    def _forget(self, token_id: str) -> None:
+        with self._recent_lock:
+            for key, (principal, _) in list(self._recent.items()):
+                if principal.token_id == token_id:
+                    del self._recent[key]
+
     def list(self) -> list[TokenRecord]:
         rows = list(
             self.db["tokens"].rows_where(
@@ -133,6 +169,7 @@ class TokenStore:
                 raise NotFound(f"no token with id {token_id!r}")
             if changed:
                 self._audit(db, "token_revoked", TokenRecord(*row), actor, now)
+        self._forget(token_id)  # after the commit: no verify can remember it from now on
         return TokenRecord(*row)
 
     @staticmethod

@@ -118,6 +118,12 @@ class ProvisioningError(DataVisaError):
 
 
 DUPLICATE_OBJECT = "42710"  # CREATE ROLE of a role that exists
+# ... and of one another engine is creating at that moment: the catalog's unique index
+UNIQUE_VIOLATION = "23505"
+# What engines sharing a store get when they change one role at once ("tuple concurrently
+# updated"), or a deadlock or serialization failure: retried, never a refusal.
+CONCURRENT = {"XX000", "40001", "40P01"}
+UNDEFINED_OBJECT = "42704"  # a role that no longer exists: another engine removed it
 
 
 def role_name(grant_id: str) -> str:
@@ -215,6 +221,7 @@ class PostgresSink:
 
     name = SINK
     provisions = True  # an activation it refuses, or never takes, is ended (lifecycle.grants)
+    shared = True  # one for every engine on the store: reconciled by one at a time
 
     def __init__(
         self,
@@ -406,7 +413,7 @@ class PostgresSink:
         try:
             step(plan)
         except ProvisioningError as e:
-            if e.sqlstate == DUPLICATE_OBJECT:
+            if e.sqlstate in (DUPLICATE_OBJECT, UNIQUE_VIOLATION):
                 # Made meanwhile by another engine sharing this store: it is held, and
                 # the next reconcile compares it with the grant like any other.
                 log.info("grant %s: role %s exists already", plan.grant_id, plan.role)
@@ -490,8 +497,14 @@ class PostgresSink:
         conn = self._connection(held.connection)
         role = sql.Identifier(held.role)
         database = held.about.get("database")
-        with self._admin(conn, None) as db:
-            db.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+        try:
+            with self._admin(conn, None) as db:
+                db.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+        except ProvisioningError as e:
+            if e.sqlstate != UNDEFINED_OBJECT:
+                raise
+            self._removed(held, f"role {held.role} already dropped (by another engine)")
+            return
         if database:
             try:
                 with self._admin(conn, str(database)) as db:
@@ -532,6 +545,9 @@ class PostgresSink:
                 with self._admin(conn, None) as db:
                     db.execute(sql.SQL("DROP ROLE {}").format(role))
             except ProvisioningError as e:  # privileges elsewhere: keep it disabled
+                if e.sqlstate == UNDEFINED_OBJECT:  # another engine dropped it meanwhile
+                    self._removed(held, f"role {held.role} already dropped (by another engine)")
+                    return
                 owns, why = True, f": {e}"
         if owns:
             with self._admin(conn, None) as db:
@@ -544,6 +560,9 @@ class PostgresSink:
                 )
             state = KEPT
             detail = f"role {held.role} disabled and kept (it owns objects){why}"
+        self._removed(held, detail, state)
+
+    def _removed(self, held: Held, detail: str, state: str = REMOVED) -> None:
         log.info("grant %s: %s", held.grant_id, detail)
         self.store.set_provisioning(self.name, held.grant_id, state, detail, self.clock())
         self._plans = {key: plan for key, plan in self._plans.items() if key[0] != held.grant_id}
@@ -619,18 +638,22 @@ class PostgresSink:
         if (conn.dsn, conn.managed_role) in self._managed_on:
             return
         managed = sql.Identifier(conn.managed_role)
-        with self._admin(conn, None) as db:
-            exists = db.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", [conn.managed_role]
-            ).fetchone()
-            if not exists:
-                db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(managed))
-                db.execute(
-                    sql.SQL("COMMENT ON ROLE {} IS {}").format(
-                        managed,
-                        sql.Literal("DataVisa: its members are the roles of live grants"),
+        try:
+            with self._admin(conn, None) as db:
+                exists = db.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", [conn.managed_role]
+                ).fetchone()
+                if not exists:
+                    db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(managed))
+                    db.execute(
+                        sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                            managed,
+                            sql.Literal("DataVisa: its members are the roles of live grants"),
+                        )
                     )
-                )
+        except ProvisioningError as e:
+            if e.sqlstate not in (DUPLICATE_OBJECT, UNIQUE_VIOLATION):
+                raise  # else another engine made it at that moment
         self._managed_on.add((conn.dsn, conn.managed_role))
 
     @contextmanager
@@ -669,6 +692,10 @@ class PostgresSink:
                 f"PostgreSQL connection {conn.name}: {conn.scrub(str(e)).strip()}"
             ) from None
         except psycopg.Error as e:
+            if getattr(e, "sqlstate", None) in CONCURRENT:
+                raise SinkUnavailable(
+                    f"PostgreSQL ({conn.name}): {conn.scrub(str(e)).strip()}; retrying"
+                ) from None
             raise ProvisioningError(
                 f"PostgreSQL ({conn.name}) refused: {conn.scrub(str(e)).strip()}",
                 getattr(e, "sqlstate", None),

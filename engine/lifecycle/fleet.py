@@ -12,11 +12,13 @@ grants revision R holds every change up to outbox row R, on any engine sharing t
 revision an OPA holds, when the outbox still has every row since), wakes the long polls
 when the outbox moves, and records status reports: each trusted OPA's confirmed grants
 revision is a cursor in the store (`opa:NAME`), so it survives a restart and is shared by
-engines on one database. A report from an OPA not in `FleetConfig.opas` is recorded and
-shown, never trusted. `FleetSink` is the fleet in the grant outbox: it has applied a change
-once every trusted OPA confirmed a revision at or past it; `held` waits for that a bounded
-time (`confirm_within`), so a revoke answers once the fleet denies, or names the OPAs that
-have not confirmed.
+engines on one database; so is when one was last heard from (`opa-contact:NAME`, in ms),
+since a sidecar polls one engine while a change made through another waits for it. A
+report from an OPA not in `FleetConfig.opas` is recorded and shown, never trusted.
+`FleetSink` is the fleet in the grant outbox: it has applied a change once every trusted
+OPA confirmed a revision at or past it; `held` waits for that a bounded time
+(`confirm_within`), so a revoke answers once the fleet denies, or names the OPAs that have
+not confirmed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..model.errors import DataVisaError
+from ..model.errors import DataVisaError, StorageUnavailable
 from ..policy.bundle import sidecar
 from ..store import Store
 from .grants import GRANTS_PATH, live_grants
@@ -50,6 +52,7 @@ DEFAULT_STALE_AFTER_S = 30.0
 DEFAULT_LONG_POLL_S = 10
 _LOOK_AGAIN_S = 0.02  # a revoke waiting for the fleet reads the store this often
 _MAX_DELTA_ROWS = 5_000  # more changes than this since an OPA's revision: a snapshot
+CONTACT_EVERY_S = 1.0  # how often an engine writes down that it heard from a trusted OPA
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class Fleet:
         self._policy: bytes | None = None
         self._policy_lock = threading.Lock()  # built once, by the first sidecar to ask
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._shared: dict[str, float] = {}  # by OPA: when its contact was last written down
         # Called when a trusted OPA confirms a newer revision (serve: the outbox runner
         # looks again at once, so a late confirmation lands without waiting out a backoff).
         self.on_confirm: Callable[[], None] | None = None
@@ -294,9 +298,34 @@ class Fleet:
         return member
 
     def contact(self, name: str) -> None:
-        """`name` asked for a bundle: it is alive."""
+        """`name` asked for a bundle: it is alive (written down for the other engines from
+        a thread of its own: the bundle routes call this on the event loop)."""
+        now = self.clock()
         with self._lock:
-            self._member(name).last_contact = self.clock()
+            member = self._member(name)
+            member.last_contact = now
+            due = self._share_due(member, now)
+        if due:
+            threading.Thread(target=self._share_contact, args=(name, now), daemon=True).start()
+
+    def _share_due(self, member: Member, now: float) -> bool:
+        """Whether a trusted OPA's contact is to be written down now; under `_lock`."""
+        if not member.trusted or now - self._shared.get(member.name, 0.0) < CONTACT_EVERY_S:
+            return False
+        self._shared[member.name] = now
+        return True
+
+    def _share_contact(self, name: str, now: float) -> None:
+        # A store gone: /health says so.
+        with contextlib.suppress(StorageUnavailable), self.store.transaction(durable=False):
+            self.store.set_cursor(f"opa-contact:{name}", int(now * 1000))
+
+    def last_contact(self, member: Member) -> float | None:
+        """When any engine on the store last heard from `member` (this one, for an OPA
+        not trusted)."""
+        shared = self.store.cursor(f"opa-contact:{member.name}") if member.trusted else None
+        heard = [t for t in (member.last_contact, shared and shared / 1000) if t]
+        return max(heard) if heard else None
 
     def report(self, name: str, status: dict[str, Any]) -> Member:
         """Record OPA `name`'s status report (OPA's status plugin's body); a trusted OPA's
@@ -315,11 +344,14 @@ class Fleet:
         with self._lock:
             member = self._member(name)
             member.last_contact = member.last_report = now
+            due = self._share_due(member, now)
             member.reported_revision = active if isinstance(active, str) else None
             policy_rev = policy.get("active_revision")
             member.policy_revision = policy_rev if isinstance(policy_rev, str) else None
             member.errors = [e[:300] for e in errors[:10]]
             trusted = member.trusted
+        if due:
+            self._share_contact(name, now)
         if trusted and revision is not None and min(revision, self.head()) > self.confirmed(name):
             with self.store.transaction(durable=False):
                 self.store.set_cursor(f"opa:{name}", min(revision, self.head()))
@@ -334,10 +366,9 @@ class Fleet:
         return self.store.cursor(f"opa:{name}") or 0
 
     def _current(self, member: Member, now: float) -> bool:
-        """Heard from within stale_after: worth waiting for."""
-        return member.last_contact is not None and now - member.last_contact < (
-            self.config.stale_after_s
-        )
+        """Heard from, by any engine, within stale_after: worth waiting for."""
+        heard = self.last_contact(member)
+        return heard is not None and now - heard < self.config.stale_after_s
 
     def unconfirmed(self, seq: int) -> list[str]:
         """The trusted OPAs that do not yet hold outbox row `seq`."""
@@ -356,7 +387,8 @@ class Fleet:
                 return seq
             now, left = self.clock(), deadline - time.monotonic()
             with self._lock:
-                heard = [n for n in confirmed if self._current(self.members[n], now)]
+                members = [Member(**vars(self.members[n])) for n in confirmed]
+            heard = [m.name for m in members if self._current(m, now)]
             waiting = [n for n in heard if confirmed[n] < seq]
             if not waiting or left <= 0:
                 return held
@@ -372,6 +404,7 @@ class Fleet:
             members = [Member(**vars(m)) for m in members]
         out = []
         for member in members:
+            member.last_contact = self.last_contact(member)
             if member.trusted:
                 confirmed = self.confirmed(member.name)
             else:
@@ -405,6 +438,7 @@ class FleetSink:
     polls; `held` is what the outbox's cursor may move to."""
 
     name = "fleet"
+    shared = True  # one for every engine on the store: reconciled by one at a time
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -154,6 +155,9 @@ class Grants:
         self.changed = threading.Event()
         self.drift_repairs: dict[str, int] = {}  # by sink: times reconcile put it right
         self.drifts: list[dict[str, Any]] = []  # drift found, not yet handed to the monitor
+        # Whether this engine reconciles the sinks every engine on the store shares (those
+        # marked `shared`: the fleet, a database); serve: the one holding the sweep lease.
+        self.reconciles_shared: Callable[[], bool] = lambda: True
 
     @staticmethod
     def _cursor(sink: Sink) -> str:
@@ -219,8 +223,12 @@ class Grants:
         """Compare what each sink (or each of `sinks`) holds with the store; put right any
         that differs. The names of the sinks that had drifted."""
         drifted = []
+        if sinks is None:  # the periodic round: a shared sink by one engine at a time
+            shared = any(getattr(s, "shared", False) for s in self.sinks)
+            mine = not shared or self.reconciles_shared()
+            sinks = [s for s in self.sinks if mine or not getattr(s, "shared", False)]
         with self._lock:
-            for sink in self.sinks if sinks is None else sinks:
+            for sink in sinks:
                 try:
                     held, wanted = sink.read_all(), live_grants(self.store)
                     if relevant := getattr(sink, "relevant", None):

@@ -33,10 +33,12 @@ def wait_for(find: Any, what: str, timeout_s: float = WAIT_S) -> Any:
     raise AssertionError(f"gave up after {timeout_s}s waiting for {what}")
 
 
-def healthy(url: str) -> bool:
-    """Whether the server at `url` answers /health with 200 (ready)."""
+def healthy(url: str, enforcement: bool = False) -> bool:
+    """Whether the server at `url` answers /health with 200 (ready); with `enforcement`,
+    whether every removal of access is in force everywhere too."""
+    params = {"enforcement": "true"} if enforcement else {}
     try:
-        return requests.get(url + "/health", timeout=2).status_code == 200
+        return requests.get(url + "/health", params=params, timeout=2).status_code == 200
     except requests.RequestException:
         return False
 

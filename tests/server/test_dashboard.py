@@ -143,3 +143,21 @@ def test_an_approver_approves_from_the_dashboard(monitored_api, browser):
     expect(pending).to_have_count(0)
     approved = monitored_api.as_("bob").get(f"/v1/requests/{req['id']}/approvals").json()
     assert [(a["approver"], a["location"]) for a in approved["approvals"]] == [("bob", "DE")]
+
+
+def test_a_transfer_shows_as_a_copy_to_its_region(monitored_api, browser):
+    body = {"resource": RESOURCE, "target_region": "azure:westeurope", "keep": "1h"}
+    filed = monitored_api.as_("alice").post(
+        "/v1/transfers",
+        body | {"window": "30m", "reason": "CHG-1 nightly sync", "importer": "acme-gmbh"},
+    )
+    assert filed.status_code == 201, filed.text
+    token, _ = monitored_api.service.tokens.issue("bob")
+    page = open_dashboard(browser, monitored_api.url, token, LAPTOP)
+    pending = page.locator("#pending .items li", has_text=filed.json()["id"])
+    expect(pending.locator(".badge.kind")).to_have_text("transfer", timeout=WAIT_MS)
+    expect(pending).to_contain_text("copy to azure:westeurope for acme-gmbh")
+    access = monitored_api.request("alice", reason="INC-4711 churn report")  # no badge
+    plain = page.locator("#pending .items li", has_text=access["id"])
+    expect(plain).to_contain_text("alice → eu-customer-analytics", timeout=WAIT_MS)
+    expect(plain.locator(".badge.kind")).to_have_count(0)

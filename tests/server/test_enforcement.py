@@ -55,8 +55,8 @@ class Setup:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def health(self) -> requests.Response:
-        return self.api.anonymous().get("/health")
+    def health(self, **params: str) -> requests.Response:
+        return self.api.anonymous().get("/health", params=params)
 
     def metric(self, name: str) -> float:
         text = self.api.anonymous().get("/metrics").text
@@ -105,9 +105,13 @@ def test_a_revoke_opa_did_not_take_is_retried_until_opa_denies(setup: Setup):
     check = setup.engine_check()
     assert not check["allow"]
     assert [r["code"] for r in check["reasons"]] == ["grant_not_active"]
+    # Ready (the engine's checks deny), but the removal is held back: the enforcement check.
     health = setup.health()
-    assert health.status_code == 503
-    assert any("not yet removed from opa" in p for p in health.json()["problems"])
+    assert health.status_code == 200
+    assert health.json()["enforcement"]["status"] == "held_back"
+    enforced = setup.health(enforcement="true")
+    assert enforced.status_code == 503
+    assert any("not yet removed from opa" in p for p in enforced.json()["problems"])
     assert setup.metric("datavisa_grant_sink_unapplied_removals") == 1
     assert setup.metric("datavisa_grant_sink_lag_seconds") > 0
     # Policy says when that is an alert (removal_not_enforced, after_s in the bundle).
@@ -124,7 +128,9 @@ def test_a_revoke_opa_did_not_take_is_retried_until_opa_denies(setup: Setup):
 
     setup.proxy.refuse = lambda method, path: False
     wait_for(lambda: not setup.opa_allows(), "OPA to take the revoke")
-    wait_for(lambda: setup.health().status_code == 200, "/health to be ready again")
+    wait_for(
+        lambda: setup.health(enforcement="true").status_code == 200, "the removal in force again"
+    )
     assert setup.metric("datavisa_grant_sink_unapplied_removals") == 0
     assert setup.metric("datavisa_grant_sink_lag") == 0
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from live_server import RESOURCE, Api, Caller, uvicorn_thread, wait_for
+from live_server import RESOURCE, Api, Caller, healthy, uvicorn_thread, wait_for
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.config import from_dict
@@ -206,7 +206,7 @@ def test_grant_then_revoke_reaches_every_sidecar_before_the_answer(fleet):
     assert revoked.status_code == 200, revoked.text  # not 202: no sidecar still grants it
     denials = [s.ask() for s in sidecars]
     assert not any(d["result"]["allow"] for d in denials), denials
-    assert _healthy(fleet.url)
+    assert healthy(fleet.url, enforcement=True)
 
     # What the sidecars answered lands in the one decision log (OPA's upload to the engine).
     asked = {a["decision_id"] for a in answers + denials}
@@ -247,13 +247,19 @@ def test_a_stopped_sidecar_is_named_by_revoke_and_catches_up_when_restarted(flee
     assert revoked.status_code == 202, revoked.text
     assert revoked.json()["pending_sinks"] == ["fleet:opa-3"]
     assert not fleet.sidecars["opa-1"].allows() and not fleet.sidecars["opa-2"].allows()
-    health = requests.get(fleet.url + "/health", timeout=5)
+    # Ready (a load balancer keeps it), the removal held back (the enforcement check).
+    assert _healthy(fleet.url)
+    health = requests.get(fleet.url + "/health?enforcement=true", timeout=5)
     assert health.status_code == 503
     assert any("opa-3" in p for p in health.json()["problems"]), health.json()
     assert fleet.state()["opa-3"]["lag"] > 0
 
     third.start()  # fresh: no bundle until it downloads the live grants
-    wait_for(lambda: _healthy(fleet.url), "the restarted sidecar to confirm the revoke", WAIT_S)
+    wait_for(
+        lambda: healthy(fleet.url, enforcement=True),
+        "the restarted sidecar to confirm the revoke",
+        WAIT_S,
+    )
     assert not third.allows()
     assert fleet.state()["opa-3"]["lag"] == 0
 
@@ -501,9 +507,9 @@ def test_a_status_report_from_an_opa_not_in_the_fleet_is_shown_never_trusted(fle
     state = fleet.state()
     assert state["rogue-opa"]["trusted"] is False
     assert state["opa-2"]["lag"] > 0
-    assert requests.get(fleet.url + "/health", timeout=5).status_code == 503
+    assert requests.get(fleet.url + "/health?enforcement=true", timeout=5).status_code == 503
     fleet.sidecars["opa-2"].start()
-    wait_for(lambda: _healthy(fleet.url), "opa-2 to confirm the revoke", WAIT_S)
+    wait_for(lambda: healthy(fleet.url, enforcement=True), "opa-2 to confirm the revoke", WAIT_S)
 
 
 def test_opa_config_prints_a_working_sidecar_config_and_refuses_bad_input(fleet):

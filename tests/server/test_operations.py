@@ -18,7 +18,15 @@ def _metric(text: str, name: str) -> float:
 def test_health_is_ready_with_opa_answering(api):
     response = api.anonymous().get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "problems": [], "revision": "test"}
+    assert response.json() == {
+        "status": "ready",
+        "problems": [],
+        "revision": "test",
+        "enforcement": {"status": "enforced", "problems": []},
+    }
+    assert api.anonymous().get("/health", params={"enforcement": "true"}).status_code == 200
+    refused = api.anonymous().get("/health", params={"enforcement": "maybe"})
+    assert refused.status_code == 422 and "enforcement" in refused.text
 
 
 def test_metrics_count_decisions_grants_and_requests(api):

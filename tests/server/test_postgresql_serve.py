@@ -225,7 +225,8 @@ def test_a_removal_the_database_cannot_confirm_is_pending_until_an_admin_abandon
             revoked = served.as_("bob").post(f"/v1/grants/{grant_id}/revoke", {"reason": "x"})
             assert revoked.status_code == 202, revoked.text
             assert revoked.json()["pending_sinks"] == ["postgresql"]
-            health = requests.get(served.url + "/health", timeout=10)
+            assert requests.get(served.url + "/health", timeout=10).ok  # ready: checks deny
+            health = requests.get(served.url + "/health?enforcement=true", timeout=10)
             assert health.status_code == 503 and "not yet removed from postgresql" in health.text
             assert postgres.password not in health.text + revoked.text
             activity = served.as_("bob").get(f"/v1/grants/{grant_id}/activity").json()
@@ -247,7 +248,10 @@ def test_a_removal_the_database_cannot_confirm_is_pending_until_an_admin_abandon
 
             _wait_for(critical, "the removal_abandoned alert")
             assert critical()[0]["severity"] == "critical"
-            _wait_for(lambda: requests.get(served.url + "/health", timeout=10).ok, "ready")
+            _wait_for(
+                lambda: requests.get(served.url + "/health?enforcement=true", timeout=10).ok,
+                "nothing held back once abandoned",
+            )
 
             proxy.set_cut(False)  # it comes back: the role is still taken away
             _wait_for(lambda: not _role_exists(postgres, role_name(grant_id)), "the removal")

@@ -1,8 +1,18 @@
-"""Operations: readiness for load balancers and counters for Prometheus (no token)."""
+"""Operations: readiness for load balancers, enforcement for monitors, and counters for
+Prometheus (no token).
+
+`/health` follows OPA's own: plain, it says whether this engine is ready to serve (its
+store and its own OPA usable), the check a load balancer routes by; a query parameter
+adds a condition to the same check, as OPA's `?bundles=true` and `?plugins=true` do:
+`?enforcement=true` is 503 too while any system (an engine's OPA, a fleet OPA, a
+database) still holds a removed grant. A lagging sidecar so never takes every engine out
+of rotation, and a monitor still sees the removal held back: the body names it either way.
+"""
 
 import contextlib
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from ...model.errors import StorageUnavailable
@@ -17,18 +27,26 @@ router = APIRouter(route_class=JsonRoute)
 @router.get("/health", tags=["operations"])
 def health(
     service: Served,
+    enforcement: Annotated[
+        bool,
+        Query(description="503 also while a removed grant is still held by any system"),
+    ] = False,
 ) -> JSONResponse:
-    """Ready (200) only when OPA answers with its bundle active and holds the grants."""
+    """Ready (200) when OPA answers with its bundle active and holds the grants and the
+    store is usable; `enforcement` says whether every removal is in force everywhere, and
+    with `?enforcement=true` a removal held back makes the answer 503 too."""
     problems = service.problems()
+    held_back = service.enforcement_problems()
     body = {
         "status": "unready" if problems else "ready",
-        "problems": problems,
+        "problems": problems + (held_back if enforcement else []),
         "revision": service.engine.revision,
+        "enforcement": {"status": "held_back" if held_back else "enforced", "problems": held_back},
     }
     if service.fleet.members:  # each OPA of the fleet, its revision lag, stale or not
         with contextlib.suppress(StorageUnavailable):  # a database gone: problems say so
             body["fleet"] = fleet_dict(service)
-    return JSONResponse(body, status_code=503 if problems else 200)
+    return JSONResponse(body, status_code=503 if body["problems"] else 200)
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)

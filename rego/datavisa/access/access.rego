@@ -47,19 +47,6 @@ _usable[id] := grant if {
 	grant.countries[_] == input.location
 }
 
-# The common allow, found first by lookups in the facts shaped at bundle build time
-# (data.datavisa.lookup, engine/policy/bundle.py), without the residency context: no
-# sectoral rule names the data's tags, its tier accepts in_jurisdiction, the location is
-# a country of the data's jurisdiction (so in_jurisdiction is the basis), and a live grant
-# covers the action and the location. Then no rule below denies; otherwise they judge.
-_common_allow if {
-	facts := data.datavisa.lookup.resources[input.resource]
-	facts.inside[input.location]
-	facts.bases.in_jurisdiction
-	count(facts.sectoral) == 0
-	count(_usable) > 0
-}
-
 # METADATA
 # title: Allow
 # description: True when no rule denies the access.
@@ -106,13 +93,24 @@ deny contains {"code": "location_not_permitted", "message": msg} if {
 
 deny contains {"code": "location_not_permitted", "message": msg} if {
 	_tier.residency_checked
+	not _inside_accepted
 	found := residency.basis(_ctx)
 	not found in _tier.bases
 	msg := residency.unlawful_message(_ctx, _resource.tier, found, input.location)
 }
 
 deny contains reason if {
+	count(data.datavisa.lookup.resources[input.resource].sectoral) > 0
 	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
+}
+
+# The location is a country of the data's jurisdiction and its tier accepts that basis
+# (data.datavisa.lookup): in_jurisdiction is then the basis residency.basis finds, and
+# lawful, so the residency context need not be built.
+_inside_accepted if {
+	facts := data.datavisa.lookup.resources[input.resource]
+	facts.inside[input.location]
+	facts.bases.in_jurisdiction
 }
 
 _action_granted if {
@@ -140,9 +138,30 @@ _grant_fields := {"grant_id": grant_id, "expires_at": _expires_at} if allow
 
 default _grant_fields := {}
 
+# The common allow comes first, in one body, from lookups in the facts shaped at bundle
+# build time (data.datavisa.lookup, engine/policy/bundle.py) and without the residency
+# context: no sectoral rule names the data's tags, its tier accepts in_jurisdiction, the
+# location is a country of the data's jurisdiction (so in_jurisdiction is the basis), and
+# a live grant covers the action and the location; then no rule above denies. Its grant
+# is _chosen's, inlined: each rule a decision touches costs about as much as a lookup, so
+# this path touches none. Otherwise the rules above judge.
+
 # METADATA
 # title: Decision
 # description: The whole answer for the engine and for services asking OPA directly.
-decision := {"allow": true, "reasons": set(), "grant_id": grant_id, "expires_at": _expires_at} if {
-	_common_allow
+decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at": expires_at} if {
+	facts := data.datavisa.lookup.resources[input.resource]
+	facts.inside[input.location]
+	facts.bases.in_jurisdiction
+	count(facts.sectoral) == 0
+	now := time.now_ns()
+	best := min({[0 - g.expires_ns, id] |
+		some id, g in data.grants[input.subject]
+		g.resource == input.resource
+		g.starts_ns <= now
+		now < g.expires_ns
+		g.actions[_] == input.action
+		g.countries[_] == input.location
+	})
+	expires_at := time.format([0 - best[0], "UTC", "2006-01-02T15:04:05Z07:00"])
 } else := object.union({"allow": allow, "reasons": deny}, _grant_fields)

@@ -92,10 +92,11 @@ batch_alerts := [found | some judged in input.batch; found := alerts with input 
 # description: Each alert the event (or the periodic check) raises.
 alerts contains _alert("new_country", cfg.severity, _in.subject, _in.location, msg, [_event.decision_id]) if {
 	_kind in {"access", "request", "breakglass"}
+	seen_before := object.get(_history, "countries_seen", [])
+	not _in.location in seen_before
 	cfg := _rules.new_country
-	seen := {c | some c in object.get(_history, "countries_seen", [])}
+	seen := {c | some c in seen_before}
 	count(seen) >= cfg.min_history
-	not _in.location in seen
 	msg := sprintf("%s: %s on %s from %s, a country not seen for %s before (seen: %s)", [_kind, _in.subject, _in.resource, _in.location, _in.subject, concat(", ", sort(seen))])
 }
 
@@ -117,45 +118,45 @@ alerts contains _alert("break_glass_used", cfg.severity, _in.subject, _in.resour
 }
 
 alerts contains _alert("review_overdue", cfg.severity, review.subject, review.grant_id, msg, [review.decision_id]) if {
-	cfg := _rules.review_overdue
 	some review in object.get(_history, "breakglass_reviews", [])
+	cfg := _rules.review_overdue
 	time.now_ns() >= review.review_due_ns + _ns(cfg.grace_s)
 	due := time.format([review.review_due_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
 	msg := sprintf("break-glass grant %s of %s on %s was due for review at %s and is not reviewed; their break-glass is suspended", [review.grant_id, review.subject, review.resource, due])
 }
 
 alerts contains _alert("deletion_overdue", cfg.severity, copy.subject, copy.transfer_id, msg, [copy.decision_id]) if {
-	cfg := _rules.deletion_overdue
 	some copy in object.get(_history, "transfer_deletions", [])
+	cfg := _rules.deletion_overdue
 	time.now_ns() >= copy.delete_by_ns + _ns(cfg.grace_s)
 	due := time.format([copy.delete_by_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
 	msg := sprintf("the copy of %s in %s made under transfer %s of %s was due for deletion at %s and is not reported deleted; their transfers of data under the same localisation are blocked", [copy.resource, copy.target_region, copy.transfer_id, copy.subject, due])
 }
 
 alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, removal.grant_id, msg, [removal.grant_id]) if {
-	cfg := _rules.removal_not_enforced
 	some removal in object.get(_history, "unapplied_removals", [])
+	cfg := _rules.removal_not_enforced
 	time.now_ns() >= removal.ended_ns + _ns(cfg.after_s)
 	msg := sprintf("grant %s of %s ended but %s still holds it: the engine retries, and denies it on its own check endpoint meanwhile", [removal.grant_id, removal.subject, removal.sink])
 }
 
 alerts contains _alert("removal_abandoned", cfg.severity, removal.sink, removal.grant_id, msg, [removal.grant_id]) if {
-	cfg := _rules.removal_abandoned
 	some removal in object.get(_history, "abandoned_removals", [])
+	cfg := _rules.removal_abandoned
 	msg := sprintf("the removal of grant %s from %s was abandoned (%s): it may still hold there", [removal.grant_id, removal.sink, removal.detail])
 }
 
 alerts contains _alert("sink_drift", cfg.severity, drift.sink, drift.sink, msg, ids) if {
-	cfg := _rules.sink_drift
 	some drift in object.get(_history, "sink_drifts", [])
+	cfg := _rules.sink_drift
 	ids := [id | some id, _ in drift.grants]
 	how := concat(", ", sort([sprintf("%s %s", [id, kind]) | some id, kind in drift.grants]))
 	msg := sprintf("%s held grants other than the store's (%s): put right", [drift.sink, how])
 }
 
 alerts contains _alert("bulk_export", cfg.severity, done.subject, done.grant_id, msg, [done.grant_id]) if {
-	cfg := _rules.bulk_export
 	some done in object.get(_history, "statements", [])
+	cfg := _rules.bulk_export
 	some pattern in cfg.patterns
 	regex.match(concat("", ["(?is)", pattern]), done.statement)
 	msg := sprintf("%s ran a bulk export under grant %s: %s", [done.subject, done.grant_id, substring(done.statement, 0, 200)])
@@ -181,7 +182,7 @@ alerts contains _alert("access_after_grant_end", severity, _in.subject, _in.reso
 	gap_ns := _at_ns - ended.ended_ns
 	gap_ns >= 0
 	gap_ns <= _ns(cfg.within_s)
-	msg := sprintf("%s tried %s on %s from %s %ds after their grant %s was %s", [_in.subject, _in.action, _in.resource, _in.location, gap_ns / 1000000000, ended.grant_id, ended.state])
+	msg := sprintf("%s tried %s on %s from %s %ds after their grant %s was %s", [_in.subject, _in.action, _in.resource, _in.location, floor(gap_ns / 1000000000), ended.grant_id, ended.state])
 }
 
 alerts contains _alert("outside_working_hours", cfg.severity, _in.subject, _in.resource, msg, [_event.decision_id]) if {

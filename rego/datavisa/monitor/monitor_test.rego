@@ -211,6 +211,12 @@ test_access_after_grant_end_cites_the_access_and_the_grant if {
 	got.message == "alice tried read on eu-customer-analytics from DE 60s after their grant g1 was revoked"
 }
 
+test_access_after_grant_end_says_whole_seconds_of_a_gap_under_one if {
+	ended := {"grant_id": "g1", "state": "revoked", "ended_ns": _t0 - (_s / 2), "decision_id": "d-grant"}
+	got := _raised(_denied(_access, ["no_active_grant"]), {"last_grant_end": ended}).access_after_grant_end
+	got.message == "alice tried read on eu-customer-analytics from DE 0s after their grant g1 was revoked"
+}
+
 test_requests_outside_the_working_hours_of_the_datas_jurisdiction if {
 	cases := [
 		{"at": "2027-01-15T08:00:00Z", "resource": "eu-customer-analytics", "raised": false},

@@ -70,7 +70,7 @@ def sidecar_config(server: str, name: str, token: str, long_poll_s: int) -> dict
     "--token-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     metavar="FILE",
-    help="A service token the sidecar already has (its first line); without it one is "
+    help="A token the sidecar already has (its first line; role opa); without it one is "
     "issued to NAME in --db.",
 )
 @click.option(
@@ -94,8 +94,9 @@ def opa_config(
 
     The sidecar downloads the policy bundle and the live grants from the server's bundle
     service (long polling), reports its status there, and uploads its decisions to the
-    server's decision log. It calls with a service token for NAME, issued now in --db
-    unless --token-file gives one. List NAME under `fleet.opas` in the server's config:
+    server's decision log. It calls with a token of role `opa` for NAME (bundles, status
+    reports and decision logs, nothing else), issued now in --db unless --token-file
+    gives one. List NAME under `fleet.opas` in the server's config:
     only then do its status reports confirm grant changes (a revoke waits for it).
 
     \b
@@ -103,7 +104,7 @@ def opa_config(
       datavisa opa-config payments-opa --server http://10.0.0.5:8470 > opa.yaml
       opa run --server --addr 127.0.0.1:8181 --config-file opa.yaml
     """
-    from datavisa.engine.api.tokens import SERVICE, SUBJECT_PATTERN, TokenStore
+    from datavisa.engine.api.tokens import OPA, SUBJECT_PATTERN, TokenStore
     from datavisa.engine.policy.opa import read_token_file
 
     if not re.fullmatch(SUBJECT_PATTERN, name):
@@ -120,10 +121,10 @@ def opa_config(
         tokens = TokenStore(db_path)
         try:
             actor = os.environ.get("USER") or getpass.getuser()
-            token, record = tokens.issue(name, SERVICE, actor=actor)
+            token, record = tokens.issue(name, OPA, actor=actor)
         finally:
             tokens.close()
-        click.echo(f"token {record.id} issued to {name} (service)", err=True)
+        click.echo(f"token {record.id} issued to {name} (role opa)", err=True)
     config = sidecar_config(server, name, token, wait_s)
     if as_json:
         output.echo_json(config)

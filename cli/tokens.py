@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine.api.tokens import ROLES, SERVICE, USER, TokenRecord, TokenStore
+from datavisa.engine.api.tokens import MACHINES, ROLES, USER, TokenRecord, TokenStore
 from datavisa.engine.model.durations import rfc3339
 from datavisa.engine.policy.bundle import shipped_subjects
 
@@ -65,7 +65,8 @@ def token() -> None:
     help="user: acts on its own requests and grants; service: asks access checks about "
     "any subject and uploads decision logs (for PEPs); auditor: reads requests, the audit "
     "trail, the decision log and alerts, and changes nothing; admin: runs sweeps, revokes "
-    "anyone's grant, acknowledges alerts.",
+    "anyone's grant, acknowledges alerts; opa: a sidecar OPA's, downloads the bundles and "
+    "reports its status (datavisa opa-config issues these).",
 )
 @as_option
 @db_option
@@ -74,15 +75,15 @@ def issue(subject: str, role: str, as_: str | None, db_path: Path, as_json: bool
     """Issue a token for SUBJECT and print it (only this once).
 
     A user, auditor or admin token is for a subject in the policy's directory
-    (bundles/default/subjects.yaml); a service token may name any service, such as a
-    database proxy that is no person.
+    (bundles/default/subjects.yaml); a service or opa token may name any program, such as
+    a database proxy or a sidecar OPA, that is no person.
 
     \b
     Example:
       export DATAVISA_TOKEN=$(datavisa token issue alice)
       datavisa token issue db-proxy --role service --db /var/lib/datavisa/datavisa.db
     """
-    if role != SERVICE and subject not in shipped_subjects():
+    if role not in MACHINES and subject not in shipped_subjects():
         raise click.BadParameter(
             f"{subject!r} is not in the policy's directory; a {role} token acts as a person "
             "or service it knows (a service token may name any service: --role service)",

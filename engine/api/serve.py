@@ -49,7 +49,7 @@ from .config import ServeConfig
 from .limits import InputRules
 from .permissions import Permissions
 from .service import Service
-from .tokens import SERVICE, TokenStore
+from .tokens import OPA, TokenStore
 
 log = logging.getLogger("datavisa.service")
 
@@ -69,7 +69,7 @@ def bundle_revision(path: Path) -> str:
 
 
 CHECKPOINT_EVERY_S = 60.0
-OPA_SUBJECT = "datavisa-opa"  # whose service token the OPA serve runs uploads decisions with
+OPA_SUBJECT = "datavisa-opa"  # whose token the OPA serve runs uploads decisions with
 REVIEWS_EVERY_S = 60.0
 ENFORCEMENT_EVERY_S = 1.0
 SWEEPER_LEASE = "sweeper"
@@ -243,14 +243,14 @@ def _self_upload(
     tokens: TokenStore, base_url: str, instance: str | None = None
 ) -> tuple[DecisionUpload, str]:
     """How the OPA serve runs uploads the decisions services ask it directly to serve's own
-    POST /v1/logs: with a service token of its own, made now (any left live by a crash
-    are revoked first; of this engine only, when several share the store), and the
-    token's id, to revoke it when serve stops."""
+    POST /v1/logs: with an `opa` token of its own (it may upload, not ask), made now
+    (any left live by a crash are revoked first; of this engine only, when several share
+    the store), and the token's id, to revoke it when serve stops."""
     subject = OPA_SUBJECT if instance is None else f"{OPA_SUBJECT}@{instance}"
     for old in tokens.list():
         if old.subject == subject and old.revoked_at is None:
             tokens.revoke(old.id)
-    token, record = tokens.issue(subject, SERVICE)
+    token, record = tokens.issue(subject, OPA)
     url = urlsplit(base_url)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(url.hostname or "", url.hostname or "")
     local = f"[{host}]" if ":" in host else host

@@ -31,10 +31,12 @@ from ..model.errors import DataVisaError, NotFound
 from ..model.records import SYSTEM
 from ..store import Store, open_store
 
-USER, SERVICE, AUDITOR, ADMIN = "user", "service", "auditor", "admin"
+USER, SERVICE, AUDITOR, ADMIN, OPA = "user", "service", "auditor", "admin", "opa"
 # user: its own lifecycle; service: access checks about anyone, decision-log uploads;
-# auditor: reads everything, changes nothing; admin: sweeps, forced revokes, alerts.
-ROLES = (USER, SERVICE, AUDITOR, ADMIN)
+# auditor: reads everything, changes nothing; admin: sweeps, forced revokes, alerts;
+# opa: a sidecar OPA's (the bundles, its status reports, its decision logs).
+ROLES = (USER, SERVICE, AUDITOR, ADMIN, OPA)
+MACHINES = (SERVICE, OPA)  # roles whose subject is a program, not a person of the directory
 PREFIX = "dvt_"
 _ID_BYTES = 6
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{2 * _ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")

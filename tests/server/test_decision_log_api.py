@@ -119,7 +119,7 @@ def test_decisions_asked_of_serves_own_opa_land_in_its_log_once(tmp_path):
         assert len(loaded) == 1
         assert sorted(set(got) - set(loaded)) == sorted([engine_id, *asked])
         (uploader,) = [t for t in tokens.list() if t.subject == "datavisa-opa"]
-        assert (uploader.role, uploader.revoked_at) == ("service", None)
+        assert (uploader.role, uploader.revoked_at) == ("opa", None)
     (uploader,) = [t for t in tokens.list() if t.subject == "datavisa-opa"]
     assert uploader.revoked_at is not None  # serve revoked it when it stopped
     tokens.close()

@@ -368,11 +368,14 @@ def test_sidecars_run_only_the_access_decisions_modules_and_answer_as_serve_does
         {"subject": "bob", "resource": RESOURCE, "action": "read", "location": "DE"},
     ]
     fields = ("allow", "reasons", "grant_id", "expires_at")
+    store = TokenStore(fleet.db)
+    service = store.issue("db-proxy", "service")[0]  # a sidecar's own token asks no checks
+    store.close()
     for check in asked:
         answer = requests.post(
             sidecar.url + "/v1/data/datavisa/access/decision", json={"input": check}, timeout=5
         ).json()["result"]
-        engine = Caller(fleet.url, token).post("/v1/access/check", check)
+        engine = Caller(fleet.url, service).post("/v1/access/check", check)
         assert engine.status_code == 200, engine.text
         expected = {k: v for k, v in engine.json().items() if k in fields}
         assert {k: v for k, v in answer.items() if k in fields} == expected, check
@@ -416,7 +419,7 @@ def delta_api(service: Service) -> Iterator[Api]:
 
 
 def test_a_delta_bundle_carries_the_subjects_changed_since_the_revision_held(delta_api):
-    opa = delta_api.as_("opa-1", "service")
+    opa = delta_api.as_("opa-1", "opa")
     takes_deltas = {"Prefer": "modes=snapshot,delta"}
     grant = delta_api.grant("alice")
     etag = opa.get("/v1/bundles/grants").headers["etag"]
@@ -439,7 +442,7 @@ def test_a_delta_bundle_carries_the_subjects_changed_since_the_revision_held(del
 
 
 def test_the_grants_snapshot_follows_every_change_read_subject_by_subject(delta_api):
-    opa = delta_api.as_("opa-1", "service")
+    opa = delta_api.as_("opa-1", "opa")
     store = delta_api.service.fleet.store
 
     def served() -> dict[str, Any]:
@@ -493,7 +496,7 @@ def test_the_fleet_command_names_an_opa_never_heard_from_as_stale(service):
 
 def test_a_status_report_from_an_opa_not_in_the_fleet_is_shown_never_trusted(fleet):
     rogue = TokenStore(fleet.db)
-    token = rogue.issue("rogue-opa", "service")[0]
+    token = rogue.issue("rogue-opa", "opa")[0]
     rogue.close()
     grant = fleet.grant()
     head = fleet.state()["opa-1"]["grants_revision"]
@@ -510,6 +513,20 @@ def test_a_status_report_from_an_opa_not_in_the_fleet_is_shown_never_trusted(fle
     assert requests.get(fleet.url + "/health?enforcement=true", timeout=5).status_code == 503
     fleet.sidecars["opa-2"].start()
     wait_for(lambda: healthy(fleet.url, enforcement=True), "opa-2 to confirm the revoke", WAIT_S)
+
+
+def test_only_an_opa_token_downloads_the_bundles_and_it_asks_no_checks(fleet):
+    store = TokenStore(fleet.db)
+    gateway, sidecar = store.issue("db-proxy", "service")[0], store.issue("opa-7", "opa")[0]
+    store.close()
+    for path in ("/v1/bundles/grants", "/v1/bundles/policy"):
+        refused = Caller(fleet.url, gateway).get(path)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "forbidden"
+        assert Caller(fleet.url, sidecar).get(path).status_code == 200
+    assert Caller(fleet.url, gateway).post("/v1/access/check", {"subject": "alice", **CHECK}).ok
+    asked = Caller(fleet.url, sidecar).post("/v1/access/check", {"subject": "alice", **CHECK})
+    assert asked.status_code == 403, asked.text
 
 
 def test_opa_config_prints_a_working_sidecar_config_and_refuses_bad_input(fleet):

@@ -28,7 +28,7 @@ from datavisa.engine.policy.process import OpaProcess, free_port
 from datavisa.engine.policy.supervisor import OpaSupervisor
 from datavisa.engine.store.sqlite import Store
 
-USER, SERVICE, AUDITOR, ADMIN = "user", "service", "auditor", "admin"
+USER, SERVICE, AUDITOR, ADMIN, OPA = "user", "service", "auditor", "admin", "opa"
 READERS = {USER, AUDITOR, ADMIN}
 
 # Operation → the roles whose tokens may call it; every other role is refused.
@@ -53,15 +53,15 @@ ALLOWED = {
     "access.check": {USER, SERVICE},
     "gateway.authz": {USER, SERVICE},
     "audit.read": READERS,
-    "logs.upload": {SERVICE},
+    "logs.upload": {SERVICE, OPA},
     "logs.read": {AUDITOR},
     "alerts.list": {AUDITOR, ADMIN},
     "alerts.read": {AUDITOR, ADMIN},
     "alerts.ack": {ADMIN},
     "events.read": READERS,
-    "tokens.whoami": {USER, SERVICE, AUDITOR, ADMIN},
-    "bundles.read": {SERVICE},
-    "fleet.report": {SERVICE},
+    "tokens.whoami": {USER, SERVICE, AUDITOR, ADMIN, OPA},
+    "bundles.read": {OPA},
+    "fleet.report": {OPA},
     "fleet.read": {AUDITOR, ADMIN},
     "transfers.create": {USER},
     "transfers.check": {SERVICE},

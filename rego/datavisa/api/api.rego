@@ -12,10 +12,12 @@
 #   reporting their copies deleted). service: a policy
 #   enforcement point; asks access checks (about any subject) and uploads OPA's decision
 #   logs, and as a gateway's credential asks gateway.authz (the forward-auth endpoints)
-#   about the subject its identity header names; as a sidecar OPA's credential it
-#   downloads the bundles and reports its status (bundles.read, fleet.report); as a
-#   pipeline's credential it checks transfers before and during a copy and reports the
-#   copy deleted. A user's own token may ask gateway.authz about itself. auditor: reads
+#   about the subject its identity header names; as a pipeline's credential it checks
+#   transfers before and during a copy and reports the copy deleted. opa: a sidecar
+#   OPA's credential (datavisa opa-config); downloads the policy and the live grants
+#   (bundles.read), reports its status (fleet.report) and uploads its decision logs, and
+#   nothing else: a service's token cannot read every live grant at once, and a
+#   sidecar's cannot ask checks. A user's own token may ask gateway.authz about itself. auditor: reads
 #   requests, the audit trail, the decision log, alerts, the event stream and the fleet
 #   of OPAs, and changes nothing. admin: operates the server; runs sweeps, revokes
 #   anyone's grant (datavisa.lifecycle, input.actor_role), acknowledges alerts and
@@ -55,8 +57,9 @@ _may := {
 	}),
 	"service": {
 		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",
-		"bundles.read", "fleet.report", "transfers.check", "transfers.deleted",
+		"transfers.check", "transfers.deleted",
 	},
+	"opa": {"bundles.read", "fleet.report", "logs.upload", "tokens.whoami"},
 	"auditor": (_reads_records | {
 		"logs.read", "alerts.list", "alerts.read", "tokens.whoami",
 		"fleet.read",

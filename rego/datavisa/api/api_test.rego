@@ -25,15 +25,15 @@ _table := {
 	"access.check": {"user", "service"},
 	"gateway.authz": {"user", "service"},
 	"audit.read": {"user", "auditor", "admin"},
-	"logs.upload": {"service"},
+	"logs.upload": {"service", "opa"},
 	"logs.read": {"auditor"},
 	"alerts.list": {"auditor", "admin"},
 	"alerts.read": {"auditor", "admin"},
 	"alerts.ack": {"admin"},
 	"events.read": {"user", "auditor", "admin"},
-	"tokens.whoami": {"user", "service", "auditor", "admin"},
-	"bundles.read": {"service"},
-	"fleet.report": {"service"},
+	"tokens.whoami": {"user", "service", "auditor", "admin", "opa"},
+	"bundles.read": {"opa"},
+	"fleet.report": {"opa"},
 	"fleet.read": {"auditor", "admin"},
 	"transfers.create": {"user"},
 	"transfers.check": {"service"},
@@ -46,7 +46,7 @@ _decision(role, operation) := d if {
 
 test_the_table_covers_every_operation_and_role if {
 	{op | some op, _ in _table} == api.operations
-	api.roles == {"user", "service", "auditor", "admin"}
+	api.roles == {"user", "service", "auditor", "admin", "opa"}
 }
 
 test_every_role_and_operation if {

@@ -125,6 +125,9 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         if cfg.fleet.opas:
             engine.grants.sinks.append(FleetSink(fleet))
             fleet.on_confirm = engine.grants.changed.set
+            # The sidecars' slim policy bundle takes `opa` a second to build: not on the
+            # first sidecar's request (it waits on the same lock if it comes sooner).
+            threading.Thread(target=fleet.policy, name="sidecar-bundle", daemon=True).start()
         if cfg.connections:  # grants take effect in these databases too (engine/connectors)
             engine.grants.sinks.append(
                 PostgresSink(cfg.connections, store, client, decisions, rev, engine.clock)

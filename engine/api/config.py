@@ -341,7 +341,9 @@ def _fleet(value: Any, origin: str) -> FleetConfig | None:
     if not isinstance(opas, list) or not all(
         isinstance(o, str) and re.fullmatch(SUBJECT_PATTERN, o) for o in opas
     ):
-        raise DataVisaError(f"{origin}: fleet.opas must be a list of service-token subjects")
+        raise DataVisaError(
+            f"{origin}: fleet.opas must be a list of the subjects of the sidecars' opa tokens"
+        )
     if not isinstance(value.get("deltas", False), bool):
         raise DataVisaError(f"{origin}: fleet.deltas must be true or false")
     seconds = {

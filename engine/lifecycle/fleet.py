@@ -59,7 +59,7 @@ CONTACT_EVERY_S = 1.0  # how often an engine writes down that it heard from a tr
 class FleetConfig:
     """The OPAs the engine trusts to confirm grant changes, and its bounds."""
 
-    opas: tuple[str, ...] = ()  # the service-token subjects of the trusted OPAs
+    opas: tuple[str, ...] = ()  # the subjects of the trusted OPAs' opa tokens
     confirm_within_s: float = DEFAULT_CONFIRM_WITHIN_S  # a change waits this long for them
     stale_after_s: float = DEFAULT_STALE_AFTER_S  # behind (or silent) longer: stale
     long_poll_s: int = DEFAULT_LONG_POLL_S  # the long-poll wait opa-config tells sidecars

@@ -3,6 +3,9 @@
 ```yaml
 listen: 127.0.0.1:8470            # HOST:PORT the HTTP API listens on
 database: /var/lib/datavisa/datavisa.db   # or postgresql://user@host/db, shared by engines
+instance: engine-a                # this engine's name among those sharing a PostgreSQL
+                                  # (its leases, cursors, OPA token); default HOST:PORT.
+                                  # Give one where hostnames change on restart (pods)
 bundle: build/bundle.tar.gz       # default: built from the shipped policy at start
 bundle_dir: our-policy/data       # or: policy data to build it from at start (policy init)
 opa:
@@ -121,6 +124,7 @@ class GatewayConfig:
 class ServeConfig:
     listen: str = DEFAULT_LISTEN
     database: Path | str = field(default_factory=default_db_path)  # str: a PostgreSQL URL
+    instance: str | None = None  # this engine's name on a shared store (None: HOST:PORT)
     bundle: Path | None = None
     bundle_dir: Path | None = None
     opa_url: str | None = None
@@ -164,6 +168,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 _SECTIONS = {
     "listen": str,
     "database": str,
+    "instance": str,
     "bundle": str,
     "bundle_dir": str,
     "opa": dict,
@@ -226,6 +231,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
     values: dict[str, Any] = {
         "listen": doc.get("listen"),
         "database": database(doc.get("database")),
+        "instance": _instance(doc.get("instance"), origin),
         "bundle": path(doc.get("bundle")),
         "bundle_dir": path(doc.get("bundle_dir")),
         "opa_url": opa.get("url"),
@@ -250,6 +256,14 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         return ServeConfig().override(**values)
     except DataVisaError as e:
         raise DataVisaError(f"{origin}: {e}") from e
+
+
+def _instance(value: str | None, origin: str) -> str | None:
+    """The engine's name among engines sharing a store: a token subject's characters, since
+    its own OPA's token is named after it."""
+    if value is not None and not re.fullmatch(SUBJECT_PATTERN, value):
+        raise DataVisaError(f"{origin}: instance must be letters, digits and . _ : @ - only")
+    return value
 
 
 def _opa_token(opa: dict[str, Any], token_file: Path | None, origin: str) -> str | None:

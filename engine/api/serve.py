@@ -98,7 +98,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         stack.callback(store.close)
         tokens = TokenStore(store if cfg.token_path == cfg.database else cfg.token_path)
         stack.callback(tokens.close)
-        instance = engine_instance(store, base_url)
+        instance = engine_instance(store, base_url, cfg.instance)
         client = OpaClient(
             cfg.opa_url or "http://127.0.0.1:0", timeout=cfg.opa_timeout_s, token=cfg.opa_token
         )
@@ -232,12 +232,14 @@ def _known_countries(client: OpaClient, bundle_path: Path | None) -> frozenset[s
     return known
 
 
-def engine_instance(store: Store, base_url: str) -> str | None:
-    """What names this engine among the engines sharing a PostgreSQL store (host and
-    port: the same after a restart, so a restarted engine takes up its own cursors and
-    token); None on SQLite, where one engine has the file."""
+def engine_instance(store: Store, base_url: str, configured: str | None = None) -> str | None:
+    """What names this engine among the engines sharing a PostgreSQL store: `instance:`
+    from the config, else host and port (the same after a restart, so a restarted engine
+    takes up its own cursors and token); None on SQLite, where one engine has the file."""
     if store.dialect == "sqlite":
         return None
+    if configured:
+        return configured
     port = urlsplit(base_url).port if base_url else None
     return f"{socket.gethostname()}:{port}" if port else f"{socket.gethostname()}:{os.getpid()}"
 

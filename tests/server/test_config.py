@@ -20,6 +20,7 @@ def test_a_full_file_is_read_with_paths_relative_to_it(tmp_path: Path):
     path.write_text(
         "listen: 0.0.0.0:9000\n"
         "database: data/datavisa.db\n"
+        "instance: engine-a\n"
         "bundle: /srv/bundle.tar.gz\n"
         "opa: {url: http://127.0.0.1:8181, timeout: 1s}\n"
         "tokens: {database: tokens.db}\n"
@@ -32,6 +33,7 @@ def test_a_full_file_is_read_with_paths_relative_to_it(tmp_path: Path):
     assert cfg == ServeConfig(
         listen="0.0.0.0:9000",
         database=tmp_path / "data" / "datavisa.db",
+        instance="engine-a",
         bundle=Path("/srv/bundle.tar.gz"),
         opa_url="http://127.0.0.1:8181",
         opa_timeout_s=1.0,
@@ -119,6 +121,8 @@ def test_flags_override_the_file(tmp_path: Path):
         ("gateway: {networks: {10.0.0.0/8: Germany}}\n", "must be an ISO 3166-1 code"),
         ("gateway: {networks: [10.0.0.0/8]}\n", "gateway.networks must map CIDR"),
         ("gateway: {max_header_bytes: 10}\n", "from 64 to 65536"),
+        ("instance: engine a\n", "instance must be letters, digits"),
+        ("instance: 7\n", "instance has the wrong type"),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from live_server import RESOURCE, Caller, healthy, serve_process, wait_for
 
 from datavisa.cli.main import cli
+from datavisa.engine.api.serve import engine_instance
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import KEY_ENV
 from datavisa.engine.lifecycle.grants import ENGINE_LEASE
@@ -177,3 +178,14 @@ def test_one_engine_killed_the_other_serves_and_takes_the_sweeping_over(engines,
     ended = other.as_("alice").post(f"/v1/grants/{rid}/relinquish")
     assert ended.status_code == 200, ended.text
     assert not other.allows()
+
+
+def test_an_engine_is_named_by_its_config_or_else_by_host_and_port(pg_database, tmp_path):
+    shared, alone = open_store(pg_database), open_store(tmp_path / "datavisa.db")
+    try:
+        assert engine_instance(shared, "http://127.0.0.1:8470", "engine-a") == "engine-a"
+        assert engine_instance(shared, "http://127.0.0.1:8470").endswith(":8470")
+        assert engine_instance(alone, "http://127.0.0.1:8470", "engine-a") is None  # one engine
+    finally:
+        shared.close()
+        alone.close()

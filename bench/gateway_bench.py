@@ -25,7 +25,7 @@ import requests
 from fixtures import SERVICE_SUBJECT, SUBJECT, Served
 
 from datavisa.engine.paths import PROJECT_ROOT
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import free_port, stop_process
 
 TEMPLATE = PROJECT_ROOT / "examples" / "nginx" / "nginx.conf"
 HOST = "analytics.localhost"  # the shipped route to the benchmarked resource
@@ -82,12 +82,7 @@ def _nginx(binary: str, work: Path, name: str, values: dict[str, str], ask: bool
             time.sleep(0.05)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 10)
 
 
 def _pct(values: list[float], p: float) -> float:

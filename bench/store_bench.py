@@ -29,7 +29,7 @@ import requests
 from datavisa.engine.api.tokens import SERVICE, TokenStore
 from datavisa.engine.ledger.decision_log import KEY_ENV
 from datavisa.engine.local_postgres import LocalPostgres
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import free_port, stop_process
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 CHECK = {"subject": "alice", "resource": "eu-customer-analytics", "action": "read",
@@ -62,12 +62,7 @@ def _serve(db: str, log: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         out.close()
 
 

@@ -120,10 +120,12 @@ class ProvisioningError(DataVisaError):
 DUPLICATE_OBJECT = "42710"  # CREATE ROLE of a role that exists
 # ... and of one another engine is creating at that moment: the catalog's unique index
 UNIQUE_VIOLATION = "23505"
+EXISTS = {DUPLICATE_OBJECT, UNIQUE_VIOLATION}  # either way, the role is there
 # What engines sharing a store get when they change one role at once ("tuple concurrently
 # updated"), or a deadlock or serialization failure: retried, never a refusal.
 CONCURRENT = {"XX000", "40001", "40P01"}
 UNDEFINED_OBJECT = "42704"  # a role that no longer exists: another engine removed it
+_DROPPED_ELSEWHERE = "role {} already dropped (by another engine)"
 
 
 def role_name(grant_id: str) -> str:
@@ -413,7 +415,7 @@ class PostgresSink:
         try:
             step(plan)
         except ProvisioningError as e:
-            if e.sqlstate in (DUPLICATE_OBJECT, UNIQUE_VIOLATION):
+            if e.sqlstate in EXISTS:
                 # Made meanwhile by another engine sharing this store: it is held, and
                 # the next reconcile compares it with the grant like any other.
                 log.info("grant %s: role %s exists already", plan.grant_id, plan.role)
@@ -503,7 +505,7 @@ class PostgresSink:
         except ProvisioningError as e:
             if e.sqlstate != UNDEFINED_OBJECT:
                 raise
-            self._removed(held, f"role {held.role} already dropped (by another engine)")
+            self._removed(held, _DROPPED_ELSEWHERE.format(held.role))
             return
         if database:
             try:
@@ -546,7 +548,7 @@ class PostgresSink:
                     db.execute(sql.SQL("DROP ROLE {}").format(role))
             except ProvisioningError as e:  # privileges elsewhere: keep it disabled
                 if e.sqlstate == UNDEFINED_OBJECT:  # another engine dropped it meanwhile
-                    self._removed(held, f"role {held.role} already dropped (by another engine)")
+                    self._removed(held, _DROPPED_ELSEWHERE.format(held.role))
                     return
                 owns, why = True, f": {e}"
         if owns:
@@ -652,7 +654,7 @@ class PostgresSink:
                         )
                     )
         except ProvisioningError as e:
-            if e.sqlstate not in (DUPLICATE_OBJECT, UNIQUE_VIOLATION):
+            if e.sqlstate not in EXISTS:
                 raise  # else another engine made it at that moment
         self._managed_on.add((conn.dsn, conn.managed_role))
 

@@ -224,9 +224,8 @@ class Grants:
         that differs. The names of the sinks that had drifted."""
         drifted = []
         if sinks is None:  # the periodic round: a shared sink by one engine at a time
-            shared = any(getattr(s, "shared", False) for s in self.sinks)
-            mine = not shared or self.reconciles_shared()
-            sinks = [s for s in self.sinks if mine or not getattr(s, "shared", False)]
+            own = [s for s in self.sinks if not getattr(s, "shared", False)]
+            sinks = self.sinks if len(own) == len(self.sinks) or self.reconciles_shared() else own
         with self._lock:
             for sink in sinks:
                 try:

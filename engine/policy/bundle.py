@@ -475,9 +475,13 @@ def _modules_needed(tarball: Path, query: str) -> set[str]:
     packages `opa inspect` finds in each file."""
 
     def opa(*args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [str(find_opa()), *args, "--format", "json"], capture_output=True, text=True
-        )
+        try:
+            done = subprocess.run(
+                [str(find_opa()), *args, "--format", "json"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as e:  # serve then hands sidecars the whole bundle
+            raise DataVisaError(f"opa {args[0]} did not finish in {e.timeout:.0f} s") from None
         if done.returncode != 0:
             raise DataVisaError(f"opa {args[0]} failed:\n{done.stderr.strip()}")
         return json.loads(done.stdout)

@@ -61,6 +61,20 @@ def opa_version(binary: Path) -> str:
     raise DataVisaError(f"{binary} version printed no version")
 
 
+def stop_process(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """End `proc`: SIGTERM and up to `grace_s` for it to exit (at once with 0), then
+    SIGKILL; returns once it is gone. A process already ended is left as it is."""
+    if proc.poll() is not None:
+        return
+    if grace_s > 0:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace_s)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -214,15 +228,8 @@ class OpaProcess:
         continued here: it would answer the checks queued in it, by grants it may no
         longer hold. SIGKILL ends it where it stands.
         """
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            if grace_s > 0:
-                proc.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=grace_s)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        if self._proc is not None:
+            stop_process(self._proc, grace_s)
         self._proc = None
         self.token, self.token_file = "", None
         if self._log is not None:

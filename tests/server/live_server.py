@@ -17,7 +17,7 @@ import requests
 import uvicorn
 
 from datavisa.engine.api.service import Service
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import free_port, stop_process
 
 RESOURCE = "eu-customer-analytics"  # confidential, EU personal data, one data owner (bob)
 WAIT_S = 20.0
@@ -62,13 +62,7 @@ def serve_process(*args: str, log: Path, timeout_s: float = 60.0) -> Iterator[su
         assert proc.poll() is None, log.read_text()
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         out.close()
 
 

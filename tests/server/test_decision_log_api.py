@@ -24,7 +24,7 @@ from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.opa import OpaClient
-from datavisa.engine.policy.process import find_opa, free_port
+from datavisa.engine.policy.process import find_opa, free_port, stop_process
 from datavisa.engine.store.sqlite import Store
 
 CHECK = {"subject": "alice", "resource": RESOURCE, "action": "read", "location": "DE"}
@@ -52,8 +52,7 @@ def _sidecar_opa(tmp_path: Path, engine_url: str, token: str) -> Iterator[str]:
         _wait_for(lambda: OpaClient(url).ready(), "the sidecar OPA")
         yield url
     finally:
-        proc.terminate()  # OPA flushes its buffered events on a graceful stop
-        proc.wait(timeout=30)
+        stop_process(proc)  # SIGTERM: OPA flushes its buffered events on a graceful stop
 
 
 def test_opa_direct_decisions_arrive_through_opas_own_plugin_exactly_once(api, tmp_path):

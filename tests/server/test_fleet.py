@@ -12,7 +12,6 @@ import gzip
 import io
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -36,7 +35,7 @@ from datavisa.engine.lifecycle.grants import live_grants
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
-from datavisa.engine.policy.process import find_opa, free_port
+from datavisa.engine.policy.process import find_opa, free_port, stop_process
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 NAMES = ("opa-1", "opa-2", "opa-3")
@@ -83,13 +82,8 @@ class Sidecar:
         return self.ask(subject)["result"]["allow"]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 20)
 
 
 @dataclass
@@ -112,13 +106,8 @@ class Fleet:
         assert proc.poll() is None, (self.tmp / "serve.log").read_text()
 
     def stop_serve(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def as_(self, subject: str) -> Caller:
         return Caller(self.url, self.tokens[subject])

@@ -26,7 +26,7 @@ from datavisa.engine.api.app import create_app
 from datavisa.engine.api.config import GatewayConfig
 from datavisa.engine.api.service import Service
 from datavisa.engine.paths import PROJECT_ROOT
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import free_port, stop_process
 
 EXAMPLES = PROJECT_ROOT / "examples"
 HOST = "analytics.localhost"  # the shipped route to eu-customer-analytics
@@ -113,12 +113,7 @@ def _running(
         _wait_listening(port, proc, what)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 10)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from live_server import RESOURCE, Caller
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import free_port, stop_process
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 WAIT_S = 60
@@ -104,13 +104,7 @@ def _serve(tmp_path: Path, *extra: str) -> Iterator[Served]:
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         yield served
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         for pid in _children_named(proc.pid, "opa"):  # only if serve failed its job
             os.kill(pid, signal.SIGKILL)
         log.close()

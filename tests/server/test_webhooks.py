@@ -23,7 +23,7 @@ from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.monitoring.monitor import Monitor
 from datavisa.engine.monitoring.notify import Notifier, Webhook
-from datavisa.engine.policy.process import free_port
+from datavisa.engine.policy.process import free_port, stop_process
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 
@@ -235,12 +235,7 @@ def test_datavisa_serve_delivers_an_alert_to_the_configured_webhook(tmp_path, op
         assert Caller(url, token).post("/v1/break-glass", body).status_code == 201
         wait_for(lambda: any("break_glass_used" in t for t in receiver.texts()), "the alert")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
     assert "1 webhook(s)" in (tmp_path / "serve.log").read_text()

@@ -610,12 +610,7 @@ class Engine(Transfers):
         cited = {d.result.get("grant_id") for d in decisions if d.allow} - {None}
         if not cited:
             return decisions
-        held = {
-            (r.requester, r.id)
-            for r in self.store.requests(
-                f"id IN ({', '.join('?' * len(cited))}) AND state = ?", [*sorted(cited), ACTIVE]
-            )
-        }
+        held = self.store.active_holders(cited)
         return [
             d
             if not d.allow

@@ -44,6 +44,7 @@ from ..model.records import (
 )
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store import Store
+from ..store.schema import APPROVALS
 
 log = logging.getLogger("datavisa.monitor")
 
@@ -436,14 +437,13 @@ class Monitor:
         db = self.store.db
         total, mine = db.execute(
             "SELECT count(*), coalesce(sum(CASE WHEN subject = ? THEN 1 ELSE 0 END), 0) "
-            "FROM decision_log "
-            "WHERE path = ? AND allow = 1 AND at >= ? AND seq <= ?",
-            [approver, APPROVAL_PATH, since, seq],
+            f"FROM decision_log WHERE {APPROVALS} AND at >= ? AND seq <= ?",
+            [approver, since, seq],
         ).fetchone()
         recent = db.execute(
-            "SELECT decision_id FROM decision_log WHERE path = ? AND allow = 1 AND subject = ? "
+            f"SELECT decision_id FROM decision_log WHERE {APPROVALS} AND subject = ? "
             "AND at >= ? AND seq <= ? ORDER BY at DESC, seq DESC LIMIT ?",
-            [APPROVAL_PATH, approver, since, seq, MAX_EVIDENCE],
+            [approver, since, seq, MAX_EVIDENCE],
         ).fetchall()
         return {"total": total, "mine": mine, "recent": [d for (d,) in reversed(recent)]}
 

@@ -22,6 +22,11 @@ from typing import Any
 
 from ..model.records import Approval, Request
 
+# The decision-log rows that are approvals given: the monitor counts them in a window
+# (approver concentration). Literal, as a partial index is used only by a query whose
+# WHERE holds its condition as written.
+APPROVALS = "path = 'datavisa/approval/decision' AND allow = 1"
+
 
 @dataclass(frozen=True)
 class Table:
@@ -54,6 +59,7 @@ class Index:
     columns: tuple[str, ...]
     unique: bool = False
     name: str | None = None
+    where: str | None = None  # a partial index: only the rows this condition holds for
 
     @property
     def index_name(self) -> str:
@@ -176,12 +182,6 @@ _BASELINE: list[Step] = [
     Index("decision_log", ("resource",)),
     Index("decision_log", ("grant_id",)),
     Index("decision_log", ("at",)),
-    # Counting the approvals in a window reads this index only, not the log (the monitor).
-    Index(
-        "decision_log",
-        ("path", "allow", "subject", "at"),
-        name="idx_decision_log_monitor_approvals",
-    ),
     Table(
         "log_checkpoints",
         {"seq": int, "hash": str, "at": float, "kind": str, "sig": str},
@@ -338,6 +338,28 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             Index("session_activity", ("grant_id", "seq")),
         ],
     ),
+    (
+        5,
+        "the monitor's approvals index holds approvals only: every access check paid for it",
+        [
+            Sql("DROP INDEX IF EXISTS idx_decision_log_monitor_approvals"),
+            # Counting the approvals in a window (all of them, and one approver's) reads
+            # these indexes only, not the log (the monitor). A query uses them only when
+            # its WHERE holds APPROVALS literally.
+            Index(
+                "decision_log",
+                ("at", "subject"),
+                name="idx_decision_log_approvals_at",
+                where=APPROVALS,
+            ),
+            Index(
+                "decision_log",
+                ("subject", "at"),
+                name="idx_decision_log_approvals",
+                where=APPROVALS,
+            ),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 
@@ -387,4 +409,8 @@ def add_column(column: Column, dialect: str) -> str:
 def create_index(index: Index, dialect: str) -> str:
     unique = "UNIQUE " if index.unique else ""
     columns = ", ".join(f'"{c}"' for c in index.columns)
-    return f'CREATE {unique}INDEX IF NOT EXISTS "{index.index_name}" ON "{index.table}" ({columns})'
+    where = f" WHERE {index.where}" if index.where else ""
+    return (
+        f'CREATE {unique}INDEX IF NOT EXISTS "{index.index_name}" '
+        f'ON "{index.table}" ({columns}){where}'
+    )

@@ -187,8 +187,18 @@ def apply_mask(event: dict[str, Any], mask: list[Any]) -> dict[str, Any]:
     return event
 
 
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _now() -> tuple[float, str]:
+    """Now, as epoch seconds and as the RFC 3339 text an event carries (the same instant)."""
+    now = datetime.now(UTC)
+    return now.timestamp(), now.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _new_ids(n: int) -> list[str]:
+    """`n` random (version 4) UUIDs, from one read of the system's randomness: a batch of
+    decisions OPA answered in one query needs an id each, and a read costs more than the
+    rest of making an id."""
+    raw = os.urandom(16 * n)
+    return [str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * n, 16)]
 
 
 def event_epoch(event: dict[str, Any]) -> float:
@@ -208,15 +218,16 @@ def _engine_event(
     mask: list[Any] | None,
     revision: str,
     caller: str | None,
+    timestamp: str,
     custom: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The OPA-format event for a decision the engine asked, masked."""
     event: dict[str, Any] = {
-        "decision_id": decision_id or str(uuid.uuid4()),
+        "decision_id": decision_id,
         "path": path,
         "input": input,
         "result": result,
-        "timestamp": _now_rfc3339(),
+        "timestamp": timestamp,
         "bundles": {"datavisa": {"revision": revision}},
         "labels": {"app": "datavisa", "version": __version__},
         "custom": {"source": "engine", **(custom or {})},
@@ -233,6 +244,35 @@ def _engine_event(
 def _digest(row: dict[str, Any]) -> str:
     content = json.dumps({k: row[k] for k in _COLUMNS}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _row(
+    event: dict[str, Any], source: str, caller: str | None, at: float, last: tuple[int, str]
+) -> dict[str, Any]:
+    """The decision_log row of `event`, chained after `last` (seq, hash)."""
+    inp = event.get("input") if isinstance(event.get("input"), dict) else {}
+    res = event.get("result") if isinstance(event.get("result"), dict) else {}
+    listed = res.get("reasons") if isinstance(res.get("reasons"), list) else []
+    reasons = [r.get("code") for r in listed if isinstance(r, dict)]
+    subjects = (_text(inp.get(k)) for k in ("subject", "requester", "approver"))
+    row = {
+        "seq": last[0] + 1,
+        "decision_id": event["decision_id"],
+        "at": at,
+        "path": _text(event.get("path")),
+        "subject": next((s for s in subjects if s), None),
+        "resource": _text(inp.get("resource")),
+        "allow": int(res["allow"]) if isinstance(res.get("allow"), bool) else None,
+        "reasons": json.dumps(reasons),
+        "grant_id": _text(res.get("grant_id")),
+        "caller": caller or _text(event.get("requested_by")),
+        "source": source,
+        "revision": _revision(event),
+        "event": json.dumps(event, sort_keys=True, separators=(",", ":")),
+        "prev_hash": last[1],
+    }
+    row["hash"] = _digest(row)
+    return row
 
 
 @dataclass(frozen=True)
@@ -257,11 +297,19 @@ class DecisionLog:
         """Record decisions the engine asked, masked, in one transaction; their decision
         ids, in order. Each is `_engine_event`'s arguments; without a mask (OPA gave no
         answer) its input is not stored at all."""
-        events = [_engine_event(**one) for one in asked]
+        at, stamp = _now()
+        ids = iter(_new_ids(sum(1 for one in asked if not one["decision_id"])))
+        events = [
+            _engine_event(**one | {"decision_id": one["decision_id"] or next(ids)}, timestamp=stamp)
+            for one in asked
+        ]
         with self.store.transaction(durable=False):
-            head = self._head()
-            for one, event in zip(asked, events, strict=True):
-                head = self._append(event, "engine", one["caller"], head)
+            head = self._append_all(
+                [
+                    (event, "engine", one["caller"], at)
+                    for one, event in zip(asked, events, strict=True)
+                ]
+            )
         self._announce(head[0] if events else None)
         return [event["decision_id"] for event in events]
 
@@ -310,31 +358,28 @@ class DecisionLog:
     ) -> tuple[int, str]:
         """Append one event after `last`; the new head. A decision id logged before is an
         IntegrityError (the unique index), which rolls the transaction back."""
-        db = self.store.db
-        inp = event.get("input") if isinstance(event.get("input"), dict) else {}
-        res = event.get("result") if isinstance(event.get("result"), dict) else {}
-        listed = res.get("reasons") if isinstance(res.get("reasons"), list) else []
-        reasons = [r.get("code") for r in listed if isinstance(r, dict)]
-        subjects = (_text(inp.get(k)) for k in ("subject", "requester", "approver"))
-        row = {
-            "seq": last[0] + 1,
-            "decision_id": event["decision_id"],
-            "at": event_epoch(event),
-            "path": _text(event.get("path")),
-            "subject": next((s for s in subjects if s), None),
-            "resource": _text(inp.get("resource")),
-            "allow": int(res["allow"]) if isinstance(res.get("allow"), bool) else None,
-            "reasons": json.dumps(reasons),
-            "grant_id": _text(res.get("grant_id")),
-            "caller": caller or _text(event.get("requested_by")),
-            "source": source,
-            "revision": _revision(event),
-            "event": json.dumps(event, sort_keys=True, separators=(",", ":")),
-            "prev_hash": last[1],
-        }
-        row["hash"] = _digest(row)
+        row = _row(event, source, caller, event_epoch(event), last)
         # Plain SQL on the hot path: sqlite-utils' insert inspects the table every call.
-        db.execute(_INSERT, [row[c] for c in _STORED])
+        self.store.db.execute(_INSERT, [row[c] for c in _STORED])
+        return self._checkpointed(row)
+
+    def _append_all(
+        self, appended: list[tuple[dict[str, Any], str, str | None, float]]
+    ) -> tuple[int, str]:
+        """Append (event, source, caller, at) after the chain's head, in one statement; the
+        new head. Inside a transaction."""
+        head, rows = self._head(), []
+        for event, source, caller, at in appended:
+            rows.append(_row(event, source, caller, at, head))
+            head = rows[-1]["seq"], rows[-1]["hash"]
+        self.store.db.conn.executemany(_INSERT, [[row[c] for c in _STORED] for row in rows])
+        for row in rows:
+            self._checkpointed(row)
+        return head
+
+    def _checkpointed(self, row: dict[str, Any]) -> tuple[int, str]:
+        """A row just appended, signed when its seq is due a periodic checkpoint; its
+        (seq, hash), the chain's new head."""
         if row["seq"] % self.checkpoint_every == 0:
             self._checkpoint(row["seq"], row["hash"], "periodic")
         return row["seq"], row["hash"]

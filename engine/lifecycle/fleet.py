@@ -32,6 +32,7 @@ import logging
 import tarfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ DEFAULT_LONG_POLL_S = 10
 _LOOK_AGAIN_S = 0.02  # a revoke waiting for the fleet reads the store this often
 _MAX_DELTA_ROWS = 5_000  # more changes than this since an OPA's revision: a snapshot
 CONTACT_EVERY_S = 1.0  # how often an engine writes down that it heard from a trusted OPA
+_SCOPES_KEPT = 16  # grants snapshots kept, one a scope (the resources a sidecar guards)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,28 @@ def _tarball(files: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
+Scope = tuple[str, ...]  # the resources a sidecar's grants bundle holds, sorted; () all
+
+
+def _in_scope(held: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    """Of one subject's grants (by id), those on a resource in `scope` (all for ())."""
+    return {gid: g for gid, g in held.items() if not scope or g["resource"] in scope}
+
+
+def _by_resource(held: dict[str, Any]) -> dict[str, str]:
+    """One subject's grants (by id) as JSON object members, by the resource they are on."""
+    out: dict[str, list[str]] = {}
+    for gid in sorted(held):
+        out.setdefault(held[gid]["resource"], []).append(f"{_json(gid)}:{_json(held[gid])}")
+    return {resource: ",".join(members) for resource, members in out.items()}
+
+
+def _members(by_resource: dict[str, str], scope: Scope) -> str:
+    """The JSON object members of one subject's grants in `scope` (all for ())."""
+    wanted = scope or sorted(by_resource)
+    return ",".join(by_resource[r] for r in wanted if r in by_resource)
+
+
 def _pointer(subject: str) -> str:
     """The JSON pointer of a subject's grants in OPA's data (RFC 6901 escapes)."""
     return f"/{GRANTS_PATH}/" + subject.replace("~", "~0").replace("/", "~1")
@@ -148,9 +172,12 @@ class Fleet:
         self._lock = threading.Lock()
         self._reported = threading.Condition(self._lock)  # a status report confirmed more
         self._confirmations = 0  # how many have, so a waiter misses none between looks
-        self._snapshot: tuple[int, bytes] | None = None  # (revision, tarball), the newest
+        # (revision, tarball), the newest, of each scope sidecars asked for (() is every
+        # resource), the most recently asked kept
+        self._snapshots: OrderedDict[Scope, tuple[int, bytes]] = OrderedDict()
         self._snapshot_lock = threading.Lock()
-        self._subjects: dict[str, str] = {}  # subject → its live grants, as JSON ...
+        # subject → resource → its live grants there, as JSON object members ...
+        self._subjects: dict[str, dict[str, str]] = {}
         self._subjects_at = 0  # ... at this revision (0: not read yet)
         self._policy: bytes | None = None
         self._policy_lock = threading.Lock()  # built once, by the first sidecar to ask
@@ -179,36 +206,49 @@ class Fleet:
                     self._policy = Path(self.policy_bundle).read_bytes()
         return self._policy
 
-    def grants_bundle(self, since: int | None, delta_ok: bool) -> tuple[int, bytes, bool]:
+    def grants_bundle(
+        self, since: int | None, delta_ok: bool, scope: Scope = ()
+    ) -> tuple[int, bytes, bool]:
         """(revision, tarball, is_delta): the live grants now, as a delta from `since` when
-        the OPA takes deltas and the outbox still holds every change since, else whole."""
+        the OPA takes deltas and the outbox still holds every change since, else whole.
+        With a `scope` (resource names, sorted), only the grants on those resources: a
+        sidecar guarding a few resources parses only their grants on each activation."""
         if delta_ok and since is not None:
             head = self.head()  # read before the grants it covers
-            if 0 < since < head and (patch := self._patch(since, head)):
+            if 0 < since < head and (patch := self._patch(since, head, scope)):
                 manifest = {"revision": str(head), "roots": [GRANTS_PATH]}
                 return head, _tarball({"/.manifest": manifest, "/patch.json": patch}), True
-        return (*self._whole(), False)
+        return (*self._whole(scope), False)
 
-    def _whole(self) -> tuple[int, bytes]:
-        """(revision, tarball) of every live grant at the head now. The long polls a change
-        wakes all ask at once: the first builds it, the others wait and share it."""
+    def _whole(self, scope: Scope = ()) -> tuple[int, bytes]:
+        """(revision, tarball) of every live grant (in `scope`) at the head now. The long
+        polls a change wakes all ask at once: the first builds it, the others share it."""
         with self._snapshot_lock:
             head = self.head()  # read before the grants it covers
-            if self._snapshot is None or self._snapshot[0] != head:
+            held = self._snapshots.get(scope)
+            if held is None or held[0] != head:
                 self._refresh_subjects(head)
-                data = ",".join(f"{_json(s)}:{self._subjects[s]}" for s in sorted(self._subjects))
+                members = (
+                    (subject, _members(by_resource, scope))
+                    for subject, by_resource in sorted(self._subjects.items())
+                )
+                data = ",".join(f"{_json(s)}:{{{m}}}" for s, m in members if m)
                 files = {
                     "/.manifest": {"revision": str(head), "roots": [GRANTS_PATH]},
                     "/data.json": f'{{"{GRANTS_PATH}":{{{data}}}}}',
                 }
-                self._snapshot = (head, _tarball(files))
-            return self._snapshot
+                held = self._snapshots[scope] = (head, _tarball(files))
+            self._snapshots.move_to_end(scope)
+            while len(self._snapshots) > _SCOPES_KEPT:
+                self._snapshots.popitem(last=False)
+            return held
 
     def reread(self) -> None:
         """Build the next snapshot from every grant in the store (a full sync: whatever the
         outbox says, the store is the record)."""
         with self._snapshot_lock:
-            self._snapshot, self._subjects_at = None, 0
+            self._snapshots.clear()
+            self._subjects_at = 0
 
     def _refresh_subjects(self, head: int) -> None:
         """Bring each subject's grants, kept as JSON, up to `head`: read again from the
@@ -216,10 +256,10 @@ class Fleet:
         them all takes seconds), or all of them when the outbox no longer reaches back."""
         changed = self._changed(self._subjects_at, head) if self._subjects_at else None
         if changed is None:
-            self._subjects = {s: _json(held) for s, held in live_grants(self.store).items()}
+            self._subjects = {s: _by_resource(held) for s, held in live_grants(self.store).items()}
         for subject, held in (changed or {}).items():
             if held:
-                self._subjects[subject] = _json(held)
+                self._subjects[subject] = _by_resource(held)
             else:  # as live_grants: a subject holding no grant is not there
                 self._subjects.pop(subject, None)
         self._subjects_at = head
@@ -237,14 +277,15 @@ class Fleet:
         subjects = dict.fromkeys(row.subject for row in rows if row.seq <= head)
         return {subject: live_grants(self.store, subject).get(subject, {}) for subject in subjects}
 
-    def _patch(self, since: int, head: int) -> dict[str, Any] | None:
-        """Upserts of the subjects changed after `since`, or None when `_changed` has none."""
+    def _patch(self, since: int, head: int, scope: Scope = ()) -> dict[str, Any] | None:
+        """Upserts of the subjects changed after `since` (their grants in `scope`), or None
+        when `_changed` has none."""
         changed = self._changed(since, head)
         if not changed:
             return None  # an empty patch would wipe OPA's data: send the snapshot
         return {
             "data": [
-                {"op": "upsert", "path": _pointer(subject), "value": held}
+                {"op": "upsert", "path": _pointer(subject), "value": _in_scope(held, scope)}
                 for subject, held in changed.items()
             ]
         }

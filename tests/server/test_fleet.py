@@ -315,6 +315,46 @@ def test_the_bundle_protocol_etags_long_polls_and_deltas(fleet):
     assert fleet.revoke(grant["id"]).status_code == 200
 
 
+def test_a_sidecar_scoped_to_some_resources_holds_only_their_grants(fleet):
+    """opa-config --resources: the grants bundle of a sidecar that guards other data holds
+    none of this grant, its revision the same; a bad scope is refused naming the field."""
+    made = fleet.opa_config("opa-scoped", "--resources", "eu-payments-ledger, no-such-data")
+    assert made.returncode == 0, made.stderr
+    assert "no-such-data is not a resource" in made.stderr  # a warning: the server decides
+    config = yaml.safe_load(made.stdout)
+    resource = config["bundles"]["grants"]["resource"]
+    assert resource == "bundles/grants?resources=eu-payments-ledger,no-such-data"
+    (fleet.tmp / "opa-scoped.yaml").write_text(made.stdout)
+    scoped = Sidecar("opa-scoped", fleet.tmp / "opa-scoped.yaml", fleet.tmp / "opa-scoped.log")
+    opa = Caller(fleet.url, config["services"]["datavisa"]["credentials"]["bearer"]["token"])
+    try:
+        scoped.start()
+        grant = fleet.grant()  # on eu-customer-analytics, outside the scope
+        head = str(fleet.state()["opa-1"]["grants_revision"])
+        wait_for(
+            lambda: fleet.state()["opa-scoped"]["grants_revision"] >= int(head),
+            "the scoped sidecar to report the grant's revision",
+            WAIT_S,
+        )
+        assert fleet.sidecars["opa-1"].allows()
+        denied = scoped.ask()["result"]
+        assert not denied["allow"], denied
+        assert [r["code"] for r in denied["reasons"]] == ["no_active_grant"]
+
+        inside = opa.get("/v1/bundles/grants", params={"resources": RESOURCE})
+        outside = opa.get("/v1/bundles/grants", params={"resources": "eu-payments-ledger"})
+        assert inside.headers["etag"] == outside.headers["etag"] == f'"{head}"'
+        assert grant["id"] in _bundle_files(inside.content)["data.json"]["grants"]["alice"]
+        assert _bundle_files(outside.content)["data.json"]["grants"] == {}
+        for bad in ("bad name", ",", "x" * 5000):
+            refused = opa.get("/v1/bundles/grants", params={"resources": bad})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["field"] == "resources", refused.text
+        assert fleet.revoke(grant["id"]).status_code == 200  # opa-scoped is not trusted
+    finally:
+        scoped.stop()
+
+
 SIDECAR_MODULES = {
     "datavisa/access/access.rego",
     "datavisa/residency/residency.rego",
@@ -421,6 +461,15 @@ def test_a_delta_bundle_carries_the_subjects_changed_since_the_revision_held(del
     assert files[".manifest"] == {"revision": delta.headers["etag"].strip('"'), "roots": ["grants"]}
     assert files["patch.json"]["data"] == [{"op": "upsert", "path": "/grants/alice", "value": {}}]
 
+    # Scoped to other resources, the changed subject's grants there: none.
+    scoped = opa.get(
+        "/v1/bundles/grants",
+        params={"resources": "eu-payments-ledger"},
+        headers={"If-None-Match": etag, **takes_deltas},
+    )
+    assert _bundle_files(scoped.content)["patch.json"]["data"] == [
+        {"op": "upsert", "path": "/grants/alice", "value": {}}
+    ]
     # A revision the outbox does not reach back from (none, or not one it made): whole.
     for held in ('"0"', '"999999"', '"not-a-revision"'):
         answer = opa.get("/v1/bundles/grants", headers={"If-None-Match": held, **takes_deltas})
@@ -443,6 +492,10 @@ def test_the_grants_snapshot_follows_every_change_read_subject_by_subject(delta_
     first, second = delta_api.grant("alice"), delta_api.grant("oscar")
     assert first["id"] in served()["alice"] and second["id"] in served()["oscar"]
     assert served() == live_grants(store)
+    scoped = opa.get("/v1/bundles/grants", params={"resources": f"{RESOURCE},eu-payments-ledger"})
+    assert _bundle_files(scoped.content)["data.json"]["grants"] == live_grants(store)
+    other = opa.get("/v1/bundles/grants", params={"resources": "eu-payments-ledger"})
+    assert _bundle_files(other.content)["data.json"]["grants"] == {}
     revoke = delta_api.as_("bob").post(f"/v1/grants/{first['id']}/revoke", {})
     assert revoke.status_code == 200, revoke.text
     assert first["id"] not in served().get("alice", {}) and served() == live_grants(store)

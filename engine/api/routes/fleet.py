@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -25,11 +25,12 @@ from ...model import bounded
 from ...model.durations import rfc3339
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
-from ..tokens import Principal
+from ..tokens import SUBJECT_PATTERN, Principal
 
 router = APIRouter(route_class=JsonRoute)
 
 MAX_WAIT_S = 300  # the longest a long poll is held, whatever the OPA asks
+MAX_SCOPE_CHARS = 4096  # the resources a grants bundle is asked for, comma-separated
 _WAIT = re.compile(r"(?:^|[;,\s])wait=(\d{1,6})")
 _MODES = re.compile(r"(?:^|[;\s])modes=([a-z,]+)")
 
@@ -50,6 +51,19 @@ def _prefer(request: Request) -> tuple[int, set[str]]:
         min(int(wait.group(1)), MAX_WAIT_S) if wait else 0,
         set(modes.group(1).split(",")) if modes else {"snapshot"},
     )
+
+
+def _scope(resources: str | None) -> tuple[str, ...]:
+    """The resources a grants bundle is asked for, sorted; () for every one."""
+    if resources is None:
+        return ()
+    names = sorted({name.strip() for name in resources.split(",")})
+    bad = [name for name in names if not re.fullmatch(SUBJECT_PATTERN, name)]
+    if bad or not names:
+        raise ApiError(
+            422, "invalid", f"not a resource name: {(bad or [''])[0]!r}", field="resources"
+        )
+    return tuple(names)
 
 
 def _bundle(body: bytes | None, etag: str) -> Response:
@@ -83,13 +97,24 @@ async def policy_bundle(
 
 @router.get("/v1/bundles/grants", tags=["fleet"], response_class=Response, **V1)
 async def grants_bundle(
-    service: Served, request: Request, actor: Annotated[Principal, Allowed("bundles.read")]
+    service: Served,
+    request: Request,
+    actor: Annotated[Principal, Allowed("bundles.read")],
+    resources: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SCOPE_CHARS,
+            description="Comma-separated resource names: only the grants on them",
+        ),
+    ] = None,
 ) -> Response:
     """The live grants as a data bundle (root `grants`: data.grants, keyed by subject, then
     grant id), its revision the grant outbox's head. With `If-None-Match` naming the
     revision now and `Prefer: wait=N`, the answer waits until a grant changes (or N
     seconds: 304). A delta bundle when the OPA accepts one and the outbox has every change
-    since the revision it holds."""
+    since the revision it holds. With `resources`, only the grants on those resources (a
+    sidecar that guards a few parses only theirs); the revision is the same."""
+    scope = _scope(resources)
     fleet = service.fleet
     fleet.contact(actor.subject)
     wait_s, modes = _prefer(request)
@@ -102,7 +127,7 @@ async def grants_bundle(
         fleet.contact(actor.subject)
         return _bundle(None, str(head))
     deltas = "delta" in modes and fleet.config.deltas
-    revision, body, _ = await run_in_threadpool(fleet.grants_bundle, since, deltas)
+    revision, body, _ = await run_in_threadpool(fleet.grants_bundle, since, deltas, scope)
     fleet.contact(actor.subject)
     return _bundle(body, str(revision))
 

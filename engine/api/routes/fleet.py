@@ -4,7 +4,9 @@ GET /v1/bundles/policy and GET /v1/bundles/grants answer OPA's bundle plugin: an
 on every bundle, `If-None-Match` naming it → 304, long polling (`Prefer: ...;wait=N`: the
 answer waits until the grants change, or N seconds), and, for the grants, a delta bundle
 (JSON-patch upserts of the subjects changed) when `fleet.deltas` is on, the OPA asks
-`modes=...delta` and holds a revision the outbox still reaches back to. POST /v1/status
+`modes=...delta` and holds a revision the outbox still reaches back to; with
+`?resources=a,b`, only the grants on those resources (`opa-config --resources`, for a
+sidecar that guards a few). POST /v1/status
 takes OPA's status reports: each OPA's active bundle revisions, by which the fleet
 confirms grant changes. GET /v1/fleet shows every OPA heard of. `datavisa opa-config`
 prints a sidecar's configuration. Each OPA calls with a service token of its own; its

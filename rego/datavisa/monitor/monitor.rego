@@ -109,6 +109,7 @@ alerts contains _alert("break_glass_used", cfg.severity, input.event.input.subje
 }
 
 alerts contains _alert("review_overdue", cfg.severity, review.subject, review.grant_id, msg, [review.decision_id]) if {
+	input.history.breakglass_reviews # OPA's rule index skips the rule where this is undefined
 	some review in input.history.breakglass_reviews
 	cfg := monitoring.rules.review_overdue
 	time.now_ns() >= review.review_due_ns + _ns(cfg.grace_s)
@@ -117,6 +118,7 @@ alerts contains _alert("review_overdue", cfg.severity, review.subject, review.gr
 }
 
 alerts contains _alert("deletion_overdue", cfg.severity, copy.subject, copy.transfer_id, msg, [copy.decision_id]) if {
+	input.history.transfer_deletions # OPA's rule index skips the rule where this is undefined
 	some copy in input.history.transfer_deletions
 	cfg := monitoring.rules.deletion_overdue
 	time.now_ns() >= copy.delete_by_ns + _ns(cfg.grace_s)
@@ -125,6 +127,7 @@ alerts contains _alert("deletion_overdue", cfg.severity, copy.subject, copy.tran
 }
 
 alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, removal.grant_id, msg, [removal.grant_id]) if {
+	input.history.unapplied_removals # OPA's rule index skips the rule where this is undefined
 	some removal in input.history.unapplied_removals
 	cfg := monitoring.rules.removal_not_enforced
 	time.now_ns() >= removal.ended_ns + _ns(cfg.after_s)
@@ -132,12 +135,14 @@ alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, re
 }
 
 alerts contains _alert("removal_abandoned", cfg.severity, removal.sink, removal.grant_id, msg, [removal.grant_id]) if {
+	input.history.abandoned_removals # OPA's rule index skips the rule where this is undefined
 	some removal in input.history.abandoned_removals
 	cfg := monitoring.rules.removal_abandoned
 	msg := sprintf("the removal of grant %s from %s was abandoned (%s): it may still hold there", [removal.grant_id, removal.sink, removal.detail])
 }
 
 alerts contains _alert("sink_drift", cfg.severity, drift.sink, drift.sink, msg, ids) if {
+	input.history.sink_drifts # OPA's rule index skips the rule where this is undefined
 	some drift in input.history.sink_drifts
 	cfg := monitoring.rules.sink_drift
 	ids := [id | some id, _ in drift.grants]
@@ -146,6 +151,7 @@ alerts contains _alert("sink_drift", cfg.severity, drift.sink, drift.sink, msg, 
 }
 
 alerts contains _alert("bulk_export", cfg.severity, done.subject, done.grant_id, msg, [done.grant_id]) if {
+	input.history.statements # OPA's rule index skips the rule where this is undefined
 	some done in input.history.statements
 	cfg := monitoring.rules.bulk_export
 	some pattern in cfg.patterns

@@ -81,9 +81,9 @@ batch_alerts := [found | some judged in input.batch; found := alerts with input 
 # title: Alerts
 # description: Each alert the event (or the periodic check) raises.
 alerts contains _alert("new_country", cfg.severity, input.event.input.subject, input.event.input.location, msg, [input.event.decision_id]) if {
-	_kind in {"access", "request", "breakglass"}
 	seen_before := object.get(input, ["history", "countries_seen"], [])
 	not input.event.input.location in seen_before
+	_kind in {"access", "request", "breakglass"}
 	cfg := monitoring.rules.new_country
 	seen := {c | some c in seen_before}
 	count(seen) >= cfg.min_history
@@ -91,11 +91,11 @@ alerts contains _alert("new_country", cfg.severity, input.event.input.subject, i
 }
 
 alerts contains _alert("no_grant_on_restricted", cfg.severity, input.event.input.subject, input.event.input.resource, msg, [input.event.decision_id]) if {
-	_kind == "access"
 	input.event.result.allow == false
 	cfg := monitoring.rules.no_grant_on_restricted
 	resource := data.datavisa.resources[input.event.input.resource]
 	resource.tier in cfg.tiers
+	_kind == "access"
 	missing := _codes & {r | some r in cfg.reasons}
 	count(missing) > 0
 	msg := sprintf("%s tried %s on %s data %s from %s without a live grant (%s)", [input.event.input.subject, input.event.input.action, resource.tier, input.event.input.resource, input.event.input.location, concat(", ", sort(missing))])

@@ -134,6 +134,22 @@ def test_records_judged_in_one_batch_each_see_the_grant_that_ended_before_them(e
     assert f"after their grant {first} was relinquished" in found[1].message
 
 
+def test_a_grant_that_ends_within_a_batch_is_seen_by_the_records_after_it(engine, monitor):
+    """The monitor asks once a batch whether any of a subject's grants on a resource
+    ended by the batch's newest record; a grant that ended after the batch's first record
+    of theirs still counts for the records after it."""
+    monitor.run_once()  # what came before is history; the rest is judged in one batch
+    before = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    req = engine.request("alice", CONFIDENTIAL, ["read"], 1200, "DE", "INC-1")
+    engine.approve(req.id, "bob", "DE")
+    engine.revoke(req.id, "bob", "done")
+    after = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert not before.allow and not after.allow
+    [alert] = raised(monitor, "access_after_grant_end")
+    assert alert.decision_id == after.decision_id
+    assert f"after their grant {req.id} was revoked" in alert.message
+
+
 def test_approvals_concentrated_on_one_approver(engine, monitor):
     for n in range(5):
         req = engine.request("alice", CONFIDENTIAL, ["read"], 600, "DE", f"INC-{n}")

@@ -261,11 +261,11 @@ class Monitor:
             ).fetchall()
             if not rows:
                 break
-            known = _Facts(self.store)
+            read = [(subject, record[0], read_record(*record)) for subject, *record in rows]
+            known = _Facts(self.store, latest=max(event_epoch(event) for *_, event in read))
             judged: list[tuple[int, dict[str, Any]]] = []
             asked: list[dict[str, Any]] = []
-            for subject, *record in rows:
-                seq, event = record[0], read_record(*record)
+            for subject, seq, event in read:
                 event.pop("seq")
                 # The monitor's own queries, uploaded by an OPA, are no news: judging them
                 # would log another query, and so on for ever.
@@ -457,26 +457,41 @@ class _Facts:
     now.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, latest: float) -> None:
         self.store = store
         self._places: dict[str, dict[str, float]] = {}
         self._changed: set[tuple[str, str]] = set()
         self._ended: dict[tuple[str, str, float], list[Request]] = {}
+        self._latest = latest  # when the batch's newest record was made
+        self._none_ended: dict[tuple[str, str], bool] = {}
 
     def ended(self, subject: str, resource: str, at: float) -> list[Request]:
         """The subject's grants on the resource (not extensions) that ended last no later
         than `at`, newest first: a few, however many the subject held before (a list of
-        all of them was read for every record, and grew with every grant)."""
+        all of them was read for every record, and grew with every grant).
+
+        Asked first, once a batch for a subject and resource: did any end by the batch's
+        newest record? Most did not, and then no record of theirs in the batch needs its
+        own query."""
         key = (subject, resource, at)
         if key not in self._ended:
-            self._ended[key] = self.store.requests(
-                f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind NOT IN (?, ?) "
-                "AND activated_at IS NOT NULL",
-                [subject, resource, at, EXTENSION_KIND, TRANSFER_KIND],
-                order_by=f"{_ENDED_AT} DESC",
-                limit=_ENDED_FEW,
-            )
+            pair = (subject, resource)
+            if pair not in self._none_ended:
+                self._none_ended[pair] = not self._ended_by(subject, resource, self._latest, 1)
+            if self._none_ended[pair] and at <= self._latest:
+                self._ended[key] = []
+            else:
+                self._ended[key] = self._ended_by(subject, resource, at, _ENDED_FEW)
         return self._ended[key]
+
+    def _ended_by(self, subject: str, resource: str, at: float, limit: int) -> list[Request]:
+        return self.store.requests(
+            f"requester = ? AND resource = ? AND {_ENDED_AT} <= ? AND kind NOT IN (?, ?) "
+            "AND activated_at IS NOT NULL",
+            [subject, resource, at, EXTENSION_KIND, TRANSFER_KIND],
+            order_by=f"{_ENDED_AT} DESC",
+            limit=limit,
+        )
 
     def _of(self, subject: str) -> dict[str, float]:
         if subject not in self._places:

@@ -366,7 +366,11 @@ class Monitor:
         in one query."""
         if not asked:
             return []
-        answer = self._opa().query(BATCH_ALERTS, {"batch": asked}).result
+        # As JSON text: OPA's API authorization turns the whole body into a Rego value
+        # before the query runs (and the handler once more), cheap for one string and not
+        # for a list of records (a quarter of OPA's CPU for the batch).
+        text = json.dumps(asked, separators=(",", ":"))
+        answer = self._opa().query(BATCH_ALERTS, {"batch_json": text}).result
         if (
             not isinstance(answer, list)
             or len(answer) != len(asked)

@@ -14,9 +14,17 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
+from datavisa.engine.ledger.decision_log import READ_DEPTH, readable
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.model.records import Alert
-from datavisa.engine.monitoring.monitor import CURSOR, MAX_EVIDENCE, Alerts, Monitor, for_rules
+from datavisa.engine.monitoring.monitor import (
+    CURSOR,
+    MAX_EVIDENCE,
+    Alerts,
+    Monitor,
+    for_rules,
+    read_record,
+)
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.opa import OpaClient, OpaUnavailable
@@ -124,6 +132,22 @@ def test_records_judged_in_one_batch_each_see_the_grant_that_ended_before_them(e
     ]
     assert f"after their grant {second} was revoked" in found[0].message
     assert f"after their grant {first} was relinquished" in found[1].message
+
+
+def test_a_grant_that_ends_within_a_batch_is_seen_by_the_records_after_it(engine, monitor):
+    """The monitor asks once a batch whether any of a subject's grants on a resource
+    ended by the batch's newest record; a grant that ended after the batch's first record
+    of theirs still counts for the records after it."""
+    monitor.run_once()  # what came before is history; the rest is judged in one batch
+    before = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    req = engine.request("alice", CONFIDENTIAL, ["read"], 1200, "DE", "INC-1")
+    engine.approve(req.id, "bob", "DE")
+    engine.revoke(req.id, "bob", "done")
+    after = engine.check("alice", CONFIDENTIAL, "read", "DE")
+    assert not before.allow and not after.allow
+    [alert] = raised(monitor, "access_after_grant_end")
+    assert alert.decision_id == after.decision_id
+    assert f"after their grant {req.id} was revoked" in alert.message
 
 
 def test_approvals_concentrated_on_one_approver(engine, monitor):
@@ -440,3 +464,28 @@ def test_two_engines_monitors_on_one_store_count_each_record_once(engine):
     [alert] = alerts_of(first, "no_grant_on_restricted")
     assert alert.count == 6
     assert engine.store.cursor(CURSOR) == engine.log.query(limit=1000)[-1]["seq"]
+
+
+def _nested(levels: int) -> str:
+    """A record whose input nests `levels` levels deep (the record itself one more)."""
+    return '{"decision_id": "d", "input": ' + '{"in": ' * levels + "1" + "}" * (levels + 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"decision_id": "d", "path": "p", "input": {"a": [1, {"b": 2}]}}),
+        json.dumps({"seq": 99, "decision_id": "d", "text": "{[{[ brackets in a string ]}]}"}),
+        _nested(READ_DEPTH - 1),  # READ_DEPTH levels in all: shown whole
+        _nested(READ_DEPTH),  # one level too deep: cut
+        json.dumps({"decision_id": "d", "many": [{} for _ in range(READ_DEPTH + 5)]}),
+        _nested(5000),  # too deep to parse
+        "[1, 2]", "null", "not json", '{"decision_id": "d"',
+    ],
+)  # fmt: skip
+def test_records_are_read_as_the_decision_log_reads_them(text: str) -> None:
+    """The monitor's quicker reading of a record (no depth walk for a text with few
+    brackets) gives what `readable` gives, for shallow, deep, cut, malformed and non-object
+    records alike."""
+    row = (7, "d-col", "datavisa/access/decision", 1_800_000_000.0, text)
+    assert read_record(*row) == readable(*row)

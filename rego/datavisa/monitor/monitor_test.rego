@@ -264,6 +264,15 @@ test_batch_alerts_judge_each_record_in_order if {
 	got[1] == monitor.alerts with input as travelled
 }
 
+test_batch_alerts_take_the_batch_as_json_text_too if {
+	quiet := {"event": _access, "history": {"countries_seen": ["DE"]}}
+	travelled := {"event": _access, "history": {"countries_seen": ["FR", "IT"]}}
+	batch := [quiet, travelled, quiet]
+	got := monitor.batch_alerts with input as {"batch_json": json.marshal(batch)}
+	got == monitor.batch_alerts with input as {"batch": batch}
+	{a.rule | some a in got[1]} == {"new_country"}
+}
+
 test_each_alert_carries_its_rules_dedup_window_and_key if {
 	event := _with_input(_access, {"location": "US"})
 	got := _raised(event, {"countries_seen": ["DE"]}).new_country

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.ledger.decision_log import READ_DEPTH, DecisionLog, _readable_walked, readable
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.decision import Check
 from datavisa.engine.model.errors import Denied
@@ -268,3 +268,27 @@ def test_follow_prints_decisions_as_they_arrive(engine: Engine, db):
         follow.wait(timeout=10)
     assert first["input"]["subject"] == "alice"
     assert second["decision_id"] == later.decision_id
+
+
+def _nested(levels: int) -> str:
+    """A record whose input nests `levels` levels deep (the record itself one more)."""
+    return '{"decision_id": "d", "input": ' + '{"in": ' * levels + "1" + "}" * (levels + 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"decision_id": "d", "path": "p", "input": {"a": [1, {"b": 2}]}}),
+        json.dumps({"seq": 99, "decision_id": "d", "text": "{[{[ brackets in a string ]}]}"}),
+        _nested(READ_DEPTH - 1),  # READ_DEPTH levels in all: shown whole
+        _nested(READ_DEPTH),  # one level too deep: cut
+        json.dumps({"decision_id": "d", "many": [{} for _ in range(READ_DEPTH + 5)]}),
+        _nested(5000),  # too deep to parse
+        "[1, 2]", "null", "not json", '{"decision_id": "d"',
+    ],
+)  # fmt: skip
+def test_a_record_reads_the_same_with_or_without_the_depth_walk(text: str) -> None:
+    """`readable` skips the depth walk for a text with few brackets; it gives what the walk
+    gives, for shallow, deep, cut, malformed and non-object records alike."""
+    row = (7, "d-col", "datavisa/access/decision", 1_800_000_000.0, text)
+    assert readable(*row) == _readable_walked(*row)

@@ -14,7 +14,6 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
-from datavisa.engine.ledger.decision_log import READ_DEPTH, readable
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.model.records import Alert
 from datavisa.engine.monitoring.monitor import (
@@ -23,7 +22,6 @@ from datavisa.engine.monitoring.monitor import (
     Alerts,
     Monitor,
     for_rules,
-    read_record,
 )
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
 from datavisa.engine.policy import bundle
@@ -464,28 +462,3 @@ def test_two_engines_monitors_on_one_store_count_each_record_once(engine):
     [alert] = alerts_of(first, "no_grant_on_restricted")
     assert alert.count == 6
     assert engine.store.cursor(CURSOR) == engine.log.query(limit=1000)[-1]["seq"]
-
-
-def _nested(levels: int) -> str:
-    """A record whose input nests `levels` levels deep (the record itself one more)."""
-    return '{"decision_id": "d", "input": ' + '{"in": ' * levels + "1" + "}" * (levels + 1)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        json.dumps({"decision_id": "d", "path": "p", "input": {"a": [1, {"b": 2}]}}),
-        json.dumps({"seq": 99, "decision_id": "d", "text": "{[{[ brackets in a string ]}]}"}),
-        _nested(READ_DEPTH - 1),  # READ_DEPTH levels in all: shown whole
-        _nested(READ_DEPTH),  # one level too deep: cut
-        json.dumps({"decision_id": "d", "many": [{} for _ in range(READ_DEPTH + 5)]}),
-        _nested(5000),  # too deep to parse
-        "[1, 2]", "null", "not json", '{"decision_id": "d"',
-    ],
-)  # fmt: skip
-def test_records_are_read_as_the_decision_log_reads_them(text: str) -> None:
-    """The monitor's quicker reading of a record (no depth walk for a text with few
-    brackets) gives what `readable` gives, for shallow, deep, cut, malformed and non-object
-    records alike."""
-    row = (7, "d-col", "datavisa/access/decision", 1_800_000_000.0, text)
-    assert read_record(*row) == readable(*row)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..ledger.decision_log import READ_COLUMNS, READ_DEPTH, DecisionLog, event_epoch, readable
+from ..ledger.decision_log import READ_COLUMNS, DecisionLog, event_epoch, readable
 from ..model.errors import NotFound
 from ..model.records import (
     BREAKGLASS_KIND,
@@ -261,7 +261,7 @@ class Monitor:
             ).fetchall()
             if not rows:
                 break
-            read = [(subject, record[0], read_record(*record)) for subject, *record in rows]
+            read = [(subject, record[0], readable(*record)) for subject, *record in rows]
             known = _Facts(self.store, latest=max(event_epoch(event) for *_, event in read))
             judged: list[tuple[int, dict[str, Any]]] = []
             asked: list[dict[str, Any]] = []
@@ -529,23 +529,6 @@ class _Facts:
             [(s, p, self._places[s][p]) for s, p in sorted(self._changed)],
         )
         self._changed.clear()
-
-
-def read_record(
-    seq: int, decision_id: str, path: str | None, at: float, text: Any
-) -> dict[str, Any]:
-    """`readable(seq, decision_id, path, at, text)`, sooner for the common record: a text
-    with no more than READ_DEPTH brackets that open an array or object cannot nest deeper
-    than READ_DEPTH, so it needs no walk measuring its depth (two thirds of reading a record,
-    which was a third of the monitor's CPU). Any other text is `readable`'s to read."""
-    if isinstance(text, str) and text.count("{") + text.count("[") <= READ_DEPTH:
-        try:
-            event = json.loads(text)
-        except ValueError:
-            event = None
-        if isinstance(event, dict):
-            return {"seq": seq, **event}
-    return readable(seq, decision_id, path, at, text)
 
 
 JUDGED_FIELDS = ("decision_id", "path", "input", "result", "timestamp")

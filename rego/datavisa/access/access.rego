@@ -145,29 +145,14 @@ default _grant_fields := {}
 # accepts in_jurisdiction and no sectoral rule names its tags (so in_jurisdiction is the
 # basis, and lawful), and a live grant covers the action and the location; then no rule
 # above denies. Its grant is _chosen's, inlined: each rule a decision touches costs about
-# as much as a lookup, so this path touches none. With one usable grant that one is
-# chosen, and its RFC 3339 expiry is the one the engine pushed (expires_at) instead of
-# being formatted here; with several, the second body chooses as _chosen does. A grant
-# pushed without expires_at, like any other case, is left to the rules above.
+# as much as a lookup, so this path touches none. Its RFC 3339 expiry is the one the
+# engine pushed with the grant (expires_at) instead of being formatted here: a grant
+# pushed without it, like any other case, is left to the rules above.
 
 # METADATA
 # title: Decision
 # description: The whole answer for the engine and for services asking OPA directly.
-decision := {"allow": true, "reasons": set(), "grant_id": gid, "expires_at": mine[gid].expires_at} if {
-	data.datavisa.lookup.resources[input.resource].direct[input.location]
-	now := time.now_ns()
-	mine := data.grants[input.subject]
-	usable := {id |
-		some id, g in mine
-		g.resource == input.resource
-		g.starts_ns <= now
-		now < g.expires_ns
-		g.actions[_] == input.action
-		g.countries[_] == input.location
-	}
-	count(usable) == 1
-	some gid in usable
-} else := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at": mine[best[1]].expires_at} if {
+decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at": mine[best[1]].expires_at} if {
 	data.datavisa.lookup.resources[input.resource].direct[input.location]
 	now := time.now_ns()
 	mine := data.grants[input.subject]

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from datavisa.engine.model.durations import rfc3339
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import find_opa, opa_version
@@ -37,7 +38,12 @@ INPUT = {"subject": "alice", "resource": "eu-customer-analytics", "action": "rea
 
 def grants(n: int, now_ns: int) -> dict:
     """N live grants: SUBJECT_GRANTS for alice, the rest spread over other subjects."""
-    live = {"starts_ns": now_ns - 3600 * 10**9, "expires_ns": now_ns + 7 * 86400 * 10**9}
+    expires_ns = now_ns + 7 * 86400 * 10**9
+    live = {
+        "starts_ns": now_ns - 3600 * 10**9,
+        "expires_ns": expires_ns,
+        "expires_at": rfc3339(expires_ns // 10**9),  # as the engine pushes it (grant_doc)
+    }
     doc: dict[str, dict] = {"alice": {}}
     for i in range(SUBJECT_GRANTS):
         doc["alice"][f"alice-{i}"] = {

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from ..ledger import audit
-from ..model.durations import epoch_ns
+from ..model.durations import epoch_ns, rfc3339
 from ..model.errors import SinkUnavailable
 from ..model.records import (
     ACTIVE,
@@ -61,14 +61,19 @@ REFUSED, ABANDONED = "failed", "abandoned"
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
-    """One live grant as the access policy reads it (data.grants[subject][id])."""
+    """One live grant as the access policy reads it (data.grants[subject][id]).
+
+    `expires_at` restates `expires_ns` as the decision names it (RFC 3339 UTC, whole
+    seconds, as OPA's time.format gives it), so the common allow need not format it."""
+    expires_ns = epoch_ns(req.expires_at)
     return {
         "resource": req.resource,
         "actions": req.actions,
         "countries": req.countries,
         "evidence": req.evidence,
         "starts_ns": epoch_ns(req.activated_at),
-        "expires_ns": epoch_ns(req.expires_at),
+        "expires_ns": expires_ns,
+        "expires_at": None if expires_ns is None else rfc3339(expires_ns // 10**9),
         "revision": req.revision,
         "breakglass": req.kind == BREAKGLASS_KIND,
     }

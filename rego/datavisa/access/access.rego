@@ -10,7 +10,8 @@
 #
 #   Input: {subject, resource, action, location}
 #   Grants: data.grants[subject][grant_id] = {resource, actions, countries, starts_ns,
-#   expires_ns, revision, breakglass (optional), evidence (optional)}
+#   expires_ns, revision, expires_at (optional: expires_ns in RFC 3339 UTC, as the engine
+#   pushes it), breakglass (optional), evidence (optional)}
 #   Output: decision = {allow, reasons: [{code, message}], grant_id, expires_at (RFC 3339
 #   UTC, when allowed)}
 package datavisa.access
@@ -140,28 +141,27 @@ default _grant_fields := {}
 
 # The common allow comes first, in one body, from lookups in the facts shaped at bundle
 # build time (data.datavisa.lookup, engine/policy/bundle.py) and without the residency
-# context: no sectoral rule names the data's tags, its tier accepts in_jurisdiction, the
-# location is a country of the data's jurisdiction (so in_jurisdiction is the basis), and
-# a live grant covers the action and the location; then no rule above denies. Its grant
-# is _chosen's, inlined: each rule a decision touches costs about as much as a lookup, so
-# this path touches none. Otherwise the rules above judge.
+# context: the resource's `direct` countries are those of its jurisdiction when its tier
+# accepts in_jurisdiction and no sectoral rule names its tags (so in_jurisdiction is the
+# basis, and lawful), and a live grant covers the action and the location; then no rule
+# above denies. Its grant is _chosen's, inlined: each rule a decision touches costs about
+# as much as a lookup, so this path touches none. Its RFC 3339 expiry is the one the
+# engine pushed with the grant (expires_at) instead of being formatted here: a grant
+# pushed without it, like any other case, is left to the rules above.
 
 # METADATA
 # title: Decision
 # description: The whole answer for the engine and for services asking OPA directly.
-decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at": expires_at} if {
-	facts := data.datavisa.lookup.resources[input.resource]
-	facts.inside[input.location]
-	facts.bases.in_jurisdiction
-	count(facts.sectoral) == 0
+decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at": mine[best[1]].expires_at} if {
+	data.datavisa.lookup.resources[input.resource].direct[input.location]
 	now := time.now_ns()
+	mine := data.grants[input.subject]
 	best := min({[0 - g.expires_ns, id] |
-		some id, g in data.grants[input.subject]
+		some id, g in mine
 		g.resource == input.resource
 		g.starts_ns <= now
 		now < g.expires_ns
 		g.actions[_] == input.action
 		g.countries[_] == input.location
 	})
-	expires_at := time.format([0 - best[0], "UTC", "2006-01-02T15:04:05Z07:00"])
 } else := object.union({"allow": allow, "reasons": deny}, _grant_fields)

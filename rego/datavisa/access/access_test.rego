@@ -102,3 +102,57 @@ test_a_residency_denial_names_the_law_and_the_safeguards_that_would_make_it_lawf
 	contains(reason.message, "held in EU (European Union and EEA (GDPR)) may not be reached from US")
 	contains(reason.message, "lawful with evidence of bcr (GDPR Art. 47) or scc")
 }
+
+# Grants as the engine pushes them: each with its expiry in RFC 3339 (expires_at) too.
+_pushed(grants) := {subject: {id: object.union(g, {"expires_at": time.format([g.expires_ns, "UTC", "2006-01-02T15:04:05Z07:00"])}) |
+	some id, g in held
+} |
+	some subject, held in grants
+}
+
+test_the_common_allow_names_the_expiry_the_engine_pushed if {
+	d := _decide({}, {"alice": {"g1": object.union(_grant, {"expires_at": "2027-01-15T08:00:20Z"})}}, _t0 + 1)
+	d == {"allow": true, "reasons": set(), "grant_id": "g1", "expires_at": "2027-01-15T08:00:20Z"}
+}
+
+test_pushed_expiries_change_no_decision if {
+	longer := object.union(_grant, {"expires_ns": _grant.expires_ns + 1000000000})
+	writer := object.union(_grant, {"actions": ["write"]})
+	held := [
+		{"g1": _grant},
+		{"g1": _grant, "g2": longer},
+		{"g2": _grant, "g1": longer},
+		{"g2": _grant, "g1": _grant},
+		{"g1": _grant, "g2": writer},
+		{"g1": writer},
+		{"g1": _grant, "g2": longer, "g3": longer},
+		{"g1": object.union(_grant, {"countries": ["FR"]}), "g2": longer},
+	]
+	patches := [{}, {"action": "write"}, {"location": "FR"}, {"location": "US"}, {"subject": "bob"}]
+	every grants in held {
+		every patch in patches {
+			every now in [_t0 - 1, _t0 + 1, _grant.expires_ns] {
+				_decide(patch, _pushed({"alice": grants}), now) == _decide(patch, {"alice": grants}, now)
+			}
+		}
+	}
+}
+
+test_the_least_id_of_the_longest_lasting_pushed_grants_is_named if {
+	d := _decide({}, _pushed({"alice": {"g2": _grant, "g1": _grant, "g0": object.union(_grant, {"actions": ["write"]})}}), _t0)
+	d.grant_id == "g1"
+}
+
+# The lookup's `direct` countries restate `inside`, `bases` and `sectoral` (bundle.py).
+test_direct_countries_are_inside_when_the_tier_accepts_in_jurisdiction_and_no_sectoral_rule_applies if {
+	every facts in data.datavisa.lookup.resources {
+		facts.direct == _direct(facts)
+	}
+	some facts in data.datavisa.lookup.resources
+	count(facts.direct) > 0
+}
+
+_direct(facts) := facts.inside if {
+	facts.bases.in_jurisdiction
+	count(facts.sectoral) == 0
+} else := {}

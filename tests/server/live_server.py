@@ -4,6 +4,8 @@ as a process, and callers."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -136,3 +138,32 @@ class Api:
         assert response.status_code == 200, response.text
         assert response.json()["state"] == "active"
         return response.json()
+
+
+def children_named(parent: int, name: str) -> set[int]:
+    """The processes `parent` started that are named `name` (from /proc)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may hold spaces, so split after its ')'.
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == parent and comm == name:
+            found.add(int(proc.name))
+    return found
+
+
+def kill_hard(proc: subprocess.Popen) -> None:
+    """SIGKILL a `datavisa serve`, as a crash would, then the OPA it leaves behind with no
+    parent (a killed serve cannot stop it), so no test leaks a process."""
+    orphans = children_named(proc.pid, "opa")
+    proc.kill()
+    proc.wait(timeout=30)
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import requests
-from live_server import RESOURCE
-from test_supervision import _children_named, _serve
+from live_server import RESOURCE, children_named
+from test_supervision import _serve
 
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger import audit
@@ -62,7 +62,7 @@ def test_kill_9_during_approvals_loses_nothing_acknowledged(tmp_path: Path):
         threads = [threading.Thread(target=approve, args=(r,)) for r in pending]
         for thread in threads:
             thread.start()
-        opas = _children_named(served.proc.pid, "opa")
+        opas = children_named(served.proc.pid, "opa")
         started.wait()
         assert answering.wait(30), "no approval was answered"
         served.proc.kill()  # SIGKILL, as the next approvals are in flight: no shutdown at all

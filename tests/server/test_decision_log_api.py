@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
-from live_server import RESOURCE, Caller
-from test_supervision import DATAVISA, _children_named, _healthy, _serve, _wait_for
+from live_server import RESOURCE, Caller, children_named
+from test_supervision import DATAVISA, _healthy, _serve, _wait_for
 
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import DecisionLog, load_key
@@ -201,7 +201,7 @@ def test_a_killed_server_loses_no_decision_it_answered(tmp_path):
     url, answered = f"http://127.0.0.1:{port}", []
     try:
         _wait_for(lambda: _healthy(url) or proc.poll() is not None, "serve to be ready")
-        opa = _children_named(proc.pid, "opa")
+        opa = children_named(proc.pid, "opa")
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         killer = threading.Timer(1.5, lambda: os.kill(proc.pid, signal.SIGKILL))

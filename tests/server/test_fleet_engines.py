@@ -21,7 +21,6 @@ how long a step took.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ import requests
 import yaml
 from click.testing import CliRunner
 from faults import FaultyProxy
-from live_server import RESOURCE, Caller, healthy, serve_process, wait_for
+from live_server import RESOURCE, Caller, healthy, kill_hard, serve_process, wait_for
 from test_fleet import NAMES, Sidecar
 from test_several_engines import Engine, _sweeper
 
@@ -259,8 +258,7 @@ def test_the_sweeping_engine_killed_the_other_serves_sweeps_and_reconciles(setup
     alive = "b" if dead == "a" else "a"
     survivor = setup.engines[alive]
 
-    os.kill(setup.engines[dead].proc.pid, signal.SIGKILL)
-    setup.engines[dead].proc.wait(timeout=30)
+    kill_hard(setup.engines[dead].proc)
     for balancer in setup.balancers.values():  # its health fails: the balancers send on
         balancer.upstream = survivor.url
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import requests
-from live_server import Caller
+from live_server import Caller, children_named
 from tcp_faults import CuttableProxy
-from test_supervision import _children_named, _serve, _wait_for
+from test_supervision import _serve, _wait_for
 
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.connectors.postgresql import MANAGED, role_name
@@ -100,7 +100,7 @@ def test_kill_9_leaves_no_orphan_role_after_restart(
     with _serve(tmp_path, "--config", str(config)) as served:
         grant_id = _grant(served)
         assert _role_exists(postgres, role_name(grant_id))
-        opas = _children_named(served.proc.pid, "opa")
+        opas = children_named(served.proc.pid, "opa")
         served.proc.kill()  # SIGKILL: no shutdown at all
         served.proc.wait()
         for pid in opas:
@@ -171,7 +171,7 @@ def test_kill_9_in_the_middle_of_provisioning_leaves_no_orphan_role(
                 ).fetchone(),
                 "serve's CREATE ROLE to wait",
             )
-        opas = _children_named(served.proc.pid, "opa")
+        opas = children_named(served.proc.pid, "opa")
         served.proc.kill()
         served.proc.wait()
         for pid in opas:

@@ -9,8 +9,6 @@ Only 127.0.0.1 is reached; every wait is bounded; nothing asserts how long a ste
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from live_server import RESOURCE, Caller, healthy, serve_process, wait_for
+from live_server import RESOURCE, Caller, healthy, kill_hard, serve_process, wait_for
 
 from datavisa.cli.main import cli
 from datavisa.engine.api.serve import engine_instance
@@ -162,8 +160,7 @@ def test_one_engine_killed_the_other_serves_and_takes_the_sweeping_over(engines,
     holder = wait_for(lambda: _sweeper(url), "an engine to hold the sweeper lease", WAIT_S)[0]
     first, other = (a, b) if holder.endswith(f":{a.url.rsplit(':', 1)[1]}") else (b, a)
 
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait(timeout=30)
+    kill_hard(first.proc)
     taken = wait_for(
         lambda: (lease := _sweeper(url)) and lease[0] != holder and lease,
         "the other engine to take the sweeper lease over",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from live_server import RESOURCE, Caller
+from live_server import RESOURCE, Caller, children_named
 
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
@@ -29,23 +29,6 @@ from datavisa.engine.policy.process import free_port, stop_process
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 WAIT_S = 60
-
-
-def _children_named(parent: int, name: str) -> set[int]:
-    found = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may hold spaces, so split after its ')'.
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == parent and comm == name:
-            found.add(int(proc.name))
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -81,7 +64,7 @@ class Served:
         return Caller(self.url, self.tokens[subject])
 
     def opa_pids(self) -> set[int]:
-        return _children_named(self.proc.pid, "opa")
+        return children_named(self.proc.pid, "opa")
 
 
 @contextlib.contextmanager
@@ -105,7 +88,7 @@ def _serve(tmp_path: Path, *extra: str) -> Iterator[Served]:
         yield served
     finally:
         stop_process(proc)
-        for pid in _children_named(proc.pid, "opa"):  # only if serve failed its job
+        for pid in children_named(proc.pid, "opa"):  # only if serve failed its job
             os.kill(pid, signal.SIGKILL)
         log.close()
 

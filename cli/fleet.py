@@ -152,16 +152,16 @@ def opa_config(
 def _scope(resources: str | None) -> tuple[str, ...]:
     """--resources as sorted names, each checked; a warning for one the policy data here
     does not name (the server's may, so it is not refused)."""
-    from datavisa.engine.api.tokens import SUBJECT_PATTERN
+    from datavisa.engine.api.wire import resource_scope
     from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
     from datavisa.engine.policy import bundle
 
     if resources is None:
         return ()
-    names = sorted({name.strip() for name in resources.split(",")})
-    for name in names:
-        if not re.fullmatch(SUBJECT_PATTERN, name):
-            raise click.BadParameter(f"{name!r} is not a resource name", param_hint="--resources")
+    try:
+        names = resource_scope(resources)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--resources") from e
     try:
         known = bundle.load_data(DEFAULT_BUNDLE_DIR).get("resources", {})
     except DataVisaError:
@@ -173,7 +173,7 @@ def _scope(resources: str | None) -> tuple[str, ...]:
                 "gets no grant on it unless the server's policy names it",
                 err=True,
             )
-    return tuple(names)
+    return names
 
 
 @click.command()

@@ -8,6 +8,7 @@ so a record that makes the round trip comes back as the engine made it (to the s
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from functools import cache
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from ..model.decision import Decision
 from ..model.durations import parse_rfc3339, rfc3339
 from ..model.records import Approval, Request
+from .tokens import SUBJECT_PATTERN
 
 # Keys the server adds to a decision beside OPA's own result.
 DECISION_EXTRAS = ("decision_id", "revision")
@@ -86,3 +88,14 @@ def audit_event_to_wire(event: dict[str, Any]) -> dict[str, Any]:
 
 def audit_event_from_wire(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "at": parse_rfc3339(values["at"])}
+
+
+def resource_scope(names: str) -> tuple[str, ...]:
+    """A sidecar's `resources` (comma-separated, as `opa-config --resources` takes them and
+    its grants bundle asks for them) as sorted names; ValueError naming the first that is
+    not a resource name."""
+    scope = tuple(sorted({name.strip() for name in names.split(",")}))
+    for name in scope:
+        if not re.fullmatch(SUBJECT_PATTERN, name):
+            raise ValueError(f"{name!r} is not a resource name")
+    return scope

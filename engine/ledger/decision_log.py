@@ -214,7 +214,7 @@ def _engine_event(
     path: str,
     input: Any,
     result: dict[str, Any],
-    decision_id: str | None,
+    decision_id: str,
     mask: list[Any] | None,
     revision: str,
     caller: str | None,

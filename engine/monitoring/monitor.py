@@ -42,6 +42,7 @@ from ..model.records import (
     Request,
     effective_state,
 )
+from ..policy.decide import APPROVAL
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..store import Store
 from ..store.schema import APPROVALS
@@ -51,7 +52,6 @@ log = logging.getLogger("datavisa.monitor")
 BATCH_ALERTS = "datavisa/monitor/batch_alerts"
 LOOKBACK = "datavisa/monitor/lookback"
 MONITOR_PREFIX = "datavisa/monitor/"
-APPROVAL_PATH = "datavisa/approval/decision"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 STATES = ("open", "acked")
 CURSOR = "monitor"
@@ -410,7 +410,7 @@ class Monitor:
                 ended := self._last_grant_end(known.ended(subject, resource, at), at)
             ):
                 facts["last_grant_end"] = ended
-        if event.get("path") == APPROVAL_PATH and isinstance(inp.get("approver"), str):
+        if event.get("path") == APPROVAL and isinstance(inp.get("approver"), str):
             since = at - self.lookback().get("approvals_s", 0)
             facts["approvals"] = self._approvals(seq, since, inp["approver"])
         return facts

@@ -300,10 +300,8 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
     - `inside`: jurisdiction → `countries` and `subdivisions`, each as {code: true};
     - `resources`: resource → `jurisdiction` (of its region), `inside` (that jurisdiction's
       countries, as {code: true}), `bases` (those its tier
-      accepts, as {basis: true}), `sectoral` (its tags that a sectoral rule names, as
-      {tag: true}) and `direct`: the countries of `inside` when `bases` holds
-      in_jurisdiction and `sectoral` is empty, else none, so the access decision's common
-      allow reads one key where it would read three.
+      accepts, as {basis: true}), and `sectoral` (its tags that a sectoral rule names, as
+      {tag: true}).
     """
     jurisdictions = data.get("jurisdictions", {})
     places = {code: {"country": code, "subdivision": ""} for code in data.get("countries", {})}
@@ -321,14 +319,12 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
     for rid, resource in data.get("resources", {}).items():
         tier = tiers[resource["tier"]]
         jid = regions[resource["region"]]["jurisdiction"]
-        facts = {
+        resources[rid] = {
             "jurisdiction": jid,
             "inside": inside[jid]["countries"],
             "bases": dict.fromkeys(tier["bases"], True),
             "sectoral": {tag: True for tag in resource.get("tags", []) if tag in sectoral},
         }
-        plain = "in_jurisdiction" in facts["bases"] and not facts["sectoral"]
-        resources[rid] = facts | {"direct": facts["inside"] if plain else {}}
     return {"places": places, "inside": inside, "resources": resources}
 
 

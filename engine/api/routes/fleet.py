@@ -27,7 +27,8 @@ from ...model import bounded
 from ...model.durations import rfc3339
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
-from ..tokens import SUBJECT_PATTERN, Principal
+from ..tokens import Principal
+from ..wire import resource_scope
 
 router = APIRouter(route_class=JsonRoute)
 
@@ -57,15 +58,10 @@ def _prefer(request: Request) -> tuple[int, set[str]]:
 
 def _scope(resources: str | None) -> tuple[str, ...]:
     """The resources a grants bundle is asked for, sorted; () for every one."""
-    if resources is None:
-        return ()
-    names = sorted({name.strip() for name in resources.split(",")})
-    bad = [name for name in names if not re.fullmatch(SUBJECT_PATTERN, name)]
-    if bad or not names:
-        raise ApiError(
-            422, "invalid", f"not a resource name: {(bad or [''])[0]!r}", field="resources"
-        )
-    return tuple(names)
+    try:
+        return resource_scope(resources) if resources is not None else ()
+    except ValueError as e:
+        raise ApiError(422, "invalid", str(e), field="resources") from e
 
 
 def _bundle(body: bytes | None, etag: str) -> Response:

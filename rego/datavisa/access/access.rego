@@ -141,9 +141,9 @@ default _grant_fields := {}
 
 # The common allow comes first, in one body, from lookups in the facts shaped at bundle
 # build time (data.datavisa.lookup, engine/policy/bundle.py) and without the residency
-# context: the resource's `direct` countries are those of its jurisdiction when its tier
-# accepts in_jurisdiction and no sectoral rule names its tags (so in_jurisdiction is the
-# basis, and lawful), and a live grant covers the action and the location; then no rule
+# context: no sectoral rule names the data's tags, its tier accepts in_jurisdiction, the
+# location is a country of the data's jurisdiction (so in_jurisdiction is the basis, and
+# lawful), and a live grant covers the action and the location; then no rule
 # above denies. Its grant is _chosen's, inlined: each rule a decision touches costs about
 # as much as a lookup, so this path touches none. Its RFC 3339 expiry is the one the
 # engine pushed with the grant (expires_at) instead of being formatted here: a grant
@@ -153,7 +153,10 @@ default _grant_fields := {}
 # title: Decision
 # description: The whole answer for the engine and for services asking OPA directly.
 decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at": mine[best[1]].expires_at} if {
-	data.datavisa.lookup.resources[input.resource].direct[input.location]
+	facts := data.datavisa.lookup.resources[input.resource]
+	facts.inside[input.location]
+	facts.bases.in_jurisdiction
+	count(facts.sectoral) == 0
 	now := time.now_ns()
 	mine := data.grants[input.subject]
 	best := min({[0 - g.expires_ns, id] |

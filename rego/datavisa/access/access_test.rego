@@ -142,17 +142,3 @@ test_the_least_id_of_the_longest_lasting_pushed_grants_is_named if {
 	d := _decide({}, _pushed({"alice": {"g2": _grant, "g1": _grant, "g0": object.union(_grant, {"actions": ["write"]})}}), _t0)
 	d.grant_id == "g1"
 }
-
-# The lookup's `direct` countries restate `inside`, `bases` and `sectoral` (bundle.py).
-test_direct_countries_are_inside_when_the_tier_accepts_in_jurisdiction_and_no_sectoral_rule_applies if {
-	every facts in data.datavisa.lookup.resources {
-		facts.direct == _direct(facts)
-	}
-	some facts in data.datavisa.lookup.resources
-	count(facts.direct) > 0
-}
-
-_direct(facts) := facts.inside if {
-	facts.bases.in_jurisdiction
-	count(facts.sectoral) == 0
-} else := {}

@@ -114,6 +114,9 @@ def _skip_space(text: str, at: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5, help="opa bench runs per size")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where the results go (default bench/results)"
+    )
     args = parser.parse_args()
     opa = find_opa()
     with tempfile.TemporaryDirectory(prefix="datavisa-bench-") as tmp:
@@ -136,8 +139,8 @@ def main() -> None:
         "target_ratio": TARGET_RATIO,
         "within_target": ratio <= TARGET_RATIO,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"rego-access-{today}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"rego-access-{today}.json"
     out.write_text(json.dumps(record, indent=1) + "\n")
     line = (
         f"- {today} rego access decision (opa bench, median of {args.count}): "
@@ -146,7 +149,7 @@ def main() -> None:
         f"ratio {ratio:.2f} (target ≤ {TARGET_RATIO}); "
         f"`true` {floor['ns_per_op_median'] / 1000:.1f} µs → {out.name}"
     )
-    summary = RESULTS / "README.md"
+    summary = args.out / "README.md"
     if not summary.exists():
         summary.write_text("# Benchmark results\n\nOne line a run; details in the JSON files.\n\n")
     with summary.open("a") as f:

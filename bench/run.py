@@ -518,14 +518,16 @@ def _cli_mode() -> str:
     return "remote" if "--server" in shown else "opa-url"
 
 
-def rego_bench(count: int) -> dict[str, Any] | None:
-    """bench/rego_bench.py (`opa bench` of the access decision), as its own step."""
+def rego_bench(count: int, out: Path) -> dict[str, Any] | None:
+    """bench/rego_bench.py (`opa bench` of the access decision), as its own step, writing
+    where the run writes."""
     if count <= 0:
         return None
     _log(f"Rego micro-benchmark: opa bench, {count} runs at each size")
     script = Path(__file__).with_name("rego_bench.py")
-    subprocess.run([sys.executable, str(script), "--count", str(count)], check=True)
-    return json.loads((RESULTS / f"rego-access-{dt.date.today().isoformat()}.json").read_text())
+    argv = [sys.executable, str(script), "--count", str(count), "--out", str(out)]
+    subprocess.run(argv, check=True)
+    return json.loads((out / f"rego-access-{dt.date.today().isoformat()}.json").read_text())
 
 
 def main() -> None:
@@ -566,7 +568,7 @@ def main() -> None:
             _log(f"fleet: {fleet}")
         # With the serve above stopped: each setup alone on the machine.
         store = store_bench.measure(work, seconds=3.0 if args.quick else 10.0)
-    rego = rego_bench(plan.rego_bench_count)
+    rego = rego_bench(plan.rego_bench_count, out)
     _log(f"the monitor's cost: {plan.monitor_decisions} decisions asked, then judged")
     with tempfile.TemporaryDirectory(prefix="datavisa-monitor-") as tmp:
         monitoring = monitor_cost.measure(Path(tmp), plan.monitor_decisions)

@@ -9,7 +9,7 @@ one nested too deeply to parse is a 422 naming its field, not a RecursionError.
 """
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ..model import bounded
 from ..model.errors import (
@@ -93,6 +94,23 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _routes(routes: Any) -> Iterator[Any]:
+    """Every route, through routers included whole (FastAPI keeps those as one entry)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _routes(inner.routes) if inner is not None else (route,)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route at this request's path (Starlette's own 405 names only
+    those of the first route that matched the path)."""
+    methods: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        if route.matches(request.scope)[0] != Match.NONE:  # PARTIAL: the path, not the method
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     def api_error(_request: Request, e: ApiError) -> JSONResponse:
@@ -138,9 +156,12 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    def http_error(_request: Request, e: HTTPException) -> JSONResponse:
+    def http_error(request: Request, e: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(e.status_code, "error")
-        return error_response(e.status_code, code, str(e.detail))
+        response = error_response(e.status_code, code, str(e.detail))
+        if e.status_code == 405:  # RFC 9110: a 405 says which methods the resource has
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
 
     @app.exception_handler(DataVisaError)
     def engine_error(_request: Request, e: DataVisaError) -> JSONResponse:

@@ -6,6 +6,7 @@ OpenAPI document is generated from them.
 """
 
 import dataclasses
+import re
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -15,6 +16,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -36,6 +38,20 @@ MAX_DURATION_S = 30 * 86400  # a sanity bound on input; policy sets the real max
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 COUNTRY_PATTERN = r"^(?:[A-Z]{2}|unknown)$"
 AUDIT_PAGE_MAX = 1000
+# Cursor ids (seq, alert ids) are SQLite INTEGER / PostgreSQL bigint: signed 64-bit.
+CURSOR_MAX = 2**63 - 1
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Times travel as RFC 3339 text, as the schema says: pydantic alone would also take a
+    number of seconds ("0.5") and read it as a time."""
+    if isinstance(value, str) and not re.match(RFC3339_PATTERN, value):
+        raise ValueError("not an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 
 def _checked(
@@ -111,7 +127,7 @@ class NewRequest(Body):
     duration: Duration
     location: Country
     reason: Text = ""
-    start_at: AwareDatetime | None = Field(
+    start_at: Rfc3339 | None = Field(
         default=None, description="Scheduled start (RFC 3339); leave out to start on approval"
     )
     evidence: list[Name] = Field(default_factory=list, max_length=32)
@@ -272,4 +288,4 @@ RequestId = Annotated[
     str,
     PathParam(pattern=ID_PATTERN, description="A request or grant id", examples=["3f9c2a71b0de"]),
 ]
-AlertId = Annotated[int, PathParam(ge=1, le=2**62, description="An alert id", examples=[7])]
+AlertId = Annotated[int, PathParam(ge=1, le=CURSOR_MAX, description="An alert id", examples=[7])]

@@ -11,7 +11,7 @@ from ...monitoring.monitor import SEVERITIES
 from ...monitoring.monitor import STATES as ALERT_STATES
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
-from ..schemas import AUDIT_PAGE_MAX, AlertId, AlertOut, AlertPage, Empty
+from ..schemas import AUDIT_PAGE_MAX, CURSOR_MAX, AlertId, AlertOut, AlertPage, Empty
 from ..tokens import SUBJECT_PATTERN, Principal
 from ..wire import to_wire
 
@@ -26,7 +26,7 @@ def list_alerts(
     severity: Annotated[Literal[SEVERITIES] | None, Query()] = None,  # type: ignore[valid-type]
     subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
     state: Annotated[Literal[ALERT_STATES] | None, Query()] = None,  # type: ignore[valid-type]
-    after: Annotated[int, Query(ge=0, le=2**62, description="Alerts after this id")] = 0,
+    after: Annotated[int, Query(ge=0, le=CURSOR_MAX, description="Alerts after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
 ) -> Any:
     """Alerts the monitoring rules raised, oldest first, a page at a time.

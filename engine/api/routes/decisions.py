@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from ...ledger.decision_log import BadEvent
@@ -23,11 +22,13 @@ from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
 from ..schemas import (
     AUDIT_PAGE_MAX,
+    CURSOR_MAX,
     ID_PATTERN,
     AccessCheck,
     AuditPage,
     DecisionOut,
     LogPage,
+    Rfc3339,
 )
 from ..service import Service
 from ..tokens import SUBJECT_PATTERN, Principal
@@ -99,7 +100,7 @@ async def _answer(service: Service, body: AccessCheck, actor: Principal) -> JSON
 def audit_events(
     service: Served,
     actor: Annotated[Principal, Allowed("audit.read")],
-    after: Annotated[int, Query(ge=0, le=2**62, description="Events after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=CURSOR_MAX, description="Events after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
     request_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> Any:
@@ -153,9 +154,9 @@ def decision_log(
     result: Annotated[Literal["allow", "deny"] | None, Query()] = None,
     reason: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
     grant_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="RFC 3339, inclusive")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="RFC 3339, exclusive")] = None,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Records after this seq")] = 0,
+    since: Annotated[Rfc3339 | None, Query(description="RFC 3339, inclusive")] = None,
+    until: Annotated[Rfc3339 | None, Query(description="RFC 3339, exclusive")] = None,
+    after: Annotated[int, Query(ge=0, le=CURSOR_MAX, description="Records after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
 ) -> Any:
     """Recorded decisions, oldest first, a page at a time, in OPA's event format.

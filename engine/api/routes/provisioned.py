@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ...lifecycle.provisioned import abandon_removal, credentials, standing
 from ..deps import V1, Allowed, Served
 from ..errors import JsonRoute
-from ..schemas import COUNTRY_PATTERN, Body, RequestId, Text
+from ..schemas import COUNTRY_PATTERN, CURSOR_MAX, Body, RequestId, Text
 from ..tokens import Principal
 
 router = APIRouter(route_class=JsonRoute)
@@ -46,7 +46,7 @@ def grant_activity(
     service: Served,
     request_id: RequestId,
     actor: Annotated[Principal, Allowed("activity.read")],
-    after: Annotated[int, Query(ge=0, description="Only rows after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=CURSOR_MAX, description="Only rows after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> Any:
     """Where each data system stands with the grant, and the statements its role ran

@@ -5,7 +5,7 @@ transfer are the requests' and grants' routes: a transfer is a kind of request."
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, Field, PlainValidator, WithJsonSchema
+from pydantic import Field, PlainValidator, WithJsonSchema
 
 from ...model.durations import DURATION_PATTERN
 from ...model.records import STATES
@@ -21,6 +21,7 @@ from ..schemas import (
     RequestId,
     RequestList,
     RequestOut,
+    Rfc3339,
     Text,
     duration_seconds,
 )
@@ -68,7 +69,7 @@ class NewTransfer(Body):
     evidence: list[Name] = Field(default_factory=list, max_length=32)
     reason: Text = ""
     window: Duration = Field(description="How long the copy job may run once approved")
-    start_at: AwareDatetime | None = Field(
+    start_at: Rfc3339 | None = Field(
         default=None, description="Scheduled start (RFC 3339); leave out to start on approval"
     )
 

@@ -43,6 +43,8 @@ gateway:                          # the forward-auth endpoints /v1/authz/... (do
   networks:                       # client address (CIDR) → country, most specific first;
     10.20.0.0/16: DE              # used when no country header is configured or sent
     192.0.2.0/24: FR
+  proxies: [10.0.0.5/32]          # where the gateways connect from: only they may name the
+                                  # client's address (X-Forwarded-For); none by default
   max_header_bytes: 4096          # a header the decision reads beyond this is a deny
 fleet:                            # sidecar OPAs fed by the bundle service (docs/deploy.md)
   opas: [payments-opa, support-opa]   # their service tokens' subjects (datavisa opa-config):
@@ -118,6 +120,16 @@ class GatewayConfig:
     country_header: str | None = None
     networks: tuple[tuple[Network, str], ...] = ()
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    # The addresses the gateways connect from: only from these may X-Forwarded-For name
+    # the client's address. None by default: the client is the peer the engine sees.
+    proxies: tuple[Network, ...] = ()
+
+    @property
+    def trusted_headers(self) -> tuple[str, ...]:
+        """Every header whose value the engine believes from a gateway: what a gateway must
+        drop or overwrite in its client's request (examples/)."""
+        country = (self.country_header,) if self.country_header else ()
+        return (self.credential_header, *self.identity_headers, *country, "x-forwarded-for")
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,7 @@ _GATEWAY_KEYS = {
     "country_header",
     "networks",
     "max_header_bytes",
+    "proxies",
 }
 
 
@@ -342,7 +355,25 @@ def _gateway(value: Any, origin: str) -> GatewayConfig | None:
     most = value.get("max_header_bytes", defaults.max_header_bytes)
     if isinstance(most, bool) or not isinstance(most, int) or not 64 <= most <= 65536:
         raise DataVisaError(f"{origin}: gateway.max_header_bytes must be from 64 to 65536")
-    return GatewayConfig(credential, names, country, _networks(value.get("networks"), origin), most)
+    return GatewayConfig(
+        credential,
+        names,
+        country,
+        _networks(value.get("networks"), origin),
+        most,
+        _proxies(value.get("proxies"), origin),
+    )
+
+
+def _proxies(value: Any, origin: str) -> tuple[Network, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise DataVisaError(f"{origin}: gateway.proxies must be a list of addresses or CIDRs")
+    try:
+        return tuple(ipaddress.ip_network(str(cidr), strict=True) for cidr in value)
+    except ValueError as e:
+        raise DataVisaError(f"{origin}: gateway.proxies: {e}") from e
 
 
 def _fleet(value: Any, origin: str) -> FleetConfig | None:

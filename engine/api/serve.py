@@ -328,6 +328,22 @@ def serve(cfg: ServeConfig, announce: Callable[[str], None] = print) -> None:
             signal.signal(sig, handler)
 
 
+def http_config(app: Any, **where: Any) -> uvicorn.Config:
+    """How uvicorn serves the API (`where`: host and port, when it binds them itself)."""
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        server_header=False,
+        # The peer is the peer: uvicorn would let 127.0.0.1 rewrite it from X-Forwarded-For.
+        # Only a gateway in gateway.proxies may name another client address, and that is
+        # the gateway endpoints' to judge (routes/gateway.py).
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+        **where,
+    )
+
+
 class _Server(uvicorn.Server):
     """uvicorn, telling the service as soon as it starts to stop, so that long-lived
     responses (the dashboard's event streams) end instead of holding the shutdown up.
@@ -366,17 +382,7 @@ def _serve(
     announce: Callable[[str], None],
 ) -> None:
     """The HTTP API on `sock`, with the periodic jobs beside it, until uvicorn stops."""
-    app = create_app(service, cfg.max_body_bytes)
-    server = _Server(
-        service,
-        uvicorn.Config(
-            app,
-            lifespan="off",
-            log_level="warning",
-            server_header=False,
-            timeout_graceful_shutdown=5,
-        ),
-    )
+    server = _Server(service, http_config(create_app(service, cfg.max_body_bytes)))
     engine, store = service.engine, service.engine.store
 
     def heartbeat() -> None:

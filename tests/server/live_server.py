@@ -18,6 +18,7 @@ from typing import Any
 import requests
 import uvicorn
 
+from datavisa.engine.api.serve import http_config
 from datavisa.engine.api.service import Service
 from datavisa.engine.policy.process import free_port, stop_process
 
@@ -72,9 +73,7 @@ def serve_process(*args: str, log: Path, timeout_s: float = 60.0) -> Iterator[su
 def uvicorn_thread(app: Any) -> Iterator[str]:
     """Serve `app` on a free 127.0.0.1 port from a thread; yield its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
+    server = uvicorn.Server(http_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

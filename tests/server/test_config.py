@@ -121,6 +121,8 @@ def test_flags_override_the_file(tmp_path: Path):
         ("gateway: {networks: {10.0.0.0/8: Germany}}\n", "must be an ISO 3166-1 code"),
         ("gateway: {networks: [10.0.0.0/8]}\n", "gateway.networks must map CIDR"),
         ("gateway: {max_header_bytes: 10}\n", "from 64 to 65536"),
+        ("gateway: {proxies: 127.0.0.1}\n", "gateway.proxies must be a list"),
+        ("gateway: {proxies: [10.0.0.1/8]}\n", "gateway.proxies: 10.0.0.1/8 has host bits"),
         ("instance: engine a\n", "instance must be letters, digits"),
         ("instance: 7\n", "instance has the wrong type"),
     ],
@@ -158,6 +160,7 @@ def test_the_gateway_section_is_read_with_header_names_lower_case(tmp_path: Path
         "  country_header: CloudFront-Viewer-Country\n"
         "  networks: {10.0.0.0/8: FR, 10.20.0.0/16: DE, '2001:db8::/32': NL}\n"
         "  max_header_bytes: 1024\n"
+        "  proxies: [10.0.0.5, '2001:db8::/64']\n"
     )
     gateway = config.load(path).gateway
     assert gateway.credential_header == "x-edge-token"
@@ -170,4 +173,6 @@ def test_the_gateway_section_is_read_with_header_names_lower_case(tmp_path: Path
         ("10.0.0.0/8", "FR"),
     ]
     assert gateway.max_header_bytes == 1024
+    assert [str(n) for n in gateway.proxies] == ["10.0.0.5/32", "2001:db8::/64"]
+    assert ServeConfig().gateway.proxies == (), "no one may name the client's address"
     assert ServeConfig().gateway.identity_headers == ("x-auth-request-user", "x-forwarded-user")

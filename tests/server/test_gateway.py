@@ -3,18 +3,28 @@ what each protocol sends, what it takes as an allow, and every bad input a recor
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import re
 from collections.abc import Iterator
 
 import pytest
 import requests
 import yaml
+from hostile import (
+    CANONICAL,
+    NOT_CANONICAL,
+    documented,
+    example_gateway,
+    raw_request,
+)
+from hostile import HOST as DOCS_HOST
 from live_server import Api, uvicorn_thread
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.config import GatewayConfig
 from datavisa.engine.api.permissions import Permissions
-from datavisa.engine.api.routes.gateway import ENVOY_PREFIX
+from datavisa.engine.api.routes.gateway import ENVOY_PREFIX, METHOD_OVERRIDES
 from datavisa.engine.api.service import Service
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.paths import PROJECT_ROOT
@@ -29,6 +39,7 @@ GRANT_HEADERS = {
 GATEWAY = GatewayConfig(
     country_header="x-client-country",
     networks=((ipaddress.ip_network("10.20.0.0/16"), "DE"),),
+    proxies=(ipaddress.ip_network("127.0.0.1/32"),),  # the tests' gateway: this loopback
 )
 
 
@@ -244,8 +255,8 @@ def test_the_envoy_and_traefik_examples_ask_these_endpoints_for_these_headers():
     assert added == {GatewayConfig().credential_header}
     upstream = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
     assert {p["exact"] for p in upstream} == GRANT_HEADERS
-    stripped = manager["typed_config"]["route_config"]["virtual_hosts"][0]
-    assert set(GatewayConfig().identity_headers) <= set(stripped["request_headers_to_remove"])
+    asked = {p["exact"] for p in service["authorization_request"]["allowed_headers"]["patterns"]}
+    assert set(METHOD_OVERRIDES) <= asked, "DataVisa judges a method override"
 
     traefik = yaml.safe_load((EXAMPLES / "traefik" / "dynamic.yaml").read_text())["http"]
     forward = traefik["middlewares"]["datavisa"]["forwardAuth"]
@@ -254,8 +265,141 @@ def test_the_envoy_and_traefik_examples_ask_these_endpoints_for_these_headers():
     assert {h.lower() for h in forward["authResponseHeaders"]} == GRANT_HEADERS
     credential = traefik["middlewares"]["gateway-credential"]["headers"]["customRequestHeaders"]
     assert {h.lower() for h in credential} == {GatewayConfig().credential_header}
-    strip = traefik["middlewares"]["strip-identity"]["headers"]["customRequestHeaders"]
-    assert set(GatewayConfig().identity_headers) <= {h.lower() for h in strip}
+
+
+def _dropped_or_set(example: str) -> set[str]:
+    """The request headers an example drops from, or sets over, what its client sent, each
+    as the example says so in its own format, lower-case."""
+    text = (EXAMPLES / example).read_text()
+    if example.startswith("nginx"):
+        # Both where it asks DataVisa and where it forwards: what both locations set.
+        forward, _, ask = text.partition("location = /_datavisa")
+        forwarded, asked = (
+            {n.lower() for n in re.findall(r"proxy_set_header\s+(\S+)", part)}
+            for part in (forward, ask)
+        )
+        return forwarded & asked
+    if example.startswith("caddy"):
+        route = text.split("forward_auth @", 1)[0]  # dropped before it asks
+        return {n.lower() for n in re.findall(r"request_header\s+-(\S+)", route)}
+    doc = yaml.safe_load(text)
+    if example.startswith("envoy"):
+        manager = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        config = manager["typed_config"]
+        removed = set(config["route_config"]["virtual_hosts"][0]["request_headers_to_remove"])
+        asked = config["http_filters"][0]["typed_config"]["http_service"]
+        passed = {p["exact"] for p in asked["authorization_request"]["allowed_headers"]["patterns"]}
+        # Envoy asks with only the allowed headers; X-Forwarded-For it appends to itself.
+        xff = {"x-forwarded-for"} if config["use_remote_address"] is True else set()
+        return {h for h in removed if h not in passed} | xff
+    middlewares = doc["http"]["middlewares"]
+    stripped = middlewares["strip-identity"]["headers"]["customRequestHeaders"]
+    # trustForwardHeader: false replaces a client's X-Forwarded-For with what Traefik saw.
+    xff = (
+        {"x-forwarded-for"}
+        if middlewares["datavisa"]["forwardAuth"]["trustForwardHeader"] is False
+        else set()
+    )
+    return {h.lower() for h, v in stripped.items() if v == ""} | xff
+
+
+@pytest.mark.parametrize(
+    "example", ["nginx/nginx.conf", "caddy/Caddyfile", "envoy/envoy.yaml", "traefik/dynamic.yaml"]
+)
+def test_every_example_drops_every_header_the_engine_trusts(example):
+    """The names come from examples/datavisa.yaml, the config the examples pair with:
+    rename a header there, and each example must drop the new name."""
+    trusted = set(example_gateway().trusted_headers)
+    assert len(trusted) >= 5  # credential, two identities, country, X-Forwarded-For
+    missing = trusted - _dropped_or_set(example)
+    assert not missing, f"{example} lets a client send {sorted(missing)}"
+
+
+def test_the_docs_configure_the_gateway_the_examples_pair_with():
+    docs = documented(PROJECT_ROOT / "docs" / "gateway.md")["gateway"]
+    example = yaml.safe_load((EXAMPLES / "datavisa.yaml").read_text())["gateway"]
+    assert docs == example
+
+
+def _table_request(gw: Api, how: str, path: str, token: str) -> tuple[int, dict[str, str]]:
+    port = int(gw.url.rsplit(":", 1)[1])
+    asked = {"X-DataVisa-Gateway-Token": token, "X-Auth-Request-User": "alice"}
+    if how == "nginx":
+        asked |= {"X-Original-Method": "GET", "X-Original-URI": path, "X-Original-Host": DOCS_HOST}
+        status, headers, _ = raw_request(port, "/v1/authz/nginx", asked)
+    elif how == "forward":
+        asked |= {"X-Forwarded-Method": "GET", "X-Forwarded-Uri": path}
+        status, headers, _ = raw_request(
+            port, "/v1/authz/forward", asked | {"X-Forwarded-Host": DOCS_HOST}
+        )
+    else:
+        status, headers, _ = raw_request(port, ENVOY_PREFIX + path, asked | {"Host": DOCS_HOST})
+    return status, headers
+
+
+@pytest.mark.parametrize("how", ["nginx", "forward", "envoy"])
+def test_each_endpoint_judges_a_path_only_in_its_canonical_form(gw, gateway_token, how):
+    assert _table_request(gw, how, CANONICAL, gateway_token)[0] == 200
+    for path in NOT_CANONICAL:
+        status, headers = _table_request(gw, how, path, gateway_token)
+        # uvicorn refuses some request lines itself (400); a judged one says why.
+        assert status in (400, 403), (path, status)
+        if status == 403:
+            assert headers["x-datavisa-reasons"] == "path_not_canonical", path
+
+
+def test_a_method_override_is_judged_as_the_method_it_names(gw, gateway_token):
+    gw.grant("alice")
+    asked = _as_alice(gateway_token) | {"X-Client-Country": "DE"}
+    docs = {"X-Original-Method": "GET", "X-Original-URI": CANONICAL, "X-Original-Host": DOCS_HOST}
+    for extra in ({"X-HTTP-Method-Override": "DELETE"}, {"X-Method-Override": "post"}):
+        denied = requests.get(f"{gw.url}/v1/authz/nginx", headers=asked | docs | extra, timeout=10)
+        assert denied.headers["X-DataVisa-Reasons"] == "method_override_not_routed", extra
+    query = docs | {"X-Original-URI": CANONICAL + "?_method=DELETE"}
+    by_query = requests.get(f"{gw.url}/v1/authz/nginx", headers=asked | query, timeout=10)
+    assert by_query.headers["X-DataVisa-Reasons"] == "method_override_not_routed"
+    # On a route that maps it, the override is the method judged: alice may read, not write.
+    console = docs | {"X-Original-Host": HOST, "X-Original-URI": "/reports"}
+    assert requests.get(f"{gw.url}/v1/authz/nginx", headers=asked | console, timeout=10).ok
+    write = console | {"X-HTTP-Method-Override": "POST"}
+    judged = requests.get(f"{gw.url}/v1/authz/nginx", headers=asked | write, timeout=10)
+    assert judged.headers["X-DataVisa-Reasons"] == "action_not_permitted"
+
+
+def test_only_a_gateway_at_a_configured_address_names_the_client_address(service, gw):
+    """uvicorn would let any loopback client set its address with X-Forwarded-For; here
+    only a gateway that authenticates and connects from gateway.proxies does."""
+    gw.grant("alice")
+    alice = {"Authorization": f"Bearer {gw.as_('alice').token}"}
+    sent = alice | {
+        "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/reports", "X-Forwarded-Host": HOST,
+        "X-Forwarded-For": "10.20.1.1",  # Germany, in these networks
+    }  # fmt: skip
+    mine = requests.get(f"{gw.url}/v1/authz/forward", headers=sent, timeout=10)
+    assert mine.status_code == 403, "alice's own token names no address but her own"
+    assert "location_not_permitted" in mine.headers["X-DataVisa-Reasons"]
+    log = gw.service.engine.log
+    context = log.query(path="datavisa/access/decision")[-1]["input"]["context"]
+    assert (context["client_ip"], context["client_ip_set_by"]) == ("127.0.0.0/24", "peer")
+
+    token = gw.service.tokens.issue("edge-gateway", "service")[0]
+    gatewayed = sent | {"X-DataVisa-Gateway-Token": token}
+    assert requests.get(f"{gw.url}/v1/authz/forward", headers=gatewayed, timeout=10).ok
+    context = log.query(path="datavisa/access/decision")[-1]["input"]["context"]
+    assert (context["client_ip"], context["client_ip_set_by"]) == (
+        "10.20.1.0/24",
+        "gateway 127.0.0.1",
+    )
+
+    # The same gateway from an address not in gateway.proxies is a peer like any other.
+    elsewhere = Service(
+        service.engine, service.tokens, gateway=dataclasses.replace(GATEWAY, proxies=())
+    )
+    with uvicorn_thread(create_app(elsewhere)) as url:
+        outside = requests.get(f"{url}/v1/authz/forward", headers=gatewayed, timeout=10)
+    elsewhere.close()
+    assert outside.status_code == 403
+    assert "location_not_permitted" in outside.headers["X-DataVisa-Reasons"]
 
 
 def test_traefik_and_envoy_take_the_answers_as_their_protocols_define(gw, gateway_token):

@@ -5,6 +5,7 @@ upstream, asking DataVisa: what a client behind a real gateway gets."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import ipaddress
 import json
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import CANONICAL, NOT_CANONICAL, example_gateway, raw_request
+from hostile import HOST as DOCS_HOST
 from live_server import Api, uvicorn_thread
 
 from datavisa.engine.api.app import create_app
-from datavisa.engine.api.config import GatewayConfig
 from datavisa.engine.api.service import Service
 from datavisa.engine.paths import PROJECT_ROOT
 from datavisa.engine.policy.process import free_port, stop_process
@@ -31,19 +33,23 @@ from datavisa.engine.policy.process import free_port, stop_process
 EXAMPLES = PROJECT_ROOT / "examples"
 HOST = "analytics.localhost"  # the shipped route to eu-customer-analytics
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-# The client's country comes from its address: 127.0.0.1 is in Germany, 127.0.0.2 in the US.
-NETWORKS = GatewayConfig(
+# The gateway section the examples pair with (examples/datavisa.yaml), where the client's
+# country comes from its address: 127.0.0.1 is in Germany, 127.0.0.2 in the US.
+GATEWAY = dataclasses.replace(
+    example_gateway(),
     networks=(
         (ipaddress.ip_network("127.0.0.1/32"), "DE"),
         (ipaddress.ip_network("127.0.0.2/32"), "US"),
-    )
+    ),
 )
 
 
 class _Echo(BaseHTTPRequestHandler):
-    """The upstream: answers 200 with the headers it received, as JSON."""
+    """The upstream: answers 200 with the headers it received, as JSON, and keeps the
+    request targets it was sent (`server.seen`)."""
 
     def do_GET(self) -> None:  # the stdlib names it
+        self.server.seen.append(self.path)  # type: ignore[attr-defined]
         body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -56,18 +62,24 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def upstream() -> Iterator[str]:
+def echo() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    server.seen = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
     server.server_close()
 
 
 @pytest.fixture
+def upstream(echo: ThreadingHTTPServer) -> str:
+    return f"127.0.0.1:{echo.server_address[1]}"
+
+
+@pytest.fixture
 def datavisa(service: Service) -> Iterator[Api]:
-    live = Service(service.engine, service.tokens, gateway=NETWORKS)
+    live = Service(service.engine, service.tokens, gateway=GATEWAY)
     with uvicorn_thread(create_app(live)) as url:
         yield Api(url, live)
     live.close()
@@ -217,3 +229,77 @@ def test_a_client_cannot_name_itself_or_its_country_through_the_example(request,
     (judged,) = datavisa.service.engine.log.query(path="datavisa/access/decision", allow=False)
     asked = judged["input"]
     assert (asked["subject"], asked["location"]) == ("bob", "US"), "from where bob is"
+
+
+def _spoofed(name: str) -> str:
+    """What a client writes in a trusted header to be someone, somewhere, else."""
+    return {
+        GATEWAY.credential_header: "not-the-gateways-token",
+        GATEWAY.country_header: "DE",
+        "x-forwarded-for": "127.0.0.1",  # Germany, in these networks
+    }.get(name, "alice")
+
+
+@pytest.mark.parametrize("gateway", ["nginx", "caddy"])
+def test_no_header_the_engine_trusts_passes_from_a_client(request, datavisa, echo, gateway):
+    """Every header examples/datavisa.yaml names (credential, identity, country) and
+    X-Forwarded-For, sent by a client at 127.0.0.2 (the US): the decision is still about
+    bob in the US, and none of them reaches the upstream as the client wrote it."""
+    port = request.getfixturevalue(gateway)
+    trusted = GATEWAY.trusted_headers
+    assert {GATEWAY.country_header, "x-forwarded-for"} <= set(trusted)
+    datavisa.grant("alice")  # from Germany
+    bob = datavisa.as_("bob").token
+    log = datavisa.service.engine.log
+    for name in trusted:
+        status, _, body = _get(port, bob, source="127.0.0.2", **{name: _spoofed(name)})
+        assert status == 403, (name, body)
+        judged = log.query(path="datavisa/access/decision", allow=False)[-1]["input"]
+        assert (judged["subject"], judged["location"]) == ("bob", "US"), name
+
+    alice = datavisa.as_("alice").token
+    everything = {name: _spoofed(name) for name in trusted} | {GATEWAY.country_header: "US"}
+    everything |= {name: "mallory" for name in GATEWAY.identity_headers}
+    status, _, body = _get(port, alice, **everything)
+    assert status == 200, body
+    seen = json.loads(body)
+    assert seen["x-datavisa-subject"] == "alice"
+    for name in trusted:
+        if name != "x-forwarded-for":
+            assert name not in seen, f"{name} reached the upstream"
+    assert seen["x-forwarded-for"] == "127.0.0.1", "the address the gateway saw, only"
+    assert echo.seen
+
+
+@pytest.mark.parametrize("gateway", ["nginx", "caddy"])
+def test_a_path_is_judged_only_in_its_canonical_form_through_the_example(
+    request, datavisa, echo, gateway
+):
+    port = request.getfixturevalue(gateway)
+    sent = {"Host": DOCS_HOST, "Authorization": f"Bearer {datavisa.as_('alice').token}"}
+    assert raw_request(port, CANONICAL, sent)[0] == 200, "public docs are open to alice"
+    assert echo.seen == [CANONICAL]
+    for path in NOT_CANONICAL:
+        status, headers, _ = raw_request(port, path, sent)
+        # The gateway may refuse it itself (400); if it asks, DataVisa says why.
+        assert status in (400, 403), (path, status)
+        if status == 403:
+            assert headers.get("x-datavisa-reasons") == "path_not_canonical", path
+    assert echo.seen == [CANONICAL], "none of them reached the upstream"
+
+
+@pytest.mark.parametrize("gateway", ["nginx", "caddy"])
+def test_a_method_override_the_route_does_not_map_is_denied_through_the_example(
+    request, datavisa, echo, gateway
+):
+    port = request.getfixturevalue(gateway)
+    sent = {"Host": DOCS_HOST, "Authorization": f"Bearer {datavisa.as_('alice').token}"}
+    for path, extra in [
+        (CANONICAL, {"X-HTTP-Method-Override": "DELETE"}),
+        (CANONICAL, {"X-HTTP-Method": "PUT"}),
+        (CANONICAL + "?_method=DELETE", {}),
+    ]:
+        status, headers, _ = raw_request(port, path, sent | extra)
+        assert status == 403, (path, extra)
+        assert headers.get("x-datavisa-reasons") == "method_override_not_routed", (path, extra)
+    assert echo.seen == []

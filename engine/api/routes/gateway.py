@@ -48,6 +48,9 @@ OPERATION = "gateway.authz"
 # A gateway forwards whatever method its client used.
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 UNKNOWN = "unknown"  # the location when nothing trusted says where the client is
+# Headers that ask an upstream to act as another method: passed to datavisa.gateway, which
+# judges the request as that method (a `_method` query parameter it reads itself).
+METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
 REASONS_HEADER = "X-DataVisa-Reasons"
 
 
@@ -144,7 +147,7 @@ ENVOY_PREFIX = "/v1/authz/envoy"
 async def envoy(service: Served, request: Request, caller: Asking, original: str) -> Response:
     """Envoy `ext_authz` (HTTP service, `path_prefix: /v1/authz/envoy`): only a 200 allows.
     The original path is read raw, before decoding, so an encoded separator stays visible."""
-    raw = request.scope.get("raw_path", b"").decode("latin-1")[len(ENVOY_PREFIX) :]
+    raw = request.scope.get("raw_path", b"").decode("latin-1")[len(ENVOY_PREFIX) :]  # as sent
     query = request.scope.get("query_string", b"").decode("latin-1")
     h = request.headers
     asked = Original(
@@ -201,8 +204,9 @@ async def _judge(
         return value
 
     method, host, uri = (read(v) or "" for v in (original.method, original.host, original.uri))
+    uri = _utf8(uri)
     path, _, query = uri.partition("?")
-    client = _client_address(caller, request, read(original.forwarded_for))
+    client, set_by = _client_address(caller, request, cfg, read(original.forwarded_for))
     subject = _subject(caller, request, cfg, read)
     if caller is not None and subject is None and not faults:  # a fault is a recorded deny
         raise ApiError(401, "unauthenticated", "no identity header names the subject")
@@ -212,7 +216,14 @@ async def _judge(
         context["query"] = query  # masked out of the decision log, like a database query
     if client:
         context["client_ip"] = client  # kept to its /24 in the decision log
-    asked: dict[str, Any] = {"location": location, "context": context, "faults": faults}
+        context["client_ip_set_by"] = set_by
+    overrides = [v for name in METHOD_OVERRIDES for v in request.headers.getlist(name)]
+    asked: dict[str, Any] = {
+        "location": location,
+        "context": context,
+        "method_overrides": [read(v) or "" for v in overrides],
+        "faults": faults,
+    }
     if subject is not None:
         asked["subject"] = subject
     who = caller.principal.subject if caller else None
@@ -236,6 +247,13 @@ async def _judge(
         "X-DataVisa-Expires-At": str(decision.result.get("expires_at") or ""),
     }
     return Response(status_code=200, headers={k: v for k, v in headers.items() if v})
+
+
+def _utf8(text: str) -> str:
+    """A URI as its bytes meant it: HTTP carries header values (and the raw path) as bytes,
+    which ASGI gives as Latin-1; a byte sequence that is not UTF-8 becomes U+FFFD, which
+    datavisa.gateway refuses as not canonical."""
+    return text.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def _deny(decision: Decision) -> JSONResponse:
@@ -269,14 +287,26 @@ def _subject(caller: Caller | None, request: Request, cfg: GatewayConfig, read: 
 
 
 def _client_address(
-    caller: Caller | None, request: Request, forwarded_for: str | None
-) -> str | None:
-    """The client's address: from a vouched-for gateway the last X-Forwarded-For entry (the
-    one the gateway itself appended; those before it the client may have written); else the
-    peer's own."""
-    if caller is not None and caller.gateway and forwarded_for:
-        return forwarded_for.rsplit(",", 1)[-1].strip() or None
-    return request.client.host if request.client else None
+    caller: Caller | None, request: Request, cfg: GatewayConfig, forwarded_for: str | None
+) -> tuple[str | None, str]:
+    """The client's address and which hop set it. From a vouched-for gateway that connects
+    from one of `gateway.proxies`, the last X-Forwarded-For entry (the one the gateway
+    itself appended; those before it the client may have written), set by `gateway
+    <its address>`; else the peer's own address, set by `peer`."""
+    peer = request.client.host if request.client else None
+    if caller is not None and caller.gateway and forwarded_for and _in(peer, cfg.proxies):
+        forwarded = forwarded_for.rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded, f"gateway {peer}"
+    return peer, "peer"
+
+
+def _in(address: str | None, networks: Any) -> bool:
+    try:
+        ip = ipaddress.ip_address(address) if address else None
+    except ValueError:
+        return False
+    return ip is not None and any(ip.version == n.version and ip in n for n in networks)
 
 
 def _location(
@@ -298,11 +328,7 @@ def _location(
                 return code
             faults.append("country_header_invalid")
             return UNKNOWN
-    try:
-        address = ipaddress.ip_address(client) if client else None
-    except ValueError:
-        return UNKNOWN
     for network, country in cfg.networks:
-        if address is not None and address.version == network.version and address in network:
+        if _in(client, (network,)):
             return country
     return UNKNOWN

@@ -59,6 +59,58 @@ test_dot_segments_and_encoded_separators_never_match if {
 	}
 }
 
+# Each is a path an upstream could resolve to /ledger (or another route) while its prefix
+# reads /docs: decoding twice, stripping path parameters, folding Unicode, trimming.
+_not_canonical := [
+	"/docs/..;/ledger/2026", "/docs/..;x=1/ledger", "/docs;x=1/a", "/docs/%3b/a",
+	"/docs/%252e%252e/ledger", "/docs/%25%32%65%25%32%65/ledger", "/docs/%252f",
+	"/docs/%c0%ae%c0%ae/ledger", "/docs/%ef%bc%8e%ef%bc%8e/ledger", "/docs/\uff0e\uff0e/ledger",
+	"/docs/%e2%80%a4%e2%80%a4/ledger", "/docs/%ef%bc%8fledger",
+	"/docs/%u002e%u002e/ledger", "/docs/.../ledger", "/docs/..%00/ledger", "/docs/..%09/ledger",
+	"/docs/.. /ledger", "/docs/%zz", "/docs/a%0ab", "/docs/a%7f", "/docs/a%c2%85b",
+]
+
+test_a_path_is_judged_only_in_its_canonical_form if {
+	every path in _not_canonical {
+		d := _ask("GET", "elsewhere.example.org", path)
+		_codes(d) == {"path_not_canonical"}
+		not d.resource
+	}
+}
+
+test_routes_match_the_path_decoded_once if {
+	d := _ask("GET", "payments.example.com", "/led%67er/2026")
+	d.route == "ledger"
+	_ask("GET", "elsewhere.example.org", "/docs/%c3%bcber+alles").route == "docs"
+	_ask("GET", "elsewhere.example.org", "/docs/a.b/..c/100%25").route == "docs"
+}
+
+_override(method, path, query, headers) := d if {
+	d := gateway.decision with data.datavisa.routes as _routes
+		with input as {"context": {"method": method, "host": "payments.example.com", "path": path, "query": query}, "method_overrides": headers, "subject": "alice", "location": "DE"}
+}
+
+test_a_method_override_the_route_does_not_map_is_a_deny if {
+	_codes(_override("GET", "/ledger", "", ["DELETE"])) == {"method_override_not_routed"}
+	_codes(_override("GET", "/ledger", "_method=delete", [])) == {"method_override_not_routed"}
+	_codes(_override("GET", "/ledger", "a=1&_method=PUT", [])) == {"method_override_not_routed"}
+	_override("GET", "/ledger", "", ["get"]).allow
+}
+
+test_an_override_the_route_maps_is_judged_as_that_method if {
+	d := gateway.decision with data.datavisa.routes as _routes
+		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/x"}, "method_overrides": ["POST"]}
+	d.allow
+	d.action == "write"
+}
+
+test_two_different_overrides_are_a_deny if {
+	d := gateway.decision with data.datavisa.routes as _routes
+		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/x", "query": "_method=GET"}, "method_overrides": ["POST"]}
+	_codes(d) == {"method_override_ambiguous"}
+	not d.resource
+}
+
 test_faults_the_engine_found_deny_with_their_code if {
 	d := gateway.decision with data.datavisa.routes as _routes
 		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/"}, "faults": ["identity_without_credential", "country_header_invalid"]}

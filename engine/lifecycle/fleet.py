@@ -41,7 +41,7 @@ from typing import Any
 from ..model.errors import DataVisaError, StorageUnavailable
 from ..policy.bundle import sidecar
 from ..store import Store
-from .grants import GRANTS_PATH, live_grants
+from .grants import GRANTS_PATH, grants_pointer, live_grants
 
 log = logging.getLogger("datavisa.fleet")
 
@@ -145,11 +145,6 @@ def _members(by_resource: dict[str, str], scope: Scope) -> str:
     """The JSON object members of one subject's grants in `scope` (all for ())."""
     wanted = scope or sorted(by_resource)
     return ",".join(by_resource[r] for r in wanted if r in by_resource)
-
-
-def _pointer(subject: str) -> str:
-    """The JSON pointer of a subject's grants in OPA's data (RFC 6901 escapes)."""
-    return f"/{GRANTS_PATH}/" + subject.replace("~", "~0").replace("/", "~1")
 
 
 class Fleet:
@@ -285,7 +280,7 @@ class Fleet:
             return None  # an empty patch would wipe OPA's data: send the snapshot
         return {
             "data": [
-                {"op": "upsert", "path": _pointer(subject), "value": _in_scope(held, scope)}
+                {"op": "upsert", "path": grants_pointer(subject), "value": _in_scope(held, scope)}
                 for subject, held in changed.items()
             ]
         }
@@ -393,9 +388,13 @@ class Fleet:
             trusted = member.trusted
         if due:
             self._share_contact(name, now)
-        if trusted and revision is not None and min(revision, self.head()) > self.confirmed(name):
+        if trusted and revision is not None:
+            # No more than its own bundle polls received: a report from someone holding
+            # the token confirms nothing this OPA was not served (docs/security.md).
+            revision = min(revision, self.head(), self.downloaded(name))
+        if trusted and revision is not None and revision > self.confirmed(name):
             with self.store.transaction(durable=False):
-                self.store.set_cursor(f"opa:{name}", min(revision, self.head()))
+                self.store.set_cursor(f"opa:{name}", revision)
             with self._reported:
                 self._confirmations += 1
                 self._reported.notify_all()
@@ -405,6 +404,17 @@ class Fleet:
 
     def confirmed(self, name: str) -> int:
         return self.store.cursor(f"opa:{name}") or 0
+
+    def served(self, name: str, revision: int) -> None:
+        """A grants bundle at `revision` went to OPA `name` (a trusted one): written down in
+        the store, so a report to any engine may confirm up to it and no further."""
+        if name in self.config.opas and revision > self.downloaded(name):
+            with self.store.transaction(durable=False):
+                self.store.set_cursor(f"opa-served:{name}", revision)
+
+    def downloaded(self, name: str) -> int:
+        """The newest grants revision any engine served OPA `name`."""
+        return self.store.cursor(f"opa-served:{name}") or 0
 
     def _current(self, member: Member, now: float) -> bool:
         """Heard from, by any engine, within stale_after: worth waiting for."""

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from ..ledger import audit
 from ..model.durations import epoch_ns, rfc3339
@@ -110,6 +109,11 @@ class Sink(Protocol):
     # terms); without it, the sink holds every grant as it is, as OPA does.
 
 
+def grants_pointer(subject: str) -> str:
+    """The JSON pointer of a subject's grants in OPA's data (RFC 6901 escapes)."""
+    return f"/{GRANTS_PATH}/" + subject.replace("~", "~0").replace("/", "~1")
+
+
 class OpaSink:
     """The grants in the data of the OPA behind `client` (data.grants)."""
 
@@ -117,7 +121,10 @@ class OpaSink:
         self.client, self.name = client, name
 
     def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
-        self._call(self.client.put_data, f"{GRANTS_PATH}/{quote(subject, safe='')}", grants)
+        # Into the grants put_all pushed, never creating them: an OPA that restarted since
+        # refuses it (SinkUnavailable, retried), rather than hold one subject's grants and
+        # answer no_active_grant for everyone else before the full sync reaches it.
+        self._call(self.client.add_data, grants_pointer(subject), grants)
 
     def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
         self._call(self.client.put_data, GRANTS_PATH, grants)

@@ -143,6 +143,12 @@ class OpaClient:
         """Replace the data document at `path` (slash separated, under /v1/data)."""
         self._call("PUT", f"/v1/data/{path}", value, what=f"refused data at {path}")
 
+    def add_data(self, pointer: str, value: Any) -> None:
+        """Set the data document at JSON `pointer` (such as /grants/alice) in one JSON
+        Patch `add`: refused, unlike a PUT, when the document that holds it is missing."""
+        patch = [{"op": "add", "path": pointer, "value": value}]
+        self._call("PATCH", "/v1/data", patch, what=f"refused data at {pointer}")
+
     def get_data(self, path: str) -> Any:
         """The data document at `path` (slash separated, under /v1/data); None if undefined."""
         body = self._call("GET", f"/v1/data/{path}")

@@ -4,8 +4,6 @@ as a process, and callers."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -157,12 +155,24 @@ def children_named(parent: int, name: str) -> set[int]:
     return found
 
 
-def kill_hard(proc: subprocess.Popen) -> None:
-    """SIGKILL a `datavisa serve`, as a crash would, then the OPA it leaves behind with no
-    parent (a killed serve cannot stop it), so no test leaks a process."""
-    orphans = children_named(proc.pid, "opa")
+def kill_hard(proc: subprocess.Popen) -> set[int]:
+    """SIGKILL a `datavisa serve`, as a crash would, and wait for the OPAs it ran to end
+    with it (they get SIGKILL when it dies: engine/policy/process.py); their pids."""
+    opas = children_named(proc.pid, "opa")
     proc.kill()
     proc.wait(timeout=30)
-    for pid in orphans:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    ended(opas)
+    return opas
+
+
+def ended(pids: set[int], what: str = "the OPA to end with its serve") -> None:
+    """Wait until each of `pids` has ended (a zombie no one reaps has ended too)."""
+
+    def running(pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat[stat.rindex(")") + 2] != "Z"
+
+    wait_for(lambda: not any(running(pid) for pid in pids), what)

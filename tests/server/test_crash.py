@@ -6,19 +6,20 @@ Bounded: a dozen requests, eight approver threads, one kill; only 127.0.0.1 is r
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import requests
-from live_server import RESOURCE, children_named
+from live_server import RESOURCE, children_named, ended, wait_for
 from test_supervision import _serve
 
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger import audit
 from datavisa.engine.ledger.decision_log import DecisionLog, load_key
+from datavisa.engine.paths import SHIPPED_BUNDLE_DIR
+from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 
 REQUESTERS = ["alice", "oscar", "dave", "grace", "petra", "erin", "sam", "carol", "heidi",
@@ -67,8 +68,7 @@ def test_kill_9_during_approvals_loses_nothing_acknowledged(tmp_path: Path):
         assert answering.wait(30), "no approval was answered"
         served.proc.kill()  # SIGKILL, as the next approvals are in flight: no shutdown at all
         served.proc.wait()
-        for pid in opas:
-            os.kill(pid, signal.SIGKILL)
+        ended(opas)
         for thread in threads:
             thread.join(15)
 
@@ -89,3 +89,35 @@ def test_kill_9_during_approvals_loses_nothing_acknowledged(tmp_path: Path):
         assert DecisionLog(store, load_key(db)).verify().ok
     finally:
         store.close()
+
+
+def test_a_killed_serve_leaves_no_opa_answering(tmp_path: Path):
+    """kill -9 of serve is no shutdown at all: its OPA must still not outlive it, holding
+    the grants it last had and answering on its port."""
+    with _serve(tmp_path) as served:
+        (opa,) = children_named(served.proc.pid, "opa")
+        command = Path(f"/proc/{opa}/cmdline").read_bytes().split(b"\0")
+        port = int(command[command.index(b"--addr") + 1].rsplit(b":", 1)[1])
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).ok
+        served.proc.kill()
+        served.proc.wait()
+        ended({opa})
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+
+
+def test_an_opa_started_from_a_thread_that_ends_lives_on(tmp_path: Path):
+    """The parent-death signal follows the thread that forked: OPAs are started from one
+    thread that lives as long as the process, so a short-lived caller's end kills none."""
+    opa = OpaProcess(SHIPPED_BUNDLE_DIR)
+    caller = threading.Thread(target=opa.start)
+    caller.start()
+    caller.join()
+    # Gone from the kernel too (join returns a little before the thread's exit there).
+    wait_for(lambda: not Path(f"/proc/self/task/{caller.native_id}").exists(), "the thread")
+    try:
+        client = opa.client()
+        assert client.ready(), "OPA still answers once the thread that asked is gone"
+        client.close()
+    finally:
+        opa.stop()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
-from live_server import RESOURCE, Caller, children_named
+from live_server import RESOURCE, Caller, children_named, ended
 from test_supervision import DATAVISA, _healthy, _serve, _wait_for
 
 from datavisa.engine.api.tokens import TokenStore
@@ -218,9 +218,7 @@ def test_a_killed_server_loses_no_decision_it_answered(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        for pid in opa:  # orphaned by the kill
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        ended(opa)  # it dies with its serve
         log.close()
     assert len(answered) > 10
     store = Store(db)

@@ -557,6 +557,31 @@ def test_a_status_report_from_an_opa_not_in_the_fleet_is_shown_never_trusted(fle
     wait_for(lambda: healthy(fleet.url, enforcement=True), "opa-2 to confirm the revoke", WAIT_S)
 
 
+def test_a_report_confirms_no_revision_that_sidecar_was_not_served(fleet):
+    """A second token for opa-2's subject (as a stolen one would be) reports the newest
+    revision while opa-2 is stopped: nothing is confirmed that no bundle poll of opa-2's
+    received. Downloading the bundle with the token first is what it can still do
+    (docs/security.md)."""
+    grant = fleet.grant()
+    fleet.sidecars["opa-2"].stop()
+    revoked = fleet.revoke(grant["id"])
+    assert revoked.json()["pending_sinks"] == ["fleet:opa-2"]
+    head = fleet.state()["opa-1"]["grants_revision"]
+    store = TokenStore(fleet.db)
+    stolen = Caller(fleet.url, store.issue("opa-2", "opa")[0])
+    store.close()
+    claim = {"labels": {"id": "x"}, "bundles": {"grants": {"active_revision": str(head)}}}
+    assert stolen.post("/v1/status", claim).status_code == 204
+    assert fleet.state()["opa-2"]["lag"] > 0, "a report alone confirms nothing new"
+    assert requests.get(fleet.url + "/health?enforcement=true", timeout=5).status_code == 503
+
+    assert stolen.get("/v1/bundles/grants").status_code == 200  # served: now it may confirm
+    assert stolen.post("/v1/status", claim).status_code == 204
+    assert fleet.state()["opa-2"]["lag"] == 0
+    fleet.sidecars["opa-2"].start()
+    wait_for(lambda: healthy(fleet.url, enforcement=True), "opa-2 back", WAIT_S)
+
+
 def test_only_an_opa_token_downloads_the_bundles_and_it_asks_no_checks(fleet):
     store = TokenStore(fleet.db)
     gateway, sidecar = store.issue("db-proxy", "service")[0], store.issue("opa-7", "opa")[0]

@@ -5,15 +5,13 @@ leaves no orphan role after restart. A real serve process, a real throwaway clus
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 import psycopg
 import requests
-from live_server import Caller, children_named
+from live_server import Caller, kill_hard
 from tcp_faults import CuttableProxy
 from test_supervision import _serve, _wait_for
 
@@ -100,11 +98,7 @@ def test_kill_9_leaves_no_orphan_role_after_restart(
     with _serve(tmp_path, "--config", str(config)) as served:
         grant_id = _grant(served)
         assert _role_exists(postgres, role_name(grant_id))
-        opas = children_named(served.proc.pid, "opa")
-        served.proc.kill()  # SIGKILL: no shutdown at all
-        served.proc.wait()
-        for pid in opas:
-            os.kill(pid, signal.SIGKILL)
+        kill_hard(served.proc)  # SIGKILL: no shutdown at all
 
     # While serve is down: the grant is revoked in the store (the outbox row waits for the
     # database), and someone copies a managed role by hand.
@@ -171,11 +165,7 @@ def test_kill_9_in_the_middle_of_provisioning_leaves_no_orphan_role(
                 ).fetchone(),
                 "serve's CREATE ROLE to wait",
             )
-        opas = children_named(served.proc.pid, "opa")
-        served.proc.kill()
-        served.proc.wait()
-        for pid in opas:
-            os.kill(pid, signal.SIGKILL)
+        kill_hard(served.proc)
         blocker.rollback()
         blocker.close()
         approving.join(15)

@@ -126,6 +126,7 @@ async def grants_bundle(
         return _bundle(None, str(head))
     deltas = "delta" in modes and fleet.config.deltas
     revision, body, _ = await run_in_threadpool(fleet.grants_bundle, since, deltas, scope)
+    await run_in_threadpool(fleet.served, actor.subject, revision)
     fleet.contact(actor.subject)
     return _bundle(body, str(revision))
 

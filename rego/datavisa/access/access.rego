@@ -13,7 +13,7 @@
 #   expires_ns, revision, expires_at (optional: expires_ns in RFC 3339 UTC, as the engine
 #   pushes it), breakglass (optional), evidence (optional)}
 #   Output: decision = {allow, reasons: [{code, message}], grant_id, expires_at (RFC 3339
-#   UTC, when allowed)}
+#   UTC, when allowed)}; until data.grants is there at all, only policy_unavailable.
 package datavisa.access
 
 import data.datavisa.residency
@@ -167,4 +167,14 @@ decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at":
 		g.actions[_] == input.action
 		g.countries[_] == input.location
 	})
+} else := {"allow": false, "reasons": {_grants_not_loaded}} if {
+	not data.grants
 } else := object.union({"allow": allow, "reasons": deny}, _grant_fields)
+
+# An OPA that has its policy but not yet the live grants (one just started, before the
+# engine pushed them; a sidecar before its grants bundle) cannot say who holds what: it
+# answers as an OPA that cannot be asked does, never a no_active_grant it cannot know.
+_grants_not_loaded := {
+	"code": "policy_unavailable",
+	"message": "this OPA has not been given the live grants yet, so deny",
+}

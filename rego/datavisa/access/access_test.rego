@@ -142,3 +142,14 @@ test_the_least_id_of_the_longest_lasting_pushed_grants_is_named if {
 	d := _decide({}, _pushed({"alice": {"g2": _grant, "g1": _grant, "g0": object.union(_grant, {"actions": ["write"]})}}), _t0)
 	d.grant_id == "g1"
 }
+
+test_an_opa_without_the_live_grants_says_it_cannot_decide if {
+	# No `with data.grants`: as an OPA just started, before the engine pushed them.
+	d := access.decision with input as _check with time.now_ns as _t0
+	not d.allow
+	_codes(d) == {"policy_unavailable"}
+	public := access.decision with input as object.union(_check, {"resource": "public-docs"})
+	_codes(public) == {"policy_unavailable"}
+	# Pushed, even none at all, they are known: no grant is then a fact.
+	_codes(_decide({}, {}, _t0)) == {"no_active_grant"}
+}

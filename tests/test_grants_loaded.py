@@ -11,6 +11,7 @@ import pytest
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.lifecycle.grants import OpaSink, SinkUnavailable
+from datavisa.engine.model.errors import NotYetEnforced
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess
@@ -27,7 +28,8 @@ def test_an_opa_without_the_live_grants_answers_policy_unavailable(tmp_path: Pat
             store, fresh.client(), revision="test", clock=clock, log=DecisionLog(store, b"k")
         )
         req = engine.request("alice", RESOURCE, ["read"], 3600, "DE", reason="x")
-        engine.approve(req.id, "bob", "DE")  # in the store; OPA is not given it here
+        with pytest.raises(NotYetEnforced):  # active in the store, refused by this OPA
+            engine.approve(req.id, "bob", "DE")
         sink = OpaSink(fresh.client())
         with pytest.raises(SinkUnavailable):
             sink.put_subject("alice", {"g": {"resource": RESOURCE}})  # no partial grants

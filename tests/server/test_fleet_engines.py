@@ -350,6 +350,7 @@ def test_an_opa_heard_from_by_one_engine_is_waited_for_by_every_engine(service):
     assert a.view()[0].stale and a.view()[0].last_contact is None
 
     b.contact("opa-3")  # it polls B
+    b.served("opa-3", seq)  # ... which serves it the bundle at seq
     wait_for(lambda: not a.view()[0].stale, "A to learn that B heard from opa-3")
     assert a.view()[0].last_contact is not None
     report = {"bundles": {"grants": {"active_revision": str(seq)}}}

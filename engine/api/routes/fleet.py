@@ -121,6 +121,8 @@ async def grants_bundle(
     head = await run_in_threadpool(fleet.head)
     if since is not None and since == head and wait_s:
         head = await fleet.wait_change(head, wait_s, service.closing)
+        if await request.is_disconnected():  # gone while it waited: nothing is served
+            return _bundle(None, str(since))
     if since is not None and since == head:
         fleet.contact(actor.subject)
         return _bundle(None, str(head))

@@ -150,6 +150,7 @@ test_an_opa_without_the_live_grants_says_it_cannot_decide if {
 	_codes(d) == {"policy_unavailable"}
 	public := access.decision with input as object.union(_check, {"resource": "public-docs"})
 	_codes(public) == {"policy_unavailable"}
+
 	# Pushed, even none at all, they are known: no grant is then a fact.
 	_codes(_decide({}, {}, _t0)) == {"no_active_grant"}
 }

@@ -86,7 +86,10 @@ def setup(tmp_path: Path, tarball: Path) -> Iterator[Setup]:
 
 
 def _refuse_grant_writes(method: str, path: str) -> bool:
-    return method == "PUT" and path.startswith(f"/v1/data/{GRANTS_PATH}")
+    # A full push PUTs data.grants; one subject's change is a JSON Patch of /v1/data.
+    return (method == "PUT" and path.startswith(f"/v1/data/{GRANTS_PATH}")) or (
+        method == "PATCH" and path == "/v1/data"
+    )
 
 
 def test_a_revoke_opa_did_not_take_is_retried_until_opa_denies(setup: Setup):

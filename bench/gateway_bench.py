@@ -24,9 +24,9 @@ from typing import Any
 import requests
 from fixtures import SERVICE_SUBJECT, SUBJECT, Served
 
-from datavisa.engine.paths import PROJECT_ROOT
 from datavisa.engine.policy.process import free_port, stop_process
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout
 TEMPLATE = PROJECT_ROOT / "examples" / "nginx" / "nginx.conf"
 HOST = "analytics.localhost"  # the shipped route to the benchmarked resource
 START_TIMEOUT_S = 20.0

@@ -1,7 +1,7 @@
 """Grants in a real PostgreSQL: how long from approve to credentials that work, and from
 revoke to the holder's open session being terminated, on loopback.
 
-A throwaway cluster (engine/local_postgres.py), the shipped bundle on an OPA of our own,
+A throwaway cluster (cli/local_postgres.py), the shipped bundle on an OPA of our own,
 the engine in process with the PostgreSQL sink, as `datavisa serve` runs it:
 
 - approve → usable: `approve` returns (the role is created through the outbox), the
@@ -27,11 +27,11 @@ from typing import Any
 
 import psycopg
 
+from datavisa.cli.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.connectors.postgresql import Connection, PostgresSink
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.lifecycle.provisioned import credentials
-from datavisa.engine.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess

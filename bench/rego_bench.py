@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from datavisa.engine.model.durations import rfc3339
-from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import find_opa, opa_version
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout
 RESULTS = PROJECT_ROOT / "bench" / "results"
 SIZES = (10, 100_000)
 TARGET_RATIO = 1.25

@@ -58,11 +58,12 @@ from report import AGAIN
 
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.lifecycle.grants import live_grants
-from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess, find_opa
 from datavisa.engine.store.sqlite import Store
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout
 RESULTS = PROJECT_ROOT / "bench" / "results"
 ALLOW = {"subject": SUBJECT, "resource": RESOURCE, "action": "read", "location": "DE"}
 DENY = ALLOW | {"location": "US"}  # outside the grant's countries and EU residency rules

@@ -39,8 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside t
 import fixtures
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, Served
 
-from datavisa.engine.paths import PROJECT_ROOT
-
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout
 RESULTS = PROJECT_ROOT / "bench" / "results"
 FLAT = 0.20  # last-minute mean RSS within this fraction of the first minute's
 WINDOW_S = 60.0  # "the first minute" and "the last minute"

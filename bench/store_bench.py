@@ -26,9 +26,9 @@ from typing import Any
 
 import requests
 
+from datavisa.cli.local_postgres import LocalPostgres
 from datavisa.engine.api.tokens import SERVICE, TokenStore
 from datavisa.engine.ledger.decision_log import KEY_ENV
-from datavisa.engine.local_postgres import LocalPostgres
 from datavisa.engine.policy.process import free_port, stop_process
 
 DATAVISA = Path(sys.executable).with_name("datavisa")

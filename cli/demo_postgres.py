@@ -19,11 +19,11 @@ from datavisa.engine.connectors.postgresql import Connection, PostgresSink, role
 from datavisa.engine.ledger import audit
 from datavisa.engine.lifecycle.local import local_engine
 from datavisa.engine.lifecycle.provisioned import credentials, standing
-from datavisa.engine.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.model.errors import Denied
 from datavisa.engine.monitoring.monitor import Monitor
 
 from . import output
+from .local_postgres import LocalPostgres, PostgresUnavailable
 from .story import ABROAD, APPROVER, HOME, REQUESTER, RESOURCE, Story
 
 

@@ -23,6 +23,7 @@ LAZY = {
     "token": "tokens:token",
     "alerts": "alerts:alerts",
     "fleet": "fleet:fleet",
+    "opa": "opa:opa",
     "opa-config": "fleet:opa_config",
     "db": "db:db",
     "transfer": "transfers:transfer",
@@ -68,6 +69,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if not value or ctx.resilient_parsing:
         return
     from datavisa.engine import __version__
+    from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+    from datavisa.engine.policy import bundle
     from datavisa.engine.policy.process import find_opa, opa_version
 
     try:
@@ -75,7 +78,9 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         opa = f"OPA {opa_version(binary)} ({binary})"
     except DataVisaError as e:
         opa = f"OPA not available: {e}"
+    revision = bundle.revision(POLICY_DIR, DEFAULT_BUNDLE_DIR)
     click.echo(f"datavisa {__version__}\n{opa}")
+    click.echo(f"policy bundle {revision} ({POLICY_DIR}, {DEFAULT_BUNDLE_DIR})")
     ctx.exit()
 
 
@@ -86,7 +91,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     expose_value=False,
     is_eager=True,
     callback=_print_version,
-    help="Show DataVisa's version and the OPA it will use.",
+    help="Show DataVisa's version, the OPA it will use and the policy bundle's revision.",
 )
 def cli() -> None:
     """Just-in-time, data-residency-aware access approval, decided by OPA.

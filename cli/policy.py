@@ -15,16 +15,13 @@ import click
 
 from datavisa.engine.model.durations import parse_rfc3339, rfc3339
 from datavisa.engine.model.errors import DataVisaError
-from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR, PROJECT_ROOT
+from datavisa.engine.paths import CHECKOUT_BIN, DEFAULT_BUNDLE_DIR, LINT_RULES, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import find_opa
 from datavisa.engine.policy.whatif import KINDS, evaluate
 
 from . import output
 from .options import country, json_option, store_option
-
-LINT_RULES = PROJECT_ROOT / "tools" / "lint"  # the house style as Rego, run by the pinned OPA
-PROJECT_REGAL = PROJECT_ROOT / ".tools" / "bin" / "regal"
 
 policy_dir_option = click.option(
     "--policy-dir",
@@ -201,8 +198,8 @@ def find_regal() -> Path | None:
     """Regal, if this machine has one: $DATAVISA_REGAL, .tools/bin/regal, or on PATH."""
     if env := os.environ.get("DATAVISA_REGAL"):
         return Path(env)
-    if PROJECT_REGAL.is_file():
-        return PROJECT_REGAL
+    if (CHECKOUT_BIN / "regal").is_file():
+        return CHECKOUT_BIN / "regal"
     on_path = shutil.which("regal")
     return Path(on_path) if on_path else None
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from datavisa.cli.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.cli.main import cli
 from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datavisa.engine.local_postgres import PostgresUnavailable, find_bindir
+from datavisa.cli.local_postgres import PostgresUnavailable, find_bindir
 
 
 def test_the_database_demo_grants_refuses_logs_and_terminates():

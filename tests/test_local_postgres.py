@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from datavisa.engine.local_postgres import LocalPostgres
+from datavisa.cli.local_postgres import LocalPostgres
 
 
 def test_a_fresh_database_answers_its_superuser(pg_database: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from datavisa.cli.local_postgres import LocalPostgres
 from datavisa.engine.connectors.postgresql import (
     FAILED,
     KEPT,
@@ -36,7 +37,6 @@ from datavisa.engine.lifecycle.provisioned import (
     credentials,
     standing,
 )
-from datavisa.engine.local_postgres import LocalPostgres
 from datavisa.engine.model.errors import ActivationFailed, Conflict, Denied, NotYetEnforced
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from test_postgresql import _grant, _pg_engine
 
+from datavisa.cli.local_postgres import LocalPostgres
 from datavisa.cli.main import cli
 from datavisa.engine.connectors.activity import StatementTail, parse_line
-from datavisa.engine.local_postgres import LocalPostgres
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 

@@ -1,7 +1,9 @@
-"""Running OPA: finding the pinned binary and starting an OPA server of the engine's own.
+"""Running OPA: finding the pinned binary (or building it), and starting an OPA server of
+the engine's own.
 
-The binary is $DATAVISA_OPA, the project's own build (`make setup`), or an `opa` of the
-pinned minor release on PATH. `OpaProcess` serves one bundle on a free loopback port.
+The binary is $DATAVISA_OPA, a checkout's own build (`make setup`), the one `datavisa opa
+install` built from the pinned Go module, or an `opa` of the pinned minor release on PATH.
+`OpaProcess` serves one bundle on a free loopback port.
 """
 
 from __future__ import annotations
@@ -18,37 +20,79 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..model.errors import DataVisaError
-from ..paths import AUTHZ_PACKAGE, AUTHZ_POLICY, PROJECT_ROOT
+from ..paths import AUTHZ_PACKAGE, AUTHZ_POLICY, CHECKOUT_BIN, OPA_BUILD, installed_opa
 from .opa import OpaClient
 
 OPA_MODULE = "github.com/open-policy-agent/opa"
 PINNED_SERIES = "1.22"  # the OPA minor release DataVisa is built and tested against
-PROJECT_OPA = PROJECT_ROOT / ".tools" / "bin" / "opa"
+NO_OPA = (
+    f"no OPA v{PINNED_SERIES}.x found: put one on PATH, set DATAVISA_OPA to one, or run "
+    f"`datavisa opa install` to build it from its Go module (needs Go)"
+)
 
 
 def find_opa() -> Path:
-    """The OPA binary to use: $DATAVISA_OPA, the project's build, or `opa` on PATH."""
+    """The OPA binary to use: $DATAVISA_OPA, a checkout's build, the one `datavisa opa
+    install` built, or `opa` of the pinned series on PATH."""
     if env := os.environ.get("DATAVISA_OPA"):
         path = Path(env)
         if not path.is_file():
             raise DataVisaError(f"DATAVISA_OPA={env} is not a file")
         return path
-    if PROJECT_OPA.is_file():
-        return PROJECT_OPA
+    for built in (CHECKOUT_BIN / "opa", installed_opa()):
+        if built.is_file():
+            return built
     on_path = shutil.which("opa")
     if on_path and opa_version(Path(on_path)).startswith(PINNED_SERIES + "."):
         return Path(on_path)
-    raise DataVisaError(
-        f"OPA v{PINNED_SERIES}.x not found. Run `make setup` to build it from its Go module "
-        f"(needs Go 1.26 or newer: apt-get install golang-go), or put an opa "
-        f"v{PINNED_SERIES}.x binary on PATH, or set DATAVISA_OPA to one."
-    )
+    raise DataVisaError(NO_OPA)
+
+
+def pinned_version() -> str:
+    """The OPA release the shipped Go module pins, such as `v1.22.3`."""
+    for line in (OPA_BUILD / "go.mod").read_text().splitlines():
+        words = line.split()
+        if len(words) == 3 and words[:2] == ["require", OPA_MODULE]:
+            return words[2]
+    raise DataVisaError(f"{OPA_BUILD / 'go.mod'} pins no {OPA_MODULE}")
+
+
+def install_opa(dest: Path, say: Callable[[str], None] = lambda line: None) -> Path:
+    """Build the pinned OPA from its Go module (the shipped go.mod, go.sum and main.go,
+    every module checked against go.sum) with this machine's Go, to `dest`."""
+    go = shutil.which("go")
+    if go is None:
+        raise DataVisaError(
+            "building OPA needs Go 1.26 or newer on PATH (Debian: apt-get install golang-go); "
+            f"or put an opa v{PINNED_SERIES}.x on PATH, or set DATAVISA_OPA to one"
+        )
+    dest = dest.expanduser().resolve()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    say(f"building OPA {pinned_version()} from its Go module with {go} (a few minutes cold)...")
+    with tempfile.TemporaryDirectory(prefix="datavisa-opa-") as work:
+        source = Path(work, "opa")
+        source.mkdir()
+        for name in ("go.mod", "go.sum", "main.go"):  # the install may be read-only
+            shutil.copyfile(OPA_BUILD / name, source / name)
+        partial = dest.with_name(dest.name + ".partial")
+        built = subprocess.run(
+            [go, "build", "-trimpath", "-o", str(partial), "."],
+            cwd=source, capture_output=True, text=True,
+            env={**os.environ, "GOFLAGS": "-buildvcs=false"},
+        )  # fmt: skip
+        if built.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise DataVisaError(f"go build of OPA failed:\n{built.stderr.strip()[-2000:]}")
+        partial.replace(dest)
+    say(f"OPA {opa_version(dest)} at {dest}")
+    return dest
 
 
 def opa_version(binary: Path) -> str:

@@ -11,8 +11,8 @@ import yaml
 
 from datavisa.engine.api import config
 from datavisa.engine.api.config import GatewayConfig
-from datavisa.engine.paths import PROJECT_ROOT
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 EXAMPLES = PROJECT_ROOT / "examples"
 
 # Host whose only route is the shipped `docs` one (any host, prefix /docs, public-docs),

@@ -40,13 +40,13 @@ from live_server import RESOURCE, Caller, healthy, kill_hard, serve_process, wai
 from test_fleet import NAMES, Sidecar
 from test_several_engines import Engine, _sweeper
 
+from datavisa.cli.local_postgres import LocalPostgres
 from datavisa.cli.main import cli
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.connectors.postgresql import MANAGED, role_name
 from datavisa.engine.ledger.decision_log import KEY_ENV
 from datavisa.engine.lifecycle.fleet import Fleet as FleetState
 from datavisa.engine.lifecycle.fleet import FleetConfig
-from datavisa.engine.local_postgres import LocalPostgres
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
 WAIT_S = 60.0

@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -27,11 +28,11 @@ from datavisa.engine.api.permissions import Permissions
 from datavisa.engine.api.routes.gateway import ENVOY_PREFIX, METHOD_OVERRIDES
 from datavisa.engine.api.service import Service
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.paths import PROJECT_ROOT
 from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import free_port
 
 HOST = "analytics.localhost"  # the shipped route to eu-customer-analytics (routes.yaml)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 EXAMPLES = PROJECT_ROOT / "examples"
 GRANT_HEADERS = {
     "x-datavisa-subject", "x-datavisa-grant-id", "x-datavisa-expires-at", "x-datavisa-decision-id"

@@ -15,11 +15,11 @@ from live_server import Caller, kill_hard
 from tcp_faults import CuttableProxy
 from test_supervision import _serve, _wait_for
 
+from datavisa.cli.local_postgres import LocalPostgres
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.connectors.postgresql import MANAGED, role_name
 from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.local_postgres import LocalPostgres
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
 

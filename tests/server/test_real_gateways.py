@@ -27,9 +27,9 @@ from live_server import Api, uvicorn_thread
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.service import Service
-from datavisa.engine.paths import PROJECT_ROOT
 from datavisa.engine.policy.process import free_port, stop_process
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 EXAMPLES = PROJECT_ROOT / "examples"
 HOST = "analytics.localhost"  # the shipped route to eu-customer-analytics
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from live_server import RESOURCE
 
-from datavisa.engine.local_postgres import LocalPostgres
+from datavisa.cli.local_postgres import LocalPostgres
 
 
 def _outage(postgres: LocalPostgres, url: str, on: bool) -> None:

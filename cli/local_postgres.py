@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL cluster on loopback: for `datavisa demo --postgres`, the tests
-and the benchmark. Never for production: its data lives in a temporary folder.
+and the benchmark. Never for production: its data lives in a temporary folder, so it sits
+beside the demo, not in the engine.
 
 It runs Debian's (or any) PostgreSQL binaries: `initdb` a fresh cluster with a random
 superuser password, start it on a free 127.0.0.1 port with its socket in the same folder,
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from .policy.process import free_port
+from datavisa.engine.policy.process import free_port
 
 SUPERUSER = "postgres"
 

@@ -106,7 +106,7 @@ def request(
         --reason "CHG-42 backfill"
     """
     with target.engine() as engine:
-        req = engine.transfer(
+        req = engine.transfers.request(
             target.actor(engine),
             resource,
             target_region,
@@ -142,7 +142,7 @@ def check(transfer_id, resource, target_region, importer, target, as_json):
     if transfer_id is None and (resource is None or target_region is None):
         raise click.UsageError("name the transfer (--id), or RESOURCE and --to")
     with target.engine() as engine:
-        decision = engine.check_transfer(
+        decision = engine.transfers.check(
             transfer_id, resource, target_region, importer, caller=target.actor(engine)
         )
     if as_json:
@@ -172,7 +172,7 @@ def deleted(transfer_id, target, as_json):
       datavisa transfer deleted 3f9c2a71b0de
     """
     with target.engine() as engine:
-        req = engine.transfer_deleted(transfer_id, target.actor(engine))
+        req = engine.transfers.deleted(transfer_id, target.actor(engine))
     output.print_request(req, as_json)
 
 
@@ -193,5 +193,5 @@ def list_(state, requester, overdue, target, as_json):
       datavisa transfer list --overdue
     """
     with target.engine(policy=False) as engine:
-        reqs = engine.list_transfers(state, requester, overdue)
+        reqs = engine.transfers.list(state, requester, overdue)
     output.print_requests(reqs, as_json, output.transfers_table, "no transfers")

@@ -35,13 +35,15 @@ class Kind:
     def ask(self, engine: Engine, resource: str = CONFIDENTIAL, requester: str = "alice", **kw):
         kw.setdefault("duration_s", 1800)
         if self.name == "transfer":
-            return engine.transfer(requester, resource, TARGETS[resource], reason="INC-1", **kw)
+            return engine.transfers.request(
+                requester, resource, TARGETS[resource], reason="INC-1", **kw
+            )
         return engine.request(requester, resource, ["read"], location="DE", reason="INC-1", **kw)
 
     def use(self, engine: Engine, req: Request):
         """The decision a use of `req` gets now: an access check, or a pipeline's check."""
         if self.name == "transfer":
-            return engine.check_transfer(resource=req.resource, target_region=req.target_region)
+            return engine.transfers.check(resource=req.resource, target_region=req.target_region)
         return engine.check(req.requester, req.resource, "read", "DE")
 
 

@@ -70,10 +70,10 @@ def test_without_a_database_it_says_so(tmp_path: Path):
 
 def test_transfers_are_judged_by_their_own_decisions(engine: Engine, db: Path, tmp_path: Path):
     """Ending the UK adequacy stops an open copy to London; a pending one is refused."""
-    live = engine.transfer("alice", RESOURCE, "aws:eu-west-2", 3600, reason="CHG-1")
+    live = engine.transfers.request("alice", RESOURCE, "aws:eu-west-2", 3600, reason="CHG-1")
     engine.approve(live.id, "bob", "DE")
     engine.approve(live.id, "petra", "DE")
-    pending = engine.transfer("oscar", RESOURCE, "aws:eu-west-2", 3600, reason="CHG-2")
+    pending = engine.transfers.request("oscar", RESOURCE, "aws:eu-west-2", 3600, reason="CHG-2")
     code, out = _impact(db, "--bundle-dir", str(_without_uk_adequacy(tmp_path)), "--json")
     assert code == 1
     changes = {c["request_id"]: c for c in json.loads(out)}

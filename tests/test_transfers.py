@@ -22,11 +22,11 @@ def transfer(engine: Engine, requester: str = "alice", **kw):
     kw.setdefault("reason", "CHG-12 migration")
     if kw["resource"] == ANALYTICS and kw["target_region"] == US:
         kw.setdefault("importer", "acme-inc")
-    return engine.transfer(requester, **kw)
+    return engine.transfers.request(requester, **kw)
 
 
 def check(engine: Engine, **kw):
-    return engine.check_transfer(caller="etl-eu", **kw)
+    return engine.transfers.check(caller="etl-eu", **kw)
 
 
 def nothing_stored(engine: Engine) -> bool:
@@ -152,20 +152,22 @@ def test_an_overdue_deletion_blocks_the_next_transfer_under_that_localisation(en
     first = upi(engine)
     assert first.state == "active"
     assert first.delete_by == pytest.approx(first.activated_at + 86400)
-    assert engine.list_transfers(overdue=True) == []
+    assert engine.transfers.list(overdue=True) == []
     clock.advance(86400)
-    assert [t.id for t in engine.list_transfers(overdue=True)] == [first.id]
+    assert [t.id for t in engine.transfers.list(overdue=True)] == [first.id]
     with pytest.raises(Denied, match=f"transfer {first.id}") as blocked:
         upi(engine, FRANKFURT)
     assert blocked.value.decision.codes == ["deletion_overdue"]
     assert "RBI" in str(blocked.value)
     # data under no localisation is not blocked
-    other = engine.transfer("priya", "us-crm-contacts", "aws:us-west-2", 3600, reason="CHG-13")
+    other = engine.transfers.request(
+        "priya", "us-crm-contacts", "aws:us-west-2", 3600, reason="CHG-13"
+    )
     assert other.state == "pending"
-    deleted = engine.transfer_deleted(first.id, "priya")
+    deleted = engine.transfers.deleted(first.id, "priya")
     assert (deleted.deleted_by, deleted.deleted_at) == ("priya", pytest.approx(clock()))
     assert engine.trail(first.id)[-1]["detail"]["late"] is True
-    assert engine.list_transfers(overdue=True) == []
+    assert engine.transfers.list(overdue=True) == []
     assert upi(engine, FRANKFURT).state == "active"
 
 
@@ -180,23 +182,23 @@ def test_the_overdue_deletion_alert_is_raised_once(engine, opa):
     assert first.id in alert.message
     assert alert.evidence == [first.decision_id]
     assert monitor.check_deletions() == []
-    engine.transfer_deleted(first.id, "priya")
+    engine.transfers.deleted(first.id, "priya")
     assert monitor.check_deletions() == []
 
 
 def test_who_may_report_a_copy_deleted(engine):
     pending = transfer(engine, resource=ANALYTICS, target_region="azure:westeurope")
     with pytest.raises(Conflict, match="never opened"):
-        engine.transfer_deleted(pending.id, "alice")
+        engine.transfers.deleted(pending.id, "alice")
     engine.approve(pending.id, "bob", "DE")
     with pytest.raises(Denied, match="only the requester"):
-        engine.transfer_deleted(pending.id, "bob")
-    assert engine.transfer_deleted(pending.id, "etl-eu").deleted_by == "etl-eu"  # its pipeline
+        engine.transfers.deleted(pending.id, "bob")
+    assert engine.transfers.deleted(pending.id, "etl-eu").deleted_by == "etl-eu"  # its pipeline
     with pytest.raises(Conflict, match="already reported"):
-        engine.transfer_deleted(pending.id, "alice")
+        engine.transfers.deleted(pending.id, "alice")
     access = engine.request("oscar", ANALYTICS, ["read"], 1800, "DE", "INC-1")
     with pytest.raises(Conflict, match="not a transfer"):
-        engine.transfer_deleted(access.id, "oscar")
+        engine.transfers.deleted(access.id, "oscar")
 
 
 def test_a_transfer_window_is_not_extended(engine, clock):

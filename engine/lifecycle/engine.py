@@ -21,7 +21,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..ledger import audit
@@ -93,7 +93,7 @@ OTHER_ENGINES_WAIT_S = 5.0
 
 
 @dataclass
-class Engine(Transfers):
+class Engine:
     store: Store
     opa: OpaClient | None
     revision: str
@@ -103,8 +103,11 @@ class Engine(Transfers):
     log: DecisionLog = None  # type: ignore[assignment]
     # Where the live grants take effect (by default the OPA that decides).
     grants: Grants = None  # type: ignore[assignment]
+    # The transfer verbs, on this lifecycle (transfers.py).
+    transfers: Transfers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.transfers = Transfers(self)
         if self.log is None:
             self.log = DecisionLog(self.store, load_key(self.store.location))
         if self.grants is None:

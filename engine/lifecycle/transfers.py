@@ -5,9 +5,9 @@ entity operating it) within a window; it is filed, approved, denied, cancelled, 
 relinquished, lapses and expires exactly as an access request does (engine.py: the same
 state machine, quorum, audit chain and decision log), only its verdicts come from the
 transfer decisions (rego/datavisa/transfer_request, transfer_check). While it is active,
-a pipeline's check (`check_transfer`) allows the copy that it covers exactly, judged
+a pipeline's check (`Transfers.check`) allows the copy that it covers exactly, judged
 again by the current policy at every check. A copy kept for a limited time must be
-reported deleted (`transfer_deleted`) by `delete_by` (activation plus its retention);
+reported deleted (`Transfers.deleted`) by `delete_by` (activation plus its retention);
 until it is, the requester's transfers of data under the same localisation are refused
 (policy decides which), and the monitor raises `deletion_overdue`.
 
@@ -18,7 +18,7 @@ outbox nor OPA's data.grants, so they can never allow an access check.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..model.decision import Decision
 from ..model.durations import epoch_ns
@@ -35,17 +35,51 @@ from ..model.records import (
 from ..policy.decide import TRANSFER_CHECK, TRANSFER_REQUEST
 from ..store import Store
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
 COPY = "copy"  # the one action of a transfer
 
 
-class Transfers:
-    """The transfer verbs of `Engine` (mixed in: they drive its lifecycle)."""
+class Lifecycle(Protocol):
+    """What a transfer drives of the one lifecycle it is a kind of request on (the
+    engine's own steps: engine.py provides them)."""
 
-    def transfer(
-        self: Engine,
+    store: Store
+
+    def clock(self) -> float: ...
+
+    def list_requests(
+        self, state: str | None = None, requester: str | None = None
+    ) -> list[Request]: ...
+
+    def _decide(self, path: str, input: dict[str, Any], caller: str | None = None) -> Decision: ...
+
+    def _new_request(
+        self, decision: Decision, now: float, requester: str, resource: str, actions: list[str],
+        duration_s: int, location: str, reason: str, **fields: Any,
+    ) -> Request: ...  # fmt: skip
+
+    def _audit(
+        self, now: float, actor: str, event: str, req: Request, decision: Decision | None,
+        detail: dict[str, Any],
+    ) -> None: ...  # fmt: skip
+
+    def _quorum_met(self, req: Request, now: float, actor: str) -> Request: ...
+
+    def _in_force(self, req: Request) -> None: ...
+
+    def _permit(self, actor: str, action: str, req: Request) -> Decision: ...
+
+    def _view(self, req: Request, now: float) -> Request: ...
+
+
+class Transfers:
+    """The transfer verbs (`engine.transfers`): they file, check and close transfers on
+    the lifecycle they are given."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self._lifecycle = lifecycle
+
+    def request(
+        self,
         requester: str,
         resource: str,
         target_region: str,
@@ -59,21 +93,22 @@ class Transfers:
         """Ask to copy `resource` to `target_region` within a window of `duration_s`
         seconds, the copy kept `retention_s` seconds (None: for ever). Opens at once when
         policy needs no approval."""
-        now = self.clock()
+        lifecycle = self._lifecycle
+        now = lifecycle.clock()
         if start_at is not None and start_at < now:
             raise DataVisaError("the start is in the past; leave it out to start on approval")
-        overdue = overdue_deletions(self.store, requester, now)
+        overdue = overdue_deletions(lifecycle.store, requester, now)
         evidence = sorted(set(evidence or []))
         importer = importer or None
         asked = request_input(
             requester, resource, target_region, duration_s, reason, importer, retention_s,
             evidence, overdue,
         )  # fmt: skip
-        decision = self._decide(TRANSFER_REQUEST, asked)
+        decision = lifecycle._decide(TRANSFER_REQUEST, asked)
         if not decision.allow:
             raise Denied("transfer refused", decision)
         policy = decision.result
-        req = self._new_request(
+        req = lifecycle._new_request(
             decision, now, requester, resource, [COPY], duration_s, policy["countries"][0], reason,
             pending_until=now + policy["pending_lifetime_s"],
             approvals_required=policy["approvals_required"],
@@ -85,12 +120,12 @@ class Transfers:
             importer=importer,
             retention_s=retention_s,
         )  # fmt: skip
-        with self.store.transaction() as db:
-            if overdue_deletions(self.store, requester, self.clock()) != overdue:
+        with lifecycle.store.transaction() as db:
+            if overdue_deletions(lifecycle.store, requester, lifecycle.clock()) != overdue:
                 raise Conflict(f"a deletion of {requester}'s fell due meanwhile; try again")
-            _refuse_duplicate(self, req, now)
+            _refuse_duplicate(lifecycle.store, req, now)
             db["requests"].insert(req.to_row())
-            self._audit(
+            lifecycle._audit(
                 now,
                 requester,
                 "transfer_requested",
@@ -99,12 +134,12 @@ class Transfers:
                 {"policy": policy, "target_region": target_region, "importer": importer},
             )
             if policy["quorum_met"]:
-                self._quorum_met(req, now, requester)
-        self._in_force(req)
+                lifecycle._quorum_met(req, now, requester)
+        lifecycle._in_force(req)
         return req
 
-    def check_transfer(
-        self: Engine,
+    def check(
+        self,
         transfer_id: str | None = None,
         resource: str | None = None,
         target_region: str | None = None,
@@ -115,8 +150,9 @@ class Transfers:
         importer): allowed only while an approved transfer covers exactly that, inside its
         window by OPA's clock, and the copy is still lawful under the current policy.
         Recorded in the decision log as `caller`'s question."""
+        lifecycle = self._lifecycle
         if transfer_id is not None:
-            named = self.store.get(transfer_id)
+            named = lifecycle.store.get(transfer_id)
             held = [named] if named is not None and named.kind == TRANSFER_KIND else []
             if held:
                 resource, target_region, importer = (
@@ -128,37 +164,41 @@ class Transfers:
         elif resource is None or target_region is None:
             raise DataVisaError("name the transfer, or its resource and target region")
         else:
-            held = self.store.requests(
+            held = lifecycle.store.requests(
                 "kind = ? AND resource = ? AND target_region = ? AND state = ?",
                 [TRANSFER_KIND, resource, target_region, ACTIVE],
             )
         asked = check_input(held, resource, target_region, importer, transfer_id)
-        return self._decide(TRANSFER_CHECK, asked, caller=caller)
+        return lifecycle._decide(TRANSFER_CHECK, asked, caller=caller)
 
-    def transfer_deleted(self: Engine, transfer_id: str, actor: str) -> Request:
+    def deleted(self, transfer_id: str, actor: str) -> Request:
         """Record that the copy a transfer made is deleted (its requester, or a pipeline
         of the data's team, says so; policy decides who may)."""
-        decision = self._permit(actor, "report_deletion", _deletable(self, transfer_id))
-        with self.store.transaction():
-            now = self.clock()
-            req = _deletable(self, transfer_id)
+        lifecycle = self._lifecycle
+        decision = lifecycle._permit(
+            actor, "report_deletion", _deletable(lifecycle.store, transfer_id)
+        )
+        with lifecycle.store.transaction():
+            now = lifecycle.clock()
+            req = _deletable(lifecycle.store, transfer_id)
             changes = {"deleted_at": now, "deleted_by": actor}
-            self.store.update(req.id, changes)
+            lifecycle.store.update(req.id, changes)
             req = dataclasses.replace(req, **changes)
             late = req.delete_by is not None and now > req.delete_by
             detail = {"due": req.delete_by, "late": late}
-            self._audit(now, actor, "copy_deleted", req, decision, detail)
-        return self._view(req, now)
+            lifecycle._audit(now, actor, "copy_deleted", req, decision, detail)
+        return lifecycle._view(req, now)
 
-    def list_transfers(
-        self: Engine, state: str | None = None, requester: str | None = None, overdue: bool = False
+    def list(
+        self, state: str | None = None, requester: str | None = None, overdue: bool = False
     ) -> list[Request]:
         """Transfers oldest first; `overdue`: those whose copy is past its deletion
         deadline and not reported deleted."""
-        now = self.clock()
+        lifecycle = self._lifecycle
+        now = lifecycle.clock()
         return [
             r
-            for r in self.list_requests(state, requester)
+            for r in lifecycle.list_requests(state, requester)
             if r.kind == TRANSFER_KIND and (not overdue or _is_overdue(r, now))
         ]
 
@@ -266,8 +306,8 @@ def overdue_deletions(store: Store, requester: str, now: float) -> list[dict[str
     ]
 
 
-def _refuse_duplicate(engine: Engine, req: Request, now: float) -> None:
-    for other in engine.store.requests(
+def _refuse_duplicate(store: Store, req: Request, now: float) -> None:
+    for other in store.requests(
         "requester = ? AND resource = ? AND target_region = ? AND kind = ? AND state IN (?, ?, ?)",
         [req.requester, req.resource, req.target_region, TRANSFER_KIND, PENDING, APPROVED, ACTIVE],
     ):
@@ -279,8 +319,8 @@ def _refuse_duplicate(engine: Engine, req: Request, now: float) -> None:
             )
 
 
-def _deletable(engine: Engine, transfer_id: str) -> Request:
-    req = engine.store.get(transfer_id)
+def _deletable(store: Store, transfer_id: str) -> Request:
+    req = store.get(transfer_id)
     if req is None:
         raise NotFound(f"no request with id {transfer_id!r}")
     if req.kind != TRANSFER_KIND:

@@ -88,7 +88,7 @@ def create_transfer(
     """Ask to copy a resource's data to another region; policy says whether it may be
     asked at all, who must approve, how long the copy may be kept. A refusal names the
     field it is about (`error.field`), and is in the decision log."""
-    req = service.engine.transfer(
+    req = service.engine.transfers.request(
         actor.subject,
         body.resource,
         body.target_region,
@@ -111,7 +111,7 @@ def list_transfers(
     overdue: Annotated[bool, Query(description="Only copies past their deletion deadline")] = False,
 ) -> Any:
     """Transfers, oldest first, in the state the clock says they are in."""
-    reqs = service.engine.list_transfers(state=state, requester=requester, overdue=overdue)
+    reqs = service.engine.transfers.list(state=state, requester=requester, overdue=overdue)
     return {"requests": [to_wire(r) for r in reqs]}
 
 
@@ -138,7 +138,7 @@ def check_transfer(
                     f"{name}: name the transfer (transfer_id), or its resource and target_region",
                     field=name,
                 )
-    decision = service.engine.check_transfer(
+    decision = service.engine.transfers.check(
         body.transfer_id, body.resource, body.target_region, body.importer, caller=actor.subject
     )
     return decision_to_wire(decision, service.engine.revision)
@@ -155,4 +155,4 @@ def report_deleted(
 ) -> Any:
     """Report the transfer's copy deleted (its requester, or a pipeline of the data's
     team); a copy kept for a limited time must be, by its `delete_by`."""
-    return to_wire(service.engine.transfer_deleted(request_id, actor.subject))
+    return to_wire(service.engine.transfers.deleted(request_id, actor.subject))

@@ -10,7 +10,6 @@ import click
 
 from datavisa.engine.api.tokens import MACHINES, ROLES, USER, TokenRecord, TokenStore
 from datavisa.engine.model.durations import rfc3339
-from datavisa.engine.policy.bundle import shipped_subjects
 
 from . import output
 from .options import db_option, json_option
@@ -68,25 +67,66 @@ def token() -> None:
     "anyone's grant, acknowledges alerts; opa: a sidecar OPA's, downloads the bundles and "
     "reports its status (datavisa opa-config issues these).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="DATAVISA_CONFIG",
+    help="The deployment's `datavisa serve` config (env DATAVISA_CONFIG): its token "
+    "database and the policy data it serves (bundle, bundle_dir) are used; --db and "
+    "--bundle-dir override them.",
+)
+@click.option(
+    "--bundle-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    envvar="DATAVISA_BUNDLE_DIR",
+    help="Policy data whose directory (subjects) a person's token must name: the folder "
+    "`serve --bundle-dir` serves (env DATAVISA_BUNDLE_DIR).",
+    show_default="the config's, else the shipped data",
+)
 @as_option
 @db_option
 @json_option
-def issue(subject: str, role: str, as_: str | None, db_path: Path, as_json: bool) -> None:
+@click.pass_context
+def issue(
+    ctx: click.Context,
+    subject: str,
+    role: str,
+    config_path: Path | None,
+    bundle_dir: Path | None,
+    as_: str | None,
+    db_path: Path,
+    as_json: bool,
+) -> None:
     """Issue a token for SUBJECT and print it (only this once).
 
-    A user, auditor or admin token is for a subject in the policy's directory
-    (bundles/default/subjects.yaml); a service or opa token may name any program, such as
-    a database proxy or a sidecar OPA, that is no person.
+    A user, auditor or admin token is for a subject in the directory of the policy the
+    deployment serves (its config's bundle or bundle_dir, or --bundle-dir; else the
+    shipped bundles/default/subjects.yaml); a service or opa token may name any program,
+    such as a database proxy or a sidecar OPA, that is no person.
 
     \b
     Example:
       export DATAVISA_TOKEN=$(datavisa token issue alice)
       datavisa token issue db-proxy --role service --db /var/lib/datavisa/datavisa.db
+      datavisa token issue dana --config /etc/datavisa/datavisa.yaml
     """
-    if role not in MACHINES and subject not in shipped_subjects():
+    from datavisa.engine.api.config import load
+    from datavisa.engine.policy.bundle import directory
+
+    config = load(config_path) if config_path is not None else None
+    built = None
+    if config is not None:
+        if ctx.get_parameter_source("db_path") == click.core.ParameterSource.DEFAULT:
+            db_path = config.token_path  # type: ignore[assignment]
+        if bundle_dir is None:
+            bundle_dir, built = config.bundle_dir, config.bundle
+    if role not in MACHINES and subject not in directory(bundle_dir, None if bundle_dir else built):
+        where = bundle_dir or built or "the shipped data"
         raise click.BadParameter(
-            f"{subject!r} is not in the policy's directory; a {role} token acts as a person "
-            "or service it knows (a service token may name any service: --role service)",
+            f"{subject!r} is not in the directory of {where}; a {role} token acts as a "
+            "person or service it knows (a service token may name any service: --role "
+            "service; a deployment's own people: --config or --bundle-dir)",
             param_hint="SUBJECT",
         )
     tokens = TokenStore(db_path)

@@ -214,6 +214,21 @@ def shipped_subjects() -> frozenset[str]:
     return frozenset(known) if isinstance(known, dict) else frozenset()
 
 
+def directory(bundle_dir: Path | None = None, built: Path | None = None) -> frozenset[str]:
+    """The people and services a deployment's policy knows (`subjects`): those of the
+    built bundle it serves, else of its data folder (with the shipped data it extends),
+    else of the default folder's."""
+    if built is not None:
+        known = built_data(built).get("subjects")
+        if not isinstance(known, dict):
+            raise DataVisaError(f"{built} holds no directory (data.datavisa.subjects)")
+    elif bundle_dir is not None:
+        known = load_data(bundle_dir).get("subjects")
+    else:
+        return shipped_subjects()
+    return frozenset(known) if isinstance(known, dict) else frozenset()
+
+
 @cache
 def shipped_evidence() -> dict[str, str]:
     """The kinds of evidence the shipped bundle knows, with what each is (`evidence`)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
@@ -50,7 +52,7 @@ def test_bad_subjects_and_unknown_ids_are_refused(db):
     for role in ("user", "auditor", "admin"):  # a person's token: for someone policy knows
         stranger = _run("token", "issue", "mallory", "--role", role, "--db", str(db))
         assert stranger.exit_code == 2
-        assert "is not in the policy's directory" in stranger.stderr
+        assert "is not in the directory of the shipped data" in stranger.stderr
     missing = _run("token", "revoke", "000000000000", "--db", str(db))
     assert missing.exit_code == 1
     assert "no token with id" in missing.stderr
@@ -69,3 +71,30 @@ def test_issuing_and_revoking_are_in_the_audit_trail_without_the_secret(db):
     assert record["token"] not in trail.stdout
     verified = _run("audit", "verify", "--db", str(db))
     assert verified.exit_code == 0, verified.output
+
+
+def test_a_deployments_own_people_get_tokens_by_its_config_or_its_data_folder(db, tmp_path: Path):
+    """`serve --bundle-dir` serves people the shipped data does not know; the token
+    command takes them from the same folder, named by --bundle-dir or by serve's config."""
+    repo = tmp_path / "our-policy"
+    assert _run("policy", "init", str(repo)).exit_code == 0
+    subjects = repo / "data" / "subjects.yaml"
+    doc = yaml.safe_load(subjects.read_text())
+    dana = json.loads(json.dumps(doc["subjects"]["alice"]))  # no YAML aliases
+    doc["subjects"]["dana"] = {**dana, "name": "Dana Example"}
+    subjects.write_text(yaml.safe_dump(doc))
+
+    shipped = _run("token", "issue", "dana", "--db", str(db))
+    assert shipped.exit_code == 2 and "--config or --bundle-dir" in shipped.stderr
+    by_folder = _run("token", "issue", "dana", "--db", str(db), "--bundle-dir", str(repo / "data"))
+    assert by_folder.exit_code == 0, by_folder.output
+
+    config = tmp_path / "datavisa.yaml"
+    config.write_text(yaml.safe_dump({"database": str(db), "bundle_dir": str(repo / "data")}))
+    by_config = _run("token", "issue", "dana", "--role", "auditor", "--config", str(config))
+    assert by_config.exit_code == 0, by_config.output
+    store = TokenStore(db)  # the config's database: the token is the server's to verify
+    assert store.verify(by_config.stdout.strip()).role == "auditor"
+    store.close()
+    stranger = _run("token", "issue", "mallory", "--config", str(config))
+    assert stranger.exit_code == 2 and str(repo / "data") in stranger.stderr

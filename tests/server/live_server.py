@@ -86,6 +86,31 @@ def uvicorn_thread(app: Any) -> Iterator[str]:
         thread.join(10)
 
 
+@contextlib.contextmanager
+def served_store(
+    db: Path, opa: Any, revision: str, subject: str, role: str
+) -> Iterator[tuple[str, str]]:
+    """A server in a thread on a fresh SQLite store at `db`, asking the session's `opa`
+    (its grants pushed); yield its URL and a token of `role` for `subject`."""
+    from datavisa.engine.api.app import create_app
+    from datavisa.engine.api.tokens import TokenStore
+    from datavisa.engine.lifecycle.engine import Engine
+    from datavisa.engine.store.sqlite import Store
+
+    store, tokens, client = Store(db), TokenStore(db), opa.client()
+    engine = Engine(store, client, revision=revision)
+    engine.grants.sync()
+    service = Service(engine, tokens)
+    token, _ = tokens.issue(subject, role)
+    try:
+        with uvicorn_thread(create_app(service)) as url:
+            yield url, token
+    finally:
+        service.close()
+        for closing in (tokens, store, client):
+            closing.close()
+
+
 @dataclass
 class Caller:
     """HTTP calls to the service as one token's subject (or with no token)."""

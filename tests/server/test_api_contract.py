@@ -7,29 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from live_server import uvicorn_thread
+from live_server import served_store
 
-from datavisa.engine.api.app import create_app
-from datavisa.engine.api.service import Service
-from datavisa.engine.api.tokens import TokenStore
-from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.policy.process import OpaProcess
-from datavisa.engine.store.sqlite import Store
 
 
 @pytest.fixture
 def served(tmp_path, opa: OpaProcess) -> Iterator[tuple[str, str]]:
-    db = tmp_path / "datavisa.db"
-    store, tokens, client = Store(db), TokenStore(db), opa.client()
-    engine = Engine(store, client, revision="contract")
-    service = Service(engine, tokens)
-    token, _ = tokens.issue("audrey", "auditor")
-    with uvicorn_thread(create_app(service)) as url:
-        yield url, token
-    service.close()
-    tokens.close()
-    store.close()
-    client.close()
+    with served_store(tmp_path / "datavisa.db", opa, "contract", "audrey", "auditor") as served:
+        yield served
 
 
 def get(url: str, token: str, path: str) -> requests.Response:

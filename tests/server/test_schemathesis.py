@@ -14,16 +14,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-from live_server import uvicorn_thread
+from live_server import served_store
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from datavisa.engine.api.app import create_app
-from datavisa.engine.api.service import Service
-from datavisa.engine.api.tokens import TokenStore
-from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.policy.process import OpaProcess
-from datavisa.engine.store.sqlite import Store
 
 MAX_EXAMPLES = 20  # per operation and mode
 BUDGET_S = 100.0
@@ -32,18 +27,8 @@ BUDGET_S = 100.0
 @pytest.fixture
 def fuzzed(tmp_path, opa: OpaProcess) -> Iterator[tuple[str, str]]:
     """A server on a fresh database, and a service token (it may check any subject)."""
-    db = tmp_path / "datavisa.db"
-    store, tokens, client = Store(db), TokenStore(db), opa.client()
-    engine = Engine(store, client, revision="fuzz")
-    engine.grants.sync()
-    service = Service(engine, tokens)
-    token, _ = tokens.issue("alice", "service")
-    with uvicorn_thread(create_app(service)) as url:
-        yield url, token
-    service.close()
-    tokens.close()
-    store.close()
-    client.close()
+    with served_store(tmp_path / "datavisa.db", opa, "fuzz", "alice", "service") as served:
+        yield served
 
 
 def test_no_generated_input_makes_the_server_fail(fuzzed):

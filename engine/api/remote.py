@@ -37,6 +37,7 @@ class RemoteEngine:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self._whoami: dict[str, str] | None = None
+        self.transfers = RemoteTransfers(self)
 
     # -- who --------------------------------------------------------------------------
 
@@ -105,60 +106,6 @@ class RemoteEngine:
             "reason": reason,
         }
         return self._request("POST", "/v1/break-glass", body)
-
-    def transfer(
-        self,
-        requester: str,
-        resource: str,
-        target_region: str,
-        duration_s: int,
-        reason: str = "",
-        importer: str | None = None,
-        retention_s: int | None = None,
-        evidence: list[str] | None = None,
-        start_at: float | None = None,
-    ) -> Request:
-        self._as(requester)
-        body: dict[str, Any] = {
-            "resource": resource,
-            "target_region": target_region,
-            "window": duration_s,
-            "reason": reason,
-            "keep": "forever" if retention_s is None else retention_s,
-            "evidence": evidence or [],
-        }
-        if importer:
-            body["importer"] = importer
-        if start_at is not None:
-            body["start_at"] = rfc3339(start_at)
-        return self._request("POST", "/v1/transfers", body)
-
-    def check_transfer(
-        self,
-        transfer_id: str | None = None,
-        resource: str | None = None,
-        target_region: str | None = None,
-        importer: str | None = None,
-        caller: str | None = None,
-    ) -> Decision:
-        self._as(caller)
-        asked = {
-            "transfer_id": transfer_id,
-            "resource": resource,
-            "target_region": target_region,
-            "importer": importer,
-        }
-        body = {k: v for k, v in asked.items() if v is not None}
-        return decision_from_wire(self._call("POST", "/v1/transfers/check", json=body))
-
-    def transfer_deleted(self, transfer_id: str, actor: str) -> Request:
-        self._as(actor)
-        return self._request("POST", _on("transfers", transfer_id, "deleted"), {})
-
-    def list_transfers(
-        self, state: str | None = None, requester: str | None = None, overdue: bool = False
-    ) -> list[Request]:
-        return self._list("/v1/transfers", state, requester, overdue)
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -296,6 +243,68 @@ class RemoteEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RemoteTransfers:
+    """The transfer verbs of a `RemoteEngine` (`remote.transfers`), as the engine's
+    `Transfers` has them, done by the server."""
+
+    def __init__(self, remote: RemoteEngine) -> None:
+        self._remote = remote
+
+    def request(
+        self,
+        requester: str,
+        resource: str,
+        target_region: str,
+        duration_s: int,
+        reason: str = "",
+        importer: str | None = None,
+        retention_s: int | None = None,
+        evidence: list[str] | None = None,
+        start_at: float | None = None,
+    ) -> Request:
+        self._remote._as(requester)
+        body: dict[str, Any] = {
+            "resource": resource,
+            "target_region": target_region,
+            "window": duration_s,
+            "reason": reason,
+            "keep": "forever" if retention_s is None else retention_s,
+            "evidence": evidence or [],
+        }
+        if importer:
+            body["importer"] = importer
+        if start_at is not None:
+            body["start_at"] = rfc3339(start_at)
+        return self._remote._request("POST", "/v1/transfers", body)
+
+    def check(
+        self,
+        transfer_id: str | None = None,
+        resource: str | None = None,
+        target_region: str | None = None,
+        importer: str | None = None,
+        caller: str | None = None,
+    ) -> Decision:
+        self._remote._as(caller)
+        asked = {
+            "transfer_id": transfer_id,
+            "resource": resource,
+            "target_region": target_region,
+            "importer": importer,
+        }
+        body = {k: v for k, v in asked.items() if v is not None}
+        return decision_from_wire(self._remote._call("POST", "/v1/transfers/check", json=body))
+
+    def deleted(self, transfer_id: str, actor: str) -> Request:
+        self._remote._as(actor)
+        return self._remote._request("POST", _on("transfers", transfer_id, "deleted"), {})
+
+    def list(
+        self, state: str | None = None, requester: str | None = None, overdue: bool = False
+    ) -> list[Request]:
+        return self._remote._list("/v1/transfers", state, requester, overdue)
 
 
 def connect(url: str | None, token: str | None, timeout: float = TIMEOUT_S) -> RemoteEngine:

@@ -26,6 +26,7 @@ LAZY = {
     "opa": "opa:opa",
     "opa-config": "fleet:opa_config",
     "db": "db:db",
+    "doctor": "doctor:doctor",
     "init": "deployment:init",
     "transfer": "transfers:transfer",
     "credentials": "provisioned:credentials",

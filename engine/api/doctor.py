@@ -1,0 +1,158 @@
+"""`datavisa doctor`: a deployment checked part by part, each answer saying what to fix.
+
+It reads what `datavisa serve` would use (its config) and changes nothing: the OPA (found
+and of the pinned series, or the external one answering), the policy data (valid against
+the data model), the store (reachable, at this release's schema, its clock near this
+machine's), the data systems grants take effect in (reachable), and the files that hold
+secrets (the SQLite store, the decision log's key: not readable by other users).
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from ..model.errors import DataVisaError
+from ..paths import DEFAULT_BUNDLE_DIR
+from ..policy import bundle
+from ..policy.process import PINNED_SERIES, find_opa, opa_version
+from ..store import is_url, open_store
+from .config import ServeConfig
+
+SKEW_S = 1.0  # grants start and end by the engines' clocks: more apart than this is a fault
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    part: str  # what was looked at
+    detail: str  # what it found, or what to fix
+
+
+def examine(config: ServeConfig) -> list[Finding]:
+    """Every part of the deployment `config` describes, looked at."""
+    return [
+        _opa(config),
+        _policy(config),
+        *_store(config.database),
+        *_exposed(config.database),
+        *_connections(config),
+    ]
+
+
+def _opa(config: ServeConfig) -> Finding:
+    if config.opa_url:
+        headers = {"Authorization": f"Bearer {config.opa_token}"} if config.opa_token else {}
+        try:
+            answer = requests.get(config.opa_url + "/health?bundles", headers=headers, timeout=3)
+        except requests.RequestException as e:
+            return Finding(False, "opa", f"{config.opa_url} does not answer ({e}): start it")
+        if answer.status_code != 200:
+            return Finding(False, "opa", f"{config.opa_url}/health answers {answer.status_code}")
+        return Finding(True, "opa", f"{config.opa_url} answers, its bundles activated")
+    try:
+        binary = find_opa()
+        version = opa_version(binary)
+    except DataVisaError as e:
+        return Finding(False, "opa", str(e))
+    if not version.startswith(PINNED_SERIES + "."):
+        return Finding(
+            False, "opa", f"{binary} is {version}, not v{PINNED_SERIES}.x: `datavisa opa install`"
+        )
+    return Finding(True, "opa", f"{binary} (OPA {version})")
+
+
+def _policy(config: ServeConfig) -> Finding:
+    if config.bundle is not None:
+        if not bundle.built_data(config.bundle):
+            return Finding(
+                False,
+                "policy",
+                f"{config.bundle} holds no readable data: rebuild it (`datavisa policy build`)",
+            )
+        return Finding(True, "policy", f"built bundle {config.bundle}")
+    folder = config.bundle_dir or DEFAULT_BUNDLE_DIR
+    try:
+        data = bundle.load_data(folder)
+    except DataVisaError as e:
+        return Finding(False, "policy", str(e))
+    people = len(data.get("subjects") or {})
+    return Finding(
+        True,
+        "policy",
+        f"{folder}: valid, {people} subjects, {len(data.get('resources') or {})} resources",
+    )
+
+
+def _store(database: Path | str) -> list[Finding]:
+    if not is_url(database) and not Path(database).exists():
+        return [Finding(True, "store", f"{database} does not exist yet: serve makes it at start")]
+    try:
+        store = open_store(database, readonly=True)
+    except DataVisaError as e:
+        return [Finding(False, "store", str(e))]
+    try:
+        store.check_schema()
+        found = [
+            Finding(True, "store", f"{store.location}: reachable, schema {store.schema_version()}")
+        ]
+        if is_url(database):
+            (theirs,) = store.db.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+            skew = abs(float(theirs) - time.time())
+            fix = "" if skew <= SKEW_S else ": sync the clocks (NTP)"
+            found.append(Finding(skew <= SKEW_S, "clock", f"{skew:.2f} s from the database's{fix}"))
+        return found
+    except DataVisaError as e:
+        return [Finding(False, "store", str(e))]
+    finally:
+        store.close()
+
+
+def _exposed(database: Path | str) -> list[Finding]:
+    """The SQLite store and the log key beside it: readable by no other user."""
+    if is_url(database):
+        return []
+    found = []
+    for path in (Path(database), Path(str(database) + ".logkey")):
+        if not path.exists():
+            continue
+        if _readable_by_others(path):
+            found.append(
+                Finding(
+                    False,
+                    "permissions",
+                    f"{path} is readable by other users: chmod 600 {path} (or 700 its folder)",
+                )
+            )
+        else:
+            found.append(Finding(True, "permissions", f"{path}: this user's only"))
+    return found
+
+
+def _readable_by_others(path: Path) -> bool:
+    mode, folder = path.stat().st_mode, path.resolve().parent.stat().st_mode
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH)) and bool(
+        folder & (stat.S_IXGRP | stat.S_IXOTH)
+    )
+
+
+def _connections(config: ServeConfig) -> list[Finding]:
+    if not config.connections:
+        return []
+    import psycopg
+
+    found = []
+    for name, connection in sorted(config.connections.items()):
+        try:
+            with psycopg.connect(connection.dsn, connect_timeout=3) as db:
+                db.execute("SELECT 1")
+        except psycopg.Error as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            found.append(Finding(False, f"connection {name}", f"unreachable: {reason}"))
+        else:
+            found.append(Finding(True, f"connection {name}", "reachable"))
+    return found

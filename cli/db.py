@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from datavisa.engine.ledger import audit
-from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog, load_key
+from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog, key_file, load_key, write_key
 from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.store import is_url, open_store
 from datavisa.engine.store.backup import PAGES_A_STEP, copy_sqlite
@@ -64,13 +64,9 @@ def migrate(db_path: Path | str, target: Path | str | None) -> None:
     for table, rows in copied.items():
         if rows:
             click.echo(f"  {table}: {rows}")
-    keyfile = Path(str(db_path) + ".logkey")
+    keyfile = key_file(db_path)
     if not is_url(db_path) and keyfile.exists() and not os.environ.get(KEY_ENV):
         click.echo(f"give every engine on it the log key: ${KEY_ENV} = the contents of {keyfile}")
-
-
-def _key_file(db_path: Path) -> Path:
-    return Path(str(db_path) + ".logkey")
 
 
 def _verified(db_path: Path) -> str:
@@ -83,9 +79,9 @@ def _verified(db_path: Path) -> str:
             raise DataVisaError(
                 f"{db_path}: audit trail broken at event {trail.first_bad_seq}: {trail.problem}"
             )
-        if not os.environ.get(KEY_ENV) and not _key_file(db_path).exists():
+        if not os.environ.get(KEY_ENV) and not key_file(db_path).exists():
             raise DataVisaError(
-                f"no log key for {db_path}: put it in {_key_file(db_path)} or ${KEY_ENV}"
+                f"no log key for {db_path}: put it in {key_file(db_path)} or ${KEY_ENV}"
             )
         log = DecisionLog(store, load_key(db_path)).verify()
         if not log.ok:
@@ -108,11 +104,9 @@ def _copy(source: Path, dest: Path) -> None:
     pages = copy_sqlite(source, dest, progress)
     if pages > 4 * PAGES_A_STEP:
         click.echo("", err=True)
-    key = _key_file(source)
-    if key.exists() and not _key_file(dest).exists():
-        fd = os.open(_key_file(dest), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key.read_text())
+    key = key_file(source)
+    if key.exists() and not key_file(dest).exists():
+        write_key(key_file(dest), key.read_text())
 
 
 def _sqlite_only(db_path: Path | str, verb: str) -> Path:

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import click
 
-from datavisa.engine.model.errors import DataVisaError
 from datavisa.engine.paths import installed_opa
-from datavisa.engine.policy.process import (
-    PINNED_SERIES,
-    find_opa,
-    install_opa,
-    opa_version,
-    pinned_version,
-)
+from datavisa.engine.policy.process import install_opa, pinned_opa
 
 
 @click.group()
@@ -59,11 +52,5 @@ def install(dest: Path | None) -> None:
 @opa.command()
 def which() -> None:
     """Print the OPA binary DataVisa would use and its version; exit 1 when there is none."""
-    binary = find_opa()
-    version = opa_version(binary)
-    if not version.startswith(PINNED_SERIES + "."):
-        raise DataVisaError(
-            f"{binary} is OPA {version}; DataVisa is built and tested against "
-            f"v{PINNED_SERIES}.x ({pinned_version()}): `datavisa opa install` builds it"
-        )
+    binary, version = pinned_opa()
     click.echo(f"{binary} (OPA {version})")

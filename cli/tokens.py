@@ -121,8 +121,9 @@ def issue(
             db_path = config.token_path  # type: ignore[assignment]
         if bundle_dir is None:
             bundle_dir, built = config.bundle_dir, config.bundle
-    if role not in MACHINES and subject not in directory(bundle_dir, None if bundle_dir else built):
-        where = bundle_dir or built or "the shipped data"
+    # A built bundle before its data folder, as serve takes them.
+    if role not in MACHINES and subject not in directory(bundle_dir, built):
+        where = built or bundle_dir or "the shipped data"
         raise click.BadParameter(
             f"{subject!r} is not in the directory of {where}; a {role} token acts as a "
             "person or service it knows (a service token may name any service: --role "

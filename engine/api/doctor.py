@@ -16,10 +16,11 @@ from pathlib import Path
 
 import requests
 
+from ..ledger.decision_log import key_file
 from ..model.errors import DataVisaError
 from ..paths import DEFAULT_BUNDLE_DIR
 from ..policy import bundle
-from ..policy.process import PINNED_SERIES, find_opa, opa_version
+from ..policy.process import pinned_opa
 from ..store import is_url, open_store
 from .config import ServeConfig
 
@@ -55,14 +56,9 @@ def _opa(config: ServeConfig) -> Finding:
             return Finding(False, "opa", f"{config.opa_url}/health answers {answer.status_code}")
         return Finding(True, "opa", f"{config.opa_url} answers, its bundles activated")
     try:
-        binary = find_opa()
-        version = opa_version(binary)
+        binary, version = pinned_opa()
     except DataVisaError as e:
         return Finding(False, "opa", str(e))
-    if not version.startswith(PINNED_SERIES + "."):
-        return Finding(
-            False, "opa", f"{binary} is {version}, not v{PINNED_SERIES}.x: `datavisa opa install`"
-        )
     return Finding(True, "opa", f"{binary} (OPA {version})")
 
 
@@ -117,7 +113,7 @@ def _exposed(database: Path | str) -> list[Finding]:
     if is_url(database):
         return []
     found = []
-    for path in (Path(database), Path(str(database) + ".logkey")):
+    for path in (Path(database), key_file(database)):
         if not path.exists():
             continue
         if _readable_by_others(path):

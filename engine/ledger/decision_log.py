@@ -153,12 +153,22 @@ def load_key(db_path: Path | str) -> bytes:
             "the same for every engine (for a database moved from SQLite: the key in its "
             "<file>.logkey)"
         )
-    path = Path(str(db_path) + ".logkey")
+    path = key_file(db_path)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+        write_key(path, secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def key_file(db_path: Path | str) -> Path:
+    """Where the log key of the SQLite database at `db_path` is kept: beside it."""
+    return Path(str(db_path) + ".logkey")
+
+
+def write_key(path: Path, key: str) -> None:
+    """Write a log key to a new file only its owner may read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
 
 
 def apply_mask(event: dict[str, Any], mask: list[Any]) -> dict[str, Any]:

@@ -55,6 +55,18 @@ def find_opa() -> Path:
     raise DataVisaError(NO_OPA)
 
 
+def pinned_opa() -> tuple[Path, str]:
+    """The OPA binary to use and its version, refused unless of the pinned series."""
+    binary = find_opa()
+    version = opa_version(binary)
+    if not version.startswith(PINNED_SERIES + "."):
+        raise DataVisaError(
+            f"{binary} is OPA {version}; DataVisa is built and tested against "
+            f"v{PINNED_SERIES}.x ({pinned_version()}): `datavisa opa install` builds it"
+        )
+    return binary, version
+
+
 def pinned_version() -> str:
     """The OPA release the shipped Go module pins, such as `v1.22.3`."""
     for line in (OPA_BUILD / "go.mod").read_text().splitlines():

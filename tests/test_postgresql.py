@@ -476,3 +476,38 @@ def test_a_role_another_engine_made_meanwhile_is_held_not_failed(
         ("customers", "SELECT"),
         ("orders", "SELECT"),
     }
+
+
+def test_two_engines_removing_one_role_at_once_take_turns(
+    db: Path, pg_engine: Engine, postgres: LocalPostgres
+):
+    """Two engines sharing a store apply one revoke to the shared server at the same
+    moment: both finish (the second finds the role gone), neither reports it pending."""
+    other_store = Store(db)  # the other engine's view of the same store
+    log = DecisionLog(other_store, b"test-key")
+    sinks = [
+        pg_engine.grants.sinks[-1],
+        PostgresSink({"analytics": _connection(postgres)}, other_store, pg_engine.opa, log, "t"),
+    ]
+    for _ in range(8):
+        grant = _grant(pg_engine)
+        assert _role(postgres, grant.id) is not None
+        together, failed = threading.Barrier(len(sinks)), []
+
+        def remove(sink: PostgresSink, together=together, failed=failed) -> None:
+            together.wait()
+            try:
+                sink.put_subject("alice", {})  # alice holds no grant any more
+            except Exception as e:  # the test reports what either raised
+                failed.append(repr(e))
+
+        threads = [threading.Thread(target=remove, args=[s]) for s in sinks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failed == []
+        assert _role(postgres, grant.id) is None
+        pg_engine.revoke(grant.id, "bob")  # the store catches up with the server
+    sinks[1].close()
+    other_store.close()

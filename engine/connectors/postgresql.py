@@ -58,6 +58,9 @@ MANAGED = "datavisa_managed"  # the bookkeeping role every managed role is a mem
 ROLE_PREFIX = "dv_"
 CONNECT_TIMEOUT_S = 5
 TERMINATE_WAIT_MS = 5000
+# How long a change to a role waits for another engine sharing the server to finish its
+# own change to that role (they take turns: `_exclusive`).
+ROLE_TURN_WAIT_S = 10.0
 # The table privileges PostgreSQL knows; policy may name only these (they are keywords).
 TABLE_PRIVILEGES = frozenset(
     {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
@@ -413,7 +416,8 @@ class PostgresSink:
         """Run one step for `plan`; what the database refuses marks the grant failed (and
         rolls the step back); a database that cannot be reached raises SinkUnavailable."""
         try:
-            step(plan)
+            with self._exclusive(self._connection(plan.connection), plan.role):
+                step(plan)
         except ProvisioningError as e:
             if e.sqlstate in EXISTS:
                 # Made meanwhile by another engine sharing this store: it is held, and
@@ -497,6 +501,10 @@ class PostgresSink:
         """Disable, revoke, terminate the sessions, drop (or keep disabled when the role
         owns objects). Each step is safe to repeat."""
         conn = self._connection(held.connection)
+        with self._exclusive(conn, held.role):
+            self._remove_now(conn, held)
+
+    def _remove_now(self, conn: Connection, held: Held) -> None:
         role = sql.Identifier(held.role)
         database = held.about.get("database")
         try:
@@ -657,6 +665,35 @@ class PostgresSink:
             if e.sqlstate not in EXISTS:
                 raise  # else another engine made it at that moment
         self._managed_on.add((conn.dsn, conn.managed_role))
+
+    @contextmanager
+    def _exclusive(self, conn: Connection, role: str) -> Iterator[None]:
+        """Change `role` while no other engine sharing this server changes it: a session
+        advisory lock on the admin connection, so two engines applying one outbox take
+        turns (the second finds the role made or gone) instead of colliding ("tuple
+        concurrently updated") and answering a removal as pending. A turn not had within
+        ROLE_TURN_WAIT_S raises SinkUnavailable: retried like an unreachable server."""
+        key = "datavisa:" + role
+        deadline = time.monotonic() + ROLE_TURN_WAIT_S
+        with self._admin(conn, None, autocommit=True) as db:
+            while not db.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]
+            ).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise SinkUnavailable(
+                        f"PostgreSQL ({conn.name}): another engine is still changing role "
+                        f"{role}; retrying"
+                    )
+                time.sleep(0.002)
+        try:
+            yield
+        finally:
+            # A session lost meanwhile took its lock with it: nothing left to release.
+            with (
+                contextlib.suppress(SinkUnavailable, ProvisioningError),
+                self._admin(conn, None, autocommit=True) as db,
+            ):
+                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
 
     @contextmanager
     def _admin(

@@ -467,6 +467,8 @@ def test_a_role_another_engine_made_meanwhile_is_held_not_failed(
 ):
     req = pg_engine.request("alice", RESOURCE, ["read"], 600, "DE", "INC-5")
     with psycopg.connect(postgres.dsn(), autocommit=True) as pg:  # as another engine would
+        if not pg.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [MANAGED]).fetchone():
+            pg.execute(f"CREATE ROLE {MANAGED} NOLOGIN")  # this test may run first
         pg.execute(f'CREATE ROLE "{role_name(req.id)}" LOGIN IN ROLE {MANAGED}')
     grant = pg_engine.approve(req.id, "bob", "DE")
     assert grant.state == "active"

@@ -150,9 +150,18 @@ def test_approved_grant_lapses_at_its_activation_deadline(engine, kind, clock):
 
 
 def test_start_in_the_past_is_refused_and_stores_nothing(engine, kind, clock):
-    with pytest.raises(DataVisaError, match="start is in the past"):
+    with pytest.raises(Denied, match="start is in the past") as refused:
         kind.ask(engine, start_at=clock() - 1)
+    assert [r["code"] for r in refused.value.decision.reasons] == ["start_in_past"]
     assert engine.list_requests() == []
+
+
+def test_a_start_further_ahead_than_policy_allows_is_refused(engine, kind, clock):
+    """Policy says how far ahead a start may be (30 days where the tier does not say)."""
+    kind.ask(engine, start_at=clock() + 30 * 86400)
+    with pytest.raises(Denied, match="at most 2592000s ahead") as refused:
+        kind.ask(engine, requester="carol", start_at=clock() + 30 * 86400 + 1)
+    assert [r["code"] for r in refused.value.decision.reasons] == ["start_too_far_ahead"]
 
 
 def test_second_request_for_the_same_thing_is_refused(engine, kind):

@@ -15,8 +15,10 @@ the live dashboard served at / refreshes on it.
 """
 
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from .. import __version__
@@ -39,7 +41,7 @@ from .routes import (
     tokens,
     transfers,
 )
-from .schemas import AccessCheck
+from .schemas import COUNTRY_MARK, AccessCheck, country_schema
 from .service import Service
 
 ROUTERS = (
@@ -58,6 +60,7 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
         redoc_url=None,
     )
     app.state.service = service
+    app.openapi = partial(_openapi, app, service)  # type: ignore[method-assign]
     install_error_handlers(app)
     for module in ROUTERS:
         for route in module.router.routes:
@@ -80,3 +83,31 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     app.add_middleware(RulesScope, rules=service.rules)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+def _openapi(app: FastAPI, service: Service) -> dict[str, Any]:
+    """The OpenAPI document, with what the policy bundle the service runs defines (the
+    country codes) as enums: a schema-valid request is one the policy understands."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        document["components"]["schemas"]["Country"] = country_schema(service.rules.countries)
+        app.openapi_schema = _countries_referred(document)
+    return app.openapi_schema
+
+
+def _countries_referred(node: Any) -> Any:
+    """`node` with every schema marked as a country a reference to the Country enum."""
+    if isinstance(node, list):
+        return [_countries_referred(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get(COUNTRY_MARK):
+        kept = {k: v for k, v in node.items() if k not in ("type", COUNTRY_MARK)}
+        return {"$ref": "#/components/schemas/Country", **kept}
+    return {key: _countries_referred(value) for key, value in node.items()}

@@ -5,18 +5,18 @@ FastAPI validates every body and parameter against these before a route runs, an
 OpenAPI document is generated from them.
 """
 
+import contextlib
 import dataclasses
 import re
 import typing
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -26,32 +26,27 @@ from pydantic import (
 )
 
 from ..model import bounded
-from ..model.durations import DURATION_PATTERN, parse_duration
-from ..model.errors import DataVisaError
+from ..model.durations import DURATION_PATTERN, WIRE_DIGITS, WIRE_MAX_S, parse_duration
 from ..model.records import REVIEW_OUTCOMES, Alert
 from ..model.records import Request as RequestRecord
 from .limits import current
 from .tokens import SUBJECT_PATTERN
 from .wire import time_fields
 
-MAX_DURATION_S = 30 * 86400  # a sanity bound on input; policy sets the real maximum
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-COUNTRY_PATTERN = r"^(?:[A-Z]{2}|unknown)$"
 AUDIT_PAGE_MAX = 1000
 # Cursor ids (seq, alert ids) are SQLite INTEGER / PostgreSQL bigint: signed 64-bit.
 CURSOR_MAX = 2**63 - 1
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
 
 
-def _rfc3339_text(value: Any) -> Any:
-    """Times travel as RFC 3339 text, as the schema says: pydantic alone would also take a
-    number of seconds ("0.5") and read it as a time."""
-    if isinstance(value, str) and not re.match(RFC3339_PATTERN, value):
-        raise ValueError("not an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00:00Z")
-    return value
-
-
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+def _rfc3339(value: Any) -> datetime:
+    """A time on the wire: RFC 3339 text with an offset, as the schema says (pydantic's
+    own datetime would also take a number of seconds, and none in a strict body)."""
+    if isinstance(value, str) and re.match(RFC3339_PATTERN, value):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.upper())
+    raise ValueError("not an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00:00Z")
 
 
 def _checked(
@@ -78,40 +73,54 @@ def _context(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-def duration_seconds(value: Any, max_s: int = MAX_DURATION_S) -> int:
-    """A duration on the wire (90s, 1h30m, or whole seconds) in seconds, from 1 to `max_s`."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError("a duration is a string such as 90s, 15m or 1h30m, or whole seconds")
-    try:
-        seconds = parse_duration(value) if isinstance(value, str) else value
-    except DataVisaError as e:
-        raise ValueError(str(e)) from e
-    if not 1 <= seconds <= max_s:
-        raise ValueError(f"a duration must be from 1s to {max_s // 86400}d")
-    return seconds
+def duration_seconds(value: Any) -> int:
+    """A duration on the wire (90s, 1h30m, or whole seconds from 1) in seconds: exactly
+    what the schema's DURATION_PATTERN and bounds allow; how long is policy's to judge."""
+    if isinstance(value, str) and re.fullmatch(DURATION_PATTERN, value):
+        return parse_duration(value)
+    if isinstance(value, float) and value.is_integer():  # 311.0 is an integer to JSON
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= WIRE_MAX_S:
+        return value
+    raise ValueError(
+        "a duration is written as 90s, 15m, 1h30m or 2d (units in the order d, h, m, s, "
+        f"each once, at most {WIRE_DIGITS} digits), or as whole seconds from 1 to {WIRE_MAX_S}"
+    )
 
 
-Country = _checked(
-    str,
-    _country,
-    {
+# Where a Country goes, the OpenAPI document refers to the enum of the bundle in force
+# (`country_schema`; app._openapi puts it in place of this marker).
+COUNTRY_MARK = "x-datavisa-country"
+Country = _checked(str, _country, {"type": "string", COUNTRY_MARK: True})
+
+
+def country_schema(countries: frozenset[str]) -> dict[str, Any]:
+    """The Country component of the OpenAPI document: the codes the policy bundle the
+    server runs knows, so a schema-valid location is one the policy understands."""
+    return {
         "type": "string",
-        "pattern": COUNTRY_PATTERN,
+        "enum": [*sorted(countries), "unknown"],
         "description": "ISO 3166-1 alpha-2 country code the access comes from, one the "
-        "policy bundle knows (its `countries`), or unknown",
+        "policy bundle in force knows (its `countries`), or unknown",
         "examples": ["DE"],
-    },
-)
+    }
+
+
 Duration = _checked(
     int,
     duration_seconds,
     {
         "oneOf": [
             {"type": "string", "pattern": DURATION_PATTERN, "examples": ["1h30m"]},
-            {"type": "integer", "minimum": 1, "maximum": MAX_DURATION_S},
+            {"type": "integer", "minimum": 1, "maximum": WIRE_MAX_S},
         ],
         "description": "90s, 15m, 1h30m, 2d, or whole seconds",
     },
+)
+Rfc3339 = _checked(
+    datetime,
+    _rfc3339,
+    {"type": "string", "format": "date-time", "examples": ["2026-01-31T09:00:00Z"]},
 )
 Name = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=2000)]

@@ -55,12 +55,21 @@ READ_DEPTH = 100  # a stored event deeper than this is shown cut (see `readable`
 _RFC3339 = re.compile(  # fullmatch: $ would let a trailing newline through
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-# OPA's decision-log event: its fields with a fixed shape, as (what it is, check).
-_TEXT = ("a string", lambda v: isinstance(v, str))
-_TEXTS = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
-_OBJECT = ("an object", lambda v: isinstance(v, dict))
-_EVENT_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "decision_id": ("a non-empty string", lambda v: isinstance(v, str) and 0 < len(v) <= 256),
+# OPA's decision-log event: its fields with a fixed shape, as (what it is, check, the
+# JSON schema of it the API's document states: `EVENT_SCHEMA`).
+_TEXT = ("a string", lambda v: isinstance(v, str), {"type": "string"})
+_TEXTS = (
+    "a list of strings",
+    lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    {"type": "array", "items": {"type": "string"}},
+)
+_OBJECT = ("an object", lambda v: isinstance(v, dict), {"type": "object"})
+_EVENT_FIELDS: dict[str, tuple[str, Callable[[Any], bool], dict[str, Any]]] = {
+    "decision_id": (
+        "a non-empty string",
+        lambda v: isinstance(v, str) and 0 < len(v) <= 256,
+        {"type": "string", "minLength": 1, "maxLength": 256},
+    ),
     "path": _TEXT,
     "query": _TEXT,
     "requested_by": _TEXT,
@@ -70,10 +79,12 @@ _EVENT_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "timestamp": (
         "an RFC 3339 time",
         lambda v: isinstance(v, str) and bool(_RFC3339.fullmatch(v)) and _is_time(v),
+        {"type": "string", "format": "date-time"},
     ),
     "labels": (
         "an object of strings",
         lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        {"type": "object", "additionalProperties": {"type": "string"}},
     ),
     "bundles": (
         "an object of bundles, each with a string revision",
@@ -83,6 +94,13 @@ _EVENT_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
                 isinstance(b, dict) and isinstance(b.get("revision", ""), str) for b in v.values()
             )
         ),
+        {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"revision": {"type": "string"}},
+            },
+        },
     ),
     "erased": _TEXTS,
     "masked": _TEXTS,
@@ -92,11 +110,23 @@ _EVENT_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
             isinstance(v, dict)
             and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
         ),
+        {"type": "object", "additionalProperties": {"type": "number"}},
     ),
-    "req_id": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "req_id": (
+        "a whole number of 64 bits",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+    ),
     "custom": _OBJECT,
     "nd_builtin_cache": _OBJECT,
     "intermediate_results": _OBJECT,
+}
+# What an upload of them is, as the API's document states it; free-form parts (input,
+# result, ...) are bounded by the server's `limits` besides.
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["decision_id"],
+    "properties": {name: shape[2] for name, shape in _EVENT_FIELDS.items()},
 }
 
 

@@ -128,21 +128,19 @@ class Engine:
     ) -> Request:
         """File a request. It activates at once when policy needs no approval."""
         now = self.clock()
-        if start_at is not None and start_at < now:
-            raise DataVisaError("the start is in the past; leave it out to start on approval")
         evidence = sorted(set(evidence or []))
-        decision = self._decide(
-            REQUEST,
-            {
-                "subject": requester,
-                "resource": resource,
-                "actions": actions,
-                "duration_s": duration_s,
-                "location": location,
-                "reason": reason,
-                "evidence": evidence,
-            },
-        )
+        asked = {
+            "subject": requester,
+            "resource": resource,
+            "actions": actions,
+            "duration_s": duration_s,
+            "location": location,
+            "reason": reason,
+            "evidence": evidence,
+        }
+        if start_at is not None:  # how far ahead it may start is policy's
+            asked["start_in_s"] = start_at - now
+        decision = self._decide(REQUEST, asked)
         if not decision.allow:
             raise Denied("request refused", decision)
         policy = decision.result

@@ -95,8 +95,6 @@ class Transfers:
         policy needs no approval."""
         lifecycle = self._lifecycle
         now = lifecycle.clock()
-        if start_at is not None and start_at < now:
-            raise DataVisaError("the start is in the past; leave it out to start on approval")
         overdue = overdue_deletions(lifecycle.store, requester, now)
         evidence = sorted(set(evidence or []))
         importer = importer or None
@@ -104,6 +102,8 @@ class Transfers:
             requester, resource, target_region, duration_s, reason, importer, retention_s,
             evidence, overdue,
         )  # fmt: skip
+        if start_at is not None:  # how far ahead it may start is policy's
+            asked["start_in_s"] = start_at - now
         decision = lifecycle._decide(TRANSFER_REQUEST, asked)
         if not decision.allow:
             raise Denied("transfer refused", decision)

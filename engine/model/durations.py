@@ -6,9 +6,21 @@ from datetime import UTC, datetime
 
 from .errors import DataVisaError
 
-DURATION_PATTERN = r"^(?:[0-9]+[dhms])+$"  # ASCII digits: \d matches every script's
-_PART = re.compile(r"([0-9]+)([dhms])")
+_PART = re.compile(r"([0-9]+)([dhms])")  # ASCII digits: \d matches every script's
 _UNIT_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# On the wire (the API) a duration is its parts in the order d, h, m, s, each at most once
+# and of at most WIRE_DIGITS digits: the grammar the OpenAPI document states, so whatever
+# it allows the server takes, and the longest it can say (WIRE_MAX_S) is a time a clock
+# can still add. People at the CLI may write the parts in any order (`parse_duration`).
+WIRE_DIGITS = 6
+WIRE_MAX_S = (10**WIRE_DIGITS - 1) * sum(_UNIT_S.values())
+_WIRE_PARTS = [f"[0-9]{{1,{WIRE_DIGITS}}}{unit}" for unit in _UNIT_S]
+DURATION_PATTERN = "^(?:{})$".format(
+    "|".join(
+        first + "".join(f"(?:{later})?" for later in _WIRE_PARTS[i + 1 :])
+        for i, first in enumerate(_WIRE_PARTS)
+    )
+)
 
 
 def parse_duration(text: str) -> int:

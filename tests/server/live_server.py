@@ -88,25 +88,26 @@ def uvicorn_thread(app: Any) -> Iterator[str]:
 
 @contextlib.contextmanager
 def served_store(
-    db: Path, opa: Any, revision: str, subject: str, role: str
+    db: Path | str, opa: Any, revision: str, subject: str, role: str, **service: Any
 ) -> Iterator[tuple[str, str]]:
-    """A server in a thread on a fresh SQLite store at `db`, asking the session's `opa`
-    (its grants pushed); yield its URL and a token of `role` for `subject`."""
+    """A server in a thread on a fresh store at `db` (an SQLite file, or a PostgreSQL
+    URL), asking the session's `opa` (its grants pushed); yield its URL and a token of
+    `role` for `subject`; `service` sets the Service's other fields (rules, ...)."""
     from datavisa.engine.api.app import create_app
     from datavisa.engine.api.tokens import TokenStore
     from datavisa.engine.lifecycle.engine import Engine
-    from datavisa.engine.store.sqlite import Store
+    from datavisa.engine.store import open_store
 
-    store, tokens, client = Store(db), TokenStore(db), opa.client()
+    store, tokens, client = open_store(db), TokenStore(db), opa.client()
     engine = Engine(store, client, revision=revision)
     engine.grants.sync()
-    service = Service(engine, tokens)
+    served = Service(engine, tokens, **service)
     token, _ = tokens.issue(subject, role)
     try:
-        with uvicorn_thread(create_app(service)) as url:
+        with uvicorn_thread(create_app(served)) as url:
             yield url, token
     finally:
-        service.close()
+        served.close()
         for closing in (tokens, store, client):
             closing.close()
 

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 from live_server import served_store
 
+from datavisa.engine.api.limits import InputRules
+from datavisa.engine.api.schemas import CURSOR_MAX
+from datavisa.engine.ledger.decision_log import KEY_ENV
 from datavisa.engine.policy.process import OpaProcess
 
 
@@ -43,3 +48,87 @@ def test_a_405_names_every_method_of_the_path(served):
     assert r.status_code == 405
     assert {m.strip() for m in r.headers["Allow"].split(",")} >= {"GET", "POST"}
     assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        target = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        schema = target | {k: v for k, v in schema.items() if k != "$ref"}
+    return schema
+
+
+def _unbounded(document: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    """Where `schema` lets a string, integer or array through without bounds."""
+    schema = _resolve(document, schema)
+    out = [u for key in ("anyOf", "oneOf", "allOf") for sub in schema.get(key, [])
+           for u in _unbounded(document, sub, where)]  # fmt: skip
+    kind = schema.get("type")
+    if kind == "string" and not {"maxLength", "pattern", "enum", "format", "const"} & set(schema):
+        out.append(f"{where}: a string of any length")
+    if kind == "integer" and not {"maximum", "minimum"} <= set(schema):
+        out.append(f"{where}: an integer without bounds")
+    if kind == "array":
+        out += [] if "maxItems" in schema else [f"{where}: an array of any length"]
+        out += _unbounded(document, schema.get("items", {}), f"{where}[]")
+    for name, sub in schema.get("properties", {}).items():
+        out += _unbounded(document, sub, f"{where}.{name}")
+    return out
+
+
+# The decision-log upload is OPA's own event array: its size is bounded in bytes
+# (the upload limit, and the server's `limits` for each event's parts), not by count.
+BOUNDED_IN_BYTES = "POST /v1/logs body"
+
+
+def test_every_parameter_and_body_field_has_bounds(served):
+    url, _ = served
+    document = requests.get(url + "/openapi.json", timeout=30).json()
+    loose = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            for p in operation.get("parameters", []):
+                loose += _unbounded(document, p["schema"], f"{label} {p['in']} {p['name']}")
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                loose += _unbounded(document, content["schema"], f"{label} body")
+    assert [u for u in loose if not u.startswith(BOUNDED_IN_BYTES)] == []
+    assert loose  # the walk reaches fields (the upload's strings are bounded in bytes)
+
+
+def test_the_document_s_countries_are_those_of_the_bundle_in_force(tmp_path, opa):
+    """A schema-valid location is one the policy knows: the enum is the served bundle's,
+    and a server running another bundle serves another document."""
+    with served_store(tmp_path / "a.db", opa, "contract", "alice", "user") as (url, token):
+        shipped = requests.get(url + "/openapi.json", timeout=30).json()
+        refused = requests.post(
+            url + "/v1/access/check",
+            json={"resource": "r", "action": "read", "location": "AA"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    enum = shipped["components"]["schemas"]["Country"]["enum"]
+    assert "DE" in enum and "unknown" in enum and "AA" not in enum
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "location"
+    check = shipped["components"]["schemas"]["AccessCheck"]["properties"]["location"]
+    assert check["$ref"] == "#/components/schemas/Country"
+
+    fewer = InputRules(frozenset({"DE", "FR"}))
+    with served_store(tmp_path / "b.db", opa, "contract", "alice", "user", rules=fewer) as (
+        url,
+        _,
+    ):
+        other = requests.get(url + "/openapi.json", timeout=30).json()
+    assert other["components"]["schemas"]["Country"]["enum"] == ["DE", "FR", "unknown"]
+
+
+def test_cursors_at_the_64_bit_edge_in_postgresql(tmp_path, opa, postgres, monkeypatch):
+    """The largest cursor is a bigint PostgreSQL takes (an empty page); one past it a 422."""
+    dsn = postgres.create_database(f"t_contract_{os.getpid()}")
+    monkeypatch.setenv(KEY_ENV, "contract-key")
+    with served_store(dsn, opa, "contract", "audrey", "auditor") as (url, token):
+        for path in ("/v1/logs", "/v1/audit", "/v1/alerts", "/v1/grants/abc/activity"):
+            edge = get(url, token, f"{path}?after={CURSOR_MAX}")
+            assert edge.status_code in (200, 404), (path, edge.text)  # 404: no grant abc
+            past = get(url, token, f"{path}?after={CURSOR_MAX + 1}")
+            assert past.status_code == 422 and past.json()["error"]["field"] == "after", path
+        assert get(url, token, f"/v1/alerts/{CURSOR_MAX}").status_code == 404

@@ -40,7 +40,7 @@ def _nothing_stored(api) -> bool:
         ({"keep": "a while"}, "keep"),
         ({"keep": 0}, "keep"),
         ({"keep": True}, "keep"),
-        ({"window": "0s"}, "window"),
+        ({"window": "0.5h"}, "window"),
         ({"importer": ""}, "importer"),
         ({"evidence": "scc"}, "evidence"),
         ({"requester": "bob"}, "requester"),

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...ledger.decision_log import BadEvent
+from ...ledger.decision_log import EVENT_SCHEMA, BadEvent
 from ...model import bounded
 from ...model.decision import Check
 from ...model.errors import StorageUnavailable
@@ -116,7 +116,18 @@ def audit_events(
 # -- the decision log -------------------------------------------------------------
 
 
-@router.post("/v1/logs", status_code=204, tags=["decisions"], **V1)
+@router.post(
+    "/v1/logs",
+    status_code=204,
+    tags=["decisions"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "array", "items": EVENT_SCHEMA}}},
+        }
+    },
+    **V1,
+)
 async def ingest_decision_logs(
     service: Served, request: Request, actor: Annotated[Principal, Allowed("logs.upload")]
 ) -> Response:

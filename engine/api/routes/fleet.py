@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from ...lifecycle.fleet import CONTENT_TYPE, MemberView, revision_of
@@ -133,13 +134,22 @@ async def grants_bundle(
     return _bundle(body, str(revision))
 
 
-@router.post("/v1/status", status_code=204, tags=["fleet"], **V1)
-@router.post("/v1/status/{partition}", status_code=204, tags=["fleet"], **V1)
+# OPA's status report: an object whose parts DataVisa reads where it knows them.
+_REPORT = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.post("/v1/status", status_code=204, tags=["fleet"], openapi_extra=_REPORT, **V1)
+@router.post("/v1/status/{partition}", status_code=204, tags=["fleet"], openapi_extra=_REPORT, **V1)
 async def status_report(
     service: Served,
     request: Request,
     actor: Annotated[Principal, Allowed("fleet.report")],
-    partition: str = "",
+    partition: Annotated[str, StringConstraints(max_length=256)] = "",
 ) -> Response:
     """Take an OPA's status report (OPA's status plugin, `status.service`). The OPA is the
     token's subject; only one named in `fleet.opas` is trusted to confirm grant changes,

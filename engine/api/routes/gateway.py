@@ -31,14 +31,17 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from ...model.decision import Check, Decision
 from ...model.errors import StorageUnavailable
 from ..config import GatewayConfig
 from ..deps import Authorize, Served
 from ..errors import ApiError, JsonRoute
+from ..schemas import ERRORS
 from ..service import Service
 from ..tokens import Principal
 
@@ -52,6 +55,16 @@ UNKNOWN = "unknown"  # the location when nothing trusted says where the client i
 # judges the request as that method (a `_method` query parameter it reads itself).
 METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
 REASONS_HEADER = "X-DataVisa-Reasons"
+# What a gateway is answered, besides the 200 that lets the request through.
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    status: ERRORS[status] | {"description": text}
+    for status, text in [
+        (401, "No credential that verifies: the gateway's, or the user's own token"),
+        (403, "Denied: the reason codes in X-DataVisa-Reasons and the JSON body"),
+        (413, "The original request's headers are larger than the server reads"),
+        (422, "The original request cannot be read as a request (say, its path)"),
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -142,9 +155,15 @@ async def forward(service: Served, request: Request, caller: Asking) -> Response
 
 
 ENVOY_PREFIX = "/v1/authz/envoy"
+MAX_PATH = 8192  # the longest original path read (uvicorn reads no longer a request line)
 
 
-async def envoy(service: Served, request: Request, caller: Asking, original: str) -> Response:
+async def envoy(
+    service: Served,
+    request: Request,
+    caller: Asking,
+    original: Annotated[str, FastApiPath(max_length=MAX_PATH, description="The original path")],
+) -> Response:
     """Envoy `ext_authz` (HTTP service, `path_prefix: /v1/authz/envoy`): only a 200 allows.
     The original path is read raw, before decoding, so an encoded separator stays visible."""
     raw = request.scope.get("raw_path", b"").decode("latin-1")[len(ENVOY_PREFIX) :]  # as sent
@@ -160,7 +179,7 @@ async def envoy(service: Served, request: Request, caller: Asking, original: str
     return await _judge(service, request, caller, asked, ["partial_body"] if partial else [])
 
 
-def _every_method(path: str, endpoint: Any) -> None:
+def _every_method(path: str, endpoint: Any, answers: dict[int | str, Any] = ANSWERS) -> None:
     """A route per method, as a gateway forwards whatever method its client used; one
     each, so every one has its own OpenAPI operation id."""
     for method in METHODS:
@@ -170,12 +189,34 @@ def _every_method(path: str, endpoint: Any) -> None:
             methods=[method],
             tags=["gateway"],
             operation_id=f"gateway_{endpoint.__name__}_{method.lower()}",
+            responses=answers,
         )
 
 
 _every_method("/v1/authz/nginx", nginx)
 _every_method("/v1/authz/forward", forward)
-_every_method(ENVOY_PREFIX + "/{original:path}", envoy)
+
+
+class _AnyPath(PathConvertor):
+    """Any original path, line breaks and all (Starlette's `path` stops at one, and the
+    check would be a 404 instead of the decision on it)."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("original", _AnyPath())
+_every_method(
+    ENVOY_PREFIX + "/{original:original}",
+    envoy,
+    ANSWERS
+    | {
+        400: {
+            "description": "The HTTP server could not read the request line (too long once "
+            "encoded): uvicorn's own answer, before DataVisa sees it",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 
 
 async def _judge(

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ...lifecycle.provisioned import abandon_removal, credentials, standing
 from ..deps import V1, Allowed, Served
 from ..errors import JsonRoute
-from ..schemas import COUNTRY_PATTERN, CURSOR_MAX, Body, RequestId, Text
+from ..schemas import CURSOR_MAX, Body, Country, RequestId, Text
 from ..tokens import Principal
 
 router = APIRouter(route_class=JsonRoute)
@@ -27,9 +27,7 @@ async def grant_credentials(
     service: Served,
     request_id: RequestId,
     actor: Annotated[Principal, Allowed("grants.credentials")],
-    location: Annotated[
-        str, Query(pattern=COUNTRY_PATTERN, description="Where the holder is now (ISO 3166-1)")
-    ],
+    location: Annotated[Country, Query(description="Where the holder is now (ISO 3166-1)")],
     rotate: Annotated[bool, Query(description="Issue a new password, ending the old one")] = False,
 ) -> Any:
     """The holder's connection details for an active grant: a `postgresql://` URL and the

@@ -5,9 +5,9 @@ transfer are the requests' and grants' routes: a transfer is a kind of request."
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema
 
-from ...model.durations import DURATION_PATTERN
+from ...model.durations import DURATION_PATTERN, WIRE_MAX_S
 from ...model.records import STATES
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
@@ -25,20 +25,19 @@ from ..schemas import (
     Text,
     duration_seconds,
 )
-from ..tokens import Principal
+from ..tokens import SUBJECT_PATTERN, Principal
 from ..wire import decision_to_wire, to_wire
 
 router = APIRouter(route_class=JsonRoute)
 
 FOREVER = "forever"
-MAX_KEEP_S = 10 * 366 * 86400  # a sanity bound on input; policy sets the real maximum
 
 
 def _keep(value: Any) -> int | None:
     if value == FOREVER:
         return None
     try:
-        return duration_seconds(value, MAX_KEEP_S)
+        return duration_seconds(value)
     except ValueError as e:
         raise ValueError(f"{e}; or forever") from e
 
@@ -51,7 +50,7 @@ Keep = Annotated[
             "oneOf": [
                 {"type": "string", "enum": [FOREVER]},
                 {"type": "string", "pattern": DURATION_PATTERN, "examples": ["24h"]},
-                {"type": "integer", "minimum": 1, "maximum": MAX_KEEP_S},
+                {"type": "integer", "minimum": 1, "maximum": WIRE_MAX_S},
             ],
             "description": "How long the copy is kept: 24h, whole seconds, or forever",
         }
@@ -75,6 +74,25 @@ class NewTransfer(Body):
 
 
 class TransferCheck(Body):
+    """By `transfer_id`, or by `resource` and `target_region` (`check_transfer`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["transfer_id"],
+                    "properties": {"transfer_id": {"pattern": ID_PATTERN}},
+                },
+                {
+                    "required": ["resource", "target_region"],
+                    "properties": {
+                        "resource": {"pattern": SUBJECT_PATTERN},
+                        "target_region": {"pattern": SUBJECT_PATTERN},
+                    },
+                },
+            ]
+        }
+    )
     transfer_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
     resource: Name | None = None
     target_region: Name | None = None

@@ -7,7 +7,7 @@
 #
 #   Input: {subject, resource, actions: [string], duration_s, location (ISO 3166 alpha-2
 #   or "unknown"), reason, evidence: [string] (optional: scc, bcr, pia, cac,
-#   risk_assessment ...)}
+#   risk_assessment ...), start_in_s (optional: a scheduled start, seconds from now)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
 #   approvals_required: [{group, count}], quorum_met, pending_lifetime_s,
 #   activation_deadline_s, countries (the grant will permit), transfer: {cross_border,
@@ -21,6 +21,7 @@ package datavisa.request
 
 import data.datavisa.quorum
 import data.datavisa.residency
+import data.datavisa.schedule
 
 _resource := data.datavisa.resources[input.resource]
 
@@ -61,6 +62,10 @@ deny contains {"code": "duration_invalid", "message": "duration must be positive
 deny contains {"code": "duration_exceeds_tier_max", "message": msg} if {
 	input.duration_s > _tier.max_duration_s
 	msg := sprintf("%ds asked, %s data allows at most %ds", [input.duration_s, _resource.tier, _tier.max_duration_s])
+}
+
+deny contains reason if {
+	some reason in schedule.denials(object.get(input, "start_in_s", null), _tier_or_empty)
 }
 
 deny contains {"code": "justification_required", "message": msg} if {

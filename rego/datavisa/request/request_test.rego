@@ -174,3 +174,9 @@ test_a_residency_denial_names_the_law_and_what_would_make_it_lawful if {
 	restricted := _location_message({"subject": "pat", "resource": "eu-payments-ledger", "location": "US", "duration_s": 600})
 	contains(restricted, "no safeguard this tier accepts")
 }
+
+test_a_scheduled_start_is_judged_by_the_schedule_rules if {
+	request.decision.allow with input as object.union(_ask, {"start_in_s": 3600})
+	_codes(request.decision) == {"start_in_past"} with input as object.union(_ask, {"start_in_s": -1})
+	_codes(request.decision) == {"start_too_far_ahead"} with input as object.union(_ask, {"start_in_s": 2592001})
+}

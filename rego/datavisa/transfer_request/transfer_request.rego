@@ -13,7 +13,7 @@
 #   Input: {subject, resource, target_region, importer (optional), evidence: [string],
 #   retention_s (optional), duration_s, reason, overdue_deletions: [{id, resource,
 #   target_region, delete_by_ns}] (this subject's copies past their deletion deadline and
-#   not reported deleted)}
+#   not reported deleted), start_in_s (optional: a scheduled start, seconds from now)}
 #   Output: decision = {allow, reasons: [{code, message, field?}], approvals_required:
 #   [{group, count}], quorum_met, pending_lifetime_s, activation_deadline_s,
 #   max_duration_s (the longest window), max_retention_s (the longest the copy may be
@@ -22,6 +22,7 @@ package datavisa.transfer_request
 
 import data.datavisa.quorum
 import data.datavisa.residency
+import data.datavisa.schedule
 import data.datavisa.transfer
 
 _resource := data.datavisa.resources[input.resource]
@@ -75,6 +76,10 @@ deny contains {"code": "window_exceeds_retention", "field": "window", "message":
 	_retention_s != null
 	input.duration_s > _retention_s
 	msg := sprintf("the window (%ds) outlasts the copy's retention (%ds): a copy made late in it would be kept too long", [input.duration_s, _retention_s])
+}
+
+deny contains reason if {
+	some reason in schedule.denials(object.get(input, "start_in_s", null), _tier_or_empty)
 }
 
 deny contains {"code": "justification_required", "field": "reason", "message": "a transfer needs a reason (a ticket, a change)"} if {

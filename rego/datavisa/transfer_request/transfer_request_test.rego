@@ -82,3 +82,8 @@ test_an_overdue_deletion_blocks_transfers_under_the_same_localisation if {
 	cn := {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "importer": "", "evidence": ["cac"]}
 	_decide(object.union(cn, {"overdue_deletions": [_overdue]})).allow
 }
+
+test_a_scheduled_copy_job_is_judged_by_the_schedule_rules if {
+	transfer_request.decision.allow with input as object.union(_ask, {"start_in_s": 3600})
+	_codes(transfer_request.decision) == {"start_in_past"} with input as object.union(_ask, {"start_in_s": -1})
+}

@@ -216,12 +216,55 @@ def load(path: Path | None = None) -> ServeConfig:
     if path is None:
         return ServeConfig()
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        doc = yaml.safe_load(text)
     except OSError as e:
         raise DataVisaError(f"cannot read config {path}: {e.strerror or e}") from e
     except yaml.YAMLError as e:
-        raise DataVisaError(f"{path}: not valid YAML: {e}") from e
-    return from_dict(doc or {}, base=path.resolve().parent, origin=str(path))
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise DataVisaError(f"{where}: not valid YAML: {problem}") from e
+    try:
+        return from_dict(doc or {}, base=path.resolve().parent, origin=str(path))
+    except DataVisaError as e:
+        raise DataVisaError(_with_line(str(e), str(path), _key_lines(text))) from e
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of every key in a YAML document, by its path as errors name it
+    (`fleet.confirm_within`, `webhooks[0].url`)."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = f"{prefix}.{key.value}" if prefix else str(key.value)
+                lines.setdefault(name, key.start_mark.line + 1)
+                walk(value, name)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines.setdefault(f"{prefix}[{i}]", item.start_mark.line + 1)
+                walk(item, f"{prefix}[{i}]")
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _with_line(message: str, origin: str, lines: dict[str, int]) -> str:
+    """`message` (`origin: key: problem`) with the line of the key it names first (the
+    most specific one there): `origin, line 4: fleet.confirm_within: problem`."""
+    rest = message.removeprefix(f"{origin}: ")
+    named = [
+        (found.start(), -len(key), key)
+        for key in lines
+        if (found := re.search(rf"(?<![\w.\[]){re.escape(key)}(?![\w\[])", rest))
+    ]
+    if not named or rest == message:
+        return message
+    return f"{origin}, line {lines[min(named)[2]]}: {rest}"
 
 
 def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:

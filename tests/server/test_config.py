@@ -134,6 +134,26 @@ def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):
         config.load(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("sweep_every: 5s\nbogus: 1\n", 2, "unknown setting bogus"),
+        ("sweep_every: 5s\nfleet:\n  opas: [a]\n  confirm_within: soon\n", 4,
+         "fleet.confirm_within"),
+        ("webhooks:\n  - url: http://127.0.0.1:1/\n  - name: x\n", 3, "webhooks[1].url"),
+        ("connections:\n  analytics:\n    kind: mysql\n", 3, "connections.analytics.kind"),
+        ("listen: 127.0.0.1:1\nsweep_every: [5s\n", 3, "not valid YAML"),
+    ],
+)  # fmt: skip
+def test_a_config_error_names_the_file_the_line_and_the_key(tmp_path: Path, text, line, key):
+    path = tmp_path / "serve.yaml"
+    path.write_text(text)
+    with pytest.raises(DataVisaError) as refused:
+        config.load(path)
+    assert str(refused.value).startswith(f"{path}, line {line}: "), refused.value
+    assert key in str(refused.value)
+
+
 def test_serve_help_shows_the_defaults_and_examples():
     result = CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200)
     assert result.exit_code == 0

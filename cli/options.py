@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,7 @@ def opa_option(f: F) -> F:
         "--opa-url",
         envvar="DATAVISA_OPA_URL",
         metavar="URL",
+        is_eager=True,  # read before --from: whose countries count (`country`)
         help="Ask this running OPA (env DATAVISA_OPA_URL) instead of starting one "
         "with the shipped bundle.",
     )(f)
@@ -92,14 +94,19 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
 
 
-def country(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """An ISO 3166-1 alpha-2 country code the shipped bundle knows (upper-cased), or
-    `unknown`. A server checks again against the bundle it runs."""
+def country(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 country code (upper-cased), or `unknown`: one the shipped
+    bundle knows when the local engine runs it. With --server or --opa-url another bundle
+    decides which codes it knows, so only the form is checked here and that policy judges
+    the rest (a server answers a code its bundle does not know with a 422 naming it)."""
     if value is None:
         return None
     code = value.strip().upper()
     if code == "UNKNOWN":
         return "unknown"
+    elsewhere = ctx.params.get("server") or ctx.params.get("opa_url")
+    if elsewhere and re.fullmatch("[A-Z]{2}", code):
+        return code
     from datavisa.engine.policy.bundle import shipped_countries  # YAML: only when asked
 
     if not value.isascii() or code not in shipped_countries():

@@ -83,6 +83,7 @@ def target_options(f: F) -> F:
             "--server",
             envvar=SERVER_ENV,
             metavar="URL",
+            is_eager=True,  # read before --from: the server's bundle knows its countries
             help=f"Work through the DataVisa server at URL (env {SERVER_ENV}) instead of "
             "the local store; you act as the token's subject.",
         ),

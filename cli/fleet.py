@@ -15,7 +15,7 @@ from datavisa.engine.model.durations import parse_duration
 from datavisa.engine.model.errors import DataVisaError
 
 from . import output
-from .options import db_option, json_option
+from .options import db_option, deployment, deployment_options, json_option
 
 server_option = click.option(
     "--server",
@@ -89,16 +89,22 @@ def sidecar_config(
     help="Comma-separated resources the sidecar guards: its grants bundle holds only the "
     "grants on them, so each grant change costs it only theirs (at 100,000 grants, "
     "parsing them all takes a sidecar seconds). A check on any other resource denies "
-    "there. Default: every grant.",
+    "there. Default: every grant. Each must be a resource of the deployment's policy "
+    "data (--config, --bundle-dir; else the shipped data, and then only warned about).",
 )
+@deployment_options
 @db_option
 @json_option
+@click.pass_context
 def opa_config(
+    ctx: click.Context,
     name: str,
     server: str,
     token_file: Path | None,
     long_poll: str,
     resources: str | None,
+    config_path: Path | None,
+    bundle_dir: Path | None,
     db_path: Path,
     as_json: bool,
 ) -> None:
@@ -129,7 +135,8 @@ def opa_config(
         wait_s = max(1, round(parse_duration(long_poll)))
     except DataVisaError as e:
         raise click.BadParameter(str(e), param_hint="--long-poll") from e
-    scope = _scope(resources)
+    db_path, bundle_dir, built = deployment(ctx, config_path, bundle_dir, db_path)
+    scope = _scope(resources, bundle_dir, built)
     if token_file is not None:
         token = read_token_file(token_file)
     else:
@@ -149,11 +156,10 @@ def opa_config(
         click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
 
 
-def _scope(resources: str | None) -> tuple[str, ...]:
-    """--resources as sorted names, each checked; a warning for one the policy data here
-    does not name (the server's may, so it is not refused)."""
+def _scope(resources: str | None, bundle_dir: Path | None, built: Path | None) -> tuple[str, ...]:
+    """--resources as sorted names, each a resource of the deployment's policy data; with
+    none given, one the shipped data lacks is only warned about (the server's may name it)."""
     from datavisa.engine.api.wire import resource_scope
-    from datavisa.engine.paths import DEFAULT_BUNDLE_DIR
     from datavisa.engine.policy import bundle
 
     if resources is None:
@@ -163,15 +169,20 @@ def _scope(resources: str | None) -> tuple[str, ...]:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--resources") from e
     try:
-        known = bundle.load_data(DEFAULT_BUNDLE_DIR).get("resources", {})
-    except DataVisaError:
-        known = None  # no policy data here to compare with
-    for name in names:
-        if known is not None and name not in known:
+        known = bundle.names("resources", bundle_dir, built)
+    except DataVisaError as e:
+        raise click.BadParameter(str(e), param_hint="--resources") from e
+    for name in sorted(set(names) - known):
+        if bundle_dir is None and built is None:
             click.echo(
-                f"warning: {name} is not a resource in {DEFAULT_BUNDLE_DIR}; the sidecar "
-                "gets no grant on it unless the server's policy names it",
+                f"warning: {name} is not a resource of the shipped policy data; the sidecar "
+                "gets no grant on it unless the server's policy names it (--config or "
+                "--bundle-dir: check against the deployment's)",
                 err=True,
+            )
+        else:
+            raise click.BadParameter(
+                f"{name} is not a resource of {built or bundle_dir}", param_hint="--resources"
             )
     return names
 

@@ -172,3 +172,43 @@ def _when(sign: int, example: str) -> Callable[..., float | None]:
 
 instant = _when(+1, "10m")  # a time, or a delay from now: 2h is in two hours
 past = _when(-1, "1h")  # a time, or a span back from now: 1h is an hour ago
+
+
+def deployment_options(f: F) -> F:
+    """--config and --bundle-dir: the deployment whose store and policy data a command
+    uses (pass them to `deployment`)."""
+    f = click.option(
+        "--bundle-dir",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        envvar="DATAVISA_BUNDLE_DIR",
+        help="The policy data the deployment serves: the folder `serve --bundle-dir` "
+        "serves (env DATAVISA_BUNDLE_DIR).",
+        show_default="the config's, else the shipped data",
+    )(f)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        envvar="DATAVISA_CONFIG",
+        help="The deployment's `datavisa serve` config (env DATAVISA_CONFIG): its token "
+        "database and the policy data it serves (bundle, bundle_dir) are used; --db and "
+        "--bundle-dir override them.",
+    )(f)
+
+
+def deployment(
+    ctx: click.Context, config_path: Path | None, bundle_dir: Path | None, db_path: Any
+) -> tuple[Any, Path | None, Path | None]:
+    """(token database, data folder, built bundle) of the deployment --config names, with
+    --db and --bundle-dir over it; a built bundle is read before a data folder, as serve
+    takes them."""
+    from datavisa.engine.api.config import load
+
+    if config_path is None:
+        return db_path, bundle_dir, None
+    config = load(config_path)
+    if ctx.get_parameter_source("db_path") == click.core.ParameterSource.DEFAULT:
+        db_path = config.token_path
+    if bundle_dir is not None:
+        return db_path, bundle_dir, None
+    return db_path, config.bundle_dir, config.bundle

@@ -12,7 +12,7 @@ from datavisa.engine.api.tokens import MACHINES, ROLES, USER, TokenRecord, Token
 from datavisa.engine.model.durations import rfc3339
 
 from . import output
-from .options import db_option, json_option
+from .options import db_option, deployment, deployment_options, json_option
 
 
 def _operator(as_: str | None) -> str:
@@ -67,23 +67,7 @@ def token() -> None:
     "anyone's grant, acknowledges alerts; opa: a sidecar OPA's, downloads the bundles and "
     "reports its status (datavisa opa-config issues these).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    envvar="DATAVISA_CONFIG",
-    help="The deployment's `datavisa serve` config (env DATAVISA_CONFIG): its token "
-    "database and the policy data it serves (bundle, bundle_dir) are used; --db and "
-    "--bundle-dir override them.",
-)
-@click.option(
-    "--bundle-dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    envvar="DATAVISA_BUNDLE_DIR",
-    help="Policy data whose directory (subjects) a person's token must name: the folder "
-    "`serve --bundle-dir` serves (env DATAVISA_BUNDLE_DIR).",
-    show_default="the config's, else the shipped data",
-)
+@deployment_options
 @as_option
 @db_option
 @json_option
@@ -111,17 +95,9 @@ def issue(
       datavisa token issue db-proxy --role service --db /var/lib/datavisa/datavisa.db
       datavisa token issue dana --config /etc/datavisa/datavisa.yaml
     """
-    from datavisa.engine.api.config import load
     from datavisa.engine.policy.bundle import directory
 
-    config = load(config_path) if config_path is not None else None
-    built = None
-    if config is not None:
-        if ctx.get_parameter_source("db_path") == click.core.ParameterSource.DEFAULT:
-            db_path = config.token_path  # type: ignore[assignment]
-        if bundle_dir is None:
-            bundle_dir, built = config.bundle_dir, config.bundle
-    # A built bundle before its data folder, as serve takes them.
+    db_path, bundle_dir, built = deployment(ctx, config_path, bundle_dir, db_path)
     if role not in MACHINES and subject not in directory(bundle_dir, built):
         where = built or bundle_dir or "the shipped data"
         raise click.BadParameter(

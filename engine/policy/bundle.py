@@ -215,17 +215,24 @@ def shipped_subjects() -> frozenset[str]:
 
 
 def directory(bundle_dir: Path | None = None, built: Path | None = None) -> frozenset[str]:
-    """The people and services a deployment's policy knows (`subjects`): those of the
-    built bundle it serves, else of its data folder (with the shipped data it extends),
-    else of the default folder's."""
+    """The people and services a deployment's policy knows (`subjects`): see `names`."""
+    if built is None and bundle_dir is None:
+        return shipped_subjects()  # the fast path of a CLI option
+    return names("subjects", bundle_dir, built)
+
+
+def names(
+    section: str, bundle_dir: Path | None = None, built: Path | None = None
+) -> frozenset[str]:
+    """The names a deployment's policy data defines in `section` (subjects, resources):
+    those of the built bundle it serves, else of its data folder (with the shipped data it
+    extends), else of the shipped folder's."""
     if built is not None:
-        known = built_data(built).get("subjects")
+        known = built_data(built).get(section)
         if not isinstance(known, dict):
-            raise DataVisaError(f"{built} holds no directory (data.datavisa.subjects)")
-    elif bundle_dir is not None:
-        known = load_data(bundle_dir).get("subjects")
+            raise DataVisaError(f"{built} holds no {section} (data.datavisa.{section})")
     else:
-        return shipped_subjects()
+        known = load_data(bundle_dir or DEFAULT_BUNDLE_DIR).get(section)
     return frozenset(known) if isinstance(known, dict) else frozenset()
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import socket
+import threading
 from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
 
 from datavisa.cli.main import cli
+from datavisa.engine.lifecycle.fleet import Fleet, FleetConfig
 from datavisa.engine.store import open_store
 
 
@@ -57,3 +61,47 @@ def test_on_postgresql_it_checks_the_schema_and_the_clock(tmp_path: Path, pg_dat
     found = {f["part"]: f for f in json.loads(done.stdout)}
     assert found["store"]["ok"] and "schema" in found["store"]["detail"]
     assert found["clock"]["ok"] and "from the database's" in found["clock"]["detail"]
+
+
+def test_webhooks_and_the_fleet_are_looked_at(tmp_path: Path):
+    """A webhook whose host takes no connection, and a sidecar never heard from, are
+    named; the ones that answer and report pass. Nothing is sent to a webhook."""
+    folder = _deployment(tmp_path)
+    config = folder / "datavisa.yaml"
+    doc = yaml.safe_load(config.read_text())
+    hits: list[str] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook) as listening:
+        threading.Thread(target=listening.serve_forever, daemon=True).start()
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: refuses connections
+        doc["webhooks"] = [
+            {"name": "pager", "url": f"http://127.0.0.1:{listening.server_port}/hook"},
+            {"name": "chat", "url": f"http://127.0.0.1:{closed.getsockname()[1]}/hook"},
+        ]
+        doc["fleet"] = {"opas": ["opa-1", "opa-2"]}
+        config.write_text(yaml.safe_dump(doc))
+        store = open_store(folder / doc["database"])  # made, as a serve would
+        fleet = Fleet(store, FleetConfig(opas=("opa-1", "opa-2")))
+        fleet.contact("opa-1")
+        fleet.report("opa-1", {"bundles": {"grants": {"active_revision": "0"}}})
+        store.close()
+        done = _cli("doctor", "--config", str(config), "--json")
+        listening.shutdown()
+        closed.close()
+    found = {f["part"]: f for f in json.loads(done.stdout)}
+    assert done.exit_code == 1, done.output
+    assert found["webhook pager"]["ok"]
+    assert (
+        not found["webhook chat"]["ok"] and "takes no connection" in found["webhook chat"]["detail"]
+    )
+    assert found["fleet OPA opa-1"]["ok"], found["fleet OPA opa-1"]
+    assert not found["fleet OPA opa-2"]["ok"]
+    assert "datavisa opa-config opa-2" in found["fleet OPA opa-2"]["detail"]
+    assert hits == []  # a connection, never a notification

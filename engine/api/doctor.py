@@ -3,20 +3,25 @@
 It reads what `datavisa serve` would use (its config) and changes nothing: the OPA (found
 and of the pinned series, or the external one answering), the policy data (valid against
 the data model), the store (reachable, at this release's schema, its clock near this
-machine's), the data systems grants take effect in (reachable), and the files that hold
-secrets (the SQLite store, the decision log's key: not readable by other users).
+machine's), the data systems grants take effect in (reachable), the webhooks (their host
+takes a connection; nothing is sent), the sidecar OPAs of `fleet.opas` (when each was last
+heard from and whether it holds the newest grants, as the store has it), and the files that
+hold secrets (the SQLite store, the decision log's key: not readable by other users).
 """
 
 from __future__ import annotations
 
+import socket
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
 from ..ledger.decision_log import key_file
+from ..lifecycle.fleet import Fleet
 from ..model.errors import DataVisaError
 from ..paths import DEFAULT_BUNDLE_DIR
 from ..policy import bundle
@@ -42,6 +47,8 @@ def examine(config: ServeConfig) -> list[Finding]:
         *_store(config.database),
         *_exposed(config.database),
         *_connections(config),
+        *_webhooks(config),
+        *_fleet(config),
     ]
 
 
@@ -151,4 +158,57 @@ def _connections(config: ServeConfig) -> list[Finding]:
             found.append(Finding(False, f"connection {name}", f"unreachable: {reason}"))
         else:
             found.append(Finding(True, f"connection {name}", "reachable"))
+    return found
+
+
+def _webhooks(config: ServeConfig) -> list[Finding]:
+    """Each webhook's host takes a TCP connection (no request is sent: a post would be a
+    notification)."""
+    found = []
+    for hook in config.webhooks:
+        url = urlsplit(hook.url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        part = f"webhook {hook.name or url.hostname}"
+        try:
+            with socket.create_connection((url.hostname or "", port), timeout=3):
+                pass
+        except OSError as e:
+            found.append(
+                Finding(False, part, f"{url.hostname}:{port} takes no connection ({e}): "
+                        "what it should receive is retried, then given up")
+            )  # fmt: skip
+        else:
+            found.append(Finding(True, part, f"{url.hostname}:{port} takes connections"))
+    return found
+
+
+def _fleet(config: ServeConfig) -> list[Finding]:
+    """The sidecar OPAs `fleet.opas` trusts, as the store has heard of them."""
+    if not config.fleet.opas or (
+        not is_url(config.database) and not Path(config.database).exists()
+    ):
+        return []
+    try:
+        store = open_store(config.database, readonly=True)
+    except DataVisaError:
+        return []  # the store's own finding says why
+    try:
+        members = [m for m in Fleet(store, config.fleet).view() if m.trusted]
+    except DataVisaError as e:
+        return [Finding(False, "fleet", str(e))]
+    finally:
+        store.close()
+    found = []
+    for m in members:
+        part = f"fleet OPA {m.name}"
+        if m.last_contact is None:
+            detail = f"never heard from: start it with what `datavisa opa-config {m.name}` prints"
+        elif m.stale:
+            detail = (
+                f"last heard from {time.time() - m.last_contact:.0f} s ago, {m.lag} grant "
+                "change(s) behind: a revoke waits for it; look at its log"
+            )
+        else:
+            detail = f"heard from {time.time() - m.last_contact:.0f} s ago, holds the newest grants"
+        found.append(Finding(m.last_contact is not None and not m.stale, part, detail))
     return found

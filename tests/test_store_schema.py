@@ -6,6 +6,7 @@ sink cursors of engines sharing a store."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -56,6 +57,36 @@ def test_a_database_at_the_first_version_is_upgraded_with_its_records(db):
     again = open_store(db)  # opening an up-to-date database changes nothing
     assert _versions(again) == [v for v, _, _ in schema.MIGRATIONS]
     again.close()
+
+
+@pytest.mark.stores  # on SQLite and on PostgreSQL
+def test_an_upgrade_waits_until_no_engine_of_the_older_release_runs(db):
+    """An engine of the older release still holds its lease: nothing upgrades the schema
+    under it, and the refusal says what to do; once its lease ran out (it was killed; a
+    stopped one gives it back at once), the next open upgrades."""
+    store = open_store(db)
+    assert store.hold_lease("engine:old-1", "old-1", 2.0)  # the older release's engine
+    # ... on the database as the release before this one left it (every step may rerun)
+    store.db.execute("DELETE FROM schema_migrations WHERE version = ?", [schema.VERSION])
+    store.close()
+    with pytest.raises(StorageUnavailable) as refused:
+        open_store(db)
+    message = str(refused.value)
+    assert f"schema version {schema.VERSION - 1}, older than {schema.VERSION}" in message
+    assert "(old-1, until" in message and "datavisa db migrate --db" in message
+
+    def upgraded():
+        try:
+            return open_store(db)
+        except StorageUnavailable:
+            return None
+
+    deadline = time.monotonic() + 30
+    while (store := upgraded()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store is not None, "the lease ran out, yet the schema was not upgraded"
+    assert store.schema_version() == schema.VERSION
+    store.close()
 
 
 @pytest.mark.stores  # on SQLite and on PostgreSQL
@@ -137,3 +168,29 @@ def test_a_retired_engines_cursor_no_longer_holds_the_outbox(engine):
         store.set_cursor("sink:opa@other:8470", 0, now - RETIRED_AFTER_S - 1)
     assert engine.grants.prune() == head - 1  # all but the newest row, as ever
     assert [c.seq for c in store.grant_changes(0)] == [head]
+
+
+def test_engines_starting_together_on_an_older_postgresql_upgrade_it_once(pg_database):
+    """The schema's upgrade is one at a time (under the store's write lock): every engine
+    starting at once opens the store, and each migration is recorded once."""
+    store = open_store(pg_database)
+    store.db.execute("DELETE FROM schema_migrations WHERE version > 1")  # all but one to do
+    store.close()
+    together, opened, failed = threading.Barrier(4), [], []
+
+    def start() -> None:
+        together.wait()
+        try:
+            opened.append(open_store(pg_database))
+        except Exception as e:  # the test reports what any start raised
+            failed.append(repr(e))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failed == []
+    assert _versions(opened[0]) == [v for v, _, _ in schema.MIGRATIONS]  # once each
+    for store in opened:
+        store.close()

@@ -67,6 +67,8 @@ class Store:
     def migrate(self, upto: int = schema.VERSION) -> list[int]:
         """Bring the schema up to version `upto`; the versions applied. Refuses a database
         a newer release made: this one would not know what its tables mean."""
+        # One write transaction: on PostgreSQL under the store's write lock, so engines
+        # starting together upgrade one after the other (the second finds it current).
         with self.transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -78,6 +80,13 @@ class Store:
                     f"the database {self.location} has schema version {have}, newer than "
                     f"{schema.VERSION}, the newest this release of datavisa knows: "
                     "upgrade datavisa"
+                )
+            if have < upto and (running := self._running_engines()):
+                raise StorageUnavailable(
+                    f"the database {self.location} has schema version {have}, older than "
+                    f"{schema.VERSION}, and engines of the older release still run on it "
+                    f"({running}): stop every one of them, then start this release (it "
+                    f"upgrades the schema) or run `datavisa db migrate --db {self.location}`"
                 )
             applied = []
             for version, what, steps in schema.MIGRATIONS:
@@ -95,6 +104,21 @@ class Store:
             for name in sorted(wanted.keys() - self.columns("requests")):
                 self._apply(schema.Column("requests", name, wanted[name]))
         return applied
+
+    def _running_engines(self) -> str:
+        """The engines holding a lease on this store now, and until when ('' if none):
+        a stopped engine gives its leases back; a killed one holds them until they run out."""
+        if "holder" not in self.columns("leases"):
+            return ""
+        rows = self.db.execute(
+            "SELECT holder, max(held_until) FROM leases WHERE held_until > ? GROUP BY holder "
+            "ORDER BY holder",
+            [time.time()],
+        ).fetchall()
+        return ", ".join(
+            f"{holder}, until {time.strftime('%H:%M:%S', time.localtime(until))}"
+            for holder, until in rows
+        )
 
     def _apply(self, step: schema.Step) -> None:
         if isinstance(step, schema.Table):

@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OPA := .tools/bin/opa
+HYDRA := .tools/bin/hydra
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
 .PHONY: setup chromium gateways postgresql demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) chromium gateways postgresql
+setup: $(DATAVISA) $(OPA) $(HYDRA) chromium gateways postgresql
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -55,6 +56,10 @@ $(DATAVISA): pyproject.toml
 
 $(OPA): tools/opa/go.mod tools/opa/go.sum tools/opa/main.go tools/build-opa.sh
 	tools/build-opa.sh
+
+# Ory Hydra, a real OpenID Connect provider for the identity tests (not part of the product).
+$(HYDRA): tools/build-hydra.sh
+	tools/build-hydra.sh
 
 demo: setup
 	$(DATAVISA) demo

@@ -53,6 +53,13 @@ fleet:                            # sidecar OPAs fed by the bundle service (docs
   stale_after: 30s                # an OPA behind (or silent) for longer is shown stale
   long_poll: 10s                  # the long-poll wait opa-config gives sidecars
   deltas: false                   # delta bundles to OPAs that take them (docs/deploy.md)
+identity:                         # people signed in by the organisation's IdP (docs/identity.md)
+  issuer: https://login.example.com/   # its OpenID Connect issuer: the JWT access tokens
+                                  # it signs count as its people (static tokens stay)
+  audience: datavisa              # the `aud` those tokens must name
+  subject_claim: sub              # the claim naming the person (default sub)
+  algorithms: [RS256, ES256]      # accepted signatures (asymmetric only; the default)
+  leeway: 30s                     # clock skew allowed on exp, nbf and iat
 connections:                      # data systems where grants take effect (docs/postgresql.md),
   analytics:                      # named by resources' `target.connection` in the bundle
     kind: postgresql
@@ -85,6 +92,7 @@ import yaml
 
 from ..connectors.postgresql import KIND as POSTGRESQL
 from ..connectors.postgresql import MANAGED, Connection
+from ..identity.oidc import ALGORITHMS, OidcConfig
 from ..lifecycle.fleet import FleetConfig
 from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
@@ -151,6 +159,7 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    identity: OidcConfig | None = None  # whose JWT access tokens count, if anyone's
     connections: dict[str, Connection] = field(default_factory=dict, repr=False)
 
     @property
@@ -193,6 +202,7 @@ _SECTIONS = {
     "limits": dict,
     "gateway": dict,
     "fleet": dict,
+    "identity": dict,
     "connections": dict,
 }
 _OPA_KEYS = {"url", "timeout", "token", "token_file"}
@@ -302,6 +312,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "limits": _limits(doc.get("limits"), origin),
         "gateway": _gateway(doc.get("gateway"), origin),
         "fleet": _fleet(doc.get("fleet"), origin),
+        "identity": _identity(doc.get("identity"), origin),
         "connections": _connections(doc.get("connections"), base, origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
@@ -445,6 +456,47 @@ def _fleet(value: Any, origin: str) -> FleetConfig | None:
         seconds["stale_after"] or defaults.stale_after_s,
         max(1, round(seconds["long_poll"] or defaults.long_poll_s)),
         value.get("deltas", False),
+    )
+
+
+def _identity(value: Any, origin: str) -> OidcConfig | None:
+    if value is None:
+        return None
+    _known(
+        value, {"issuer", "audience", "subject_claim", "algorithms", "leeway", "jwks_uri"},
+        origin, "identity.",
+    )  # fmt: skip
+    for key in ("issuer", "audience"):
+        if not isinstance(value.get(key), str) or not value[key].strip():
+            raise DataVisaError(f"{origin}: identity.{key} is required (a string)")
+    if not value["issuer"].startswith(("https://", "http://127.", "http://localhost")):
+        raise DataVisaError(
+            f"{origin}: identity.issuer must be an https:// URL (http only on loopback)"
+        )
+    algorithms = value.get("algorithms", list(OidcConfig.algorithms))
+    if not isinstance(algorithms, list) or not algorithms or not set(algorithms) <= set(ALGORITHMS):
+        raise DataVisaError(
+            f"{origin}: identity.algorithms must list some of {', '.join(ALGORITHMS)} "
+            "(asymmetric signatures only)"
+        )
+    claim = value.get("subject_claim", "sub")
+    if not isinstance(claim, str) or not re.fullmatch(r"[A-Za-z_][\w.:-]{0,63}", claim):
+        raise DataVisaError(f"{origin}: identity.subject_claim must be a claim name")
+    leeway = _seconds(value.get("leeway"), origin, "identity.leeway")
+    if leeway is not None and leeway > 300:
+        raise DataVisaError(f"{origin}: identity.leeway must be at most 5m")
+    jwks = value.get("jwks_uri")
+    if jwks is not None and not (
+        isinstance(jwks, str) and jwks.startswith(("https://", "http://"))
+    ):
+        raise DataVisaError(f"{origin}: identity.jwks_uri must be a URL")
+    return OidcConfig(
+        issuer=value["issuer"],
+        audience=value["audience"],
+        subject_claim=claim,
+        algorithms=tuple(algorithms),
+        leeway_s=OidcConfig.leeway_s if leeway is None else leeway,
+        jwks_uri=jwks,
     )
 
 

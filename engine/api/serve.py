@@ -30,6 +30,7 @@ import uvicorn
 
 from ..connectors.activity import StatementTail
 from ..connectors.postgresql import PostgresSink
+from ..identity.oidc import Verifier
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet, FleetSink
@@ -50,7 +51,7 @@ from .config import ServeConfig
 from .limits import InputRules
 from .permissions import Permissions
 from .service import Service
-from .tokens import OPA, TokenStore
+from .tokens import OPA, SUBJECT_PATTERN, TokenStore
 
 log = logging.getLogger("datavisa.service")
 
@@ -183,6 +184,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             gateway=cfg.gateway,
             fleet=fleet,
             instance=instance or "local",
+            identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
         )
         stack.callback(service.close)
         yield service

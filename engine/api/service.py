@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..identity.oidc import Verifier
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..model.decision import Check, Decision
@@ -56,6 +57,8 @@ class Service:
     fleet: Fleet = None  # type: ignore[assignment]
     # What names this engine among those sharing its store (leases, cursors).
     instance: str = "local"
+    # Whose JWT access tokens stand for people (config `identity:`), if anyone's.
+    identity: Verifier | None = None
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).

@@ -125,6 +125,17 @@ def test_flags_override_the_file(tmp_path: Path):
         ("gateway: {proxies: [10.0.0.1/8]}\n", "gateway.proxies: 10.0.0.1/8 has host bits"),
         ("instance: engine a\n", "instance must be letters, digits"),
         ("instance: 7\n", "instance has the wrong type"),
+        ("identity: {audience: datavisa}\n", "identity.issuer is required"),
+        ("identity: {issuer: 'http://idp.example.com', audience: d}\n", "must be an https://"),
+        (
+            "identity: {issuer: 'https://idp', audience: d, algorithms: [HS256]}\n",
+            "asymmetric signatures only",
+        ),
+        ("identity: {issuer: 'https://idp', audience: d, leeway: 1h}\n", "at most 5m"),
+        (
+            "identity: {issuer: 'https://idp', audience: d, client: x}\n",
+            "unknown setting identity.client",
+        ),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):

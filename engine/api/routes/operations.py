@@ -43,6 +43,13 @@ def health(
         "revision": service.engine.revision,
         "enforcement": {"status": "held_back" if held_back else "enforced", "problems": held_back},
     }
+    if service.identity is not None:  # static tokens work on; new sign-ins do not
+        problem = service.identity.unavailable()
+        body["identity"] = {
+            "issuer": service.identity.config.issuer,
+            "status": "unavailable" if problem else "available",
+            **({"problem": problem} if problem else {}),
+        }
     if service.fleet.members:  # each OPA of the fleet, its revision lag, stale or not
         with contextlib.suppress(StorageUnavailable):  # a database gone: problems say so
             body["fleet"] = fleet_dict(service)

@@ -240,6 +240,18 @@ def judge(record: dict[str, Any], targets: dict[str, float]) -> dict[str, dict[s
             f"(asking them cost {monitoring['asking']['opa_cpu_us_per_decision'] / 1000:.3f} ms "
             f"each, in batches of {monitoring['batch']})",
         )
+    identity = record.get("identity")
+    if identity:
+        ratio = identity["jwt_remembered_x_static"]
+        put(
+            "jwt_remembered_x_static",
+            ratio,
+            ratio <= targets["jwt_remembered_x_static"],
+            f"CPU to authenticate a check's caller: a person's JWT seen before "
+            f"{identity['jwt_remembered_us']} µs, a static token {identity['static_token_us']} "
+            f"µs; a JWT's first check (its signature) {identity['jwt_rs256_first_us']} µs "
+            f"RS256, {identity['jwt_es256_first_us']} µs ES256",
+        )
     return verdicts
 
 
@@ -343,6 +355,7 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
         ),
         "rego_access_us": (f"access Rego alone (`opa bench`), {high:,} grants", "µs", "≤"),
         "monitor_opa_cpu_ms": ("OPA CPU of the alert rules per decision", "ms", "≤"),
+        "jwt_remembered_x_static": ("a remembered JWT / a static token, auth CPU", "x", "≤"),
     }
     for name, (label, unit, op) in names.items():
         if name not in v:

@@ -16,7 +16,8 @@ lifecycle's own throughput; nginx → upstream against nginx → DataVisa → up
 throughput on SQLite, on PostgreSQL and with two engines on one PostgreSQL
 (bench/store_bench.py); grants in a real PostgreSQL (bench/postgres_bench.py: approve →
 usable, revoke → terminated); then the Rego micro-benchmark (bench/rego_bench.py) and what
-judging decisions by the alert rules costs OPA (bench/monitor_cost.py).
+judging decisions by the alert rules costs OPA (bench/monitor_cost.py), and what verifying
+a person's JWT costs a check beside a static token (bench/identity_cost.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside t
 import fixtures
 import fleet_bench
 import gateway_bench
+import identity_cost
 import monitor_cost
 import postgres_bench
 import report
@@ -87,6 +89,8 @@ TARGETS = {  # issue 18's goals, each a ratio or a difference within one run
     "opa_vs_trivial_throughput": 1.5,  # trivial policy /s / OPA direct /s, c=32
     "rego_access_us": 50.0,  # `opa bench` of the access decision at the most grants
     "monitor_opa_cpu_ms": 0.1,  # OPA CPU the alert rules cost per decision judged
+    # A person's remembered JWT / a static token, CPU to authenticate a check's caller.
+    "jwt_remembered_x_static": 5.0,
 }
 
 
@@ -574,6 +578,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="datavisa-monitor-") as tmp:
         monitoring = monitor_cost.measure(Path(tmp), plan.monitor_decisions)
     _log(f"monitor: {monitoring}")
+    with tempfile.TemporaryDirectory(prefix="datavisa-identity-") as tmp:
+        identity = identity_cost.measure(Path(tmp), 1000 if args.quick else 5000)
+    _log(f"identity: {identity}")
     _log("PostgreSQL: approve → credentials usable, revoke → open session terminated")
     postgres = postgres_bench.measure(20 if args.quick else 100)  # None: not installed
     _log(f"postgresql: {postgres}")
@@ -596,6 +603,7 @@ def main() -> None:
         "push_and_lifecycle": lifecycle,
         "rego_bench": rego,
         "monitoring": monitoring,
+        "identity": identity,
         "gateway": gateway,
         "fleet": fleet,
         "store": store,

@@ -77,7 +77,7 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
         path="/v1/access/check",
         model=AccessCheck,
         handler=partial(decisions.fast_check, service),
-        verify=service.tokens.verify_recent,
+        verify=service.quick_principal,
     )
     app.add_middleware(Idempotency, store=service.engine.store)
     app.add_middleware(RulesScope, rules=service.rules)

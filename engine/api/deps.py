@@ -21,7 +21,7 @@ from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_l
 from .errors import ApiError
 from .schemas import ERRORS
 from .service import Service
-from .tokens import USER, Principal
+from .tokens import Principal
 
 V1: dict[str, Any] = {"responses": ERRORS}
 _bearer = HTTPBearer(auto_error=False, description="A token from `datavisa token issue`")
@@ -59,7 +59,7 @@ def signed_in(identity: Verifier, token: str) -> Principal:
         raise ApiError(401, "unauthenticated", str(e)) from None
     except IdentityUnavailable as e:
         raise ApiError(503, "identity_unavailable", str(e)) from None
-    return Principal(subject=person.subject, role=USER, token_id=person.token_id)
+    return Principal.person(person)
 
 
 def authorize(service: Service, principal: Principal, operation: str) -> None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..identity.oidc import Verifier
+from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..model.decision import Check, Decision
@@ -33,7 +33,7 @@ from .config import GatewayConfig
 from .limits import InputRules, shipped
 from .metrics import FleetGauges, Metrics, Snapshot
 from .permissions import Permissions
-from .tokens import TokenStore
+from .tokens import Principal, TokenStore
 
 log = logging.getLogger("datavisa.service")
 
@@ -84,6 +84,17 @@ class Service:
                 self.permissions.load(self.engine.opa)
             except OpaUnavailable as e:
                 log.warning("every API call is refused until OPA answers: %s", e)
+
+    def quick_principal(self, token: str) -> Principal | None:
+        """The principal a bearer token stands for on the hot path, or None to leave the
+        call to the slow one (which says why): a static token as `verify_recent` knows
+        it, or a person's JWT verified against keys already held."""
+        if self.identity is not None and looks_like_jwt(token):
+            try:
+                return Principal.person(self.identity.verify(token, fetch=False))
+            except (RefusedToken, IdentityUnavailable):
+                return None
+        return self.tokens.verify_recent(token)
 
     def opa_ready(self) -> bool:
         self._probe.follow(self.engine.opa)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..identity.oidc import Identity
 from ..ledger import audit
 from ..model.errors import DataVisaError, NotFound
 from ..model.records import SYSTEM
@@ -59,6 +60,11 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return self.role == SERVICE
+
+    @classmethod
+    def person(cls, identity: Identity) -> Principal:
+        """A person the identity provider signed in: the role of a person."""
+        return cls(subject=identity.subject, role=USER, token_id=identity.token_id)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,8 @@ log = logging.getLogger("datavisa.identity")
 # with the issuer's public key as the secret.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 FETCH_TIMEOUT_S = 3.0
+REMEMBER_S = 60.0  # the longest a verified token is taken without verifying it again
+REMEMBER_MAX = 4096  # tokens remembered at most (the oldest go first)
 
 
 class RefusedToken(DataVisaError):
@@ -100,9 +103,18 @@ class Verifier:
         self._kids: frozenset[str] = frozenset()
         self._fetched_at = float("-inf")  # monotonic
         self.problem: str | None = None  # why the keys could not be fetched last time
+        # Tokens verified lately, by digest: the hot path's JWT costs a hash, not a
+        # signature check (bench/identity_cost.py).
+        self._recent: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
 
-    def verify(self, token: str) -> Identity:
+    def verify(self, token: str, fetch: bool = True) -> Identity:
+        """The person `token` stands for; RefusedToken says why it stands for no one.
+        Without `fetch`, keys not already held are IdentityUnavailable at once (the hot
+        path never waits on the issuer: the caller takes the slow one)."""
         cfg = self.config
+        digest = hashlib.sha256(token.encode()).digest()
+        if (known := self._recent.get(digest)) is not None and time.monotonic() < known[1]:
+            return known[0]
         if len(token) > cfg.max_token_bytes:
             raise RefusedToken(f"the token is larger than {cfg.max_token_bytes} bytes")
         header = _header(token)
@@ -113,14 +125,22 @@ class Verifier:
             )
         if not isinstance(kid, str) or not kid:
             raise RefusedToken("the token names no key (kid) it is signed with")
-        keys = self._keys_with(kid)
+        keys = self._keys_with(kid, fetch)
         try:
             decoded = jwt.decode(token, keys, algorithms=[alg])
         except JoseError as e:
             raise RefusedToken(f"the token's signature does not verify ({e.error})") from None
         except ValueError:  # not a JWT after all
             raise RefusedToken("the token is not a signed JWT") from None
-        return self._identity(decoded.claims, token)
+        person = self._identity(decoded.claims, token)
+        # Remembered until it expires, and for REMEMBER_S at most: a key the issuer
+        # withdrew stops counting within that time.
+        until = min(REMEMBER_S, person.expires_at + cfg.leeway_s - self.clock())
+        with self._lock:
+            self._recent[digest] = person, time.monotonic() + until
+            while len(self._recent) > REMEMBER_MAX:
+                self._recent.popitem(last=False)
+        return person
 
     def unavailable(self) -> str | None:
         """Why the issuer's keys cannot be had now (None: they are held): fetched again if
@@ -133,13 +153,15 @@ class Verifier:
                 self._fetch(now)
             return self.problem
 
-    def _keys_with(self, kid: str) -> KeySet:
+    def _keys_with(self, kid: str, fetch: bool = True) -> KeySet:
         """The issuer's keys, holding `kid` if the issuer publishes it."""
         with self._lock:
             now = time.monotonic()
             stale = now - self._fetched_at > self.config.max_age_s
             unknown = kid not in self._kids and now - self._fetched_at > self.config.refetch_after_s
             if self._keys is None or stale or unknown:
+                if not fetch:
+                    raise IdentityUnavailable("the issuer's keys are not held yet")
                 self._fetch(now)
             if self._keys is None:
                 raise IdentityUnavailable(

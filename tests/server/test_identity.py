@@ -51,7 +51,7 @@ def api(tmp_path, opa: OpaProcess, hydra: Hydra) -> Iterator[tuple[str, str]]:
 
 
 def _call(url: str, token: str, method: str = "GET", path: str = "/v1/whoami", **kw):
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
     return requests.request(method, url + path, headers=headers, timeout=30, **kw)
 
 
@@ -171,3 +171,26 @@ def test_an_issuer_that_cannot_be_reached_fails_closed_and_health_says_so(tmp_pa
         assert health.status_code == 200  # static tokens still work: it stays ready
         assert health.json()["identity"]["status"] == "unavailable"
         assert _call(url, static).status_code == 200
+
+
+def test_a_person_s_token_asks_access_checks_and_gateway_checks_about_themselves(api, hydra):
+    """The hot path (the access check's fast lane, once the keys are held) and the forward
+    auth endpoints take a person's JWT like a static user token: a decision about them."""
+    url, _ = api
+    token = hydra.token("alice")
+    check = {"resource": RESOURCE, "action": "read", "location": "DE"}
+    for _ in range(2):  # the first fetches the keys (slow lane), the second holds them
+        asked = _call(url, token, "POST", "/v1/access/check", json=check)
+        assert asked.status_code == 200, asked.text
+        assert asked.json()["allow"] is False  # alice holds no grant
+    other = _call(url, token, "POST", "/v1/access/check", json=check | {"subject": "bob"})
+    assert other.status_code == 403  # a person asks about themselves only
+    forged = token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB")
+    refused = _call(url, forged, "POST", "/v1/access/check", json=check)
+    assert refused.status_code == 401 and "signature" in refused.json()["error"]["message"]
+    headers = {"X-Original-Method": "GET", "X-Original-URI": "/reports/eu"}
+    gated = _call(url, token, "GET", "/v1/authz/nginx", headers=headers)
+    assert gated.status_code == 403, gated.text  # a decision (no grant), not a 401
+    assert gated.json()["error"]["code"] == "access_denied"
+    gated = _call(url, forged, "GET", "/v1/authz/nginx", headers=headers)
+    assert gated.status_code == 401 and "signature" in gated.json()["error"]["message"]

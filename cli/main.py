@@ -31,6 +31,8 @@ LAZY = {
     "transfer": "transfers:transfer",
     "credentials": "provisioned:credentials",
     "watch": "provisioned:watch",
+    "login": "login:login",
+    "logout": "login:logout",
 }
 
 

@@ -42,7 +42,12 @@ class Target:
     def engine(self, policy: bool = True) -> Iterator[Engine | RemoteEngine]:
         """The engine to call: the server's when --server is given, else a local one."""
         if self.server:
-            with connect(self.server, self.token) as remote:
+            token = self.token
+            if not token:  # the person `datavisa login` signed in, if anyone
+                from datavisa.engine.identity.session import access_token
+
+                token = access_token()
+            with connect(self.server, token) as remote:
                 yield remote
         else:
             # Imported here: the store and the policy build are a slow import, and a

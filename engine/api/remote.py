@@ -313,8 +313,8 @@ def connect(url: str | None, token: str | None, timeout: float = TIMEOUT_S) -> R
         raise DataVisaError(f"no server: pass --server URL or set {SERVER_ENV}")
     if not token:
         raise DataVisaError(
-            f"no token for {url}: pass --token or set {TOKEN_ENV} "
-            "(an admin issues one with: datavisa token issue SUBJECT)"
+            f"no token for {url}: sign in (datavisa login), or pass --token or set "
+            f"{TOKEN_ENV} (an admin issues one with: datavisa token issue SUBJECT)"
         )
     engine = RemoteEngine(url, token, timeout)
     try:

@@ -189,13 +189,7 @@ class Verifier:
         self._kids = frozenset(k.kid for k in keys.keys if k.kid)
 
     def _discover(self) -> str:
-        url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        answer = self._http.get(url, timeout=FETCH_TIMEOUT_S)
-        answer.raise_for_status()
-        document = answer.json()
-        if document.get("issuer") != self.config.issuer:
-            raise ValueError(f"{url} names issuer {document.get('issuer')!r}")
-        return str(document["jwks_uri"])
+        return str(discover(self.config.issuer, self._http)["jwks_uri"])
 
     def _identity(self, claims: dict[str, Any], token: str) -> Identity:
         cfg, now = self.config, self.clock()
@@ -235,6 +229,19 @@ class Verifier:
             acr=claims.get("acr") if isinstance(claims.get("acr"), str) else None,
             claims=claims,
         )
+
+
+def discover(issuer: str, http: requests.Session | None = None) -> dict[str, Any]:
+    """The issuer's OpenID configuration (OpenID Connect Discovery 1.0), which must name
+    the issuer itself. Raises requests' errors and ValueError."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    answer = (http or requests).get(url, timeout=FETCH_TIMEOUT_S)
+    answer.raise_for_status()
+    document = answer.json()
+    if not isinstance(document, dict) or document.get("issuer") != issuer:
+        found = document.get("issuer") if isinstance(document, dict) else None
+        raise ValueError(f"{url} names issuer {found!r}, not {issuer!r}")
+    return document
 
 
 def _number(value: Any) -> bool:

@@ -1,22 +1,28 @@
 """Ory Hydra on loopback: a real OpenID Connect provider for the identity tests.
 
 `Hydra` runs `.tools/bin/hydra` (built by `make setup` from its Go module) with an
-in-memory store on free ports, and registers clients through its admin API. A client
-named after a person (`person`) stands in for that person's sign-in: its client
-credentials grant yields the JWT access token Hydra signs for `sub` = the client's id, on
-the same keys, issuer and audience rules as a signed-in user's. The tests skip, saying
-why, where Hydra is not built.
+in-memory store on free ports, and registers clients through its admin API. Hydra has no
+login page of its own: `SignInApp` is the login and consent app it sends browsers to (on
+loopback), which signs in whoever the authorization request names as `login_hint` and
+grants the scopes and audience asked for, through Hydra's admin API, as an organisation's
+login app would after checking a password. A client named after a person (`person`) is
+the shorter stand-in where a test needs only a token: its client credentials grant yields
+the JWT Hydra signs for `sub` = the client's id, on the same keys and rules. The tests
+skip, saying why, where Hydra is not built.
 """
 
 from __future__ import annotations
 
+import http.server
 import os
 import secrets
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -28,6 +34,61 @@ HYDRA = PROJECT_ROOT / ".tools" / "bin" / "hydra"
 AUDIENCE = "datavisa"
 
 
+class SignInApp:
+    """Hydra's login and consent app: accepts every challenge through the admin API."""
+
+    def __init__(self) -> None:
+        self.admin = ""  # set once Hydra's admin port is known
+        app = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path == "/login":
+                    to = app.accept_login(query["login_challenge"])
+                elif url.path == "/consent":
+                    to = app.accept_consent(query["consent_challenge"])
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(302)
+                self.send_header("Location", to)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def accept_login(self, challenge: str) -> str:
+        flow = f"{self.admin}/admin/oauth2/auth/requests/login"
+        asked = requests.get(flow, params={"login_challenge": challenge}, timeout=10).json()
+        who = asked.get("oidc_context", {}).get("login_hint") or "alice"
+        done = requests.put(
+            flow + "/accept", params={"login_challenge": challenge},
+            json={"subject": who, "remember": False}, timeout=10,
+        )  # fmt: skip
+        return done.json()["redirect_to"]
+
+    def accept_consent(self, challenge: str) -> str:
+        flow = f"{self.admin}/admin/oauth2/auth/requests/consent"
+        asked = requests.get(flow, params={"consent_challenge": challenge}, timeout=10).json()
+        done = requests.put(
+            flow + "/accept", params={"consent_challenge": challenge},
+            json={"grant_scope": asked["requested_scope"],
+                  "grant_access_token_audience": asked["requested_access_token_audience"]},
+            timeout=10,
+        )  # fmt: skip
+        return done.json()["redirect_to"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Hydra:
     log: Path
@@ -35,6 +96,7 @@ class Hydra:
     admin: str = ""
     proc: subprocess.Popen[bytes] | None = None
     secrets_of: dict[str, str] = field(default_factory=dict)
+    app: SignInApp | None = None
 
     @property
     def issuer(self) -> str:
@@ -45,14 +107,15 @@ class Hydra:
             pytest.skip(f"{HYDRA} is not built (make setup builds it where Go exists)")
         public, admin = free_port(), free_port()
         self.public, self.admin = f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}"
+        self.app = SignInApp()
+        self.app.admin = self.admin
         env = {
             **os.environ,
             "DSN": "memory",
             "SECRETS_SYSTEM": secrets.token_urlsafe(32),
             "URLS_SELF_ISSUER": self.public,
-            # No login UI: people sign in as clients here (see the module doc).
-            "URLS_LOGIN": "http://127.0.0.1:9/login",
-            "URLS_CONSENT": "http://127.0.0.1:9/consent",
+            "URLS_LOGIN": self.app.url + "/login",
+            "URLS_CONSENT": self.app.url + "/consent",
             "SERVE_PUBLIC_HOST": "127.0.0.1",
             "SERVE_PUBLIC_PORT": str(public),
             "SERVE_ADMIN_HOST": "127.0.0.1",
@@ -79,6 +142,37 @@ class Hydra:
     def __exit__(self, *_: object) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+        if self.app is not None:
+            self.app.close()
+
+    def public_client(self, client_id: str, token_lifespan_s: int | None = None) -> None:
+        """A client for people's sign-in from a loopback redirect (the CLI's): no secret,
+        the code flow with PKCE, refresh tokens, JWT access tokens for the audience."""
+        made = requests.post(
+            self.admin + "/admin/clients",
+            json={"client_id": client_id, "token_endpoint_auth_method": "none",
+                  "grant_types": ["authorization_code", "refresh_token"],
+                  "response_types": ["code"], "scope": "openid offline_access",
+                  "redirect_uris": ["http://127.0.0.1/callback"], "audience": [AUDIENCE],
+                  "access_token_strategy": "jwt"},
+            timeout=10,
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        if token_lifespan_s is not None:
+            done = requests.put(
+                f"{self.admin}/admin/clients/{client_id}/lifespans",
+                json={"authorization_code_grant_access_token_lifespan": f"{token_lifespan_s}s",
+                      "refresh_token_grant_access_token_lifespan": f"{token_lifespan_s}s"},
+                timeout=10,
+            )  # fmt: skip
+            assert done.ok, done.text
+
+    @staticmethod
+    def browse(url: str, person: str) -> requests.Response:
+        """What a person's browser does with a sign-in URL: follows every redirect
+        (Hydra, its login and consent app, Hydra, the client's redirect), signed in as
+        `person`."""
+        return requests.Session().get(f"{url}&login_hint={person}", timeout=30)
 
     def person(self, subject: str, audiences: tuple[str, ...] = (AUDIENCE,), **extra: Any) -> None:
         """A client whose id is `subject`, allowed to ask for tokens for `audiences`."""

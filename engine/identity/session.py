@@ -1,0 +1,215 @@
+"""The CLI's sign-in with the organisation's identity provider, and the tokens it keeps.
+
+`sign_in` runs OAuth 2.0's authorization code flow with PKCE (RFC 7636) through a
+loopback redirect (RFC 8252): it listens on 127.0.0.1 on a port of its own, hands the
+person the IdP's authorization URL (their browser signs them in there, with whatever the
+IdP asks: passwords, passkeys, MFA), receives the code on that port, checks the `state`,
+and exchanges the code with its verifier. No client secret: the CLI is a public client.
+(The device authorization grant, RFC 8628, is for IdPs that have it; Ory Hydra 2.3 has
+not, so this flow is the one built.)
+
+The tokens are kept in `credentials_path()` (the user's config directory, 0600) with the
+issuer's token endpoint, and `access_token()` refreshes them with the refresh token
+shortly before the access token expires. `forget()` removes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+from ..model.errors import DataVisaError
+from .oidc import discover
+
+FETCH_TIMEOUT_S = 10.0
+REFRESH_BEFORE_S = 60.0  # an access token this close to its expiry is refreshed first
+SIGN_IN_WAIT_S = 300.0  # how long `sign_in` waits for the browser to come back
+CONFIG_ENV = "DATAVISA_CONFIG_HOME"
+
+
+def credentials_path() -> Path:
+    """Where the signed-in tokens are kept: $DATAVISA_CONFIG_HOME, else
+    $XDG_CONFIG_HOME/datavisa, else ~/.config/datavisa; the file credentials.json."""
+    base = os.environ.get(CONFIG_ENV) or str(
+        Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "datavisa"
+    )
+    return Path(base) / "credentials.json"
+
+
+@dataclass
+class Session:
+    issuer: str
+    client_id: str
+    token_endpoint: str
+    access_token: str
+    expires_at: float
+    refresh_token: str | None = None
+    audience: str | None = None
+
+
+def _discover(issuer: str) -> dict[str, Any]:
+    try:
+        return discover(issuer)
+    except (requests.RequestException, ValueError) as e:
+        raise DataVisaError(f"cannot read the identity provider's configuration: {e}") from e
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_in(
+    issuer: str,
+    client_id: str,
+    audience: str | None,
+    show: Callable[[str], None],
+    scope: str = "openid offline_access",
+    wait_s: float = SIGN_IN_WAIT_S,
+) -> Session:
+    """Sign in at `issuer` as its client `client_id` (see the module doc): `show(url)`
+    hands the person the URL to open; returns the session, not yet saved."""
+    document = _discover(issuer)
+    verifier = secrets.token_urlsafe(48)
+    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+    state = secrets.token_urlsafe(24)
+    came_back: dict[str, str] = {}
+    arrived = threading.Event()
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            if urlsplit(self.path).path != "/callback" or "state" not in query:
+                self.send_error(404)
+                return
+            came_back.update(query)
+            arrived.set()
+            ok = query.get("state") == state and "code" in query
+            self.send_response(200 if ok else 400)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(
+                b"Signed in to DataVisa: you may close this window."
+                if ok
+                else b"The sign-in did not complete: see the terminal."
+            )
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Redirect) as server:
+        redirect_uri = f"http://127.0.0.1:{server.server_port}/callback"
+        asked = {
+            "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+            "scope": scope, "state": state, "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **({"audience": audience} if audience else {}),
+        }  # fmt: skip
+        show(f"{document['authorization_endpoint']}?{urlencode(asked)}")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        came = arrived.wait(wait_s)
+        server.shutdown()
+        if not came:
+            raise DataVisaError(f"no sign-in came back within {wait_s:.0f}s; try again")
+    if came_back.get("state") != state:
+        raise DataVisaError("the sign-in came back with another state: not this sign-in")
+    if "code" not in came_back:
+        why = came_back.get("error_description") or came_back.get("error") or "no code"
+        raise DataVisaError(f"the identity provider refused the sign-in: {why}")
+    return _tokens(
+        document["token_endpoint"], issuer, client_id, audience,
+        {"grant_type": "authorization_code", "code": came_back["code"],
+         "redirect_uri": redirect_uri, "client_id": client_id, "code_verifier": verifier},
+    )  # fmt: skip
+
+
+def _tokens(
+    endpoint: str, issuer: str, client_id: str, audience: str | None, form: dict[str, str]
+) -> Session:
+    try:
+        answer = requests.post(endpoint, data=form, timeout=FETCH_TIMEOUT_S)
+    except requests.RequestException as e:
+        raise DataVisaError(f"cannot reach the identity provider's token endpoint: {e}") from e
+    body: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        body = answer.json()
+    if answer.status_code != 200 or "access_token" not in body:
+        why = body.get("error_description") or body.get("error") or f"HTTP {answer.status_code}"
+        raise DataVisaError(f"the identity provider gave no token: {why}")
+    return Session(
+        issuer=issuer,
+        client_id=client_id,
+        token_endpoint=endpoint,
+        access_token=body["access_token"],
+        expires_at=time.time() + float(body.get("expires_in", 300)),
+        refresh_token=body.get("refresh_token") or form.get("refresh_token"),
+        audience=audience,
+    )
+
+
+def save(session: Session) -> Path:
+    """Keep `session` in credentials_path(), readable by this user only."""
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(asdict(session), out)
+    os.chmod(temporary, 0o600)
+    temporary.replace(path)
+    return path
+
+
+def load() -> Session | None:
+    """The kept session, if any."""
+    path = credentials_path()
+    try:
+        return Session(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as e:
+        raise DataVisaError(f"{path} does not read ({e}): datavisa logout, then login") from e
+
+
+def access_token() -> str | None:
+    """A current access token of the kept session (refreshed first when it is about to
+    expire, and kept again); None when no one signed in."""
+    session = load()
+    if session is None:
+        return None
+    if time.time() < session.expires_at - REFRESH_BEFORE_S:
+        return session.access_token
+    if not session.refresh_token:
+        raise DataVisaError("the sign-in expired: datavisa login")
+    try:
+        renewed = _tokens(
+            session.token_endpoint, session.issuer, session.client_id, session.audience,
+            {"grant_type": "refresh_token", "refresh_token": session.refresh_token,
+             "client_id": session.client_id},
+        )  # fmt: skip
+    except DataVisaError as e:
+        raise DataVisaError(f"the sign-in could not be renewed ({e}): datavisa login") from e
+    save(renewed)
+    return renewed.access_token
+
+
+def forget() -> bool:
+    """Remove the kept session; whether there was one."""
+    try:
+        credentials_path().unlink()
+    except FileNotFoundError:
+        return False
+    return True

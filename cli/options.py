@@ -56,7 +56,6 @@ def opa_option(f: F) -> F:
         "--opa-url",
         envvar="DATAVISA_OPA_URL",
         metavar="URL",
-        is_eager=True,  # read before --from: whose countries count (`country`)
         help="Ask this running OPA (env DATAVISA_OPA_URL) instead of starting one "
         "with the shipped bundle.",
     )(f)
@@ -96,16 +95,15 @@ def json_option(f: F) -> F:
 
 def country(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """An ISO 3166-1 alpha-2 country code (upper-cased), or `unknown`: one the shipped
-    bundle knows when the local engine runs it. With --server or --opa-url another bundle
-    decides which codes it knows, so only the form is checked here and that policy judges
-    the rest (a server answers a code its bundle does not know with a 422 naming it)."""
+    bundle knows. With --server the server's bundle decides which codes it knows, so only
+    the form is checked here (a server answers a code its bundle does not know with a 422
+    naming it)."""
     if value is None:
         return None
     code = value.strip().upper()
     if code == "UNKNOWN":
         return "unknown"
-    elsewhere = ctx.params.get("server") or ctx.params.get("opa_url")
-    if elsewhere and re.fullmatch("[A-Z]{2}", code):
+    if ctx.params.get("server") and re.fullmatch("[A-Z]{2}", code):
         return code
     from datavisa.engine.policy.bundle import shipped_countries  # YAML: only when asked
 

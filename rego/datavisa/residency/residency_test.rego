@@ -188,3 +188,36 @@ test_travel_and_transfers_are_both_from_abroad_and_home_is_not if {
 	residency.from_abroad(travelling)
 	residency.from_abroad(transfer)
 }
+
+_suspend_us := {"decision": "(EU) 2023/1795", "from": "2023-07-10", "scope": "eu_us_dpf", "status": "suspended", "fallback": "scc"}
+
+test_an_adequacy_under_appeal_is_still_a_basis if {
+	data.datavisa.jurisdictions.EU.adequacy.US.status == "under_appeal"
+	carol := residency.context(_resource("eu-customer-analytics"), "carol", "US", [])
+	residency.basis(carol) == "adequacy" with time.now_ns as _mid_2026
+}
+
+test_a_suspended_adequacy_switches_to_its_fallback if {
+	carol := residency.context(_resource("eu-customer-analytics"), "carol", "US", [])
+	residency.basis(carol) == "none" with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+	with_scc := residency.context(_resource("eu-customer-analytics"), "carol", "US", ["scc"])
+	residency.basis(with_scc) == "scc" with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+	msg := residency.unlawful_message(carol, "confidential", "none", "US") with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+	contains(msg, "adequacy decision (EU) 2023/1795 is suspended and its fallback, scc, is not on file")
+
+	# pat's employer holds no DPF certification: the suspension is not what stops him
+	pat := residency.context(_resource("eu-customer-analytics"), "pat", "US", [])
+	not contains(residency.unlawful_message(pat, "confidential", "none", "US"), "suspended") with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+}
+
+test_every_fallback_is_a_safeguard_of_its_jurisdiction if {
+	every jurisdiction in data.datavisa.jurisdictions {
+		every _, finding in object.union(object.get(jurisdiction, "adequacy", {}), object.get(jurisdiction, "adequate_jurisdictions", {})) {
+			jurisdiction.safeguards[finding.fallback]
+		}
+	}
+}

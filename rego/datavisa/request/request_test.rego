@@ -174,3 +174,15 @@ test_a_residency_denial_names_the_law_and_what_would_make_it_lawful if {
 	restricted := _location_message({"subject": "pat", "resource": "eu-payments-ledger", "location": "US", "duration_s": 600})
 	contains(restricted, "no safeguard this tier accepts")
 }
+
+test_saudi_data_leaves_on_a_safeguard_and_a_risk_assessment if {
+	saudi := object.union(_ask, {"resource": "sa-patient-records"})
+	certified := request.decision with input as object.union(saudi, {"evidence": ["accreditation_certificate", "risk_assessment"]})
+		with time.now_ns as time.parse_ns("2006-01-02", "2026-06-01")
+	certified.allow
+	certified.transfer.basis == "accreditation"
+	{"group": "dpo", "count": 1} in certified.approvals_required
+	alone := request.decision with input as object.union(saudi, {"evidence": ["accreditation_certificate"]})
+		with time.now_ns as time.parse_ns("2006-01-02", "2026-06-01")
+	_codes(alone) == {"location_not_permitted"}
+}

@@ -181,6 +181,7 @@ _has_basis(ctx, name) if {
 	count(_localised(ctx)) == 0
 	_outside(ctx)
 	safeguard := _jurisdiction(ctx).safeguards[name]
+	_started(safeguard)
 	_covered(safeguard, ctx.evidence)
 }
 
@@ -237,6 +238,7 @@ _in_force(finding) if {
 	object.get(finding, "status", "in_force") != "suspended"
 }
 
+# An adequacy finding or a safeguard applies from its `from` date, when it has one.
 _started(finding) if not finding.from
 
 _started(finding) if time.parse_ns("2006-01-02", finding.from) <= time.now_ns()
@@ -324,6 +326,7 @@ _safeguard_way(ctx, tier) := sprintf("evidence of %s", [concat(" or ", sort(ways
 	ways := {sprintf("%s (%s)", [concat(" + ", safeguard.evidence), safeguard.law]) |
 		some name, safeguard in data.datavisa.jurisdictions[ctx.jurisdiction].safeguards
 		name in data.datavisa.tiers[tier].bases
+		_started(safeguard)
 	}
 	count(ways) > 0
 } else := "no safeguard this tier accepts"

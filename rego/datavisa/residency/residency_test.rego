@@ -80,6 +80,10 @@ _matrix := [
 	{"r": "sa-patient-records", "s": "noura", "at": "SA", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["scc"], "basis": "none", "xb": true},
 	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["scc", "risk_assessment"], "basis": "scc", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["bcr", "risk_assessment"], "basis": "bcr", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["accreditation_certificate"], "basis": "none", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["accreditation_certificate", "risk_assessment"], "basis": "accreditation", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["risk_assessment"], "basis": "none", "xb": true},
 	# Australia: My Health Record data never leaves; other personal data with a contract
 	{"r": "au-my-health-records", "s": "jack", "at": "AU", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "au-my-health-records", "s": "jack", "at": "NZ", "ev": ["scc"], "basis": "none", "xb": true},
@@ -220,4 +224,17 @@ test_every_fallback_is_a_safeguard_of_its_jurisdiction if {
 			jurisdiction.safeguards[finding.fallback]
 		}
 	}
+}
+
+test_saudi_safeguards_apply_from_the_amended_transfer_regulation if {
+	with_scc := residency.context(_resource("sa-patient-records"), "alice", "DE", ["scc", "risk_assessment"])
+	residency.basis(with_scc) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2024-08-31")
+	residency.basis(with_scc) == "scc" with time.now_ns as time.parse_ns("2006-01-02", "2024-09-01")
+	without := residency.context(_resource("sa-patient-records"), "alice", "DE", ["scc"])
+	msg := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as _mid_2026
+	contains(msg, "accreditation_certificate + risk_assessment (PDPL Art. 29; Transfer Regulation as amended 2024-09-01, Art. 4: a certificate of accreditation")
+	contains(msg, "scc + risk_assessment")
+	contains(msg, "bcr + risk_assessment")
+	before := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as time.parse_ns("2006-01-02", "2024-08-31")
+	contains(before, "lawful with no safeguard this tier accepts")
 }

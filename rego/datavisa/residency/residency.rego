@@ -19,7 +19,9 @@
 #   Remote viewing counts as a transfer; a person employed by an
 #   entity established in the data's jurisdiction who travels does not, where the
 #   jurisdiction says so; an unknown location is never inside and has no basis. Data
-#   carrying a localised tag is reached only on the localisation's own terms.
+#   carrying a localised tag is reached only on the localisation's own terms; a tag a
+#   government designated (designated_localisation, from its date) is not reached from
+#   abroad at all.
 package datavisa.residency
 
 _ns_per_day := 86400000000000
@@ -152,6 +154,16 @@ _jurisdiction(ctx) := data.datavisa.jurisdictions[ctx.jurisdiction]
 _localised(ctx) := {rule |
 	some tag in ctx.tags
 	rule := data.datavisa.localisation[ctx.jurisdiction][tag]
+} | _designated(ctx)
+
+# Tags a government designated to stay inside, from the order's date (India, DPDP Rules
+# 2025 r. 13(4), from 2027-05-13): a localisation with no way out.
+_designated(ctx) := {rule |
+	order := data.datavisa.designated_localisation[ctx.jurisdiction]
+	_started(order)
+	some tag in order.tags
+	tag in ctx.tags
+	rule := {"law": order.law, "remote_access": {}, "copies": {"allowed": false}}
 }
 
 _outside(ctx) if {

@@ -238,3 +238,39 @@ test_saudi_safeguards_apply_from_the_amended_transfer_regulation if {
 	before := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as time.parse_ns("2006-01-02", "2024-08-31")
 	contains(before, "lawful with no safeguard this tier accepts")
 }
+
+_in_pd := {"region": "aws:ap-south-1", "tags": ["pd"]}
+
+_duties_from := time.parse_ns("2006-01-02", "2027-05-13")
+
+_day_before_duties := time.parse_ns("2006-01-02", "2027-05-12")
+
+test_india_designates_no_category_yet_and_rbi_stays_as_it_is if {
+	data.datavisa.designated_localisation.IN.tags == []
+	data.datavisa.designated_localisation.IN.from == "2027-05-13"
+	upi := residency.context(_resource("in-upi-transactions"), "alice", "DE", [])
+	residency.basis(upi) == "not_restricted" with time.now_ns as _duties_from
+	pd := residency.context(_in_pd, "alice", "DE", [])
+	residency.basis(pd) == "not_restricted" with time.now_ns as _duties_from
+	{rule.law | some rule in residency.localised(upi)} == {data.datavisa.localisation.IN.payment.law} with time.now_ns as _duties_from
+}
+
+test_a_designated_category_stays_in_india_from_the_dpdp_duties if {
+	pd := residency.context(_in_pd, "alice", "DE", [])
+	residency.basis(pd) == "not_restricted" with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _day_before_duties
+	residency.basis(pd) == "none" with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _duties_from
+	msg := residency.unlawful_message(pd, "confidential", "none", "DE") with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _duties_from
+	contains(msg, "DPDP Rules 2025 r. 13(4) (notified 2025-11-13, in force from 2027-05-13)")
+	contains(msg, "no evidence can make that lawful")
+
+	# designated on top of RBI's: payment data processed abroad no more
+	upi := residency.context(_resource("in-upi-transactions"), "alice", "DE", [])
+	residency.basis(upi) == "none" with data.datavisa.designated_localisation.IN.tags as ["payment"]
+		with time.now_ns as _duties_from
+	inside := residency.context(_in_pd, "priya", "IN", [])
+	residency.basis(inside) == "in_jurisdiction" with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _duties_from
+}

@@ -165,7 +165,9 @@ decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at":
 	facts.inside[input.location]
 	facts.bases.in_jurisdiction
 	count(facts.sectoral) == 0
-	not facts.us_sensitive
+
+	# a comparison, not `not`: a negation costs the common allow five allocations more
+	facts.us_sensitive == false
 	now := time.now_ns()
 	mine := data.grants[input.subject]
 	best := min({[0 - g.expires_ns, id] |

@@ -16,6 +16,7 @@ _extra := {
 	"il-synthetic": {"region": "aws:il-central-1", "tags": ["pd"]},
 	"za-synthetic": {"region": "azure:southafricanorth", "tags": ["pd"]},
 	"cn-metrics": {"region": "aws:cn-north-1", "tags": []},
+	"vn-synthetic": {"region": "onprem:hanoi-1", "tags": ["pd"]},
 }
 
 # The residency matrix: who, reaching which data, from where, with which evidence, gets
@@ -103,6 +104,10 @@ _matrix := [
 	{"r": "il-synthetic", "s": "carol", "at": "US", "ev": ["scc"], "basis": "scc", "xb": true},
 	{"r": "za-synthetic", "s": "alice", "at": "ZA", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "za-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	# Vietnam: reaching data stored there from abroad is a transfer, on a TIA dossier
+	{"r": "vn-synthetic", "s": "alice", "at": "VN", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": ["tia_dossier"], "basis": "tia", "xb": true},
 ]
 
 _ctx(c) := residency.context(_resource(c.r), c.s, c.at, c.ev)
@@ -273,4 +278,13 @@ test_a_designated_category_stays_in_india_from_the_dpdp_duties if {
 	inside := residency.context(_in_pd, "priya", "IN", [])
 	residency.basis(inside) == "in_jurisdiction" with data.datavisa.designated_localisation.IN.tags as ["pd"]
 		with time.now_ns as _duties_from
+}
+
+test_vietnam_asks_for_a_tia_dossier_from_the_pdp_law if {
+	abroad := residency.context(_extra["vn-synthetic"], "alice", "DE", ["tia_dossier"])
+	residency.basis(abroad) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2025-12-31")
+	residency.basis(abroad) == "tia" with time.now_ns as time.parse_ns("2006-01-02", "2026-01-01")
+	without := residency.context(_extra["vn-synthetic"], "alice", "DE", [])
+	msg := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as _mid_2026
+	contains(msg, "tia_dossier (PDP Law 91/2025/QH15 and Decree 356/2025 Art. 17-18, from 2026-01-01")
 }

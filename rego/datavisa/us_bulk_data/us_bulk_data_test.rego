@@ -1,6 +1,7 @@
 package datavisa.us_bulk_data_test
 
 import data.datavisa.access
+import data.datavisa.breakglass
 import data.datavisa.request
 import data.datavisa.transfer
 import data.datavisa.us_bulk_data
@@ -138,4 +139,18 @@ test_who_is_a_covered_person if {
 
 test_us_restricted_destinations_are_the_countries_of_concern if {
 	{c | some c in data.datavisa.jurisdictions.US.restricted_destinations} == {c | some c in data.datavisa.data_security_program.countries_of_concern}
+}
+
+test_no_break_glass_for_a_covered_person_into_bulk_us_data if {
+	ask := {
+		"subject": "lin", "resource": "us-claims-marketplace", "actions": ["read"], "duration_s": 900,
+		"location": "US", "reason": "INC-9001", "overdue_reviews": 0,
+	}
+	oncall := {"lin": object.union(data.datavisa.subjects.lin, {"roles": ["engineer", "oncall"], "team": "sales"})}
+	covered := breakglass.deny with input as ask with data.datavisa.subjects as object.union(data.datavisa.subjects, oncall)
+		with time.now_ns as _mid_2026
+	_codes(covered) == {"security_requirements_required"}
+	before := breakglass.deny with input as ask with data.datavisa.subjects as object.union(data.datavisa.subjects, oncall)
+		with time.now_ns as _before
+	_codes(before) == set()
 }

@@ -85,3 +85,44 @@ def test_transfers_are_judged_by_their_own_decisions(engine: Engine, db: Path, t
     assert (refused["kind"], refused["before"]["allow"], refused["after"]["allow"]) == (
         "transfer_request", True, False
     )  # fmt: skip
+
+
+def _with_dpf_suspended(tmp_path: Path) -> Path:
+    """The shipped data, but the EU-US Data Privacy Framework suspended: one line."""
+    data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path / "bundle"))
+    laws = data / "jurisdictions.yaml"
+    text = laws.read_text()
+    assert text.count("status: under_appeal") == 1
+    laws.write_text(text.replace("status: under_appeal", "status: suspended"))
+    return data
+
+
+def test_suspending_an_adequacy_stops_what_rests_on_it_but_not_its_fallback(
+    engine: Engine, db: Path, tmp_path: Path
+):
+    """Carol's access from the US and a copy to a DPF-certified importer rest on the EU-US
+    DPF; suspended, both stop. A copy with SCCs on file (the fallback) goes on."""
+    grant = engine.request("carol", RESOURCE, ["read"], 3600, "US", "INC-1")
+    engine.approve(grant.id, "bob", "DE")
+    engine.approve(grant.id, "petra", "DE")
+    copies = {}
+    for requester, evidence in (("alice", []), ("oscar", ["scc"])):
+        copy = engine.transfers.request(
+            requester, RESOURCE, "aws:us-east-1", 3600, reason="CHG-1", importer="acme-inc",
+            evidence=evidence,
+        )  # fmt: skip
+        engine.approve(copy.id, "bob", "DE")
+        engine.approve(copy.id, "petra", "DE")
+        copies[tuple(evidence)] = copy
+    code, out = _impact(db, "--bundle-dir", str(_with_dpf_suspended(tmp_path)), "--json")
+    assert code == 1
+    changes = {(c["request_id"], c["asked"].get("location")): c for c in json.loads(out)}
+    assert set(changes) == {(grant.id, "US"), (copies[()].id, None)}
+    stopped = changes[(grant.id, "US")]
+    assert (stopped["kind"], stopped["before"]["allow"], stopped["after"]) == (
+        "access", True, {"allow": False, "reasons": ["location_not_permitted"]}
+    )  # fmt: skip
+    copy = changes[(copies[()].id, None)]
+    assert (copy["kind"], copy["after"]) == (
+        "transfer_check", {"allow": False, "reasons": ["transfer_not_permitted"]}
+    )  # fmt: skip

@@ -322,8 +322,9 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
     - `inside`: jurisdiction → `countries` and `subdivisions`, each as {code: true};
     - `resources`: resource → `jurisdiction` (of its region), `inside` (that jurisdiction's
       countries, as {code: true}), `bases` (those its tier
-      accepts, as {basis: true}), and `sectoral` (its tags that a sectoral rule names, as
-      {tag: true}).
+      accepts, as {basis: true}), `sectoral` (its tags that a sectoral rule names, as
+      {tag: true}) and `us_sensitive` (it declares US sensitive or government-related data,
+      which the US Data Security Program judges: `us_sensitive_data`, `government_related_data`).
     """
     jurisdictions = data.get("jurisdictions", {})
     places = {code: {"country": code, "subdivision": ""} for code in data.get("countries", {})}
@@ -346,6 +347,9 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
             "inside": inside[jid]["countries"],
             "bases": dict.fromkeys(tier["bases"], True),
             "sectoral": {tag: True for tag in resource.get("tags", []) if tag in sectoral},
+            "us_sensitive": bool(
+                resource.get("us_sensitive_data") or resource.get("government_related_data")
+            ),
         }
     return {"places": places, "inside": inside, "resources": resources}
 

@@ -6,7 +6,8 @@
 #   decision touches only the subject's own grants. Time is OPA's clock, never input.
 #   The grant must be active, cover the action and the location, and residency must still
 #   be lawful under the current policy (with the evidence the grants carry, if any), as
-#   must the sectoral rules (ITAR, CJIS): a tightened rule takes effect at once.
+#   must the sectoral rules (ITAR, CJIS) and the US Data Security Program (28 CFR 202:
+#   covered persons and bulk US data): a tightened rule takes effect at once.
 #
 #   Input: {subject, resource, action, location}
 #   Grants: data.grants[subject][grant_id] = {resource, actions, countries, starts_ns,
@@ -17,6 +18,7 @@
 package datavisa.access
 
 import data.datavisa.residency
+import data.datavisa.us_bulk_data
 
 _resource := data.datavisa.resources[input.resource]
 
@@ -105,6 +107,11 @@ deny contains reason if {
 	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
 }
 
+deny contains reason if {
+	data.datavisa.lookup.resources[input.resource].us_sensitive
+	some reason in us_bulk_data.access_denials(_resource, input.subject, _evidence)
+}
+
 # The location is a country of the data's jurisdiction and its tier accepts that basis
 # (data.datavisa.lookup): in_jurisdiction is then the basis residency.basis finds, and
 # lawful, so the residency context need not be built.
@@ -141,7 +148,8 @@ default _grant_fields := {}
 
 # The common allow comes first, in one body, from lookups in the facts shaped at bundle
 # build time (data.datavisa.lookup, engine/policy/bundle.py) and without the residency
-# context: no sectoral rule names the data's tags, its tier accepts in_jurisdiction, the
+# context: no sectoral rule names the data's tags, it declares no US sensitive data (the US
+# Data Security Program judges who reaches that), its tier accepts in_jurisdiction, the
 # location is a country of the data's jurisdiction (so in_jurisdiction is the basis, and
 # lawful), and a live grant covers the action and the location; then no rule
 # above denies. Its grant is _chosen's, inlined: each rule a decision touches costs about
@@ -157,6 +165,9 @@ decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at":
 	facts.inside[input.location]
 	facts.bases.in_jurisdiction
 	count(facts.sectoral) == 0
+
+	# a comparison, not `not`: a negation costs the common allow five allocations more
+	facts.us_sensitive == false
 	now := time.now_ns()
 	mine := data.grants[input.subject]
 	best := min({[0 - g.expires_ns, id] |

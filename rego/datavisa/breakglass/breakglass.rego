@@ -5,7 +5,8 @@
 #   holding an eligible role (oncall), for data of their own team, in a tier that allows
 #   break-glass, from a place on a basis break-glass accepts (inside the data's
 #   jurisdiction), for no longer than the break-glass cap, with a reason, and only while
-#   none of their earlier break-glass grants is overdue for review. A review is due within
+#   none of their earlier break-glass grants is overdue for review; never for a covered
+#   person into bulk US data (28 CFR 202, datavisa.us_bulk_data). A review is due within
 #   review_deadline_s of activation.
 #
 #   Input: {subject, resource, actions: [string], duration_s, location, reason,
@@ -15,6 +16,7 @@
 package datavisa.breakglass
 
 import data.datavisa.residency
+import data.datavisa.us_bulk_data
 
 _rules := data.datavisa.breakglass_rules
 
@@ -99,6 +101,11 @@ deny contains {"code": "location_not_permitted", "message": msg} if {
 
 deny contains reason if {
 	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
+}
+
+# A covered person gets no emergency access to bulk US data: break-glass carries no evidence.
+deny contains reason if {
+	some reason in us_bulk_data.access_denials(_resource, input.subject, set())
 }
 
 # METADATA

@@ -22,6 +22,7 @@ package datavisa.request
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
+import data.datavisa.us_bulk_data
 
 _resource := data.datavisa.resources[input.resource]
 
@@ -84,13 +85,17 @@ deny contains reason if {
 	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
 }
 
+deny contains reason if {
+	some reason in us_bulk_data.access_denials(_resource, input.subject, {e | some e in object.get(input, "evidence", [])})
+}
+
 deny contains {"code": "unknown_evidence", "message": msg} if {
 	some kind in object.get(input, "evidence", [])
 	not kind in _known_evidence
 	msg := sprintf("%q is no evidence the law of %s knows (%s)", [kind, _ctx.jurisdiction, residency.known_or_none(_known_evidence)])
 }
 
-_known_evidence := residency.known_evidence(_ctx)
+_known_evidence := residency.known_evidence(_ctx) | us_bulk_data.evidence_kinds(_resource)
 
 # METADATA
 # title: Maximum duration

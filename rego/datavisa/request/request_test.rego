@@ -180,3 +180,15 @@ test_a_scheduled_start_is_judged_by_the_schedule_rules if {
 	_codes(request.decision) == {"start_in_past"} with input as object.union(_ask, {"start_in_s": -1})
 	_codes(request.decision) == {"start_too_far_ahead"} with input as object.union(_ask, {"start_in_s": 2592001})
 }
+
+test_saudi_data_leaves_on_a_safeguard_and_a_risk_assessment if {
+	saudi := object.union(_ask, {"resource": "sa-patient-records"})
+	certified := request.decision with input as object.union(saudi, {"evidence": ["accreditation_certificate", "risk_assessment"]})
+		with time.now_ns as time.parse_ns("2006-01-02", "2026-06-01")
+	certified.allow
+	certified.transfer.basis == "accreditation"
+	{"group": "dpo", "count": 1} in certified.approvals_required
+	alone := request.decision with input as object.union(saudi, {"evidence": ["accreditation_certificate"]})
+		with time.now_ns as time.parse_ns("2006-01-02", "2026-06-01")
+	_codes(alone) == {"location_not_permitted"}
+}

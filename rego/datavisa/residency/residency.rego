@@ -12,10 +12,16 @@
 #
 #   Bases, tried in this order: in_jurisdiction, same_entity_travel, adequacy, the
 #   jurisdiction's safeguards (scc, bcr, pia, cac ...: the evidence on file covers one),
-#   not_restricted; else none. Remote viewing counts as a transfer; a person employed by an
+#   not_restricted; else none. An adequacy finding is a basis while its status is in_force
+#   or under_appeal (GDPR Art. 45: a decision binds until struck down; the EU-US DPF was
+#   upheld by the General Court on 2025-09-03, T-553/23, and is on appeal, C-703/25 P);
+#   suspended, it is none, and what rested on it needs its fallback safeguard on file.
+#   Remote viewing counts as a transfer; a person employed by an
 #   entity established in the data's jurisdiction who travels does not, where the
 #   jurisdiction says so; an unknown location is never inside and has no basis. Data
-#   carrying a localised tag is reached only on the localisation's own terms.
+#   carrying a localised tag is reached only on the localisation's own terms; a tag a
+#   government designated (designated_localisation, from its date) is not reached from
+#   abroad at all.
 package datavisa.residency
 
 _ns_per_day := 86400000000000
@@ -148,6 +154,16 @@ _jurisdiction(ctx) := data.datavisa.jurisdictions[ctx.jurisdiction]
 _localised(ctx) := {rule |
 	some tag in ctx.tags
 	rule := data.datavisa.localisation[ctx.jurisdiction][tag]
+} | _designated(ctx)
+
+# Tags a government designated to stay inside, from the order's date (India, DPDP Rules
+# 2025 r. 13(4), from 2027-05-13): a localisation with no way out.
+_designated(ctx) := {rule |
+	order := data.datavisa.designated_localisation[ctx.jurisdiction]
+	_started(order)
+	some tag in order.tags
+	tag in ctx.tags
+	rule := {"law": order.law, "remote_access": {}, "copies": {"allowed": false}}
 }
 
 _outside(ctx) if {
@@ -177,6 +193,7 @@ _has_basis(ctx, name) if {
 	count(_localised(ctx)) == 0
 	_outside(ctx)
 	safeguard := _jurisdiction(ctx).safeguards[name]
+	_started(safeguard)
 	_covered(safeguard, ctx.evidence)
 }
 
@@ -211,6 +228,13 @@ _adequacy(ctx) := [finding |
 	_in_scope(finding, ctx.entity)
 ][0]
 
+# A suspended finding the context would otherwise rely on, for a message naming its fallback.
+_suspended(ctx) := [finding |
+	some finding in _findings(ctx)
+	finding.status == "suspended"
+	_in_scope(finding, ctx.entity)
+][0]
+
 _findings(ctx) := array.concat(
 	[finding | finding := _jurisdiction(ctx).adequacy[ctx.place.country]],
 	[finding |
@@ -219,11 +243,14 @@ _findings(ctx) := array.concat(
 	],
 )
 
+# Under appeal is still in force: a court has not struck the decision down. Suspended is not.
 _in_force(finding) if {
 	_started(finding)
 	_not_ended(finding)
+	object.get(finding, "status", "in_force") != "suspended"
 }
 
+# An adequacy finding or a safeguard applies from its `from` date, when it has one.
 _started(finding) if not finding.from
 
 _started(finding) if time.parse_ns("2006-01-02", finding.from) <= time.now_ns()
@@ -292,6 +319,9 @@ _why_not(ctx, tier, found) := sprintf("%s; %s", [concat("; ", sort(laws)), _loca
 	found == "none"
 	laws := {rule.law | some rule in localised(ctx)}
 	count(laws) > 0
+} else := sprintf("adequacy decision %s is suspended and its fallback, %s, is not on file; lawful with %s", [suspended.decision, suspended.fallback, _safeguard_way(ctx, tier)]) if {
+	found == "none"
+	suspended := _suspended(ctx)
 } else := sprintf("no adequacy decision covers it and no safeguard is on file; lawful with %s", [_safeguard_way(ctx, tier)]) if {
 	found == "none"
 } else := sprintf("%s is not accepted for %s data", [found, tier])
@@ -308,6 +338,7 @@ _safeguard_way(ctx, tier) := sprintf("evidence of %s", [concat(" or ", sort(ways
 	ways := {sprintf("%s (%s)", [concat(" + ", safeguard.evidence), safeguard.law]) |
 		some name, safeguard in data.datavisa.jurisdictions[ctx.jurisdiction].safeguards
 		name in data.datavisa.tiers[tier].bases
+		_started(safeguard)
 	}
 	count(ways) > 0
 } else := "no safeguard this tier accepts"

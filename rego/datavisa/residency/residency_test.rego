@@ -16,6 +16,7 @@ _extra := {
 	"il-synthetic": {"region": "aws:il-central-1", "tags": ["pd"]},
 	"za-synthetic": {"region": "azure:southafricanorth", "tags": ["pd"]},
 	"cn-metrics": {"region": "aws:cn-north-1", "tags": []},
+	"vn-synthetic": {"region": "onprem:hanoi-1", "tags": ["pd"]},
 }
 
 # The residency matrix: who, reaching which data, from where, with which evidence, gets
@@ -80,6 +81,10 @@ _matrix := [
 	{"r": "sa-patient-records", "s": "noura", "at": "SA", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["scc"], "basis": "none", "xb": true},
 	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["scc", "risk_assessment"], "basis": "scc", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["bcr", "risk_assessment"], "basis": "bcr", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["accreditation_certificate"], "basis": "none", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["accreditation_certificate", "risk_assessment"], "basis": "accreditation", "xb": true},
+	{"r": "sa-patient-records", "s": "alice", "at": "DE", "ev": ["risk_assessment"], "basis": "none", "xb": true},
 	# Australia: My Health Record data never leaves; other personal data with a contract
 	{"r": "au-my-health-records", "s": "jack", "at": "AU", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "au-my-health-records", "s": "jack", "at": "NZ", "ev": ["scc"], "basis": "none", "xb": true},
@@ -99,6 +104,10 @@ _matrix := [
 	{"r": "il-synthetic", "s": "carol", "at": "US", "ev": ["scc"], "basis": "scc", "xb": true},
 	{"r": "za-synthetic", "s": "alice", "at": "ZA", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "za-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	# Vietnam: reaching data stored there from abroad is a transfer, on a TIA dossier
+	{"r": "vn-synthetic", "s": "alice", "at": "VN", "ev": [], "basis": "in_jurisdiction", "xb": false},
+	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
+	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": ["tia_dossier"], "basis": "tia", "xb": true},
 ]
 
 _ctx(c) := residency.context(_resource(c.r), c.s, c.at, c.ev)
@@ -187,4 +196,95 @@ test_travel_and_transfers_are_both_from_abroad_and_home_is_not if {
 	not residency.from_abroad(at_home)
 	residency.from_abroad(travelling)
 	residency.from_abroad(transfer)
+}
+
+_suspend_us := {"decision": "(EU) 2023/1795", "from": "2023-07-10", "scope": "eu_us_dpf", "status": "suspended", "fallback": "scc"}
+
+test_an_adequacy_under_appeal_is_still_a_basis if {
+	data.datavisa.jurisdictions.EU.adequacy.US.status == "under_appeal"
+	carol := residency.context(_resource("eu-customer-analytics"), "carol", "US", [])
+	residency.basis(carol) == "adequacy" with time.now_ns as _mid_2026
+}
+
+test_a_suspended_adequacy_switches_to_its_fallback if {
+	carol := residency.context(_resource("eu-customer-analytics"), "carol", "US", [])
+	residency.basis(carol) == "none" with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+	with_scc := residency.context(_resource("eu-customer-analytics"), "carol", "US", ["scc"])
+	residency.basis(with_scc) == "scc" with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+	msg := residency.unlawful_message(carol, "confidential", "none", "US") with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+	contains(msg, "adequacy decision (EU) 2023/1795 is suspended and its fallback, scc, is not on file")
+
+	# pat's employer holds no DPF certification: the suspension is not what stops him
+	pat := residency.context(_resource("eu-customer-analytics"), "pat", "US", [])
+	not contains(residency.unlawful_message(pat, "confidential", "none", "US"), "suspended") with data.datavisa.jurisdictions.EU.adequacy.US as _suspend_us
+		with time.now_ns as _mid_2026
+}
+
+test_every_fallback_is_a_safeguard_of_its_jurisdiction if {
+	every jurisdiction in data.datavisa.jurisdictions {
+		every _, finding in object.union(object.get(jurisdiction, "adequacy", {}), object.get(jurisdiction, "adequate_jurisdictions", {})) {
+			jurisdiction.safeguards[finding.fallback]
+		}
+	}
+}
+
+test_saudi_safeguards_apply_from_the_amended_transfer_regulation if {
+	with_scc := residency.context(_resource("sa-patient-records"), "alice", "DE", ["scc", "risk_assessment"])
+	residency.basis(with_scc) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2024-08-31")
+	residency.basis(with_scc) == "scc" with time.now_ns as time.parse_ns("2006-01-02", "2024-09-01")
+	without := residency.context(_resource("sa-patient-records"), "alice", "DE", ["scc"])
+	msg := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as _mid_2026
+	contains(msg, "accreditation_certificate + risk_assessment (PDPL Art. 29; Transfer Regulation as amended 2024-09-01, Art. 4: a certificate of accreditation")
+	contains(msg, "scc + risk_assessment")
+	contains(msg, "bcr + risk_assessment")
+	before := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as time.parse_ns("2006-01-02", "2024-08-31")
+	contains(before, "lawful with no safeguard this tier accepts")
+}
+
+_in_pd := {"region": "aws:ap-south-1", "tags": ["pd"]}
+
+_duties_from := time.parse_ns("2006-01-02", "2027-05-13")
+
+_day_before_duties := time.parse_ns("2006-01-02", "2027-05-12")
+
+test_india_designates_no_category_yet_and_rbi_stays_as_it_is if {
+	data.datavisa.designated_localisation.IN.tags == []
+	data.datavisa.designated_localisation.IN.from == "2027-05-13"
+	upi := residency.context(_resource("in-upi-transactions"), "alice", "DE", [])
+	residency.basis(upi) == "not_restricted" with time.now_ns as _duties_from
+	pd := residency.context(_in_pd, "alice", "DE", [])
+	residency.basis(pd) == "not_restricted" with time.now_ns as _duties_from
+	{rule.law | some rule in residency.localised(upi)} == {data.datavisa.localisation.IN.payment.law} with time.now_ns as _duties_from
+}
+
+test_a_designated_category_stays_in_india_from_the_dpdp_duties if {
+	pd := residency.context(_in_pd, "alice", "DE", [])
+	residency.basis(pd) == "not_restricted" with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _day_before_duties
+	residency.basis(pd) == "none" with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _duties_from
+	msg := residency.unlawful_message(pd, "confidential", "none", "DE") with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _duties_from
+	contains(msg, "DPDP Rules 2025 r. 13(4) (notified 2025-11-13, in force from 2027-05-13)")
+	contains(msg, "no evidence can make that lawful")
+
+	# designated on top of RBI's: payment data processed abroad no more
+	upi := residency.context(_resource("in-upi-transactions"), "alice", "DE", [])
+	residency.basis(upi) == "none" with data.datavisa.designated_localisation.IN.tags as ["payment"]
+		with time.now_ns as _duties_from
+	inside := residency.context(_in_pd, "priya", "IN", [])
+	residency.basis(inside) == "in_jurisdiction" with data.datavisa.designated_localisation.IN.tags as ["pd"]
+		with time.now_ns as _duties_from
+}
+
+test_vietnam_asks_for_a_tia_dossier_from_the_pdp_law if {
+	abroad := residency.context(_extra["vn-synthetic"], "alice", "DE", ["tia_dossier"])
+	residency.basis(abroad) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2025-12-31")
+	residency.basis(abroad) == "tia" with time.now_ns as time.parse_ns("2006-01-02", "2026-01-01")
+	without := residency.context(_extra["vn-synthetic"], "alice", "DE", [])
+	msg := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as _mid_2026
+	contains(msg, "tia_dossier (PDP Law 91/2025/QH15 and Decree 356/2025 Art. 17-18, from 2026-01-01")
 }

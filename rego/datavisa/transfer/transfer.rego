@@ -11,6 +11,9 @@
 #   A replication route (data.datavisa.transfer_rules.routes[source][target].bases)
 #   lets copies along it rest on bases the tier does not accept for access; the source
 #   jurisdiction may ask for more approvals (transfer_rules.approvals_by_jurisdiction).
+#   Bulk US sensitive data follows the US Data Security Program (datavisa.us_bulk_data)
+#   wherever it is held: to a covered importer or a country of concern, brokerage is
+#   refused outright and other copies need the evidence of a restricted transaction.
 #
 #   A reason concerning one field of the ask names it (field: resource, target_region,
 #   importer, evidence, keep), as the API and the CLI call it.
@@ -24,6 +27,7 @@
 package datavisa.transfer
 
 import data.datavisa.residency
+import data.datavisa.us_bulk_data
 
 _data := data.datavisa.resources[input.resource] if input.resource
 
@@ -58,7 +62,7 @@ _rules := data.datavisa.transfer_rules
 
 _route_bases := {basis | some basis in _rules.routes[_data.region][input.target_region].bases}
 
-_known_evidence := residency.known_evidence(_ctx) | {kind |
+_known_evidence := (residency.known_evidence(_ctx) | us_bulk_data.evidence_kinds(_data)) | {kind |
 	some copies in _copies
 	some kind in object.get(copies, "evidence", [])
 }
@@ -144,6 +148,12 @@ deny contains {"code": "retention_invalid", "field": "keep", "message": "a copy 
 deny contains {"code": "transfer_not_permitted", "field": "target_region", "message": msg} if {
 	some tag in residency.sectoral_outside(_data.tags, residency.region_place(_target))
 	msg := sprintf("%s data (%s) must stay in %s", [tag, data.datavisa.sectoral_rules[tag].name, concat(", ", data.datavisa.sectoral_rules[tag].locations)])
+}
+
+deny contains reason if {
+	input.resource
+	_target
+	some reason in us_bulk_data.copy_denials(_data, residency.region_place(_target), object.get(input, "importer", ""), _ctx.evidence)
 }
 
 # METADATA

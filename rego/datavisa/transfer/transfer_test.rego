@@ -175,3 +175,13 @@ test_an_adequacy_past_its_until_denies_the_copy if {
 	after := transfer.decision with input as ask with time.now_ns as time.parse_rfc3339_ns("2032-01-01T00:00:00Z")
 	_codes(after) == {"transfer_not_permitted"}
 }
+
+test_a_category_india_designates_is_never_copied_out_from_2027_05_13 if {
+	copy := {"resource": "in-upi-transactions", "target_region": "aws:eu-central-1", "retention_s": 3600}
+	before := transfer.decision with input as copy with data.datavisa.designated_localisation.IN.tags as ["payment"]
+		with time.now_ns as time.parse_ns("2006-01-02", "2027-05-12")
+	before.allow
+	after := transfer.decision with input as copy with data.datavisa.designated_localisation.IN.tags as ["payment"]
+		with time.now_ns as time.parse_ns("2006-01-02", "2027-05-13")
+	{r.code | some r in after.reasons} == {"copy_not_permitted", "transfer_not_permitted"}
+}

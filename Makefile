@@ -4,12 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OPA := .tools/bin/opa
+# Validates deploy/kubernetes against the Kubernetes schemas (tests/test_deploy_recipe.py).
+KUBECONFORM := .tools/bin/kubeconform
+KUBECONFORM_VERSION := v0.8.0
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
 .PHONY: setup chromium gateways postgresql demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) chromium gateways postgresql
+setup: $(DATAVISA) $(OPA) $(KUBECONFORM) chromium gateways postgresql
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -55,6 +58,18 @@ $(DATAVISA): pyproject.toml
 
 $(OPA): tools/opa/go.mod tools/opa/go.sum tools/opa/main.go tools/build-opa.sh
 	tools/build-opa.sh
+
+# kubeconform from the Go module proxy (its checksums from Go's checksum database), into
+# .tools/bin; rebuilt when this file (its pinned version) changes. Without Go the manifest
+# test says why it skips.
+$(KUBECONFORM): Makefile
+	@if command -v go >/dev/null 2>&1; then \
+		echo "building kubeconform $(KUBECONFORM_VERSION) from its Go module..."; \
+		GOBIN="$(abspath .tools/bin)" GOFLAGS=-buildvcs=false \
+			go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION); \
+	else \
+		echo "no Go to build kubeconform with: the Kubernetes manifest test will be skipped"; \
+	fi
 
 demo: setup
 	$(DATAVISA) demo

@@ -5,12 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 HYDRA := .tools/bin/hydra
+# Validates deploy/kubernetes against the Kubernetes schemas (tests/test_deploy_recipe.py).
+KUBECONFORM := .tools/bin/kubeconform
+KUBECONFORM_VERSION := v0.8.0
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
 .PHONY: setup chromium gateways postgresql demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) $(HYDRA) chromium gateways postgresql
+setup: $(DATAVISA) $(OPA) $(HYDRA) $(KUBECONFORM) chromium gateways postgresql
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -60,6 +63,18 @@ $(OPA): tools/opa/go.mod tools/opa/go.sum tools/opa/main.go tools/build-opa.sh
 # Ory Hydra, a real OpenID Connect provider for the identity tests (not part of the product).
 $(HYDRA): tools/build-hydra.sh
 	tools/build-hydra.sh
+
+# kubeconform from the Go module proxy (its checksums from Go's checksum database), into
+# .tools/bin; rebuilt when this file (its pinned version) changes. Without Go the manifest
+# test says why it skips.
+$(KUBECONFORM): Makefile
+	@if command -v go >/dev/null 2>&1; then \
+		echo "building kubeconform $(KUBECONFORM_VERSION) from its Go module..."; \
+		GOBIN="$(abspath .tools/bin)" GOFLAGS=-buildvcs=false \
+			go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION); \
+	else \
+		echo "no Go to build kubeconform with: the Kubernetes manifest test will be skipped"; \
+	fi
 
 demo: setup
 	$(DATAVISA) demo

@@ -56,6 +56,7 @@ class Principal:
     subject: str
     role: str
     token_id: str
+    identity: Identity | None = None  # how the identity provider signed them in, if it did
 
     @property
     def is_service(self) -> bool:
@@ -64,7 +65,7 @@ class Principal:
     @classmethod
     def person(cls, identity: Identity) -> Principal:
         """A person the identity provider signed in: the role of a person."""
-        return cls(subject=identity.subject, role=USER, token_id=identity.token_id)
+        return cls(identity.subject, USER, identity.token_id, identity)
 
 
 @dataclass(frozen=True)

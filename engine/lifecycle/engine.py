@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..identity.oidc import Identity
 from ..ledger import audit
 from ..ledger.decision_log import DecisionLog, load_key
 from ..model.decision import Check, Decision
@@ -171,21 +172,21 @@ class Engine:
         duration_s: int,
         location: str,
         reason: str,
+        authentication: Identity | None = None,
     ) -> Request:
-        """Self-activate an emergency grant now; policy sets the cap and the review deadline."""
+        """Self-activate an emergency grant now; policy sets the cap and the review deadline
+        (and, where the tier wants it, how recent the person's sign-in must be)."""
         overdue = len(self.list_requests(requester=requester, overdue=True))
-        decision = self._decide(
-            BREAKGLASS,
-            {
-                "subject": requester,
-                "resource": resource,
-                "actions": actions,
-                "duration_s": duration_s,
-                "location": location,
-                "reason": reason,
-                "overdue_reviews": overdue,
-            },
-        )
+        asked = {
+            "subject": requester,
+            "resource": resource,
+            "actions": actions,
+            "duration_s": duration_s,
+            "location": location,
+            "reason": reason,
+            "overdue_reviews": overdue,
+        }
+        decision = self._decide(BREAKGLASS, self._signed_in(asked, authentication))
         if not decision.allow:
             raise Denied("break-glass refused", decision)
         with self.store.transaction() as db:
@@ -257,20 +258,26 @@ class Engine:
 
     # -- deciding -------------------------------------------------------------------------
 
-    def approve(self, request_id: str, approver: str, location: str = "unknown") -> Request:
-        """Record an approval; the grant activates when the quorum policy sets is met."""
+    def approve(
+        self,
+        request_id: str,
+        approver: str,
+        location: str = "unknown",
+        authentication: Identity | None = None,
+    ) -> Request:
+        """Record an approval; the grant activates when the quorum policy sets is met.
+        `authentication` is what the identity provider said of the approver's sign-in
+        (None: no IdP signed them in), for the tiers that want a recent one."""
         for _ in range(_RACES):
             req = self._load(request_id, self.clock(), {PENDING}, "approve")
             approvals = self._approvers(req.id)
-            decision = self._decide(
-                APPROVAL,
-                {
-                    "approver": approver,
-                    "approver_location": location,
-                    "request": _request_input(req),
-                    "approvals": approvals,
-                },
-            )
+            asked = {
+                "approver": approver,
+                "approver_location": location,
+                "request": _request_input(req),
+                "approvals": approvals,
+            }
+            decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
             if not decision.allow:
                 raise Denied("approval refused", decision)
             with self.store.transaction() as db:
@@ -291,6 +298,20 @@ class Engine:
             self._in_force(req)
             return self._view(req, now)
         raise Conflict(f"{request_id} is being approved by others right now; try again")
+
+    def _signed_in(self, asked: dict[str, Any], authentication: Identity | None) -> dict[str, Any]:
+        """`asked`, with the caller's sign-in as datavisa.step_up reads it: how long ago,
+        with which methods; nothing for a caller no identity provider signed in."""
+        if authentication is None:
+            return asked
+        at = authentication.auth_time
+        return asked | {
+            "authentication": {
+                "age_s": None if at is None else max(0.0, self.clock() - at),
+                "amr": list(authentication.amr),
+                "acr": authentication.acr,
+            }
+        }
 
     def _approvers(self, request_id: str) -> list[str]:
         return [a.approver for a in self.approvals(request_id) if a.verdict == "approve"]

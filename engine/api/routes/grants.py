@@ -36,6 +36,7 @@ def break_glass(
             body.duration,
             body.location,
             body.reason,
+            authentication=actor.identity,
         )
     )
 

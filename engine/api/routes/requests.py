@@ -86,7 +86,7 @@ def approve(
 ) -> Any:
     """Approve as the token's subject; the grant activates when the quorum is met."""
     body = body or Approve()
-    return to_wire(service.engine.approve(request_id, actor.subject, body.location))
+    return to_wire(service.engine.approve(request_id, actor.subject, body.location, actor.identity))
 
 
 @router.post("/v1/requests/{request_id}/deny", response_model=RequestOut, tags=["requests"], **V1)

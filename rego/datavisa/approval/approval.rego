@@ -10,7 +10,8 @@
 #   "unknown"), request: {id, requester, resource, actions, duration_s, location,
 #   evidence (optional), kind: access | extension | transfer (absent = access),
 #   target_region and importer (a transfer's)}, approvals:
-#   [approver ids already recorded]}
+#   [approver ids already recorded], authentication (what the identity provider said of
+#   the approver's sign-in, datavisa.step_up; absent for a caller no IdP signed in)}
 #   Output: decision = {allow, reasons: [{code, message}], groups, quorum_met,
 #   approvals_required}
 #
@@ -21,6 +22,7 @@ package datavisa.approval
 
 import data.datavisa.quorum
 import data.datavisa.residency
+import data.datavisa.step_up
 import data.datavisa.transfer
 
 _request := input.request
@@ -70,6 +72,10 @@ allow if count(deny) == 0
 # METADATA
 # title: Denial reasons
 # description: Each reason this approval is refused, as {code, message}.
+deny contains reason if {
+	some reason in step_up.denials(_tier, "approve", object.get(input, "authentication", null))
+}
+
 deny contains {"code": "self_approval", "message": "nobody may approve their own request"} if {
 	input.approver == _request.requester
 }

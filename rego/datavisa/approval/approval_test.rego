@@ -116,3 +116,11 @@ test_a_transfer_needs_what_its_copy_needs if {
 	own := approval.decision with input as {"approver": "alice", "request": _transfer, "approvals": []}
 	"self_approval" in _codes(own)
 }
+
+test_a_tier_with_step_up_wants_a_recent_strong_sign_in_to_approve if {
+	tiers := object.union(data.datavisa.tiers, {"confidential": object.union(data.datavisa.tiers.confidential, {"step_up": {"approve": {"max_age_s": 900, "amr": ["mfa"]}}})})
+	asked := {"approver": "bob", "approver_location": "DE", "request": {"id": "r1", "requester": "alice", "resource": "eu-customer-analytics", "actions": ["read"], "duration_s": 1200, "location": "DE"}, "approvals": []}
+	not approval.decision.allow with input as asked with data.datavisa.tiers as tiers
+	{r.code | some r in approval.decision.reasons} == {"step_up_required"} with input as asked with data.datavisa.tiers as tiers
+	approval.decision.allow with input as object.union(asked, {"authentication": {"age_s": 30, "amr": ["mfa"]}}) with data.datavisa.tiers as tiers
+}

@@ -10,12 +10,14 @@
 #   review_deadline_s of activation.
 #
 #   Input: {subject, resource, actions: [string], duration_s, location, reason,
-#   overdue_reviews (count of this person's break-glass grants past their review deadline)}
+#   overdue_reviews (count of this person's break-glass grants past their review deadline),
+#   authentication (the person's sign-in at the identity provider: datavisa.step_up)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
 #   review_deadline_s, countries (the grant will permit), transfer: {cross_border, basis}}
 package datavisa.breakglass
 
 import data.datavisa.residency
+import data.datavisa.step_up
 import data.datavisa.us_bulk_data
 
 _rules := data.datavisa.breakglass_rules
@@ -40,6 +42,10 @@ allow if count(deny) == 0
 # METADATA
 # title: Denial reasons
 # description: Each reason break-glass is refused, as {code, message}.
+deny contains reason if {
+	some reason in step_up.denials(_tier, "break_glass", object.get(input, "authentication", null))
+}
+
 deny contains {"code": "unknown_subject", "message": msg} if {
 	not _subject
 	msg := sprintf("%q is not in the directory", [input.subject])

@@ -57,3 +57,10 @@ test_unknown_resource_sets_no_numbers if {
 	d.max_duration_s == 0
 	d.transfer.basis == "none"
 }
+
+test_a_tier_with_step_up_wants_a_recent_sign_in_for_break_glass if {
+	tier := data.datavisa.resources[_ask.resource].tier
+	tiers := object.union(data.datavisa.tiers, {tier: object.union(data.datavisa.tiers[tier], {"step_up": {"break_glass": {"max_age_s": 300}}})})
+	{r.code | some r in breakglass.decision.reasons} == {"step_up_required"} with input as _ask with data.datavisa.tiers as tiers
+	breakglass.decision.allow with input as object.union(_ask, {"authentication": {"age_s": 5, "amr": []}}) with data.datavisa.tiers as tiers
+}

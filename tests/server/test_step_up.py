@@ -1,0 +1,104 @@
+"""Step-up as policy: a tier that wants a recent, strong sign-in at the identity provider
+for approving, or for break-glass, judges what the IdP said of the caller's sign-in
+(datavisa.step_up), on a real OPA running a bundle whose confidential tier asks for it.
+A caller no IdP signed in (a static token, the local CLI) is refused, and told what would
+do."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from live_server import served_store
+
+from datavisa.engine.identity.oidc import Identity
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.model.errors import Denied
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.process import OpaProcess
+from datavisa.engine.store import open_store
+
+RESOURCE = "eu-customer-analytics"  # confidential, alice's team; bob is its data owner
+WANTS = {"approve": {"max_age_s": 900, "amr": ["mfa", "hwk"]}, "break_glass": {"max_age_s": 300}}
+
+
+@pytest.fixture(scope="module")
+def stepped_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
+    data = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(DEFAULT_BUNDLE_DIR, data)
+    tiers = yaml.safe_load((data / "tiers.yaml").read_text())
+    tiers["tiers"]["confidential"]["step_up"] = WANTS
+    (data / "tiers.yaml").write_text(yaml.safe_dump(tiers))
+    tarball = bundle.build(POLICY_DIR, data, data.parent / "b.tar.gz", "step-up")
+    with OpaProcess(tarball) as opa:
+        yield opa
+
+
+@pytest.fixture
+def engine(tmp_path: Path, stepped_opa: OpaProcess) -> Iterator[Engine]:
+    store = open_store(tmp_path / "d.db")
+    engine = Engine(store, stepped_opa.client(), revision="step-up")
+    engine.grants.sync()
+    yield engine
+    store.close()
+
+
+def _signed_in(subject: str, ago_s: float | None, *amr: str) -> Identity:
+    at = None if ago_s is None else time.time() - ago_s
+    return Identity(subject, "jwt:t", time.time() + 600, auth_time=at, amr=amr)
+
+
+def test_approving_wants_a_recent_strong_sign_in(engine: Engine):
+    req = engine.request("alice", RESOURCE, ["read"], 1200, "DE", "INC-5")
+    for weak in (None, _signed_in("bob", None, "mfa"), _signed_in("bob", 901, "mfa"),
+                 _signed_in("bob", 30, "pwd")):  # fmt: skip
+        with pytest.raises(Denied) as refused:
+            engine.approve(req.id, "bob", "DE", weak)
+        [reason] = refused.value.decision.reasons
+        assert reason["code"] == "step_up_required"
+        assert reason["step_up"] == {"max_age_s": 900, "amr": ["mfa", "hwk"]}
+        assert "sign in again" in reason["message"]
+    assert engine.get(req.id).state == "pending"  # nothing recorded
+    done = engine.approve(req.id, "bob", "DE", _signed_in("bob", 30, "pwd", "mfa"))
+    assert done.state == "active"
+
+
+def test_break_glass_wants_a_sign_in_of_the_last_five_minutes(engine: Engine):
+    asked = ("oscar", RESOURCE, ["read"], 900, "DE", "INC-9000: pipeline down")
+    with pytest.raises(Denied, match="within the last 300s"):
+        engine.break_glass(*asked, authentication=_signed_in("oscar", 301))
+    grant = engine.break_glass(*asked, authentication=_signed_in("oscar", 5))
+    assert grant.state == "active"
+
+
+def test_a_tier_without_step_up_asks_for_none(tmp_path: Path, opa: OpaProcess):
+    store = open_store(tmp_path / "d.db")
+    engine = Engine(store, opa.client(), revision="shipped")
+    engine.grants.sync()
+    req = engine.request("alice", RESOURCE, ["read"], 1200, "DE", "INC-5")
+    assert engine.approve(req.id, "bob", "DE").state == "active"  # the shipped tiers
+    store.close()
+
+
+def test_over_http_a_static_token_cannot_take_a_step_that_wants_step_up(tmp_path, stepped_opa):
+    """The approve route hands the engine the caller's sign-in: a static token has none."""
+    with served_store(tmp_path / "d.db", stepped_opa, "step-up", "bob", "user") as (url, token):
+        store = open_store(tmp_path / "d.db")
+        req = Engine(store, stepped_opa.client(), revision="s").request(
+            "alice", RESOURCE, ["read"], 1200, "DE", "INC-5"
+        )
+        store.close()
+        answer = requests.post(
+            f"{url}/v1/requests/{req.id}/approve", json={"location": "DE"},
+            headers={"Authorization": f"Bearer {token}"}, timeout=30,
+        )  # fmt: skip
+    assert answer.status_code == 403, answer.text
+    reasons = answer.json()["error"]["reasons"]
+    assert [r["code"] for r in reasons] == ["step_up_required"]
+    assert reasons[0]["step_up"]["max_age_s"] == 900

@@ -6,6 +6,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -91,6 +92,10 @@ def test_webhooks_and_the_fleet_are_looked_at(tmp_path: Path):
         fleet = Fleet(store, FleetConfig(opas=("opa-1", "opa-2")))
         fleet.contact("opa-1")
         fleet.report("opa-1", {"bundles": {"grants": {"active_revision": "0"}}})
+        # The contact is written down for other processes from a thread of its own.
+        deadline = time.monotonic() + 30
+        while store.cursor("opa-contact:opa-1") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         store.close()
         done = _cli("doctor", "--config", str(config), "--json")
         listening.shutdown()

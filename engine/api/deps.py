@@ -41,13 +41,18 @@ async def authenticate(
     # On the event loop: one indexed read, cheaper than a hop to a worker thread.
     if credentials is None:
         raise ApiError(401, "unauthenticated", "send a token: Authorization: Bearer TOKEN")
-    token = credentials.credentials
-    if service.identity is not None and looks_like_jwt(token):
-        return await run_in_threadpool(signed_in, service.identity, token)
-    principal = service.tokens.verify(token)
+    principal = await bearer(service, credentials.credentials)
     if principal is None:
         raise ApiError(401, "unauthenticated", "the bearer token is unknown or revoked")
     return principal
+
+
+async def bearer(service: Service, token: str) -> Principal | None:
+    """Who a bearer token stands for: the person the identity provider's JWT names (a 401
+    saying why when it names no one), else a static token's principal, or None."""
+    if service.identity is not None and looks_like_jwt(token):
+        return await run_in_threadpool(signed_in, service.identity, token)
+    return service.tokens.verify(token)
 
 
 def signed_in(identity: Verifier, token: str) -> Principal:

@@ -30,6 +30,19 @@ def _pg(postgres: LocalPostgres, tool: str, *args: str) -> subprocess.CompletedP
     )
 
 
+def _dump_and_restore(postgres: LocalPostgres, database: str, tmp_path: Path) -> str:
+    """`database` through pg_dump and pg_restore into a fresh database, as docs/deploy.md
+    says; the restored one's DSN."""
+    dump = tmp_path / "datavisa.dump"
+    dumped = _pg(postgres, "pg_dump", "--format=custom", f"--file={dump}", database)
+    assert dumped.returncode == 0, dumped.stderr
+    restored = postgres.create_database(f"{database.rsplit('/', 1)[1]}_restored")
+    loaded = _pg(postgres, "pg_restore", "--exit-on-error", "--single-transaction",
+                 f"--dbname={restored}", str(dump))  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    return restored
+
+
 def test_a_pg_dump_restored_into_a_fresh_database_verifies_and_serves(
     postgres: LocalPostgres, pg_database: str, opa_args, tmp_path: Path, monkeypatch
 ):
@@ -47,13 +60,7 @@ def test_a_pg_dump_restored_into_a_fresh_database_verifies_and_serves(
     token = issued.stdout.strip().splitlines()[-1]
     before = {what: _cli(what, "verify", "--db", pg_database).stdout for what in ("audit", "log")}
 
-    dump = tmp_path / "datavisa.dump"
-    dumped = _pg(postgres, "pg_dump", "--format=custom", f"--file={dump}", pg_database)
-    assert dumped.returncode == 0, dumped.stderr
-    restored_db = postgres.create_database(f"{pg_database.rsplit('/', 1)[1]}_restored")
-    loaded = _pg(postgres, "pg_restore", "--exit-on-error", "--single-transaction",
-                 f"--dbname={restored_db}", str(dump))  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr
+    restored_db = _dump_and_restore(postgres, pg_database, tmp_path)
 
     for what, says in (("audit", "audit chain intact"), ("log", "decision log intact")):
         verified = _cli(what, "verify", "--db", restored_db)
@@ -83,13 +90,7 @@ def test_a_restore_verified_with_another_key_fails_at_its_signed_checkpoint(
     assert checked.exit_code == 1, checked.output  # a denial, recorded in the log
     signed = _cli("log", "checkpoint", "--db", pg_database)
     assert signed.exit_code == 0 and signed.stdout.startswith("checkpoint at record"), signed.output
-    dump = tmp_path / "datavisa.dump"
-    dumped = _pg(postgres, "pg_dump", "--format=custom", f"--file={dump}", pg_database)
-    assert dumped.returncode == 0, dumped.stderr
-    restored_db = postgres.create_database(f"{pg_database.rsplit('/', 1)[1]}_restored")
-    loaded = _pg(postgres, "pg_restore", "--exit-on-error", "--single-transaction",
-                 f"--dbname={restored_db}", str(dump))  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr
+    restored_db = _dump_and_restore(postgres, pg_database, tmp_path)
     monkeypatch.setenv(KEY_ENV, secrets.token_hex(32))
     verified = _cli("log", "verify", "--db", restored_db)
     assert verified.exit_code == 1, verified.output

@@ -36,11 +36,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from ...identity.oidc import looks_like_jwt
 from ...model.decision import Check, Decision
 from ...model.errors import StorageUnavailable
 from ..config import GatewayConfig
-from ..deps import Authorize, Served, signed_in
+from ..deps import Authorize, Served
+from ..deps import bearer as verify_bearer
 from ..errors import ApiError, JsonRoute
 from ..schemas import ERRORS
 from ..service import Service
@@ -88,7 +88,7 @@ class GatewayCaller(Authorize):
         cfg = service.gateway
         credential = request.headers.get(cfg.credential_header)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        bearer = await _bearer(service, token.strip()) if scheme.lower() == "bearer" else None
+        bearer = await verify_bearer(service, token.strip()) if scheme.lower() == "bearer" else None
         if credential is not None:
             principal = service.tokens.verify(credential.strip())
             if principal is None or not principal.is_service:
@@ -115,14 +115,6 @@ class GatewayCaller(Authorize):
                 f"a token with role {caller.principal.role} may not call {self.operation}",
             )
         return caller
-
-
-async def _bearer(service: Service, token: str) -> Principal | None:
-    """The user's own bearer token: a static one, or the identity provider's JWT (a 401
-    saying why when it stands for no one)."""
-    if service.identity is not None and looks_like_jwt(token):
-        return await run_in_threadpool(signed_in, service.identity, token)
-    return service.tokens.verify(token)
 
 
 Asking = Annotated[Caller | None, Depends(GatewayCaller(OPERATION))]

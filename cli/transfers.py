@@ -67,6 +67,13 @@ def transfer() -> None:
 )
 @click.option("--reason", default="", help="Why: a ticket or change number.")
 @click.option(
+    "--requester-kind",
+    metavar="KIND",
+    help="Who asks, when not your own organisation: foreign_public_authority for a third "
+    "country's court or authority (EU Data Act Art. 32: refused without "
+    "international_agreement evidence; the customer is told).",
+)
+@click.option(
     "--start",
     "start_at",
     callback=instant,
@@ -91,6 +98,7 @@ def request(
     retention_s,
     evidence,
     reason,
+    requester_kind,
     start_at,
     duration_s,
     target,
@@ -104,6 +112,9 @@ def request(
         --importer acme-inc --reason "CHG-12 warehouse migration" --window 4h
       datavisa transfer request in-upi-transactions --to aws:ap-southeast-1 --keep 24h \\
         --reason "CHG-42 backfill"
+      datavisa transfer request eu-service-metrics --to aws:us-east-1 --importer acme-inc \\
+        --requester-kind foreign_public_authority --evidence international_agreement \\
+        --reason "LEGAL-7 US court order under the EU-US MLAT"
     """
     with target.engine() as engine:
         req = engine.transfers.request(
@@ -116,6 +127,7 @@ def request(
             retention_s=retention_s,
             evidence=list(evidence),
             start_at=start_at,
+            requester_kind=requester_kind,
         )
     output.print_request(req, as_json)
 

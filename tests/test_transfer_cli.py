@@ -61,6 +61,7 @@ def test_bad_input_is_a_message_naming_the_field_and_a_non_zero_exit(run):
         (["--to", SINGAPORE, "--keep", "forever"], "keep: a copy outside IN must be deleted"),
         (["--to", SINGAPORE, "--keep", "48h"], "keep: "),
         (["--to", SINGAPORE, "--keep", "24h", "--evidence", "cac"], "evidence: "),
+        (["--to", SINGAPORE, "--keep", "24h", "--requester-kind", "police"], "requester_kind: "),
     ]:
         result = run("transfer", "request", UPI, *args, "--reason", "x", "--as", "priya")
         assert result.exit_code == 1, (args, result.output)

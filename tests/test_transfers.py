@@ -206,3 +206,25 @@ def test_a_transfer_window_is_not_extended(engine, clock):
     engine.approve(req.id, "bob", "DE")
     with pytest.raises(Denied, match="not extended"):
         engine.extend(req.id, "alice", 600, "more")
+
+
+def test_a_foreign_authority_gets_eu_non_personal_data_only_on_an_international_agreement(
+    engine, opa
+):
+    ask = {
+        "resource": "eu-service-metrics",
+        "target_region": US,
+        "importer": "acme-inc",
+        "requester_kind": "foreign_public_authority",
+    }
+    monitor = Monitor(engine.log, engine.opa)
+    with pytest.raises(Denied, match="Data Act") as refused:
+        transfer(engine, "carol", **ask)
+    assert refused.value.decision.codes == ["foreign_authority_request"]
+    assert nothing_stored(engine)
+    allowed = transfer(engine, "carol", **ask, evidence=["international_agreement"])
+    assert (allowed.state, allowed.requester_kind) == ("active", "foreign_public_authority")
+    assert check(engine, transfer_id=allowed.id).allow
+    # the customer is told of both (the alert webhooks send it)
+    notices = [a for a in monitor.run_once() if a.rule == "foreign_authority_request"]
+    assert sorted("refused" in a.message for a in notices) == [False, True]

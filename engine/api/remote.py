@@ -263,6 +263,7 @@ class RemoteTransfers:
         retention_s: int | None = None,
         evidence: list[str] | None = None,
         start_at: float | None = None,
+        requester_kind: str | None = None,
     ) -> Request:
         self._remote._as(requester)
         body: dict[str, Any] = {
@@ -277,6 +278,8 @@ class RemoteTransfers:
             body["importer"] = importer
         if start_at is not None:
             body["start_at"] = rfc3339(start_at)
+        if requester_kind:
+            body["requester_kind"] = requester_kind
         return self._remote._request("POST", "/v1/transfers", body)
 
     def check(

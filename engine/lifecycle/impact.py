@@ -66,6 +66,7 @@ def impact(store: Store, current: Sources, new: Sources, at: float | None = None
         (t, request_input(
             t.requester, t.resource, t.target_region, t.duration_s, t.reason, t.importer,
             t.retention_s, t.evidence, overdue_deletions(store, t.requester, at),
+            t.requester_kind,
         ))
         for t in pending
         if t.kind == TRANSFER_KIND

@@ -89,18 +89,20 @@ class Transfers:
         retention_s: int | None = None,
         evidence: list[str] | None = None,
         start_at: float | None = None,
+        requester_kind: str | None = None,
     ) -> Request:
         """Ask to copy `resource` to `target_region` within a window of `duration_s`
         seconds, the copy kept `retention_s` seconds (None: for ever). Opens at once when
-        policy needs no approval."""
+        policy needs no approval. `requester_kind` foreign_public_authority: the copy is
+        a foreign authority's request (policy knows the kinds)."""
         lifecycle = self._lifecycle
         now = lifecycle.clock()
         overdue = overdue_deletions(lifecycle.store, requester, now)
         evidence = sorted(set(evidence or []))
-        importer = importer or None
+        importer, requester_kind = importer or None, requester_kind or None
         asked = request_input(
             requester, resource, target_region, duration_s, reason, importer, retention_s,
-            evidence, overdue,
+            evidence, overdue, requester_kind,
         )  # fmt: skip
         if start_at is not None:  # how far ahead it may start is policy's
             asked["start_in_s"] = start_at - now
@@ -119,6 +121,7 @@ class Transfers:
             target_region=target_region,
             importer=importer,
             retention_s=retention_s,
+            requester_kind=requester_kind,
         )  # fmt: skip
         with lifecycle.store.transaction() as db:
             if overdue_deletions(lifecycle.store, requester, lifecycle.clock()) != overdue:
@@ -220,7 +223,13 @@ def transfer_input(req: Request) -> dict[str, Any]:
         "target_region": req.target_region,
         "importer": req.importer or "",
         "evidence": req.evidence,
+        **_declared(req.requester_kind),
     }
+
+
+def _declared(requester_kind: str | None) -> dict[str, Any]:
+    """What a transfer declares beside the copy, as the policy reads it (absent: none)."""
+    return {"requester_kind": requester_kind} if requester_kind else {}
 
 
 def request_input(
@@ -233,6 +242,7 @@ def request_input(
     retention_s: int | None,
     evidence: list[str],
     overdue: list[dict[str, Any]],
+    requester_kind: str | None = None,
 ) -> dict[str, Any]:
     """What datavisa.transfer_request is asked about a transfer, given the requester's
     overdue deletions."""
@@ -244,6 +254,7 @@ def request_input(
         "duration_s": duration_s,
         "reason": reason,
         "overdue_deletions": overdue,
+        **_declared(requester_kind),
     }
     if importer:
         asked["importer"] = importer
@@ -281,6 +292,7 @@ def _copy_doc(req: Request) -> dict[str, Any]:
         "importer": req.importer or "",
         "evidence": req.evidence,
         "retention_s": req.retention_s,
+        "requester_kind": req.requester_kind,
         "starts_ns": epoch_ns(req.activated_at),
         "expires_ns": epoch_ns(req.expires_at),
     }

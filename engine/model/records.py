@@ -74,6 +74,9 @@ class Request:
     delete_by: float | None = None
     deleted_at: float | None = None
     deleted_by: str | None = None
+    # Who asked for a transfer, when not the organisation's own people: a foreign public
+    # authority (foreign_public_authority; policy says which kinds there are).
+    requester_kind: str | None = None
 
     _JSON = ("actions", "countries", "approvals_required", "evidence", "offline_enders")
 

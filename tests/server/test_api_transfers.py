@@ -43,6 +43,7 @@ def _nothing_stored(api) -> bool:
         ({"window": "0.5h"}, "window"),
         ({"importer": ""}, "importer"),
         ({"evidence": "scc"}, "evidence"),
+        ({"requester_kind": "a court!"}, "requester_kind"),
         ({"requester": "bob"}, "requester"),
     ],
 )
@@ -63,6 +64,7 @@ def test_a_bad_field_is_named_and_nothing_stored(api, change, field):
         ({"keep": "forever"}, "retention_exceeds_localisation_max", "keep"),
         ({"evidence": ["cac"]}, "unknown_evidence", "evidence"),
         ({"importer": "acme-mars"}, "unknown_importer", "importer"),
+        ({"requester_kind": "police"}, "unknown_requester_kind", "requester_kind"),
         ({"window": "2d", "keep": "24h"}, "duration_exceeds_transfer_max", "window"),
     ],
 )

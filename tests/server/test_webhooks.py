@@ -274,3 +274,33 @@ def test_two_engines_notifiers_on_one_store_announce_a_request_once(service, rec
         one.stop()
         other.stop()
     assert len(receiver.received) == 3
+
+
+def test_a_foreign_authoritys_request_reaches_the_customers_webhook_refused_or_not(api, receiver):
+    hook = Webhook(receiver.url + "/customer", "customer", frozenset({"alerts"}))
+    carol = api.as_("carol")
+    body = {
+        "resource": "eu-service-metrics",
+        "target_region": "aws:us-east-1",
+        "importer": "acme-inc",
+        "requester_kind": "foreign_public_authority",
+        "window": "1h",
+        "reason": "LEGAL-7 US court order",
+    }
+    with notifying(api.service, hook):
+        refused = carol.post("/v1/transfers", body)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["field"] == "evidence"
+        assert "Data Act (EU) 2023/2854 Art. 32" in refused.json()["error"]["message"]
+        allowed = carol.post("/v1/transfers", body | {"evidence": ["international_agreement"]})
+        assert allowed.status_code == 201, allowed.text
+        assert allowed.json()["requester_kind"] == "foreign_public_authority"
+        notices = wait_for(
+            lambda: (
+                [t for t in receiver.texts() if "foreign_authority_request" in t][1:]
+                and [t for t in receiver.texts() if "foreign_authority_request" in t]
+            ),
+            "both notices",
+        )
+    assert {"refused" in t for t in notices} == {True, False}
+    assert all("eu-service-metrics" in t and "Data Act" in t for t in notices)

@@ -71,6 +71,11 @@ class NewTransfer(Body):
     start_at: Rfc3339 | None = Field(
         default=None, description="Scheduled start (RFC 3339); leave out to start on approval"
     )
+    requester_kind: Name | None = Field(
+        default=None,
+        description="Who asks, when not your own organisation: foreign_public_authority for "
+        "a third country's court or authority (EU Data Act Art. 32); policy knows the kinds",
+    )
 
 
 class TransferCheck(Body):
@@ -116,6 +121,7 @@ def create_transfer(
         retention_s=body.keep,
         evidence=body.evidence,
         start_at=body.start_at.timestamp() if body.start_at else None,
+        requester_kind=body.requester_kind,
     )
     return to_wire(req)
 

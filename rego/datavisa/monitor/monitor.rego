@@ -22,6 +22,9 @@
 #     abandoned_removals: [{sink, grant_id, detail, at_ns}] removals an admin gave up,
 #     sink_drifts: [{sink, grants: {grant id: how}, at_ns}] drift reconcile put right,
 #     statements: [{grant_id, subject, statement}] what provisioned roles ran,
+#     (a transfer request a foreign public authority made, requester_kind
+#       foreign_public_authority, of data under datavisa.foreign_authority's rules raises
+#       foreign_authority_request, allowed or refused: the customer is told),
 #     transfer_deletions: [{transfer_id, subject, resource, target_region, delete_by_ns,
 #       decision_id}] copies kept for a limited time not yet reported deleted (periodic
 #       check)}}
@@ -32,6 +35,7 @@
 #   raises apart (the country, the resource, the grant); window_s 0 stores every raise.
 package datavisa.monitor
 
+import data.datavisa.foreign_authority
 import data.datavisa.monitoring
 import data.datavisa.residency
 
@@ -132,6 +136,16 @@ alerts contains _alert("deletion_overdue", cfg.severity, copy.subject, copy.tran
 	time.now_ns() >= copy.delete_by_ns + _ns(cfg.grace_s)
 	due := time.format([copy.delete_by_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
 	msg := sprintf("the copy of %s in %s made under transfer %s of %s was due for deletion at %s and is not reported deleted; their transfers of data under the same localisation are blocked", [copy.resource, copy.target_region, copy.transfer_id, copy.subject, due])
+}
+
+alerts contains _alert("foreign_authority_request", cfg.severity, input.event.input.subject, input.event.decision_id, msg, [input.event.decision_id]) if {
+	_kind == "transfer_request"
+	input.event.input.requester_kind == "foreign_public_authority"
+	cfg := monitoring.rules.foreign_authority_request
+	resource := data.datavisa.resources[input.event.input.resource]
+	found := foreign_authority.rule({"jurisdiction": residency.jurisdiction(resource), "tags": {tag | some tag in resource.tags}})
+	verdict := {true: "allowed", false: "refused"}[input.event.result.allow]
+	msg := sprintf("a foreign public authority asked for %s (held in %s) to be copied to %s, through %s's transfer request, %s; the customer is told of it: %s", [input.event.input.resource, resource.region, input.event.input.target_region, input.event.input.subject, verdict, found.law])
 }
 
 alerts contains _alert("removal_not_enforced", cfg.severity, removal.subject, removal.grant_id, msg, [removal.grant_id]) if {

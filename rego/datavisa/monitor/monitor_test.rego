@@ -327,3 +327,24 @@ test_a_bulk_copy_to_is_an_alert_and_a_select_is_not if {
 	quiet := {a.rule | some a in monitor.alerts} with input as {"history": {"statements": [select]}}
 	not "bulk_export" in quiet
 }
+
+test_a_foreign_authoritys_request_tells_the_customer_allowed_or_refused if {
+	event := {
+		"decision_id": "d-fa",
+		"path": "datavisa/transfer_request/decision",
+		"timestamp": _friday_9_brussels,
+		"input": {"subject": "carol", "resource": "eu-service-metrics", "target_region": "aws:us-east-1", "requester_kind": "foreign_public_authority"},
+		"result": {"allow": false, "reasons": [{"code": "foreign_authority_request"}]},
+	}
+	got := _raised(event, {}).foreign_authority_request
+	got.severity == "high"
+	got.dedup_key == "d-fa"
+	got.window_s == 0
+	startswith(got.message, "a foreign public authority asked for eu-service-metrics (held in gcp:europe-west4) to be copied to aws:us-east-1, through carol's transfer request, refused; the customer is told of it: Data Act (EU) 2023/2854 Art. 32")
+	allowed := object.union(event, {"result": {"allow": true, "reasons": []}})
+	contains(_raised(allowed, {}).foreign_authority_request.message, "request, allowed;")
+
+	# the organisation's own copy, and data no such rule covers, tell nobody
+	not _raised(_with_input(event, {"requester_kind": ""}), {}).foreign_authority_request
+	not _raised(_with_input(event, {"resource": "in-upi-transactions"}), {}).foreign_authority_request
+}

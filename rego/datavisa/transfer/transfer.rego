@@ -15,17 +15,22 @@
 #   wherever it is held: to a covered importer or a country of concern, brokerage is
 #   refused outright and other copies need the evidence of a restricted transaction.
 #
+#   A copy a foreign public authority asks for (requester_kind foreign_public_authority)
+#   follows datavisa.foreign_authority too (EU Data Act Art. 32, GDPR Art. 48).
+#
 #   A reason concerning one field of the ask names it (field: resource, target_region,
-#   importer, evidence, keep), as the API and the CLI call it.
+#   importer, evidence, keep, requester_kind), as the API and the CLI call it.
 #
 #   Input: {resource, target_region, evidence: [string] (optional), importer: entity id
-#   (optional), retention_s (optional: seconds the copy is kept; absent = permanent)}
+#   (optional), retention_s (optional: seconds the copy is kept; absent = permanent),
+#   requester_kind (optional: foreign_public_authority when such an authority asks)}
 #   or, without a resource, {source_region, tier, tags: [string], target_region, ...}.
 #   Output: decision = {allow, reasons: [{code, message}], cross_border, basis (as for
 #   the request decision), scope (of the adequacy finding, or null), approvals_required:
 #   [{group, count}], max_retention_s (how long a copy may be kept, or null for no limit)}
 package datavisa.transfer
 
+import data.datavisa.foreign_authority
 import data.datavisa.residency
 import data.datavisa.us_bulk_data
 
@@ -62,7 +67,7 @@ _rules := data.datavisa.transfer_rules
 
 _route_bases := {basis | some basis in _rules.routes[_data.region][input.target_region].bases}
 
-_known_evidence := (residency.known_evidence(_ctx) | us_bulk_data.evidence_kinds(_data)) | {kind |
+_known_evidence := ((residency.known_evidence(_ctx) | us_bulk_data.evidence_kinds(_data)) | foreign_authority.evidence_kinds(_source.jurisdiction)) | {kind |
 	some copies in _copies
 	some kind in object.get(copies, "evidence", [])
 }
@@ -154,6 +159,11 @@ deny contains reason if {
 	input.resource
 	_target
 	some reason in us_bulk_data.copy_denials(_data, residency.region_place(_target), object.get(input, "importer", ""), _ctx.evidence)
+}
+
+deny contains reason if {
+	_target
+	some reason in foreign_authority.denials(_ctx, object.get(input, "requester_kind", ""))
 }
 
 # METADATA

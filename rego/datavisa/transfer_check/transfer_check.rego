@@ -9,7 +9,8 @@
 #
 #   Input: {resource, target_region, importer ("" or absent: none), transfer_id
 #   (optional: only that transfer counts), transfers: [{id, resource, target_region,
-#   importer, evidence, retention_s (null: for ever), starts_ns, expires_ns}] (the
+#   importer, evidence, retention_s (null: for ever), requester_kind (null: none),
+#   starts_ns, expires_ns}] (the
 #   approved transfers the engine holds for the resource)}
 #   Output: decision = {allow, reasons: [{code, message, field?}], transfer_id,
 #   expires_at (RFC 3339 UTC, when allowed)}
@@ -50,6 +51,7 @@ _copy(t) := {k: v |
 	some k, v in {
 		"resource": t.resource, "target_region": t.target_region, "importer": _importer(t),
 		"evidence": object.get(t, "evidence", []), "retention_s": object.get(t, "retention_s", null),
+		"requester_kind": object.get(t, "requester_kind", null),
 	}
 	v != null
 }

@@ -29,6 +29,7 @@ LAZY = {
     "doctor": "doctor:doctor",
     "init": "deployment:init",
     "transfer": "transfers:transfer",
+    "filing": "filings:filing",
     "credentials": "provisioned:credentials",
     "watch": "provisioned:watch",
     "login": "login:login",

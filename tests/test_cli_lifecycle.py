@@ -139,6 +139,6 @@ def test_evidence_the_data_jurisdiction_does_not_know_is_refused_naming_what_it_
     listed = run("request", "--help")
     known = (
         "(accreditation_certificate, bcr, cac, cisa_security_requirements, dsp_compliance_program,"
-        " pia, risk_assessment, scc, tia_dossier)"
+        " international_agreement, pia, risk_assessment, scc, tia_dossier)"
     )
     assert known in " ".join(listed.output.split())

@@ -32,6 +32,7 @@ from .routes import (
     alerts,
     dashboard,
     decisions,
+    filings,
     fleet,
     gateway,
     grants,
@@ -46,7 +47,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers,
+    fleet, transfers, filings,
 )  # fmt: skip
 
 

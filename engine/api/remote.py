@@ -14,7 +14,7 @@ from urllib.parse import quote
 import requests
 
 from ..model.decision import Decision
-from ..model.durations import rfc3339
+from ..model.durations import parse_rfc3339, rfc3339
 from ..model.errors import Conflict, DataVisaError, Denied, NotFound, NotYetEnforced
 from ..model.records import Approval, Request
 from .wire import (
@@ -38,6 +38,7 @@ class RemoteEngine:
         self.session.headers["Authorization"] = f"Bearer {token}"
         self._whoami: dict[str, str] | None = None
         self.transfers = RemoteTransfers(self)
+        self.filings = RemoteFilings(self)
 
     # -- who --------------------------------------------------------------------------
 
@@ -308,6 +309,33 @@ class RemoteTransfers:
         self, state: str | None = None, requester: str | None = None, overdue: bool = False
     ) -> list[Request]:
         return self._remote._list("/v1/transfers", state, requester, overdue)
+
+
+class RemoteFilings:
+    """The filing verbs of a `RemoteEngine` (`remote.filings`), as `Filings` has them."""
+
+    _TIMES = ("first_transfer_at", "due_at", "filed_at")
+
+    def __init__(self, remote: RemoteEngine) -> None:
+        self._remote = remote
+
+    def record(
+        self, filing: str, exporter: str, actor: str, actor_role: str | None = None
+    ) -> dict[str, Any]:
+        self._remote._as(actor)
+        body = {"filing": filing, "exporter": exporter}
+        return self._local(self._remote._call("POST", "/v1/filings", json=body))
+
+    def list(self, overdue: bool = False) -> list[dict[str, Any]]:
+        params = {"overdue": "true" if overdue else "false"}
+        found = self._remote._call("GET", "/v1/filings", params=params)["filings"]
+        return [self._local(d) for d in found]
+
+    def _local(self, deadline: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: parse_rfc3339(v) if k in self._TIMES and v is not None else v
+            for k, v in deadline.items()
+        }
 
 
 def connect(url: str | None, token: str | None, timeout: float = TIMEOUT_S) -> RemoteEngine:

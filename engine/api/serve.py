@@ -413,6 +413,7 @@ def _serve(
         # No decision announces that a review fell due: time does.
         periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_reviews, "reviews"))
         periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_deletions, "deletions"))
+        periodic.append(Periodic(REVIEWS_EVERY_S, service.monitor.check_filings, "filings"))
         # An ended grant that a sink still holds is raised as an alert (policy says when).
         monitor = service.monitor
         periodic.append(

@@ -78,6 +78,7 @@ from ..policy.decide import (
 from ..policy.opa import OpaClient
 from ..policy.opa_async import AsyncOpaClient
 from ..store import Store
+from .filings import Filings, open_deadlines, start_deadlines
 from .grants import Grants
 from .transfers import Transfers, deletion_deadline, transfer_input
 
@@ -106,9 +107,12 @@ class Engine:
     grants: Grants = None  # type: ignore[assignment]
     # The transfer verbs, on this lifecycle (transfers.py).
     transfers: Transfers = field(init=False, repr=False)
+    # The filing verbs: filings due after a first transfer (filings.py).
+    filings: Filings = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.transfers = Transfers(self)
+        self.filings = Filings(self)
         if self.log is None:
             self.log = DecisionLog(self.store, load_key(self.store.location))
         if self.grants is None:
@@ -138,6 +142,7 @@ class Engine:
             "location": location,
             "reason": reason,
             "evidence": evidence,
+            "filing_deadlines": open_deadlines(self.store),
         }
         if start_at is not None:  # how far ahead it may start is policy's
             asked["start_in_s"] = start_at - now
@@ -152,6 +157,7 @@ class Engine:
             evidence=evidence,
             start_at=start_at,
             activation_deadline_s=policy["activation_deadline_s"],
+            filings=list(policy.get("filings", [])),
         )  # fmt: skip
         with self.store.transaction() as db:
             self._refuse_duplicate(requester, resource, now)
@@ -741,6 +747,7 @@ class Engine:
             approved_at=req.approved_at or now, activated_at=now,
             expires_at=now + req.duration_s, **deletion_deadline(req, now),
         )  # fmt: skip
+        start_deadlines(self.store, req, now, self.revision)
 
     def _move(
         self,

@@ -20,6 +20,7 @@ from ..model.decision import Decision
 from ..model.records import ACTIVE, PENDING, TRANSFER_KIND, Request
 from ..policy.whatif import evaluate_many
 from ..store import Store
+from .filings import open_deadlines
 from .grants import live_grants
 from .transfers import check_input, overdue_deletions, request_input
 
@@ -60,14 +61,19 @@ def impact(store: Store, current: Sources, new: Sources, at: float | None = None
     ]  # fmt: skip
     transfers = [r for r in live if r.kind == TRANSFER_KIND]
     checks = [(grant, input) for grant, input in checks if grant.kind != TRANSFER_KIND]
-    requests = [(req, _request_input(req)) for req in pending if req.kind != TRANSFER_KIND]
+    filings = open_deadlines(store)
+    requests = [
+        (req, _request_input(req) | {"filing_deadlines": filings})
+        for req in pending
+        if req.kind != TRANSFER_KIND
+    ]
     copies = [(t, check_input([t], t.resource, t.target_region, t.importer)) for t in transfers]
     asks = [
         (t, request_input(
             t.requester, t.resource, t.target_region, t.duration_s, t.reason, t.importer,
             t.retention_s, t.evidence, overdue_deletions(store, t.requester, at),
             t.requester_kind,
-        ))
+        ) | {"filing_deadlines": filings})
         for t in pending
         if t.kind == TRANSFER_KIND
     ]  # fmt: skip

@@ -34,6 +34,7 @@ from ..model.records import (
 )
 from ..policy.decide import TRANSFER_CHECK, TRANSFER_REQUEST
 from ..store import Store
+from .filings import open_deadlines
 
 COPY = "copy"  # the one action of a transfer
 
@@ -106,6 +107,7 @@ class Transfers:
         )  # fmt: skip
         if start_at is not None:  # how far ahead it may start is policy's
             asked["start_in_s"] = start_at - now
+        asked["filing_deadlines"] = open_deadlines(lifecycle.store)
         decision = lifecycle._decide(TRANSFER_REQUEST, asked)
         if not decision.allow:
             raise Denied("transfer refused", decision)
@@ -122,6 +124,7 @@ class Transfers:
             importer=importer,
             retention_s=retention_s,
             requester_kind=requester_kind,
+            filings=list(policy.get("filings", [])),
         )  # fmt: skip
         with lifecycle.store.transaction() as db:
             if overdue_deletions(lifecycle.store, requester, lifecycle.clock()) != overdue:

@@ -77,8 +77,12 @@ class Request:
     # Who asked for a transfer, when not the organisation's own people: a foreign public
     # authority (foreign_public_authority; policy says which kinds there are).
     requester_kind: str | None = None
+    # The filing deadlines policy said this grant or transfer starts when it becomes
+    # active, the first time for its exporter: [{filing, exporter, within_s}]
+    # (rego/datavisa/filing; lifecycle/filings.py).
+    filings: list[dict[str, Any]] = field(default_factory=list)
 
-    _JSON = ("actions", "countries", "approvals_required", "evidence", "offline_enders")
+    _JSON = ("actions", "countries", "approvals_required", "evidence", "offline_enders", "filings")
 
     def to_row(self) -> dict[str, Any]:
         return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
@@ -94,6 +98,7 @@ class Request:
             # A column added by an upgrade is NULL in the rows written before it.
             values[name] = json.loads(values[name]) if values[name] is not None else None
         values["offline_enders"] = values["offline_enders"] or {}
+        values["filings"] = values["filings"] or []
         return cls(**values)
 
 

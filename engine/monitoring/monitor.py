@@ -15,8 +15,8 @@ When OPA cannot answer, the worker logs it and tries the same record again with 
 an alert may be late, never lost, and nothing in `serve` falls over.
 
 Python only gathers facts; which of them are alarming, and how loud, is policy.
-Overdue break-glass reviews and transfer deletions follow from time alone, so
-`check_reviews` and `check_deletions` ask on a timer.
+Overdue break-glass reviews, transfer deletions and filings follow from time alone, so
+`check_reviews`, `check_deletions` and `check_filings` ask on a timer.
 """
 
 from __future__ import annotations
@@ -321,6 +321,22 @@ class Monitor:
             )
         ]
         return self._check_facts("transfer_deletions", copies)
+
+    def check_filings(self) -> list[Alert]:
+        """Ask about every filing due after an exporter's first transfer and not yet
+        recorded (serve does this every minute)."""
+        due = [
+            {
+                "filing": d["filing"],
+                "exporter": d["exporter"],
+                "first_transfer_id": d["first_transfer_id"],
+                "first_transfer_ns": int(d["first_transfer_at"] * 1e9),
+                "due_ns": int(d["due_at"] * 1e9),
+                "decision_id": d["decision_id"],
+            }
+            for d in self.store.filing_deadlines(open_only=True)
+        ]
+        return self._check_facts("filing_deadlines", due)
 
     def check_enforcement(self, removals: list[dict[str, Any]]) -> list[Alert]:
         """Ask about grant removals a sink has not applied yet (serve does this while

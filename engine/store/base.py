@@ -358,6 +358,58 @@ class Store:
             self.db["session_activity"].rows_where(where, params, order_by="seq", limit=limit)
         )
 
+    # -- filing deadlines (lifecycle.filings): filings due after a first transfer --------
+
+    def start_filing_deadline(
+        self,
+        filing: str,
+        exporter: str,
+        request_id: str,
+        at: float,
+        due_at: float,
+        decision_id: str | None,
+    ) -> bool:
+        """Start the deadline of `filing` for `exporter` unless one was started before
+        (filed or not): True when this call started it. Call inside the transaction that
+        activates `request_id`."""
+        row = self.db.execute(
+            "INSERT INTO filing_deadlines (filing, exporter, first_transfer_id, "
+            "first_transfer_at, due_at, decision_id) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING filing",
+            [filing, exporter, request_id, at, due_at, decision_id],
+        ).fetchone()
+        return row is not None
+
+    def filing_deadlines(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Every filing deadline (those not filed, with `open_only`), by due time."""
+        where = " WHERE filed_at IS NULL" if open_only else ""
+        return list(
+            rows_as_dicts(
+                self.db.execute(
+                    f"SELECT * FROM filing_deadlines{where} ORDER BY due_at, filing, exporter"
+                )
+            )
+        )
+
+    def filing_deadline(self, filing: str, exporter: str) -> dict[str, Any] | None:
+        rows = self.db.execute(
+            "SELECT * FROM filing_deadlines WHERE filing = ? AND exporter = ?", [filing, exporter]
+        )
+        found = list(rows_as_dicts(rows))
+        return found[0] if found else None
+
+    def file_deadline(self, filing: str, exporter: str, at: float, by: str) -> bool:
+        """Record the filing made; call inside `transaction()`. False when no open deadline
+        of that filing and exporter was there."""
+        return (
+            self.db.execute(
+                "UPDATE filing_deadlines SET filed_at = ?, filed_by = ? "
+                "WHERE filing = ? AND exporter = ? AND filed_at IS NULL",
+                [at, by, filing, exporter],
+            ).rowcount
+            == 1
+        )
+
     # -- dialect pieces the layers above need -------------------------------------------
 
     def json_array_has(self, column: str) -> str:

@@ -360,6 +360,30 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             ),
         ],
     ),
+    (
+        6,
+        "filing deadlines: a filing due after an exporter's first transfer (Vietnam's dossier)",
+        [
+            # One per filing and exporter: started by the first transfer that policy said
+            # starts it (datavisa.filing), due then plus policy's within_s, ended by the
+            # filing recorded. The request decisions are given those not filed.
+            Table(
+                "filing_deadlines",
+                {
+                    "filing": str,
+                    "exporter": str,
+                    "first_transfer_id": str,
+                    "first_transfer_at": float,
+                    "due_at": float,
+                    "decision_id": str,
+                    "filed_at": float,
+                    "filed_by": str,
+                },
+                pk=("filing", "exporter"),
+                not_null=("first_transfer_id", "first_transfer_at", "due_at"),
+            ),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

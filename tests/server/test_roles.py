@@ -67,6 +67,8 @@ ALLOWED = {
     "transfers.create": {USER},
     "transfers.check": {SERVICE},
     "transfers.deleted": {USER, SERVICE},
+    "filings.list": {USER, AUDITOR, ADMIN},
+    "filings.record": {USER, ADMIN},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}

@@ -40,6 +40,7 @@ operations := {
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
 	"transfers.create", "transfers.check", "transfers.deleted",
+	"filings.list", "filings.record",
 }
 
 _reads_records := {
@@ -53,7 +54,7 @@ _may := {
 		"requests.create", "requests.approve", "requests.deny", "requests.cancel",
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
 		"grants.extend", "grants.review", "grants.credentials", "access.check", "gateway.authz",
-		"tokens.whoami", "transfers.create", "transfers.deleted",
+		"tokens.whoami", "transfers.create", "transfers.deleted", "filings.list", "filings.record",
 	}),
 	"service": {
 		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",
@@ -62,11 +63,11 @@ _may := {
 	"opa": {"bundles.read", "fleet.report", "logs.upload", "tokens.whoami"},
 	"auditor": (_reads_records | {
 		"logs.read", "alerts.list", "alerts.read", "tokens.whoami",
-		"fleet.read",
+		"fleet.read", "filings.list",
 	}),
 	"admin": (_reads_records | {
 		"sweep.run", "grants.revoke", "grants.abandon_removal", "alerts.list", "alerts.read",
-		"alerts.ack", "tokens.whoami", "fleet.read",
+		"alerts.ack", "tokens.whoami", "fleet.read", "filings.list", "filings.record",
 	}),
 }
 

@@ -38,6 +38,8 @@ _table := {
 	"transfers.create": {"user"},
 	"transfers.check": {"service"},
 	"transfers.deleted": {"user", "service"},
+	"filings.list": {"user", "auditor", "admin"},
+	"filings.record": {"user", "admin"},
 }
 
 _decision(role, operation) := d if {

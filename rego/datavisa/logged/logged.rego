@@ -12,6 +12,7 @@ import data.datavisa.access
 import data.datavisa.approval
 import data.datavisa.breakglass
 import data.datavisa.extension
+import data.datavisa.filing
 import data.datavisa.gateway
 import data.datavisa.lifecycle
 import data.datavisa.offline
@@ -60,6 +61,11 @@ extension_decision := _logged(extension.decision, "datavisa/extension/decision")
 # title: Break-glass
 # description: The break-glass decision and its mask.
 breakglass_decision := _logged(breakglass.decision, "datavisa/breakglass/decision")
+
+# METADATA
+# title: Filing
+# description: The decision on recording a filing (a transfer impact dossier) and its mask.
+filing_decision := _logged(filing.decision, "datavisa/filing/decision")
 
 # METADATA
 # title: Lifecycle

@@ -25,6 +25,9 @@
 #     (a transfer request a foreign public authority made, requester_kind
 #       foreign_public_authority, of data under datavisa.foreign_authority's rules raises
 #       foreign_authority_request, allowed or refused: the customer is told),
+#     filing_deadlines: [{filing, exporter, first_transfer_id, first_transfer_ns, due_ns,
+#       decision_id}] filings due after an exporter's first transfer, not yet recorded
+#       (datavisa.filing; periodic check),
 #     transfer_deletions: [{transfer_id, subject, resource, target_region, delete_by_ns,
 #       decision_id}] copies kept for a limited time not yet reported deleted (periodic
 #       check)}}
@@ -136,6 +139,16 @@ alerts contains _alert("deletion_overdue", cfg.severity, copy.subject, copy.tran
 	time.now_ns() >= copy.delete_by_ns + _ns(cfg.grace_s)
 	due := time.format([copy.delete_by_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
 	msg := sprintf("the copy of %s in %s made under transfer %s of %s was due for deletion at %s and is not reported deleted; their transfers of data under the same localisation are blocked", [copy.resource, copy.target_region, copy.transfer_id, copy.subject, due])
+}
+
+alerts contains _alert("filing_overdue", cfg.severity, due.exporter, concat(":", [due.filing, due.exporter]), msg, [due.decision_id]) if {
+	input.history.filing_deadlines # OPA's rule index skips the rule where this is undefined
+	some due in input.history.filing_deadlines
+	cfg := monitoring.rules.filing_overdue
+	time.now_ns() >= due.due_ns + _ns(cfg.grace_s)
+	deadline := data.datavisa.filing_deadlines[due.filing]
+	at := time.format([due.due_ns, "UTC", "2006-01-02T15:04:05Z07:00"])
+	msg := sprintf("%s has not filed its %s, due %s after its first transfer (%s); its transfers of that data are blocked until the filing is recorded: %s", [due.exporter, deadline.evidence, at, due.first_transfer_id, deadline.law])
 }
 
 alerts contains _alert("foreign_authority_request", cfg.severity, input.event.input.subject, input.event.decision_id, msg, [input.event.decision_id]) if {

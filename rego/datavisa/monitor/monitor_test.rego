@@ -348,3 +348,24 @@ test_a_foreign_authoritys_request_tells_the_customer_allowed_or_refused if {
 	not _raised(_with_input(event, {"requester_kind": ""}), {}).foreign_authority_request
 	not _raised(_with_input(event, {"resource": "in-upi-transactions"}), {}).foreign_authority_request
 }
+
+test_an_overdue_filing_alerts_after_its_grace if {
+	due := {"filing": "vn_tia_dossier", "exporter": "acme-vietnam", "first_transfer_id": "g1", "first_transfer_ns": _t0 - (5184000 * _s), "due_ns": _t0, "decision_id": "d-g1"}
+	cases := [
+		{"now": _t0 - 1, "grace_s": 0, "raised": false},
+		{"now": _t0, "grace_s": 0, "raised": true},
+		{"now": _t0 + (60 * _s), "grace_s": 3600, "raised": false},
+	]
+	every c in cases {
+		got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"filing_deadlines": [due]}}
+			with time.now_ns as c.now
+			with data.datavisa.monitoring.rules.filing_overdue.grace_s as c.grace_s
+		_fired(got, "filing_overdue") == c.raised
+	}
+	[alert] := [a | some a in monitor.alerts] with input as {"history": {"filing_deadlines": [due]}} with time.now_ns as _t0
+	alert.subject == "acme-vietnam"
+	alert.dedup_key == "vn_tia_dossier:acme-vietnam"
+	alert.evidence == ["d-g1"]
+	startswith(alert.message, "acme-vietnam has not filed its tia_dossier, due 2027-01-15T08:00:00Z after its first transfer (g1)")
+	contains(alert.message, "Decree 356/2025")
+}

@@ -7,18 +7,23 @@
 #
 #   Input: {subject, resource, actions: [string], duration_s, location (ISO 3166 alpha-2
 #   or "unknown"), reason, evidence: [string] (optional: scc, bcr, pia, cac,
-#   risk_assessment ...), start_in_s (optional: a scheduled start, seconds from now)}
+#   risk_assessment ...), start_in_s (optional: a scheduled start, seconds from now),
+#   filing_deadlines: [{filing, exporter, first_transfer_id, first_transfer_ns, due_ns}]
+#   (optional: the store's deadlines not filed, datavisa.filing)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
 #   approvals_required: [{group, count}], quorum_met, pending_lifetime_s,
 #   activation_deadline_s, countries (the grant will permit), transfer: {cross_border,
 #   basis (in_jurisdiction, same_entity_travel, adequacy, scc, bcr, pia, cac,
-#   not_restricted or none), scope (of the adequacy finding, or null)}}
+#   not_restricted or none), scope (of the adequacy finding, or null)}, filings: the
+#   filing deadlines the grant starts when it becomes active ([{filing, exporter,
+#   within_s}], datavisa.filing)}
 #
 #   Same-entity travel is no transfer (cross_border is false); a tier accepts it where its
 #   `bases` say so (the shipped tiers wherever they accept a transfer basis), with the
 #   approvals access from abroad needs. The grant permits the requested location only.
 package datavisa.request
 
+import data.datavisa.filing
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
@@ -87,6 +92,10 @@ deny contains reason if {
 
 deny contains reason if {
 	some reason in us_bulk_data.access_denials(_resource, input.subject, {e | some e in object.get(input, "evidence", [])})
+}
+
+deny contains reason if {
+	some reason in filing.denials(_resource, _ctx, object.get(input, "filing_deadlines", []))
 }
 
 deny contains {"code": "unknown_evidence", "message": msg} if {
@@ -171,4 +180,12 @@ decision := {
 	"activation_deadline_s": object.get(_tier_or_empty, "activation_deadline_s", 0),
 	"countries": [input.location],
 	"transfer": transfer,
+	"filings": filings,
 }
+
+# METADATA
+# title: Filings
+# description: The filing deadlines the grant starts when it becomes active (datavisa.filing).
+default filings := set()
+
+filings := filing.started(_resource, _ctx)

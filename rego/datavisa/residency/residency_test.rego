@@ -104,10 +104,9 @@ _matrix := [
 	{"r": "il-synthetic", "s": "carol", "at": "US", "ev": ["scc"], "basis": "scc", "xb": true},
 	{"r": "za-synthetic", "s": "alice", "at": "ZA", "ev": [], "basis": "in_jurisdiction", "xb": false},
 	{"r": "za-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
-	# Vietnam: reaching data stored there from abroad is a transfer, on a TIA dossier
+	# Vietnam: reaching data stored there from abroad is a transfer, its dossier filed after
 	{"r": "vn-synthetic", "s": "alice", "at": "VN", "ev": [], "basis": "in_jurisdiction", "xb": false},
-	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "none", "xb": true},
-	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": ["tia_dossier"], "basis": "tia", "xb": true},
+	{"r": "vn-synthetic", "s": "alice", "at": "DE", "ev": [], "basis": "tia", "xb": true},
 ]
 
 _ctx(c) := residency.context(_resource(c.r), c.s, c.at, c.ev)
@@ -280,11 +279,11 @@ test_a_designated_category_stays_in_india_from_the_dpdp_duties if {
 		with time.now_ns as _duties_from
 }
 
-test_vietnam_asks_for_a_tia_dossier_from_the_pdp_law if {
-	abroad := residency.context(_extra["vn-synthetic"], "alice", "DE", ["tia_dossier"])
+test_vietnam_reached_from_abroad_is_a_transfer_from_the_pdp_law if {
+	abroad := residency.context(_extra["vn-synthetic"], "alice", "DE", [])
 	residency.basis(abroad) == "none" with time.now_ns as time.parse_ns("2006-01-02", "2025-12-31")
 	residency.basis(abroad) == "tia" with time.now_ns as time.parse_ns("2006-01-02", "2026-01-01")
-	without := residency.context(_extra["vn-synthetic"], "alice", "DE", [])
-	msg := residency.unlawful_message(without, "confidential", "none", "DE") with time.now_ns as _mid_2026
-	contains(msg, "tia_dossier (PDP Law 91/2025/QH15 and Decree 356/2025 Art. 17-18, from 2026-01-01")
+	residency.cross_border(abroad)
+	msg := residency.unlawful_message(abroad, "confidential", "none", "DE") with time.now_ns as time.parse_ns("2006-01-02", "2025-12-31")
+	contains(msg, "no safeguard this tier accepts")
 }

@@ -13,13 +13,18 @@
 #   Input: {subject, resource, target_region, importer (optional), evidence: [string],
 #   retention_s (optional), duration_s, reason, overdue_deletions: [{id, resource,
 #   target_region, delete_by_ns}] (this subject's copies past their deletion deadline and
-#   not reported deleted), start_in_s (optional: a scheduled start, seconds from now)}
+#   not reported deleted), start_in_s (optional: a scheduled start, seconds from now),
+#   filing_deadlines: [{filing, exporter, first_transfer_id, first_transfer_ns, due_ns}]
+#   (optional: the store's deadlines not filed; an overdue one of the data's exporter
+#   blocks the transfer, datavisa.filing)}
 #   Output: decision = {allow, reasons: [{code, message, field?}], approvals_required:
 #   [{group, count}], quorum_met, pending_lifetime_s, activation_deadline_s,
 #   max_duration_s (the longest window), max_retention_s (the longest the copy may be
-#   kept, or null), countries (the target's), transfer: {cross_border, basis, scope}}
+#   kept, or null), countries (the target's), transfer: {cross_border, basis, scope},
+#   filings (the filing deadlines the transfer starts when its window opens)}
 package datavisa.transfer_request
 
+import data.datavisa.filing
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
@@ -96,6 +101,28 @@ deny contains {"code": "deletion_overdue", "message": msg} if {
 	msg := sprintf("%s has not reported the copy of transfer %s (%s in %s) deleted, due %s; transfers of data under %s are blocked until it is", [input.subject, overdue.id, overdue.resource, overdue.target_region, due, concat("; ", sort(laws))])
 }
 
+deny contains reason if {
+	_resource
+	_target
+	some reason in filing.denials(_resource, _filing_ctx, object.get(input, "filing_deadlines", []))
+}
+
+_filing_ctx := {
+	"jurisdiction": residency.jurisdiction(_resource),
+	"tags": {tag | some tag in _resource.tags},
+	"place": residency.region_place(_target),
+	"entity": object.get(input, "importer", ""),
+	"person": false,
+	"evidence": {e | some e in object.get(input, "evidence", [])},
+}
+
+# METADATA
+# title: Filings
+# description: The filing deadlines the transfer starts when its window opens (datavisa.filing).
+default filings := set()
+
+filings := filing.started(_resource, _filing_ctx)
+
 # METADATA
 # title: Maximum window
 # description: The longest a copy job's window may stay open, in seconds.
@@ -134,4 +161,5 @@ decision := {
 		"basis": transfer.decision.basis,
 		"scope": transfer.decision.scope,
 	},
+	"filings": filings,
 }

@@ -77,7 +77,8 @@ def _role(postgres: LocalPostgres, grant_id: str) -> dict | None:
     with psycopg.connect(postgres.dsn(), autocommit=True) as db:
         row = db.execute(
             "SELECT rolcanlogin, extract(epoch FROM rolvaliduntil)::bigint, "
-            "pg_has_role(oid, %s, 'MEMBER'), "
+            "EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+            "WHERE m.member = r.oid AND g.rolname = %s), "  # no error before MANAGED exists
             "(SELECT setconfig FROM pg_db_role_setting WHERE setrole = r.oid AND setdatabase = 0) "
             "FROM pg_roles r WHERE rolname = %s",
             [MANAGED, role_name(grant_id)],
@@ -248,6 +249,30 @@ def test_an_unreachable_database_leaves_the_removal_pending_and_never_leaks_the_
     assert _role(postgres, grant.id) is None
     assert secret not in caplog.text
     store.close()
+
+
+def test_a_removal_waiting_in_the_outbox_is_not_drift_and_a_hand_made_role_still_is(
+    pg_engine: Engine, postgres: LocalPostgres
+):
+    grant = _grant(pg_engine)
+    sink = pg_engine.grants.sinks[-1]
+    sink.connections["analytics"] = Connection(
+        "analytics", f"postgresql://postgres:pw@127.0.0.1:{free_port()}/postgres"
+    )
+    with pytest.raises(NotYetEnforced):
+        pg_engine.revoke(grant.id, "bob")
+    sink.connections["analytics"] = _connection(postgres)  # back, the outbox not yet run
+    assert _role(postgres, grant.id) is not None
+    assert pg_engine.grants.reconcile() == []  # the outbox's work, not drift
+    assert not [e for e in pg_engine.trail() if e["event"] == "sink_drift"]
+    copy = f"dv_copy{grant.id}"
+    with psycopg.connect(postgres.dsn(), autocommit=True) as db:
+        db.execute(f'CREATE ROLE "{copy}" LOGIN IN ROLE {MANAGED}')
+    assert pg_engine.grants.reconcile() == ["postgresql"]
+    [drift] = [e for e in pg_engine.trail() if e["event"] == "sink_drift"]
+    assert drift["detail"]["grants"] == {copy: "not live"}  # only the role no one asked for
+    assert pg_engine.grants.apply() == []
+    assert _role(postgres, grant.id) is None
 
 
 @pytest.fixture(scope="module")
@@ -451,6 +476,7 @@ def test_two_deployments_on_one_server_leave_each_other_s_roles_alone(
     other.grants.sinks.append(
         PostgresSink({"analytics": theirs_conn}, other_store, other.opa, log, "test")
     )
+    other.grants.sync()  # OPA's grants document, whichever test this session ran first
     theirs = _grant(other)
     mine_store = Store(tmp_path / "mine.db")
     mine = _pg_engine(mine_store, opa.client(), postgres)  # syncs: no live grant of its own

@@ -247,6 +247,10 @@ class Grants:
                 except SinkUnavailable as e:
                     log.warning("cannot reconcile %s: %s", sink.name, e)
                     continue
+                # A grant whose change still waits in the outbox for this sink is the
+                # outbox's work, not drift: it is compared once the change is applied.
+                waiting = self._waiting(sink)
+                held, wanted = _without(held, waiting), _without(wanted, waiting)
                 if _normal(held) != _normal(wanted):
                     log.warning("the grants in %s differ from the store: repairing", sink.name)
                     self.sync([sink])
@@ -254,6 +258,11 @@ class Grants:
                     self.drift_repairs[sink.name] = self.drift_repairs.get(sink.name, 0) + 1
                     drifted.append(sink.name)
         return drifted
+
+    def _waiting(self, sink: Sink) -> set[str]:
+        """The grants with outbox rows `sink` has not yet had from this engine."""
+        after = self.store.cursor(self._cursor(sink)) or 0
+        return {row.grant_id for row in self.store.grant_changes(after, limit=10_000)}
 
     def _audit_drift(
         self, sink: str, held: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]
@@ -382,6 +391,13 @@ def _held(sink: Sink, seq: int) -> int:
     unless it confirms later (the fleet, by its OPAs' status reports: `held`)."""
     held = getattr(sink, "held", None)
     return held(seq) if held else seq
+
+
+def _without(grants: dict[str, dict[str, Any]], ids: set[str]) -> dict[str, dict[str, Any]]:
+    """`grants` (by subject, then grant id) without the grants `ids` names."""
+    if not ids:
+        return grants
+    return {s: {g: d for g, d in held.items() if g not in ids} for s, held in grants.items()}
 
 
 def _normal(grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -105,6 +105,7 @@ def test_kill_9_leaves_no_orphan_role_after_restart(
     db = tmp_path / "datavisa.db"
     store = Store(db)
     engine = Engine(store, opa.client(), revision="test", log=DecisionLog(store, load_key(db)))
+    engine.grants.sync()  # the session's OPA, whichever test this session ran first
     engine.revoke(grant_id, "bob", "incident over")
     store.close()
     copy = f"dv_copy{grant_id}"

@@ -7,6 +7,7 @@ supervision tests run `datavisa serve` as a process of its own (see test_supervi
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +19,14 @@ from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.location.networks import Networks
 from datavisa.engine.monitoring.monitor import Monitor
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store import open_store
+
+# Where the tests' people are: their calls come from loopback, which these networks place
+# in Germany (a derived location, as an office network mapped in `location.networks`).
+IN_GERMANY = Networks(networks=((ipaddress.ip_network("127.0.0.0/8"), "DE"),))
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ def service(db: Path, opa: OpaProcess) -> Iterator[Service]:
     tokens = TokenStore(store)
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.grants.sync()
-    svc = Service(engine, tokens)
+    svc = Service(engine, tokens, location=IN_GERMANY)
     yield svc
     svc.close()
     tokens.close()
@@ -48,7 +54,7 @@ def api(service: Service) -> Iterator[Api]:
 def monitored_api(service: Service) -> Iterator[Api]:
     """The API of a service whose monitor judges each decision as it is recorded."""
     monitor = Monitor(service.engine.log, service.engine.opa).start()
-    live = Service(service.engine, service.tokens, monitor=monitor)
+    live = Service(service.engine, service.tokens, monitor=monitor, location=service.location)
     with uvicorn_thread(create_app(live)) as url:
         yield Api(url, live)
     live.close()

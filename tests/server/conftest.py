@@ -7,26 +7,20 @@ supervision tests run `datavisa serve` as a process of its own (see test_supervi
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import Api, uvicorn_thread
+from live_server import IN_GERMANY, Api, uvicorn_thread
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.location.networks import Networks
 from datavisa.engine.monitoring.monitor import Monitor
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store import open_store
-
-# Where the tests' people are: their calls come from loopback, which these networks place
-# in Germany (a derived location, as an office network mapped in `location.networks`).
-IN_GERMANY = Networks(networks=((ipaddress.ip_network("127.0.0.0/8"), "DE"),))
 
 
 @pytest.fixture

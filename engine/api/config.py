@@ -39,13 +39,18 @@ gateway:                          # the forward-auth endpoints /v1/authz/... (do
   identity_headers: [X-Auth-Request-User, X-Forwarded-User]   # the subject, as oauth2-proxy
                                   # sets it; the first one present counts
   country_header: CF-IPCountry    # the client's country (ISO 3166-1), as the edge sets it;
-                                  # none by default
-  networks:                       # client address (CIDR) → country, most specific first;
-    10.20.0.0/16: DE              # used when no country header is configured or sent
-    192.0.2.0/24: FR
-  proxies: [10.0.0.5/32]          # where the gateways connect from: only they may name the
-                                  # client's address (X-Forwarded-For); none by default
+                                  # none by default; an `attested` location
   max_header_bytes: 4096          # a header the decision reads beyond this is a deny
+location:                         # where callers are (docs/identity.md, "Location sources")
+  networks:                       # client address (CIDR) → country, most specific first: a
+    10.20.0.0/16: DE              # `derived` location, for the API and the gateway alike
+    192.0.2.0/24: FR
+  proxies: [10.0.0.5/32]          # the proxies and gateways in front of the server: only
+                                  # they may name the client's address (X-Forwarded-For);
+                                  # none by default. (gateway.networks and gateway.proxies
+                                  # are read as these, as before)
+  ip_database: iptocc             # after the networks: the offline IP-to-country database
+                                  # (iptocc, updated with the package), or none
 fleet:                            # sidecar OPAs fed by the bundle service (docs/deploy.md)
   opas: [payments-opa, support-opa]   # their service tokens' subjects (datavisa opa-config):
                                   # a grant change is in force once each of them confirms it
@@ -94,6 +99,7 @@ from ..connectors.postgresql import KIND as POSTGRESQL
 from ..connectors.postgresql import MANAGED, Connection
 from ..identity.oidc import ALGORITHMS, OidcConfig
 from ..lifecycle.fleet import FleetConfig
+from ..location.networks import DATABASES, Network, Networks
 from ..model.durations import parse_duration
 from ..model.errors import DataVisaError
 from ..monitoring.notify import KINDS, Webhook
@@ -115,22 +121,17 @@ DEFAULT_IDENTITY_HEADERS = ("x-auth-request-user", "x-forwarded-user")
 DEFAULT_CREDENTIAL_HEADER = "x-datavisa-gateway-token"
 DEFAULT_MAX_HEADER_BYTES = 4096
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
     """How the forward-auth endpoints read a gateway's request: header names are kept
-    lower-case (as ASGI gives them); networks are most specific first."""
+    lower-case (as ASGI gives them)."""
 
     credential_header: str = DEFAULT_CREDENTIAL_HEADER
     identity_headers: tuple[str, ...] = DEFAULT_IDENTITY_HEADERS
     country_header: str | None = None
-    networks: tuple[tuple[Network, str], ...] = ()
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-    # The addresses the gateways connect from: only from these may X-Forwarded-For name
-    # the client's address. None by default: the client is the peer the engine sees.
-    proxies: tuple[Network, ...] = ()
 
     @property
     def trusted_headers(self) -> tuple[str, ...]:
@@ -158,6 +159,8 @@ class ServeConfig:
     webhooks: tuple[Webhook, ...] = ()
     limits: Limits = field(default_factory=Limits)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # Where callers are: the networks, the trusted proxies, the IP-to-country database.
+    location: Networks = field(default_factory=Networks)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     identity: OidcConfig | None = None  # whose JWT access tokens count, if anyone's
     connections: dict[str, Connection] = field(default_factory=dict, repr=False)
@@ -201,6 +204,7 @@ _SECTIONS = {
     "webhooks": list,
     "limits": dict,
     "gateway": dict,
+    "location": dict,
     "fleet": dict,
     "identity": dict,
     "connections": dict,
@@ -311,6 +315,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "webhooks": _webhooks(doc.get("webhooks"), origin),
         "limits": _limits(doc.get("limits"), origin),
         "gateway": _gateway(doc.get("gateway"), origin),
+        "location": _location(doc.get("location"), doc.get("gateway"), origin),
         "fleet": _fleet(doc.get("fleet"), origin),
         "identity": _identity(doc.get("identity"), origin),
         "connections": _connections(doc.get("connections"), base, origin),
@@ -409,25 +414,44 @@ def _gateway(value: Any, origin: str) -> GatewayConfig | None:
     most = value.get("max_header_bytes", defaults.max_header_bytes)
     if isinstance(most, bool) or not isinstance(most, int) or not 64 <= most <= 65536:
         raise DataVisaError(f"{origin}: gateway.max_header_bytes must be from 64 to 65536")
-    return GatewayConfig(
-        credential,
-        names,
-        country,
-        _networks(value.get("networks"), origin),
-        most,
-        _proxies(value.get("proxies"), origin),
+    return GatewayConfig(credential, names, country, most)
+
+
+def _location(value: Any, gateway: Any, origin: str) -> Networks | None:
+    """location: {networks, proxies, ip_database}; gateway.networks and gateway.proxies,
+    where the gateway endpoints alone read them before, count as the same (not both)."""
+    gateway = gateway if isinstance(gateway, dict) else {}
+    if value is None and not {"networks", "proxies"} & set(gateway):
+        return None
+    value = {} if value is None else value
+    _known(value, {"networks", "proxies", "ip_database"}, origin, "location.")
+    found: dict[str, tuple[str, Any]] = {}  # key → (the section it was given in, value)
+    for key in ("networks", "proxies"):
+        if key in value and key in gateway:
+            raise DataVisaError(f"{origin}: give location.{key} or gateway.{key}, not both")
+        if key in value or key in gateway:
+            found[key] = ("location", value[key]) if key in value else ("gateway", gateway[key])
+    database = value.get("ip_database", Networks.database)
+    if database not in DATABASES:
+        raise DataVisaError(f"{origin}: location.ip_database must be one of {', '.join(DATABASES)}")
+    networks = found.get("networks", ("location", None))
+    proxies = found.get("proxies", ("location", None))
+    return Networks(
+        _networks(networks[1], origin, networks[0]),
+        _proxies(proxies[1], origin, proxies[0]),
+        database,
     )
 
 
-def _proxies(value: Any, origin: str) -> tuple[Network, ...]:
+def _proxies(value: Any, origin: str, section: str) -> tuple[Network, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise DataVisaError(f"{origin}: gateway.proxies must be a list of addresses or CIDRs")
+        raise DataVisaError(f"{origin}: {section}.proxies must be a list of addresses or CIDRs")
     try:
         return tuple(ipaddress.ip_network(str(cidr), strict=True) for cidr in value)
     except ValueError as e:
-        raise DataVisaError(f"{origin}: gateway.proxies: {e}") from e
+        raise DataVisaError(f"{origin}: {section}.proxies: {e}") from e
 
 
 def _fleet(value: Any, origin: str) -> FleetConfig | None:
@@ -500,22 +524,22 @@ def _identity(value: Any, origin: str) -> OidcConfig | None:
     )
 
 
-def _networks(value: Any, origin: str) -> tuple[tuple[Network, str], ...]:
+def _networks(value: Any, origin: str, section: str) -> tuple[tuple[Network, str], ...]:
     """CIDR → country, most specific first, so the narrowest network a client is in wins.
     A code the bundle does not know is passed on as it is: no grant covers it."""
     if value is None:
         return ()
     if not isinstance(value, dict):
-        raise DataVisaError(f"{origin}: gateway.networks must map CIDR to a country code")
+        raise DataVisaError(f"{origin}: {section}.networks must map CIDR to a country code")
     networks = []
     for cidr, country in value.items():
         try:
             network = ipaddress.ip_network(str(cidr), strict=True)
         except ValueError as e:
-            raise DataVisaError(f"{origin}: gateway.networks: {e}") from e
+            raise DataVisaError(f"{origin}: {section}.networks: {e}") from e
         if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
             raise DataVisaError(
-                f"{origin}: gateway.networks.{cidr} must be an ISO 3166-1 code such as DE"
+                f"{origin}: {section}.networks.{cidr} must be an ISO 3166-1 code such as DE"
             )
         networks.append((network, country))
     return tuple(sorted(networks, key=lambda n: -n[0].prefixlen))

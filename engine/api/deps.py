@@ -18,6 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
+from ..location.networks import BadAddress
+from ..location.origin import API, Origin, declared_country
 from .errors import ApiError
 from .schemas import ERRORS
 from .service import Service
@@ -65,6 +67,27 @@ def signed_in(identity: Verifier, token: str) -> Principal:
     except IdentityUnavailable as e:
         raise ApiError(503, "identity_unavailable", str(e)) from None
     return Principal.person(person)
+
+
+def origin(service: Service, scope: Any, actor: Principal, location: str | None) -> Origin:
+    """How the server knows where the caller of this HTTP call is: the client's address
+    (the peer, or what trusted proxies say it is: engine/location) and the country it maps
+    to; `location` is what the body declares. A service token asking is the enforcement
+    point in front of its subject, whose address is not the subject's: what it says is
+    attested by its credential. A 400 names X-Forwarded-For when a trusted proxy's is not
+    an address."""
+    peer = scope.get("client")
+    forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    try:
+        address, via = service.location.client(peer[0] if peer else None, forwarded)
+    except BadAddress as e:
+        raise ApiError(400, "bad_request", str(e), field=e.field) from None
+    if actor.is_service:  # `unknown` too: the service says it does not know
+        return Origin(API, attested=location, attested_by=actor.subject, address=address, via=via)
+    derived = service.location.country(address)
+    return Origin(
+        API, declared=declared_country(location), derived=derived, address=address, via=via
+    )
 
 
 def authorize(service: Service, principal: Principal, operation: str) -> None:

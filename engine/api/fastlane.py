@@ -28,8 +28,8 @@ JSON_TYPES = (b"", b"application/json")
 
 
 class FastLane:
-    """Serves `POST path` on `app` with `handler(body, principal)`, which answers a
-    Response, or None to leave the call to the app; `verify(token)` is the principal a
+    """Serves `POST path` on `app` with `handler(body, principal, scope)`, which answers
+    a Response, or None to leave the call to the app; `verify(token)` is the principal a
     bearer token stands for, or None."""
 
     def __init__(
@@ -37,7 +37,7 @@ class FastLane:
         app: ASGIApp,
         path: str,
         model: type[BaseModel],
-        handler: Callable[[Any, Any], Awaitable[Response | None]],
+        handler: Callable[[Any, Any, Scope], Awaitable[Response | None]],
         verify: Callable[[str], Any],
     ) -> None:
         self.slow, self.path, self.model = app, path, model
@@ -54,7 +54,7 @@ class FastLane:
         if principal is None or parsed is None:
             await self.slow(scope, replay(body, receive), send)
             return
-        response = await self.handler(parsed, principal)
+        response = await self.handler(parsed, principal, scope)
         if response is None:
             await self.slow(scope, replay(body, receive), send)
             return

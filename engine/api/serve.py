@@ -182,6 +182,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             permissions=permissions,
             rules=rules,
             gateway=cfg.gateway,
+            location=cfg.location,
             fleet=fleet,
             instance=instance or "local",
             identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
@@ -338,8 +339,8 @@ def http_config(app: Any, **where: Any) -> uvicorn.Config:
         log_level="warning",
         server_header=False,
         # The peer is the peer: uvicorn would let 127.0.0.1 rewrite it from X-Forwarded-For.
-        # Only a gateway in gateway.proxies may name another client address, and that is
-        # the gateway endpoints' to judge (routes/gateway.py).
+        # Only a proxy in location.proxies may name another client address, and that is
+        # engine/location's to judge, for the API and the gateway endpoints alike.
         proxy_headers=False,
         timeout_graceful_shutdown=5,
         **where,

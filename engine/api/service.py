@@ -20,6 +20,7 @@ from typing import Any
 from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
+from ..location.networks import Networks
 from ..model.decision import Check, Decision
 from ..model.errors import StorageUnavailable
 from ..model.records import TRANSFER_KIND
@@ -53,6 +54,8 @@ class Service:
     rules: InputRules = field(default_factory=shipped)
     # How the forward-auth endpoints read a gateway's headers (config `gateway:`).
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # Where callers are: the networks, trusted proxies and IP database (config `location:`).
+    location: Networks = field(default_factory=Networks)
     # The bundle service for sidecar OPAs (routes/fleet.py); built on the store if not given.
     fleet: Fleet = None  # type: ignore[assignment]
     # What names this engine among those sharing its store (leases, cursors).

@@ -27,6 +27,7 @@ from typing import Any
 from ..identity.oidc import Identity
 from ..ledger import audit
 from ..ledger.decision_log import DecisionLog, load_key
+from ..location.origin import Origin
 from ..model.decision import Check, Decision
 from ..model.durations import epoch_ns, format_duration
 from ..model.errors import (
@@ -130,10 +131,14 @@ class Engine:
         reason: str = "",
         start_at: float | None = None,
         evidence: list[str] | None = None,
+        origin: Origin | None = None,
     ) -> Request:
-        """File a request. It activates at once when policy needs no approval."""
+        """File a request. It activates at once when policy needs no approval. `location`
+        is where the requester says they are; `origin` how the server knows where they are
+        (None: the CLI running the engine in-process, which has only their word)."""
         now = self.clock()
         evidence = sorted(set(evidence or []))
+        location, where = _located(location, origin)
         asked = {
             "subject": requester,
             "resource": resource,
@@ -143,6 +148,7 @@ class Engine:
             "reason": reason,
             "evidence": evidence,
             "filing_deadlines": open_deadlines(self.store),
+            "origin": where,
         }
         if start_at is not None:  # how far ahead it may start is policy's
             asked["start_in_s"] = start_at - now
@@ -179,10 +185,13 @@ class Engine:
         location: str,
         reason: str,
         authentication: Identity | None = None,
+        origin: Origin | None = None,
     ) -> Request:
         """Self-activate an emergency grant now; policy sets the cap and the review deadline
-        (and, where the tier wants it, how recent the person's sign-in must be)."""
+        (and, where the tier wants it, how recent the person's sign-in must be). `location`
+        and `origin` as for `request`."""
         overdue = len(self.list_requests(requester=requester, overdue=True))
+        location, where = _located(location, origin)
         asked = {
             "subject": requester,
             "resource": resource,
@@ -191,6 +200,7 @@ class Engine:
             "location": location,
             "reason": reason,
             "overdue_reviews": overdue,
+            "origin": where,
         }
         decision = self._decide(BREAKGLASS, self._signed_in(asked, authentication))
         if not decision.allow:
@@ -270,10 +280,13 @@ class Engine:
         approver: str,
         location: str = "unknown",
         authentication: Identity | None = None,
+        origin: Origin | None = None,
     ) -> Request:
         """Record an approval; the grant activates when the quorum policy sets is met.
         `authentication` is what the identity provider said of the approver's sign-in
-        (None: no IdP signed them in), for the tiers that want a recent one."""
+        (None: no IdP signed them in), for the tiers that want a recent one; `location`
+        and `origin` are where the approver is, as for `request`."""
+        location, where = _located(location, origin)
         for _ in range(_RACES):
             req = self._load(request_id, self.clock(), {PENDING}, "approve")
             approvals = self._approvers(req.id)
@@ -282,6 +295,7 @@ class Engine:
                 "approver_location": location,
                 "request": _request_input(req),
                 "approvals": approvals,
+                "origin": where,
             }
             decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
             if not decision.allow:
@@ -579,10 +593,13 @@ class Engine:
         location: str,
         context: dict[str, Any] | None = None,
         caller: str | None = None,
+        origin: Origin | None = None,
     ) -> Decision:
         """May `subject` do `action` on `resource` from `location` now? OPA's clock decides
-        (see `Check`)."""
-        return self.check_many([Check(subject, resource, action, location, context, caller)])[0]
+        (see `Check`); `location` and `origin` as for `request`."""
+        location, where = _located(location, origin)
+        check = Check(subject, resource, action, location, context, caller, origin=where)
+        return self.check_many([check])[0]
 
     def check_many(self, checks: list[Check]) -> list[Decision]:
         """`check` for several at once: one OPA query and one log commit for them all (the
@@ -846,3 +863,10 @@ def _request_input(req: Request) -> dict[str, Any]:
         "kind": req.kind,
         **transfer_input(req),
     }
+
+
+def _located(location: str, origin: Origin | None) -> tuple[str, dict[str, Any]]:
+    """The country a decision judges and its input's `origin`: the CLI's in-process engine
+    has only the caller's word (`location`); a server says how it knows (`origin`)."""
+    origin = origin or Origin.local(location)
+    return origin.country, origin.facts()

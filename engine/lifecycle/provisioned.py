@@ -12,6 +12,7 @@ import logging
 from typing import Any, Protocol
 
 from ..ledger import audit
+from ..location.origin import Origin
 from ..model.errors import Conflict, Denied, NotFound
 from ..model.records import ACTIVE, FINAL
 from ..model.worker import Worker
@@ -40,7 +41,12 @@ def credential_sink(engine: Engine) -> IssuesCredentials | None:
 
 
 def credentials(
-    engine: Engine, grant_id: str, holder: str, location: str, rotate: bool = False
+    engine: Engine,
+    grant_id: str,
+    holder: str,
+    location: str,
+    rotate: bool = False,
+    origin: Origin | None = None,
 ) -> dict[str, Any]:
     """The connection details of `holder`'s grant `grant_id`, issued once (`rotate`: a new
     password). Itself an access decision: the holder's access from `location` must be
@@ -60,6 +66,7 @@ def credentials(
         req.actions[0],
         location,
         context={"purpose": "credentials", "grant_id": grant_id, "rotate": rotate},
+        origin=origin,
     )
     if not decision.allow or decision.result.get("grant_id") != grant_id:
         raise Denied("credentials refused", decision)

@@ -42,7 +42,8 @@ class Check:
     """One access check: may `subject` do `action` on `resource` from `location` now?
 
     `context` (a ticket, a query, a client) travels to OPA as `input.context`; `caller` is
-    who asked, when not the subject (a service), for the decision log. `asked_at` (a
+    who asked, when not the subject (a service), for the decision log; `origin` is how the
+    location is known (engine/location: its `facts()`), as `input.origin`. `asked_at` (a
     time.monotonic() instant) is when: the answer is due within the OPA timeout of it,
     however long the check waited behind others.
     """
@@ -54,6 +55,7 @@ class Check:
     context: dict[str, Any] | None = None
     caller: str | None = None
     asked_at: float = field(default_factory=time.monotonic, compare=False)
+    origin: dict[str, Any] | None = None
 
     def input(self) -> dict[str, Any]:
         asked = {
@@ -62,4 +64,6 @@ class Check:
             "action": self.action,
             "location": self.location,
         }
+        if self.origin is not None:
+            asked["origin"] = self.origin
         return asked | {"context": self.context} if self.context else asked

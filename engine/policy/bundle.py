@@ -307,6 +307,7 @@ def _git(root: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+LOCATION_SOURCES = ("attested", "derived", "declared")  # a step a tier does not list: all
 LOOKUP = "lookup"  # the section the builder derives (the schema lets no YAML file name it)
 
 
@@ -323,8 +324,10 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
     - `resources`: resource → `jurisdiction` (of its region), `inside` (that jurisdiction's
       countries, as {code: true}), `bases` (those its tier
       accepts, as {basis: true}), `sectoral` (its tags that a sectoral rule names, as
-      {tag: true}) and `us_sensitive` (it declares US sensitive or government-related data,
-      which the US Data Security Program judges: `us_sensitive_data`, `government_related_data`).
+      {tag: true}), `sources` (the location sources its tier accepts for access, as
+      {source: true}: datavisa.origin) and `us_sensitive` (it declares US sensitive or
+      government-related data, which the US Data Security Program judges:
+      `us_sensitive_data`, `government_related_data`).
     """
     jurisdictions = data.get("jurisdictions", {})
     places = {code: {"country": code, "subdivision": ""} for code in data.get("countries", {})}
@@ -347,6 +350,9 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
             "inside": inside[jid]["countries"],
             "bases": dict.fromkeys(tier["bases"], True),
             "sectoral": {tag: True for tag in resource.get("tags", []) if tag in sectoral},
+            "sources": dict.fromkeys(
+                tier.get("location_sources", {}).get("access", LOCATION_SOURCES), True
+            ),
             "us_sensitive": bool(
                 resource.get("us_sensitive_data") or resource.get("government_related_data")
             ),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import Api, uvicorn_thread
+from live_server import IN_GERMANY, Api, uvicorn_thread
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.service import Service
@@ -30,7 +30,7 @@ def service(db: Path, opa: OpaProcess) -> Iterator[Service]:
     tokens = TokenStore(store)
     engine = Engine(store, client, revision="test", log=DecisionLog(store, b"test-key"))
     engine.grants.sync()
-    svc = Service(engine, tokens)
+    svc = Service(engine, tokens, location=IN_GERMANY)
     yield svc
     svc.close()
     tokens.close()
@@ -48,7 +48,7 @@ def api(service: Service) -> Iterator[Api]:
 def monitored_api(service: Service) -> Iterator[Api]:
     """The API of a service whose monitor judges each decision as it is recorded."""
     monitor = Monitor(service.engine.log, service.engine.opa).start()
-    live = Service(service.engine, service.tokens, monitor=monitor)
+    live = Service(service.engine, service.tokens, monitor=monitor, location=service.location)
     with uvicorn_thread(create_app(live)) as url:
         yield Api(url, live)
     live.close()

@@ -11,6 +11,7 @@ import yaml
 
 from datavisa.engine.api import config
 from datavisa.engine.api.config import GatewayConfig
+from datavisa.engine.location.networks import Networks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 EXAMPLES = PROJECT_ROOT / "examples"
@@ -48,6 +49,13 @@ def example_gateway() -> GatewayConfig:
     path = EXAMPLES / "datavisa.yaml"
     doc: dict[str, Any] = yaml.safe_load(path.read_text())
     return config.from_dict(doc, path.parent, str(path)).gateway
+
+
+def example_location() -> Networks:
+    """Where examples/datavisa.yaml says callers are (its gateway.proxies and networks)."""
+    path = EXAMPLES / "datavisa.yaml"
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    return config.from_dict(doc, path.parent, str(path)).location
 
 
 def raw_request(

@@ -4,6 +4,7 @@ as a process, and callers."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import subprocess
 import sys
 import threading
@@ -18,9 +19,15 @@ import uvicorn
 
 from datavisa.engine.api.serve import http_config
 from datavisa.engine.api.service import Service
+from datavisa.engine.location.networks import Networks
 from datavisa.engine.policy.process import free_port, stop_process
 
 RESOURCE = "eu-customer-analytics"  # confidential, EU personal data, one data owner (bob)
+# Where the tests' people are: their calls come from loopback, which these networks place
+# in Germany (a derived location, as an office network mapped in `location.networks`);
+# IN_GERMANY_CONFIG is the same as `datavisa serve --config` reads it.
+IN_GERMANY = Networks(networks=((ipaddress.ip_network("127.0.0.0/8"), "DE"),))
+IN_GERMANY_CONFIG = "location: {networks: {127.0.0.0/8: DE}}\n"
 WAIT_S = 20.0
 
 

@@ -101,7 +101,7 @@ def _transfer_story(invoke) -> list[str]:
                    who="priya")  # fmt: skip
     tid = re.search(r"transfer ([0-9a-f]{12})", created).group(1)
     step("transfer", "check", "--id", tid, who="etl-in", code=1)
-    step("approve", tid, "--from", "IE", who="dave")
+    step("approve", tid, "--from", "DE", who="dave")  # where the network places him
     step("transfer", "check", "in-upi-transactions", "--to", "aws:ap-southeast-1", who="etl-in")
     step("transfer", "list", who="priya")
     step("transfer", "request", *upi, "--to", "gcp:europe-west3", who="priya", code=1)

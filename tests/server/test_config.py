@@ -193,17 +193,20 @@ def test_the_gateway_section_is_read_with_header_names_lower_case(tmp_path: Path
         "  max_header_bytes: 1024\n"
         "  proxies: [10.0.0.5, '2001:db8::/64']\n"
     )
-    gateway = config.load(path).gateway
+    loaded = config.load(path)
+    gateway, location = loaded.gateway, loaded.location
     assert gateway.credential_header == "x-edge-token"
     assert gateway.identity_headers == ("x-forwarded-user",)
     assert gateway.country_header == "cloudfront-viewer-country"
-    # Most specific first: a client in 10.20/16 is in Germany, not France.
-    assert [(str(n), c) for n, c in gateway.networks] == [
+    # Most specific first: a client in 10.20/16 is in Germany, not France. The gateway's
+    # networks and proxies, as they were spelled before, are where everyone's caller is.
+    assert [(str(n), c) for n, c in location.networks] == [
         ("2001:db8::/32", "NL"),
         ("10.20.0.0/16", "DE"),
         ("10.0.0.0/8", "FR"),
     ]
     assert gateway.max_header_bytes == 1024
-    assert [str(n) for n in gateway.proxies] == ["10.0.0.5/32", "2001:db8::/64"]
-    assert ServeConfig().gateway.proxies == (), "no one may name the client's address"
+    assert [str(n) for n in location.proxies] == ["10.0.0.5/32", "2001:db8::/64"]
+    assert ServeConfig().location.proxies == (), "no one may name the client's address"
+    assert ServeConfig().location.database == "iptocc"
     assert ServeConfig().gateway.identity_headers == ("x-auth-request-user", "x-forwarded-user")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from faults import FaultyProxy
-from live_server import RESOURCE, Api, uvicorn_thread, wait_for
+from live_server import IN_GERMANY, RESOURCE, Api, uvicorn_thread, wait_for
 
 from datavisa.engine.api.app import create_app
 from datavisa.engine.api.service import Service
@@ -74,7 +74,7 @@ def setup(tmp_path: Path, tarball: Path) -> Iterator[Setup]:
         engine.grants.sync()
         monitor = Monitor(engine.log, client)
         runner = Runner(engine.grants, reconcile_every_s=0.5, backoff_max_s=0.2).start()
-        service = Service(engine, tokens, monitor=monitor)
+        service = Service(engine, tokens, monitor=monitor, location=IN_GERMANY)
         try:
             with uvicorn_thread(create_app(service)) as url:
                 yield Setup(Api(url, service), proxy, direct, monitor)

@@ -28,6 +28,7 @@ from datavisa.engine.api.permissions import Permissions
 from datavisa.engine.api.routes.gateway import ENVOY_PREFIX, METHOD_OVERRIDES
 from datavisa.engine.api.service import Service
 from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.location.networks import Networks
 from datavisa.engine.policy.opa import OpaClient
 from datavisa.engine.policy.process import free_port
 
@@ -37,8 +38,8 @@ EXAMPLES = PROJECT_ROOT / "examples"
 GRANT_HEADERS = {
     "x-datavisa-subject", "x-datavisa-grant-id", "x-datavisa-expires-at", "x-datavisa-decision-id"
 }  # fmt: skip
-GATEWAY = GatewayConfig(
-    country_header="x-client-country",
+GATEWAY = GatewayConfig(country_header="x-client-country")
+LOCATION = Networks(
     networks=((ipaddress.ip_network("10.20.0.0/16"), "DE"),),
     proxies=(ipaddress.ip_network("127.0.0.1/32"),),  # the tests' gateway: this loopback
 )
@@ -46,7 +47,7 @@ GATEWAY = GatewayConfig(
 
 @pytest.fixture
 def gw(service: Service) -> Iterator[Api]:
-    live = Service(service.engine, service.tokens, gateway=GATEWAY)
+    live = Service(service.engine, service.tokens, gateway=GATEWAY, location=LOCATION)
     with uvicorn_thread(create_app(live)) as url:
         yield Api(url, live)
     live.close()
@@ -227,7 +228,9 @@ def opa_gone(service: Service) -> Iterator[Api]:
     permissions.load(service.engine.opa)
     dead = OpaClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)
     engine = Engine(service.engine.store, dead, revision="test", log=service.engine.log)
-    live = Service(engine, service.tokens, permissions=permissions, gateway=GATEWAY)
+    live = Service(
+        engine, service.tokens, permissions=permissions, gateway=GATEWAY, location=LOCATION
+    )
     with uvicorn_thread(create_app(live)) as url:
         yield Api(url, live)
     live.close()
@@ -394,7 +397,10 @@ def test_only_a_gateway_at_a_configured_address_names_the_client_address(service
 
     # The same gateway from an address not in gateway.proxies is a peer like any other.
     elsewhere = Service(
-        service.engine, service.tokens, gateway=dataclasses.replace(GATEWAY, proxies=())
+        service.engine,
+        service.tokens,
+        gateway=GATEWAY,
+        location=dataclasses.replace(LOCATION, proxies=()),
     )
     with uvicorn_thread(create_app(elsewhere)) as url:
         outside = requests.get(f"{url}/v1/authz/forward", headers=gatewayed, timeout=10)

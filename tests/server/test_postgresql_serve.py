@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import requests
-from live_server import Caller, kill_hard
+from live_server import IN_GERMANY_CONFIG, Caller, kill_hard
 from tcp_faults import CuttableProxy
 from test_supervision import _serve, _wait_for
 
@@ -31,7 +31,8 @@ def _config(tmp_path: Path, postgres: LocalPostgres) -> Path:
     config = tmp_path / "serve.yaml"
     config.write_text(
         "reconcile_every: 1s\n"
-        "connections:\n"
+        + IN_GERMANY_CONFIG  # the holder calls from Germany
+        + "connections:\n"
         "  analytics:\n"
         "    kind: postgresql\n"
         "    dsn_file: analytics.dsn\n"

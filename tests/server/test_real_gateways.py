@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import CANONICAL, NOT_CANONICAL, example_gateway, raw_request
+from hostile import CANONICAL, NOT_CANONICAL, example_gateway, example_location, raw_request
 from hostile import HOST as DOCS_HOST
 from live_server import Api, uvicorn_thread
 
@@ -35,8 +35,9 @@ HOST = "analytics.localhost"  # the shipped route to eu-customer-analytics
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
 # The gateway section the examples pair with (examples/datavisa.yaml), where the client's
 # country comes from its address: 127.0.0.1 is in Germany, 127.0.0.2 in the US.
-GATEWAY = dataclasses.replace(
-    example_gateway(),
+GATEWAY = example_gateway()
+LOCATION = dataclasses.replace(
+    example_location(),
     networks=(
         (ipaddress.ip_network("127.0.0.1/32"), "DE"),
         (ipaddress.ip_network("127.0.0.2/32"), "US"),
@@ -79,7 +80,7 @@ def upstream(echo: ThreadingHTTPServer) -> str:
 
 @pytest.fixture
 def datavisa(service: Service) -> Iterator[Api]:
-    live = Service(service.engine, service.tokens, gateway=GATEWAY)
+    live = Service(service.engine, service.tokens, gateway=GATEWAY, location=LOCATION)
     with uvicorn_thread(create_app(live)) as url:
         yield Api(url, live)
     live.close()

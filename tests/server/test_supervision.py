@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from live_server import RESOURCE, Caller, children_named
+from live_server import IN_GERMANY_CONFIG, RESOURCE, Caller, children_named
 
 from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
@@ -75,6 +75,9 @@ def _serve(tmp_path: Path, *extra: str) -> Iterator[Served]:
     store.close()
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
+    if "--config" not in extra:  # the people call from Germany (live_server.IN_GERMANY)
+        (tmp_path / "located.yaml").write_text(IN_GERMANY_CONFIG)
+        extra = ("--config", str(tmp_path / "located.yaml"), *extra)
     proc = subprocess.Popen(
         [str(DATAVISA), "serve", "--listen", f"127.0.0.1:{port}", "--db", str(db), *extra],
         stdout=log,

@@ -18,7 +18,7 @@ from ...model import bounded
 from ...model.decision import Check
 from ...model.errors import StorageUnavailable
 from ...store import Store
-from ..deps import V1, Allowed, Served
+from ..deps import V1, Allowed, Served, origin
 from ..errors import ApiError, JsonRoute
 from ..schemas import (
     AUDIT_PAGE_MAX,
@@ -48,7 +48,10 @@ CHECK = "access.check"  # the check route's operation, authorized in the fast la
     **V1,
 )
 async def check(
-    service: Served, body: AccessCheck, actor: Annotated[Principal, Allowed(CHECK)]
+    service: Served,
+    body: AccessCheck,
+    actor: Annotated[Principal, Allowed(CHECK)],
+    request: Request,
 ) -> Any:
     """May the subject do this action on this resource from this country, now?
 
@@ -56,22 +59,28 @@ async def check(
     gives it for the same input, with the policy revision beside it. When OPA cannot
     answer in time the answer is a deny with reason `policy_unavailable`. Checks that
     arrive together are asked of OPA together, and recorded in one commit.
+
+    A service token's `location` is what it attests of its subject; a person asking about
+    themselves declares it, and the server places them by their address too
+    (docs/identity.md, "Location sources").
     """
-    return await answer_check(service, body, actor)
+    return await answer_check(service, body, actor, request.scope)
 
 
-async def fast_check(service: Service, body: AccessCheck, actor: Principal) -> Any:
+async def fast_check(service: Service, body: AccessCheck, actor: Principal, scope: Any) -> Any:
     """The check route's work for the fast lane (api/fastlane.py); None leaves a call
     that is to be refused to the route, which says why."""
     if not service.permissions.allows(actor.role, CHECK) or not _may_ask(body, actor):
         return None
     try:
-        return await _answer(service, body, actor)
-    except StorageUnavailable:  # not recorded, so not answered: the route says why
+        return await _answer(service, body, actor, scope)
+    except (StorageUnavailable, ApiError):  # not answered here: the route says why
         return None
 
 
-async def answer_check(service: Service, body: AccessCheck, actor: Principal) -> JSONResponse:
+async def answer_check(
+    service: Service, body: AccessCheck, actor: Principal, scope: Any
+) -> JSONResponse:
     if not _may_ask(body, actor):
         raise ApiError(
             403,
@@ -79,19 +88,25 @@ async def answer_check(service: Service, body: AccessCheck, actor: Principal) ->
             f"only a service token may ask about another subject than {actor.subject}",
             field="subject",
         )
-    return await _answer(service, body, actor)
+    return await _answer(service, body, actor, scope)
 
 
 def _may_ask(body: AccessCheck, actor: Principal) -> bool:
     return (body.subject or actor.subject) == actor.subject or actor.is_service
 
 
-async def _answer(service: Service, body: AccessCheck, actor: Principal) -> JSONResponse:
+async def _answer(
+    service: Service, body: AccessCheck, actor: Principal, scope: Any
+) -> JSONResponse:
     subject = body.subject or actor.subject
     started = time.perf_counter()
+    where = origin(service, scope, actor, body.location)
     decision = await service.checks(
-        Check(subject, body.resource, body.action, body.location, body.context, actor.subject)
-    )
+        Check(
+            subject, body.resource, body.action, where.country, body.context, actor.subject,
+            origin=where.facts(),
+        )
+    )  # fmt: skip
     service.metrics.observe(decision, time.perf_counter() - started)
     return JSONResponse(decision_to_wire(decision, service.engine.revision))
 

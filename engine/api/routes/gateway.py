@@ -25,7 +25,6 @@ it may go ahead is the access decision's, asked through the same lane as POST
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -36,6 +35,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 
+from ...location.networks import PEER, BadAddress
+from ...location.origin import GATEWAY, Origin
 from ...model.decision import Check, Decision
 from ...model.errors import StorageUnavailable
 from ..config import GatewayConfig
@@ -51,7 +52,6 @@ router = APIRouter(route_class=JsonRoute)
 OPERATION = "gateway.authz"
 # A gateway forwards whatever method its client used.
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-UNKNOWN = "unknown"  # the location when nothing trusted says where the client is
 # Headers that ask an upstream to act as another method: passed to datavisa.gateway, which
 # judges the request as that method (a `_method` query parameter it reads itself).
 METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
@@ -248,20 +248,23 @@ async def _judge(
     method, host, uri = (read(v) or "" for v in (original.method, original.host, original.uri))
     uri = _utf8(uri)
     path, _, query = uri.partition("?")
-    client, set_by = _client_address(caller, request, cfg, read(original.forwarded_for))
+    origin = _origin(caller, request, service, read(original.forwarded_for), read, faults)
     subject = _subject(caller, request, cfg, read)
     if caller is not None and subject is None and not faults:  # a fault is a recorded deny
         raise ApiError(401, "unauthenticated", "no identity header names the subject")
-    location = _location(caller, request, cfg, service.rules.countries, client, read, faults)
+    location = origin.country
     context: dict[str, Any] = {"method": method.upper(), "host": host, "path": path}
     if query:
         context["query"] = query  # masked out of the decision log, like a database query
-    if client:
-        context["client_ip"] = client  # kept to its /24 in the decision log
-        context["client_ip_set_by"] = set_by
+    if origin.address:
+        context["client_ip"] = origin.address  # kept to its /24 in the decision log
+        context["client_ip_set_by"] = (
+            PEER if origin.via == PEER else "gateway " + (origin.via or "").removeprefix("proxy ")
+        )
     overrides = [v for name in METHOD_OVERRIDES for v in request.headers.getlist(name)]
     asked: dict[str, Any] = {
         "location": location,
+        "origin": origin.facts(),
         "context": context,
         "method_overrides": [read(v) or "" for v in overrides],
         "faults": faults,
@@ -274,8 +277,11 @@ async def _judge(
         if not route.allow or subject is None:
             return _deny(route)
         decision = await service.checks(
-            Check(subject, route.result["resource"], route.result["action"], location, context, who)
-        )
+            Check(
+                subject, route.result["resource"], route.result["action"], location, context,
+                who, origin=origin.facts(),
+            )
+        )  # fmt: skip
     except StorageUnavailable:  # a decision that cannot be recorded is not given
         reason = {"code": "storage_unavailable", "message": "the decision could not be recorded"}
         return _deny(Decision(False, [reason]))
@@ -328,49 +334,40 @@ def _subject(caller: Caller | None, request: Request, cfg: GatewayConfig, read: 
     return caller.principal.subject
 
 
-def _client_address(
-    caller: Caller | None, request: Request, cfg: GatewayConfig, forwarded_for: str | None
-) -> tuple[str | None, str]:
-    """The client's address and which hop set it. From a vouched-for gateway that connects
-    from one of `gateway.proxies`, the last X-Forwarded-For entry (the one the gateway
-    itself appended; those before it the client may have written), set by `gateway
-    <its address>`; else the peer's own address, set by `peer`."""
-    peer = request.client.host if request.client else None
-    if caller is not None and caller.gateway and forwarded_for and _in(peer, cfg.proxies):
-        forwarded = forwarded_for.rsplit(",", 1)[-1].strip()
-        if forwarded:
-            return forwarded, f"gateway {peer}"
-    return peer, "peer"
-
-
-def _in(address: str | None, networks: Any) -> bool:
-    try:
-        ip = ipaddress.ip_address(address) if address else None
-    except ValueError:
-        return False
-    return ip is not None and any(ip.version == n.version and ip in n for n in networks)
-
-
-def _location(
+def _origin(
     caller: Caller | None,
     request: Request,
-    cfg: GatewayConfig,
-    countries: frozenset[str],
-    client: str | None,
+    service: Service,
+    forwarded_for: str | None,
     read: Any,
     faults: list[str],
-) -> str:
-    """The country the request comes from: the trusted country header from a vouched-for
-    gateway, else the configured network the client address is in, else `unknown`."""
+) -> Origin:
+    """Where the client is: the trusted country header from a vouched-for gateway
+    (attested), and the client address mapped to a country (derived). The address is the
+    peer's, or, from a vouched-for gateway connecting from one of `location.proxies`, what
+    its X-Forwarded-For says (engine/location): a client's own entries before it are not
+    read. A country header naming no country, or a forwarded address that is none, is a
+    fault (a recorded deny)."""
+    cfg, peer = service.gateway, request.client.host if request.client else None
+    forwarded = [forwarded_for] if forwarded_for and caller is not None and caller.gateway else []
+    try:
+        client, via = service.location.client(peer, forwarded)
+    except BadAddress:
+        faults.append("forwarded_for_invalid")
+        client, via = service.location.client(peer)
+    attested = None
     if caller is not None and caller.gateway and cfg.country_header:
         value = read(request.headers.get(cfg.country_header))
         if value is not None:
-            code = value.strip().upper()
-            if code in countries:
-                return code
-            faults.append("country_header_invalid")
-            return UNKNOWN
-    for network, country in cfg.networks:
-        if _in(client, (network,)):
-            return country
-    return UNKNOWN
+            attested = value.strip().upper()
+            if attested not in service.rules.countries:
+                faults.append("country_header_invalid")
+                attested = None
+    return Origin(
+        GATEWAY,
+        attested=attested,
+        attested_by=caller.principal.subject if attested and caller else None,
+        derived=service.location.country(client),
+        address=client,
+        via=via,
+    )

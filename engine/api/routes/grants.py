@@ -3,9 +3,9 @@ sweep that writes down what time decided."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from ..deps import V1, Allowed, Served
+from ..deps import V1, Allowed, Served, origin
 from ..errors import JsonRoute
 from ..schemas import (
     BreakGlass,
@@ -25,7 +25,10 @@ router = APIRouter(route_class=JsonRoute)
 
 @router.post("/v1/break-glass", status_code=201, response_model=RequestOut, tags=["grants"], **V1)
 def break_glass(
-    service: Served, body: BreakGlass, actor: Annotated[Principal, Allowed("grants.break_glass")]
+    service: Served,
+    body: BreakGlass,
+    actor: Annotated[Principal, Allowed("grants.break_glass")],
+    request: Request,
 ) -> Any:
     """Self-activate an emergency grant at once; a review is due afterwards."""
     return to_wire(
@@ -37,6 +40,7 @@ def break_glass(
             body.location,
             body.reason,
             authentication=actor.identity,
+            origin=origin(service, request.scope, actor, body.location),
         )
     )
 

@@ -5,12 +5,12 @@ system never confirmed (`revoke --force`)."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ...lifecycle.provisioned import abandon_removal, credentials, standing
-from ..deps import V1, Allowed, Served
+from ..deps import V1, Allowed, Served, origin
 from ..errors import JsonRoute
 from ..schemas import CURSOR_MAX, Body, Country, RequestId, Text
 from ..tokens import Principal
@@ -27,6 +27,7 @@ async def grant_credentials(
     service: Served,
     request_id: RequestId,
     actor: Annotated[Principal, Allowed("grants.credentials")],
+    request: Request,
     location: Annotated[Country, Query(description="Where the holder is now (ISO 3166-1)")],
     rotate: Annotated[bool, Query(description="Issue a new password, ending the old one")] = False,
 ) -> Any:
@@ -34,8 +35,9 @@ async def grant_credentials(
     same as `PG*` variables. Issued once; `rotate=true` issues a new password. Judged as
     an access check of the grant from `location` (logged); the password is never stored.
     """
+    where = origin(service, request.scope, actor, location)
     return await run_in_threadpool(
-        credentials, service.engine, request_id, actor.subject, location, rotate
+        credentials, service.engine, request_id, actor.subject, location, rotate, where
     )
 
 

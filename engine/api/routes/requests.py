@@ -2,10 +2,10 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from ...model.records import STATES
-from ..deps import V1, Allowed, Served
+from ..deps import V1, Allowed, Served, origin
 from ..errors import JsonRoute
 from ..schemas import (
     Approve,
@@ -25,9 +25,16 @@ router = APIRouter(route_class=JsonRoute)
 
 @router.post("/v1/requests", status_code=201, response_model=RequestOut, tags=["requests"], **V1)
 def create_request(
-    service: Served, body: NewRequest, actor: Annotated[Principal, Allowed("requests.create")]
+    service: Served,
+    body: NewRequest,
+    actor: Annotated[Principal, Allowed("requests.create")],
+    request: Request,
 ) -> Any:
-    """Ask for access; policy says how long, and who must approve."""
+    """Ask for access; policy says how long, and who must approve.
+
+    `location` is where the requester says they are; the server also places them by their
+    address (docs/identity.md, "Location sources"), and policy judges both."""
+    where = origin(service, request.scope, actor, body.location)
     start_at = body.start_at.timestamp() if body.start_at else None
     return to_wire(
         service.engine.request(
@@ -39,6 +46,7 @@ def create_request(
             body.reason,
             start_at=start_at,
             evidence=body.evidence,
+            origin=where,
         )
     )
 
@@ -82,11 +90,15 @@ def approve(
     service: Served,
     request_id: RequestId,
     actor: Annotated[Principal, Allowed("requests.approve")],
+    request: Request,
     body: Approve | None = None,
 ) -> Any:
     """Approve as the token's subject; the grant activates when the quorum is met."""
     body = body or Approve()
-    return to_wire(service.engine.approve(request_id, actor.subject, body.location, actor.identity))
+    where = origin(service, request.scope, actor, body.location)
+    return to_wire(
+        service.engine.approve(request_id, actor.subject, body.location, actor.identity, where)
+    )
 
 
 @router.post("/v1/requests/{request_id}/deny", response_model=RequestOut, tags=["requests"], **V1)

@@ -9,7 +9,8 @@
 #   must the sectoral rules (ITAR, CJIS) and the US Data Security Program (28 CFR 202:
 #   covered persons and bulk US data): a tightened rule takes effect at once.
 #
-#   Input: {subject, resource, action, location}
+#   Input: {subject, resource, action, location, origin (where the location comes from:
+#   datavisa.origin; optional)}
 #   Grants: data.grants[subject][grant_id] = {resource, actions, countries, starts_ns,
 #   expires_ns, revision, expires_at (optional: expires_ns in RFC 3339 UTC, as the engine
 #   pushes it), breakglass (optional), evidence (optional)}
@@ -17,6 +18,7 @@
 #   UTC, when allowed)}; until data.grants is there at all, only policy_unavailable.
 package datavisa.access
 
+import data.datavisa.origin
 import data.datavisa.residency
 import data.datavisa.us_bulk_data
 
@@ -103,6 +105,11 @@ deny contains {"code": "location_not_permitted", "message": msg} if {
 }
 
 deny contains reason if {
+	_resource
+	some reason in origin.denials(_tier, "access")
+}
+
+deny contains reason if {
 	count(data.datavisa.lookup.resources[input.resource].sectoral) > 0
 	some reason in residency.sectoral_denials(_resource, input.subject, input.location)
 }
@@ -151,7 +158,8 @@ default _grant_fields := {}
 # context: no sectoral rule names the data's tags, it declares no US sensitive data (the US
 # Data Security Program judges who reaches that), its tier accepts in_jurisdiction, the
 # location is a country of the data's jurisdiction (so in_jurisdiction is the basis, and
-# lawful), and a live grant covers the action and the location; then no rule
+# lawful), its source is one the tier accepts and nothing observed disagrees with what the
+# caller declared (datavisa.origin), and a live grant covers the action and the location; then no rule
 # above denies. Its grant is _chosen's, inlined: each rule a decision touches costs about
 # as much as a lookup, so this path touches none. Its RFC 3339 expiry is the one the
 # engine pushed with the grant (expires_at) instead of being formatted here: a grant
@@ -168,6 +176,10 @@ decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at":
 
 	# a comparison, not `not`: a negation costs the common allow five allocations more
 	facts.us_sensitive == false
+
+	# the location's source is one the tier accepts for access, and no one said otherwise
+	facts.sources[origin.source]
+	count(origin.observed_elsewhere) == 0
 	now := time.now_ns()
 	mine := data.grants[input.subject]
 	best := min({[0 - g.expires_ns, id] |

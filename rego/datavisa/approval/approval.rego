@@ -11,7 +11,8 @@
 #   evidence (optional), kind: access | extension | transfer (absent = access),
 #   target_region and importer (a transfer's)}, approvals:
 #   [approver ids already recorded], authentication (what the identity provider said of
-#   the approver's sign-in, datavisa.step_up; absent for a caller no IdP signed in)}
+#   the approver's sign-in, datavisa.step_up; absent for a caller no IdP signed in),
+#   origin (where approver_location comes from: datavisa.origin; optional)}
 #   Output: decision = {allow, reasons: [{code, message}], groups, quorum_met,
 #   approvals_required}
 #
@@ -20,6 +21,7 @@
 #   a transfer what datavisa.transfer says its copy needs.
 package datavisa.approval
 
+import data.datavisa.origin
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.step_up
@@ -72,6 +74,11 @@ allow if count(deny) == 0
 # METADATA
 # title: Denial reasons
 # description: Each reason this approval is refused, as {code, message}.
+deny contains reason if {
+	_resource
+	some reason in origin.denials(_tier, "approve")
+}
+
 deny contains reason if {
 	some reason in step_up.denials(_tier, "approve", object.get(input, "authentication", null))
 }

@@ -11,11 +11,13 @@
 #
 #   Input: {subject, resource, actions: [string], duration_s, location, reason,
 #   overdue_reviews (count of this person's break-glass grants past their review deadline),
-#   authentication (the person's sign-in at the identity provider: datavisa.step_up)}
+#   authentication (the person's sign-in at the identity provider: datavisa.step_up),
+#   origin (where the location comes from: datavisa.origin; optional)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
 #   review_deadline_s, countries (the grant will permit), transfer: {cross_border, basis}}
 package datavisa.breakglass
 
+import data.datavisa.origin
 import data.datavisa.residency
 import data.datavisa.step_up
 import data.datavisa.us_bulk_data
@@ -42,6 +44,11 @@ allow if count(deny) == 0
 # METADATA
 # title: Denial reasons
 # description: Each reason break-glass is refused, as {code, message}.
+deny contains reason if {
+	_resource
+	some reason in origin.denials(_tier, "break_glass")
+}
+
 deny contains reason if {
 	some reason in step_up.denials(_tier, "break_glass", object.get(input, "authentication", null))
 }

@@ -116,6 +116,14 @@ alerts contains _alert("no_grant_on_restricted", cfg.severity, input.event.input
 	msg := sprintf("%s tried %s on %s data %s from %s without a live grant (%s)", [input.event.input.subject, input.event.input.action, resource.tier, input.event.input.resource, input.event.input.location, concat(", ", sort(missing))])
 }
 
+alerts contains _alert("location_mismatch", cfg.severity, subject, input.event.input.origin.declared, msg, [input.event.decision_id]) if {
+	"location_mismatch" in _codes
+	cfg := monitoring.rules.location_mismatch
+	subject := object.get(input.event.input, "subject", object.get(input.event.input, "approver", ""))
+	observed := concat(", ", sort([c | some kind in ["attested", "derived"]; c := input.event.input.origin[kind]; is_string(c)]))
+	msg := sprintf("%s: %s declared %s but the network places them in %s (address %s)", [_kind, subject, input.event.input.origin.declared, observed, object.get(input.event.input.origin, "address", "unknown")])
+}
+
 alerts contains _alert("break_glass_used", cfg.severity, input.event.input.subject, input.event.input.resource, msg, [input.event.decision_id]) if {
 	_kind == "breakglass"
 	input.event.result.allow == true

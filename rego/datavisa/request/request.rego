@@ -9,7 +9,8 @@
 #   or "unknown"), reason, evidence: [string] (optional: scc, bcr, pia, cac,
 #   risk_assessment ...), start_in_s (optional: a scheduled start, seconds from now),
 #   filing_deadlines: [{filing, exporter, first_transfer_id, first_transfer_ns, due_ns}]
-#   (optional: the store's deadlines not filed, datavisa.filing)}
+#   (optional: the store's deadlines not filed, datavisa.filing),
+#   origin (where the location comes from: datavisa.origin; optional)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
 #   approvals_required: [{group, count}], quorum_met, pending_lifetime_s,
 #   activation_deadline_s, countries (the grant will permit), transfer: {cross_border,
@@ -24,6 +25,7 @@
 package datavisa.request
 
 import data.datavisa.filing
+import data.datavisa.origin
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
@@ -68,6 +70,11 @@ deny contains {"code": "duration_invalid", "message": "duration must be positive
 deny contains {"code": "duration_exceeds_tier_max", "message": msg} if {
 	input.duration_s > _tier.max_duration_s
 	msg := sprintf("%ds asked, %s data allows at most %ds", [input.duration_s, _resource.tier, _tier.max_duration_s])
+}
+
+deny contains reason if {
+	_resource
+	some reason in origin.denials(_tier, "request")
 }
 
 deny contains reason if {

@@ -30,6 +30,7 @@ from .idempotency import Idempotency
 from .limits import RulesScope
 from .routes import (
     alerts,
+    auth,
     dashboard,
     decisions,
     fleet,
@@ -46,7 +47,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers,
+    fleet, transfers, auth,
 )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from .idempotency import Idempotency
 from .limits import RulesScope
 from .routes import (
     alerts,
+    auth,
     dashboard,
     decisions,
     filings,
@@ -47,7 +48,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers, filings,
+    fleet, transfers, filings, auth,
 )  # fmt: skip
 
 

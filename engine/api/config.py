@@ -65,6 +65,15 @@ identity:                         # people signed in by the organisation's IdP (
   subject_claim: sub              # the claim naming the person (default sub)
   algorithms: [RS256, ES256]      # accepted signatures (asymmetric only; the default)
   leeway: 30s                     # clock skew allowed on exp, nbf and iat
+  sign_in:                        # the dashboard signs people in here (code flow + PKCE)
+    client_id: datavisa-dashboard # its client at the IdP (not the audience above)
+    client_secret_file: /etc/datavisa/oidc-client.secret   # its secret (the first line),
+                                  # or $DATAVISA_OIDC_CLIENT_SECRET; neither: a public client
+    redirect_uri: https://datavisa.example.com/auth/callback   # default: public_url +
+                                  # /auth/callback (register it at the IdP)
+    scope: openid offline_access  # openid is required; offline_access lets it renew
+    session: 8h                   # a session's longest life (at most 24h) ...
+    idle: 1h                      # ... and unused (at most session)
 connections:                      # data systems where grants take effect (docs/postgresql.md),
   analytics:                      # named by resources' `target.connection` in the bundle
     kind: postgresql
@@ -98,6 +107,7 @@ import yaml
 from ..connectors.postgresql import KIND as POSTGRESQL
 from ..connectors.postgresql import MANAGED, Connection
 from ..identity.oidc import ALGORITHMS, OidcConfig
+from ..identity.web_session import SignInConfig
 from ..lifecycle.fleet import FleetConfig
 from ..location.networks import DATABASES, Network, Networks
 from ..model.durations import parse_duration
@@ -115,6 +125,8 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_SWEEP_EVERY_S = 30.0
 DEFAULT_RECONCILE_EVERY_S = 60.0
 CONFIG_ENV = "DATAVISA_CONFIG"
+CLIENT_SECRET_ENV = "DATAVISA_OIDC_CLIENT_SECRET"
+MAX_SESSION_S = 24 * 3600.0
 
 
 DEFAULT_IDENTITY_HEADERS = ("x-auth-request-user", "x-forwarded-user")
@@ -163,6 +175,7 @@ class ServeConfig:
     location: Networks = field(default_factory=Networks)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     identity: OidcConfig | None = None  # whose JWT access tokens count, if anyone's
+    sign_in: SignInConfig | None = None  # the dashboard's sign-in at that issuer, if any
     connections: dict[str, Connection] = field(default_factory=dict, repr=False)
 
     @property
@@ -318,6 +331,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "location": _location(doc.get("location"), doc.get("gateway"), origin),
         "fleet": _fleet(doc.get("fleet"), origin),
         "identity": _identity(doc.get("identity"), origin),
+        "sign_in": _sign_in(doc.get("identity"), base, origin, doc.get("public_url")),
         "connections": _connections(doc.get("connections"), base, origin),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
@@ -487,7 +501,8 @@ def _identity(value: Any, origin: str) -> OidcConfig | None:
     if value is None:
         return None
     _known(
-        value, {"issuer", "audience", "subject_claim", "algorithms", "leeway", "jwks_uri"},
+        value,
+        {"issuer", "audience", "subject_claim", "algorithms", "leeway", "jwks_uri", "sign_in"},
         origin, "identity.",
     )  # fmt: skip
     for key in ("issuer", "audience"):
@@ -522,6 +537,73 @@ def _identity(value: Any, origin: str) -> OidcConfig | None:
         leeway_s=OidcConfig.leeway_s if leeway is None else leeway,
         jwks_uri=jwks,
     )
+
+
+_SIGN_IN_KEYS = {
+    "client_id", "client_secret_file", "redirect_uri", "scope", "session", "idle",
+}  # fmt: skip
+
+
+def _sign_in(identity: Any, base: Path, origin: str, public_url: Any) -> SignInConfig | None:
+    """identity.sign_in: the dashboard's client at the issuer. The secret comes from a
+    file or the environment, never the config itself."""
+    value = identity.get("sign_in") if isinstance(identity, dict) else None
+    if value is None:
+        return None
+    where = "identity.sign_in"
+    _known(value, _SIGN_IN_KEYS, origin, where + ".")
+    client_id = value.get("client_id")
+    if not isinstance(client_id, str) or not re.fullmatch(r"[\x21-\x7e]{1,255}", client_id):
+        raise DataVisaError(f"{origin}: {where}.client_id is required (the client's id)")
+    if client_id == identity.get("audience"):
+        # The IdP's ID tokens name the client as their audience: as the API's audience
+        # too, an ID token would pass for an access token.
+        raise DataVisaError(f"{origin}: {where}.client_id must differ from identity.audience")
+    secret = os.environ.get(CLIENT_SECRET_ENV) or None
+    if (secret_file := value.get("client_secret_file")) is not None:
+        file = base / Path(str(secret_file)).expanduser()
+        try:
+            secret = (file.read_text().splitlines() or [""])[0].strip() or None
+        except OSError as e:
+            raise DataVisaError(f"{origin}: {where}.client_secret_file: cannot read {file}") from e
+        if secret is None:
+            raise DataVisaError(f"{origin}: {where}.client_secret_file: {file} is empty")
+    redirect = value.get("redirect_uri")
+    if redirect is not None and not (
+        isinstance(redirect, str) and _browser_url(redirect) and redirect.endswith("/auth/callback")
+    ):
+        raise DataVisaError(
+            f"{origin}: {where}.redirect_uri must be an https:// URL (http only on loopback) "
+            "ending in /auth/callback"
+        )
+    if isinstance(public_url, str) and public_url and not _browser_url(public_url):
+        raise DataVisaError(
+            f"{origin}: public_url must be https:// for the dashboard's sign-in (http only on "
+            "loopback): its cookie is sent over TLS only"
+        )
+    scope = value.get("scope", SignInConfig.scope)
+    if not isinstance(scope, str) or "openid" not in scope.split():
+        raise DataVisaError(f"{origin}: {where}.scope must hold openid (OpenID Connect)")
+    session = _seconds(value.get("session"), origin, f"{where}.session") or SignInConfig.session_s
+    idle = _seconds(value.get("idle"), origin, f"{where}.idle") or min(SignInConfig.idle_s, session)
+    if session > MAX_SESSION_S:
+        raise DataVisaError(f"{origin}: {where}.session must be at most 24h")
+    if idle > session:
+        raise DataVisaError(f"{origin}: {where}.idle must be at most {where}.session")
+    return SignInConfig(
+        client_id=client_id,
+        client_secret=secret,
+        public_url=(public_url or "").rstrip("/") or None,
+        redirect_uri=redirect,
+        scope=scope,
+        session_s=session,
+        idle_s=idle,
+    )
+
+
+def _browser_url(url: str) -> bool:
+    """https://, or http:// on loopback: where a browser may be sent and a cookie set."""
+    return url.startswith(("https://", "http://127.", "http://localhost", "http://[::1]"))
 
 
 def _networks(value: Any, origin: str, section: str) -> tuple[tuple[Network, str], ...]:

@@ -2,7 +2,8 @@
 token.
 
 The app holds its `Service` in `app.state.service`; `Served` hands it to a route.
-`authenticate` verifies the bearer token (401 when missing, unknown or revoked), and
+`authenticate` verifies the bearer token (401 when missing, unknown or revoked), else
+the dashboard's session cookie (api/browser.py, CSRF rules included), and
 `Allowed(operation)`, which every /v1 route declares for its caller, lets it through only
 when the token's role may call that operation (403 `forbidden` otherwise): the role model
 is policy (rego/datavisa/api), read from the table the service loaded from OPA. `V1` is
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
 from ..location.networks import BadAddress
 from ..location.origin import API, Origin, declared_country
+from .browser import signed_in_browser
 from .errors import ApiError
 from .schemas import ERRORS
 from .service import Service
@@ -38,10 +40,14 @@ Served = Annotated[Service, Depends(service_of)]
 
 async def authenticate(
     service: Served,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     # On the event loop: one indexed read, cheaper than a hop to a worker thread.
     if credentials is None:
+        # Else the dashboard's session cookie, with its CSRF rules (api/browser.py).
+        if (person := await signed_in_browser(service, request)) is not None:
+            return person
         raise ApiError(401, "unauthenticated", "send a token: Authorization: Bearer TOKEN")
     principal = await bearer(service, credentials.credentials)
     if principal is None:

@@ -17,10 +17,12 @@ import hashlib
 import time
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store import Store
 from .asgi import read_body, replay
+from .browser import SESSION_COOKIES
 from .errors import error_response
 
 HEADER = b"idempotency-key"
@@ -134,7 +136,13 @@ class Idempotency:
 
 
 def _scoped(scope: Scope, key: bytes) -> str:
-    """The key as stored: bound to the caller's credential and the path."""
+    """The key as stored: bound to the caller's credential (the bearer token, else the
+    dashboard's session cookie) and the path."""
     credential = next((v for n, v in scope["headers"] if n == b"authorization"), b"")
+    if not credential:
+        cookies = cookie_parser(
+            next((v for n, v in scope["headers"] if n == b"cookie"), b"").decode("latin-1")
+        )
+        credential = "\0".join(cookies.get(name, "") for name in SESSION_COOKIES).encode()
     parts = (hashlib.sha256(credential).hexdigest(), scope["path"], key.decode("ascii"))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -186,6 +186,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             fleet=fleet,
             instance=instance or "local",
             identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
+            sign_in=cfg.sign_in if cfg.identity else None,
         )
         stack.callback(service.close)
         yield service

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
+from ..identity.web_session import SignInConfig, WebSessions
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..location.networks import Networks
@@ -62,6 +63,9 @@ class Service:
     instance: str = "local"
     # Whose JWT access tokens stand for people (config `identity:`), if anyone's.
     identity: Verifier | None = None
+    # The dashboard's sign-in at that issuer (config `identity.sign_in`), if any.
+    sign_in: SignInConfig | None = None
+    sessions: WebSessions | None = field(init=False, default=None)
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -71,6 +75,10 @@ class Service:
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
+        if self.sign_in is not None:
+            if self.identity is None:
+                raise ValueError("the dashboard's sign-in needs the issuer's verifier (identity)")
+            self.sessions = WebSessions(self.engine.store, self.identity, self.sign_in)
         if self.fleet is None:
             self.fleet = Fleet(self.engine.store)
         self.metrics.registry.register(FleetGauges(self.fleet.view))

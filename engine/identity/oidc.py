@@ -9,7 +9,8 @@ configuration, cached, fetched again for a key id it does not know, at most ever
 of fetches); the signature; `iss`, `aud`, `exp`, `nbf` and `iat` with a bounded leeway;
 and a subject claim that names someone the way DataVisa names people. An issuer whose keys
 cannot be fetched while none are cached is `IdentityUnavailable` (a 503): no token is
-accepted on trust.
+accepted on trust. `verify_id_token` holds an ID token, the end of a dashboard sign-in,
+to the same keys and to OpenID Connect's rules for it (the client as audience, the nonce).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -115,6 +117,40 @@ class Verifier:
         digest = hashlib.sha256(token.encode()).digest()
         if (known := self._recent.get(digest)) is not None and time.monotonic() < known[1]:
             return known[0]
+        person = self._identity(self._signed_claims(token, fetch), token)
+        # Remembered until it expires, and for REMEMBER_S at most: a key the issuer
+        # withdrew stops counting within that time.
+        until = min(REMEMBER_S, person.expires_at + cfg.leeway_s - self.clock())
+        with self._lock:
+            self._recent[digest] = person, time.monotonic() + until
+            while len(self._recent) > REMEMBER_MAX:
+                self._recent.popitem(last=False)
+        return person
+
+    def verify_id_token(self, token: str, client_id: str, nonce: str) -> dict[str, Any]:
+        """The claims of an ID token the issuer gave `client_id` at the end of the sign-in
+        that sent `nonce` (OpenID Connect Core 1.0, §3.1.3.7): signed as access tokens are,
+        `iss` the issuer, `aud` naming the client (and `azp` it, among several), `exp`,
+        `iat` and `nbf` as for access tokens, a subject, and the `nonce` sent. Refused
+        with RefusedToken saying what failed."""
+        claims = self._signed_claims(token, fetch=True)
+        if claims.get("iss") != self.config.issuer:
+            raise RefusedToken(f"the ID token is from issuer {str(claims.get('iss'))[:200]!r}")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if client_id not in audiences or (len(audiences) > 1 and claims.get("azp") != client_id):
+            raise RefusedToken(f"the ID token is not for this client ({client_id!r})")
+        self._check_times(claims, "ID token")
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
+            raise RefusedToken("the ID token is not from this sign-in (its nonce differs)")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise RefusedToken("the ID token names no subject (sub)")
+        return claims
+
+    def _signed_claims(self, token: str, fetch: bool) -> dict[str, Any]:
+        """The claims of a JWT whose size, algorithm, key and signature hold."""
+        cfg = self.config
         if len(token) > cfg.max_token_bytes:
             raise RefusedToken(f"the token is larger than {cfg.max_token_bytes} bytes")
         header = _header(token)
@@ -132,15 +168,7 @@ class Verifier:
             raise RefusedToken(f"the token's signature does not verify ({e.error})") from None
         except ValueError:  # not a JWT after all
             raise RefusedToken("the token is not a signed JWT") from None
-        person = self._identity(decoded.claims, token)
-        # Remembered until it expires, and for REMEMBER_S at most: a key the issuer
-        # withdrew stops counting within that time.
-        until = min(REMEMBER_S, person.expires_at + cfg.leeway_s - self.clock())
-        with self._lock:
-            self._recent[digest] = person, time.monotonic() + until
-            while len(self._recent) > REMEMBER_MAX:
-                self._recent.popitem(last=False)
-        return person
+        return dict(decoded.claims)
 
     def unavailable(self) -> str | None:
         """Why the issuer's keys cannot be had now (None: they are held): fetched again if
@@ -191,22 +219,29 @@ class Verifier:
     def _discover(self) -> str:
         return str(discover(self.config.issuer, self._http)["jwks_uri"])
 
-    def _identity(self, claims: dict[str, Any], token: str) -> Identity:
+    def _check_times(self, claims: dict[str, Any], what: str) -> float:
+        """`exp` present and not past, `nbf` and `iat` not in the future (with the
+        leeway); the expiry."""
         cfg, now = self.config, self.clock()
+        exp, nbf, iat = (claims.get(name) for name in ("exp", "nbf", "iat"))
+        if not _number(exp):
+            raise RefusedToken(f"the {what} has no expiry (exp)")
+        if now > exp + cfg.leeway_s:
+            raise RefusedToken(f"the {what} expired: sign in again")
+        for name, value in (("nbf", nbf), ("iat", iat)):
+            if value is not None and (not _number(value) or value > now + cfg.leeway_s):
+                raise RefusedToken(f"the {what} is not valid yet ({name} is in the future)")
+        return float(exp)
+
+    def _identity(self, claims: dict[str, Any], token: str) -> Identity:
+        cfg = self.config
         if claims.get("iss") != cfg.issuer:
             raise RefusedToken(f"the token is from issuer {str(claims.get('iss'))[:200]!r}")
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if cfg.audience not in audiences:
             raise RefusedToken(f"the token is not for this service (audience {cfg.audience!r})")
-        exp, nbf, iat = (claims.get(name) for name in ("exp", "nbf", "iat"))
-        if not _number(exp):
-            raise RefusedToken("the token has no expiry (exp)")
-        if now > exp + cfg.leeway_s:
-            raise RefusedToken("the token expired: sign in again")
-        for name, value in (("nbf", nbf), ("iat", iat)):
-            if value is not None and (not _number(value) or value > now + cfg.leeway_s):
-                raise RefusedToken(f"the token is not valid yet ({name} is in the future)")
+        exp = self._check_times(claims, "token")
         subject = claims.get(cfg.subject_claim)
         if not isinstance(subject, str) or not self._subject.fullmatch(subject):
             raise RefusedToken(
@@ -219,29 +254,33 @@ class Verifier:
             if isinstance(jti, str) and jti
             else hashlib.sha256(token.encode()).hexdigest()[:16]
         )
-        amr = claims.get("amr")
-        return Identity(
-            subject=subject,
-            token_id=token_id,
-            expires_at=float(exp),
-            auth_time=float(claims["auth_time"]) if _number(claims.get("auth_time")) else None,
-            amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
-            acr=claims.get("acr") if isinstance(claims.get("acr"), str) else None,
-            claims=claims,
-        )
+        return Identity(subject, token_id, exp, **authentication(claims), claims=claims)
 
 
-def discover(issuer: str, http: requests.Session | None = None) -> dict[str, Any]:
+def discover(
+    issuer: str, http: requests.Session | None = None, timeout_s: float = FETCH_TIMEOUT_S
+) -> dict[str, Any]:
     """The issuer's OpenID configuration (OpenID Connect Discovery 1.0), which must name
     the issuer itself. Raises requests' errors and ValueError."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    answer = (http or requests).get(url, timeout=FETCH_TIMEOUT_S)
+    answer = (http or requests).get(url, timeout=timeout_s)
     answer.raise_for_status()
     document = answer.json()
     if not isinstance(document, dict) or document.get("issuer") != issuer:
         found = document.get("issuer") if isinstance(document, dict) else None
         raise ValueError(f"{url} names issuer {found!r}, not {issuer!r}")
     return document
+
+
+def authentication(claims: dict[str, Any]) -> dict[str, Any]:
+    """How and when the person signed in, as the token's claims say (OpenID Connect's
+    `auth_time`, `amr` as RFC 8176 names methods, `acr`): Identity's fields."""
+    amr, acr = claims.get("amr"), claims.get("acr")
+    return {
+        "auth_time": float(claims["auth_time"]) if _number(claims.get("auth_time")) else None,
+        "amr": tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
+        "acr": acr if isinstance(acr, str) else None,
+    }
 
 
 def _number(value: Any) -> bool:

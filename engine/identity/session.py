@@ -15,9 +15,6 @@ shortly before the access token expires. `forget()` removes them.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import http.server
 import json
 import os
@@ -28,14 +25,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from ..model.errors import DataVisaError
+from .code_flow import authorization_url, pkce, token_request
 from .oidc import discover
 
-FETCH_TIMEOUT_S = 10.0
 REFRESH_BEFORE_S = 60.0  # an access token this close to its expiry is refreshed first
 SIGN_IN_WAIT_S = 300.0  # how long `sign_in` waits for the browser to come back
 CONFIG_ENV = "DATAVISA_CONFIG_HOME"
@@ -68,10 +65,6 @@ def _discover(issuer: str) -> dict[str, Any]:
         raise DataVisaError(f"cannot read the identity provider's configuration: {e}") from e
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def sign_in(
     issuer: str,
     client_id: str,
@@ -83,8 +76,7 @@ def sign_in(
     """Sign in at `issuer` as its client `client_id` (see the module doc): `show(url)`
     hands the person the URL to open; returns the session, not yet saved."""
     document = _discover(issuer)
-    verifier = secrets.token_urlsafe(48)
-    challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+    code = pkce()
     state = secrets.token_urlsafe(24)
     came_back: dict[str, str] = {}
     arrived = threading.Event()
@@ -112,13 +104,17 @@ def sign_in(
 
     with http.server.HTTPServer(("127.0.0.1", 0), Redirect) as server:
         redirect_uri = f"http://127.0.0.1:{server.server_port}/callback"
-        asked = {
-            "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
-            "scope": scope, "state": state, "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            **({"audience": audience} if audience else {}),
-        }  # fmt: skip
-        show(f"{document['authorization_endpoint']}?{urlencode(asked)}")
+        show(
+            authorization_url(
+                document["authorization_endpoint"],
+                client_id,
+                redirect_uri,
+                scope,
+                state,
+                code,
+                audience=audience or None,
+            )
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         came = arrived.wait(wait_s)
         server.shutdown()
@@ -132,23 +128,14 @@ def sign_in(
     return _tokens(
         document["token_endpoint"], issuer, client_id, audience,
         {"grant_type": "authorization_code", "code": came_back["code"],
-         "redirect_uri": redirect_uri, "client_id": client_id, "code_verifier": verifier},
+         "redirect_uri": redirect_uri, "client_id": client_id, "code_verifier": code.verifier},
     )  # fmt: skip
 
 
 def _tokens(
     endpoint: str, issuer: str, client_id: str, audience: str | None, form: dict[str, str]
 ) -> Session:
-    try:
-        answer = requests.post(endpoint, data=form, timeout=FETCH_TIMEOUT_S)
-    except requests.RequestException as e:
-        raise DataVisaError(f"cannot reach the identity provider's token endpoint: {e}") from e
-    body: dict[str, Any] = {}
-    with contextlib.suppress(ValueError):
-        body = answer.json()
-    if answer.status_code != 200 or "access_token" not in body:
-        why = body.get("error_description") or body.get("error") or f"HTTP {answer.status_code}"
-        raise DataVisaError(f"the identity provider gave no token: {why}")
+    body = token_request(endpoint, form)  # a public client: no secret
     return Session(
         issuer=issuer,
         client_id=client_id,

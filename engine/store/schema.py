@@ -384,6 +384,55 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             ),
         ],
     ),
+    (
+        7,
+        "the dashboard's sign-ins and sessions, kept by their hashes",
+        [
+            # A sign-in started at /auth/login, until its callback takes it (once) or it
+            # lapses: what the callback needs to finish it, found by the state's hash.
+            Table(
+                "web_sign_ins",
+                {
+                    "state_hash": str,
+                    "nonce": str,
+                    "code_verifier": str,
+                    "redirect_uri": str,
+                    "return_to": str,
+                    "max_age": int,
+                    "created_at": float,
+                    "expires_at": float,
+                },
+                pk="state_hash",
+                not_null=("nonce", "code_verifier", "redirect_uri", "created_at", "expires_at"),
+            ),
+            Index("web_sign_ins", ("expires_at",)),
+            # A signed-in browser, found by the hash of its cookie (never the cookie): who,
+            # how they signed in, its CSRF token, its lifetimes, and the IdP's tokens it is
+            # renewed with.
+            Table(
+                "web_sessions",
+                {
+                    "id_hash": str,
+                    "subject": str,
+                    "csrf_token": str,
+                    "created_at": float,
+                    "expires_at": float,
+                    "last_seen_at": float,
+                    "access_expires_at": float,
+                    "refresh_claimed_at": float,
+                    "auth_time": float,
+                    "amr": str,
+                    "acr": str,
+                    "id_token": str,
+                    "refresh_token": str,
+                },
+                pk="id_hash",
+                not_null=("subject", "csrf_token", "created_at", "expires_at", "last_seen_at"),
+            ),
+            Index("web_sessions", ("expires_at",)),
+            Index("web_sessions", ("subject",)),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -5,7 +5,8 @@ in-memory store on free ports, and registers clients through its admin API. Hydr
 login page of its own: `SignInApp` is the login and consent app it sends browsers to (on
 loopback), which signs in whoever the authorization request names as `login_hint` and
 grants the scopes and audience asked for, through Hydra's admin API, as an organisation's
-login app would after checking a password. A client named after a person (`person`) is
+login app would after checking a password (with the methods in `SignInApp.amr`), and
+accepts every sign-out. A client named after a person (`person`) is
 the shorter stand-in where a test needs only a token: its client credentials grant yields
 the JWT Hydra signs for `sub` = the client's id, on the same keys and rules. The tests
 skip, saying why, where Hydra is not built.
@@ -39,6 +40,7 @@ class SignInApp:
 
     def __init__(self) -> None:
         self.admin = ""  # set once Hydra's admin port is known
+        self.amr: list[str] = []  # how the next sign-ins authenticate (RFC 8176 names)
         app = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -49,6 +51,8 @@ class SignInApp:
                     to = app.accept_login(query["login_challenge"])
                 elif url.path == "/consent":
                     to = app.accept_consent(query["consent_challenge"])
+                elif url.path == "/logout":
+                    to = app.accept_logout(query["logout_challenge"])
                 else:
                     self.send_error(404)
                     return
@@ -69,7 +73,15 @@ class SignInApp:
         who = asked.get("oidc_context", {}).get("login_hint") or "alice"
         done = requests.put(
             flow + "/accept", params={"login_challenge": challenge},
-            json={"subject": who, "remember": False}, timeout=10,
+            json={"subject": who, "remember": False, **({"amr": self.amr} if self.amr else {})},
+            timeout=10,
+        )  # fmt: skip
+        return done.json()["redirect_to"]
+
+    def accept_logout(self, challenge: str) -> str:
+        done = requests.put(
+            f"{self.admin}/admin/oauth2/auth/requests/logout/accept",
+            params={"logout_challenge": challenge}, timeout=10,
         )  # fmt: skip
         return done.json()["redirect_to"]
 
@@ -116,6 +128,7 @@ class Hydra:
             "URLS_SELF_ISSUER": self.public,
             "URLS_LOGIN": self.app.url + "/login",
             "URLS_CONSENT": self.app.url + "/consent",
+            "URLS_LOGOUT": self.app.url + "/logout",
             "SERVE_PUBLIC_HOST": "127.0.0.1",
             "SERVE_PUBLIC_PORT": str(public),
             "SERVE_ADMIN_HOST": "127.0.0.1",
@@ -166,6 +179,42 @@ class Hydra:
                 timeout=10,
             )  # fmt: skip
             assert done.ok, done.text
+
+    def web_client(
+        self, client_id: str, secret: str, base: str, token_lifespan_s: int | None = None
+    ) -> None:
+        """A confidential client for the dashboard served at `base`: its secret, the code
+        flow (PKCE), refresh tokens, JWT access tokens for the audience, the callback and
+        the way back after signing out."""
+        made = requests.post(
+            self.admin + "/admin/clients",
+            json={"client_id": client_id, "client_secret": secret,
+                  "token_endpoint_auth_method": "client_secret_basic",
+                  "grant_types": ["authorization_code", "refresh_token"],
+                  "response_types": ["code"], "scope": "openid offline_access",
+                  "redirect_uris": [base + "/auth/callback"],
+                  "post_logout_redirect_uris": [base + "/"], "audience": [AUDIENCE],
+                  "access_token_strategy": "jwt"},
+            timeout=10,
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        if token_lifespan_s is not None:
+            done = requests.put(
+                f"{self.admin}/admin/clients/{client_id}/lifespans",
+                json={"authorization_code_grant_access_token_lifespan": f"{token_lifespan_s}s",
+                      "refresh_token_grant_access_token_lifespan": f"{token_lifespan_s}s"},
+                timeout=10,
+            )  # fmt: skip
+            assert done.ok, done.text
+
+    def revoke_consent(self, subject: str, client_id: str) -> None:
+        """What an admin does at the IdP to cut a person off a client: the consent and
+        every token issued on it (refresh tokens too) revoked."""
+        done = requests.delete(
+            self.admin + "/admin/oauth2/auth/sessions/consent",
+            params={"subject": subject, "client": client_id}, timeout=10,
+        )  # fmt: skip
+        assert done.status_code == 204, done.text
 
     @staticmethod
     def browse(url: str, person: str) -> requests.Response:

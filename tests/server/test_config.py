@@ -136,6 +136,47 @@ def test_flags_override_the_file(tmp_path: Path):
             "identity: {issuer: 'https://idp', audience: d, client: x}\n",
             "unknown setting identity.client",
         ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: d}}\n",
+            "client_id must differ from identity.audience",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {}}\n",
+            "identity.sign_in.client_id is required",
+        ),
+        (
+            "public_url: http://datavisa.example.com\n"
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: web}}\n",
+            "public_url must be https://",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: web, "
+            "redirect_uri: 'http://datavisa.example.com/auth/callback'}}\n",
+            "redirect_uri must be an https:// URL",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: w, scope: x}}\n",
+            "scope must hold openid",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: w, "
+            "session: 2d}}\n",
+            "session must be at most 24h",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: w, "
+            "session: 1h, idle: 2h}}\n",
+            "idle must be at most identity.sign_in.session",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: w, "
+            "client_secret_file: nowhere}}\n",
+            "client_secret_file: cannot read",
+        ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: w, secret: s}}\n",
+            "unknown setting identity.sign_in.secret",
+        ),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):
@@ -210,3 +251,24 @@ def test_the_gateway_section_is_read_with_header_names_lower_case(tmp_path: Path
     assert ServeConfig().location.proxies == (), "no one may name the client's address"
     assert ServeConfig().location.database == "iptocc"
     assert ServeConfig().gateway.identity_headers == ("x-auth-request-user", "x-forwarded-user")
+
+
+def test_the_dashboard_sign_in_reads_its_secret_from_a_file(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv(config.CLIENT_SECRET_ENV, raising=False)
+    (tmp_path / "client.secret").write_text("s3cret\n")
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        "public_url: https://datavisa.example.com/\n"
+        "identity:\n  issuer: https://idp.example.com/\n  audience: datavisa\n"
+        "  sign_in:\n    client_id: datavisa-dashboard\n"
+        "    client_secret_file: client.secret\n    session: 4h\n    idle: 30m\n"
+    )
+    sign_in = config.load(path).sign_in
+    assert sign_in is not None
+    assert (sign_in.client_id, sign_in.client_secret) == ("datavisa-dashboard", "s3cret")
+    assert sign_in.public_url == "https://datavisa.example.com"
+    assert (sign_in.session_s, sign_in.idle_s) == (4 * 3600, 1800)
+    assert "s3cret" not in repr(sign_in)  # never in a log line
+    monkeypatch.setenv(config.CLIENT_SECRET_ENV, "from-env")
+    path.write_text(path.read_text().replace("    client_secret_file: client.secret\n", ""))
+    assert config.load(path).sign_in.client_secret == "from-env"  # type: ignore[union-attr]

@@ -1,13 +1,17 @@
-// DataVisa's live dashboard: reads the /v1 API with a bearer token and refreshes itself
-// whenever GET /v1/events (server-sent events) says the data moved. No build step, no
-// dependencies; every value is put on the page as text, never as HTML.
+// DataVisa's live dashboard: reads the /v1 API as the person signed in with the
+// organisation's identity provider (the server's session cookie; state-changing calls carry
+// the session's CSRF token), or with a pasted bearer token, and refreshes itself whenever
+// GET /v1/events (server-sent events) says the data moved. No build step, no dependencies;
+// every value is put on the page as text, never as HTML. The server decides everything:
+// a denial is shown as the policy said it.
 "use strict";
 
 const KEY = "datavisa.token";
 const RETRY_MS = 2000;
 const state = {
-  token: null, heads: null, skew: 0, busy: false, again: false, stream: null,
+  token: null, csrf: null, signIn: false, heads: null, skew: 0, busy: false, again: false, stream: null,
   seen: new Set(), shown: false, // rows on the page before, and whether anything was shown yet
+  stepUp: new Map(), // the step-up denials of this page, by request
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -61,27 +65,39 @@ function tick() {
 
 // -- the API ---------------------------------------------------------------------------
 
+// The caller's credential: the bearer token, else the session cookie the browser sends
+// itself, with the session's CSRF token on every call that changes something.
+function credentials(method) {
+  if (state.token) return { Authorization: `Bearer ${state.token}` };
+  return method && method !== "GET" && state.csrf ? { "X-CSRF-Token": state.csrf } : {};
+}
+
+const ENDED = () => (state.token ? "That token is unknown or revoked." : "Your session ended: sign in again.");
+
 async function api(path, options = {}) {
   const response = await fetch(path, {
     ...options,
     cache: "no-store",
-    headers: { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
+    credentials: "same-origin",
+    headers: { ...credentials(options.method), ...(options.headers || {}) },
   });
-  if (response.status === 401) signOut("That token is unknown or revoked.");
-  if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
-  return response.json();
+  if (response.status === 401 && signedIn()) signOut(ENDED()); // once, for all calls in flight
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status, body });
+  return body;
 }
 
 async function listen() {
-  while (state.token) {
+  while (signedIn()) {
     try {
       state.stream = new AbortController();
       const response = await fetch("/v1/events", {
         signal: state.stream.signal,
         cache: "no-store",
-        headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+        credentials: "same-origin",
+        headers: { ...credentials("GET"), Accept: "text/event-stream" },
       });
-      if (response.status === 401) return signOut("That token is unknown or revoked.");
+      if (response.status === 401) return signOut(ENDED());
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       setStatus("live");
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -100,7 +116,7 @@ async function listen() {
       if (e.name === "AbortError") return;
       console.warn("event stream:", e);
     }
-    if (!state.token) return;
+    if (!signedIn()) return;
     setStatus("reconnecting");
     await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
     if (state.heads) refresh(); // while the stream is down, at least poll
@@ -184,7 +200,8 @@ function pendingItem(req) {
       h("div", { class: "detail" }, `${what(req)} for ${duration(req.duration_s * 1000)} · needs ${needs(req)}`),
       h("div", { class: "detail" }, req.reason ? `“${req.reason}”` : "", " ", h("span", { class: "id" }, req.id))),
     h("div", { class: "side" }, countdown(req.pending_until, "decide within"),
-      state.role === "user" && req.requester !== state.subject ? approveForm(req) : null));
+      state.role === "user" && req.requester !== state.subject ? approveForm(req) : null,
+      state.stepUp.has(req.id) ? signInAgain(state.stepUp.get(req.id)) : null));
 }
 
 // An approver approves from where they are: the country is part of the decision.
@@ -194,7 +211,7 @@ function approveForm(req) {
     value: localStorage.getItem("datavisa.from") || "",
   });
   const button = h("button", { type: "submit" }, "Approve");
-  return h("form", {
+  const form = h("form", {
     class: "approve",
     onsubmit: async (e) => {
       e.preventDefault();
@@ -210,9 +227,31 @@ function approveForm(req) {
       } catch (err) {
         button.disabled = false;
         button.textContent = err.status === 403 ? "Not allowed" : "Try again";
+        const stepUp = reasons(err).find((r) => r.code === "step_up_required");
+        if (stepUp && state.signIn && !state.stepUp.has(req.id)) {
+          state.stepUp.set(req.id, stepUp); // kept across the refreshes the denial causes
+          form.after(signInAgain(stepUp));
+        }
       }
     },
   }, from, button);
+  return form;
+}
+
+function reasons(err) {
+  return ((err.body || {}).error || {}).reasons || [];
+}
+
+// Policy wants a recent (and strong) sign-in for this step: the identity provider is
+// asked to sign the person in again, as recently as the denial says.
+function signInAgain(reason) {
+  const asked = new URLSearchParams({ prompt: "login", return_to: "/" });
+  const maxAge = (reason.step_up || {}).max_age_s;
+  if (Number.isInteger(maxAge)) asked.set("max_age", String(maxAge));
+  if (state.subject && !state.token) asked.set("login_hint", state.subject);
+  return h("div", { class: "step-up", role: "alert" },
+    reason.message || "", " ",
+    h("a", { href: `/auth/login?${asked}`, class: "sign-in-again" }, "Sign in again"));
 }
 
 function activeItem(req) {
@@ -282,37 +321,70 @@ function setStatus(text) {
   el.dataset.state = text;
 }
 
+const signedIn = () => Boolean(state.token || state.csrf);
+
 function signOut(message) {
+  const hadSession = Boolean(state.csrf) && !state.token;
   state.token = null;
+  state.csrf = null;
   if (state.stream) state.stream.abort();
   localStorage.removeItem(KEY);
   $("#board").hidden = true;
   $("#forget").hidden = true;
+  $("#sign-out").hidden = true;
   $("#who").textContent = "";
+  $("#sign-in").hidden = !state.signIn;
   $("#login").hidden = false;
-  $("#login-error").hidden = !message;
-  $("#login-error").textContent = message || "";
+  const where = hadSession && state.signIn ? "#sign-in-error" : "#login-error";
+  for (const sel of ["#sign-in-error", "#login-error"]) {
+    $(sel).hidden = !(message && sel === where);
+    $(sel).textContent = sel === where ? message || "" : "";
+  }
   setStatus("offline");
+}
+
+function enter(me) {
+  Object.assign(state, { subject: me.subject, role: me.role });
+  $("#who").textContent = `${me.subject} (${me.role})`;
+  $("#sign-in").hidden = true;
+  $("#login").hidden = true;
+  $("#board").hidden = false;
+  $("#forget").hidden = !state.token;
+  $("#sign-out").hidden = Boolean(state.token);
+  listen();
 }
 
 async function signIn(token) {
   state.token = token;
   try {
     const me = await api("/v1/whoami");
-    Object.assign(state, { subject: me.subject, role: me.role });
     localStorage.setItem(KEY, token);
-    $("#who").textContent = `${me.subject} (${me.role})`;
+    enter(me);
   } catch (e) {
     if (state.token) signOut(`The server did not take that token (${e.message}).`);
-    return;
   }
-  $("#login").hidden = true;
-  $("#board").hidden = false;
-  $("#forget").hidden = false;
-  listen();
 }
 
-function start() {
+// Who the server's session cookie signs in, if anyone: 404 means the server has no
+// sign-in with an identity provider (only tokens), 401 that no one is signed in.
+async function session() {
+  const response = await fetch("/auth/session", { cache: "no-store", credentials: "same-origin" });
+  state.signIn = response.status !== 404;
+  return response.ok ? response.json() : null;
+}
+
+async function endSession() {
+  let away = null;
+  try {
+    away = (await api("/auth/logout", { method: "POST" })).end_session_url;
+  } catch (e) {
+    console.warn("sign-out:", e);
+  }
+  signOut("");
+  if (away) location.assign(away); // signed out at the identity provider too
+}
+
+async function start() {
   // A link may carry the token as #token=...: kept, then taken out of the address bar.
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
   if (fromLink) history.replaceState(null, "", location.pathname + location.search);
@@ -321,8 +393,15 @@ function start() {
     signIn($("#token").value.trim());
   });
   $("#forget").addEventListener("click", () => signOut(""));
+  $("#sign-out").addEventListener("click", endSession);
   setInterval(tick, 1000);
-  const token = fromLink || localStorage.getItem(KEY);
+  const signed = await session().catch(() => null);
+  if (fromLink) return signIn(fromLink);
+  if (signed) {
+    state.csrf = signed.csrf_token;
+    return enter(signed);
+  }
+  const token = localStorage.getItem(KEY);
   if (token) signIn(token);
   else signOut("");
 }

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...model.durations import rfc3339
+from ..browser import session_of
 from ..deps import Allowed, Served
 from ..errors import ApiError, JsonRoute
 from ..tokens import Principal
@@ -32,6 +33,7 @@ DASHBOARD_HEADERS = {
 EVENTS_POLL_S = 0.5  # how often /v1/events looks for changes
 EVENTS_KEEPALIVE_S = 15.0
 EVENTS_MAX_S = 600.0  # then the stream ends and the client reconnects
+SESSION_CHECK_S = 2.0  # how often a dashboard session's stream looks whether it still lives
 
 
 @router.get("/v1/events", include_in_schema=False)
@@ -40,12 +42,25 @@ async def events(
 ) -> StreamingResponse:
     """Server-sent events: `change` with the heads whenever the data moves."""
 
+    # A dashboard session's stream ends soon after the session does (signed out, lapsed,
+    # refused by the IdP): the client comes back and is told. A token's is not looked up
+    # again (a revoked token's stream runs to EVENTS_MAX_S).
+    by_session = actor.token_id.startswith("session:")
+
     async def stream() -> AsyncIterator[str]:
         last, quiet, started = None, 0.0, time.monotonic()
+        checked = started
         yield "retry: 2000\n\n"
         while time.monotonic() - started < EVENTS_MAX_S and not service.closing.is_set():
             if await request.is_disconnected():
                 return
+            if by_session and time.monotonic() - checked >= SESSION_CHECK_S:
+                checked = time.monotonic()
+                try:
+                    if await session_of(service, request) is None:
+                        return
+                except ApiError:
+                    return
             heads = await run_in_threadpool(service.heads)
             if heads != last:
                 data = json.dumps({**heads, "now": rfc3339(time.time())})

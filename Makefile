@@ -94,8 +94,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two processes by default, a test file to each at a time: most of the suite waits on
+# OPA, uvicorn, PostgreSQL and browsers, so two keep two cores busy. PYTEST_WORKERS=0 runs
+# it in one process.
+PYTEST_WORKERS ?= 2
 pytest: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # Decision speed and scale, every path side by side (bench/README.md); a few minutes.
 # `make bench ARGS=--quick` is a smoke run. The load generator and plots come from the

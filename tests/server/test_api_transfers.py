@@ -166,7 +166,7 @@ def test_a_pipeline_is_refused_before_allowed_during_refused_after_and_alerted(
     assert "refused: no_approved_transfer" in before.stdout
     assert not out.exists()
 
-    approved = api.as_("dave").post(f"/v1/requests/{transfer_id}/approve", {"location": "IE"})
+    approved = api.as_("dave").post(f"/v1/requests/{transfer_id}/approve", {"location": "DE"})
     assert approved.json()["state"] == "active", approved.text
     during = pipeline(transfer_id)
     assert during.returncode == 0, during.stdout + during.stderr

@@ -36,7 +36,15 @@ import requests
 import yaml
 from click.testing import CliRunner
 from faults import FaultyProxy
-from live_server import RESOURCE, Caller, healthy, kill_hard, serve_process, wait_for
+from live_server import (
+    IN_GERMANY_CONFIG,
+    RESOURCE,
+    Caller,
+    healthy,
+    kill_hard,
+    serve_process,
+    wait_for,
+)
 from test_fleet import NAMES, Sidecar
 from test_several_engines import Engine, _sweeper
 
@@ -138,6 +146,7 @@ def setup(
                 # The balancers' proxy gives up on an upstream after 5s: polls shorter.
                 "fleet": {"opas": list(NAMES), "confirm_within": "5s", "long_poll": "2s"},
                 "connections": {"analytics": {"kind": "postgresql", "dsn_file": "analytics.dsn"}},
+                **yaml.safe_load(IN_GERMANY_CONFIG),  # loopback callers are in DE
             }
         )
     )

@@ -71,6 +71,9 @@ ALLOWED = {
     "filings.record": {USER, ADMIN},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
+# The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the
+# credential, checked by the routes themselves (tests/server/test_web_sign_in.py).
+PUBLIC |= {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout"}
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}
 PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status partition
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}

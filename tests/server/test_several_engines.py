@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from live_server import RESOURCE, Caller, healthy, kill_hard, serve_process, wait_for
+from live_server import (
+    IN_GERMANY_CONFIG,
+    RESOURCE,
+    Caller,
+    healthy,
+    kill_hard,
+    serve_process,
+    wait_for,
+)
 
 from datavisa.cli.main import cli
 from datavisa.engine.api.serve import engine_instance
@@ -56,7 +64,9 @@ def shared(pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """One PostgreSQL database and a serve config on it; the log key set for every engine."""
     monkeypatch.setenv(KEY_ENV, "one-key-for-every-engine")
     config = tmp_path / "serve.yaml"
-    config.write_text(f"database: {pg_database}\nsweep_every: 1s\nreconcile_every: 2s\n")
+    config.write_text(
+        f"database: {pg_database}\nsweep_every: 1s\nreconcile_every: 2s\n{IN_GERMANY_CONFIG}"
+    )
     return pg_database, config
 
 
@@ -108,7 +118,7 @@ def test_approvers_racing_through_two_engines_activate_a_grant_once(engines, sha
                             .as_(way[1])
                             .post(f"/v1/requests/{rid}/approve", {"location": way[2]})
                         ),
-                        [(a, "dave", "IE"), (b, "erin", "DE")],
+                        [(a, "dave", "DE"), (b, "erin", "DE")],
                     )
                 )
                 assert all(r.status_code == 200 for r in answers), [r.text for r in answers]

@@ -73,7 +73,7 @@ ALLOWED = {
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the
 # credential, checked by the routes themselves (tests/server/test_web_sign_in.py).
-PUBLIC |= {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout"}
+SIGN_IN = {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout"}
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}
 PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status partition
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
@@ -127,7 +127,7 @@ def roles_api(tmp_path_factory: pytest.TempPathFactory, opa: OpaProcess) -> Iter
 @pytest.mark.parametrize(("method", "path", "operation"), ROUTES, ids=ROUTE_IDS)
 def test_every_route_names_an_operation_of_the_table_or_is_public(method, path, operation):
     if operation is None:
-        assert path in PUBLIC, f"{method} {path} names no operation: declare Allowed(...)"
+        assert path in PUBLIC | SIGN_IN, f"{method} {path} names no operation: declare Allowed(...)"
     else:
         assert operation in ALLOWED, f"{method} {path}: add {operation!r} to the role table"
 
@@ -176,6 +176,13 @@ def test_each_role_on_each_route(roles_api, method, path, operation, role):
 def test_public_routes_need_no_token(roles_api, path):
     status, _ = _call(roles_api.anonymous(), "GET", path)
     assert status == 200
+
+
+@pytest.mark.parametrize("path", sorted(SIGN_IN))
+def test_the_sign_in_routes_are_not_there_without_a_configured_sign_in(roles_api, path):
+    method = "POST" if path == "/auth/logout" else "GET"
+    status, body = _call(roles_api.anonymous(), method, path)
+    assert status == 404, body
 
 
 def test_the_fast_lane_authorizes_as_the_route_does(roles_api):

@@ -68,6 +68,15 @@ def pg_engine(
     store.close()
 
 
+def _unreachable(engine: Engine, password: str = "pw") -> PostgresSink:
+    """The engine's PostgreSQL sink, pointed at a port where no server listens."""
+    sink = engine.grants.sinks[-1]
+    sink.connections["analytics"] = Connection(
+        "analytics", f"postgresql://postgres:{password}@127.0.0.1:{free_port()}/postgres"
+    )
+    return sink
+
+
 def _grant(engine: Engine, seconds: int = 1200, actions: tuple[str, ...] = ("read",)):
     req = engine.request("alice", RESOURCE, list(actions), seconds, "DE", "INC-1: export fails")
     return engine.approve(req.id, "bob", "DE")
@@ -230,11 +239,8 @@ def test_an_unreachable_database_leaves_the_removal_pending_and_never_leaks_the_
     store = Store(db)
     engine = _pg_engine(store, opa.client(), postgres)
     grant = _grant(engine)
-    sink = engine.grants.sinks[-1]
     secret = "s3cr3t-Admin-pw"
-    sink.connections["analytics"] = Connection(
-        "analytics", f"postgresql://postgres:{secret}@127.0.0.1:{free_port()}/postgres"
-    )
+    sink = _unreachable(engine, secret)
     with pytest.raises(NotYetEnforced) as pending:
         engine.revoke(grant.id, "bob")
     assert pending.value.pending == ["postgresql"]
@@ -255,10 +261,7 @@ def test_a_removal_waiting_in_the_outbox_is_not_drift_and_a_hand_made_role_still
     pg_engine: Engine, postgres: LocalPostgres
 ):
     grant = _grant(pg_engine)
-    sink = pg_engine.grants.sinks[-1]
-    sink.connections["analytics"] = Connection(
-        "analytics", f"postgresql://postgres:pw@127.0.0.1:{free_port()}/postgres"
-    )
+    sink = _unreachable(pg_engine)
     with pytest.raises(NotYetEnforced):
         pg_engine.revoke(grant.id, "bob")
     sink.connections["analytics"] = _connection(postgres)  # back, the outbox not yet run
@@ -339,10 +342,7 @@ def test_only_an_admin_abandons_a_removal_the_database_never_confirmed(
     store = Store(db)
     engine = _pg_engine(store, opa.client(), postgres)
     grant = _grant(engine)
-    sink = engine.grants.sinks[-1]
-    sink.connections["analytics"] = Connection(
-        "analytics", f"postgresql://postgres:x@127.0.0.1:{free_port()}/postgres"
-    )
+    sink = _unreachable(engine)
     with pytest.raises(NotYetEnforced):
         engine.revoke(grant.id, "bob")
     with pytest.raises(Denied) as refused:

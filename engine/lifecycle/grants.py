@@ -249,7 +249,7 @@ class Grants:
                     continue
                 # A grant whose change still waits in the outbox for this sink is the
                 # outbox's work, not drift: it is compared once the change is applied.
-                waiting = self._waiting(sink)
+                waiting = {row.grant_id for row in self._unapplied(sink)}
                 held, wanted = _without(held, waiting), _without(wanted, waiting)
                 if _normal(held) != _normal(wanted):
                     log.warning("the grants in %s differ from the store: repairing", sink.name)
@@ -259,10 +259,10 @@ class Grants:
                     drifted.append(sink.name)
         return drifted
 
-    def _waiting(self, sink: Sink) -> set[str]:
-        """The grants with outbox rows `sink` has not yet had from this engine."""
+    def _unapplied(self, sink: Sink) -> list[GrantChange]:
+        """The outbox rows `sink` has not yet had from this engine (the first 10,000)."""
         after = self.store.cursor(self._cursor(sink)) or 0
-        return {row.grant_id for row in self.store.grant_changes(after, limit=10_000)}
+        return self.store.grant_changes(after, limit=10_000)
 
     def _audit_drift(
         self, sink: str, held: dict[str, dict[str, Any]], wanted: dict[str, dict[str, Any]]
@@ -293,8 +293,7 @@ class Grants:
         """How far each sink is behind the outbox."""
         out = []
         for sink in self.sinks:
-            after = self.store.cursor(self._cursor(sink)) or 0
-            rows = self.store.grant_changes(after, limit=10_000)
+            rows = self._unapplied(sink)
             removals = [
                 row
                 for row in rows

@@ -161,24 +161,11 @@ class Hydra:
     def public_client(self, client_id: str, token_lifespan_s: int | None = None) -> None:
         """A client for people's sign-in from a loopback redirect (the CLI's): no secret,
         the code flow with PKCE, refresh tokens, JWT access tokens for the audience."""
-        made = requests.post(
-            self.admin + "/admin/clients",
-            json={"client_id": client_id, "token_endpoint_auth_method": "none",
-                  "grant_types": ["authorization_code", "refresh_token"],
-                  "response_types": ["code"], "scope": "openid offline_access",
-                  "redirect_uris": ["http://127.0.0.1/callback"], "audience": [AUDIENCE],
-                  "access_token_strategy": "jwt"},
-            timeout=10,
+        self._code_flow_client(
+            {"client_id": client_id, "token_endpoint_auth_method": "none",
+             "redirect_uris": ["http://127.0.0.1/callback"]},
+            token_lifespan_s,
         )  # fmt: skip
-        assert made.status_code == 201, made.text
-        if token_lifespan_s is not None:
-            done = requests.put(
-                f"{self.admin}/admin/clients/{client_id}/lifespans",
-                json={"authorization_code_grant_access_token_lifespan": f"{token_lifespan_s}s",
-                      "refresh_token_grant_access_token_lifespan": f"{token_lifespan_s}s"},
-                timeout=10,
-            )  # fmt: skip
-            assert done.ok, done.text
 
     def web_client(
         self, client_id: str, secret: str, base: str, token_lifespan_s: int | None = None
@@ -186,21 +173,28 @@ class Hydra:
         """A confidential client for the dashboard served at `base`: its secret, the code
         flow (PKCE), refresh tokens, JWT access tokens for the audience, the callback and
         the way back after signing out."""
+        self._code_flow_client(
+            {"client_id": client_id, "client_secret": secret,
+             "token_endpoint_auth_method": "client_secret_basic",
+             "redirect_uris": [base + "/auth/callback"],
+             "post_logout_redirect_uris": [base + "/"]},
+            token_lifespan_s,
+        )  # fmt: skip
+
+    def _code_flow_client(self, client: dict[str, Any], token_lifespan_s: int | None) -> None:
+        """Register a client of the code flow with refresh tokens and JWT access tokens for
+        the audience; its access tokens live `token_lifespan_s` where given."""
         made = requests.post(
             self.admin + "/admin/clients",
-            json={"client_id": client_id, "client_secret": secret,
-                  "token_endpoint_auth_method": "client_secret_basic",
-                  "grant_types": ["authorization_code", "refresh_token"],
+            json={**client, "grant_types": ["authorization_code", "refresh_token"],
                   "response_types": ["code"], "scope": "openid offline_access",
-                  "redirect_uris": [base + "/auth/callback"],
-                  "post_logout_redirect_uris": [base + "/"], "audience": [AUDIENCE],
-                  "access_token_strategy": "jwt"},
+                  "audience": [AUDIENCE], "access_token_strategy": "jwt"},
             timeout=10,
         )  # fmt: skip
         assert made.status_code == 201, made.text
         if token_lifespan_s is not None:
             done = requests.put(
-                f"{self.admin}/admin/clients/{client_id}/lifespans",
+                f"{self.admin}/admin/clients/{client['client_id']}/lifespans",
                 json={"authorization_code_grant_access_token_lifespan": f"{token_lifespan_s}s",
                       "refresh_token_grant_access_token_lifespan": f"{token_lifespan_s}s"},
                 timeout=10,

@@ -51,20 +51,29 @@ async def bearer(service: Service, token: str) -> Principal | None:
     """Who a bearer token stands for: the person the identity provider's JWT names (a 401
     saying why when it names no one), else a static token's principal, or None."""
     if service.identity is not None and looks_like_jwt(token):
-        return await run_in_threadpool(signed_in, service.identity, token)
+        return await run_in_threadpool(signed_in, service, service.identity, token)
     return service.tokens.verify(token)
 
 
-def signed_in(identity: Verifier, token: str) -> Principal:
+def signed_in(service: Service, identity: Verifier, token: str) -> Principal:
     """The person the identity provider's JWT stands for (a worker thread: the issuer's
-    keys may have to be fetched), with the role of a person; why not, as the API says it."""
+    keys may have to be fetched), with the API role policy gives their groups; why not,
+    as the API says it."""
     try:
         person = identity.verify(token)
     except RefusedToken as e:
         raise ApiError(401, "unauthenticated", str(e)) from None
     except IdentityUnavailable as e:
         raise ApiError(503, "identity_unavailable", str(e)) from None
-    return Principal.person(person)
+    principal, decision = service.person(person)
+    if principal is not None:
+        return principal
+    if "policy_unavailable" in decision.codes:
+        raise ApiError(503, "policy_unavailable", decision.explain())
+    raise ApiError(
+        403, "forbidden", decision.explain(), reasons=decision.reasons,
+        decision_id=decision.decision_id,
+    )  # fmt: skip
 
 
 def authorize(service: Service, principal: Principal, operation: str) -> None:

@@ -17,7 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
+from ..identity.oidc import (
+    REMEMBER_MAX,
+    REMEMBER_S,
+    Identity,
+    IdentityUnavailable,
+    RefusedToken,
+    Verifier,
+    looks_like_jwt,
+)
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..model.decision import Check, Decision
@@ -26,6 +34,7 @@ from ..model.records import TRANSFER_KIND
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
+from ..policy.decide import IDP, decide
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.opa_async import AsyncOpaClient
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
@@ -65,6 +74,11 @@ class Service:
     checks: Coalescer[Check, Decision] = field(init=False)
     # Set when the service stops, so long-lived responses (/v1/events) end.
     closing: threading.Event = field(init=False, default_factory=threading.Event)
+    # People the IdP signed in, by token id: (principal, until (monotonic), decision).
+    _people: dict[str, tuple[Principal, float, Decision]] = field(
+        init=False, default_factory=dict, repr=False
+    )
+    _people_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
@@ -88,13 +102,46 @@ class Service:
     def quick_principal(self, token: str) -> Principal | None:
         """The principal a bearer token stands for on the hot path, or None to leave the
         call to the slow one (which says why): a static token as `verify_recent` knows
-        it, or a person's JWT verified against keys already held."""
+        it, or a person's JWT verified against keys already held, whose role policy
+        already gave."""
         if self.identity is not None and looks_like_jwt(token):
             try:
-                return Principal.person(self.identity.verify(token, fetch=False))
+                person = self.identity.verify(token, fetch=False)
             except (RefusedToken, IdentityUnavailable):
                 return None
+            known = self._people.get(person.token_id)
+            return known[0] if known is not None and time.monotonic() < known[1] else None
         return self.tokens.verify_recent(token)
+
+    def person(self, identity: Identity) -> tuple[Principal | None, Decision]:
+        """The person the identity provider signed in, with the API role policy gives
+        their groups (datavisa.idp), or None and the decision that refused them
+        (deprovisioned, OPA unreachable). Asked once per token, remembered until it
+        expires or for REMEMBER_S at most, and forgotten when the directory changes."""
+        known = self._people.get(identity.token_id)
+        if known is not None and time.monotonic() < known[1]:
+            return known[0], known[2]
+        engine = self.engine
+        asked = {"subject": identity.subject, "idp_groups": identity.idp_groups()}
+        decision = decide(
+            engine.opa, IDP, asked, log=engine.log, caller=identity.subject,
+            revision=engine.revision,
+        )  # fmt: skip
+        role = decision.result.get("role")
+        if not decision.allow or not isinstance(role, str):
+            return None, decision
+        principal = Principal.person(identity, role)
+        until = time.monotonic() + min(REMEMBER_S, max(0.0, identity.expires_at - time.time()))
+        with self._people_lock:
+            self._people[identity.token_id] = principal, until, decision
+            while len(self._people) > REMEMBER_MAX:
+                self._people.pop(next(iter(self._people)))
+        return principal, decision
+
+    def forget_people(self) -> None:
+        """Ask policy again for every person's role (the directory changed)."""
+        with self._people_lock:
+            self._people.clear()
 
     def opa_ready(self) -> bool:
         self._probe.follow(self.engine.opa)

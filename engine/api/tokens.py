@@ -63,9 +63,10 @@ class Principal:
         return self.role == SERVICE
 
     @classmethod
-    def person(cls, identity: Identity) -> Principal:
-        """A person the identity provider signed in: the role of a person."""
-        return cls(identity.subject, USER, identity.token_id, identity)
+    def person(cls, identity: Identity, role: str = USER) -> Principal:
+        """A person the identity provider signed in, with the API role policy gave their
+        groups (datavisa.idp; the role of a person unless it says otherwise)."""
+        return cls(identity.subject, role, identity.token_id, identity)
 
 
 @dataclass(frozen=True)

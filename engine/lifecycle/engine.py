@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import secrets
 import time
 from collections import Counter
@@ -277,6 +278,8 @@ class Engine:
                 "request": _request_input(req),
                 "approvals": approvals,
             }
+            if earlier := self._approvers_groups(req.id):
+                asked["idp_groups"] = earlier
             decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
             if not decision.allow:
                 raise Denied("approval refused", decision)
@@ -287,9 +290,11 @@ class Engine:
                 req = self._load(request_id, now, {PENDING}, "approve")
                 if self._approvers(req.id) != approvals:
                     continue
+                groups = authentication.groups if authentication is not None else None
                 approval = Approval(
-                    req.id, approver, "approve", now, decision.decision_id, location
-                )
+                    req.id, approver, "approve", now, decision.decision_id, location,
+                    idp_groups=None if groups is None else json.dumps(list(groups)),
+                )  # fmt: skip
                 db["approvals"].insert(dataclasses.asdict(approval))
                 detail = {"groups": decision.result.get("groups", []), "location": location}
                 self._audit(now, approver, "approved", req, decision, detail)
@@ -300,17 +305,28 @@ class Engine:
         raise Conflict(f"{request_id} is being approved by others right now; try again")
 
     def _signed_in(self, asked: dict[str, Any], authentication: Identity | None) -> dict[str, Any]:
-        """`asked`, with the caller's sign-in as datavisa.step_up reads it: how long ago,
-        with which methods; nothing for a caller no identity provider signed in."""
+        """`asked`, with the caller's sign-in as datavisa.step_up reads it (how long ago,
+        with which methods) and the IdP groups their token names (datavisa.idp); nothing
+        for a caller no identity provider signed in."""
         if authentication is None:
             return asked
         at = authentication.auth_time
+        if groups := authentication.idp_groups():  # the caller's, as their token says
+            asked = asked | {"idp_groups": asked.get("idp_groups", {}) | groups}
         return asked | {
             "authentication": {
                 "age_s": None if at is None else max(0.0, self.clock() - at),
                 "amr": list(authentication.amr),
                 "acr": authentication.acr,
             }
+        }
+
+    def _approvers_groups(self, request_id: str) -> dict[str, list[str]]:
+        """The IdP groups each earlier approver's token named, by approver."""
+        return {
+            a.approver: json.loads(a.idp_groups)
+            for a in self.approvals(request_id)
+            if a.verdict == "approve" and a.idp_groups is not None
         }
 
     def _approvers(self, request_id: str) -> list[str]:

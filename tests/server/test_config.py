@@ -136,6 +136,10 @@ def test_flags_override_the_file(tmp_path: Path):
             "identity: {issuer: 'https://idp', audience: d, client: x}\n",
             "unknown setting identity.client",
         ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, groups_claim: [groups]}\n",
+            "identity.groups_claim must be a claim name",
+        ),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):
@@ -207,3 +211,10 @@ def test_the_gateway_section_is_read_with_header_names_lower_case(tmp_path: Path
     assert [str(n) for n in gateway.proxies] == ["10.0.0.5/32", "2001:db8::/64"]
     assert ServeConfig().gateway.proxies == (), "no one may name the client's address"
     assert ServeConfig().gateway.identity_headers == ("x-auth-request-user", "x-forwarded-user")
+
+
+def test_the_identity_section_names_the_groups_claim(tmp_path: Path):
+    path = tmp_path / "serve.yaml"
+    path.write_text("identity: {issuer: 'https://idp', audience: d, groups_claim: groups}\n")
+    identity = config.load(path).identity
+    assert identity is not None and identity.groups_claim == "groups"

@@ -16,13 +16,14 @@
 #   review_deadline_s, countries (the grant will permit), transfer: {cross_border, basis}}
 package datavisa.breakglass
 
+import data.datavisa.directory
 import data.datavisa.residency
 import data.datavisa.step_up
 import data.datavisa.us_bulk_data
 
 _rules := data.datavisa.breakglass_rules
 
-_subject := data.datavisa.subjects[input.subject]
+_subject := directory.subject(input.subject)
 
 _resource := data.datavisa.resources[input.resource]
 

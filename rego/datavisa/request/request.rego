@@ -19,6 +19,7 @@
 #   approvals access from abroad needs. The grant permits the requested location only.
 package datavisa.request
 
+import data.datavisa.directory
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
@@ -41,7 +42,7 @@ allow if count(deny) == 0
 # title: Denial reasons
 # description: Each reason the request may not be filed, as {code, message}.
 deny contains {"code": "unknown_subject", "message": msg} if {
-	not data.datavisa.subjects[input.subject]
+	not directory.subject(input.subject)
 	msg := sprintf("%q is not in the directory", [input.subject])
 }
 

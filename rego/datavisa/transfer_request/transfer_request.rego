@@ -20,6 +20,7 @@
 #   kept, or null), countries (the target's), transfer: {cross_border, basis, scope}}
 package datavisa.transfer_request
 
+import data.datavisa.directory
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
@@ -59,7 +60,7 @@ deny contains reason if {
 }
 
 deny contains {"code": "unknown_subject", "message": msg} if {
-	not data.datavisa.subjects[input.subject]
+	not directory.subject(input.subject)
 	msg := sprintf("%q is not in the directory", [input.subject])
 }
 

@@ -30,6 +30,7 @@ import uvicorn
 
 from ..connectors.activity import StatementTail
 from ..connectors.postgresql import PostgresSink
+from ..directory.directory import Directory
 from ..identity.oidc import Verifier
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
@@ -147,11 +148,13 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             upload, token_id = _self_upload(tokens, base_url, instance)
             stack.callback(tokens.revoke, token_id)
         permissions = Permissions()
+        directory = Directory(engine, SUBJECT_PATTERN)
 
         def resync() -> None:
             # Whenever OPA answers again: the role table first (cheap; nothing is served
-            # without it), then every live grant.
+            # without it), the synced directory (who is deprovisioned), then every live grant.
             permissions.load(client)
+            directory.sync()
             # A database keeps its roles across an OPA restart: the runner reconciles it.
             engine.grants.sync([s for s in engine.grants.sinks if not getattr(s, "provisions", 0)])
 
@@ -185,6 +188,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             fleet=fleet,
             instance=instance or "local",
             identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
+            directory=directory,
         )
         stack.callback(service.close)
         yield service

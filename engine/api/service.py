@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..directory.directory import Directory
 from ..identity.oidc import (
     REMEMBER_MAX,
     REMEMBER_S,
@@ -42,7 +43,7 @@ from .config import GatewayConfig
 from .limits import InputRules, shipped
 from .metrics import FleetGauges, Metrics, Snapshot
 from .permissions import Permissions
-from .tokens import Principal, TokenStore
+from .tokens import SUBJECT_PATTERN, Principal, TokenStore
 
 log = logging.getLogger("datavisa.service")
 
@@ -68,6 +69,8 @@ class Service:
     instance: str = "local"
     # Whose JWT access tokens stand for people (config `identity:`), if anyone's.
     identity: Verifier | None = None
+    # The directory the IdP syncs by SCIM (routes/scim.py); built on the engine if not given.
+    directory: Directory = None  # type: ignore[assignment]
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
@@ -98,6 +101,13 @@ class Service:
                 self.permissions.load(self.engine.opa)
             except OpaUnavailable as e:
                 log.warning("every API call is refused until OPA answers: %s", e)
+        if self.directory is None:
+            self.directory = Directory(self.engine, SUBJECT_PATTERN)
+            try:
+                self.directory.sync()
+            except OpaUnavailable as e:
+                log.warning("the synced directory is not in OPA yet: %s", e)
+        self.directory.changed.append(self.forget_people)
 
     def quick_principal(self, token: str) -> Principal | None:
         """The principal a bearer token stands for on the hot path, or None to leave the
@@ -157,8 +167,18 @@ class Service:
             problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
+        elif self.directory.behind is not None and not self._directory_pushed():
+            problems.append(f"the synced directory is not yet in OPA: {self.directory.behind}")
         problems += self.engine.store.problems()
         return problems
+
+    def _directory_pushed(self) -> bool:
+        """Push the synced directory to OPA again, which it lacks; whether that did it."""
+        try:
+            self.directory.sync()
+        except OpaUnavailable:
+            return False
+        return True
 
     def enforcement_problems(self) -> list[str]:
         """The removals of access some system (a sink: an engine's OPA, a fleet OPA, a

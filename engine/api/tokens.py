@@ -33,11 +33,13 @@ from ..model.records import SYSTEM
 from ..store import Store, open_store
 
 USER, SERVICE, AUDITOR, ADMIN, OPA = "user", "service", "auditor", "admin", "opa"
+SCIM = "scim"
 # user: its own lifecycle; service: access checks about anyone, decision-log uploads;
 # auditor: reads everything, changes nothing; admin: sweeps, forced revokes, alerts;
-# opa: a sidecar OPA's (the bundles, its status reports, its decision logs).
-ROLES = (USER, SERVICE, AUDITOR, ADMIN, OPA)
-MACHINES = (SERVICE, OPA)  # roles whose subject is a program, not a person of the directory
+# opa: a sidecar OPA's (the bundles, its status reports, its decision logs); scim: an
+# identity provider's directory sync (/scim/v2, and nothing else).
+ROLES = (USER, SERVICE, AUDITOR, ADMIN, OPA, SCIM)
+MACHINES = (SERVICE, OPA, SCIM)  # roles whose subject is a program, not a person
 PREFIX = "dvt_"
 _ID_BYTES = 6
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{2 * _ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")

@@ -411,6 +411,26 @@ class Engine:
         self._in_force(req)
         return req
 
+    def end_access_of(self, subject: str, actor: str, reason: str) -> list[Request]:
+        """Cancel every pending or approved request of `subject` and revoke every grant
+        they hold: directory sync deprovisioned them. Call inside the transaction of the
+        directory change, so state, audit and grant outbox commit with it; apply the
+        outbox after the commit (`grants.apply`). No decision is asked: like expiry,
+        this is not a choice policy makes (the IdP said the person is gone), and
+        reducing access never waits for OPA."""
+        now, ended = self.clock(), []
+        held = "requester = ? AND state IN (?, ?, ?)"
+        for req in self.store.requests(held, [subject, PENDING, APPROVED, ACTIVE]):
+            state = effective_state(req, now)
+            if state in (PENDING, APPROVED):
+                self._move(req, CANCELLED, now, actor, "cancelled", None, reason)
+            elif state == ACTIVE:
+                self._move(req, REVOKED, now, actor, "revoked", None, reason)
+            else:  # lapsed or expired by the clock already: the sweep writes it down
+                continue
+            ended.append(req)
+        return ended
+
     def _permit_ending(
         self, actor: str, action: str, req: Request, actor_role: str | None = None
     ) -> tuple[Decision, bool]:

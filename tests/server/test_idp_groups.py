@@ -86,3 +86,31 @@ def test_the_api_role_of_a_person_comes_from_their_groups(api, hydra):
     assert _call(url, user).json()["role"] == "user"
     assert _call(url, user, path="/v1/logs").status_code == 403
     assert _call(url, auditor).json()["role"] == "auditor"  # until that token expires
+
+
+def test_a_person_deprovisioned_by_scim_is_refused_whatever_token_they_hold(
+    tmp_path, opa: OpaProcess, hydra: Hydra
+):
+    config = OidcConfig(issuer=hydra.issuer, audience=AUDIENCE, groups_claim="groups")
+    verifier = Verifier(config, SUBJECT_PATTERN)
+    with served_store(tmp_path / "d.db", opa, "groups", "okta", "scim", identity=verifier) as (
+        url,
+        scim_token,
+    ):
+        hydra.put_in_groups("oscar", ["datavisa-auditors"])
+        token = hydra.token("oscar")
+        assert _call(url, token).json()["role"] == "auditor"
+        scim = {"Authorization": f"Bearer {scim_token}"}
+        user = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "oscar"}
+        made = requests.post(url + "/scim/v2/Users", json=user, headers=scim, timeout=30)
+        assert made.status_code == 201, made.text
+        off = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+               "Operations": [{"op": "replace", "value": {"active": False}}]}  # fmt: skip
+        at = f"{url}/scim/v2/Users/{made.json()['id']}"
+        assert requests.patch(at, json=off, headers=scim, timeout=30).status_code == 200
+        refused = _call(url, token)  # the same token, still within its lifetime
+        assert refused.status_code == 403, refused.text
+        assert [r["code"] for r in refused.json()["error"]["reasons"]] == ["deprovisioned"]
+    client = opa.client()  # the session's OPA: no one stays deprovisioned there
+    client.put_data("directory", {"people": {}})
+    client.close()

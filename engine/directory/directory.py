@@ -102,8 +102,11 @@ class Directory:
     def users(self, where: Filter, start: int, count: int) -> tuple[list[Stored], int]:
         """The Users the filter matches, from `start` (1-based), `count` at most, and how
         many match in all."""
+        narrow, params = _indexed(where, {"userName": "user_key", "externalId": "external_id"})
         rows = self._rows(
-            "SELECT * FROM directory_users WHERE deleted_at IS NULL ORDER BY created_at, id"
+            f"SELECT * FROM directory_users WHERE deleted_at IS NULL{narrow} "
+            "ORDER BY created_at, id",
+            params,
         )
         found = [s for s in map(self._stored_user, rows) if where.matches(_filterable(s))]
         return found[start - 1 : start - 1 + count], len(found)
@@ -251,7 +254,12 @@ class Directory:
     def groups(
         self, where: Filter, start: int, count: int, members: bool = True
     ) -> tuple[list[Stored], int]:
-        rows = self._rows("SELECT * FROM directory_groups ORDER BY created_at, id")
+        narrow, params = _indexed(
+            where, {"displayName": "display_key", "externalId": "external_id"}
+        )
+        rows = self._rows(
+            f"SELECT * FROM directory_groups WHERE 1 = 1{narrow} ORDER BY created_at, id", params
+        )
         found = [
             s for s in (self._stored_group(r, False) for r in rows) if where.matches(_filterable(s))
         ]
@@ -469,6 +477,19 @@ class Directory:
     @staticmethod
     def _audit(db: Any, at: float, actor: str, event: str, detail: dict[str, Any]) -> None:
         audit.append(db, at=at, actor=actor, event=event, request_id=None, detail=detail)
+
+
+def _indexed(where: Filter, columns: dict[str, str]) -> tuple[str, list[Any]]:
+    """A condition narrowing the rows to those the filter's first term on an indexed
+    column can match (the lookup Okta and Entra ID make before every create); the
+    filter itself still decides. Keys (`*_key`) are kept lower-cased."""
+    for name, value in where.terms:
+        if name == "id" and isinstance(value, str):
+            return " AND id = ?", [value]
+        if name in columns and isinstance(value, str):
+            column = columns[name]
+            return f" AND {column} = ?", [value.lower() if column.endswith("_key") else value]
+    return "", []
 
 
 def _filterable(stored: Stored) -> dict[str, Any]:

@@ -332,11 +332,16 @@ class Engine:
     def _approvers(self, request_id: str) -> list[str]:
         return [a.approver for a in self.approvals(request_id) if a.verdict == "approve"]
 
-    def deny(self, request_id: str, approver: str, reason: str = "") -> Request:
+    def deny(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str = "",
+        authentication: Identity | None = None,
+    ) -> Request:
         """End a pending request: one deny is enough."""
-        decision = self._permit(
-            approver, "deny", self._load(request_id, self.clock(), {PENDING}, "deny")
-        )
+        req = self._load(request_id, self.clock(), {PENDING}, "deny")
+        decision = self._permit(approver, "deny", req, authentication=authentication)
         with self.store.transaction() as db:
             now = self.clock()
             req = self._load(request_id, now, {PENDING}, "deny")
@@ -379,7 +384,12 @@ class Engine:
         return req
 
     def revoke(
-        self, request_id: str, actor: str, reason: str = "", actor_role: str | None = None
+        self,
+        request_id: str,
+        actor: str,
+        reason: str = "",
+        actor_role: str | None = None,
+        authentication: Identity | None = None,
     ) -> Request:
         """End a grant early. When this returns, every sink already denies it; when one
         does not yet, NotYetEnforced says so (the revoke is recorded and applied later).
@@ -390,7 +400,7 @@ class Engine:
         named when the grant became live (`offline_enders`) may still revoke it.
         """
         req = self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
-        decision, offline = self._permit_ending(actor, "revoke", req, actor_role)
+        decision, offline = self._permit_ending(actor, "revoke", req, actor_role, authentication)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
@@ -432,14 +442,19 @@ class Engine:
         return ended
 
     def _permit_ending(
-        self, actor: str, action: str, req: Request, actor_role: str | None = None
+        self,
+        actor: str,
+        action: str,
+        req: Request,
+        actor_role: str | None = None,
+        authentication: Identity | None = None,
     ) -> tuple[Decision, bool]:
         """The lifecycle decision to end `req`, and whether it is taken offline: OPA could
         not be asked and policy had named `actor` for this when the grant became live."""
         asked = {"actor": actor, "action": action, "request": _request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
-        decision = self._decide(LIFECYCLE, asked)
+        decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
         if decision.allow:
             return decision, False
         if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
@@ -518,11 +533,20 @@ class Engine:
                 raise Conflict(f"extension {other.id} of {grant.id} is already pending")
         return grant
 
-    def review(self, request_id: str, reviewer: str, outcome: str, notes: str = "") -> Request:
+    def review(
+        self,
+        request_id: str,
+        reviewer: str,
+        outcome: str,
+        notes: str = "",
+        authentication: Identity | None = None,
+    ) -> Request:
         """Record the mandatory post-hoc review of a break-glass grant."""
         if outcome not in REVIEW_OUTCOMES:
             raise DataVisaError(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}")
-        decision = self._permit(reviewer, "review", self._reviewable(request_id))
+        decision = self._permit(
+            reviewer, "review", self._reviewable(request_id), authentication=authentication
+        )
         with self.store.transaction():
             now = self.clock()
             req = self._reviewable(request_id)
@@ -734,12 +758,17 @@ class Engine:
         return req
 
     def _permit(
-        self, actor: str, action: str, req: Request, actor_role: str | None = None
+        self,
+        actor: str,
+        action: str,
+        req: Request,
+        actor_role: str | None = None,
+        authentication: Identity | None = None,
     ) -> Decision:
         asked = {"actor": actor, "action": action, "request": _request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
-        decision = self._decide(LIFECYCLE, asked)
+        decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
         if not decision.allow:
             raise Denied(f"{action} refused", decision)
         return decision

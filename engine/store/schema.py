@@ -394,6 +394,7 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
                 where="deleted_at IS NULL",
             ),
             Index("directory_users", ("user_name",)),
+            Index("directory_users", ("external_id",)),
             Table(
                 "directory_groups",
                 {
@@ -409,6 +410,7 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
                 not_null=("display_name", "display_key", "version", "created_at"),
             ),
             Index("directory_groups", ("display_key",), unique=True),
+            Index("directory_groups", ("external_id",)),
             Table(
                 "directory_members",
                 {"group_id": str, "user_id": str},

@@ -72,6 +72,22 @@ def test_a_group_at_the_idp_makes_an_approver_and_its_removal_takes_it_away(api,
     assert {r["code"] for r in refused.json()["error"]["reasons"]} == {"approver_not_eligible"}
 
 
+def test_an_approver_by_group_may_deny_and_revoke_as_approvers_do(api, hydra):
+    url = api
+    hydra.put_in_groups("oscar", ["data-owners"])
+    token = hydra.token("oscar")
+    denied = _call(url, token, "POST", f"/v1/requests/{_ask(url, hydra.token('bob'))}/deny",
+                   json={"reason": "not now"})  # fmt: skip
+    assert denied.status_code == 200, denied.text
+    assert denied.json()["state"] == "denied"
+    grant = _ask(url, hydra.token("alice"))
+    assert _approve(url, token, grant).json()["state"] == "active"
+    revoked = _call(url, token, "POST", f"/v1/grants/{grant}/revoke", json={"reason": "done"})
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["state"] == "revoked"
+    hydra.put_in_groups("oscar", [])
+
+
 def test_the_api_role_of_a_person_comes_from_their_groups(api, hydra):
     url = api
     assert _call(url, hydra.token("erin")).json() == {"subject": "erin", "role": "user"}

@@ -51,6 +51,7 @@ def token() -> None:
       datavisa token issue alice
       datavisa token issue db-proxy --role service
       datavisa token issue erin --role admin
+      datavisa token issue okta-scim --role scim     # the IdP's directory sync
     """
 
 

@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from .. import __version__
+from ..directory.scim import ScimError
 from .config import DEFAULT_MAX_BODY_BYTES
 from .deps import operation_of
 from .errors import BodyLimit, install_error_handlers
@@ -40,6 +41,7 @@ from .routes import (
     operations,
     provisioned,
     requests,
+    scim,
     tokens,
     transfers,
 )
@@ -48,7 +50,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers, filings, auth,
+    fleet, transfers, filings, auth, scim,
 )  # fmt: skip
 
 
@@ -64,10 +66,13 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     app.state.service = service
     app.openapi = partial(_openapi, app, service)  # type: ignore[method-assign]
     install_error_handlers(app)
+    app.add_exception_handler(ScimError, scim.scim_error)
     for module in ROUTERS:
         for route in module.router.routes:
             # A /v1 route that names no operation would serve every token: refuse to start.
-            public = not isinstance(route, APIRoute) or not route.path.startswith("/v1/")
+            public = not isinstance(route, APIRoute) or not route.path.startswith(
+                ("/v1/", scim.PREFIX)
+            )
             if not public and operation_of(route) is None:
                 raise RuntimeError(f"{route.path} declares no API operation (deps.Allowed)")
         app.include_router(module.router)

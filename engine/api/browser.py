@@ -21,11 +21,10 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from ..identity.oidc import IdentityUnavailable
+from ..identity.oidc import Identity, IdentityUnavailable
 from ..identity.web_session import SignInConfig, WebSession
 from .errors import ApiError
 from .service import Service
-from .tokens import Principal
 
 SECURE_COOKIE, PLAIN_COOKIE = "__Host-datavisa_session", "datavisa_session"
 SESSION_COOKIES = (SECURE_COOKIE, PLAIN_COOKIE)
@@ -115,11 +114,11 @@ async def session_of(service: Service, request: Request) -> WebSession | None:
     return found
 
 
-async def signed_in_browser(service: Service, request: Request) -> Principal | None:
+async def signed_in_browser(service: Service, request: Request) -> Identity | None:
     """The person a session cookie stands for, CSRF rules held; None without a cookie."""
     session = await session_of(service, request)
     if session is None:
         return None
     assert service.sessions is not None
     check_csrf(request, service.sessions.config, session)
-    return Principal.person(session.identity)
+    return session.identity

@@ -63,6 +63,8 @@ identity:                         # people signed in by the organisation's IdP (
                                   # it signs count as its people (static tokens stay)
   audience: datavisa              # the `aud` those tokens must name
   subject_claim: sub              # the claim naming the person (default sub)
+  groups_claim: groups            # the claim listing their IdP groups, judged by policy
+                                  # (bundles/*/identity.yaml, rego/datavisa/idp); unset: none
   algorithms: [RS256, ES256]      # accepted signatures (asymmetric only; the default)
   leeway: 30s                     # clock skew allowed on exp, nbf and iat
   sign_in:                        # the dashboard signs people in here (code flow + PKCE)
@@ -502,7 +504,8 @@ def _identity(value: Any, origin: str) -> OidcConfig | None:
         return None
     _known(
         value,
-        {"issuer", "audience", "subject_claim", "algorithms", "leeway", "jwks_uri", "sign_in"},
+        {"issuer", "audience", "subject_claim", "groups_claim", "algorithms", "leeway",
+         "jwks_uri", "sign_in"},
         origin, "identity.",
     )  # fmt: skip
     for key in ("issuer", "audience"):
@@ -521,6 +524,11 @@ def _identity(value: Any, origin: str) -> OidcConfig | None:
     claim = value.get("subject_claim", "sub")
     if not isinstance(claim, str) or not re.fullmatch(r"[A-Za-z_][\w.:-]{0,63}", claim):
         raise DataVisaError(f"{origin}: identity.subject_claim must be a claim name")
+    groups = value.get("groups_claim")
+    if groups is not None and (
+        not isinstance(groups, str) or not re.fullmatch(r"[A-Za-z_][\w.:/-]{0,127}", groups)
+    ):
+        raise DataVisaError(f"{origin}: identity.groups_claim must be a claim name")
     leeway = _seconds(value.get("leeway"), origin, "identity.leeway")
     if leeway is not None and leeway > 300:
         raise DataVisaError(f"{origin}: identity.leeway must be at most 5m")
@@ -533,6 +541,7 @@ def _identity(value: Any, origin: str) -> OidcConfig | None:
         issuer=value["issuer"],
         audience=value["audience"],
         subject_claim=claim,
+        groups_claim=groups,
         algorithms=tuple(algorithms),
         leeway_s=OidcConfig.leeway_s if leeway is None else leeway,
         jwks_uri=jwks,

@@ -18,7 +18,13 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
+from ..identity.oidc import (
+    Identity,
+    IdentityUnavailable,
+    RefusedToken,
+    Verifier,
+    looks_like_jwt,
+)
 from ..location.networks import BadAddress
 from ..location.origin import API, Origin, declared_country
 from .browser import signed_in_browser
@@ -47,7 +53,9 @@ async def authenticate(
     if credentials is None:
         # Else the dashboard's session cookie, with its CSRF rules (api/browser.py).
         if (person := await signed_in_browser(service, request)) is not None:
-            return person
+            # The API role policy gives their groups, none once deprovisioned, as for a
+            # JWT (a worker thread: OPA may be asked).
+            return await run_in_threadpool(principal_of, service, person)
         raise ApiError(401, "unauthenticated", "send a token: Authorization: Bearer TOKEN")
     principal = await bearer(service, credentials.credentials)
     if principal is None:
@@ -59,20 +67,35 @@ async def bearer(service: Service, token: str) -> Principal | None:
     """Who a bearer token stands for: the person the identity provider's JWT names (a 401
     saying why when it names no one), else a static token's principal, or None."""
     if service.identity is not None and looks_like_jwt(token):
-        return await run_in_threadpool(signed_in, service.identity, token)
+        return await run_in_threadpool(signed_in, service, service.identity, token)
     return service.tokens.verify(token)
 
 
-def signed_in(identity: Verifier, token: str) -> Principal:
+def signed_in(service: Service, identity: Verifier, token: str) -> Principal:
     """The person the identity provider's JWT stands for (a worker thread: the issuer's
-    keys may have to be fetched), with the role of a person; why not, as the API says it."""
+    keys may have to be fetched), with the API role policy gives their groups; why not,
+    as the API says it."""
     try:
         person = identity.verify(token)
     except RefusedToken as e:
         raise ApiError(401, "unauthenticated", str(e)) from None
     except IdentityUnavailable as e:
         raise ApiError(503, "identity_unavailable", str(e)) from None
-    return Principal.person(person)
+    return principal_of(service, person)
+
+
+def principal_of(service: Service, person: Identity) -> Principal:
+    """A person the identity provider signed in (by a JWT or a dashboard session), with
+    the API role policy gives their groups; a 403 saying why policy refuses them."""
+    principal, decision = service.person(person)
+    if principal is not None:
+        return principal
+    if "policy_unavailable" in decision.codes:
+        raise ApiError(503, "policy_unavailable", decision.explain())
+    raise ApiError(
+        403, "forbidden", decision.explain(), reasons=decision.reasons,
+        decision_id=decision.decision_id,
+    )  # fmt: skip
 
 
 def origin(service: Service, scope: Any, actor: Principal, location: str | None) -> Origin:

@@ -30,6 +30,7 @@ import uvicorn
 
 from ..connectors.activity import StatementTail
 from ..connectors.postgresql import PostgresSink
+from ..directory.directory import Directory
 from ..identity.oidc import Verifier
 from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
@@ -46,6 +47,7 @@ from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.process import DecisionUpload
 from ..policy.supervisor import OpaSupervisor
 from ..store import Store, open_store
+from ..store.base import DIRECTORY, GRANTS
 from .app import create_app
 from .config import ServeConfig
 from .limits import InputRules
@@ -128,7 +130,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             store, client, revision=rev, log=decisions, grants=Grants(store, sinks=[sink])
         )
         # Grant changes other engines make reach this engine's OPA at once.
-        stack.callback(store.watch_grant_changes(engine.grants.changed.set))
+        stack.callback(store.watch(GRANTS, engine.grants.changed.set))
         # The bundle service for sidecar OPAs; with trusted OPAs configured, a sink too.
         fleet = Fleet(store, cfg.fleet, bundle_path, rev)
         if cfg.fleet.opas:
@@ -147,11 +149,15 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             upload, token_id = _self_upload(tokens, base_url, instance)
             stack.callback(tokens.revoke, token_id)
         permissions = Permissions()
+        directory = Directory(engine, SUBJECT_PATTERN)
+        # Another engine on a shared PostgreSQL took a SCIM change: this OPA gets it too.
+        stack.callback(store.watch(DIRECTORY, directory.followed))
 
         def resync() -> None:
             # Whenever OPA answers again: the role table first (cheap; nothing is served
-            # without it), then every live grant.
+            # without it), the synced directory (who is deprovisioned), then every live grant.
             permissions.load(client)
+            directory.sync()
             # A database keeps its roles across an OPA restart: the runner reconciles it.
             engine.grants.sync([s for s in engine.grants.sinks if not getattr(s, "provisions", 0)])
 
@@ -187,6 +193,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             instance=instance or "local",
             identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
             sign_in=cfg.sign_in if cfg.identity else None,
+            directory=directory,
         )
         stack.callback(service.close)
         yield service

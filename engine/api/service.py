@@ -17,7 +17,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..identity.oidc import IdentityUnavailable, RefusedToken, Verifier, looks_like_jwt
+from ..directory.directory import Directory
+from ..identity.oidc import (
+    REMEMBER_MAX,
+    REMEMBER_S,
+    Identity,
+    IdentityUnavailable,
+    RefusedToken,
+    Verifier,
+    looks_like_jwt,
+)
 from ..identity.web_session import SignInConfig, WebSessions
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
@@ -28,6 +37,7 @@ from ..model.records import TRANSFER_KIND
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
+from ..policy.decide import IDP, decide
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.opa_async import AsyncOpaClient
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
@@ -35,7 +45,7 @@ from .config import GatewayConfig
 from .limits import InputRules, shipped
 from .metrics import FleetGauges, Metrics, Snapshot
 from .permissions import Permissions
-from .tokens import Principal, TokenStore
+from .tokens import SUBJECT_PATTERN, Principal, TokenStore
 
 log = logging.getLogger("datavisa.service")
 
@@ -66,12 +76,19 @@ class Service:
     # The dashboard's sign-in at that issuer (config `identity.sign_in`), if any.
     sign_in: SignInConfig | None = None
     sessions: WebSessions | None = field(init=False, default=None)
+    # The directory the IdP syncs by SCIM (routes/scim.py); built on the engine if not given.
+    directory: Directory = None  # type: ignore[assignment]
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
     checks: Coalescer[Check, Decision] = field(init=False)
     # Set when the service stops, so long-lived responses (/v1/events) end.
     closing: threading.Event = field(init=False, default_factory=threading.Event)
+    # People the IdP signed in, by token id: (principal, until (monotonic), decision).
+    _people: dict[str, tuple[Principal, float, Decision]] = field(
+        init=False, default_factory=dict, repr=False
+    )
+    _people_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.snapshot)
@@ -95,17 +112,60 @@ class Service:
                 self.permissions.load(self.engine.opa)
             except OpaUnavailable as e:
                 log.warning("every API call is refused until OPA answers: %s", e)
+        if self.directory is None:
+            self.directory = Directory(self.engine, SUBJECT_PATTERN)
+            try:
+                self.directory.sync()
+            except OpaUnavailable as e:
+                log.warning("the synced directory is not in OPA yet: %s", e)
+        self.directory.changed.append(self.forget_people)
+        # A deprovisioned person's static tokens end with them, in the same transaction.
+        self.directory.gone.append(self.tokens.revoke_of)
+        self.directory.changed.append(self.tokens.forget_all)
 
     def quick_principal(self, token: str) -> Principal | None:
         """The principal a bearer token stands for on the hot path, or None to leave the
         call to the slow one (which says why): a static token as `verify_recent` knows
-        it, or a person's JWT verified against keys already held."""
+        it, or a person's JWT verified against keys already held, whose role policy
+        already gave."""
         if self.identity is not None and looks_like_jwt(token):
             try:
-                return Principal.person(self.identity.verify(token, fetch=False))
+                person = self.identity.verify(token, fetch=False)
             except (RefusedToken, IdentityUnavailable):
                 return None
+            known = self._people.get(_remembered(person))
+            return known[0] if known is not None and time.monotonic() < known[1] else None
         return self.tokens.verify_recent(token)
+
+    def person(self, identity: Identity) -> tuple[Principal | None, Decision]:
+        """The person the identity provider signed in, with the API role policy gives
+        their groups (datavisa.idp), or None and the decision that refused them
+        (deprovisioned, OPA unreachable). Asked once per token, remembered until it
+        expires or for REMEMBER_S at most, and forgotten when the directory changes."""
+        known = self._people.get(_remembered(identity))
+        if known is not None and time.monotonic() < known[1]:
+            return known[0], known[2]
+        engine = self.engine
+        asked = {"subject": identity.subject, "idp_groups": identity.idp_groups()}
+        decision = decide(
+            engine.opa, IDP, asked, log=engine.log, caller=identity.subject,
+            revision=engine.revision,
+        )  # fmt: skip
+        role = decision.result.get("role")
+        if not decision.allow or not isinstance(role, str):
+            return None, decision
+        principal = Principal.person(identity, role)
+        until = time.monotonic() + min(REMEMBER_S, max(0.0, identity.expires_at - time.time()))
+        with self._people_lock:
+            self._people[_remembered(identity)] = principal, until, decision
+            while len(self._people) > REMEMBER_MAX:
+                self._people.pop(next(iter(self._people)))
+        return principal, decision
+
+    def forget_people(self) -> None:
+        """Ask policy again for every person's role (the directory changed)."""
+        with self._people_lock:
+            self._people.clear()
 
     def opa_ready(self) -> bool:
         self._probe.follow(self.engine.opa)
@@ -121,8 +181,18 @@ class Service:
             problems.append("OPA is not answering with its bundle active")
         elif self.supervisor is not None and not self.supervisor.in_sync:
             problems.append("the live grants are not yet pushed to OPA")
+        elif self.directory.behind is not None and not self._directory_pushed():
+            problems.append(f"the synced directory is not yet in OPA: {self.directory.behind}")
         problems += self.engine.store.problems()
         return problems
+
+    def _directory_pushed(self) -> bool:
+        """Push the synced directory to OPA again, which it lacks; whether that did it."""
+        try:
+            self.directory.sync()
+        except OpaUnavailable:
+            return False
+        return True
 
     def enforcement_problems(self) -> list[str]:
         """The removals of access some system (a sink: an engine's OPA, a fleet OPA, a
@@ -193,3 +263,9 @@ class Service:
         self.checks.close()
         self._opa_async.close()
         self._probe.close()
+
+
+def _remembered(identity: Identity) -> tuple[str, tuple[str, ...] | None]:
+    """What a person's role is remembered by: their token, and the groups it names (a
+    renewed dashboard session keeps its token id and may name other groups)."""
+    return identity.token_id, identity.groups

@@ -33,11 +33,13 @@ from ..model.records import SYSTEM
 from ..store import Store, open_store
 
 USER, SERVICE, AUDITOR, ADMIN, OPA = "user", "service", "auditor", "admin", "opa"
+SCIM = "scim"
 # user: its own lifecycle; service: access checks about anyone, decision-log uploads;
 # auditor: reads everything, changes nothing; admin: sweeps, forced revokes, alerts;
-# opa: a sidecar OPA's (the bundles, its status reports, its decision logs).
-ROLES = (USER, SERVICE, AUDITOR, ADMIN, OPA)
-MACHINES = (SERVICE, OPA)  # roles whose subject is a program, not a person of the directory
+# opa: a sidecar OPA's (the bundles, its status reports, its decision logs); scim: an
+# identity provider's directory sync (/scim/v2, and nothing else).
+ROLES = (USER, SERVICE, AUDITOR, ADMIN, OPA, SCIM)
+MACHINES = (SERVICE, OPA, SCIM)  # roles whose subject is a program, not a person
 PREFIX = "dvt_"
 _ID_BYTES = 6
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{2 * _ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")
@@ -63,9 +65,10 @@ class Principal:
         return self.role == SERVICE
 
     @classmethod
-    def person(cls, identity: Identity) -> Principal:
-        """A person the identity provider signed in: the role of a person."""
-        return cls(identity.subject, USER, identity.token_id, identity)
+    def person(cls, identity: Identity, role: str = USER) -> Principal:
+        """A person the identity provider signed in, with the API role policy gave their
+        groups (datavisa.idp; the role of a person unless it says otherwise)."""
+        return cls(identity.subject, role, identity.token_id, identity)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,26 @@ class TokenStore:
                 self._audit(db, "token_revoked", TokenRecord(*row), actor, now)
         self._forget(token_id)  # after the commit: no verify can remember it from now on
         return TokenRecord(*row)
+
+    def revoke_of(self, db: Any, subject: str, actor: str, at: float) -> None:
+        """Inside the caller's transaction: revoke every live token of `subject` (each
+        audited), a person the directory deprovisioned. `forget_all` after the commit."""
+        live = db.execute(
+            "SELECT id, subject, role, created_at FROM tokens "
+            "WHERE subject = ? AND revoked_at IS NULL",
+            [subject],
+        ).fetchall()
+        db.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE subject = ? AND revoked_at IS NULL",
+            [at, subject],
+        )
+        for row in live:
+            self._audit(db, "token_revoked", TokenRecord(*row, revoked_at=at), actor, at)
+
+    def forget_all(self) -> None:
+        """Verify every token again from now on (tokens were revoked in bulk)."""
+        with self._recent_lock:
+            self._recent.clear()
 
     @staticmethod
     def _audit(db: Any, event: str, record: TokenRecord, actor: str, at: float) -> None:

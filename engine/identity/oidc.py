@@ -67,6 +67,7 @@ class OidcConfig:
     jwks_uri: str | None = None  # else the issuer's OpenID configuration says
     refetch_after_s: float = 10.0  # the least time between fetches for an unknown kid
     max_age_s: float = 3600.0  # the keys are fetched again at least this often
+    groups_claim: str | None = None  # the claim listing the person's IdP groups, if any
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,15 @@ class Identity:
     auth_time: float | None = None
     amr: tuple[str, ...] = ()
     acr: str | None = None
+    # The IdP groups the token names (config groups_claim); None: it names none, or no
+    # claim is configured (policy then reads the groups directory sync pushed).
+    groups: tuple[str, ...] | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def idp_groups(self) -> dict[str, list[str]]:
+        """The decision input's `idp_groups` for this person (datavisa.idp): their token's
+        groups, when it names any."""
+        return {} if self.groups is None else {self.subject: list(self.groups)}
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -254,7 +263,10 @@ class Verifier:
             if isinstance(jti, str) and jti
             else hashlib.sha256(token.encode()).hexdigest()[:16]
         )
-        return Identity(subject, token_id, exp, **authentication(claims), claims=claims)
+        return Identity(
+            subject, token_id, exp, **authentication(claims),
+            groups=_groups(claims, cfg.groups_claim), claims=claims,
+        )  # fmt: skip
 
 
 def discover(
@@ -281,6 +293,16 @@ def authentication(claims: dict[str, Any]) -> dict[str, Any]:
         "amr": tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
         "acr": acr if isinstance(acr, str) else None,
     }
+
+
+def _groups(claims: dict[str, Any], claim: str | None) -> tuple[str, ...] | None:
+    """The group names in `claim` (a list of strings, or one string as some IdPs send a
+    single group); None when the token has no such claim. What they mean is policy."""
+    if claim is None or claim not in claims:
+        return None
+    value = claims[claim]
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(n for n in names if isinstance(n, str) and 0 < len(n) <= 256)[:256]
 
 
 def _number(value: Any) -> bool:

@@ -61,7 +61,7 @@ PROVIDER_FOR_S = 3600.0  # the issuer's OpenID configuration is read again this 
 MAX_SIGN_INS = 10_000  # sign-ins started and not finished at most: the table stays small
 _COLUMNS = (
     "id_hash, subject, csrf_token, created_at, expires_at, last_seen_at, access_expires_at, "
-    "refresh_claimed_at, auth_time, amr, acr, id_token, refresh_token"
+    "refresh_claimed_at, auth_time, amr, acr, id_token, refresh_token, groups"
 )
 
 
@@ -110,6 +110,11 @@ class Completed:
     session_id: str  # the cookie's value: returned once, never stored
     session: WebSession
     return_to: str
+
+
+def _groups(person: Identity) -> str | None:
+    """A person's IdP groups as a session keeps them (JSON), None where the token named none."""
+    return None if person.groups is None else json.dumps(list(person.groups))
 
 
 def _hash(value: str) -> str:
@@ -315,7 +320,7 @@ class WebSessions:
             "access_expires_at": person.expires_at, "refresh_claimed_at": None,
             "auth_time": person.auth_time, "amr": json.dumps(list(person.amr)),
             "acr": person.acr, "id_token": id_token,
-            "refresh_token": answer.get("refresh_token"),
+            "refresh_token": answer.get("refresh_token"), "groups": _groups(person),
         }  # fmt: skip
         with self.store.transaction() as db:
             if replaces:
@@ -403,13 +408,15 @@ class WebSessions:
             **row, "access_expires_at": access.expires_at, "last_seen_at": now,
             "refresh_token": answer.get("refresh_token") or row["refresh_token"],
             "id_token": answer.get("id_token") or row["id_token"], "refresh_claimed_at": None,
+            "groups": _groups(access),  # the IdP's groups as of now: a removal counts here
         }  # fmt: skip
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE web_sessions SET access_expires_at = ?, last_seen_at = ?, "
-                "refresh_token = ?, id_token = ?, refresh_claimed_at = NULL WHERE id_hash = ?",
+                "refresh_token = ?, id_token = ?, groups = ?, refresh_claimed_at = NULL "
+                "WHERE id_hash = ?",
                 [renewed["access_expires_at"], now, renewed["refresh_token"],
-                 renewed["id_token"], id_hash],
+                 renewed["id_token"], renewed["groups"], id_hash],
             )  # fmt: skip
         return renewed
 
@@ -455,6 +462,7 @@ class WebSessions:
 
     def _session(self, row: dict[str, Any]) -> WebSession:
         amr = json.loads(row["amr"] or "[]")
+        groups = None if row["groups"] is None else json.loads(row["groups"])
         person = Identity(
             subject=row["subject"],
             token_id=f"session:{row['id_hash'][:16]}",
@@ -462,6 +470,7 @@ class WebSessions:
             auth_time=row["auth_time"],
             amr=tuple(a for a in amr if isinstance(a, str)),
             acr=row["acr"],
+            groups=None if groups is None else tuple(groups),
         )
         return WebSession(
             id_hash=row["id_hash"],

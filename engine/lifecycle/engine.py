@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import secrets
 import time
 from collections import Counter
@@ -297,6 +298,8 @@ class Engine:
                 "approvals": approvals,
                 "origin": where,
             }
+            if earlier := self._approvers_groups(req.id):
+                asked["idp_groups"] = earlier
             decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
             if not decision.allow:
                 raise Denied("approval refused", decision)
@@ -307,9 +310,11 @@ class Engine:
                 req = self._load(request_id, now, {PENDING}, "approve")
                 if self._approvers(req.id) != approvals:
                     continue
+                groups = authentication.groups if authentication is not None else None
                 approval = Approval(
-                    req.id, approver, "approve", now, decision.decision_id, location
-                )
+                    req.id, approver, "approve", now, decision.decision_id, location,
+                    idp_groups=None if groups is None else json.dumps(list(groups)),
+                )  # fmt: skip
                 db["approvals"].insert(dataclasses.asdict(approval))
                 detail = {"groups": decision.result.get("groups", []), "location": location}
                 self._audit(now, approver, "approved", req, decision, detail)
@@ -320,11 +325,14 @@ class Engine:
         raise Conflict(f"{request_id} is being approved by others right now; try again")
 
     def _signed_in(self, asked: dict[str, Any], authentication: Identity | None) -> dict[str, Any]:
-        """`asked`, with the caller's sign-in as datavisa.step_up reads it: how long ago,
-        with which methods; nothing for a caller no identity provider signed in."""
+        """`asked`, with the caller's sign-in as datavisa.step_up reads it (how long ago,
+        with which methods) and the IdP groups their token names (datavisa.idp); nothing
+        for a caller no identity provider signed in."""
         if authentication is None:
             return asked
         at = authentication.auth_time
+        if groups := authentication.idp_groups():  # the caller's, as their token says
+            asked = asked | {"idp_groups": asked.get("idp_groups", {}) | groups}
         return asked | {
             "authentication": {
                 "age_s": None if at is None else max(0.0, self.clock() - at),
@@ -333,14 +341,27 @@ class Engine:
             }
         }
 
+    def _approvers_groups(self, request_id: str) -> dict[str, list[str]]:
+        """The IdP groups each earlier approver's token named, by approver."""
+        return {
+            a.approver: json.loads(a.idp_groups)
+            for a in self.approvals(request_id)
+            if a.verdict == "approve" and a.idp_groups is not None
+        }
+
     def _approvers(self, request_id: str) -> list[str]:
         return [a.approver for a in self.approvals(request_id) if a.verdict == "approve"]
 
-    def deny(self, request_id: str, approver: str, reason: str = "") -> Request:
+    def deny(
+        self,
+        request_id: str,
+        approver: str,
+        reason: str = "",
+        authentication: Identity | None = None,
+    ) -> Request:
         """End a pending request: one deny is enough."""
-        decision = self._permit(
-            approver, "deny", self._load(request_id, self.clock(), {PENDING}, "deny")
-        )
+        req = self._load(request_id, self.clock(), {PENDING}, "deny")
+        decision = self._permit(approver, "deny", req, authentication=authentication)
         with self.store.transaction() as db:
             now = self.clock()
             req = self._load(request_id, now, {PENDING}, "deny")
@@ -383,7 +404,12 @@ class Engine:
         return req
 
     def revoke(
-        self, request_id: str, actor: str, reason: str = "", actor_role: str | None = None
+        self,
+        request_id: str,
+        actor: str,
+        reason: str = "",
+        actor_role: str | None = None,
+        authentication: Identity | None = None,
     ) -> Request:
         """End a grant early. When this returns, every sink already denies it; when one
         does not yet, NotYetEnforced says so (the revoke is recorded and applied later).
@@ -394,7 +420,7 @@ class Engine:
         named when the grant became live (`offline_enders`) may still revoke it.
         """
         req = self._load(request_id, self.clock(), {ACTIVE, APPROVED}, "revoke")
-        decision, offline = self._permit_ending(actor, "revoke", req, actor_role)
+        decision, offline = self._permit_ending(actor, "revoke", req, actor_role, authentication)
         with self.store.transaction():
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE, APPROVED}, "revoke")
@@ -415,15 +441,40 @@ class Engine:
         self._in_force(req)
         return req
 
+    def end_access_of(self, subject: str, actor: str, reason: str) -> list[Request]:
+        """Cancel every pending or approved request of `subject` and revoke every grant
+        they hold: directory sync deprovisioned them. Call inside the transaction of the
+        directory change, so state, audit and grant outbox commit with it; apply the
+        outbox after the commit (`grants.apply`). No decision is asked: like expiry,
+        this is not a choice policy makes (the IdP said the person is gone), and
+        reducing access never waits for OPA."""
+        now, ended = self.clock(), []
+        held = "requester = ? AND state IN (?, ?, ?)"
+        for req in self.store.requests(held, [subject, PENDING, APPROVED, ACTIVE]):
+            state = effective_state(req, now)
+            if state in (PENDING, APPROVED):
+                self._move(req, CANCELLED, now, actor, "cancelled", None, reason)
+            elif state == ACTIVE:
+                self._move(req, REVOKED, now, actor, "revoked", None, reason)
+            else:  # lapsed or expired by the clock already: the sweep writes it down
+                continue
+            ended.append(req)
+        return ended
+
     def _permit_ending(
-        self, actor: str, action: str, req: Request, actor_role: str | None = None
+        self,
+        actor: str,
+        action: str,
+        req: Request,
+        actor_role: str | None = None,
+        authentication: Identity | None = None,
     ) -> tuple[Decision, bool]:
         """The lifecycle decision to end `req`, and whether it is taken offline: OPA could
         not be asked and policy had named `actor` for this when the grant became live."""
         asked = {"actor": actor, "action": action, "request": _request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
-        decision = self._decide(LIFECYCLE, asked)
+        decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
         if decision.allow:
             return decision, False
         if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
@@ -502,11 +553,20 @@ class Engine:
                 raise Conflict(f"extension {other.id} of {grant.id} is already pending")
         return grant
 
-    def review(self, request_id: str, reviewer: str, outcome: str, notes: str = "") -> Request:
+    def review(
+        self,
+        request_id: str,
+        reviewer: str,
+        outcome: str,
+        notes: str = "",
+        authentication: Identity | None = None,
+    ) -> Request:
         """Record the mandatory post-hoc review of a break-glass grant."""
         if outcome not in REVIEW_OUTCOMES:
             raise DataVisaError(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}")
-        decision = self._permit(reviewer, "review", self._reviewable(request_id))
+        decision = self._permit(
+            reviewer, "review", self._reviewable(request_id), authentication=authentication
+        )
         with self.store.transaction():
             now = self.clock()
             req = self._reviewable(request_id)
@@ -721,12 +781,17 @@ class Engine:
         return req
 
     def _permit(
-        self, actor: str, action: str, req: Request, actor_role: str | None = None
+        self,
+        actor: str,
+        action: str,
+        req: Request,
+        actor_role: str | None = None,
+        authentication: Identity | None = None,
     ) -> Decision:
         asked = {"actor": actor, "action": action, "request": _request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
-        decision = self._decide(LIFECYCLE, asked)
+        decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
         if not decision.allow:
             raise Denied(f"{action} refused", decision)
         return decision

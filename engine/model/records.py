@@ -111,6 +111,9 @@ class Approval:
     decision_id: str | None
     location: str | None = None
     reason: str | None = None
+    # The approver's IdP groups as their token named them (JSON), which count for them
+    # when later approvals judge the quorum again (datavisa.idp); None: the token named none.
+    idp_groups: str | None = None
 
 
 # What a grant change does to access: `add` makes or lengthens access, `remove` ends it.

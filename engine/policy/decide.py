@@ -32,6 +32,7 @@ TRANSFER_REQUEST = "datavisa/transfer_request/decision"
 TRANSFER_CHECK = "datavisa/transfer_check/decision"
 GATEWAY = "datavisa/gateway/decision"
 PROVISION = "datavisa/provision/decision"
+IDP = "datavisa/idp/decision"
 
 
 def decide(

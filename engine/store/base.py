@@ -19,6 +19,11 @@ from ..model.errors import StorageUnavailable
 from ..model.records import ACTIVE, Approval, GrantChange, Request
 from . import schema
 
+# What engines sharing a database tell each other changed (Store.announce, Store.watch):
+GRANTS = "grants"  # the grant outbox grew
+DIRECTORY = "directory"  # the directory the IdP syncs by SCIM changed
+TOPICS = (GRANTS, DIRECTORY)
+
 
 class Store:
     """The interface and the queries shared by every store."""
@@ -50,10 +55,15 @@ class Store:
         """The columns `table` has now (empty when it does not exist)."""
         raise NotImplementedError
 
-    def watch_grant_changes(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` whenever another process records a grant change, until the
-        function returned is called. One process alone on its database needs none."""
+    def watch(self, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` whenever another process announces a change of `topic` (TOPICS),
+        until the function returned is called. One process alone on its database needs
+        none."""
         return lambda: None
+
+    def announce(self, topic: str) -> None:
+        """Tell other processes on the database, at commit, that `topic` changed; call
+        inside the change's `transaction()`."""
 
     # -- the schema ---------------------------------------------------------------------
 
@@ -190,11 +200,8 @@ class Store:
             "INSERT INTO outbox (at, subject, grant_id, change) VALUES (?, ?, ?, ?) RETURNING seq",
             [at, subject, grant_id, change],
         ).fetchone()
-        self._announce_grant_change()
+        self.announce(GRANTS)
         return int(row[0])
-
-    def _announce_grant_change(self) -> None:
-        """Tell other processes on the database, at commit, that the outbox grew."""
 
     def grant_changes(self, after: int, limit: int = 1000) -> list[GrantChange]:
         """Outbox rows after `after`, oldest first."""

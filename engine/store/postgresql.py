@@ -7,8 +7,8 @@ other, so a state change, its audit event and its outbox row land together, conc
 approvals through different engines activate a grant once, and the audit trail and the
 decision log stay one ordered hash chain. Reads run without it, each on its own snapshot.
 
-A grant change sends a NOTIFY at commit; `watch_grant_changes` LISTENs on a connection
-of its own, so each engine applies the others' changes to its OPA at once.
+A grant change (and a directory change) sends a NOTIFY at commit; `watch` LISTENs on a
+connection of its own, so each engine applies the others' changes to its OPA at once.
 
 Each thread gets a connection of its own (autocommit: transactions are ours), as with
 SQLite; connections of threads that ended are closed as new ones open. A lost
@@ -35,7 +35,7 @@ log = logging.getLogger("datavisa.store")
 
 CONNECT_TIMEOUT_S = 5
 WRITE_LOCK = 0x64617461  # the advisory lock every write transaction holds ("data")
-CHANNEL = "datavisa_grants"  # NOTIFY channel: the grant outbox grew
+CHANNEL = "datavisa_"  # NOTIFY channels: datavisa_grants, datavisa_directory (base.TOPICS)
 _PKS = {
     step.name: step.pk
     for _, _, steps in schema.MIGRATIONS
@@ -285,29 +285,29 @@ class PostgresStore(base.Store):
                         f'(SELECT coalesce(max("{step.pk}"), 0) + 1 FROM "{step.name}"), false)'
                     )
 
-    def _announce_grant_change(self) -> None:
-        self.db.execute(f"NOTIFY {CHANNEL}")  # sent when the transaction commits
+    def announce(self, topic: str) -> None:
+        self.db.execute(f"NOTIFY {_channel(topic)}")  # sent when the transaction commits
 
-    def watch_grant_changes(self, callback: Callable[[], None]) -> Callable[[], None]:
+    def watch(self, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
         """LISTEN on a connection of its own; call `callback` on every notification, and
         once after each (re)connection, since notifications sent meanwhile are lost."""
-        stop = threading.Event()
+        channel, stop = _channel(topic), threading.Event()
         self._watchers.append(stop)
 
         def run() -> None:
             while not stop.is_set():
                 try:
                     with self._connect() as conn:
-                        conn.execute(f"LISTEN {CHANNEL}")
+                        conn.execute(f"LISTEN {channel}")
                         callback()
                         while not stop.is_set():
                             for _ in conn.notifies(timeout=0.5, stop_after=1):
                                 callback()
                 except (psycopg.Error, StorageUnavailable) as e:
-                    log.warning("listening for grant changes failed: %s; again in 1s", e)
+                    log.warning("listening for %s changes failed: %s; again in 1s", topic, e)
                     stop.wait(1.0)
 
-        thread = threading.Thread(target=run, name="grant-changes", daemon=True)
+        thread = threading.Thread(target=run, name=f"{topic}-changes", daemon=True)
         thread.start()
 
         def unwatch() -> None:
@@ -324,3 +324,9 @@ class PostgresStore(base.Store):
                 db.close()
             self._open.clear()
         self._local = threading.local()
+
+
+def _channel(topic: str) -> str:
+    if topic not in base.TOPICS:
+        raise ValueError(f"no such topic {topic!r}")
+    return CHANNEL + topic

@@ -433,6 +433,72 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             Index("web_sessions", ("subject",)),
         ],
     ),
+    (
+        8,
+        "the directory the identity provider syncs by SCIM; the IdP groups an approval counted "
+        "and a dashboard session holds",
+        [
+            Column("approvals", "idp_groups", str),
+            # The IdP groups a dashboard session's latest token named (JSON; NULL: none).
+            Column("web_sessions", "groups", str),
+            # SCIM Users (engine/directory): the resource as stored (JSON), its userName
+            # (the person's subject) and, lower-cased, the key it is unique by among those
+            # not deleted. A deleted user's row stays (deleted_at) so policy keeps them
+            # deprovisioned even where the bundle names them.
+            Table(
+                "directory_users",
+                {
+                    "id": str,
+                    "user_name": str,
+                    "user_key": str,
+                    "external_id": str,
+                    "active": int,
+                    "resource": str,
+                    "version": int,
+                    "created_at": float,
+                    "updated_at": float,
+                    "deleted_at": float,
+                },
+                pk="id",
+                not_null=("user_name", "user_key", "active", "resource", "version", "created_at"),
+            ),
+            Index(
+                "directory_users",
+                ("user_key",),
+                unique=True,
+                name="idx_directory_users_live_key",
+                where="deleted_at IS NULL",
+            ),
+            Index("directory_users", ("user_name",)),
+            Index("directory_users", ("external_id",)),
+            Table(
+                "directory_groups",
+                {
+                    "id": str,
+                    "display_name": str,
+                    "display_key": str,
+                    "external_id": str,
+                    "version": int,
+                    "created_at": float,
+                    "updated_at": float,
+                },
+                pk="id",
+                not_null=("display_name", "display_key", "version", "created_at"),
+            ),
+            Index("directory_groups", ("display_key",), unique=True),
+            Index("directory_groups", ("external_id",)),
+            Table(
+                "directory_members",
+                {"group_id": str, "user_id": str},
+                pk=("group_id", "user_id"),
+                references=(
+                    ("group_id", "directory_groups", "id"),
+                    ("user_id", "directory_users", "id"),
+                ),
+            ),
+            Index("directory_members", ("user_id",)),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -15,6 +15,7 @@ skip, saying why, where Hydra is not built.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import secrets
 import subprocess
@@ -36,14 +37,33 @@ AUDIENCE = "datavisa"
 
 
 class SignInApp:
-    """Hydra's login and consent app: accepts every challenge through the admin API."""
+    """Hydra's login and consent app: accepts every challenge through the admin API. It
+    is Hydra's token hook too, which puts the groups `groups[subject]` names in the
+    subject's access tokens (a top-level `groups` claim), as an organisation's IdP puts
+    a person's directory groups in theirs."""
 
     def __init__(self) -> None:
         self.admin = ""  # set once Hydra's admin port is known
         self.amr: list[str] = []  # how the next sign-ins authenticate (RFC 8176 names)
+        self.groups: dict[str, list[str]] = {}
         app = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                session = asked.get("session") or {}
+                names = app.groups.get((session.get("id_token") or {}).get("subject"))
+                if urlsplit(self.path).path != "/token-hook" or names is None:
+                    self.send_response(204)  # the token as Hydra made it
+                    self.end_headers()
+                    return
+                body = json.dumps({"session": {"access_token": {"groups": names}}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -129,6 +149,8 @@ class Hydra:
             "URLS_LOGIN": self.app.url + "/login",
             "URLS_CONSENT": self.app.url + "/consent",
             "URLS_LOGOUT": self.app.url + "/logout",
+            "OAUTH2_TOKEN_HOOK_URL": self.app.url + "/token-hook",
+            "OAUTH2_ALLOWED_TOP_LEVEL_CLAIMS": "groups",
             "SERVE_PUBLIC_HOST": "127.0.0.1",
             "SERVE_PUBLIC_PORT": str(public),
             "SERVE_ADMIN_HOST": "127.0.0.1",
@@ -228,6 +250,12 @@ class Hydra:
         )  # fmt: skip
         assert made.status_code == 201, made.text
         self.secrets_of[subject] = made.json()["client_secret"]
+
+    def put_in_groups(self, subject: str, names: list[str]) -> None:
+        """`subject`'s tokens name these IdP groups from now on (a top-level `groups`
+        claim); the tokens made before keep what they had."""
+        assert self.app is not None
+        self.app.groups[subject] = names
 
     def lifespan(self, subject: str, seconds: int) -> None:
         """Tokens of `subject` last `seconds` from now on."""

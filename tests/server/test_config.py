@@ -177,6 +177,10 @@ def test_flags_override_the_file(tmp_path: Path):
             "identity: {issuer: 'https://idp', audience: d, sign_in: {client_id: w, secret: s}}\n",
             "unknown setting identity.sign_in.secret",
         ),
+        (
+            "identity: {issuer: 'https://idp', audience: d, groups_claim: [groups]}\n",
+            "identity.groups_claim must be a claim name",
+        ),
     ],
 )
 def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text, message):
@@ -272,3 +276,10 @@ def test_the_dashboard_sign_in_reads_its_secret_from_a_file(tmp_path: Path, monk
     monkeypatch.setenv(config.CLIENT_SECRET_ENV, "from-env")
     path.write_text(path.read_text().replace("    client_secret_file: client.secret\n", ""))
     assert config.load(path).sign_in.client_secret == "from-env"  # type: ignore[union-attr]
+
+
+def test_the_identity_section_names_the_groups_claim(tmp_path: Path):
+    path = tmp_path / "serve.yaml"
+    path.write_text("identity: {issuer: 'https://idp', audience: d, groups_claim: groups}\n")
+    identity = config.load(path).identity
+    assert identity is not None and identity.groups_claim == "groups"

@@ -29,7 +29,7 @@ from datavisa.engine.policy.process import OpaProcess, free_port
 from datavisa.engine.policy.supervisor import OpaSupervisor
 from datavisa.engine.store.sqlite import Store
 
-USER, SERVICE, AUDITOR, ADMIN, OPA = "user", "service", "auditor", "admin", "opa"
+USER, SERVICE, AUDITOR, ADMIN, OPA, SCIM = "user", "service", "auditor", "admin", "opa", "scim"
 READERS = {USER, AUDITOR, ADMIN}
 
 # Operation → the roles whose tokens may call it; every other role is refused.
@@ -60,7 +60,7 @@ ALLOWED = {
     "alerts.read": {AUDITOR, ADMIN},
     "alerts.ack": {ADMIN},
     "events.read": READERS,
-    "tokens.whoami": {USER, SERVICE, AUDITOR, ADMIN, OPA},
+    "tokens.whoami": {USER, SERVICE, AUDITOR, ADMIN, OPA, SCIM},
     "bundles.read": {OPA},
     "fleet.report": {OPA},
     "fleet.read": {AUDITOR, ADMIN},
@@ -69,6 +69,8 @@ ALLOWED = {
     "transfers.deleted": {USER, SERVICE},
     "filings.list": {USER, AUDITOR, ADMIN},
     "filings.record": {USER, ADMIN},
+    "scim.read": {SCIM},
+    "scim.write": {SCIM},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the
@@ -76,6 +78,8 @@ PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no opera
 SIGN_IN = {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout"}
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}
 PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status partition
+PATH_VALUES["{resource_id}"] = "no-such-resource"  # a SCIM User's or Group's id
+PATH_VALUES["{schema_id}"] = "urn:no-such-schema"
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 
 ROUTES = [
@@ -103,7 +107,8 @@ def _call(caller: Caller, method: str, path: str) -> tuple[int, dict[str, Any]]:
     409 without changing anything (the stream is closed as soon as it answers)."""
     kw: dict[str, Any] = {"json": {}} if method == "POST" else {"stream": True}
     with caller.session.request(method, caller.base + _url(path), timeout=10, **kw) as response:
-        if response.headers.get("content-type", "").startswith("application/json"):
+        media = response.headers.get("content-type", "")
+        if media.startswith(("application/json", "application/scim+json")):
             return response.status_code, response.json()
         return response.status_code, {}
 
@@ -163,6 +168,8 @@ def test_the_service_holds_the_policys_table(roles_api):
 )
 def test_each_role_on_each_route(roles_api, method, path, operation, role):
     status, body = _call(roles_api.as_(f"{role}-caller", role), method, path)
+    if path.startswith("/scim/"):  # a SCIM Error message, as SCIM clients read them
+        body = {"error": {"code": "forbidden", "message": body["detail"]}} if status == 403 else {}
     refused = status == 403 and body.get("error", {}).get("code") == "forbidden"
     if role in ALLOWED[operation]:
         assert not refused, body

@@ -10,6 +10,7 @@ generation; the whole run is a minute or two on two cores. Only 127.0.0.1 is rea
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +22,20 @@ from datavisa.engine.policy.process import OpaProcess
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = 8  # per operation and phase
-SUBJECTS = {"service": "gw", "auditor": "carol", "user": "alice", "admin": "erin"}
+SUBJECTS = {"service": "gw", "auditor": "carol", "user": "alice", "admin": "erin", "scim": "okta"}
 
 
-def fuzz(url: str, token: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+# A SCIM body's validity (members that are Users of the directory, PATCH paths that name
+# attributes, a filter on what the resource type may be filtered by) is the directory's to
+# judge, not a JSON Schema's: for the scim role every other check runs.
+EXCLUDED = {"scim": ["--exclude-checks", "positive_data_acceptance"]}
+
+
+def fuzz(url: str, token: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCHEMATHESIS), "run", url + "/openapi.json", "--checks", "all",
          "--header", f"Authorization: Bearer {token}", "--max-examples", str(MAX_EXAMPLES),
-         "--seed", "1", "--generation-deterministic", "--no-color"],
+         "--seed", "1", "--generation-deterministic", "--no-color", *extra],
         capture_output=True, text=True, timeout=600, cwd=cwd,  # its cache stays there
     )  # fmt: skip
 
@@ -36,8 +43,8 @@ def fuzz(url: str, token: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("role", sorted(SUBJECTS))
 def test_every_operation_keeps_its_contract_for_every_role(tmp_path, opa: OpaProcess, role):
     with served_store(tmp_path / "datavisa.db", opa, "fuzz", SUBJECTS[role], role) as served:
-        done = fuzz(*served, tmp_path)
+        done = fuzz(*served, tmp_path, *EXCLUDED.get(role, []))
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
-    generated = int(report.split(" generated")[0].rsplit("\n", 1)[-1].split()[-1])
+    generated = int(re.findall(r"(\d+) generated", report)[-1])
     assert generated > 500, report  # the run reached the operations, not only the generator

@@ -37,7 +37,9 @@ from datavisa.engine.store import open_store
 WAIT_S = 60
 RESTRICTED = "eu-payments-ledger"
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
-SUBJECTS = ("alice", "bob", "dave", "erin")
+SUBJECTS = ("alice", "bob", "dave", "erin", "oscar")
+SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 @dataclass
@@ -75,6 +77,7 @@ def engines(shared: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[Engine, 
     url, config = shared
     store = TokenStore(url)
     tokens = {s: store.issue(s)[0] for s in SUBJECTS}
+    tokens["okta"] = store.issue("okta", "scim")[0]
     store.close()
     with (
         _engine(config, tmp_path / "a.log", tokens) as a,
@@ -101,6 +104,25 @@ def test_a_grant_made_through_one_engine_is_in_force_at_the_others_opa(engines):
     # When revoke returns, both engines' OPAs deny: B waited for A's to confirm.
     assert not b.allows()
     assert not a.allows()
+
+
+def test_a_directory_change_through_one_engine_reaches_the_others_opa(engines):
+    """Okta pushes to A; B's OPA hears of it (a NOTIFY at commit) without a restart."""
+    a, b = engines
+    rid = _request(b)
+    refused = b.as_("oscar").post(f"/v1/requests/{rid}/approve")
+    assert refused.status_code == 403, refused.text  # oscar owns no data in the bundle
+    scim = Caller(a.url, a.tokens["okta"])
+    oscar = scim.post("/scim/v2/Users", {"schemas": [SCIM_USER], "userName": "oscar"})
+    assert oscar.status_code == 201, oscar.text
+    group = {"schemas": [SCIM_GROUP], "displayName": "data-owners",
+             "members": [{"value": oscar.json()["id"]}]}  # fmt: skip
+    assert scim.post("/scim/v2/Groups", group).status_code == 201
+    wait_for(
+        lambda: b.as_("oscar").post(f"/v1/requests/{rid}/approve").status_code == 200,
+        "engine B's OPA to hold the group synced through A",
+        WAIT_S,
+    )
 
 
 def test_approvers_racing_through_two_engines_activate_a_grant_once(engines, shared):

@@ -73,9 +73,11 @@ class Site:
 def site(tmp_path: Path, opa: OpaProcess, hydra: Hydra, **sign_in: object) -> Iterator[Site]:
     client_id, secret = f"dashboard-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
     lifespan = sign_in.pop("token_lifespan_s", None)
+    groups = {"groups_claim": "groups"} if sign_in.pop("groups", False) else {}
     cfg = SignInConfig(client_id=client_id, client_secret=secret, **sign_in)  # type: ignore[arg-type]
     db = tmp_path / "d.db"
-    with served_store(db, opa, "web", "gw", "service", identity=_verifier(hydra), sign_in=cfg) as (
+    verifier = _verifier(hydra, **groups)
+    with served_store(db, opa, "web", "gw", "service", identity=verifier, sign_in=cfg) as (
         url,
         _,
     ):
@@ -220,6 +222,19 @@ def test_a_session_the_idp_no_longer_renews_ends(tmp_path, opa, hydra):
         )
         [(actor, detail)] = renewing.audit("session_ended")
         assert actor == "alice" and "refused to renew" in detail
+
+
+def test_a_sessions_groups_give_its_role_and_a_removal_counts_at_its_renewal(tmp_path, opa, hydra):
+    hydra.put_in_groups("dora", ["datavisa-auditors"])
+    with site(tmp_path, opa, hydra, token_lifespan_s=61, groups=True) as renewing:
+        browser = renewing.sign_in("dora")
+        me = browser.get(renewing.url + "/v1/whoami", timeout=30)
+        assert me.json() == {"subject": "dora", "role": "auditor"}  # policy: idp_groups
+        hydra.put_in_groups("dora", [])  # taken out of the group at the IdP
+        wait_for(  # access tokens of 61 s are renewed at once, with the groups of now
+            lambda: browser.get(renewing.url + "/v1/whoami", timeout=30).json()["role"] == "user",
+            "the renewed session to have lost the auditor role",
+        )
 
 
 def test_a_callback_that_is_not_this_browsers_sign_in_makes_no_session(web: Site):

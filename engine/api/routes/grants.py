@@ -70,7 +70,11 @@ def revoke(
     """
     return to_wire(
         service.engine.revoke(
-            request_id, actor.subject, (body or WithReason()).reason, actor_role=actor.role
+            request_id,
+            actor.subject,
+            (body or WithReason()).reason,
+            actor_role=actor.role,
+            authentication=actor.identity,
         )
     )
 
@@ -107,7 +111,11 @@ def review(
     actor: Annotated[Principal, Allowed("grants.review")],
 ) -> Any:
     """Record the post-hoc review of a break-glass grant."""
-    return to_wire(service.engine.review(request_id, actor.subject, body.outcome, body.notes))
+    return to_wire(
+        service.engine.review(
+            request_id, actor.subject, body.outcome, body.notes, authentication=actor.identity
+        )
+    )
 
 
 @router.post("/v1/sweep", response_model=SweepOut, tags=["grants"], **V1)

@@ -109,7 +109,8 @@ def deny(
     body: WithReason | None = None,
 ) -> Any:
     """Deny a pending request; one deny ends it."""
-    return to_wire(service.engine.deny(request_id, actor.subject, (body or WithReason()).reason))
+    reason = (body or WithReason()).reason
+    return to_wire(service.engine.deny(request_id, actor.subject, reason, actor.identity))
 
 
 @router.post("/v1/requests/{request_id}/cancel", response_model=RequestOut, tags=["requests"], **V1)

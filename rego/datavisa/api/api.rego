@@ -17,7 +17,9 @@
 #   OPA's credential (datavisa opa-config); downloads the policy and the live grants
 #   (bundles.read), reports its status (fleet.report) and uploads its decision logs, and
 #   nothing else: a service's token cannot read every live grant at once, and a
-#   sidecar's cannot ask checks. A user's own token may ask gateway.authz about itself. auditor: reads
+#   sidecar's cannot ask checks. A user's own token may ask gateway.authz about itself.
+#   scim: an identity provider's directory sync (Okta, Entra ID); reads and writes the
+#   SCIM Users and Groups (/scim/v2) and nothing else. auditor: reads
 #   requests, the audit trail, the decision log, alerts, the event stream and the fleet
 #   of OPAs, and changes nothing. admin: operates the server; runs sweeps, revokes
 #   anyone's grant (datavisa.lifecycle, input.actor_role), acknowledges alerts and
@@ -40,7 +42,7 @@ operations := {
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
 	"transfers.create", "transfers.check", "transfers.deleted",
-	"filings.list", "filings.record",
+	"filings.list", "filings.record", "scim.read", "scim.write",
 }
 
 _reads_records := {
@@ -61,6 +63,7 @@ _may := {
 		"transfers.check", "transfers.deleted",
 	},
 	"opa": {"bundles.read", "fleet.report", "logs.upload", "tokens.whoami"},
+	"scim": {"scim.read", "scim.write", "tokens.whoami"},
 	"auditor": (_reads_records | {
 		"logs.read", "alerts.list", "alerts.read", "tokens.whoami",
 		"fleet.read", "filings.list",

@@ -31,7 +31,7 @@ _table := {
 	"alerts.read": {"auditor", "admin"},
 	"alerts.ack": {"admin"},
 	"events.read": {"user", "auditor", "admin"},
-	"tokens.whoami": {"user", "service", "auditor", "admin", "opa"},
+	"tokens.whoami": {"user", "service", "auditor", "admin", "opa", "scim"},
 	"bundles.read": {"opa"},
 	"fleet.report": {"opa"},
 	"fleet.read": {"auditor", "admin"},
@@ -40,6 +40,8 @@ _table := {
 	"transfers.deleted": {"user", "service"},
 	"filings.list": {"user", "auditor", "admin"},
 	"filings.record": {"user", "admin"},
+	"scim.read": {"scim"},
+	"scim.write": {"scim"},
 }
 
 _decision(role, operation) := d if {
@@ -48,7 +50,7 @@ _decision(role, operation) := d if {
 
 test_the_table_covers_every_operation_and_role if {
 	{op | some op, _ in _table} == api.operations
-	api.roles == {"user", "service", "auditor", "admin", "opa"}
+	api.roles == {"user", "service", "auditor", "admin", "opa", "scim"}
 }
 
 test_every_role_and_operation if {

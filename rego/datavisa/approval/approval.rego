@@ -21,6 +21,7 @@
 #   a transfer what datavisa.transfer says its copy needs.
 package datavisa.approval
 
+import data.datavisa.directory
 import data.datavisa.origin
 import data.datavisa.quorum
 import data.datavisa.residency
@@ -103,12 +104,12 @@ deny contains {"code": "unknown_kind", "message": msg} if {
 }
 
 deny contains {"code": "unknown_approver", "message": msg} if {
-	not data.datavisa.subjects[input.approver]
+	not directory.subject(input.approver)
 	msg := sprintf("%q is not in the directory", [input.approver])
 }
 
 deny contains {"code": "approver_not_eligible", "message": msg} if {
-	data.datavisa.subjects[input.approver]
+	directory.subject(input.approver)
 	_resource
 	count(groups) == 0
 	wanted := concat(", ", {r.group | some r in _requirements})
@@ -117,7 +118,7 @@ deny contains {"code": "approver_not_eligible", "message": msg} if {
 
 deny contains {"code": "approver_outside_jurisdiction", "message": msg} if {
 	_tier.approver_residency
-	approver := data.datavisa.subjects[input.approver]
+	approver := directory.subject(input.approver)
 	not residency.employed_in(_ctx.jurisdiction, approver)
 	msg := sprintf("%s data held in %s is approved only by people employed there; %s is employed by %s", [_resource.tier, _ctx.jurisdiction, input.approver, approver.entity])
 }

@@ -17,6 +17,7 @@
 #   review_deadline_s, countries (the grant will permit), transfer: {cross_border, basis}}
 package datavisa.breakglass
 
+import data.datavisa.directory
 import data.datavisa.origin
 import data.datavisa.residency
 import data.datavisa.step_up
@@ -24,7 +25,7 @@ import data.datavisa.us_bulk_data
 
 _rules := data.datavisa.breakglass_rules
 
-_subject := data.datavisa.subjects[input.subject]
+_subject := directory.subject(input.subject)
 
 _resource := data.datavisa.resources[input.resource]
 

@@ -21,6 +21,7 @@
 #   record one.
 package datavisa.filing
 
+import data.datavisa.directory
 import data.datavisa.residency
 
 default _deadlines := {}
@@ -107,9 +108,9 @@ deny contains {"code": "actor_not_eligible", "message": msg} if {
 	msg := sprintf("%s may not record a filing: only a data protection officer (dpo) or an admin may", [input.actor])
 }
 
-_records if "dpo" in object.get(data.datavisa.subjects, [input.actor, "roles"], [])
+_records if "dpo" in object.get(directory.subject(input.actor), "roles", [])
 
-_records if "admin" in object.get(data.datavisa.subjects, [input.actor, "roles"], [])
+_records if "admin" in object.get(directory.subject(input.actor), "roles", [])
 
 _records if input.actor_role == "admin"
 

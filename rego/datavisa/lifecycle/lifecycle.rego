@@ -20,6 +20,7 @@
 #   Output: decision = {allow, reasons: [{code, message}]}
 package datavisa.lifecycle
 
+import data.datavisa.directory
 import data.datavisa.quorum
 
 _request := input.request
@@ -74,7 +75,7 @@ deny contains {"code": "not_requester", "message": msg} if {
 }
 
 _teams_pipeline if {
-	actor := data.datavisa.subjects[input.actor]
+	actor := directory.subject(input.actor)
 	actor.kind == "service"
 	actor.team == _resource.team
 }
@@ -92,7 +93,7 @@ deny contains {"code": "reason_required", "message": msg} if {
 	msg := sprintf("%s needs a reason, for the audit trail and the alert", [input.action])
 }
 
-_is_admin if "admin" in data.datavisa.subjects[input.actor].roles
+_is_admin if "admin" in directory.subject(input.actor).roles
 
 _admin_token if input.actor_role == "admin"
 

@@ -14,6 +14,7 @@ import data.datavisa.breakglass
 import data.datavisa.extension
 import data.datavisa.filing
 import data.datavisa.gateway
+import data.datavisa.idp
 import data.datavisa.lifecycle
 import data.datavisa.offline
 import data.datavisa.provision
@@ -41,6 +42,11 @@ access_decisions := [logged | some asked in input.batch; logged := access_decisi
 #   The gateway decision (which resource and action a request a gateway asks about means)
 #   and its mask; the engine records it when it denies, the access decision otherwise.
 gateway_decision := _logged(gateway.decision, "datavisa/gateway/decision")
+
+# METADATA
+# title: Identity provider
+# description: The API role a person the IdP signed in has (datavisa.idp) and its mask.
+idp_decision := _logged(idp.decision, "datavisa/idp/decision")
 
 # METADATA
 # title: Request

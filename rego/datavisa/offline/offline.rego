@@ -10,6 +10,8 @@
 #   Output: decision = {allow, reasons, revoke: [subject, ...], relinquish: [subject, ...]}
 package datavisa.offline
 
+import data.datavisa.directory
+
 # METADATA
 # title: Revokers
 # description: Who may revoke the grant offline, sorted.
@@ -21,7 +23,7 @@ revoke := sort({name | some name in object.get(input, "approvals", [])} | _admin
 relinquish := [input.request.requester]
 
 _admins contains name if {
-	some name, subject in data.datavisa.subjects
+	some name, subject in directory.subjects
 	"admin" in subject.roles
 }
 

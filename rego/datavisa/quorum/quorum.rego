@@ -5,6 +5,7 @@
 #   and a count of distinct approvers from it. One approver fills one place only.
 package datavisa.quorum
 
+import data.datavisa.directory
 import data.datavisa.residency
 
 # METADATA
@@ -15,7 +16,7 @@ import data.datavisa.residency
 #   team (team), or employed in the data's jurisdiction (jurisdiction).
 member(subject_id, group_id, resource) if {
 	group := data.datavisa.groups[group_id]
-	subject := data.datavisa.subjects[subject_id]
+	subject := directory.subject(subject_id)
 	group.role in subject.roles
 	_in_scope(group.scope, subject, resource)
 }

@@ -24,6 +24,7 @@
 #   approvals access from abroad needs. The grant permits the requested location only.
 package datavisa.request
 
+import data.datavisa.directory
 import data.datavisa.filing
 import data.datavisa.origin
 import data.datavisa.quorum
@@ -48,7 +49,7 @@ allow if count(deny) == 0
 # title: Denial reasons
 # description: Each reason the request may not be filed, as {code, message}.
 deny contains {"code": "unknown_subject", "message": msg} if {
-	not data.datavisa.subjects[input.subject]
+	not directory.subject(input.subject)
 	msg := sprintf("%q is not in the directory", [input.subject])
 }
 

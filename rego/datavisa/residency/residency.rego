@@ -24,6 +24,8 @@
 #   abroad at all.
 package datavisa.residency
 
+import data.datavisa.directory
+
 _ns_per_day := 86400000000000
 
 _first_bases := ["in_jurisdiction", "same_entity_travel", "adequacy"]
@@ -77,7 +79,7 @@ context(resource, subject_id, location, evidence) := {
 	"person": object.get(subject, "kind", "") == "person",
 	"evidence": {e | some e in evidence},
 } if {
-	subject := object.get(data.datavisa.subjects, subject_id, {})
+	subject := directory.entry(subject_id)
 }
 
 # METADATA
@@ -282,7 +284,7 @@ _missing_clearances(resource, subject_id) := {reason |
 	some tag in resource.tags
 	rule := data.datavisa.sectoral_rules[tag]
 	some needed in rule.requires_clearances
-	not needed in object.get(data.datavisa.subjects, [subject_id, "clearances"], [])
+	not needed in object.get(directory.entry(subject_id), "clearances", [])
 	msg := sprintf("%s data (%s) is only for subjects cleared %s: %s", [tag, rule.name, needed, rule.why])
 	reason := {"code": "clearance_required", "message": msg}
 }

@@ -24,6 +24,7 @@
 #   filings (the filing deadlines the transfer starts when its window opens)}
 package datavisa.transfer_request
 
+import data.datavisa.directory
 import data.datavisa.filing
 import data.datavisa.quorum
 import data.datavisa.residency
@@ -64,7 +65,7 @@ deny contains reason if {
 }
 
 deny contains {"code": "unknown_subject", "message": msg} if {
-	not data.datavisa.subjects[input.subject]
+	not directory.subject(input.subject)
 	msg := sprintf("%q is not in the directory", [input.subject])
 }
 

@@ -15,6 +15,8 @@
 #   brokered.
 package datavisa.us_bulk_data
 
+import data.datavisa.directory
+
 _program := data.datavisa.data_security_program
 
 _law := sprintf("%s, in force from %s", [_program.name, _program.from])
@@ -61,15 +63,15 @@ _us_person(subject) if "us_person" in object.get(subject, "clearances", [])
 
 # Why a subject is a covered person (28 CFR 202.211(a)(3)-(5)); a US person only by designation.
 _subject_why(subject_id) := ({why |
-	data.datavisa.subjects[subject_id].covered_person == true
+	directory.subject(subject_id).covered_person == true
 	why := sprintf("%s is designated a covered person", [subject_id])
 } | {why |
-	subject := data.datavisa.subjects[subject_id]
+	subject := directory.subject(subject_id)
 	not _us_person(subject)
 	some reason in _entity_why(subject.entity)
 	why := sprintf("%s works for %s, and %s", [subject_id, subject.entity, reason])
 }) | {why |
-	subject := data.datavisa.subjects[subject_id]
+	subject := directory.subject(subject_id)
 	not _us_person(subject)
 	subject.residence in _concern
 	why := sprintf("%s primarily resides in %s, a country of concern", [subject_id, subject.residence])

@@ -357,6 +357,8 @@ def test_a_sidecar_scoped_to_some_resources_holds_only_their_grants(fleet):
 
 SIDECAR_MODULES = {
     "datavisa/access/access.rego",
+    "datavisa/directory/directory.rego",  # residency reads subjects through it
+    "datavisa/idp/idp.rego",  # and it the IdP groups' roles
     "datavisa/origin/origin.rego",
     "datavisa/residency/residency.rego",
     "datavisa/us_bulk_data/us_bulk_data.rego",

@@ -8,19 +8,33 @@ ISSUER_ENV, CLIENT_ENV, AUDIENCE_ENV = "DATAVISA_ISSUER", "DATAVISA_CLIENT_ID", 
 
 
 @click.command()
-@click.option("--issuer", envvar=ISSUER_ENV, required=True, metavar="URL",
+@click.option("--issuer", envvar=ISSUER_ENV, metavar="URL",
               help=f"The identity provider's OpenID Connect issuer (env {ISSUER_ENV}), as the "
-              "server's `identity.issuer`.")  # fmt: skip
-@click.option("--client-id", envvar=CLIENT_ENV, required=True, metavar="ID",
+              "server's `identity.issuer`; default: the one you last signed in at.")  # fmt: skip
+@click.option("--client-id", envvar=CLIENT_ENV, metavar="ID",
               help=f"The CLI's client at the IdP (env {CLIENT_ENV}): a public client (no "
               "secret) allowed the authorization code flow, PKCE, the redirect "
-              "http://127.0.0.1/callback on any port, and refresh tokens.")  # fmt: skip
-@click.option("--audience", envvar=AUDIENCE_ENV, default="datavisa", show_default=True,
+              "http://127.0.0.1/callback on any port, and refresh tokens; default: the one "
+              "you last signed in with.")  # fmt: skip
+@click.option("--audience", envvar=AUDIENCE_ENV, metavar="AUD",
               help=f"The audience to ask tokens for (env {AUDIENCE_ENV}), as the server's "
-              "`identity.audience`.")  # fmt: skip
+              "`identity.audience`; default: the last one, else datavisa.")  # fmt: skip
 @click.option("--no-browser", is_flag=True,
               help="Only print the URL to open (on another machine, say).")  # fmt: skip
-def login(issuer: str, client_id: str, audience: str, no_browser: bool) -> None:
+@click.option("--max-age", type=click.IntRange(0, 86400), metavar="SECONDS",
+              help="Sign in again at the IdP (prompt=login), as a step_up_required denial "
+              "asks: its step_up.max_age_s.")  # fmt: skip
+@click.option("--acr-values", metavar="'ACR ...'",
+              help="How to sign in, in the IdP's names (a step-up denial's "
+              "step_up.acr_values, space-separated).")  # fmt: skip
+def login(
+    issuer: str | None,
+    client_id: str | None,
+    audience: str | None,
+    no_browser: bool,
+    max_age: int | None,
+    acr_values: str | None,
+) -> None:
     """Sign in with the organisation's identity provider.
 
     Opens the IdP's sign-in page in your browser (or prints it: --no-browser) and waits for
@@ -28,10 +42,15 @@ def login(issuer: str, client_id: str, audience: str, no_browser: bool) -> None:
     config directory (readable by you only) and renewed as they run out; every command
     given --server and no --token then acts as you.
 
+    A denial with step_up_required (policy wants a recent, strong sign-in to approve,
+    break glass or get credentials) names the --max-age (and --acr-values) that satisfy
+    it: sign in again with them, then repeat the command.
+
     \b
-    Example:
+    Examples:
       datavisa login --issuer https://login.example.com/ --client-id datavisa-cli
       datavisa requests --server https://datavisa.example.com
+      datavisa login --max-age 900      # step-up: signed in within the last 15 minutes
     """
     from datavisa.engine.identity import session
 
@@ -42,7 +61,22 @@ def login(issuer: str, client_id: str, audience: str, no_browser: bool) -> None:
 
             webbrowser.open(url)
 
-    signed = session.sign_in(issuer, client_id, audience, show)
+    kept = session.load()
+    issuer = issuer or (kept.issuer if kept else None)
+    client_id = client_id or (kept.client_id if kept else None)
+    audience = audience or (kept.audience if kept else None) or "datavisa"
+    for value, option, env in (
+        (issuer, "--issuer", ISSUER_ENV),
+        (client_id, "--client-id", CLIENT_ENV),
+    ):
+        if not value:
+            raise click.UsageError(f"give {option} (or ${env}): no earlier sign-in to take it from")
+    if acr_values is not None and not acr_values.strip():
+        raise click.BadParameter("name at least one value", param_hint="--acr-values")
+    assert issuer and client_id
+    signed = session.sign_in(
+        issuer, client_id, audience, show, max_age=max_age, acr_values=acr_values
+    )
     path = session.save(signed)
     click.echo(f"signed in; the tokens are kept in {path}", err=True)
 

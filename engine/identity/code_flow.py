@@ -61,7 +61,7 @@ def authorization_url(
     **extra: str | None,
 ) -> str:
     """The issuer's authorization endpoint asked for a code for `client_id`; `extra`
-    parameters (nonce, audience, max_age, prompt, login_hint) where they are given."""
+    parameters (nonce, audience, max_age, prompt, login_hint, acr_values) where given."""
     asked = {
         "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
         "scope": scope, "state": state, "code_challenge": code.challenge,

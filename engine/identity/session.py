@@ -72,9 +72,13 @@ def sign_in(
     show: Callable[[str], None],
     scope: str = "openid offline_access",
     wait_s: float = SIGN_IN_WAIT_S,
+    max_age: int | None = None,
+    acr_values: str | None = None,
 ) -> Session:
     """Sign in at `issuer` as its client `client_id` (see the module doc): `show(url)`
-    hands the person the URL to open; returns the session, not yet saved."""
+    hands the person the URL to open; returns the session, not yet saved. `max_age` asks
+    the IdP to sign the person in again (prompt=login) unless it did within that many
+    seconds, as a step-up denial says; `acr_values`, how (the IdP's names)."""
     document = _discover(issuer)
     code = pkce()
     state = secrets.token_urlsafe(24)
@@ -113,6 +117,9 @@ def sign_in(
                 state,
                 code,
                 audience=audience or None,
+                max_age=None if max_age is None else str(max_age),
+                prompt=None if max_age is None else "login",
+                acr_values=acr_values,
             )
         )
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -175,6 +175,7 @@ class WebSessions:
         max_age: int | None = None,
         prompt: str | None = None,
         login_hint: str | None = None,
+        acr_values: str | None = None,
     ) -> Started:
         """A sign-in started: where to send the browser, and its state (for the cookie)."""
         provider = self.provider()
@@ -196,7 +197,7 @@ class WebSessions:
             self.config.scope, state, code, nonce=nonce,
             audience=self.verifier.config.audience,
             max_age=None if max_age is None else str(max_age), prompt=prompt,
-            login_hint=login_hint,
+            login_hint=login_hint, acr_values=acr_values,
         )  # fmt: skip
         return Started(url, state)
 

@@ -73,6 +73,7 @@ from ..policy.decide import (
     LIFECYCLE,
     OFFLINE,
     REQUEST,
+    STEP_UP,
     decide,
     decide_many,
     decide_many_async,
@@ -340,6 +341,17 @@ class Engine:
                 "acr": authentication.acr,
             }
         }
+
+    def stepped_up(
+        self, subject: str, resource: str, step: str, authentication: Identity | None
+    ) -> Decision:
+        """Does `subject`'s sign-in do for `step` on `resource` (datavisa.step_up), for a
+        step no other decision judges (credentials)? Logged; Denied when it does not."""
+        asked = self._signed_in({"resource": resource, "step": step}, authentication)
+        decision = self._decide(STEP_UP, asked, caller=subject)
+        if not decision.allow:
+            raise Denied(f"{step.replace('_', ' ')} refused", decision)
+        return decision
 
     def _approvers_groups(self, request_id: str) -> dict[str, list[str]]:
         """The IdP groups each earlier approver's token named, by approver."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from ..identity.oidc import Identity
 from ..ledger import audit
 from ..location.origin import Origin
 from ..model.errors import Conflict, Denied, NotFound
@@ -47,10 +48,12 @@ def credentials(
     location: str,
     rotate: bool = False,
     origin: Origin | None = None,
+    authentication: Identity | None = None,
 ) -> dict[str, Any]:
     """The connection details of `holder`'s grant `grant_id`, issued once (`rotate`: a new
     password). Itself an access decision: the holder's access from `location` must be
-    allowed on this very grant, and the decision is logged; the issue is audited, the
+    allowed on this very grant (with the step-up the tier may want of `authentication`,
+    how the IdP signed them in), and the decision is logged; the issue is audited, the
     password never recorded."""
     req = engine.get(grant_id)
     if req.requester != holder:
@@ -70,6 +73,7 @@ def credentials(
     )
     if not decision.allow or decision.result.get("grant_id") != grant_id:
         raise Denied("credentials refused", decision)
+    engine.stepped_up(holder, req.resource, "credentials", authentication)
     issued = sink.issue_credentials(grant_id, rotate)
     with engine.store.transaction():
         audit.append(

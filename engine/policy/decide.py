@@ -33,6 +33,7 @@ TRANSFER_CHECK = "datavisa/transfer_check/decision"
 GATEWAY = "datavisa/gateway/decision"
 PROVISION = "datavisa/provision/decision"
 IDP = "datavisa/idp/decision"
+STEP_UP = "datavisa/step_up/decision"
 
 
 def decide(

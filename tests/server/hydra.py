@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,13 +52,22 @@ class SignInApp:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                session = asked.get("session") or {}
-                names = app.groups.get((session.get("id_token") or {}).get("subject"))
-                if urlsplit(self.path).path != "/token-hook" or names is None:
+                id_token = (asked.get("session") or {}).get("id_token") or {}
+                claims = id_token.get("id_token_claims") or {}
+                names = app.groups.get(id_token.get("subject"))
+                # How and when the person signed in, in the access token as RFC 9068
+                # (2.2.1) has it: what an IdP is configured to send for step-up.
+                extra = {k: claims[k] for k in ("auth_time", "amr", "acr") if claims.get(k)}
+                if isinstance(extra.get("auth_time"), str):  # the hook is given RFC 3339
+                    at = extra["auth_time"].replace("Z", "+00:00")
+                    extra["auth_time"] = int(datetime.fromisoformat(at).timestamp())
+                if names is not None:
+                    extra["groups"] = names
+                if urlsplit(self.path).path != "/token-hook" or not extra:
                     self.send_response(204)  # the token as Hydra made it
                     self.end_headers()
                     return
-                body = json.dumps({"session": {"access_token": {"groups": names}}}).encode()
+                body = json.dumps({"session": {"access_token": extra}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -150,7 +160,7 @@ class Hydra:
             "URLS_CONSENT": self.app.url + "/consent",
             "URLS_LOGOUT": self.app.url + "/logout",
             "OAUTH2_TOKEN_HOOK_URL": self.app.url + "/token-hook",
-            "OAUTH2_ALLOWED_TOP_LEVEL_CLAIMS": "groups",
+            "OAUTH2_ALLOWED_TOP_LEVEL_CLAIMS": "groups,auth_time,amr,acr",
             "SERVE_PUBLIC_HOST": "127.0.0.1",
             "SERVE_PUBLIC_PORT": str(public),
             "SERVE_ADMIN_HOST": "127.0.0.1",

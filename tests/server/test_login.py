@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_step_up
 from click.testing import CliRunner
 from hydra import Hydra
 from live_server import RESOURCE, served_store
@@ -22,6 +23,7 @@ from datavisa.cli.main import cli
 from datavisa.engine.identity.session import CONFIG_ENV
 
 DATAVISA = Path(sys.executable).with_name("datavisa")
+stepped_opa = test_step_up.stepped_opa  # an OPA whose confidential tier wants step-up
 
 
 @pytest.fixture
@@ -31,11 +33,13 @@ def hydra(tmp_path: Path):
         yield running
 
 
-def _login(hydra: Hydra, config: Path, person: str) -> subprocess.CompletedProcess[str]:
+def _login(
+    hydra: Hydra, config: Path, person: str, *options: str
+) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", CONFIG_ENV: str(config), "HOME": str(config)}
+    where = options or ("--issuer", hydra.issuer, "--client-id", "datavisa-cli")
     proc = subprocess.Popen(
-        [str(DATAVISA), "login", "--issuer", hydra.issuer, "--client-id", "datavisa-cli",
-         "--no-browser"],
+        [str(DATAVISA), "login", *where, "--no-browser"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -77,3 +81,48 @@ def test_login_keeps_a_renewed_session_that_acts_as_the_person(tmp_path, opa, hy
         )  # fmt: skip
         assert again.exit_code == 1
         assert "sign in (datavisa login)" in again.output
+
+
+def test_a_step_up_denial_names_the_login_that_satisfies_it(
+    tmp_path, stepped_opa, hydra, monkeypatch
+):
+    """The confidential tier wants approvers signed in within 15 minutes with MFA or a
+    key (test_step_up's bundle): bob, signed in with a password, is told the command that
+    satisfies it, runs it (the issuer and client taken from his last sign-in), and the
+    IdP, asked to sign him in again, does so with a second factor."""
+    config = tmp_path / "config"
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    with served_store(tmp_path / "d.db", stepped_opa, "login", "alice", "user",
+                      identity=_verifier(hydra)) as (url, alice):  # fmt: skip
+        made = CliRunner().invoke(
+            cli, ["request", RESOURCE, "--for", "20m", "--from", "DE", "--reason", "INC-8",
+                  "--server", url, "--token", alice, "--json"],
+        )  # fmt: skip
+        assert made.exit_code == 0, made.output
+        rid = json.loads(made.output)["id"]
+        approve = ["approve", rid, "--from", "DE", "--server", url]
+        try:
+            hydra.app.amr = ["pwd"]
+            assert _login(hydra, config, "bob").returncode == 0
+            refused = CliRunner().invoke(cli, approve, env={"DATAVISA_TOKEN": ""})
+            assert refused.exit_code == 1, refused.output
+            assert "(datavisa login --max-age 900)" in refused.output, refused.output
+            hydra.app.amr = ["pwd", "mfa"]
+            again = _login(hydra, config, "bob", "--max-age", "900")
+            assert again.returncode == 0, again.stderr
+            for asked in ("prompt=login", "max_age=900", "client_id=datavisa-cli"):
+                assert asked in again.stderr, again.stderr  # the URL it handed the person
+            done = CliRunner().invoke(cli, [*approve, "--json"], env={"DATAVISA_TOKEN": ""})
+            assert done.exit_code == 0, done.output
+            assert json.loads(done.output)["state"] == "active"
+        finally:
+            hydra.app.amr = []
+
+
+def test_login_without_an_issuer_or_an_earlier_sign_in_says_what_to_give(tmp_path):
+    out = CliRunner().invoke(
+        cli, ["login", "--client-id", "x"],
+        env={CONFIG_ENV: str(tmp_path), "DATAVISA_ISSUER": ""},
+    )  # fmt: skip
+    assert out.exit_code == 2
+    assert "give --issuer (or $DATAVISA_ISSUER)" in out.output

@@ -25,7 +25,11 @@ from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store import open_store
 
 RESOURCE = "eu-customer-analytics"  # confidential, alice's team; bob is its data owner
-WANTS = {"approve": {"max_age_s": 900, "amr": ["mfa", "hwk"]}, "break_glass": {"max_age_s": 300}}
+WANTS = {
+    "approve": {"max_age_s": 900, "amr": ["mfa", "hwk"]},
+    "break_glass": {"max_age_s": 300},
+    "credentials": {"max_age_s": 600, "acr_values": ["phr"]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +78,21 @@ def test_break_glass_wants_a_sign_in_of_the_last_five_minutes(engine: Engine):
     with pytest.raises(Denied, match="within the last 300s"):
         engine.break_glass(*asked, authentication=_signed_in("oscar", 301))
     grant = engine.break_glass(*asked, authentication=_signed_in("oscar", 5))
+    assert grant.state == "active"
+
+
+def test_credentials_want_a_recent_sign_in_and_an_access_check_does_not(engine: Engine):
+    grant = engine.break_glass("oscar", RESOURCE, ["read"], 900, "DE", "INC-9001: down",
+                               authentication=_signed_in("oscar", 5))  # fmt: skip
+    assert engine.check("oscar", RESOURCE, "read", "DE").allow  # an access check is no step
+    for weak in (None, _signed_in("oscar", 601)):
+        with pytest.raises(Denied) as refused:
+            engine.stepped_up("oscar", RESOURCE, "credentials", weak)
+        [reason] = refused.value.decision.reasons
+        assert reason["step_up"] == {"max_age_s": 600, "amr": [], "acr_values": ["phr"]}
+        assert "datavisa login --max-age 600 --acr-values 'phr'" in reason["message"]
+    done = engine.stepped_up("oscar", RESOURCE, "credentials", _signed_in("oscar", 60))
+    assert done.allow and done.decision_id  # logged, as every decision
     assert grant.state == "active"
 
 

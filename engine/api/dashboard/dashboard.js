@@ -248,6 +248,8 @@ function signInAgain(reason) {
   const asked = new URLSearchParams({ prompt: "login", return_to: "/" });
   const maxAge = (reason.step_up || {}).max_age_s;
   if (Number.isInteger(maxAge)) asked.set("max_age", String(maxAge));
+  const acr = (reason.step_up || {}).acr_values;
+  if (Array.isArray(acr) && acr.length) asked.set("acr_values", acr.join(" "));
   if (state.subject && !state.token) asked.set("login_hint", state.subject);
   return h("div", { class: "step-up", role: "alert" },
     reason.message || "", " ",

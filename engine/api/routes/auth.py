@@ -53,6 +53,10 @@ def _sessions(service: Served) -> WebSessions:
     return service.sessions
 
 
+# OpenID Connect's acr_values: space-separated names the IdP defines (policy's step_up).
+ACR_VALUES = r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}( [\x21\x23-\x5b\x5d-\x7e]{1,128}){0,7}$"
+
+
 @router.get("/auth/login", include_in_schema=False)
 def login(
     service: Served,
@@ -61,12 +65,15 @@ def login(
     prompt: Annotated[Literal["login", "consent", "select_account"] | None, Query()] = None,
     login_hint: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
     return_to: Annotated[str, Query(pattern=RETURN_TO)] = "/",
+    acr_values: Annotated[str | None, Query(pattern=ACR_VALUES)] = None,
 ) -> Response:
     """Off to the identity provider, with a sign-in kept here for the callback."""
     sessions = _sessions(service)
     cfg = sessions.config
     try:
-        started = sessions.begin(redirect_uri(request, cfg), return_to, max_age, prompt, login_hint)
+        started = sessions.begin(
+            redirect_uri(request, cfg), return_to, max_age, prompt, login_hint, acr_values
+        )
     except IdentityUnavailable as e:
         return _failed(request, 503, "identity_unavailable", str(e))
     response = RedirectResponse(started.url, status_code=303, headers=NO_STORE)

@@ -37,8 +37,9 @@ async def grant_credentials(
     """
     where = origin(service, request.scope, actor, location)
     return await run_in_threadpool(
-        credentials, service.engine, request_id, actor.subject, location, rotate, where
-    )
+        credentials, service.engine, request_id, actor.subject, location, rotate, where,
+        actor.identity,
+    )  # fmt: skip
 
 
 @router.get("/v1/grants/{request_id}/activity", tags=["grants"], **V1)

@@ -81,7 +81,16 @@ deny contains reason if {
 }
 
 deny contains reason if {
-	some reason in step_up.denials(_tier, "approve", object.get(input, "authentication", null))
+	some reason in step_up.denials(_tier, _step_up_step, object.get(input, "authentication", null))
+}
+
+# A transfer's approval asks what the tier's step_up says of approve_transfer, and what
+# it says of approve when it names no such step (never less than an access approval).
+default _step_up_step := "approve"
+
+_step_up_step := "approve_transfer" if {
+	_kind == "transfer"
+	_tier.step_up.approve_transfer
 }
 
 deny contains {"code": "self_approval", "message": "nobody may approve their own request"} if {

@@ -124,3 +124,16 @@ test_a_tier_with_step_up_wants_a_recent_strong_sign_in_to_approve if {
 	{r.code | some r in approval.decision.reasons} == {"step_up_required"} with input as asked with data.datavisa.tiers as tiers
 	approval.decision.allow with input as object.union(asked, {"authentication": {"age_s": 30, "amr": ["mfa"]}}) with data.datavisa.tiers as tiers
 }
+
+test_a_transfer_approval_asks_approve_transfers_step_up_else_approves if {
+	both := {"approve": {"max_age_s": 900}, "approve_transfer": {"max_age_s": 120, "amr": ["hwk"]}}
+	tiers := object.union(data.datavisa.tiers, {"confidential": object.union(data.datavisa.tiers.confidential, {"step_up": both})})
+	recent := {"age_s": 300, "amr": ["mfa"]}
+	transfer := {"approver": "bob", "request": _transfer, "approvals": [], "authentication": recent}
+	[reason] := [r | some r in approval.decision.reasons] with input as transfer with data.datavisa.tiers as tiers
+	reason.step_up == {"max_age_s": 120, "amr": ["hwk"]}
+	access := {"approver": "bob", "approver_location": "DE", "request": _request, "approvals": [], "authentication": recent}
+	approval.decision.allow with input as access with data.datavisa.tiers as tiers
+	only := object.union(data.datavisa.tiers, {"confidential": object.union(data.datavisa.tiers.confidential, {"step_up": {"approve": {"max_age_s": 60}}})})
+	"step_up_required" in _codes(approval.decision) with input as transfer with data.datavisa.tiers as only
+}

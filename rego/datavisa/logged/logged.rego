@@ -19,6 +19,7 @@ import data.datavisa.lifecycle
 import data.datavisa.offline
 import data.datavisa.provision
 import data.datavisa.request
+import data.datavisa.step_up
 import data.datavisa.transfer
 import data.datavisa.transfer_check
 import data.datavisa.transfer_request
@@ -47,6 +48,11 @@ gateway_decision := _logged(gateway.decision, "datavisa/gateway/decision")
 # title: Identity provider
 # description: The API role a person the IdP signed in has (datavisa.idp) and its mask.
 idp_decision := _logged(idp.decision, "datavisa/idp/decision")
+
+# METADATA
+# title: Step-up
+# description: Whether the caller's sign-in does for a step no other decision judges, and its mask.
+step_up_decision := _logged(step_up.decision, "datavisa/step_up/decision")
 
 # METADATA
 # title: Request

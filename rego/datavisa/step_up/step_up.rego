@@ -1,15 +1,29 @@
 # METADATA
 # title: Step-up authentication
 # description: |
-#   Whether the person taking a sensitive step (approve, break_glass) signed in recently
-#   and strongly enough for the data's tier. A tier's `step_up` names, per step, the
-#   longest time since the person last authenticated at the identity provider
-#   (`max_age_s`) and the methods that count (`amr`, RFC 8176: mfa, hwk, otp, ...; empty:
-#   any). `authentication` is what the IdP said of the caller's sign-in: {age_s (seconds
+#   Whether the person taking a sensitive step (approve, approve_transfer, break_glass,
+#   credentials) signed in recently and strongly enough for the data's tier. A tier's
+#   `step_up` names, per step, the longest time since the person last authenticated at
+#   the identity provider (`max_age_s`), the methods that count (`amr`, RFC 8176: mfa,
+#   hwk, otp, ...; empty: any) and, optionally, the `acr_values` to ask the IdP for when
+#   signing in again (OpenID Connect Core 3.1.2.1: what names a strong sign-in is the
+#   IdP's own vocabulary, so policy states it). `authentication` is what the IdP said of the caller's sign-in: {age_s (seconds
 #   since auth_time, or null), amr: [string], acr}; null for a caller no IdP signed in (a
 #   static token, the local CLI), which a step that needs step-up refuses. The denial says
 #   what would satisfy it, so the CLI and the dashboard can lead the person there.
 package datavisa.step_up
+
+# METADATA
+# title: Step-up decision
+# description: |
+#   For a step no other decision judges (credentials: the access check that precedes it
+#   has allowed the grant): does the caller's sign-in do for `step` on `resource`?
+#   Input: {resource, step, authentication (optional)}. Output: {allow, reasons}.
+decision := {"allow": count(_denied) == 0, "reasons": _denied}
+
+_denied := denials(data.datavisa.tiers[data.datavisa.resources[input.resource].tier], input.step, object.get(input, "authentication", null)) if {
+	data.datavisa.resources[input.resource]
+} else := {{"code": "unknown_resource", "message": sprintf("no resource named %q", [input.resource])}}
 
 # METADATA
 # title: Denial reasons
@@ -37,11 +51,27 @@ _strong(methods, wanted) if {
 
 _required(step, need) := {
 	"code": "step_up_required",
-	"message": sprintf("%s needs a sign-in at the identity provider within the last %ds%s: sign in again (datavisa login)", [_steps[step], need.max_age_s, _with(object.get(need, "amr", []))]),
-	"step_up": {"max_age_s": need.max_age_s, "amr": object.get(need, "amr", [])},
+	"message": sprintf("%s needs a sign-in at the identity provider within the last %ds%s: sign in again (%s)", [_steps[step], need.max_age_s, _with(object.get(need, "amr", [])), _login(need)]),
+	"step_up": object.union(
+		{"max_age_s": need.max_age_s, "amr": object.get(need, "amr", [])},
+		_acr_values(need),
+	),
 }
 
-_steps := {"approve": "approving this", "break_glass": "break-glass access to this data"}
+_login(need) := sprintf("datavisa login --max-age %d", [need.max_age_s]) if not need.acr_values
+
+_login(need) := sprintf("datavisa login --max-age %d --acr-values '%s'", [need.max_age_s, concat(" ", need.acr_values)]) if need.acr_values
+
+_acr_values(need) := {"acr_values": need.acr_values} if need.acr_values
+
+_acr_values(need) := {} if not need.acr_values
+
+_steps := {
+	"approve": "approving this",
+	"approve_transfer": "approving this transfer",
+	"break_glass": "break-glass access to this data",
+	"credentials": "credentials for this grant",
+}
 
 _with(methods) := "" if count(methods) == 0
 

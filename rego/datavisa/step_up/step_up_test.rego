@@ -26,3 +26,27 @@ test_no_sign_in_an_old_one_or_a_weak_one_is_refused_saying_what_would_do if {
 	contains(reason.message, "within the last 900s with mfa or hwk")
 	_codes(step_up.denials(_tier, "break_glass", {"age_s": 301, "amr": ["mfa"]})) == {"step_up_required"}
 }
+
+test_the_denial_names_the_acr_values_policy_asks_the_idp_for if {
+	tier := {"step_up": {"credentials": {"max_age_s": 600, "acr_values": ["phr"]}, "approve_transfer": {"max_age_s": 300}}}
+	[reason] := [r | some r in step_up.denials(tier, "credentials", {"age_s": 601, "amr": []})]
+	reason.step_up == {"max_age_s": 600, "amr": [], "acr_values": ["phr"]}
+	contains(reason.message, "credentials for this grant needs a sign-in")
+	contains(reason.message, "datavisa login --max-age 600 --acr-values 'phr'")
+	[transfer] := [r | some r in step_up.denials(tier, "approve_transfer", null)]
+	contains(transfer.message, "approving this transfer")
+	not transfer.step_up.acr_values
+	contains(transfer.message, "(datavisa login --max-age 300)")
+	step_up.denials(tier, "approve", null) == set()
+}
+
+test_the_decision_judges_a_step_on_a_resources_tier if {
+	tiers := object.union(data.datavisa.tiers, {"confidential": object.union(data.datavisa.tiers.confidential, {"step_up": {"credentials": {"max_age_s": 600}}})})
+	asked := {"resource": "eu-customer-analytics", "step": "credentials"}
+	d := step_up.decision with input as asked with data.datavisa.tiers as tiers
+	not d.allow
+	_codes(d.reasons) == {"step_up_required"}
+	step_up.decision.allow with input as object.union(asked, {"authentication": {"age_s": 10, "amr": []}}) with data.datavisa.tiers as tiers
+	step_up.decision.allow with input as asked
+	_codes(step_up.decision.reasons) == {"unknown_resource"} with input as {"resource": "nowhere", "step": "credentials"}
+}

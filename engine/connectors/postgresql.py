@@ -24,7 +24,7 @@ the database that target names, a role `dv_<grant id>`:
   back or its grant ended, as `datavisa.provision` says (`own_password`).
 
 Where PUBLIC holds CONNECT on another database of the server, a grant's role reaches it
-too: `scope` reports that (doctor, `/health?enforcement=true`), and a connection set to
+too: `reach` reports that (doctor, `/health?enforcement=true`), and a connection set to
 `public_connect: refuse` provisions nothing while it holds.
 
 The admin connection's password (in its DSN) never reaches an error, a log line or an
@@ -56,6 +56,7 @@ from psycopg import sql
 from ..ledger.decision_log import DecisionLog
 from ..model.errors import Conflict, DataVisaError, SinkUnavailable
 from ..model.records import SYSTEM
+from ..policy.bundle import DATA_ROOT
 from ..policy.decide import PROVISION, decide
 from ..policy.opa import OpaClient
 from ..store import Store
@@ -564,6 +565,20 @@ class PostgresSink:
             + "; ".join(f"REVOKE CONNECT ON DATABASE {d} FROM PUBLIC" for d in others)
         )
 
+    def reach(self) -> list[str]:
+        """What the grants' roles reach beyond the databases they are approved for, on
+        each configured server (module `reach`), the targets as the bundle names them."""
+        resources = self.opa.document(f"{DATA_ROOT}/resources") if self.opa else None
+        by_connection = targets(resources if isinstance(resources, dict) else {})
+        found = []
+        for name, conn in sorted(self.connections.items()):
+            try:
+                beyond = [str(one) for one in reach(conn, by_connection.get(name, set()))]
+            except psycopg.Error as e:
+                beyond = [f"cannot look: {conn.scrub(str(e)).splitlines()[0].strip()}"]
+            found += [f"connection {name}: {one}" for one in beyond]
+        return found
+
     def take_refusals(self) -> list[dict[str, Any]]:
         """The grants refused for PUBLIC's CONNECT since last asked, for the alert rules."""
         with self._lock:
@@ -1018,25 +1033,46 @@ def targets(resources: dict[str, Any]) -> dict[str, set[str]]:
     return out
 
 
-def scope(conn: Connection, databases: set[str]) -> list[str]:
+@dataclass(frozen=True)
+class Reach:
+    """One thing every role on a server reaches, so a grant's role does too: a database
+    PUBLIC may connect to (`table` None), or a target's table granted to PUBLIC."""
+
+    database: str
+    table: str | None = None
+    target: bool = False  # the database is a target (its CONNECT is the grant's anyway)
+
+    @property
+    def what(self) -> str:
+        return (
+            f"table {self.table} in {self.database}" if self.table else f"database {self.database}"
+        )
+
+    def __str__(self) -> str:
+        if self.table:
+            return f"table {self.table} in {self.database} is granted to PUBLIC: any role reads it"
+        if self.target:
+            return f"PUBLIC holds CONNECT on database {self.database} (a target)"
+        return f"PUBLIC holds CONNECT on database {self.database}: a grant's role reaches it"
+
+    @property
+    def fix(self) -> str:
+        if self.table:
+            return f"REVOKE ALL ON {self.table} FROM PUBLIC (grant it to the roles that need it)"
+        return f"REVOKE CONNECT ON DATABASE {self.database} FROM PUBLIC"
+
+
+def reach(conn: Connection, databases: set[str]) -> list[Reach]:
     """What a grant's role on `conn` reaches beyond the target `databases`: each database
-    PUBLIC may connect to (the targets' own too: any role may), each table of a target
-    granted to PUBLIC. Raises psycopg.Error when the server cannot be asked."""
-    found = []
+    PUBLIC may connect to (the targets' own too, marked), each table of a target granted
+    to PUBLIC. Raises psycopg.Error when the server cannot be asked."""
     with psycopg.connect(conn.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as db:
-        for name in public_databases(db):
-            found.append(
-                f"PUBLIC holds CONNECT on database {name}"
-                + (" (a target)" if name in databases else ": a grant's role reaches it")
-            )
+        found = [Reach(name, target=name in databases) for name in public_databases(db)]
     for database in sorted(databases):
         with psycopg.connect(
             conn.dsn, dbname=database, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
         ) as db:
-            found += [
-                f"table {table} in {database} is granted to PUBLIC: every role reads it"
-                for table in public_tables(db)
-            ]
+            found += [Reach(database, table, True) for table in public_tables(db)]
     return found
 
 

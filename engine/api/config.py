@@ -86,6 +86,9 @@ connections:                      # data systems where grants take effect (docs/
     public_port: 5432
     managed_role: datavisa_managed   # marks this deployment's roles (default; give each
                                   # deployment sharing a server its own)
+    public_connect: report        # PUBLIC holds CONNECT on another database: report it
+                                  # (doctor, /health?enforcement=true; the default), or
+                                  # refuse to provision any grant there until it is revoked
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -107,7 +110,7 @@ from typing import Any
 import yaml
 
 from ..connectors.postgresql import KIND as POSTGRESQL
-from ..connectors.postgresql import MANAGED, Connection
+from ..connectors.postgresql import MANAGED, PUBLIC_CONNECT, REPORT, Connection
 from ..identity.oidc import ALGORITHMS, OidcConfig
 from ..identity.web_session import SignInConfig
 from ..lifecycle.fleet import FleetConfig
@@ -638,6 +641,7 @@ def _networks(value: Any, origin: str, section: str) -> tuple[tuple[Network, str
 
 _CONNECTION_KEYS = {
     "kind", "dsn", "dsn_file", "log_dir", "public_host", "public_port", "managed_role",
+    "public_connect",
 }  # fmt: skip
 
 
@@ -671,10 +675,16 @@ def _connections(value: Any, base: Path, origin: str) -> dict[str, Connection] |
         log_dir, managed = item.get("log_dir"), item.get("managed_role", MANAGED)
         if not isinstance(managed, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", managed):
             raise DataVisaError(f"{origin}: {where}.managed_role must be a lower-case role name")
+        public_connect = item.get("public_connect", REPORT)
+        if public_connect not in PUBLIC_CONNECT:
+            raise DataVisaError(
+                f"{origin}: {where}.public_connect must be one of {', '.join(PUBLIC_CONNECT)}"
+            )
         out[name] = Connection(
             name, dsn,
             log_dir=None if log_dir is None else base / Path(str(log_dir)).expanduser(),
             public_host=item.get("public_host"), public_port=port, managed_role=managed,
+            public_connect=public_connect,
         )  # fmt: skip
     return out
 

@@ -3,10 +3,12 @@
 It reads what `datavisa serve` would use (its config) and changes nothing: the OPA (found
 and of the pinned series, or the external one answering), the policy data (valid against
 the data model), the store (reachable, at this release's schema, its clock near this
-machine's), the data systems grants take effect in (reachable), the webhooks (their host
-takes a connection; nothing is sent), the sidecar OPAs of `fleet.opas` (when each was last
-heard from and whether it holds the newest grants, as the store has it), and the files that
-hold secrets (the SQLite store, the decision log's key: not readable by other users).
+machine's), the data systems grants take effect in (reachable, and what a grant's role
+reaches beyond its approved database: PUBLIC's CONNECT on another, a target's tables
+granted to PUBLIC), the webhooks (their host takes a connection; nothing is sent), the
+sidecar OPAs of `fleet.opas` (when each was last heard from and whether it holds the
+newest grants, as the store has it), and the files that hold secrets (the SQLite store,
+the decision log's key: not readable by other users).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from ..connectors.postgresql import REFUSE, Connection, Reach, reach, targets
 from ..ledger.decision_log import key_file
 from ..lifecycle.fleet import Fleet
 from ..model.errors import DataVisaError
@@ -149,16 +153,43 @@ def _connections(config: ServeConfig) -> list[Finding]:
     import psycopg
 
     found = []
+    databases = targets(_resources(config))
     for name, connection in sorted(config.connections.items()):
         try:
             with psycopg.connect(connection.dsn, connect_timeout=3) as db:
                 db.execute("SELECT 1")
+            beyond = reach(connection, databases.get(name, set()))
         except psycopg.Error as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             found.append(Finding(False, f"connection {name}", f"unreachable: {reason}"))
-        else:
-            found.append(Finding(True, f"connection {name}", "reachable"))
+            continue
+        found.append(Finding(True, f"connection {name}", "reachable"))
+        found += [_reach(name, connection, one) for one in beyond]
     return found
+
+
+def _reach(name: str, connection: Connection, found: Reach) -> Finding:
+    """What a grant's role reaches beyond its approved database, and the fix."""
+    part = f"connection {name}: {found.what}"
+    if found.target and not found.table:
+        return Finding(True, part, f"{found}: the grants' own database")
+    refused = connection.public_connect == REFUSE and not found.table
+    also = " (public_connect: refuse: no grant is provisioned until then)" if refused else ""
+    return Finding(False, part, f"{found}{also}: {found.fix}")
+
+
+def _resources(config: ServeConfig) -> dict[str, Any]:
+    """The resources of the policy data serve would run (none when it cannot be read:
+    the policy's own finding says why)."""
+    try:
+        if config.bundle is not None:
+            data = bundle.built_data(config.bundle)
+        else:
+            data = bundle.load_data(config.bundle_dir or DEFAULT_BUNDLE_DIR)
+    except DataVisaError:
+        return {}
+    resources = (data or {}).get("resources")
+    return resources if isinstance(resources, dict) else {}
 
 
 def _webhooks(config: ServeConfig) -> list[Finding]:

@@ -36,7 +36,7 @@ from ..ledger.decision_log import DecisionLog, load_key
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet, FleetSink
 from ..lifecycle.grants import ENGINE_LEASE, Grants, OpaSink, Runner
-from ..lifecycle.provisioned import ExpiryTimer, abandoned_removals
+from ..lifecycle.provisioned import ExpiryTimer, abandoned_removals, refusals, residues
 from ..model.errors import DataVisaError
 from ..model.worker import Worker
 from ..monitoring.monitor import Monitor
@@ -204,7 +204,8 @@ def _watch_connectors(
 ) -> None:
     """What the data systems report, to the store and the alert rules: the statements
     their managed roles ran (read from the servers' logs), the drift reconcile put right,
-    and the removals an admin abandoned."""
+    the removals an admin abandoned, the ended grants' accounts kept for what they left,
+    and the grants refused while PUBLIC reaches other databases."""
     tail = StatementTail(cfg.connections, engine.store, engine.opa, engine.clock)
 
     def statements(rows: list[dict[str, Any]]) -> None:
@@ -224,8 +225,9 @@ def _watch_connectors(
         now = engine.clock()
         abandoned = [a for a in abandoned_removals(engine) if a["at_ns"] >= since[0] * 1e9]
         monitor.check_history(
-            {"abandoned_removals": abandoned, "sink_drifts": engine.grants.take_drifts()}
-        )
+            {"abandoned_removals": abandoned, "sink_drifts": engine.grants.take_drifts(),
+             "grant_residues": residues(engine), "public_connect": refusals(engine)}
+        )  # fmt: skip
         since[0] = now
 
     stack.callback(Periodic(ENFORCEMENT_EVERY_S, reported, "connector-alerts").start().stop)

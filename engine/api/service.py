@@ -218,6 +218,17 @@ class Service:
             ]
         return problems
 
+    def reach(self) -> list[str]:
+        """What the grants' database roles reach beyond the databases they are approved
+        for (PUBLIC's CONNECT elsewhere, tables granted to PUBLIC in a target): reported,
+        not a reason to be unready (`public_connect: refuse` provisions nothing then)."""
+        return [
+            found
+            for sink in self.engine.grants.sinks
+            if (reach := getattr(sink, "reach", None))
+            for found in reach()
+        ]
+
     def snapshot(self) -> Snapshot:
         now = time.time()
         return Snapshot(

@@ -11,11 +11,21 @@ the database that target names, a role `dv_<grant id>`:
   `log_statement = all` (every statement it runs lands in the server's log), and exactly
   the privileges `datavisa.provision` returned, on exactly the target's tables;
 - moved on when the grant is extended (`VALID UNTIL`);
-- removed when the grant ends: login disabled, privileges revoked, its open sessions
-  terminated (waiting until they are gone), then dropped, or kept disabled where it owns
-  objects (their ownership and audit survive);
+- removed when the grant ends: login and password taken away, privileges revoked, its open
+  sessions terminated (waiting until they are gone), what it owns or was granted removed
+  in every database of the server that holds any of it (`DROP OWNED BY`, database by
+  database, as `pg_shdepend` lists them: tables, large objects, default privileges, the
+  grants it made), then dropped; what still blocks that (an object another role's depends
+  on, a database it cannot reach) keeps the role, unable to log in, with the provisioning
+  naming the database and object (`grant_residue`), and reconcile tries again (`tidy`);
 - compared with the live grants on reconcile (`read_all` / `relevant`): a managed role no
-  grant holds is removed, one holding privileges beyond its grant is stripped back.
+  grant holds is removed, one holding privileges beyond its grant is stripped back, one
+  whose password is not the verifier DataVisa set (the holder chose its own) has it put
+  back or its grant ended, as `datavisa.provision` says (`own_password`).
+
+Where PUBLIC holds CONNECT on another database of the server, a grant's role reaches it
+too: `reach` reports that (doctor, `/health?enforcement=true`), and a connection set to
+`public_connect: refuse` provisions nothing while it holds.
 
 The admin connection's password (in its DSN) never reaches an error, a log line or an
 answer: every error text is scrubbed of it.
@@ -46,6 +56,7 @@ from psycopg import sql
 from ..ledger.decision_log import DecisionLog
 from ..model.errors import Conflict, DataVisaError, SinkUnavailable
 from ..model.records import SYSTEM
+from ..policy.bundle import DATA_ROOT
 from ..policy.decide import PROVISION, decide
 from ..policy.opa import OpaClient
 from ..store import Store
@@ -66,6 +77,13 @@ TABLE_PRIVILEGES = frozenset(
     {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
 )
 PROVISIONED, FAILED, REMOVED, KEPT = "provisioned", "failed", "removed", "kept"
+ENDED = "ended"  # the grant's role removed because policy ends the grant (lifecycle.grants)
+# What a connection does while PUBLIC holds CONNECT on a database other than a target.
+REPORT, REFUSE = "report", "refuse"
+PUBLIC_CONNECT = (REPORT, REFUSE)
+# What policy may answer for a password the holder set (datavisa.provision own_password).
+RESTORE, END = "restore", "end"
+LOCK_WAIT = "5s"  # how long DROP OWNED waits for a lock another session holds
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,8 @@ class Connection:
     # The bookkeeping role that marks this deployment's roles: two DataVisa deployments
     # sharing a server give different ones, so neither reconciles the other's away.
     managed_role: str = MANAGED
+    # While PUBLIC holds CONNECT on another database: REPORT it, or REFUSE to provision.
+    public_connect: str = REPORT
 
     @property
     def secret(self) -> str | None:
@@ -164,6 +184,7 @@ class Plan:
     tables: tuple[str, ...]
     privileges: tuple[str, ...]
     valid_until: int  # epoch seconds: the grant's expiry, rounded down
+    own_password: str = END  # policy's answer to a password the holder set: RESTORE or END
 
     @property
     def role(self) -> str:
@@ -201,6 +222,8 @@ class Held:
     valid_until: int | None
     login: bool
     privileges: list[str] = field(default_factory=list)
+    # The password is not the verifier DataVisa set for it (the holder set its own).
+    own_password: bool = False
 
     @property
     def grant_id(self) -> str:
@@ -212,13 +235,16 @@ class Held:
         return str(self.about.get("subject") or "")
 
     def view(self) -> dict[str, Any]:
-        return {
+        view = {
             "resource": self.about.get("resource"),
             "actions": sorted(self.about.get("actions") or []),
             "valid_until": self.valid_until,
             "login": self.login,
             "privileges": sorted(self.privileges),
         }
+        if self.own_password:  # a plan never has it: reconcile sees the grant differ
+            view["own_password"] = True
+        return view
 
 
 class PostgresSink:
@@ -244,6 +270,9 @@ class PostgresSink:
         self._lock = threading.RLock()  # one change to the roles at a time (per sink)
         self._pool: dict[tuple[str, str, str | None], psycopg.Connection] = {}
         self._managed_on: set[tuple[str, str]] = set()  # (server, bookkeeping role) made
+        # Grants a connection set to refuse would not provision, for the alert rules.
+        self.refusals: list[dict[str, Any]] = []
+        self._no_verifiers: set[str] = set()  # servers whose verifiers the admin cannot read
 
     # -- the Sink protocol ----------------------------------------------------------------
 
@@ -255,12 +284,13 @@ class PostgresSink:
 
     def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
         with self._lock:
-            self._converge(self._wanted(grants), {h.grant_id: h for h in self._held()}, deep=True)
+            held = {h.grant_id: h for h in self._held(passwords=True)}
+            self._converge(self._wanted(grants), held, deep=True)
 
     def read_all(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             out: dict[str, dict[str, Any]] = {}
-            for held in self._held(privileges=True):
+            for held in self._held(privileges=True, passwords=True):
                 out.setdefault(held.subject, {})[held.grant_id] = held.view()
             return out
 
@@ -292,10 +322,13 @@ class PostgresSink:
                 raise Conflict(f"grant {grant_id} has no role in PostgreSQL any more")
             conn = self._connection(held.connection)
             password = secrets.token_urlsafe(24)
+            verifier = scram_verifier(password)
+            # Written down first: a reconcile between the two sees the new one as issued.
+            self.store.set_verifier(self.name, grant_id, verifier)
             with self._admin(conn, None) as db:
                 db.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(held.role), sql.Literal(scram_verifier(password))
+                        sql.Identifier(held.role), sql.Literal(verifier)
                     )
                 )
             self.store.set_credentials_issued(self.name, grant_id, self.clock())
@@ -343,8 +376,8 @@ class PostgresSink:
             return None
         if plan is None:
             return None
-        if self._state(grant_id) == FAILED:
-            return None  # refused by the database before: not tried again
+        if self._state(grant_id) in (FAILED, ENDED):
+            return None  # refused by the database before, or ended: not tried again
         valid_until = int(doc["expires_ns"] // 1_000_000_000)
         return plan if plan.valid_until == valid_until else replace(plan, valid_until=valid_until)
 
@@ -380,6 +413,7 @@ class PostgresSink:
             return ProvisioningError(
                 f"policy gives {', '.join(unknown)}, not a table privilege PostgreSQL knows"
             )
+        own_password = decision.result.get("own_password")
         return Plan(
             grant_id=grant_id,
             subject=subject,
@@ -391,6 +425,8 @@ class PostgresSink:
             tables=tuple(target["tables"]),
             privileges=privileges,
             valid_until=int(doc["expires_ns"] // 1_000_000_000),
+            # An answer policy did not give (an older bundle) is the closed one.
+            own_password=own_password if own_password in (RESTORE, END) else END,
         )
 
     def _state(self, grant_id: str) -> str | None:
@@ -405,6 +441,8 @@ class PostgresSink:
                 self._remove(role)
         for grant_id, plan in wanted.items():
             role = held.get(grant_id)
+            if role is not None and role.own_password and self._own_password(plan, role) == END:
+                continue
             if role is None:
                 self._guarded(plan, self._create)
             elif role.valid_until != plan.valid_until or not role.login:
@@ -427,17 +465,64 @@ class PostgresSink:
             log.warning("grant %s: %s", plan.grant_id, e)
             self.store.set_provisioning(self.name, plan.grant_id, FAILED, str(e), self.clock())
 
+    def _own_password(self, plan: Plan, held: Held) -> str:
+        """The role's password is not the one DataVisa set: the holder chose its own. Put
+        the issued verifier back and end the role's sessions (any of them may have used
+        the other password), or end the grant, as policy said (`plan.own_password`)."""
+        conn = self._connection(plan.connection)
+        if plan.own_password == RESTORE:
+            verifier = self._verifier(plan.grant_id)
+            with self._exclusive(conn, plan.role):
+                with self._admin(conn, None) as db:
+                    db.execute(
+                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            sql.Identifier(plan.role), sql.Literal(verifier)
+                        )
+                    )
+                with self._admin(conn, None, autocommit=True) as db:
+                    self._terminate(db, plan.role)
+            log.warning(
+                "grant %s: role %s had a password DataVisa did not issue: the issued one is "
+                "back, its sessions ended", plan.grant_id, plan.role,
+            )  # fmt: skip
+            return RESTORE
+        # Unusable at once; the grant's end (the sweep: lifecycle.grants.ended) removes it.
+        with self._exclusive(conn, plan.role):
+            self._disable(conn, plan.role)
+        why = (
+            f"role {plan.role} held a password DataVisa did not issue (the holder set its "
+            "own): policy ends the grant; login disabled, sessions ended"
+        )
+        log.warning("grant %s: %s", plan.grant_id, why)
+        self.store.set_provisioning(self.name, plan.grant_id, ENDED, why, self.clock())
+        return END
+
+    def _disable(self, conn: Connection, role: str) -> None:
+        """No login, no password, no open session: a role no one can use any more."""
+        with self._admin(conn, None) as db:
+            db.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
+        with self._admin(conn, None, autocommit=True) as db:
+            self._terminate(db, role)
+
+    def _verifier(self, grant_id: str) -> str | None:
+        """The password verifier DataVisa last set for the grant's role (the store's)."""
+        rows = {r["sink"]: r for r in self.store.provisioning(grant_id)}
+        return rows[self.name].get("verifier") if self.name in rows else None
+
     def _create(self, plan: Plan) -> None:
         conn = self._connection(plan.connection)
         role = sql.Identifier(plan.role)
         tables = sql.SQL(", ").join(sql.Identifier(plan.schema, t) for t in plan.tables)
         privileges = sql.SQL(", ").join(sql.SQL(p) for p in plan.privileges)
+        verifier = scram_verifier(secrets.token_urlsafe(24))
         self._ensure_managed(conn)
         with self._admin(conn, plan.database) as db:
+            if conn.public_connect == REFUSE:
+                self._confined(conn, db, plan)
             db.execute(
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} IN ROLE {}").format(
                     role,
-                    sql.Literal(scram_verifier(secrets.token_urlsafe(24))),
+                    sql.Literal(verifier),
                     sql.Literal(_timestamp(plan.valid_until)),
                     sql.Identifier(conn.managed_role),
                 )
@@ -462,6 +547,43 @@ class PostgresSink:
             f"{', '.join(plan.privileges)} on {', '.join(plan.tables)}",
             self.clock(),
         )  # fmt: skip
+        self.store.set_verifier(self.name, plan.grant_id, verifier)
+
+    def _confined(self, conn: Connection, db: psycopg.Connection, plan: Plan) -> None:
+        """Refuse (before anything is made) while PUBLIC holds CONNECT on a database
+        other than the target: the role would reach it too."""
+        others = [d for d in public_databases(db) if d != plan.database]
+        if not others:
+            return
+        self.refusals.append(
+            {"sink": self.name, "connection": conn.name, "grant_id": plan.grant_id,
+             "databases": others, "at_ns": int(self.clock() * 1e9)}
+        )  # fmt: skip
+        raise ProvisioningError(
+            f"connection {conn.name} refuses to provision (public_connect: refuse): PUBLIC "
+            f"holds CONNECT on {', '.join(others)}, not only on {plan.database}; run "
+            + "; ".join(f"REVOKE CONNECT ON DATABASE {d} FROM PUBLIC" for d in others)
+        )
+
+    def reach(self) -> list[str]:
+        """What the grants' roles reach beyond the databases they are approved for, on
+        each configured server (module `reach`), the targets as the bundle names them."""
+        resources = self.opa.document(f"{DATA_ROOT}/resources") if self.opa else None
+        by_connection = targets(resources if isinstance(resources, dict) else {})
+        found = []
+        for name, conn in sorted(self.connections.items()):
+            try:
+                beyond = [str(one) for one in reach(conn, by_connection.get(name, set()))]
+            except psycopg.Error as e:
+                beyond = [f"cannot look: {conn.scrub(str(e)).splitlines()[0].strip()}"]
+            found += [f"connection {name}: {one}" for one in beyond]
+        return found
+
+    def take_refusals(self) -> list[dict[str, Any]]:
+        """The grants refused for PUBLIC's CONNECT since last asked, for the alert rules."""
+        with self._lock:
+            refusals, self.refusals = self.refusals, []
+        return refusals
 
     def _move_expiry(self, plan: Plan) -> None:
         conn = self._connection(plan.connection)
@@ -509,7 +631,7 @@ class PostgresSink:
         database = held.about.get("database")
         try:
             with self._admin(conn, None) as db:
-                db.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+                db.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(role))
         except ProvisioningError as e:
             if e.sqlstate != UNDEFINED_OBJECT:
                 raise
@@ -543,23 +665,11 @@ class PostgresSink:
                 log.warning("role %s: cannot revoke in %s: %s", held.role, database, e)
         with self._admin(conn, None, autocommit=True) as db:
             self._terminate(db, held.role)
-            owns = db.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid "
-                "WHERE r.rolname = %s AND d.deptype = 'o')",
-                [held.role],
-            ).fetchone()[0]
-        state, detail = REMOVED, f"role {held.role} dropped; its sessions terminated"
-        why = ""
-        if not owns:
-            try:
-                with self._admin(conn, None) as db:
-                    db.execute(sql.SQL("DROP ROLE {}").format(role))
-            except ProvisioningError as e:  # privileges elsewhere: keep it disabled
-                if e.sqlstate == UNDEFINED_OBJECT:  # another engine dropped it meanwhile
-                    self._removed(held, _DROPPED_ELSEWHERE.format(held.role))
-                    return
-                owns, why = True, f": {e}"
-        if owns:
+        left = self._clear(conn, held.role)
+        if left is None:  # another engine dropped it meanwhile
+            self._removed(held, _DROPPED_ELSEWHERE.format(held.role))
+            return
+        if left:
             with self._admin(conn, None) as db:
                 about = {**held.about, "retired": True}
                 db.execute(
@@ -568,9 +678,92 @@ class PostgresSink:
                 db.execute(
                     sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(conn.managed_role), role)
                 )
-            state = KEPT
-            detail = f"role {held.role} disabled and kept (it owns objects){why}"
-        self._removed(held, detail, state)
+            self._removed(held, _kept(held.role, left), KEPT)
+            return
+        self._removed(held, f"role {held.role} dropped; its sessions terminated")
+
+    def _clear(self, conn: Connection, role: str) -> list[str] | None:
+        """Remove what `role` owns or was granted in every database that holds any of it
+        (`DROP OWNED BY`, one database at a time, as pg_shdepend lists them), then drop
+        it. What is left, each naming its database and objects (empty: the role is gone;
+        None: it was gone already)."""
+        with self._admin(conn, None) as db:
+            if not db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                return None
+            databases = _databases_holding(db, role)
+        left = []
+        for database in databases:
+            try:
+                with self._admin(conn, database) as db:
+                    wait = sql.Literal(LOCK_WAIT)
+                    db.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(wait))
+                    db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            except (ProvisioningError, SinkUnavailable) as e:
+                left.append(self._left_in(conn, database, role, e))
+        if left:
+            return left
+        try:
+            with self._admin(conn, None) as db:
+                db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        except ProvisioningError as e:
+            if e.sqlstate == UNDEFINED_OBJECT:
+                return None
+            return [_reason(e)]
+        return []
+
+    def _left_in(self, conn: Connection, database: str | None, role: str, why: Exception) -> str:
+        """What of `role` is left in `database` (its own connection's when None), and why."""
+        where = database or str(psycopg.conninfo.conninfo_to_dict(conn.dsn).get("dbname") or "")
+        try:
+            with self._admin(conn, database) as db:
+                objects = [d for (d,) in db.execute(
+                    "SELECT DISTINCT pg_describe_object(s.classid, s.objid, s.objsubid) "
+                    "FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid "
+                    "WHERE s.refclassid = 'pg_authid'::regclass AND r.rolname = %s "
+                    "AND s.dbid = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) ORDER BY 1",
+                    [role],
+                ).fetchall()]  # fmt: skip
+        except (ProvisioningError, SinkUnavailable):
+            objects = ["what it owns there"]
+        return f"in database {where}: {', '.join(objects) or 'privileges'} ({_reason(why)})"
+
+    def tidy(self) -> None:
+        """Try again to remove the roles an ended grant left (KEPT): what blocked them
+        may be gone. Each that still cannot be dropped is made sure unable to log in,
+        and its provisioning says what is left now (reconcile calls this)."""
+        with self._lock:
+            for row in self.store.provisioning_in(KEPT):
+                if row["sink"] == self.name:
+                    self._tidy(row["grant_id"], row["detail"])
+
+    def _tidy(self, grant_id: str, before: str) -> None:
+        role = role_name(grant_id)
+        servers = {conn.dsn: conn for conn in self.connections.values()}.values()
+        for conn in servers:
+            with self._exclusive(conn, role):
+                with self._admin(conn, None) as db:
+                    kept = db.execute(
+                        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles "
+                        "WHERE rolname = %s",
+                        [role],
+                    ).fetchone()
+                if kept is None or _about(kept[0]).get("grant_id") != grant_id:
+                    continue  # not on this server
+                self._disable(conn, role)
+                left = self._clear(conn, role)
+            if left:
+                detail = _kept(role, left)
+                if detail != before:
+                    self.store.set_provisioning(self.name, grant_id, KEPT, detail, self.clock())
+                return
+            detail = f"role {role} dropped on a later try; nothing of it left"
+            log.info("grant %s: %s", grant_id, detail)
+            self.store.set_provisioning(self.name, grant_id, REMOVED, detail, self.clock())
+            return
+        self.store.set_provisioning(
+            self.name, grant_id, REMOVED, f"role {role} is gone from every server", self.clock()
+        )
 
     def _removed(self, held: Held, detail: str, state: str = REMOVED) -> None:
         log.info("grant %s: %s", held.grant_id, detail)
@@ -600,9 +793,10 @@ class PostgresSink:
 
     # -- what is --------------------------------------------------------------------------
 
-    def _held(self, privileges: bool = False) -> list[Held]:
+    def _held(self, privileges: bool = False, passwords: bool = False) -> list[Held]:
         """Every role this deployment manages on every configured server (a server two
-        connections share is asked once)."""
+        connections share is asked once); `passwords`: whether each still has the
+        password DataVisa set."""
         found: dict[str, Held] = {}
         for conn in self.connections.values():
             with self._admin(conn, None) as db:
@@ -624,7 +818,37 @@ class PostgresSink:
         if privileges:
             for held in found.values():
                 held.privileges = self._privileges_of(held)
+        if passwords:
+            self._compare_passwords(list(found.values()))
         return list(found.values())
+
+    def _compare_passwords(self, held: list[Held]) -> None:
+        """Mark each role whose stored password verifier (pg_authid.rolpassword) is not
+        the one DataVisa set: the holder ran `ALTER ROLE ... PASSWORD` itself. An admin
+        that may not read pg_authid (not a superuser) cannot tell: said once, in the log."""
+        issued = {h.role: self._verifier(h.grant_id) for h in held}
+        by_server: dict[str, list[Held]] = {}
+        for one in held:
+            if issued[one.role] is not None and one.connection in self.connections:
+                by_server.setdefault(self.connections[one.connection].dsn, []).append(one)
+        for roles in by_server.values():
+            conn = self.connections[roles[0].connection]
+            try:
+                with self._admin(conn, None) as db:
+                    stored = dict(db.execute(
+                        "SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(%s)",
+                        [[h.role for h in roles]],
+                    ).fetchall())  # fmt: skip
+            except ProvisioningError as e:
+                if conn.name not in self._no_verifiers:
+                    self._no_verifiers.add(conn.name)
+                    log.warning(
+                        "connection %s: cannot compare passwords with those issued: %s",
+                        conn.name, e,
+                    )  # fmt: skip
+                continue
+            for one in roles:
+                one.own_password = one.role in stored and stored[one.role] != issued[one.role]
 
     def _privileges_of(self, held: Held) -> list[str]:
         database = held.about.get("database")
@@ -763,6 +987,103 @@ def _table_privileges(db: psycopg.Connection, role: str) -> list[tuple[str, str,
         [role],
     ).fetchall()
     return [(s, t, p) for s, t, p in rows]
+
+
+def _databases_holding(db: psycopg.Connection, role: str) -> list[str | None]:
+    """The databases where `role` owns something or was granted something (pg_shdepend),
+    by name; None for its grants on shared objects (databases), removed from any one."""
+    rows = db.execute(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid "
+        "LEFT JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_authid'::regclass AND r.rolname = %s AND s.deptype <> 'p'",
+        [role],
+    ).fetchall()
+    named = sorted(name for (name,) in rows if name is not None)
+    return named or ([None] if rows else [])
+
+
+def public_databases(db: psycopg.Connection) -> list[str]:
+    """The databases of the server PUBLIC may connect to (every role, a grant's too)."""
+    rows = db.execute(
+        "SELECT datname FROM pg_database WHERE datallowconn "
+        "AND has_database_privilege('public', oid, 'CONNECT') ORDER BY 1"
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def public_tables(db: psycopg.Connection) -> list[str]:
+    """The tables, views and sequences of this database granted to PUBLIC (outside the
+    system catalogs, which PostgreSQL grants to PUBLIC itself)."""
+    rows = db.execute(
+        "SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a "
+        "WHERE a.grantee = 0 AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_toast%%' ORDER BY 1"
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def targets(resources: dict[str, Any]) -> dict[str, set[str]]:
+    """The databases the bundle's resources target, by connection name."""
+    out: dict[str, set[str]] = {}
+    for resource in resources.values():
+        target = resource.get("target") if isinstance(resource, dict) else None
+        if isinstance(target, dict) and target.get("kind") == KIND:
+            out.setdefault(str(target.get("connection")), set()).add(str(target.get("database")))
+    return out
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One thing every role on a server reaches, so a grant's role does too: a database
+    PUBLIC may connect to (`table` None), or a target's table granted to PUBLIC."""
+
+    database: str
+    table: str | None = None
+    target: bool = False  # the database is a target (its CONNECT is the grant's anyway)
+
+    @property
+    def what(self) -> str:
+        return (
+            f"table {self.table} in {self.database}" if self.table else f"database {self.database}"
+        )
+
+    def __str__(self) -> str:
+        if self.table:
+            return f"table {self.table} in {self.database} is granted to PUBLIC: any role reads it"
+        if self.target:
+            return f"PUBLIC holds CONNECT on database {self.database} (a target)"
+        return f"PUBLIC holds CONNECT on database {self.database}: a grant's role reaches it"
+
+    @property
+    def fix(self) -> str:
+        if self.table:
+            return f"REVOKE ALL ON {self.table} FROM PUBLIC (grant it to the roles that need it)"
+        return f"REVOKE CONNECT ON DATABASE {self.database} FROM PUBLIC"
+
+
+def reach(conn: Connection, databases: set[str]) -> list[Reach]:
+    """What a grant's role on `conn` reaches beyond the target `databases`: each database
+    PUBLIC may connect to (the targets' own too, marked), each table of a target granted
+    to PUBLIC. Raises psycopg.Error when the server cannot be asked."""
+    with psycopg.connect(conn.dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as db:
+        found = [Reach(name, target=name in databases) for name in public_databases(db)]
+    for database in sorted(databases):
+        with psycopg.connect(
+            conn.dsn, dbname=database, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True
+        ) as db:
+            found += [Reach(database, table, True) for table in public_tables(db)]
+    return found
+
+
+def _kept(role: str, left: list[str]) -> str:
+    return f"role {role} disabled and kept, unable to log in; left: {'; '.join(left)}"
+
+
+def _reason(e: Exception) -> str:
+    """The gist of what PostgreSQL said (its first line, without who said it)."""
+    text = str(e).split(" refused: ", 1)[-1]
+    return text.splitlines()[0].strip() if text else type(e).__name__
 
 
 def _about(comment: str | None) -> dict[str, Any]:

@@ -613,6 +613,10 @@ class Engine:
             with contextlib.suppress(Conflict):  # ended meanwhile
                 self.fail_activation(grant_id, why)
                 counts["activation_failed"] += 1
+        for grant_id, why in self.grants.ended():
+            with contextlib.suppress(Conflict):
+                self.end_on_drift(grant_id, why)
+                counts["ended_on_drift"] += 1
         return dict(counts)
 
     # -- reading --------------------------------------------------------------------------
@@ -759,6 +763,16 @@ class Engine:
             now = self.clock()
             req = self._load(request_id, now, {ACTIVE}, "end")
             self._move(req, REVOKED, now, SYSTEM, "activation_failed", None, why)
+        self.grants.apply()
+        return req
+
+    def end_on_drift(self, request_id: str, why: str) -> Request:
+        """End an active grant a data system found used against its terms where policy
+        said to end it (a password the holder set for itself): the reason in the trail."""
+        with self.store.transaction():
+            now = self.clock()
+            req = self._load(request_id, now, {ACTIVE}, "end")
+            self._move(req, REVOKED, now, SYSTEM, "ended_on_drift", None, why)
         self.grants.apply()
         return req
 

@@ -55,8 +55,10 @@ RETIRED_AFTER_S = 3600.0
 ENGINE_LEASE = "engine:"  # + instance: held by each running engine sharing the store
 OTHER_OPA_SINK = "sink:opa@"  # + instance: the cursor of another engine's own OPA
 PROVISION_WITHIN_S = 120.0  # an activation a sink has not taken by then fails
-# A sink's standing with a grant (the store's `provisioning`), as connectors write it.
-REFUSED, ABANDONED = "failed", "abandoned"
+# A sink's standing with a grant (the store's `provisioning`), as connectors write it;
+# ENDED: the sink found the grant used against its terms, and policy ends it; KEPT: the
+# grant ended, but what its account left could not all be removed (the sink retries).
+REFUSED, ABANDONED, ENDED, KEPT = "failed", "abandoned", "ended", "kept"
 
 
 def grant_doc(req: Request) -> dict[str, Any]:
@@ -106,7 +108,8 @@ class Sink(Protocol):
 
     # Optional: `relevant(grants)`, the part of the store's live grants the sink holds, as
     # `read_all` reports them (a database holds only those that target it, in its own
-    # terms); without it, the sink holds every grant as it is, as OPA does.
+    # terms); without it, the sink holds every grant as it is, as OPA does. `tidy()`,
+    # called on each reconcile: try again what an earlier removal left behind.
 
 
 def grants_pointer(subject: str) -> str:
@@ -257,6 +260,11 @@ class Grants:
                     self._audit_drift(sink.name, _normal(held), _normal(wanted))
                     self.drift_repairs[sink.name] = self.drift_repairs.get(sink.name, 0) + 1
                     drifted.append(sink.name)
+                if tidy := getattr(sink, "tidy", None):
+                    try:
+                        tidy()
+                    except SinkUnavailable as e:
+                        log.warning("cannot tidy %s: %s", sink.name, e)
         return drifted
 
     def _unapplied(self, sink: Sink) -> list[GrantChange]:
@@ -359,6 +367,20 @@ class Grants:
                if r["state"] == REFUSED]  # fmt: skip
         return "; ".join(why) or None
 
+    def ended(self) -> list[tuple[str, str]]:
+        """Active grants a sink says policy ends (ENDED): (grant id, why), for the sweep."""
+        rows = self.store.provisioning_in(ENDED)
+        return self._active({r["grant_id"]: f"{r['sink']}: {r['detail']}" for r in rows})
+
+    def _active(self, found: dict[str, str]) -> list[tuple[str, str]]:
+        """Of `found` (grant id: why), those still active, by id."""
+        if not found:
+            return []
+        live = {r.id for r in self.store.requests(
+            f"state = ? AND id IN ({', '.join('?' * len(found))})", [ACTIVE, *sorted(found)]
+        )}  # fmt: skip
+        return [(gid, why) for gid, why in sorted(found.items()) if gid in live]
+
     def unprovisioned(self, now: float) -> list[tuple[str, str]]:
         """Active grants a sink refused, or has not provisioned PROVISION_WITHIN_S after
         activation (it was retried meanwhile): (grant id, why), for the sweep to end."""
@@ -377,12 +399,7 @@ class Grants:
                         f"{sink.name} did not take it within {PROVISION_WITHIN_S:g}s "
                         "(retried with backoff meanwhile)",
                     )
-        if not out:
-            return []
-        live = {r.id for r in self.store.requests(
-            f"state = ? AND id IN ({', '.join('?' * len(out))})", [ACTIVE, *sorted(out)]
-        )}  # fmt: skip
-        return [(gid, why) for gid, why in sorted(out.items()) if gid in live]
+        return self._active(out)
 
 
 def _held(sink: Sink, seq: int) -> int:

@@ -19,7 +19,7 @@ from ..model.records import ACTIVE, FINAL
 from ..model.worker import Worker
 from ..policy.decide import LIFECYCLE
 from .engine import Engine
-from .grants import ABANDONED
+from .grants import ABANDONED, KEPT
 
 log = logging.getLogger("datavisa.provisioned")
 
@@ -130,6 +130,27 @@ def abandoned_removals(engine: Engine) -> list[dict[str, Any]]:
          "at_ns": int(r["at"] * 1e9)}
         for r in engine.store.provisioning_in(ABANDONED)
     ]  # fmt: skip
+
+
+def residues(engine: Engine) -> list[dict[str, Any]]:
+    """Every ended grant whose account a data system kept, because something of it could
+    not be removed (the detail says where and what), as the alert rules take them."""
+    return [
+        {"sink": r["sink"], "grant_id": r["grant_id"], "detail": r["detail"],
+         "at_ns": int(r["at"] * 1e9)}
+        for r in engine.store.provisioning_in(KEPT)
+    ]  # fmt: skip
+
+
+def refusals(engine: Engine) -> list[dict[str, Any]]:
+    """The grants a data system refused to provision since last asked because PUBLIC
+    reaches more than the target (`public_connect: refuse`), as the alert rules take them."""
+    return [
+        refused
+        for sink in engine.grants.sinks
+        if (take := getattr(sink, "take_refusals", None))
+        for refused in take()
+    ]
 
 
 def standing(engine: Engine, grant_id: str) -> list[dict[str, Any]]:

@@ -334,6 +334,15 @@ class Store:
                 [at, sink, grant_id],
             )
 
+    def set_verifier(self, sink: str, grant_id: str, verifier: str) -> None:
+        """Record the credential verifier `sink` was given for `grant_id` (never a
+        password): what reconcile compares the data system's with."""
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "UPDATE provisioning SET verifier = ? WHERE sink = ? AND grant_id = ?",
+                [verifier, sink, grant_id],
+            )
+
     def provisioning(self, grant_id: str) -> list[dict[str, Any]]:
         """Every sink's standing with `grant_id`, by sink name."""
         return list(self.db["provisioning"].rows_where("grant_id = ?", [grant_id], order_by="sink"))

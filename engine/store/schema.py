@@ -499,6 +499,17 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             Index("directory_members", ("user_id",)),
         ],
     ),
+    (
+        9,
+        "connectors: the credential verifier a data system was given for a grant",
+        [
+            # What the connector set as the grant's password, as the data system stores
+            # it (PostgreSQL: the SCRAM-SHA-256 verifier, never the password): reconcile
+            # compares the server's with it, and puts it back, to catch a password the
+            # holder chose for itself.
+            Column("provisioning", "verifier", str),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -249,3 +249,40 @@ def test_a_removal_the_database_cannot_confirm_is_pending_until_an_admin_abandon
             _wait_for(lambda: not _role_exists(postgres, role_name(grant_id)), "the removal")
     finally:
         proxy.close()
+
+
+def test_health_reports_what_public_reaches_and_refuse_provisions_nothing(
+    tmp_path: Path, postgres: LocalPostgres, analytics: str
+):
+    """`/health?enforcement=true` lists each database PUBLIC may connect to (reported,
+    not a 503); with `public_connect: refuse` an approval is refused with the fix,
+    nothing is made, and the public_connect alert is raised."""
+    config = _config(tmp_path, postgres)
+    config.write_text(config.read_text() + "    public_connect: refuse\n")
+    with _serve(tmp_path, "--config", str(config)) as served:
+        health = requests.get(served.url + "/health?enforcement=true", timeout=5)
+        assert health.status_code == 200, health.text
+        reach = health.json()["enforcement"]["reach"]
+        assert (
+            "connection analytics: PUBLIC holds CONNECT on database postgres: a grant's role "
+            "reaches it" in reach
+        ), reach
+        assert "reach" not in requests.get(served.url + "/health", timeout=5).json()["enforcement"]
+        req = served.as_("alice").post(
+            "/v1/requests",
+            {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "x"},
+        )
+        refused = served.as_("bob").post(f"/v1/requests/{req.json()['id']}/approve")
+        assert refused.status_code == 409, refused.text
+        assert "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC" in refused.text
+        assert not _role_exists(postgres, role_name(req.json()["id"]))
+
+        def alerted() -> bool:
+            store = Store(tmp_path / "datavisa.db")
+            try:
+                rules = [r for (r,) in store.db.execute("SELECT rule FROM alerts").fetchall()]
+            finally:
+                store.close()
+            return "public_connect" in rules
+
+        _wait_for(alerted, "the public_connect alert")

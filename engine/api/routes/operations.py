@@ -7,6 +7,9 @@ adds a condition to the same check, as OPA's `?bundles=true` and `?plugins=true`
 `?enforcement=true` is 503 too while any system (an engine's OPA, a fleet OPA, a
 database) still holds a removed grant. A lagging sidecar so never takes every engine out
 of rotation, and a monitor still sees the removal held back: the body names it either way.
+With `?enforcement=true` the body's `enforcement.reach` also lists what grants' database
+roles reach beyond their approved database (PUBLIC's CONNECT on another database, a
+target's tables granted to PUBLIC): reported, not a 503 (docs/postgresql.md).
 """
 
 import contextlib
@@ -43,6 +46,8 @@ def health(
         "revision": service.engine.revision,
         "enforcement": {"status": "held_back" if held_back else "enforced", "problems": held_back},
     }
+    if enforcement:  # asks the data systems: for monitors, not every load balancer probe
+        body["enforcement"]["reach"] = service.reach()
     if service.identity is not None:  # static tokens work on; new sign-ins do not
         problem = service.identity.unavailable()
         body["identity"] = {

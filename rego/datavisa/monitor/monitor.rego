@@ -22,6 +22,10 @@
 #     abandoned_removals: [{sink, grant_id, detail, at_ns}] removals an admin gave up,
 #     sink_drifts: [{sink, grants: {grant id: how}, at_ns}] drift reconcile put right,
 #     statements: [{grant_id, subject, statement}] what provisioned roles ran,
+#     grant_residues: [{sink, grant_id, detail, at_ns}] ended grants whose account is
+#       kept because something of it could not be removed (detail names where and what),
+#     public_connect: [{sink, connection, grant_id, databases}] grants a connection set to
+#       refuse would not provision, because PUBLIC holds CONNECT on those other databases,
 #     (a transfer request a foreign public authority made, requester_kind
 #       foreign_public_authority, of data under datavisa.foreign_authority's rules raises
 #       foreign_authority_request, allowed or refused: the customer is told),
@@ -191,6 +195,20 @@ alerts contains _alert("sink_drift", cfg.severity, drift.sink, drift.sink, msg, 
 	ids := [id | some id, _ in drift.grants]
 	how := concat(", ", sort([sprintf("%s %s", [id, kind]) | some id, kind in drift.grants]))
 	msg := sprintf("%s held grants other than the store's (%s): put right", [drift.sink, how])
+}
+
+alerts contains _alert("grant_residue", cfg.severity, left.sink, left.grant_id, msg, [left.grant_id]) if {
+	input.history.grant_residues # OPA's rule index skips the rule where this is undefined
+	some left in input.history.grant_residues
+	cfg := monitoring.rules.grant_residue
+	msg := sprintf("grant %s ended, but %s could not remove all of it: %s; reconcile keeps trying", [left.grant_id, left.sink, left.detail])
+}
+
+alerts contains _alert("public_connect", cfg.severity, refused.connection, refused.connection, msg, [refused.grant_id]) if {
+	input.history.public_connect # OPA's rule index skips the rule where this is undefined
+	some refused in input.history.public_connect
+	cfg := monitoring.rules.public_connect
+	msg := sprintf("%s connection %s refused to provision grant %s: PUBLIC holds CONNECT on %s, so its role would reach more than the approved database (REVOKE CONNECT ON DATABASE ... FROM PUBLIC)", [refused.sink, refused.connection, refused.grant_id, concat(", ", sort(refused.databases))])
 }
 
 alerts contains _alert("bulk_export", cfg.severity, done.subject, done.grant_id, msg, [done.grant_id]) if {

@@ -319,6 +319,25 @@ test_drift_names_each_grant_and_how if {
 	got.sink_drift.evidence == ["g1", "g2"]
 }
 
+test_a_kept_role_is_an_alert_naming_where_and_what_is_left if {
+	left := {
+		"sink": "postgresql", "grant_id": "g1", "at_ns": _t0,
+		"detail": "in database analytics: table public.scratch (view public.v of bob depends on it)",
+	}
+	got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"grant_residues": [left]}}
+	got.grant_residue.severity == "high"
+	got.grant_residue.dedup_key == "g1"
+	got.grant_residue.evidence == ["g1"]
+	contains(got.grant_residue.message, "in database analytics: table public.scratch")
+}
+
+test_a_refusal_for_public_connect_names_the_databases if {
+	refused := {"sink": "postgresql", "connection": "analytics", "grant_id": "g1", "databases": ["template1", "postgres"]}
+	got := {a.rule: a | some a in monitor.alerts} with input as {"history": {"public_connect": [refused]}}
+	got.public_connect.subject == "analytics"
+	contains(got.public_connect.message, "PUBLIC holds CONNECT on postgres, template1")
+}
+
 test_a_bulk_copy_to_is_an_alert_and_a_select_is_not if {
 	copy := {"grant_id": "g1", "subject": "alice", "statement": "COPY customers TO STDOUT"}
 	select := {"grant_id": "g1", "subject": "alice", "statement": "SELECT * FROM customers"}

@@ -7,9 +7,11 @@
 #   change the table below and test it; the connector only carries it out.
 #
 #   Input: {grant_id, subject, resource, actions}
-#   Output: decision = {allow, reasons: [{code, message}], targeted, target, privileges}.
-#   targeted is false for a resource with no target (nothing to provision, allow); a
-#   targeted grant is allowed only when every action it holds gives privileges.
+#   Output: decision = {allow, reasons: [{code, message}], targeted, target, privileges,
+#   own_password}. targeted is false for a resource with no target (nothing to provision,
+#   allow); a targeted grant is allowed only when every action it holds gives privileges.
+#   own_password says what the connector does when reconcile finds the grant's account
+#   holds a password DataVisa did not issue (the holder set its own).
 package datavisa.provision
 
 # METADATA
@@ -50,6 +52,26 @@ privileges contains privilege if {
 	some action in _actions
 	some privilege in privileges_by_tier[_tier][action]
 }
+
+# METADATA
+# title: What a password the holder set for itself costs, by tier
+# description: |
+#   A holder may change its own password in PostgreSQL (`ALTER ROLE ... PASSWORD`): a
+#   credential DataVisa never issued, cannot rotate, and the holder can share. restore
+#   puts the issued password back and ends the account's sessions (the holder goes on
+#   with the credentials it was given); end ends the grant. A tier missing here ends it.
+own_password_by_tier := {
+	"internal": "restore",
+	"confidential": "restore",
+	"restricted": "end",
+}
+
+# METADATA
+# title: Own password
+# description: What the connector does about a password the holder set (restore or end).
+default own_password := "end"
+
+own_password := own_password_by_tier[_tier]
 
 # METADATA
 # title: Allow
@@ -97,4 +119,5 @@ decision := {
 	"targeted": targeted,
 	"target": object.get(_resource, "target", null),
 	"privileges": sort(privileges),
+	"own_password": own_password,
 }

@@ -66,3 +66,15 @@ test_no_action_is_refused if {
 	not answer.allow
 	{r.code | some r in answer.reasons} == {"no_actions"}
 }
+
+test_a_password_the_holder_set_is_put_back_on_confidential_data if {
+	_decide("db-confidential", ["read"]).own_password == "restore"
+}
+
+test_a_password_the_holder_set_ends_a_grant_on_restricted_data if {
+	_decide("db-restricted", ["read"]).own_password == "end"
+}
+
+test_a_password_the_holder_set_ends_the_grant_where_no_tier_says if {
+	_decide("nowhere", ["read"]).own_password == "end"
+}

@@ -7,7 +7,8 @@ claims (`Verifier.verify(token, fetch=False)`, made a `Principal.person`). Measu
 (CPU of this process per call, no sockets on the timed path), for a static token and for
 RS256 and ES256 tokens of a loopback issuer that serves its JWKS (this script's own keys:
 the cost is the verification's, whoever signed). The ratio to the static token is the
-figure: the check path for static tokens is not touched by identity at all.
+figure: the check path for static tokens is not touched by identity at all. A dashboard
+session's cost is its lookup (`WebSessions.find`: the row found by the cookie's hash).
 
     .venv/bin/python bench/identity_cost.py [--calls 5000]
 """
@@ -15,6 +16,7 @@ figure: the check path for static tokens is not touched by identity at all.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import json
 import tempfile
@@ -28,6 +30,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from datavisa.engine.api.tokens import SERVICE, SUBJECT_PATTERN, Principal, TokenStore
 from datavisa.engine.identity.oidc import OidcConfig, Verifier
+from datavisa.engine.identity.web_session import SignInConfig, WebSessions
 from datavisa.engine.store import open_store
 
 
@@ -86,8 +89,18 @@ def measure(workdir: Path, calls: int = 5000) -> dict[str, Any]:
         rs256, es256 = signed(rsa, "RS256", fresh + 1), signed(ec, "ES256", fresh + 1)
         static, _ = tokens.issue("gw", SERVICE)
         verifier.verify(rs256[-1])  # the keys fetched once, as the slow lane does
+        sessions = WebSessions(store, verifier, SignInConfig(client_id="bench"))
+        cookie = "bench-session-cookie"
+        with store.transaction() as db:  # a signed-in browser, as the callback leaves it
+            db["web_sessions"].insert({
+                "id_hash": hashlib.sha256(cookie.encode()).hexdigest(), "subject": "alice",
+                "csrf_token": "c", "created_at": now, "expires_at": now + 3600,
+                "last_seen_at": now, "access_expires_at": now + 3600,
+            })  # fmt: skip
         out = {
             "calls": calls,
+            # A dashboard session: one indexed read of its row by the cookie's hash.
+            "session_us": _per_call_us(sessions.find, [cookie] * calls),
             "static_token_us": _per_call_us(tokens.verify_recent, [static] * calls),
             # A token's first check verifies its signature; later ones within REMEMBER_S
             # are remembered, as a static token is by verify_recent.
@@ -101,7 +114,8 @@ def measure(workdir: Path, calls: int = 5000) -> dict[str, Any]:
         server.shutdown()
     base = out["static_token_us"]
     out |= {f"{k.removesuffix('_us')}_x_static": round(out[k] / base, 1)
-            for k in ("jwt_rs256_first_us", "jwt_es256_first_us", "jwt_remembered_us")}  # fmt: skip
+            for k in ("jwt_rs256_first_us", "jwt_es256_first_us", "jwt_remembered_us",
+                      "session_us")}  # fmt: skip
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
 
 

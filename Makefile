@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 HYDRA := .tools/bin/hydra
+# node-oidc-provider, the IdP of the CLI's device sign-in test (tests/idp; npm's registry).
+DEVICE_IDP := .tools/idp/node_modules/.package-lock.json
 # Validates deploy/kubernetes against the Kubernetes schemas (tests/test_deploy_recipe.py).
 KUBECONFORM := .tools/bin/kubeconform
 KUBECONFORM_VERSION := v0.8.0
@@ -13,7 +15,7 @@ COVERAGE ?= 95
 
 .PHONY: setup chromium gateways postgresql demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) $(HYDRA) $(KUBECONFORM) chromium gateways postgresql
+setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) chromium gateways postgresql
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -63,6 +65,16 @@ $(OPA): tools/opa/go.mod tools/opa/go.sum tools/opa/main.go tools/build-opa.sh
 # Ory Hydra, a real OpenID Connect provider for the identity tests (not part of the product).
 $(HYDRA): tools/build-hydra.sh
 	tools/build-hydra.sh
+
+# The device authorization grant (RFC 8628) needs an IdP that has it; Hydra 2.3 has not.
+# Without node and npm the device sign-in test says why it skips.
+$(DEVICE_IDP): tests/idp/package.json tests/idp/package-lock.json tests/idp/idp.mjs
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p .tools/idp && cp tests/idp/package.json tests/idp/package-lock.json tests/idp/idp.mjs .tools/idp/ && \
+		npm ci --prefix .tools/idp --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "no npm to install the device-flow IdP with: the device sign-in test will be skipped"; \
+	fi
 
 # kubeconform from the Go module proxy (its checksums from Go's checksum database), into
 # .tools/bin; rebuilt when this file (its pinned version) changes. Without Go the manifest

@@ -21,6 +21,10 @@ ISSUER_ENV, CLIENT_ENV, AUDIENCE_ENV = "DATAVISA_ISSUER", "DATAVISA_CLIENT_ID", 
               "`identity.audience`; default: the last one, else datavisa.")  # fmt: skip
 @click.option("--no-browser", is_flag=True,
               help="Only print the URL to open (on another machine, say).")  # fmt: skip
+@click.option("--device/--loopback", default=None,
+              help="How to sign in: the device authorization grant (a code to enter at "
+              "the IdP, on any device; RFC 8628) or a browser sent back to this machine. "
+              "Default: the device grant where the IdP offers it.")  # fmt: skip
 @click.option("--max-age", type=click.IntRange(0, 86400), metavar="SECONDS",
               help="Sign in again at the IdP (prompt=login), as a step_up_required denial "
               "asks: its step_up.max_age_s.")  # fmt: skip
@@ -32,15 +36,18 @@ def login(
     client_id: str | None,
     audience: str | None,
     no_browser: bool,
+    device: bool | None,
     max_age: int | None,
     acr_values: str | None,
 ) -> None:
     """Sign in with the organisation's identity provider.
 
-    Opens the IdP's sign-in page in your browser (or prints it: --no-browser) and waits for
-    it to send you back to this machine (a loopback address). The tokens are kept in your
-    config directory (readable by you only) and renewed as they run out; every command
-    given --server and no --token then acts as you.
+    Where the IdP offers the device authorization grant, prints a code and the page to
+    enter it at (on this machine or your phone) and waits until you have signed in there;
+    otherwise (or with --loopback) opens the IdP's sign-in page in your browser (or prints
+    it: --no-browser) and waits for it to send you back to this machine (a loopback
+    address). The tokens are kept in your config directory (readable by you only) and
+    renewed as they run out; every command given --server and no --token then acts as you.
 
     A denial with step_up_required (policy wants a recent, strong sign-in to approve,
     break glass or get credentials) names the --max-age (and --acr-values) that satisfy
@@ -74,9 +81,25 @@ def login(
     if acr_values is not None and not acr_values.strip():
         raise click.BadParameter("name at least one value", param_hint="--acr-values")
     assert issuer and client_id
-    signed = session.sign_in(
-        issuer, client_id, audience, show, max_age=max_age, acr_values=acr_values
-    )
+    if device is None:
+        device = session.has_device_grant(issuer)
+    if device:
+
+        def show_code(code: str, uri: str, complete: str | None) -> None:
+            click.echo(f"To sign in, open:\n  {uri}\nand enter the code: {code}", err=True)
+            if not no_browser:
+                import webbrowser
+
+                webbrowser.open(complete or uri)
+            click.echo("Waiting for the sign-in...", err=True)
+
+        signed = session.sign_in_on_device(
+            issuer, client_id, audience, show_code, max_age=max_age, acr_values=acr_values
+        )
+    else:
+        signed = session.sign_in(
+            issuer, client_id, audience, show, max_age=max_age, acr_values=acr_values
+        )
     path = session.save(signed)
     click.echo(f"signed in; the tokens are kept in {path}", err=True)
 

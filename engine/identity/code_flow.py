@@ -26,7 +26,12 @@ FETCH_TIMEOUT_S = 10.0
 
 
 class IdpRefused(DataVisaError):
-    """The issuer's token endpoint said no (an expired or revoked grant, a wrong secret)."""
+    """The issuer's token endpoint said no (an expired or revoked grant, a wrong secret);
+    `error` is its OAuth error code (RFC 6749 5.2, RFC 8628 3.5), when it gave one."""
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class IdpUnreachable(DataVisaError):
@@ -92,5 +97,8 @@ def token_request(
     if answer.status_code == 200 and isinstance(body.get("access_token"), str):
         return body
     why = body.get("error_description") or body.get("error") or f"HTTP {answer.status_code}"
-    failed = IdpUnreachable if answer.status_code >= 500 else IdpRefused
-    raise failed(f"the identity provider gave no token: {str(why)[:300]}")
+    message = f"the identity provider gave no token: {str(why)[:300]}"
+    if answer.status_code >= 500:
+        raise IdpUnreachable(message)
+    error = body.get("error")
+    raise IdpRefused(message, error if isinstance(error, str) else None)

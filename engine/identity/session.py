@@ -5,8 +5,10 @@ loopback redirect (RFC 8252): it listens on 127.0.0.1 on a port of its own, hand
 person the IdP's authorization URL (their browser signs them in there, with whatever the
 IdP asks: passwords, passkeys, MFA), receives the code on that port, checks the `state`,
 and exchanges the code with its verifier. No client secret: the CLI is a public client.
-(The device authorization grant, RFC 8628, is for IdPs that have it; Ory Hydra 2.3 has
-not, so this flow is the one built.)
+`sign_in_on_device` runs the device authorization grant (RFC 8628) instead, for IdPs that
+have it (their discovery document names a `device_authorization_endpoint`; Ory Hydra 2.3
+has none): the person gets a code and a URL to enter it at, on any device, and the CLI
+polls the token endpoint until they have signed in there. No port is opened.
 
 The tokens are kept in `credentials_path()` (the user's config directory, 0600) with the
 issuer's token endpoint, and `access_token()` refreshes them with the refresh token
@@ -30,11 +32,13 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from ..model.errors import DataVisaError
-from .code_flow import authorization_url, pkce, token_request
+from .code_flow import IdpRefused, IdpUnreachable, authorization_url, pkce, token_request
 from .oidc import discover
 
 REFRESH_BEFORE_S = 60.0  # an access token this close to its expiry is refreshed first
 SIGN_IN_WAIT_S = 300.0  # how long `sign_in` waits for the browser to come back
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_INTERVAL_S = 5.0  # RFC 8628 3.2: how often to poll when the IdP does not say
 CONFIG_ENV = "DATAVISA_CONFIG_HOME"
 
 
@@ -137,6 +141,74 @@ def sign_in(
         {"grant_type": "authorization_code", "code": came_back["code"],
          "redirect_uri": redirect_uri, "client_id": client_id, "code_verifier": code.verifier},
     )  # fmt: skip
+
+
+def has_device_grant(issuer: str) -> bool:
+    """Whether the issuer offers the device authorization grant (RFC 8628 section 4)."""
+    return isinstance(_discover(issuer).get("device_authorization_endpoint"), str)
+
+
+def sign_in_on_device(
+    issuer: str,
+    client_id: str,
+    audience: str | None,
+    show: Callable[[str, str, str | None], None],
+    scope: str = "openid offline_access",
+    max_age: int | None = None,
+    acr_values: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Session:
+    """Sign in at `issuer` by the device authorization grant (see the module doc):
+    `show(user_code, verification_uri, verification_uri_complete)` tells the person where
+    to go; returns the session, not yet saved, once they have signed in there."""
+    document = _discover(issuer)
+    endpoint = document.get("device_authorization_endpoint")
+    if not isinstance(endpoint, str):
+        raise DataVisaError(
+            f"{issuer} offers no device authorization grant: datavisa login --loopback"
+        )
+    asked = {
+        "client_id": client_id, "scope": scope, "audience": audience,
+        "max_age": None if max_age is None else str(max_age), "acr_values": acr_values,
+    }  # fmt: skip
+    try:
+        answer = requests.post(
+            endpoint, data={k: v for k, v in asked.items() if v is not None}, timeout=10
+        )
+        grant = answer.json()
+    except (requests.RequestException, ValueError) as e:
+        raise DataVisaError(f"cannot start a device sign-in at {endpoint}: {e}") from e
+    if answer.status_code != 200 or not isinstance(grant, dict) or "device_code" not in grant:
+        why = (
+            grant.get("error_description") or grant.get("error")
+            if isinstance(grant, dict)
+            else None
+        )
+        raise DataVisaError(
+            f"the identity provider refused a device sign-in: {why or answer.status_code}"
+        )
+    show(grant["user_code"], grant["verification_uri"], grant.get("verification_uri_complete"))
+    interval = float(grant.get("interval") or DEVICE_INTERVAL_S)  # RFC 8628 3.2: 5 s default
+    until = time.monotonic() + float(grant.get("expires_in") or SIGN_IN_WAIT_S)
+    form = {"grant_type": DEVICE_GRANT, "device_code": grant["device_code"], "client_id": client_id}
+    while time.monotonic() < until:
+        sleep(interval)
+        try:
+            return _tokens(document["token_endpoint"], issuer, client_id, audience, form)
+        except IdpRefused as e:
+            if e.error == "authorization_pending":
+                continue
+            if e.error == "slow_down":  # RFC 8628 3.5: five seconds more from now on
+                interval += 5.0
+                continue
+            if e.error == "access_denied":
+                raise DataVisaError("the sign-in was refused at the identity provider") from e
+            if e.error == "expired_token":
+                break
+            raise DataVisaError(str(e)) from e
+        except IdpUnreachable as e:
+            raise DataVisaError(str(e)) from e
+    raise DataVisaError("the code expired before anyone signed in with it; try again")
 
 
 def _tokens(

@@ -357,6 +357,7 @@ def test_a_sidecar_scoped_to_some_resources_holds_only_their_grants(fleet):
 
 SIDECAR_MODULES = {
     "datavisa/access/access.rego",
+    "datavisa/gateway/gateway.rego",  # the gateway plugin's answer (tools/opa/gateway)
     "datavisa/origin/origin.rego",
     "datavisa/residency/residency.rego",
     "datavisa/us_bulk_data/us_bulk_data.rego",

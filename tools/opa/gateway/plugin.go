@@ -41,7 +41,10 @@ func (Factory) Validate(_ *plugins.Manager, raw []byte) (any, error) {
 func (Factory) New(m *plugins.Manager, config any) plugins.Plugin {
 	p := &Plugin{manager: m}
 	p.config.Store(config.(*Config))
-	m.RegisterCompilerTrigger(func(storage.Transaction) { p.prepared.Store(nil) })
+	m.RegisterCompilerTrigger(func(storage.Transaction) { // a bundle was activated
+		p.prepared.Store(nil)
+		p.revisions.Store(nil)
+	})
 	m.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
 	return p
 }
@@ -51,10 +54,12 @@ type Plugin struct {
 	manager  *plugins.Manager
 	config   atomic.Pointer[Config]
 	prepared atomic.Pointer[rego.PreparedEvalQuery]
-	heard    atomic.Int64 // when the engine last confirmed the grants bundle (Unix ns)
-	mu       sync.Mutex
-	server   *http.Server
-	listener net.Listener
+	// The active bundles' revisions, for the decision log; read again after an activation.
+	revisions atomic.Pointer[map[string]server.BundleInfo]
+	heard     atomic.Int64 // when the engine last confirmed the grants bundle (Unix ns)
+	mu        sync.Mutex
+	server    *http.Server
+	listener  net.Listener
 }
 
 // Start listens on the configured address and answers there.
@@ -265,7 +270,10 @@ func (p *Plugin) log(ctx context.Context, txn storage.Transaction, id string, a 
 		Timestamp:  time.Now().UTC(),
 		Bundles:    map[string]server.BundleInfo{},
 	}
-	if names, err := bundleRevisions(ctx, p.manager.Store, txn); err == nil {
+	if known := p.revisions.Load(); known != nil {
+		info.Bundles = *known
+	} else if names, err := bundleRevisions(ctx, p.manager.Store, txn); err == nil {
+		p.revisions.Store(&names)
 		info.Bundles = names
 	}
 	if err := logger.Log(ctx, info); err != nil {

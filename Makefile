@@ -59,7 +59,7 @@ $(DATAVISA): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-$(OPA): tools/opa/go.mod tools/opa/go.sum tools/opa/main.go tools/build-opa.sh
+$(OPA): tools/opa/go.mod tools/opa/go.sum tools/opa/main.go $(wildcard tools/opa/gateway/*.go) tools/build-opa.sh
 	tools/build-opa.sh
 
 # Ory Hydra, a real OpenID Connect provider for the identity tests (not part of the product).

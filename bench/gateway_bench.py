@@ -1,16 +1,22 @@
 """What asking DataVisa adds at the gateway: nginx → upstream against nginx → DataVisa →
-upstream, in the same run, on loopback.
+upstream and nginx → a sidecar OPA's gateway plugin → upstream, in the same run, on
+loopback.
 
-Both nginx instances run examples/nginx/nginx.conf; the direct one without its
-`auth_request` line, so the only difference is the question to DataVisa. One client,
-sequential keep-alive GETs, alternating between the two so that both see the same machine.
-The client is 127.0.0.1, which the serve config the bench starts maps to Germany
-(bench/fixtures.py), where the benchmarked grant allows.
+Every nginx runs examples/nginx/nginx.conf; the direct one without its `auth_request`
+line, so the only difference is the question to DataVisa. The sidecar (the project's OPA
+with tools/opa/gateway, fed by serve's bundle service as `datavisa opa-config` sets one
+up) believes only a gateway's identity header, so its nginx names the benchmarked subject
+in X-Auth-Request-User, standing in for the gateway's own sign-in; the engine's nginx
+passes the user's token on, as the example does. One client, sequential keep-alive GETs,
+alternating between them so that all see the same machine. The client is 127.0.0.1,
+which the serve config the bench starts maps to Germany (bench/fixtures.py), and so does
+the sidecar's, where the benchmarked grant allows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -22,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from fixtures import SERVICE_SUBJECT, SUBJECT, Served
 
-from datavisa.engine.policy.process import free_port, stop_process
+from datavisa.cli.fleet import sidecar_config
+from datavisa.engine.api.tokens import OPA, TokenStore
+from datavisa.engine.policy.process import find_opa, free_port, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout
 TEMPLATE = PROJECT_ROOT / "examples" / "nginx" / "nginx.conf"
@@ -57,7 +66,9 @@ def _upstream() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _nginx(binary: str, work: Path, name: str, values: dict[str, str], ask: bool) -> Iterator[int]:
+def _nginx(
+    binary: str, work: Path, name: str, values: dict[str, str], ask: bool, names: str = ""
+) -> Iterator[int]:
     port, prefix = free_port(), work / f"nginx-{name}"
     prefix.mkdir()
     text = TEMPLATE.read_text()
@@ -65,6 +76,12 @@ def _nginx(binary: str, work: Path, name: str, values: dict[str, str], ask: bool
         text = text.replace(f"@{key}@", value)
     if not ask:
         text = text.replace("auth_request /_datavisa;", "")
+    if names:  # the subject the gateway signed in, in the identity header it asks with
+        head, sep, tail = text.partition("location = /_datavisa {")
+        dropped = 'proxy_set_header X-Auth-Request-User "";'
+        text = (
+            head + sep + tail.replace(dropped, f'proxy_set_header X-Auth-Request-User "{names}";')
+        )
     conf = prefix / "nginx.conf"
     conf.write_text(text)
     proc = subprocess.Popen(
@@ -81,6 +98,50 @@ def _nginx(binary: str, work: Path, name: str, values: dict[str, str], ask: bool
                 raise RuntimeError(f"nginx ({name}) did not start: {(prefix / 'error.log')}")
             time.sleep(0.05)
         yield port
+    finally:
+        stop_process(proc, 10)
+
+
+@contextlib.contextmanager
+def _sidecar(srv: Served, work: Path, gateway_token: str) -> Iterator[str]:
+    """A sidecar OPA with the gateway plugin, fed by `srv`, once it allows the grant: the
+    plugin's HOST:PORT."""
+    store = TokenStore(srv.db)
+    try:
+        opa_token, _ = store.issue("bench-edge", OPA)
+    finally:
+        store.close()
+    port, plugin = free_port(), free_port()
+    config = sidecar_config(srv.url, "bench-edge", opa_token, 10)
+    config["plugins"] = {
+        "datavisa_gateway": {
+            "addr": f"127.0.0.1:{plugin}",
+            "credentials": {hashlib.sha256(gateway_token.encode()).hexdigest(): SERVICE_SUBJECT},
+            "networks": {"127.0.0.1/32": "DE"},
+        }
+    }
+    path = work / "bench-edge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen(
+        [str(find_opa()), "run", "--server", "--addr", f"127.0.0.1:{port}",
+         "--config-file", str(path), "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    ask = {
+        "X-DataVisa-Gateway-Token": gateway_token, "X-Auth-Request-User": SUBJECT,
+        "X-Original-Method": "GET", "X-Original-Host": HOST, "X-Original-URI": "/",
+    }  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                url = f"http://127.0.0.1:{plugin}/v1/authz/nginx"
+                if requests.get(url, headers=ask, timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the sidecar did not come to allow the benchmarked grant")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{plugin}"
     finally:
         stop_process(proc, 10)
 
@@ -103,13 +164,16 @@ def measure(srv: Served, work: Path, count: int) -> dict[str, Any]:
             "GATEWAY_TOKEN": srv.tokens[SERVICE_SUBJECT],
         }
         with (
+            _sidecar(srv, work, srv.tokens[SERVICE_SUBJECT]) as edge,
             _nginx(binary, work, "direct", values, ask=False) as direct,
             _nginx(binary, work, "datavisa", values, ask=True) as gated,
+            _nginx(binary, work, "sidecar", values | {"DATAVISA": edge}, True, SUBJECT) as side,
             requests.Session() as session,
         ):
             urls = {
                 "direct": f"http://127.0.0.1:{direct}/",
                 "gateway": f"http://127.0.0.1:{gated}/",
+                "sidecar": f"http://127.0.0.1:{side}/",
             }
             took: dict[str, list[float]] = {name: [] for name in urls}
             for i in range(count + 50):  # the first 50 warm connections and caches
@@ -130,4 +194,7 @@ def measure(srv: Served, work: Path, count: int) -> dict[str, Any]:
         **cells,
         "added_p50_ms": round(cells["gateway"]["p50_ms"] - cells["direct"]["p50_ms"], 3),
         "added_p99_ms": round(cells["gateway"]["p99_ms"] - cells["direct"]["p99_ms"], 3),
+        # nginx → the sidecar's gateway plugin → upstream, against the same direct path
+        "sidecar_added_p50_ms": round(cells["sidecar"]["p50_ms"] - cells["direct"]["p50_ms"], 3),
+        "sidecar_added_p99_ms": round(cells["sidecar"]["p99_ms"] - cells["direct"]["p99_ms"], 3),
     }

@@ -476,6 +476,16 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
                 f"| nginx → DataVisa → upstream | {gated['p50_ms']:.2f} | {gated['p99_ms']:.2f} |",
                 f"| added by asking DataVisa | {gateway['added_p50_ms']:.2f} | "
                 f"{gateway['added_p99_ms']:.2f} |",
+            ]
+            if "sidecar" in gateway:  # records from before the gateway plugin have none
+                side = gateway["sidecar"]
+                lines += [
+                    f"| nginx → sidecar plugin → upstream | {side['p50_ms']:.2f} | "
+                    f"{side['p99_ms']:.2f} |",
+                    f"| added by the sidecar plugin | {gateway['sidecar_added_p50_ms']:.2f} | "
+                    f"{gateway['sidecar_added_p99_ms']:.2f} |",
+                ]
+            lines += [
                 "",
                 f"{gateway['count']:,} sequential requests each, one client, alternating, "
                 f"at {gateway['grants']:,} live grants (examples/nginx/nginx.conf, "

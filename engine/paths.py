@@ -21,7 +21,7 @@ DEFAULT_BUNDLE_DIR = Path(os.environ.get("DATAVISA_BUNDLE_DIR") or SHIPPED_BUNDL
 # so it is loaded beside the bundle and never shipped in one.
 AUTHZ_PACKAGE = Path("system", "authz")
 AUTHZ_POLICY = SHIPPED / "rego" / AUTHZ_PACKAGE / "authz.rego"
-OPA_BUILD = SHIPPED / "tools" / "opa"  # go.mod, go.sum, main.go: the pinned OPA's build
+OPA_BUILD = SHIPPED / "tools" / "opa"  # go.mod, go.sum, main.go, gateway/: the pinned OPA's build
 LINT_RULES = SHIPPED / "tools" / "lint"  # the house style as Rego, run by the pinned OPA
 CHECKOUT_BIN = SHIPPED / ".tools" / "bin"  # `make setup`'s builds (only a checkout has one)
 

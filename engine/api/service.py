@@ -37,7 +37,7 @@ from ..model.records import TRANSFER_KIND
 from ..monitoring.monitor import Alerts, Monitor
 from ..monitoring.notify import Notifier, delivery_counts
 from ..policy.coalesce import Coalescer
-from ..policy.decide import IDP, decide
+from ..policy.decide import IDP, GatewayAnswer, decide
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.opa_async import AsyncOpaClient
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
@@ -82,6 +82,7 @@ class Service:
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).
     checks: Coalescer[Check, Decision] = field(init=False)
+    answers: Coalescer[tuple[dict[str, Any], str | None, float], GatewayAnswer] = field(init=False)
     # Set when the service stops, so long-lived responses (/v1/events) end.
     closing: threading.Event = field(init=False, default_factory=threading.Event)
     # People the IdP signed in, by token id: (principal, until (monotonic), decision).
@@ -106,6 +107,11 @@ class Service:
         self.checks = Coalescer(
             lambda checks, offload: self.engine.check_many_async(checks, self._opa_async, offload),
             "checks",
+        )
+        # Gateway requests that arrive together are answered together too.
+        self.answers = Coalescer(
+            lambda asked, offload: self.engine.answer_many_async(asked, self._opa_async, offload),
+            "answers",
         )
         if not self.permissions.loaded:
             try:
@@ -272,6 +278,7 @@ class Service:
     def close(self) -> None:
         self.closing.set()
         self.checks.close()
+        self.answers.close()
         self._opa_async.close()
         self._probe.close()
 

@@ -69,11 +69,12 @@ from ..policy.decide import (
     APPROVAL,
     BREAKGLASS,
     EXTENSION,
-    GATEWAY,
     LIFECYCLE,
     OFFLINE,
     REQUEST,
     STEP_UP,
+    GatewayAnswer,
+    answer_many_async,
     decide,
     decide_many,
     decide_many_async,
@@ -709,20 +710,21 @@ class Engine:
         due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
         return asked, due
 
-    def route(self, asked: dict[str, Any], caller: str | None, asked_at: float) -> Decision:
-        """Which resource and action a gateway's request means (datavisa.gateway), asked
-        at `asked_at` (time.monotonic()). A deny is recorded here; an allow is not, as the
-        access check it leads to (`check_many`, with the request as its context) is."""
-        due = asked_at + self.opa.timeout if self.opa else None
-        return decide_many(
-            self.opa,
-            GATEWAY,
-            [(asked, caller)],
-            log=self.log,
-            revision=self.revision,
-            due=due,
-            unrecorded=lambda decision: decision.allow,
-        )[0]
+    async def answer_many_async(
+        self,
+        asked: list[tuple[dict[str, Any], str | None, float]],
+        opa: AsyncOpaClient | None,
+        offload: Offload,
+    ) -> list[GatewayAnswer]:
+        """The whole answer to each gateway request (input, caller, asked_at), in one OPA
+        query (datavisa.gateway.answer: route and access together): each recorded as the
+        access decision it leads to, or the route's deny; an allow on a grant the store
+        does not hold is a deny, as for `check_many`."""
+        due = min(at for _, _, at in asked) + self.opa.timeout if self.opa else None
+        return await answer_many_async(
+            opa if self.opa else None, [(i, c) for i, c, _ in asked], offload=offload,
+            log=self.log, revision=self.revision, amend=self._held, due=due,
+        )  # fmt: skip
 
     def _held(self, inputs: list[dict[str, Any]], decisions: list[Decision]) -> list[Decision]:
         """The decisions, with every allow on a grant the store does not hold active for

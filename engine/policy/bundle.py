@@ -472,7 +472,11 @@ def cached_build(policy_dir: Path, bundle_dir: Path, rev: str) -> Path:
 
 # What a sidecar OPA is asked: the access decision, and the decision-log mask its own
 # decision logger applies (docs/deploy.md). The sidecar bundle holds what these depend on.
-SIDECAR_QUERIES = ("data.datavisa.access.decision", "data.system.log.mask")
+SIDECAR_QUERIES = (
+    "data.datavisa.access.decision",
+    "data.datavisa.gateway.answer",  # the gateway plugin's (tools/opa/gateway)
+    "data.system.log.mask",
+)
 
 
 def sidecar(tarball: Path) -> bytes:

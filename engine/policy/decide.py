@@ -31,6 +31,8 @@ TRANSFER = "datavisa/transfer/decision"
 TRANSFER_REQUEST = "datavisa/transfer_request/decision"
 TRANSFER_CHECK = "datavisa/transfer_check/decision"
 GATEWAY = "datavisa/gateway/decision"
+# The whole gateway answer (route, access, mask, HTTP answer) in one evaluation.
+GATEWAY_ANSWER = "datavisa/gateway/answer"
 PROVISION = "datavisa/provision/decision"
 IDP = "datavisa/idp/decision"
 STEP_UP = "datavisa/step_up/decision"
@@ -115,8 +117,101 @@ async def decide_many_async(
 Answered = tuple[Decision, Any, dict[str, Any] | None]  # decision, mask, custom log facts
 
 
+@dataclasses.dataclass(frozen=True)
+class GatewayAnswer:
+    """datavisa.gateway.answer for one request: the decision (as recorded, with its id),
+    and the HTTP answer policy gave for it; `status` is None when the engine answers
+    itself (OPA could not be asked, or the store amended the decision)."""
+
+    decision: Decision
+    path: str = GATEWAY  # what the decision is recorded as
+    status: int | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: dict[str, Any] | None = None
+
+
+async def answer_many_async(
+    opa: AsyncOpaClient | None,
+    asked: list[tuple[dict[str, Any], str | None]],
+    *,
+    offload: Offload,
+    log: DecisionLog | None = None,
+    revision: str = "",
+    amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None = None,
+    due: float | None = None,
+) -> list[GatewayAnswer]:
+    """The gateway answer for each (input, caller) pair, in one OPA query: each recorded
+    as the decision it carries (the access decision, or the route's deny) under the path
+    and input it names, masked as it says. An unreachable OPA or a malformed answer is a
+    recorded deny (policy_unavailable), which the caller answers itself."""
+    inputs = [input for input, _ in asked]
+    try:
+        if opa is None:
+            raise OpaUnavailable("no OPA configured")
+        doc, twin = (
+            (inputs[0], GATEWAY_ANSWER)
+            if len(inputs) == 1
+            else ({"batch": inputs}, GATEWAY_ANSWER + "s")
+        )
+        answer = await opa.query(twin, doc, timeout=_left(opa.client, due))
+        bodies = [answer.result] if len(inputs) == 1 else answer.result
+        if not isinstance(bodies, list) or len(bodies) != len(inputs):
+            raise OpaUnavailable(f"{len(inputs)} answers asked of {twin}, got {bodies!r}"[:300])
+        parsed = [
+            _gateway(body, answer.decision_id if len(inputs) == 1 else None) for body in bodies
+        ]
+    except OpaUnavailable as e:
+        parsed = [None] * len(inputs)
+        why = str(e)
+    else:
+        why = "malformed answer from " + GATEWAY_ANSWER
+    paths = [p[0] if p else GATEWAY for p in parsed]
+    judged = [
+        (p[1] if p else input, caller) for p, (input, caller) in zip(parsed, asked, strict=True)
+    ]
+    answers: list[Answered] = [
+        (p[2], p[3], None) if p else (_unavailable(why), None, None) for p in parsed
+    ]
+    settled = await offload(
+        functools.partial(settle, paths, judged, answers, log, revision, amend, None)
+    )
+    return [
+        GatewayAnswer(d, path, p[4]["status"], p[4]["headers"], p[4]["body"])
+        if p and d.allow == p[2].allow and d.reasons == p[2].reasons
+        else GatewayAnswer(d, path)
+        for d, p, path in zip(settled, parsed, paths, strict=True)
+    ]
+
+
+def _gateway(body: Any, decision_id: str | None) -> tuple[str, dict, Decision, list, dict] | None:
+    """One gateway answer, checked: (path, input, decision, mask, http); None if malformed."""
+    if not isinstance(body, dict):
+        return None
+    path, judged, result, mask = (body.get(k) for k in ("path", "input", "decision", "mask"))
+    http = {k: body.get(k) for k in ("status", "headers", "body")}
+    if (
+        not isinstance(path, str)
+        or not isinstance(judged, dict)
+        or not isinstance(result, dict)
+        or not isinstance(result.get("allow"), bool)
+        or not isinstance(result.get("reasons"), list)
+        or not isinstance(mask, list)
+        or not isinstance(http["status"], int)
+        or not isinstance(http["headers"], dict)
+        or not (http["body"] is None or isinstance(http["body"], dict))
+    ):
+        return None
+    return (
+        path,
+        judged,
+        Decision(result["allow"], result["reasons"], result, decision_id),
+        mask,
+        http,
+    )
+
+
 def settle(
-    path: str,
+    path: str | list[str],
     asked: list[tuple[dict[str, Any], str | None]],
     answers: list[Answered],
     log: DecisionLog | None,
@@ -124,21 +219,23 @@ def settle(
     amend: Callable[[list[dict[str, Any]], list[Decision]], list[Decision]] | None,
     unrecorded: Callable[[Decision], bool] | None,
 ) -> list[Decision]:
-    """What OPA answered, amended and recorded: the decisions `decide_many` returns."""
+    """What OPA answered, amended and recorded: the decisions `decide_many` returns.
+    `path` is the document every decision is recorded under, or one for each."""
+    paths = path if isinstance(path, list) else [path] * len(asked)
     if amend is not None:
         amended = amend([input for input, _ in asked], [decision for decision, _, _ in answers])
         answers = [(d, mask, custom) for d, (_, mask, custom) in zip(amended, answers, strict=True)]
     if log is None:
         return [decision for decision, _, _ in answers]
     kept = [
-        (one, answer)
-        for one, answer in zip(asked, answers, strict=True)
+        (one_path, (one, answer))
+        for one_path, one, answer in zip(paths, asked, answers, strict=True)
         if unrecorded is None or not unrecorded(answer[0])
     ]
     recorded = log.record_many(
         [
             {
-                "path": path,
+                "path": one_path,
                 "input": input,
                 "result": {**decision.result, "allow": decision.allow, "reasons": decision.reasons},
                 "decision_id": decision.decision_id,
@@ -147,7 +244,7 @@ def settle(
                 "caller": caller,
                 "custom": custom,
             }
-            for (input, caller), (decision, mask, custom) in kept
+            for one_path, ((input, caller), (decision, mask, custom)) in kept
         ]
     )
     ids = iter(recorded)

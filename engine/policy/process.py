@@ -77,8 +77,9 @@ def pinned_version() -> str:
 
 
 def install_opa(dest: Path, say: Callable[[str], None] = lambda line: None) -> Path:
-    """Build the pinned OPA from its Go module (the shipped go.mod, go.sum and main.go,
-    every module checked against go.sum) with this machine's Go, to `dest`."""
+    """Build the pinned OPA from its Go module (the shipped go.mod, go.sum, main.go and the
+    gateway plugin's package, every module checked against go.sum) with this machine's
+    Go, to `dest`."""
     go = shutil.which("go")
     if go is None:
         raise DataVisaError(
@@ -91,7 +92,11 @@ def install_opa(dest: Path, say: Callable[[str], None] = lambda line: None) -> P
     with tempfile.TemporaryDirectory(prefix="datavisa-opa-") as work:
         source = Path(work, "opa")
         source.mkdir()
-        for name in ("go.mod", "go.sum", "main.go"):  # the install may be read-only
+        (source / "gateway").mkdir()
+        shipped = ["go.mod", "go.sum", "main.go"] + [
+            f"gateway/{p.name}" for p in (OPA_BUILD / "gateway").glob("*.go")
+        ]
+        for name in shipped:  # the install may be read-only
             shutil.copyfile(OPA_BUILD / name, source / name)
         partial = dest.with_name(dest.name + ".partial")
         built = subprocess.run(

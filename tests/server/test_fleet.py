@@ -359,6 +359,7 @@ SIDECAR_MODULES = {
     "datavisa/access/access.rego",
     "datavisa/directory/directory.rego",  # residency reads subjects through it
     "datavisa/idp/idp.rego",  # and it the IdP groups' roles
+    "datavisa/gateway/gateway.rego",  # the gateway plugin's answer (tools/opa/gateway)
     "datavisa/origin/origin.rego",
     "datavisa/residency/residency.rego",
     "datavisa/us_bulk_data/us_bulk_data.rego",

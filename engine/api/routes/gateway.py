@@ -12,15 +12,17 @@ One family under /v1/authz, any method, one route per protocol (docs/gateway.md)
 
 A 200 allows, with the grant in `X-DataVisa-Grant-Id`, `-Expires-At`, `-Decision-Id` and
 `-Subject` for the upstream; a 403 denies, with the reason codes in `X-DataVisa-Reasons`
-and a JSON body; 401 means the caller sent no credential that verifies. No answer is a 5xx:
-an OPA that cannot be asked is a 403 `policy_unavailable`.
+and a JSON body; 401 means the caller sent no credential that verifies. Each answer is
+datavisa.gateway.answer's, route and access decided in one OPA query (the same answer a
+sidecar's gateway plugin gives, tools/opa/gateway). No answer is a 5xx: an OPA that
+cannot be asked is a 403 `policy_unavailable`.
 
 Who asks: the gateway's own service token in the configured credential header, which makes
 the configured identity header (the subject) and country header believable; or the user's
 own DataVisa token (`Authorization: Bearer`), which asks about itself. What the request
 means (resource and action) is datavisa.gateway's to say from the bundle's routes; whether
-it may go ahead is the access decision's, asked through the same lane as POST
-/v1/access/check, with the method, host and path as its context.
+it may go ahead is the access decision's, with the method, host and path as its
+context, recorded as an access check is.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from ...location.networks import PEER, BadAddress
 from ...location.origin import GATEWAY, Origin
-from ...model.decision import Check, Decision
+from ...model.decision import Decision
 from ...model.errors import StorageUnavailable
+from ...policy.decide import ACCESS, GatewayAnswer
 from ..config import GatewayConfig
 from ..deps import Authorize, Served
 from ..deps import bearer as verify_bearer
@@ -82,9 +84,11 @@ class Caller:
 class GatewayCaller(Authorize):
     """`Allowed("gateway.authz")` for the forward-auth endpoints: the credential is the
     gateway's service token in the configured header, else the caller's bearer token.
+    No credential that verifies is not refused here but judged, a fault code instead of
+    a Caller, so that its answer (a 401) is policy's, as at a sidecar's gateway plugin.
     Nothing here is a 5xx: a gateway passes a 5xx on as an error page, not a deny."""
 
-    async def __call__(self, service: Served, request: Request) -> Caller | None:  # type: ignore[override]
+    async def __call__(self, service: Served, request: Request) -> Caller | str:  # type: ignore[override]
         cfg = service.gateway
         credential = request.headers.get(cfg.credential_header)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -92,16 +96,14 @@ class GatewayCaller(Authorize):
         if credential is not None:
             principal = service.tokens.verify(credential.strip())
             if principal is None or not principal.is_service:
-                raise ApiError(
-                    401, "unauthenticated", "the gateway credential is not a service token"
-                )
+                return CREDENTIAL_INVALID  # judged (a 401) and recorded, as at a sidecar
             user = bearer if bearer is not None and not bearer.is_service else None
             return self._allowed(service, Caller(principal, gateway=True, user=user))
         principal = bearer
         if principal is None:
             if any(name in request.headers for name in cfg.identity_headers):
-                return None  # judged and recorded as a deny: an identity header no one vouches for
-            raise ApiError(401, "unauthenticated", "send the gateway credential or a bearer token")
+                return IDENTITY_UNVOUCHED  # an identity header no one vouches for
+            return CREDENTIAL_MISSING
         return self._allowed(service, Caller(principal, gateway=False))
 
     def _allowed(self, service: Service, caller: Caller) -> Caller:
@@ -117,7 +119,11 @@ class GatewayCaller(Authorize):
         return caller
 
 
-Asking = Annotated[Caller | None, Depends(GatewayCaller(OPERATION))]
+# What a caller that no credential vouches for is judged with (datavisa.gateway's faults).
+CREDENTIAL_MISSING, CREDENTIAL_INVALID = "credential_missing", "credential_invalid"
+IDENTITY_UNVOUCHED = "identity_without_credential"
+
+Asking = Annotated[Caller | str, Depends(GatewayCaller(OPERATION))]
 
 
 @dataclass(frozen=True)
@@ -223,19 +229,19 @@ _every_method(
 async def _judge(
     service: Service,
     request: Request,
-    caller: Caller | None,
+    asking: Caller | str,
     original: Original,
     faults: list[str] | None = None,
 ) -> Response:
     started = time.perf_counter()
     cfg = service.gateway
     faults = list(faults or [])
-    # Only the gateway's credential vouches for an identity header; None is a caller with
-    # no token at all that sent one.
-    if caller is None or (
-        not caller.gateway and any(name in request.headers for name in cfg.identity_headers)
-    ):
-        faults.append("identity_without_credential")
+    caller = asking if isinstance(asking, Caller) else None
+    if caller is None:
+        faults.append(str(asking))  # no credential that verifies: judged, a 401
+    # Only the gateway's credential vouches for an identity header.
+    elif not caller.gateway and any(name in request.headers for name in cfg.identity_headers):
+        faults.append(IDENTITY_UNVOUCHED)
 
     def read(value: str | None) -> str | None:
         # An oversized header is not read at all: the decision is a deny saying so.
@@ -249,9 +255,7 @@ async def _judge(
     uri = _utf8(uri)
     path, _, query = uri.partition("?")
     origin = _origin(caller, request, service, read(original.forwarded_for), read, faults)
-    subject = _subject(caller, request, cfg, read)
-    if caller is not None and subject is None and not faults:  # a fault is a recorded deny
-        raise ApiError(401, "unauthenticated", "no identity header names the subject")
+    subject = _subject(caller, request, cfg, read)  # none: policy answers subject_missing
     location = origin.country
     context: dict[str, Any] = {"method": method.upper(), "host": host, "path": path}
     if query:
@@ -273,28 +277,32 @@ async def _judge(
         asked["subject"] = subject
     who = caller.principal.subject if caller else None
     try:
-        route = await run_in_threadpool(service.engine.route, asked, who, time.monotonic())
-        if not route.allow or subject is None:
-            return _deny(route)
-        decision = await service.checks(
-            Check(
-                subject, route.result["resource"], route.result["action"], location, context,
-                who, origin=origin.facts(),
-            )
-        )  # fmt: skip
+        got = await service.answers((asked, who, time.monotonic()))
     except StorageUnavailable:  # a decision that cannot be recorded is not given
         reason = {"code": "storage_unavailable", "message": "the decision could not be recorded"}
         return _deny(Decision(False, [reason]))
-    service.metrics.observe(decision, time.perf_counter() - started)
-    if not decision.allow:
+    decision = got.decision
+    if got.path == ACCESS:  # the access decision, as POST /v1/access/check counts it
+        service.metrics.observe(decision, time.perf_counter() - started)
+    if got.status is None:  # OPA could not be asked, or the store amended what it said
         return _deny(decision)
-    headers = {
-        "X-DataVisa-Subject": subject,
-        "X-DataVisa-Decision-Id": decision.decision_id or "",
-        "X-DataVisa-Grant-Id": str(decision.result.get("grant_id") or ""),
-        "X-DataVisa-Expires-At": str(decision.result.get("expires_at") or ""),
-    }
-    return Response(status_code=200, headers={k: v for k, v in headers.items() if v})
+    return _answer(got)
+
+
+def _answer(got: GatewayAnswer) -> Response:
+    """The HTTP answer policy gave, with the id the decision is recorded under."""
+    headers = dict(got.headers)
+    if got.decision.decision_id:
+        headers["X-DataVisa-Decision-Id"] = got.decision.decision_id
+    if got.body is None:
+        return Response(status_code=got.status or 200, headers=headers)
+    error = got.body.get("error")
+    body = (
+        {**got.body, "error": {**error, "decision_id": got.decision.decision_id}}
+        if isinstance(error, dict)
+        else got.body
+    )
+    return JSONResponse(body, status_code=got.status or 403, headers=headers)
 
 
 def _utf8(text: str) -> str:

@@ -17,10 +17,16 @@
 #   another method (X-HTTP-Method-Override and the like); a `_method` query parameter is
 #   read here. Faults are what the engine found wrong with the request's headers before
 #   asking: a header larger than it reads, an identity header without the gateway's
-#   credential, a country header that names no country.
+#   credential, a country header that names no country. A sidecar adds edge:
+#   {grants_heard_ns}, when the engine last confirmed its grants bundle current (OPA's
+#   bundle status), which counts against data.datavisa.edge.max_grants_age_s.
 #   Output: decision = {allow, reasons: [{code, message}], route, resource, action (when a
-#   route matched)}
+#   route matched)}; answer = the whole answer in one evaluation, route and access
+#   decision together with the mask and the HTTP status, headers and body (below).
 package datavisa.gateway
+
+import data.datavisa.access
+import data.system.log
 
 default _routes := []
 
@@ -103,6 +109,9 @@ _fault_messages := {
 	"identity_without_credential": "an identity header came without the gateway's service credential",
 	"country_header_invalid": "the trusted country header names no known ISO 3166-1 country",
 	"partial_body": "the gateway sent a truncated body (x-envoy-auth-partial-body), so the request is not judged",
+	"credential_missing": "send the gateway credential or a bearer token",
+	"credential_invalid": "the gateway credential does not verify",
+	"forwarded_for_invalid": "an X-Forwarded-For entry from the gateway is not an address",
 }
 
 # METADATA
@@ -118,6 +127,34 @@ allow if count(deny) == 0
 deny contains {"code": code, "message": msg} if {
 	some code in object.get(input, "faults", [])
 	msg := object.get(_fault_messages, code, sprintf("the request is malformed (%v)", [code]))
+}
+
+# A country header that names no country of the bundle's (the engine drops one before
+# asking; a sidecar passes what the gateway said).
+deny contains {"code": "country_header_invalid", "message": _fault_messages.country_header_invalid} if {
+	attested := input.origin.attested
+	is_string(attested)
+	not data.datavisa.countries[attested]
+}
+
+# A sidecar answers from the grants it last downloaded: once the engine has not confirmed
+# them current for longer than the bound in policy data (data.datavisa.edge), they may
+# miss a revoke, so it denies rather than allow from them. No bound in the data: deny too.
+deny contains {"code": "policy_stale", "message": msg} if {
+	heard := object.get(input, ["edge", "grants_heard_ns"], null)
+	heard != null
+	not _fresh(heard)
+	msg := sprintf("this sidecar has not heard from the engine within %vs, so its grants may be out of date", [_max_grants_age_s])
+}
+
+default _max_grants_age_s := 0
+
+_max_grants_age_s := data.datavisa.edge.max_grants_age_s
+
+_fresh(heard) if {
+	is_number(heard)
+	heard > 0
+	time.now_ns() - heard <= _max_grants_age_s * 1000000000
 }
 
 deny contains {"code": "path_not_canonical", "message": msg} if {
@@ -161,3 +198,152 @@ default _mapped := {}
 # title: Decision
 # description: The whole answer, the verdict with the resource and action a route names.
 decision := object.union({"allow": allow, "reasons": deny}, _mapped)
+
+# -- the answer ------------------------------------------------------------------------
+#
+# The whole answer to a request a gateway asks about, in one evaluation: which route it
+# means (datavisa.gateway's decision), whether the access goes ahead (datavisa.access on
+# that route's resource and action), the decision to record with its decision-log mask,
+# and the HTTP answer a gateway gets (status, headers, JSON body). Both enforcement
+# points ask it: the engine's /v1/authz endpoints and the sidecar OPA's gateway plugin
+# (tools/opa), which only turn a request into this input and this answer into a response.
+#
+# Input: datavisa.gateway's, and, from a sidecar, edge: {grants_heard_ns} (when its
+# grants bundle was last confirmed current by the engine, its own clock's nanoseconds).
+# Output: answer = {route (datavisa.gateway.decision), decision ({allow, reasons, ...}:
+# the route's deny, or the access decision), path and input (what the decision judged,
+# as the decision log records it), mask (system.log's for that), status, headers
+# (without X-DataVisa-Decision-Id: the id is the recorder's to give), body (null on an
+# allow; on a deny its error.decision_id is left null for the same reason)}.
+
+_access_input := object.union(
+	{
+		"subject": input.subject,
+		"resource": decision.resource,
+		"action": decision.action,
+		"location": input.location,
+	},
+	object.union(_origin_field, _context_field),
+)
+
+_origin_field := {"origin": input.origin} if input.origin
+
+default _origin_field := {}
+
+_context_field := {"context": input.context} if count(object.get(input, "context", {})) > 0
+
+default _context_field := {}
+
+# The route allows and someone is named: the access decision on its resource and action.
+_judged := {"path": "datavisa/access/decision", "input": _access_input, "decision": d} if {
+	decision.allow
+	input.subject
+	d := access.decision with input as _access_input
+}
+
+else := {"path": "datavisa/gateway/decision", "input": input, "decision": decision} if {
+	not decision.allow
+}
+
+else := {"path": "datavisa/gateway/decision", "input": input, "decision": object.union(decision, {"allow": false, "reasons": {_nobody}})}
+
+_nobody := {"code": "subject_missing", "message": "no identity header or user token names the subject"}
+
+_decided := _judged.decision
+
+_reasons := [r | some r in _decided.reasons]
+
+# Each code once, in the order of the reasons.
+_codes := [code |
+	some i, r in _reasons
+	code := r.code
+	not _seen_before(i, code)
+]
+
+_seen_before(i, code) if {
+	some j, earlier in _reasons
+	j < i
+	earlier.code == code
+}
+
+_words(r) := sprintf("%s: %s", [r.field, r.message]) if r.field
+
+else := r.message
+
+_explained := concat("; ", [_words(r) | some r in _reasons])
+
+# Reasons that say nobody vouched for the caller: the answer is a 401, not a 403.
+_unauthenticated := {"credential_missing", "credential_invalid", "subject_missing"}
+
+_status := 200 if _decided.allow
+
+else := 401 if {
+	some code in _codes
+	code in _unauthenticated
+}
+
+else := 403
+
+_error_code := {401: "unauthenticated", 403: "access_denied"}
+
+_allowed_headers := {name: value |
+	some name, value in {
+		"X-DataVisa-Subject": input.subject,
+		"X-DataVisa-Grant-Id": object.get(_decided, "grant_id", ""),
+		"X-DataVisa-Expires-At": object.get(_decided, "expires_at", ""),
+	}
+	value != ""
+}
+
+_denied_headers := object.union(
+	{"X-DataVisa-Reasons": concat(",", _or_denied(_codes))},
+	{"WWW-Authenticate": "Bearer" | _status == 401},
+)
+
+_or_denied(codes) := codes if count(codes) > 0
+
+else := ["denied"]
+
+_or(text, fallback) := text if text != ""
+
+else := fallback
+
+_body := null if _decided.allow
+
+else := {"error": {
+	"code": _error_code[_status],
+	"message": _or(_explained, "denied"),
+	"reasons": _reasons,
+	"decision_id": null,
+}}
+
+_headers := _allowed_headers if _decided.allow
+
+else := _denied_headers
+
+_mask := m if {
+	judged := _judged
+	m := log.mask with input as {"path": judged.path, "input": judged.input}
+}
+
+# METADATA
+# title: Answer
+# description: |
+#   The gateway's whole answer: route, decision, what to record and its mask, and the HTTP
+#   status, headers and body (see the package description).
+answer := {
+	"route": decision,
+	"decision": _decided,
+	"path": _judged.path,
+	"input": _judged.input,
+	"mask": _mask,
+	"status": _status,
+	"headers": _headers,
+	"body": _body,
+}
+
+# METADATA
+# title: Answers, coalesced
+# description: |
+#   answer for each input in input.batch, in order. Input: {batch: [input, ...]}
+answers := [a | some asked in input.batch; a := answer with input as asked]

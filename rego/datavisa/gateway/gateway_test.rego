@@ -1,5 +1,6 @@
 package datavisa.gateway_test
 
+import data.datavisa.access
 import data.datavisa.gateway
 
 _routes := [
@@ -134,4 +135,139 @@ test_the_shipped_routes_map_the_console if {
 	d := gateway.decision with input as {"context": {"method": "GET", "host": "analytics.localhost", "path": "/"}}
 	d.allow
 	d.resource == "eu-customer-analytics"
+}
+
+# -- the answer --
+
+_t0 := 1800000000000000000 # an instant in 2027, in ns
+
+_grants := {"alice": {"g1": {
+	"resource": "eu-customer-analytics",
+	"actions": ["read"],
+	"countries": ["DE"],
+	"starts_ns": _t0,
+	"expires_ns": _t0 + (3600 * 1000000000),
+	"expires_at": "2027-01-15T09:00:00Z",
+	"revision": "test",
+}}}
+
+_asked := {
+	"subject": "alice",
+	"location": "DE",
+	"origin": {"source": "derived", "channel": "gateway", "derived": "DE", "address": "10.20.1.2"},
+	"context": {"method": "GET", "host": "analytics.localhost", "path": "/reports", "query": "q=1", "client_ip": "10.20.1.2"},
+	"method_overrides": [],
+	"faults": [],
+}
+
+_answer(patch) := a if {
+	a := gateway.answer with input as object.union(_asked, patch)
+		with data.grants as _grants
+		with time.now_ns as _t0 + 1
+}
+
+test_an_allow_is_the_access_decision_with_the_grant_in_headers if {
+	a := _answer({})
+	a.status == 200
+	a.decision.allow
+	a.route.resource == "eu-customer-analytics"
+	a.path == "datavisa/access/decision"
+	a.input.resource == "eu-customer-analytics"
+	a.input.action == "read"
+	a.input.context.method == "GET"
+	a.headers == {
+		"X-DataVisa-Subject": "alice",
+		"X-DataVisa-Grant-Id": "g1",
+		"X-DataVisa-Expires-At": "2027-01-15T09:00:00Z",
+	}
+	a.body == null
+}
+
+test_the_decision_is_exactly_the_access_decision if {
+	a := _answer({})
+	d := access.decision with input as a.input with data.grants as _grants with time.now_ns as _t0 + 1
+	a.decision == d
+}
+
+test_the_mask_hides_the_query_and_keeps_the_client_to_its_24 if {
+	a := _answer({})
+	"/input/context/query" in a.mask
+	{"op": "upsert", "path": "/input/context/client_ip", "value": "10.20.1.0/24"} in a.mask
+	{"op": "upsert", "path": "/input/origin/address", "value": "10.20.1.0/24"} in a.mask
+}
+
+test_an_access_deny_is_a_403_with_its_reasons if {
+	a := _answer({"subject": "bob"})
+	a.status == 403
+	a.path == "datavisa/access/decision"
+	a.headers == {"X-DataVisa-Reasons": "no_active_grant"}
+	a.body.error.code == "access_denied"
+	a.body.error.message == "bob holds no grant on eu-customer-analytics"
+	[r.code | some r in a.body.error.reasons] == ["no_active_grant"]
+	a.body.error.decision_id == null
+}
+
+test_a_route_deny_is_recorded_as_the_gateway_decision if {
+	a := _answer({"context": {"method": "GET", "host": "nowhere.localhost", "path": "/"}})
+	a.status == 403
+	a.path == "datavisa/gateway/decision"
+	a.input.context.host == "nowhere.localhost"
+	a.headers["X-DataVisa-Reasons"] == "no_route"
+}
+
+test_each_code_is_named_once_and_the_message_joins_the_reasons if {
+	a := _answer({"faults": ["header_too_large", "identity_without_credential"]})
+	a.headers["X-DataVisa-Reasons"] == "header_too_large,identity_without_credential"
+	contains(a.body.error.message, "; ")
+}
+
+test_nobody_vouched_for_is_a_401 if {
+	every fault in ["credential_missing", "credential_invalid"] {
+		a := _answer({"faults": [fault]})
+		a.status == 401
+		a.body.error.code == "unauthenticated"
+		a.headers == {"X-DataVisa-Reasons": fault, "WWW-Authenticate": "Bearer"}
+	}
+}
+
+test_no_subject_is_a_401_subject_missing if {
+	a := gateway.answer with input as object.remove(_asked, ["subject"])
+		with data.grants as _grants
+		with time.now_ns as _t0 + 1
+	a.status == 401
+	a.headers["X-DataVisa-Reasons"] == "subject_missing"
+}
+
+test_a_sidecar_that_heard_from_the_engine_lately_answers if {
+	a := _answer({"edge": {"grants_heard_ns": _t0 - (59 * 1000000000)}})
+	a.status == 200
+}
+
+test_a_sidecar_with_stale_grants_denies_policy_stale if {
+	every heard in [_t0 - (61 * 1000000000), 0, "yesterday"] {
+		a := _answer({"edge": {"grants_heard_ns": heard}})
+		a.status == 403
+		a.headers["X-DataVisa-Reasons"] == "policy_stale"
+		a.path == "datavisa/gateway/decision"
+	}
+}
+
+test_no_bound_in_the_data_is_stale_too if {
+	a := gateway.answer with input as object.union(_asked, {"edge": {"grants_heard_ns": _t0}})
+		with data.grants as _grants
+		with data.datavisa.edge as {}
+		with time.now_ns as _t0 + 1
+	a.headers["X-DataVisa-Reasons"] == "policy_stale"
+}
+
+test_a_country_header_naming_no_country_is_a_deny if {
+	a := _answer({"origin": {"source": "attested", "channel": "gateway", "attested": "ZZ"}})
+	a.headers["X-DataVisa-Reasons"] == "country_header_invalid"
+}
+
+test_answers_answer_each_of_a_batch_in_order if {
+	got := gateway.answers with input as {"batch": [_asked, object.union(_asked, {"subject": "bob"})]}
+		with data.grants as _grants
+		with time.now_ns as _t0 + 1
+	[a.status | some a in got] == [200, 403]
 }

@@ -129,6 +129,10 @@ recorded_by_engine if startswith(input.path, "datavisa/logged/")
 
 recorded_by_engine if startswith(input.path, "datavisa/monitor/")
 
+# The gateway answer (datavisa.gateway.answer) carries the decision and its mask: the
+# engine records it itself, as it does a logged twin's.
+recorded_by_engine if startswith(input.path, "datavisa/gateway/answer")
+
 _logged(decision, path) := {"decision": decision, "mask": mask} if {
 	mask := log.mask with input as {"path": path, "input": input}
 }

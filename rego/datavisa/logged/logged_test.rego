@@ -62,5 +62,7 @@ test_every_decision_is_passed_through_unchanged if {
 test_the_engines_own_queries_are_dropped_from_opas_log if {
 	logged.recorded_by_engine with input as {"path": "datavisa/logged/access_decision"}
 	logged.recorded_by_engine with input as {"path": "datavisa/monitor/alerts"}
+	logged.recorded_by_engine with input as {"path": "datavisa/gateway/answer"}
+	logged.recorded_by_engine with input as {"path": "datavisa/gateway/answers"}
 	not logged.recorded_by_engine with input as {"path": "datavisa/access/decision"}
 }

@@ -1,0 +1,325 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	bundles "github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/bundle"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/storage"
+)
+
+// Query is the one decision a request is answered by.
+const Query = "data.datavisa.gateway.answer"
+
+// The document the decision log records an answer under when the answer cannot be had.
+const gatewayPath = "datavisa/gateway/decision"
+
+// Factory makes the plugin for OPA's runtime (runtime.RegisterPlugin).
+type Factory struct{}
+
+// Validate reads the plugin's configuration.
+func (Factory) Validate(_ *plugins.Manager, raw []byte) (any, error) {
+	return parseConfig(raw)
+}
+
+// New makes the plugin; it serves once started.
+func (Factory) New(m *plugins.Manager, config any) plugins.Plugin {
+	p := &Plugin{manager: m}
+	p.config.Store(config.(*Config))
+	m.RegisterCompilerTrigger(func(storage.Transaction) { // a bundle was activated
+		p.prepared.Store(nil)
+		p.revisions.Store(nil)
+	})
+	m.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
+	return p
+}
+
+// Plugin serves the gateway endpoints on its own address.
+type Plugin struct {
+	manager  *plugins.Manager
+	config   atomic.Pointer[Config]
+	prepared atomic.Pointer[rego.PreparedEvalQuery]
+	// The active bundles' revisions, for the decision log; read again after an activation.
+	revisions atomic.Pointer[map[string]server.BundleInfo]
+	heard     atomic.Int64 // when the engine last confirmed the grants bundle (Unix ns)
+	mu        sync.Mutex
+	server    *http.Server
+	listener  net.Listener
+}
+
+// Start listens on the configured address and answers there.
+func (p *Plugin) Start(context.Context) error {
+	if b := bundle.Lookup(p.manager); b != nil {
+		b.Register(Name, p.bundleStatus)
+	}
+	return p.listen()
+}
+
+func (p *Plugin) listen() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg := p.config.Load()
+	listener, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
+		return fmt.Errorf("datavisa_gateway: %w", err)
+	}
+	p.listener = listener
+	p.server = &http.Server{
+		Handler:           http.HandlerFunc(p.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// Larger headers than that are refused by net/http (431) before they are read.
+		MaxHeaderBytes: 64 << 10,
+	}
+	go func() { _ = p.server.Serve(listener) }()
+	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateOK})
+	return nil
+}
+
+// Stop closes the listener and waits a little for requests being answered.
+func (p *Plugin) Stop(ctx context.Context) {
+	if b := bundle.Lookup(p.manager); b != nil {
+		b.Unregister(Name)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.server != nil {
+		shutdown, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = p.server.Shutdown(shutdown)
+		p.server = nil
+	}
+	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
+}
+
+// Reconfigure takes a new configuration; a new address means listening anew.
+func (p *Plugin) Reconfigure(ctx context.Context, config any) {
+	next := config.(*Config)
+	previous := p.config.Swap(next)
+	if previous.Addr != next.Addr {
+		p.Stop(ctx)
+		_ = p.Start(ctx)
+	}
+}
+
+// bundleStatus notes when the grants bundle was last confirmed current: every successful
+// request counts, a 304 to a long poll as much as a download.
+func (p *Plugin) bundleStatus(status bundle.Status) {
+	if status.Name == p.config.Load().GrantsBundle && !status.LastSuccessfulRequest.IsZero() {
+		p.heard.Store(status.LastSuccessfulRequest.UnixNano())
+	}
+}
+
+func (p *Plugin) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if failed := recover(); failed != nil { // still a deny, never a 5xx
+			p.unavailable(r.Context(), w, asked{input: map[string]any{}}, decisionID(), nil, fmt.Errorf("%v", failed))
+		}
+	}()
+	cfg := p.config.Load()
+	target := r.RequestURI
+	if !strings.HasPrefix(target, envoyPrefix+"/") {
+		target, _, _ = strings.Cut(target, "?")
+	}
+	o, faults, ok := originalOf(r, target)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, nil, map[string]any{"error": map[string]any{
+			"code": "not_found", "message": "no such endpoint: /v1/authz/nginx, /v1/authz/forward or /v1/authz/envoy/<path>",
+		}})
+		return
+	}
+	a := cfg.build(r, o, faults)
+	if cfg.GrantsBundle != "-" {
+		a.input["edge"] = map[string]any{"grants_heard_ns": p.heard.Load()}
+	}
+	p.answer(r.Context(), w, a)
+}
+
+// answer evaluates the one decision, logs it, and writes what it says. Whatever goes
+// wrong is a deny (policy_unavailable), never a 5xx and never an allow.
+func (p *Plugin) answer(ctx context.Context, w http.ResponseWriter, a asked) {
+	id := decisionID()
+	store := p.manager.Store
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		p.unavailable(ctx, w, a, id, nil, err)
+		return
+	}
+	defer store.Abort(ctx, txn)
+	got, err := p.eval(ctx, txn, a.input)
+	if err != nil {
+		p.unavailable(ctx, w, a, id, txn, err)
+		return
+	}
+	p.log(ctx, txn, id, a, got.Path, got.Input, got.Decision)
+	headers := got.Headers
+	headers["X-DataVisa-Decision-Id"] = id
+	if got.Body != nil {
+		if e, ok := got.Body["error"].(map[string]any); ok {
+			e["decision_id"] = id
+		}
+	}
+	writeJSON(w, got.Status, headers, got.Body)
+}
+
+// answered is data.datavisa.gateway.answer's shape.
+type answered struct {
+	Path     string            `json:"path"`
+	Input    any               `json:"input"`
+	Decision any               `json:"decision"`
+	Status   int               `json:"status"`
+	Headers  map[string]string `json:"headers"`
+	Body     map[string]any    `json:"body"`
+}
+
+func (p *Plugin) eval(ctx context.Context, txn storage.Transaction, input map[string]any) (*answered, error) {
+	pq, err := p.query(ctx)
+	if err != nil {
+		return nil, err
+	}
+	value, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(value), rego.EvalTransaction(txn))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errors.New("data.datavisa.gateway.answer is undefined: is the policy bundle active?")
+	}
+	raw, err := json.Marshal(rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, err
+	}
+	var got answered
+	if err := json.Unmarshal(raw, &got); err != nil {
+		return nil, fmt.Errorf("malformed answer: %w", err)
+	}
+	if got.Status < 200 || got.Status > 499 || got.Headers == nil || got.Path == "" {
+		return nil, fmt.Errorf("malformed answer: status %d", got.Status)
+	}
+	if got.Status >= 300 && got.Body == nil {
+		return nil, fmt.Errorf("malformed answer: a deny (%d) without a body", got.Status)
+	}
+	return &got, nil
+}
+
+// query is the prepared answer, prepared anew after the policy changed.
+func (p *Plugin) query(ctx context.Context) (*rego.PreparedEvalQuery, error) {
+	if pq := p.prepared.Load(); pq != nil {
+		return pq, nil
+	}
+	pq, err := rego.New(
+		rego.Query(Query),
+		rego.Compiler(p.manager.GetCompiler()),
+		rego.Store(p.manager.Store),
+		rego.Runtime(p.manager.Info),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.prepared.Store(&pq)
+	return &pq, nil
+}
+
+// unavailable is the deny when the decision cannot be had, as the engine's
+// (engine/policy/decide.py `_unavailable`, routes/gateway.py `_deny`).
+func (p *Plugin) unavailable(ctx context.Context, w http.ResponseWriter, a asked, id string, txn storage.Transaction, why error) {
+	reason := map[string]any{"code": "policy_unavailable", "message": "no policy decision, so deny: " + why.Error()}
+	decision := map[string]any{"allow": false, "reasons": []any{reason}}
+	if txn != nil {
+		p.log(ctx, txn, id, a, gatewayPath, a.input, decision)
+	}
+	headers := map[string]string{"X-DataVisa-Reasons": "policy_unavailable", "X-DataVisa-Decision-Id": id}
+	writeJSON(w, http.StatusForbidden, headers, map[string]any{"error": map[string]any{
+		"code": "access_denied", "message": reason["message"], "reasons": []any{reason}, "decision_id": id,
+	}})
+}
+
+// log hands the decision to OPA's decision-log plugin, which masks it (system.log) and
+// uploads it; the caller is the gateway the credential names.
+func (p *Plugin) log(ctx context.Context, txn storage.Transaction, id string, a asked, path string, input, result any) {
+	logger := logs.Lookup(p.manager)
+	if logger == nil {
+		return
+	}
+	info := &server.Info{
+		Txn:        txn,
+		DecisionID: id,
+		Path:       path,
+		Input:      &input,
+		Results:    &result,
+		RemoteAddr: a.caller,
+		Timestamp:  time.Now().UTC(),
+		Bundles:    map[string]server.BundleInfo{},
+	}
+	if known := p.revisions.Load(); known != nil {
+		info.Bundles = *known
+	} else if names, err := bundleRevisions(ctx, p.manager.Store, txn); err == nil {
+		p.revisions.Store(&names)
+		info.Bundles = names
+	}
+	if err := logger.Log(ctx, info); err != nil {
+		p.manager.Logger().Error("datavisa_gateway: decision log: %v", err)
+	}
+}
+
+func bundleRevisions(ctx context.Context, store storage.Store, txn storage.Transaction) (map[string]server.BundleInfo, error) {
+	names, err := bundles.ReadBundleNamesFromStore(ctx, store, txn)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]server.BundleInfo{}
+	for _, name := range names {
+		revision, err := bundles.ReadBundleRevisionFromStore(ctx, store, txn, name)
+		if err == nil {
+			out[name] = server.BundleInfo{Revision: revision}
+		}
+	}
+	return out, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, headers map[string]string, body map[string]any) {
+	for name, value := range headers {
+		w.Header().Set(name, value)
+	}
+	if body == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(status)
+		return
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		raw = []byte(`{"error":{"code":"access_denied","message":"denied","reasons":[],"decision_id":null}}`)
+		status = http.StatusForbidden
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(raw)
+}
+
+// decisionID is a random UUID (version 4), as OPA's own decision ids.
+func decisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -269,8 +269,14 @@ def test_a_restarted_engine_keeps_the_sidecars_confirmations_and_feeds_them_agai
     )
     assert all(s.allows() for s in fleet.sidecars.values())
     revoked = fleet.revoke(grant["id"])
-    assert revoked.status_code == 200, revoked.text
-    assert not any(s.allows() for s in fleet.sidecars.values())
+    # 202: a sidecar slower than confirm_within (a busy machine); the restarted engine
+    # keeps feeding it until it holds the revoke too.
+    assert revoked.status_code in (200, 202), revoked.text
+    wait_for(
+        lambda: not any(s.allows() for s in fleet.sidecars.values()),
+        "every sidecar to deny the revoked grant",
+        WAIT_S,
+    )
 
 
 def _bundle_files(body: bytes) -> dict[str, Any]:

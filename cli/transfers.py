@@ -74,6 +74,20 @@ def transfer() -> None:
     "international_agreement evidence; the customer is told).",
 )
 @click.option(
+    "--individuals",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="How many individuals' personal information the copy carries, all of them. "
+    "Chinese personal information leaving China needs it (and --sensitive-individuals): "
+    "its export route is picked by the exporter's yearly count (PIPL; 2024 Provisions).",
+)
+@click.option(
+    "--sensitive-individuals",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Of those, how many with sensitive personal information.",
+)
+@click.option(
     "--start",
     "start_at",
     callback=instant,
@@ -99,6 +113,8 @@ def request(
     evidence,
     reason,
     requester_kind,
+    individuals,
+    sensitive_individuals,
     start_at,
     duration_s,
     target,
@@ -115,6 +131,8 @@ def request(
       datavisa transfer request eu-service-metrics --to aws:us-east-1 --importer acme-inc \\
         --requester-kind foreign_public_authority --evidence international_agreement \\
         --reason "LEGAL-7 US court order under the EU-US MLAT"
+      datavisa transfer request cn-customer-profiles --to aws:ap-northeast-1 \\
+        --individuals 40000 --sensitive-individuals 0 --reason "CHG-51 CRM sync"
     """
     with target.engine() as engine:
         req = engine.transfers.request(
@@ -128,6 +146,8 @@ def request(
             evidence=list(evidence),
             start_at=start_at,
             requester_kind=requester_kind,
+            individuals=individuals,
+            sensitive_individuals=sensitive_individuals,
         )
     output.print_request(req, as_json)
 

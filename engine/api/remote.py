@@ -265,6 +265,8 @@ class RemoteTransfers:
         evidence: list[str] | None = None,
         start_at: float | None = None,
         requester_kind: str | None = None,
+        individuals: int | None = None,
+        sensitive_individuals: int | None = None,
     ) -> Request:
         self._remote._as(requester)
         body: dict[str, Any] = {
@@ -281,6 +283,12 @@ class RemoteTransfers:
             body["start_at"] = rfc3339(start_at)
         if requester_kind:
             body["requester_kind"] = requester_kind
+        for name, count in (
+            ("individuals", individuals),
+            ("sensitive_individuals", sensitive_individuals),
+        ):
+            if count is not None:
+                body[name] = count
         return self._remote._request("POST", "/v1/transfers", body)
 
     def check(

@@ -12,6 +12,7 @@ from ...model.records import STATES
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
 from ..schemas import (
+    CURSOR_MAX,
     ID_PATTERN,
     Body,
     DecisionOut,
@@ -58,6 +59,10 @@ Keep = Annotated[
 ]
 
 
+# How many individuals a copy carries: a whole number, 0 or more (a store's bigint).
+Individuals = Annotated[int, Field(ge=0, le=CURSOR_MAX)]
+
+
 class NewTransfer(Body):
     resource: Name
     target_region: Name = Field(description="The region the copy goes to, e.g. aws:us-east-1")
@@ -75,6 +80,15 @@ class NewTransfer(Body):
         default=None,
         description="Who asks, when not your own organisation: foreign_public_authority for "
         "a third country's court or authority (EU Data Act Art. 32); policy knows the kinds",
+    )
+    individuals: Individuals | None = Field(
+        default=None,
+        description="How many individuals' personal information the copy carries, all of "
+        "them: China's export route (PIPL) is picked by the exporter's yearly count of them",
+    )
+    sensitive_individuals: Individuals | None = Field(
+        default=None,
+        description="Of those, how many with sensitive personal information",
     )
 
 
@@ -122,6 +136,8 @@ def create_transfer(
         evidence=body.evidence,
         start_at=body.start_at.timestamp() if body.start_at else None,
         requester_kind=body.requester_kind,
+        individuals=body.individuals,
+        sensitive_individuals=body.sensitive_individuals,
     )
     return to_wire(req)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from datavisa.engine.model.durations import rfc3339
 from datavisa.engine.model.records import STATES
 
 from . import output
@@ -206,6 +207,39 @@ def deleted(transfer_id, target, as_json):
     with target.engine() as engine:
         req = engine.transfers.deleted(transfer_id, target.actor(engine))
     output.print_request(req, as_json)
+
+
+@transfer.command()
+@json_option
+@target_options
+def counts(target, as_json):
+    """List the export counts: per exporter and calendar year, the individuals the
+    transfers approved carried.
+
+    China's PIPL route (exempt, standard contract or certification, CAC security
+    assessment) is picked from the exporter's count of the year plus the transfer; a
+    transfer adds to it when it is approved. The year is policy's (Asia/Shanghai).
+
+    \b
+    Examples:
+      datavisa transfer counts
+      datavisa transfer counts --json
+    """
+    with target.engine(policy=False) as engine:
+        found = engine.transfers.counts()
+    if as_json:
+        output.echo_json([c | {"updated_at": rfc3339(c["updated_at"])} for c in found])
+        return
+    if not found:
+        click.echo("no export counts")
+        return
+    rows = [
+        [c["counter"], c["exporter"], str(c["year"]), str(c["individuals"]),
+         str(c["sensitive_individuals"]), output.when(c["updated_at"])]
+        for c in found
+    ]  # fmt: skip
+    headers = ["counter", "exporter", "year", "individuals", "sensitive", "updated"]
+    click.echo(output.table(rows, headers))
 
 
 @transfer.command(name="list")

@@ -185,6 +185,7 @@ def test_a_transfer_that_does_not_say_what_it_carries_is_refused(
 
 
 def test_the_cli_declares_the_individuals_and_shows_the_count(run, engine):
+    assert run("transfer", "counts").output.strip() == "no export counts"
     bad = run("transfer", "request", CN, "--to", JAPAN, "--reason", "CHG-51", "--as", "alice",
               "--individuals", "-1", "--sensitive-individuals", "0")  # fmt: skip
     assert bad.exit_code == 2
@@ -201,6 +202,13 @@ def test_the_cli_declares_the_individuals_and_shows_the_count(run, engine):
     for who, where in (("bob", "DE"), ("mei", "CN")):
         done = run("approve", transfer_id, "--as", who, "--from", where)
         assert done.exit_code == 0, done.output
+    listed = run("transfer", "counts")
+    assert listed.exit_code == 0, listed.output
+    assert EXPORTER in listed.output and "40000" in listed.output
+    [count] = json.loads(run("transfer", "counts", "--json").output)
+    assert (count["exporter"], count["year"], count["individuals"]) == (
+        EXPORTER, this_year(), 40000,
+    )  # fmt: skip
     shown = run("show", transfer_id)
     assert "carries     40000 individuals, 0 with sensitive data" in shown.output
     assert f"counted     {EXPORTER} {this_year()}: 40000 individuals, 0 sensitive (exempt)" in (

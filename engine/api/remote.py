@@ -318,6 +318,10 @@ class RemoteTransfers:
     ) -> list[Request]:
         return self._remote._list("/v1/transfers", state, requester, overdue)
 
+    def counts(self) -> list[dict[str, Any]]:
+        found = self._remote._call("GET", "/v1/transfers/counts")["counts"]
+        return [c | {"updated_at": parse_rfc3339(c["updated_at"])} for c in found]
+
 
 class RemoteFilings:
     """The filing verbs of a `RemoteEngine` (`remote.filings`), as `Filings` has them."""

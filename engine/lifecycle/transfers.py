@@ -209,6 +209,11 @@ class Transfers:
             lifecycle._audit(now, actor, "copy_deleted", req, decision, detail)
         return lifecycle._view(req, now)
 
+    def counts(self) -> list[dict[str, Any]]:
+        """The export counts: per counter, exporter and calendar year, the individuals the
+        transfers approved carried (exports.py), with when each last grew."""
+        return self._lifecycle.store.export_counts()
+
     def list(
         self, state: str | None = None, requester: str | None = None, overdue: bool = False
     ) -> list[Request]:

@@ -35,7 +35,7 @@ def _nothing_stored(api) -> bool:
         ({"individuals": "60000"}, "individuals"),
         ({"individuals": True}, "individuals"),
         ({"individuals": 1.5}, "individuals"),
-        ({"individuals": 2**63}, "individuals"),
+        ({"individuals": 10**12 + 1}, "individuals"),
         ({"sensitive_individuals": -3}, "sensitive_individuals"),
         ({"sensitive_individuals": None, "individuals": []}, "individuals"),
     ],
@@ -75,8 +75,12 @@ def test_the_count_is_kept_on_approval_and_the_next_copy_is_refused_past_it(api)
     shown = api.as_("alice").get(f"/v1/requests/{transfer_id}").json()
     assert shown["state"] == "active"
     assert shown["exports"][0]["route"] == "exempt"
-    [count] = api.service.engine.store.export_counts()
+    listed = api.as_("alice").get("/v1/transfers/counts")
+    assert listed.status_code == 200, listed.text
+    [count] = listed.json()["counts"]
     assert (count["exporter"], count["individuals"]) == ("acme-china", 60000)
+    assert count["updated_at"].endswith("Z")
+    assert api.as_("etl-eu", "service").get("/v1/transfers/counts").status_code == 403
 
     refused = api.as_("oscar").post("/v1/transfers", GOOD)
     assert refused.status_code == 403, refused.text

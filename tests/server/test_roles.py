@@ -69,6 +69,7 @@ ALLOWED = {
     "transfers.deleted": {USER, SERVICE},
     "filings.list": {USER, AUDITOR, ADMIN},
     "filings.record": {USER, ADMIN},
+    "export_counts.list": {USER, AUDITOR, ADMIN},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the

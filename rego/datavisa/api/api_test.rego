@@ -40,6 +40,7 @@ _table := {
 	"transfers.deleted": {"user", "service"},
 	"filings.list": {"user", "auditor", "admin"},
 	"filings.record": {"user", "admin"},
+	"export_counts.list": {"user", "auditor", "admin"},
 }
 
 _decision(role, operation) := d if {

@@ -152,6 +152,18 @@ def describe_request(
         keep = "for ever" if req.retention_s is None else format_duration(req.retention_s)
         lines.append(f"  copy to     {req.target_region}, by {req.importer or 'your entity'}")
         lines.append(f"  kept        {keep}")
+        if req.individuals is not None:
+            lines.append(
+                f"  carries     {req.individuals} individuals, "
+                f"{req.sensitive_individuals} with sensitive data"
+            )
+        for e in req.exports:
+            lines.append(
+                f"  counted     {e['exporter']} {e['year']}: "
+                f"{e['before_individuals'] + e['individuals']} individuals, "
+                f"{e['before_sensitive_individuals'] + e['sensitive_individuals']} sensitive "
+                f"({e['route'].replace('_', ' ')})"
+            )
     if req.kind != "breakglass":
         lines.append(f"  approvals   {needs or 'none needed'}")
     optional = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from datavisa.engine.model.durations import rfc3339
 from datavisa.engine.model.records import STATES
 
 from . import output
@@ -74,6 +75,20 @@ def transfer() -> None:
     "international_agreement evidence; the customer is told).",
 )
 @click.option(
+    "--individuals",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="How many individuals' personal information the copy carries, all of them. "
+    "Chinese personal information leaving China needs it (and --sensitive-individuals): "
+    "its export route is picked by the exporter's yearly count (PIPL; 2024 Provisions).",
+)
+@click.option(
+    "--sensitive-individuals",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Of those, how many with sensitive personal information.",
+)
+@click.option(
     "--start",
     "start_at",
     callback=instant,
@@ -99,6 +114,8 @@ def request(
     evidence,
     reason,
     requester_kind,
+    individuals,
+    sensitive_individuals,
     start_at,
     duration_s,
     target,
@@ -115,6 +132,8 @@ def request(
       datavisa transfer request eu-service-metrics --to aws:us-east-1 --importer acme-inc \\
         --requester-kind foreign_public_authority --evidence international_agreement \\
         --reason "LEGAL-7 US court order under the EU-US MLAT"
+      datavisa transfer request cn-customer-profiles --to aws:ap-northeast-1 \\
+        --individuals 40000 --sensitive-individuals 0 --reason "CHG-51 CRM sync"
     """
     with target.engine() as engine:
         req = engine.transfers.request(
@@ -128,6 +147,8 @@ def request(
             evidence=list(evidence),
             start_at=start_at,
             requester_kind=requester_kind,
+            individuals=individuals,
+            sensitive_individuals=sensitive_individuals,
         )
     output.print_request(req, as_json)
 
@@ -186,6 +207,39 @@ def deleted(transfer_id, target, as_json):
     with target.engine() as engine:
         req = engine.transfers.deleted(transfer_id, target.actor(engine))
     output.print_request(req, as_json)
+
+
+@transfer.command()
+@json_option
+@target_options
+def counts(target, as_json):
+    """List the export counts: per exporter and calendar year, the individuals the
+    transfers approved carried.
+
+    China's PIPL route (exempt, standard contract or certification, CAC security
+    assessment) is picked from the exporter's count of the year plus the transfer; a
+    transfer adds to it when it is approved. The year is policy's (Asia/Shanghai).
+
+    \b
+    Examples:
+      datavisa transfer counts
+      datavisa transfer counts --json
+    """
+    with target.engine(policy=False) as engine:
+        found = engine.transfers.counts()
+    if as_json:
+        output.echo_json([c | {"updated_at": rfc3339(c["updated_at"])} for c in found])
+        return
+    if not found:
+        click.echo("no export counts")
+        return
+    rows = [
+        [c["counter"], c["exporter"], str(c["year"]), str(c["individuals"]),
+         str(c["sensitive_individuals"]), output.when(c["updated_at"])]
+        for c in found
+    ]  # fmt: skip
+    headers = ["counter", "exporter", "year", "individuals", "sensitive", "updated"]
+    click.echo(output.table(rows, headers))
 
 
 @transfer.command(name="list")

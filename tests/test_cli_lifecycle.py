@@ -138,7 +138,8 @@ def test_evidence_the_data_jurisdiction_does_not_know_is_refused_naming_what_it_
     )
     listed = run("request", "--help")
     known = (
-        "(accreditation_certificate, bcr, cac, cisa_security_requirements, dsp_compliance_program,"
-        " international_agreement, pia, risk_assessment, scc, tia_dossier)"
+        "(accreditation_certificate, bcr, cac, cac_security_assessment,"
+        " cisa_security_requirements, dsp_compliance_program, international_agreement, pia,"
+        " pipl_certification, pipl_standard_contract, risk_assessment, scc, tia_dossier)"
     )
     assert known in " ".join(listed.output.split())

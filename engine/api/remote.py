@@ -265,6 +265,8 @@ class RemoteTransfers:
         evidence: list[str] | None = None,
         start_at: float | None = None,
         requester_kind: str | None = None,
+        individuals: int | None = None,
+        sensitive_individuals: int | None = None,
     ) -> Request:
         self._remote._as(requester)
         body: dict[str, Any] = {
@@ -281,6 +283,12 @@ class RemoteTransfers:
             body["start_at"] = rfc3339(start_at)
         if requester_kind:
             body["requester_kind"] = requester_kind
+        for name, count in (
+            ("individuals", individuals),
+            ("sensitive_individuals", sensitive_individuals),
+        ):
+            if count is not None:
+                body[name] = count
         return self._remote._request("POST", "/v1/transfers", body)
 
     def check(
@@ -309,6 +317,10 @@ class RemoteTransfers:
         self, state: str | None = None, requester: str | None = None, overdue: bool = False
     ) -> list[Request]:
         return self._remote._list("/v1/transfers", state, requester, overdue)
+
+    def counts(self) -> list[dict[str, Any]]:
+        found = self._remote._call("GET", "/v1/transfers/counts")["counts"]
+        return [c | {"updated_at": parse_rfc3339(c["updated_at"])} for c in found]
 
 
 class RemoteFilings:

@@ -82,6 +82,7 @@ from ..policy.decide import (
 from ..policy.opa import OpaClient
 from ..policy.opa_async import AsyncOpaClient
 from ..store import Store
+from .exports import count_exports, export_counts
 from .filings import Filings, open_deadlines, start_deadlines
 from .grants import Grants
 from .transfers import Transfers, deletion_deadline, transfer_input
@@ -293,6 +294,8 @@ class Engine:
         for _ in range(_RACES):
             req = self._load(request_id, self.clock(), {PENDING}, "approve")
             approvals = self._approvers(req.id)
+            # A transfer is judged on its exporter's export counts of now (exports.py).
+            counted = export_counts(self.store) if req.kind == TRANSFER_KIND else None
             asked = {
                 "approver": approver,
                 "approver_location": location,
@@ -302,17 +305,22 @@ class Engine:
             }
             if earlier := self._approvers_groups(req.id):
                 asked["idp_groups"] = earlier
+            if counted is not None:
+                asked["export_counts"] = counted
             decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
             if not decision.allow:
                 raise Denied("approval refused", decision)
             with self.store.transaction() as db:
                 # Under the write lock: the quorum was judged on the approvals recorded
-                # before this one; if another landed meanwhile, judge again.
+                # before this one, a transfer on the export counts; if another landed
+                # meanwhile, judge again.
                 now = self.clock()
                 req = self._load(request_id, now, {PENDING}, "approve")
                 if self._approvers(req.id) != approvals:
                     continue
                 groups = authentication.groups if authentication is not None else None
+                if counted is not None and export_counts(self.store) != counted:
+                    continue
                 approval = Approval(
                     req.id, approver, "approve", now, decision.decision_id, location,
                     idp_groups=None if groups is None else json.dumps(list(groups)),
@@ -321,6 +329,10 @@ class Engine:
                 detail = {"groups": decision.result.get("groups", []), "location": location}
                 self._audit(now, approver, "approved", req, decision, detail)
                 if decision.result.get("quorum_met"):
+                    count_exports(
+                        self.store, req, list(decision.result.get("exports", [])),
+                        counted or [], now, approver, decision.decision_id, self.revision,
+                    )  # fmt: skip
                     req = self._quorum_met(req, now, approver)
             self._in_force(req)
             return self._view(req, now)

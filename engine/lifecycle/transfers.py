@@ -34,6 +34,7 @@ from ..model.records import (
 )
 from ..policy.decide import TRANSFER_CHECK, TRANSFER_REQUEST
 from ..store import Store
+from .exports import count_exports, counts_before, export_counts
 from .filings import open_deadlines
 
 COPY = "copy"  # the one action of a transfer
@@ -44,6 +45,7 @@ class Lifecycle(Protocol):
     engine's own steps: engine.py provides them)."""
 
     store: Store
+    revision: str
 
     def clock(self) -> float: ...
 
@@ -91,11 +93,16 @@ class Transfers:
         evidence: list[str] | None = None,
         start_at: float | None = None,
         requester_kind: str | None = None,
+        individuals: int | None = None,
+        sensitive_individuals: int | None = None,
     ) -> Request:
         """Ask to copy `resource` to `target_region` within a window of `duration_s`
         seconds, the copy kept `retention_s` seconds (None: for ever). Opens at once when
         policy needs no approval. `requester_kind` foreign_public_authority: the copy is
-        a foreign authority's request (policy knows the kinds)."""
+        a foreign authority's request (policy knows the kinds). `individuals` and
+        `sensitive_individuals`: how many individuals' personal information the copy
+        carries, and of those with sensitive personal information (China's export route
+        is picked by its exporter's yearly count of them, exports.py)."""
         lifecycle = self._lifecycle
         now = lifecycle.clock()
         overdue = overdue_deletions(lifecycle.store, requester, now)
@@ -103,11 +110,12 @@ class Transfers:
         importer, requester_kind = importer or None, requester_kind or None
         asked = request_input(
             requester, resource, target_region, duration_s, reason, importer, retention_s,
-            evidence, overdue, requester_kind,
+            evidence, overdue, requester_kind, individuals, sensitive_individuals,
         )  # fmt: skip
         if start_at is not None:  # how far ahead it may start is policy's
             asked["start_in_s"] = start_at - now
         asked["filing_deadlines"] = open_deadlines(lifecycle.store)
+        asked["export_counts"] = counted = export_counts(lifecycle.store)
         decision = lifecycle._decide(TRANSFER_REQUEST, asked)
         if not decision.allow:
             raise Denied("transfer refused", decision)
@@ -125,6 +133,8 @@ class Transfers:
             retention_s=retention_s,
             requester_kind=requester_kind,
             filings=list(policy.get("filings", [])),
+            individuals=individuals,
+            sensitive_individuals=sensitive_individuals,
         )  # fmt: skip
         with lifecycle.store.transaction() as db:
             if overdue_deletions(lifecycle.store, requester, lifecycle.clock()) != overdue:
@@ -139,7 +149,11 @@ class Transfers:
                 decision,
                 {"policy": policy, "target_region": target_region, "importer": importer},
             )
-            if policy["quorum_met"]:
+            if policy["quorum_met"]:  # approved at once: it counts now
+                count_exports(
+                    lifecycle.store, req, list(policy.get("exports", [])), counted, now,
+                    requester, decision.decision_id, lifecycle.revision,
+                )  # fmt: skip
                 lifecycle._quorum_met(req, now, requester)
         lifecycle._in_force(req)
         return req
@@ -195,6 +209,11 @@ class Transfers:
             lifecycle._audit(now, actor, "copy_deleted", req, decision, detail)
         return lifecycle._view(req, now)
 
+    def counts(self) -> list[dict[str, Any]]:
+        """The export counts: per counter, exporter and calendar year, the individuals the
+        transfers approved carried (exports.py), with when each last grew."""
+        return self._lifecycle.store.export_counts()
+
     def list(
         self, state: str | None = None, requester: str | None = None, overdue: bool = False
     ) -> list[Request]:
@@ -226,13 +245,22 @@ def transfer_input(req: Request) -> dict[str, Any]:
         "target_region": req.target_region,
         "importer": req.importer or "",
         "evidence": req.evidence,
-        **_declared(req.requester_kind),
+        **_declared(req.requester_kind, req.individuals, req.sensitive_individuals),
     }
 
 
-def _declared(requester_kind: str | None) -> dict[str, Any]:
+def _declared(
+    requester_kind: str | None,
+    individuals: int | None = None,
+    sensitive_individuals: int | None = None,
+) -> dict[str, Any]:
     """What a transfer declares beside the copy, as the policy reads it (absent: none)."""
-    return {"requester_kind": requester_kind} if requester_kind else {}
+    said = {
+        "requester_kind": requester_kind or None,
+        "individuals": individuals,
+        "sensitive_individuals": sensitive_individuals,
+    }
+    return {k: v for k, v in said.items() if v is not None}
 
 
 def request_input(
@@ -246,6 +274,8 @@ def request_input(
     evidence: list[str],
     overdue: list[dict[str, Any]],
     requester_kind: str | None = None,
+    individuals: int | None = None,
+    sensitive_individuals: int | None = None,
 ) -> dict[str, Any]:
     """What datavisa.transfer_request is asked about a transfer, given the requester's
     overdue deletions."""
@@ -257,7 +287,7 @@ def request_input(
         "duration_s": duration_s,
         "reason": reason,
         "overdue_deletions": overdue,
-        **_declared(requester_kind),
+        **_declared(requester_kind, individuals, sensitive_individuals),
     }
     if importer:
         asked["importer"] = importer
@@ -296,6 +326,9 @@ def _copy_doc(req: Request) -> dict[str, Any]:
         "evidence": req.evidence,
         "retention_s": req.retention_s,
         "requester_kind": req.requester_kind,
+        "individuals": req.individuals,
+        "sensitive_individuals": req.sensitive_individuals,
+        "export_counts": counts_before(req),
         "starts_ns": epoch_ns(req.activated_at),
         "expires_ns": epoch_ns(req.expires_at),
     }

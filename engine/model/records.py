@@ -81,8 +81,20 @@ class Request:
     # active, the first time for its exporter: [{filing, exporter, within_s}]
     # (rego/datavisa/filing; lifecycle/filings.py).
     filings: list[dict[str, Any]] = field(default_factory=list)
+    # A transfer's size as it declares it, for China's export route: how many individuals'
+    # personal information the copy carries, and how many of those with sensitive personal
+    # information (None: not said) (rego/datavisa/pipl_route).
+    individuals: int | None = None
+    sensitive_individuals: int | None = None
+    # What its approval added to its exporter's yearly counts, with the counts before it:
+    # [{counter, exporter, year, route, individuals, sensitive_individuals,
+    # before_individuals, before_sensitive_individuals}] (lifecycle/exports.py).
+    exports: list[dict[str, Any]] = field(default_factory=list)
 
-    _JSON = ("actions", "countries", "approvals_required", "evidence", "offline_enders", "filings")
+    _JSON = (
+        "actions", "countries", "approvals_required", "evidence", "offline_enders", "filings",
+        "exports",
+    )  # fmt: skip
 
     def to_row(self) -> dict[str, Any]:
         return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
@@ -99,6 +111,7 @@ class Request:
             values[name] = json.loads(values[name]) if values[name] is not None else None
         values["offline_enders"] = values["offline_enders"] or {}
         values["filings"] = values["filings"] or []
+        values["exports"] = values["exports"] or []
         return cls(**values)
 
 

@@ -426,6 +426,42 @@ class Store:
             == 1
         )
 
+    # -- export counts (lifecycle.exports): individuals sent abroad per calendar year -----
+
+    def export_counts(self) -> list[dict[str, Any]]:
+        """Every yearly export count, by counter, exporter and year."""
+        return list(
+            rows_as_dicts(
+                self.db.execute(
+                    "SELECT counter, exporter, year, individuals, sensitive_individuals, "
+                    "updated_at FROM export_counts ORDER BY counter, exporter, year"
+                )
+            )
+        )
+
+    def add_to_export_count(
+        self,
+        counter: str,
+        exporter: str,
+        year: int,
+        individuals: int,
+        sensitive_individuals: int,
+        at: float,
+    ) -> tuple[int, int]:
+        """Add to the exporter's count of `year`, made at 0 if none; the totals after. Call
+        inside `transaction()`: one statement, so the total returned is the one written."""
+        row = self.db.execute(
+            "INSERT INTO export_counts (counter, exporter, year, individuals, "
+            "sensitive_individuals, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (counter, exporter, year) DO UPDATE SET "
+            "individuals = export_counts.individuals + excluded.individuals, "
+            "sensitive_individuals = export_counts.sensitive_individuals "
+            "+ excluded.sensitive_individuals, updated_at = excluded.updated_at "
+            "RETURNING individuals, sensitive_individuals",
+            [counter, exporter, year, individuals, sensitive_individuals, at],
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     # -- dialect pieces the layers above need -------------------------------------------
 
     def json_array_has(self, column: str) -> str:

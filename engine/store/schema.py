@@ -510,6 +510,29 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             Column("provisioning", "verifier", str),
         ],
     ),
+    (
+        10,
+        "export counts: individuals an exporter sent abroad per calendar year (China's PIPL route)",
+        [
+            # One per counter (policy's: pipl_export), exporter and calendar year (in the
+            # counter's timezone, as policy says): what the transfers approved that year
+            # carried, added in the transaction of each approval. The request and approval
+            # decisions are given them, and pick the route from them plus the transfer.
+            Table(
+                "export_counts",
+                {
+                    "counter": str,
+                    "exporter": str,
+                    "year": int,
+                    "individuals": int,
+                    "sensitive_individuals": int,
+                    "updated_at": float,
+                },
+                pk=("counter", "exporter", "year"),
+                not_null=("individuals", "sensitive_individuals", "updated_at"),
+            ),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

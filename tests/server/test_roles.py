@@ -71,6 +71,7 @@ ALLOWED = {
     "filings.record": {USER, ADMIN},
     "scim.read": {SCIM},
     "scim.write": {SCIM},
+    "export_counts.list": {USER, AUDITOR, ADMIN},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the

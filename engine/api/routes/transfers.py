@@ -5,9 +5,9 @@ transfer are the requests' and grants' routes: a transfer is a kind of request."
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
-from ...model.durations import DURATION_PATTERN, WIRE_MAX_S
+from ...model.durations import DURATION_PATTERN, WIRE_MAX_S, rfc3339
 from ...model.records import STATES
 from ..deps import V1, Allowed, Served
 from ..errors import ApiError, JsonRoute
@@ -58,6 +58,26 @@ Keep = Annotated[
 ]
 
 
+# How many individuals a copy carries: a whole number, 0 or more. Bounded far above any
+# population (and exactly, in a JSON schema's float) so a store's bigint sum never overflows.
+INDIVIDUALS_MAX = 10**12
+
+
+def _individuals(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():  # 40000.0 is an integer to JSON
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INDIVIDUALS_MAX:
+        return value
+    raise ValueError(f"not a whole number from 0 to {INDIVIDUALS_MAX}")
+
+
+Individuals = Annotated[
+    int,
+    PlainValidator(_individuals),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INDIVIDUALS_MAX}),
+]
+
+
 class NewTransfer(Body):
     resource: Name
     target_region: Name = Field(description="The region the copy goes to, e.g. aws:us-east-1")
@@ -75,6 +95,15 @@ class NewTransfer(Body):
         default=None,
         description="Who asks, when not your own organisation: foreign_public_authority for "
         "a third country's court or authority (EU Data Act Art. 32); policy knows the kinds",
+    )
+    individuals: Individuals | None = Field(
+        default=None,
+        description="How many individuals' personal information the copy carries, all of "
+        "them: China's export route (PIPL) is picked by the exporter's yearly count of them",
+    )
+    sensitive_individuals: Individuals | None = Field(
+        default=None,
+        description="Of those, how many with sensitive personal information",
     )
 
 
@@ -122,8 +151,33 @@ def create_transfer(
         evidence=body.evidence,
         start_at=body.start_at.timestamp() if body.start_at else None,
         requester_kind=body.requester_kind,
+        individuals=body.individuals,
+        sensitive_individuals=body.sensitive_individuals,
     )
     return to_wire(req)
+
+
+class ExportCount(BaseModel):
+    counter: str = Field(description="Policy's counter, e.g. pipl_export (China's PIPL route)")
+    exporter: str = Field(description="The legal entity exporting (resources.*.controller)")
+    year: int = Field(description="The calendar year, in the counter's timezone")
+    individuals: int
+    sensitive_individuals: int
+    updated_at: str = Field(description="RFC 3339 UTC: when the last approval added to it")
+
+
+class ExportCounts(BaseModel):
+    counts: list[ExportCount]
+
+
+@router.get("/v1/transfers/counts", response_model=ExportCounts, tags=["transfers"], **V1)
+def export_counts(
+    service: Served, actor: Annotated[Principal, Allowed("export_counts.list")]
+) -> Any:
+    """The export counts: per exporter and calendar year, how many individuals the
+    transfers approved carried; China's PIPL route is picked from them."""
+    found = service.engine.transfers.counts()
+    return {"counts": [c | {"updated_at": rfc3339(c["updated_at"])} for c in found]}
 
 
 @router.get("/v1/transfers", response_model=RequestList, tags=["transfers"], **V1)

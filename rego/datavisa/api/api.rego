@@ -42,7 +42,7 @@ operations := {
 	"alerts.list", "alerts.read", "alerts.ack", "events.read", "tokens.whoami",
 	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
 	"transfers.create", "transfers.check", "transfers.deleted",
-	"filings.list", "filings.record", "scim.read", "scim.write",
+	"filings.list", "filings.record", "scim.read", "scim.write", "export_counts.list",
 }
 
 _reads_records := {
@@ -57,6 +57,7 @@ _may := {
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
 		"grants.extend", "grants.review", "grants.credentials", "access.check", "gateway.authz",
 		"tokens.whoami", "transfers.create", "transfers.deleted", "filings.list", "filings.record",
+		"export_counts.list",
 	}),
 	"service": {
 		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",
@@ -66,11 +67,12 @@ _may := {
 	"scim": {"scim.read", "scim.write", "tokens.whoami"},
 	"auditor": (_reads_records | {
 		"logs.read", "alerts.list", "alerts.read", "tokens.whoami",
-		"fleet.read", "filings.list",
+		"fleet.read", "filings.list", "export_counts.list",
 	}),
 	"admin": (_reads_records | {
 		"sweep.run", "grants.revoke", "grants.abandon_removal", "alerts.list", "alerts.read",
 		"alerts.ack", "tokens.whoami", "fleet.read", "filings.list", "filings.record",
+		"export_counts.list",
 	}),
 }
 

@@ -42,6 +42,7 @@ _table := {
 	"filings.record": {"user", "admin"},
 	"scim.read": {"scim"},
 	"scim.write": {"scim"},
+	"export_counts.list": {"user", "auditor", "admin"},
 }
 
 _decision(role, operation) := d if {

@@ -9,16 +9,21 @@
 #   Input: {approver, approver_location (ISO 3166 alpha-2 or "unknown"; absent =
 #   "unknown"), request: {id, requester, resource, actions, duration_s, location,
 #   evidence (optional), kind: access | extension | transfer (absent = access),
-#   target_region and importer (a transfer's)}, approvals:
+#   target_region, importer, individuals and sensitive_individuals (a transfer's)},
+#   export_counts (a transfer's: the store's yearly counts, datavisa.pipl_route), approvals:
 #   [approver ids already recorded], authentication (what the identity provider said of
 #   the approver's sign-in, datavisa.step_up; absent for a caller no IdP signed in),
 #   origin (where approver_location comes from: datavisa.origin; optional)}
 #   Output: decision = {allow, reasons: [{code, message}], groups, quorum_met,
-#   approvals_required}
+#   approvals_required, exports (a transfer's: what it adds to its exporter's yearly
+#   counts when this approval meets the quorum, datavisa.pipl_route)}
 #
 #   An access request needs the tier's approvals, plus its cross-border approvals when
 #   personal data would cross a border; an extension needs the tier's extension approvals;
-#   a transfer what datavisa.transfer says its copy needs.
+#   a transfer what datavisa.transfer says its copy needs. A transfer on China's export
+#   route is judged again on the counts of now (PIPL; Provisions on Promoting and
+#   Regulating Cross-Border Data Flows, 2024; from 2026-01-01): approval is when it may
+#   happen, so a copy others pushed into a route whose evidence it lacks is refused.
 package datavisa.approval
 
 import data.datavisa.directory
@@ -48,12 +53,28 @@ _requirements := _tier.extension.approvals if _kind == "extension"
 
 _requirements := needed if {
 	_kind == "transfer"
-	needed := transfer.approvals_required with input as {
+	needed := transfer.approvals_required with input as _copy
+}
+
+# The copy a transfer asks for, as datavisa.transfer reads it, with the counts of now.
+_copy := {k: v |
+	some k, v in {
 		"resource": _request.resource,
 		"target_region": _request.target_region,
 		"importer": object.get(_request, "importer", ""),
 		"evidence": object.get(_request, "evidence", []),
+		"individuals": object.get(_request, "individuals", null),
+		"sensitive_individuals": object.get(_request, "sensitive_individuals", null),
+		"export_counts": object.get(input, "export_counts", []),
 	}
+	v != null
+}
+
+default _exports := set()
+
+_exports := exports if {
+	_kind == "transfer"
+	exports := transfer.exports with input as _copy
 }
 
 default _cross_border_approvals := []
@@ -91,6 +112,11 @@ default _step_up_step := "approve"
 _step_up_step := "approve_transfer" if {
 	_kind == "transfer"
 	_tier.step_up.approve_transfer
+}
+
+deny contains reason if {
+	_kind == "transfer"
+	some reason in transfer.route_denials with input as _copy
 }
 
 deny contains {"code": "self_approval", "message": "nobody may approve their own request"} if {
@@ -165,4 +191,5 @@ decision := {
 	"groups": groups,
 	"quorum_met": quorum_met,
 	"approvals_required": _requirements,
+	"exports": _exports,
 }

@@ -18,19 +18,31 @@
 #   A copy a foreign public authority asks for (requester_kind foreign_public_authority)
 #   follows datavisa.foreign_authority too (EU Data Act Art. 32, GDPR Art. 48).
 #
+#   Chinese personal information leaving China follows datavisa.pipl_route from its date
+#   (2026-01-01): the copy says how many individuals it carries, and the route its
+#   exporter's yearly count reaches with it (exempt, standard contract or certification,
+#   CAC security assessment) decides its evidence instead of the localisation's flat copy
+#   rule (the rule that names the route gives way; access from abroad keeps its own).
+#
 #   A reason concerning one field of the ask names it (field: resource, target_region,
 #   importer, evidence, keep, requester_kind), as the API and the CLI call it.
 #
 #   Input: {resource, target_region, evidence: [string] (optional), importer: entity id
 #   (optional), retention_s (optional: seconds the copy is kept; absent = permanent),
-#   requester_kind (optional: foreign_public_authority when such an authority asks)}
+#   requester_kind (optional: foreign_public_authority when such an authority asks),
+#   individuals and sensitive_individuals (optional: how many individuals' personal
+#   information the copy carries, and of those with sensitive personal information),
+#   export_counts (optional: the store's yearly counts, datavisa.pipl_route)}
 #   or, without a resource, {source_region, tier, tags: [string], target_region, ...}.
 #   Output: decision = {allow, reasons: [{code, message}], cross_border, basis (as for
 #   the request decision), scope (of the adequacy finding, or null), approvals_required:
-#   [{group, count}], max_retention_s (how long a copy may be kept, or null for no limit)}
+#   [{group, count}], max_retention_s (how long a copy may be kept, or null for no limit),
+#   exports (what the copy adds to its exporter's yearly counts when approved:
+#   [{counter, exporter, year, individuals, sensitive_individuals, route}])}
 package datavisa.transfer
 
 import data.datavisa.foreign_authority
+import data.datavisa.pipl_route
 import data.datavisa.residency
 import data.datavisa.us_bulk_data
 
@@ -55,7 +67,42 @@ _ctx := {
 	"evidence": {e | some e in object.get(input, "evidence", [])},
 }
 
-_basis := residency.basis(_ctx)
+# A copy on China's export route rests on the route's basis once its evidence is on file.
+_basis := pipl_route.basis if {
+	_routed
+	count(route_denials) == 0
+} else := "none" if {
+	_routed
+} else := residency.basis(_ctx)
+
+_routed if pipl_route.applies(_ctx)
+
+_ask := {
+	"individuals": object.get(input, "individuals", null),
+	"sensitive_individuals": object.get(input, "sensitive_individuals", null),
+}
+
+# METADATA
+# title: Export route denials
+# description: |
+#   Why the copy is refused on China's export route (datavisa.pipl_route), given the
+#   store's yearly counts (input.export_counts): asked again when a transfer is approved.
+default route_denials := set()
+
+route_denials := pipl_route.denials(_data, _ctx, _ask, object.get(input, "export_counts", []))
+
+# METADATA
+# title: Exports
+# description: What the copy adds to its exporter's yearly counts when it is approved (datavisa.pipl_route).
+default exports := set()
+
+exports := pipl_route.exports(_data, _ctx, _ask, object.get(input, "export_counts", []))
+
+# The localisation's copy evidence, unless the rule names the export route and it decides.
+_copy_evidence(copies) := [] if {
+	copies.route == "pipl_export"
+	_routed
+} else := object.get(copies, "evidence", [])
 
 _copies := {rule.copies | some rule in residency.localised(_ctx)}
 
@@ -67,7 +114,7 @@ _rules := data.datavisa.transfer_rules
 
 _route_bases := {basis | some basis in _rules.routes[_data.region][input.target_region].bases}
 
-_known_evidence := ((residency.known_evidence(_ctx) | us_bulk_data.evidence_kinds(_data)) | foreign_authority.evidence_kinds(_source.jurisdiction)) | {kind |
+_known_evidence := (((residency.known_evidence(_ctx) | us_bulk_data.evidence_kinds(_data)) | foreign_authority.evidence_kinds(_source.jurisdiction)) | pipl_route.evidence_kinds(_source.jurisdiction)) | {kind |
 	some copies in _copies
 	some kind in object.get(copies, "evidence", [])
 }
@@ -121,6 +168,7 @@ deny contains {"code": "transfer_not_permitted", "field": "target_region", "mess
 	_tier.residency_checked
 	not _basis in _tier.bases
 	not _basis in _route_bases
+	count(route_denials) == 0 # the route's own reasons say why
 	msg := sprintf("%s data held in %s may not be copied to %s (basis: %s)", [_data.tier, _source.jurisdiction, input.target_region, _basis])
 }
 
@@ -134,7 +182,7 @@ deny contains {"code": "copy_not_permitted", "field": "target_region", "message"
 deny contains {"code": "evidence_required", "field": "evidence", "message": msg} if {
 	residency.cross_border(_ctx)
 	some copies in _copies
-	some needed in object.get(copies, "evidence", [])
+	some needed in _copy_evidence(copies)
 	not needed in _ctx.evidence
 	msg := sprintf("a copy outside %s needs %s evidence on file", [_source.jurisdiction, needed])
 }
@@ -159,6 +207,11 @@ deny contains reason if {
 	input.resource
 	_target
 	some reason in us_bulk_data.copy_denials(_data, residency.region_place(_target), object.get(input, "importer", ""), _ctx.evidence)
+}
+
+deny contains reason if {
+	_target
+	some reason in route_denials
 }
 
 deny contains reason if {
@@ -226,4 +279,5 @@ decision := {
 	"scope": _scope,
 	"approvals_required": approvals_required,
 	"max_retention_s": max_retention_s,
+	"exports": exports,
 }

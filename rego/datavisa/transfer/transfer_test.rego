@@ -46,13 +46,13 @@ test_copies_between_regions if {
 			"ask": {"resource": "ru-customer-register", "target_region": "onprem:st-petersburg-1"},
 			"codes": set(), "xb": false, "basis": "in_jurisdiction", "approvals": ["data_owner"],
 		},
-		# China: a CAC assessment on file
-		{
-			"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1"},
-			"codes": {"transfer_not_permitted", "evidence_required"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
-		},
+		# China (2026): the export route of the exporter's yearly count (datavisa.pipl_route)
 		{
 			"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "evidence": ["cac"]},
+			"codes": {"individuals_required", "sensitive_individuals_required"}, "xb": true, "basis": "none", "approvals": ["data_owner", "dpo"],
+		},
+		{
+			"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "individuals": 5000, "sensitive_individuals": 0},
 			"codes": set(), "xb": true, "basis": "cac", "approvals": ["data_owner", "dpo"],
 		},
 		# India: payment data copies abroad are temporary
@@ -130,9 +130,25 @@ test_bad_asks_name_their_field if {
 		{"ask": {"resource": "eu-customer-analytics", "target_region": "aws:us-east-1", "evidence": ["scc", "cac"]}, "reasons": {["unknown_evidence", "evidence"]}},
 		{"ask": {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "retention_s": 90000}, "reasons": {["retention_exceeds_localisation_max", "keep"]}},
 		{"ask": {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "retention_s": 0}, "reasons": {["retention_invalid", "keep"]}},
-		{"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "evidence": ["cac"]}, "reasons": set()},
+		{"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "individuals": 1, "sensitive_individuals": 0}, "reasons": set()},
+		{"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "individuals": -1, "sensitive_individuals": 0.5}, "reasons": {["individuals_required", "individuals"], ["sensitive_individuals_required", "sensitive_individuals"]}},
+		{"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "individuals": 1, "sensitive_individuals": 2}, "reasons": {["sensitive_exceeds_individuals", "sensitive_individuals"]}},
+		{"ask": {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "individuals": 200000, "sensitive_individuals": 0}, "reasons": {["export_route_evidence_required", "evidence"]}},
 	]
 	[c.ask | some c in cases; {[r.code, r.field] | some r in _decide(c.ask).reasons} != c.reasons] == []
+}
+
+# Before China's export route (2026-01-01), the localisation's flat rule: a CAC
+# assessment or filed standard contract (`cac`) for every copy, whatever its size.
+test_before_the_export_route_every_chinese_copy_needs_cac_evidence if {
+	late_2025 := time.parse_rfc3339_ns("2025-12-31T15:59:59Z") # 23:59:59 in Shanghai
+	small := {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "individuals": 10, "sensitive_individuals": 0}
+	refused := transfer.decision with input as small with time.now_ns as late_2025
+	_codes(refused) == {"transfer_not_permitted", "evidence_required"}
+	allowed := transfer.decision with input as object.union(small, {"evidence": ["cac"]}) with time.now_ns as late_2025
+	allowed.allow
+	allowed.basis == "cac"
+	allowed.exports == set()
 }
 
 _london_route := {"routes": {"aws:eu-west-1": {"aws:eu-west-2": {"bases": ["adequacy"]}}}}

@@ -10,7 +10,9 @@
 #   Input: {resource, target_region, importer ("" or absent: none), transfer_id
 #   (optional: only that transfer counts), transfers: [{id, resource, target_region,
 #   importer, evidence, retention_s (null: for ever), requester_kind (null: none),
-#   starts_ns, expires_ns}] (the
+#   individuals and sensitive_individuals (null: not declared), export_counts (the yearly
+#   counts as they stood before the transfer was counted, so that its route is judged
+#   again as when it was approved, datavisa.pipl_route), starts_ns, expires_ns}] (the
 #   approved transfers the engine holds for the resource)}
 #   Output: decision = {allow, reasons: [{code, message, field?}], transfer_id,
 #   expires_at (RFC 3339 UTC, when allowed)}
@@ -52,6 +54,9 @@ _copy(t) := {k: v |
 		"resource": t.resource, "target_region": t.target_region, "importer": _importer(t),
 		"evidence": object.get(t, "evidence", []), "retention_s": object.get(t, "retention_s", null),
 		"requester_kind": object.get(t, "requester_kind", null),
+		"individuals": object.get(t, "individuals", null),
+		"sensitive_individuals": object.get(t, "sensitive_individuals", null),
+		"export_counts": object.get(t, "export_counts", []),
 	}
 	v != null
 }

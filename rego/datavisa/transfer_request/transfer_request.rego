@@ -16,12 +16,16 @@
 #   not reported deleted), start_in_s (optional: a scheduled start, seconds from now),
 #   filing_deadlines: [{filing, exporter, first_transfer_id, first_transfer_ns, due_ns}]
 #   (optional: the store's deadlines not filed; an overdue one of the data's exporter
-#   blocks the transfer, datavisa.filing)}
+#   blocks the transfer, datavisa.filing), individuals and sensitive_individuals
+#   (optional: how many individuals' personal information the copy carries, and of those
+#   with sensitive personal information), export_counts (optional: the store's yearly
+#   counts; China's export route is picked from them plus this copy, datavisa.pipl_route)}
 #   Output: decision = {allow, reasons: [{code, message, field?}], approvals_required:
 #   [{group, count}], quorum_met, pending_lifetime_s, activation_deadline_s,
 #   max_duration_s (the longest window), max_retention_s (the longest the copy may be
 #   kept, or null), countries (the target's), transfer: {cross_border, basis, scope},
-#   filings (the filing deadlines the transfer starts when its window opens)}
+#   filings (the filing deadlines the transfer starts when its window opens), exports
+#   (what the copy adds to its exporter's yearly counts when approved, datavisa.pipl_route)}
 package datavisa.transfer_request
 
 import data.datavisa.directory
@@ -163,4 +167,5 @@ decision := {
 		"scope": transfer.decision.scope,
 	},
 	"filings": filings,
+	"exports": transfer.exports,
 }

@@ -79,7 +79,7 @@ test_an_overdue_deletion_blocks_transfers_under_the_same_localisation if {
 
 	# data under no localisation, or another one, is not blocked
 	_decide({"overdue_deletions": [_overdue]}).allow
-	cn := {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "importer": "", "evidence": ["cac"]}
+	cn := {"resource": "cn-customer-profiles", "target_region": "aws:ap-northeast-1", "importer": "", "individuals": 10, "sensitive_individuals": 0}
 	_decide(object.union(cn, {"overdue_deletions": [_overdue]})).allow
 }
 

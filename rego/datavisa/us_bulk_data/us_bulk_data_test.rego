@@ -128,7 +128,7 @@ test_who_is_a_covered_person if {
 		some s, _ in data.datavisa.subjects
 		count(us_bulk_data.access_denials(bulk, s, set())) > 0 with time.now_ns as _mid_2026
 	}
-	covered == {"wei", "lin"}
+	covered == {"wei", "lin", "mei"} # mei: the data protection officer employed in China
 	designated := us_bulk_data.access_denials(bulk, "carol", set()) with data.datavisa.subjects.carol.covered_person as true
 		with time.now_ns as _mid_2026
 	count(designated) == 2

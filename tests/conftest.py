@@ -1,5 +1,5 @@
 """Real parts only: an OPA process serving the shipped bundle, SQLite files in tmp dirs,
-a throwaway PostgreSQL cluster (a fresh database per test)."""
+a throwaway PostgreSQL cluster (a fresh database per test), a throwaway MariaDB server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from datavisa.cli.local_mariadb import LocalMariadb, MariadbUnavailable
 from datavisa.cli.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.cli.main import cli
 from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog
@@ -42,6 +43,19 @@ def postgres() -> Iterator[LocalPostgres]:
         pytest.skip(f"no PostgreSQL: {exc}")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[LocalMariadb]:
+    """One throwaway MariaDB server for the session, on a free loopback port, with a
+    random root password and the audit plugin loaded; skips, saying why, where MariaDB is
+    not installed (`make setup` installs it as root)."""
+    try:
+        server = LocalMariadb().start()
+    except MariadbUnavailable as exc:
+        pytest.skip(f"no MariaDB: {exc}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -58,6 +58,42 @@ def mariadb() -> Iterator[LocalMariadb]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def support(mariadb: LocalMariadb) -> str:
+    """The MariaDB database MARIADB_RESOURCE targets (connectors_opa's bundle), with its
+    tables and two tickets; its root DSN."""
+    dsn = mariadb.create_database("support")
+    with mariadb.connect("support") as db, db.cursor() as cur:
+        cur.execute("CREATE TABLE tickets (id int PRIMARY KEY, body text)")
+        cur.execute("CREATE TABLE agents (id int PRIMARY KEY, name text)")
+        cur.execute("CREATE TABLE secrets (id int)")  # not in the target: never granted
+        cur.execute("INSERT INTO tickets VALUES (1, 'cannot log in'), (2, 'refund')")
+    return dsn
+
+
+MARIADB_RESOURCE = "eu-support-tickets"
+
+
+@pytest.fixture(scope="session")
+def connectors_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
+    """An OPA with the shipped policy and a bundle that also has MARIADB_RESOURCE, a
+    confidential resource whose target is the MariaDB connection `support`."""
+    import shutil
+
+    data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path_factory.mktemp("mdb") / "data"))
+    resources = data / "resources.yaml"
+    resources.write_text(
+        resources.read_text().rstrip("\n")
+        + f"\n  {MARIADB_RESOURCE}:\n    region: aws:eu-central-1\n    tier: confidential\n"
+        "    tags: [pd]\n    team: analytics\n    actions: [read, write]\n"
+        "    target: {kind: mariadb, connection: support, database: support, "
+        "tables: [tickets, agents]}\n"
+    )
+    out = tmp_path_factory.mktemp("mdbbundle") / "bundle.tar.gz"
+    with OpaProcess(bundle.build(POLICY_DIR, data, out, "connectors")) as process:
+        yield process
+
+
 @pytest.fixture
 def pg_database(postgres: LocalPostgres, request: pytest.FixtureRequest) -> str:
     """A fresh, empty database in the session's cluster for this test; its superuser DSN."""

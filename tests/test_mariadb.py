@@ -224,3 +224,31 @@ def test_a_table_that_does_not_exist_grants_nothing_and_leaves_no_account(
         with mariadb.connect() as admin, admin.cursor() as cur:
             cur.execute("RENAME TABLE support.agents_away TO support.agents")
         store.close()
+
+
+def test_serve_config_takes_a_mariadb_connection_and_serve_makes_its_sink(
+    tmp_path: Path, connectors_opa: OpaProcess, mariadb: LocalMariadb
+):
+    from datavisa.engine.api import config
+    from datavisa.engine.connectors.kinds import sinks
+    from datavisa.engine.model.errors import DataVisaError
+
+    (tmp_path / "support.dsn").write_text(mariadb.dsn() + "\n")
+    (tmp_path / "serve.yaml").write_text(
+        "connections:\n  support:\n    kind: mariadb\n    dsn_file: support.dsn\n"
+        "    audit_log: audit.log\n    public_host: db.example.com\n"
+    )
+    cfg = config.load(tmp_path / "serve.yaml")
+    conn = cfg.connections["support"]
+    assert isinstance(conn, Connection) and conn.audit_log == tmp_path / "audit.log"
+    assert conn.address() == ("db.example.com", mariadb.port)
+    assert mariadb.password not in repr(cfg) and mariadb.password not in repr(conn)
+    [sink] = sinks(cfg.connections, Store(tmp_path / "d.db"), connectors_opa.client())
+    assert isinstance(sink, MariadbSink) and sink.connections == {"support": conn}
+    for bad, why in [
+        ("    dsn: postgresql://x@h/db\n", "must be a mysql:// URL"),
+        ("    dsn: mysql://x@h/\n    log_dir: x\n", "unknown setting connections.s.log_dir"),
+    ]:
+        (tmp_path / "bad.yaml").write_text("connections:\n  s:\n    kind: mariadb\n" + bad)
+        with pytest.raises(DataVisaError, match=why):
+            config.load(tmp_path / "bad.yaml")

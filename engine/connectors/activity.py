@@ -77,7 +77,9 @@ class StatementTail(Worker):
         clock: Callable[[], float],
         every_s: float = 0.2,
     ) -> None:
-        self.connections = {n: c for n, c in connections.items() if c.log_dir is not None}
+        self.connections = {
+            n: c for n, c in connections.items() if getattr(c, "log_dir", None) is not None
+        }
         self.store, self.opa, self.clock, self.every_s = store, opa, clock, every_s
         # Called with the rows just recorded (the monitor's rules, `watch`).
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []

@@ -132,7 +132,16 @@ def test_revoke_kills_the_open_session_and_drops_the_account(
     with session.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM tickets")
     mdb_engine.revoke(grant.id, "bob", "INC-29 closed")
-    with pytest.raises(pymysql.err.OperationalError), session.cursor() as cur:
+    with mariadb.connect() as db, db.cursor() as cur:  # killed, not only refused
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s",
+            [role_name(grant.id)],
+        )
+        assert cur.fetchone() == (0,)
+    with (
+        pytest.raises(pymysql.err.OperationalError, match=r"Lost connection|gone away"),
+        session.cursor() as cur,
+    ):
         cur.execute("SELECT COUNT(*) FROM tickets")
     assert _account(mariadb, grant.id) is None
     assert [s["state"] for s in standing(mdb_engine, grant.id)] == [REMOVED]

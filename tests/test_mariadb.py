@@ -261,3 +261,34 @@ def test_serve_config_takes_a_mariadb_connection_and_serve_makes_its_sink(
         (tmp_path / "bad.yaml").write_text("connections:\n  s:\n    kind: mariadb\n" + bad)
         with pytest.raises(DataVisaError, match=why):
             config.load(tmp_path / "bad.yaml")
+
+
+def test_statements_the_account_ran_are_recorded_masked_and_bulk_export_alerted(
+    mdb_engine: Engine, mariadb: LocalMariadb
+):
+    from datavisa.engine.connectors.activity import StatementTail
+    from datavisa.engine.monitoring.monitor import Monitor
+
+    grant = _grant(mdb_engine)
+    tail = StatementTail(
+        {"support": _connection(mariadb)}, mdb_engine.store, mdb_engine.opa, time.time
+    )
+    with _holder(credentials(mdb_engine, grant.id, "alice", "DE")) as db, db.cursor() as cur:
+        cur.execute("SELECT body FROM tickets WHERE body = 'cannot log in'")
+        with pytest.raises(pymysql.MySQLError):  # refused, and still recorded
+            cur.execute("SELECT * FROM tickets INTO OUTFILE '/tmp/tickets.csv'")
+    with mariadb.connect() as admin, admin.cursor() as cur:
+        cur.execute("SELECT 'the admin is not audited'")  # not a managed account
+    deadline, rows = time.monotonic() + 10, []
+    while len([r for r in rows if r["grant_id"] == grant.id]) < 3 and time.monotonic() < deadline:
+        rows += tail.poll()
+        time.sleep(0.05)
+    statements = [r["statement"] for r in mdb_engine.store.activity(grant.id)]
+    assert "SELECT body FROM tickets WHERE body = '***'" in statements  # literals masked
+    assert any("INTO OUTFILE" in s for s in statements)
+    assert all(r["sink"] == "mariadb" for r in mdb_engine.store.activity(grant.id))
+    assert all(r["grant_id"] != "" and r["statement"] != "SELECT '***'" for r in rows)  # not root's
+    history = {"statements": [{**r, "subject": "alice"} for r in rows]}
+    Monitor(mdb_engine.log, mdb_engine.opa).check_history(history)
+    alerts = Monitor(mdb_engine.log, mdb_engine.opa).alerts.query(limit=100)
+    assert any(a.rule == "bulk_export" and grant.id in a.evidence for a in alerts)

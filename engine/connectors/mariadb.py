@@ -63,6 +63,7 @@ log = logging.getLogger("datavisa.mariadb")
 KIND = "mariadb"
 SINK = "mariadb"
 MANAGED = "datavisa_managed"  # the role every managed account holds, and its bookkeeping db
+NOBODY = "datavisa_nobody"  # server_audit_incl_users while no account is live (empty: all)
 HOST = "%"  # the accounts' host part: from anywhere the server listens
 CONNECT_TIMEOUT_S = 5
 KILL_WAIT_S = 5.0
@@ -265,6 +266,7 @@ class MariadbSink(ConnectorSink):
             with contextlib.suppress(ProvisioningError, SinkUnavailable):
                 self._drop(conn, plan.role)  # all or nothing: what was made goes again
             raise
+        self._audit(conn)
         self._provisioned(plan, verifier, plan.database)
 
     def _schedule_expiry(self, cur: Any, conn: Connection, plan: Plan) -> None:
@@ -327,6 +329,7 @@ class MariadbSink(ConnectorSink):
                 return
             self._end_sessions(conn, held.role)
             self._drop(conn, held.role, host)
+        self._audit(conn)
         self._removed(held, f"account {held.role} dropped; its sessions killed")
 
     def _drop(self, conn: Connection, role: str, host: str = HOST) -> None:
@@ -339,6 +342,32 @@ class MariadbSink(ConnectorSink):
             bookkeeping = _ident(conn.managed_role)
             cur.execute(f"DELETE FROM {bookkeeping}.accounts WHERE account = %s", [role])
             cur.execute(f"DROP EVENT IF EXISTS {bookkeeping}.{_ident('expire_' + role)}")
+
+    def _audit(self, conn: Connection) -> None:
+        """Have the audit plugin log the statements of the managed accounts, and only
+        theirs (server_audit_incl_users; empty would mean everyone's), when the
+        connection reads its file (`audit_log`). A server without the plugin is said once
+        in the log; provisioning goes on."""
+        if conn.audit_log is None:
+            return
+        try:
+            with self._admin(conn) as cur:
+                cur.execute(
+                    "SELECT DISTINCT User FROM mysql.roles_mapping WHERE Role = %s "
+                    "AND Admin_option = 'N' ORDER BY User",
+                    [conn.managed_role],
+                )
+                accounts = ",".join(u for (u,) in cur.fetchall()) or NOBODY
+                cur.execute("SET GLOBAL server_audit_incl_users = %s", [accounts])
+                cur.execute("SET GLOBAL server_audit_events = 'QUERY'")
+                cur.execute("SET GLOBAL server_audit_logging = ON")
+        except ProvisioningError as e:
+            if conn.name not in self._no_verifiers:
+                self._no_verifiers.add(conn.name)
+                log.warning(
+                    "connection %s: the audit plugin cannot log the accounts' statements "
+                    "(INSTALL SONAME 'server_audit'): %s", conn.name, e,
+                )  # fmt: skip
 
     # -- what is --------------------------------------------------------------------------
 

@@ -75,9 +75,9 @@ MARIADB_RESOURCE = "eu-support-tickets"
 
 
 @pytest.fixture(scope="session")
-def connectors_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
-    """An OPA with the shipped policy and a bundle that also has MARIADB_RESOURCE, a
-    confidential resource whose target is the MariaDB connection `support`."""
+def connectors_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped policy data and MARIADB_RESOURCE, a confidential resource whose target
+    is the MariaDB connection `support` (a bundle_dir serve can build from)."""
     import shutil
 
     data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path_factory.mktemp("mdb") / "data"))
@@ -89,8 +89,16 @@ def connectors_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProc
         "    target: {kind: mariadb, connection: support, database: support, "
         "tables: [tickets, agents]}\n"
     )
+    return data
+
+
+@pytest.fixture(scope="session")
+def connectors_opa(
+    connectors_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpaProcess]:
+    """An OPA with the shipped policy on `connectors_data` (both connectors' targets)."""
     out = tmp_path_factory.mktemp("mdbbundle") / "bundle.tar.gz"
-    with OpaProcess(bundle.build(POLICY_DIR, data, out, "connectors")) as process:
+    with OpaProcess(bundle.build(POLICY_DIR, connectors_data, out, "connectors")) as process:
         yield process
 
 

@@ -1,20 +1,25 @@
 """`datavisa serve` with a MariaDB connection (config `connections:`, kind mariadb):
 credentials over HTTP as a mysql:// URL and MYSQL_* variables, the statements the account
 ran from the audit plugin, a revoke answered 202 while the server cannot be reached and
-applied once it can, and the admin password nowhere. A real serve process, a real
-throwaway MariaDB."""
+applied once it can, the admin password nowhere, and a kill -9 that leaves no orphan
+account after restart. A real serve process, a real throwaway MariaDB."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pymysql
-from live_server import IN_GERMANY_CONFIG
+from live_server import IN_GERMANY_CONFIG, kill_hard
 from tcp_faults import CuttableProxy
 from test_supervision import _serve, _wait_for
 
 from datavisa.cli.local_mariadb import LocalMariadb
 from datavisa.engine.connectors.base import role_name
+from datavisa.engine.connectors.mariadb import MANAGED
+from datavisa.engine.ledger.decision_log import DecisionLog, load_key
+from datavisa.engine.lifecycle.engine import Engine
+from datavisa.engine.policy.process import OpaProcess
+from datavisa.engine.store.sqlite import Store
 
 # connectors_data's resource (tests/conftest.py MARIADB_RESOURCE; this folder's conftest
 # shadows that module's name).
@@ -102,3 +107,35 @@ def test_a_revoke_while_the_server_is_cut_off_is_202_and_applied_when_it_is_back
             _wait_for(lambda: not _exists(mariadb, grant_id), "the retry to drop the account")
     finally:
         proxy.close()
+
+
+def test_kill_9_leaves_no_orphan_account_after_restart(
+    tmp_path: Path, mariadb: LocalMariadb, support: str, connectors_data: Path,
+    connectors_opa: OpaProcess,
+):  # fmt: skip
+    config = _config(tmp_path, mariadb, connectors_data)
+    with _serve(tmp_path, "--config", str(config)) as served:
+        grant_id = _grant(served)
+        assert _exists(mariadb, grant_id)
+        kill_hard(served.proc)  # SIGKILL: no shutdown at all
+
+    # While serve is down: the grant is revoked in the store (the outbox row waits for the
+    # server), and someone makes a managed account by hand.
+    db = tmp_path / "datavisa.db"
+    store = Store(db)
+    engine = Engine(
+        store, connectors_opa.client(), revision="test", log=DecisionLog(store, load_key(db))
+    )
+    engine.grants.sync()
+    engine.revoke(grant_id, "bob", "incident over")
+    store.close()
+    copy = f"copy{grant_id}"
+    with mariadb.connect() as admin, admin.cursor() as cur:
+        cur.execute(f"CREATE USER 'dv_{copy}'@'%' IDENTIFIED BY 'x'")
+        cur.execute(f"GRANT {MANAGED} TO 'dv_{copy}'@'%'")
+
+    with _serve(tmp_path, "--config", str(config)):
+        _wait_for(
+            lambda: not _exists(mariadb, grant_id) and not _exists(mariadb, copy),
+            "the restarted serve to remove the revoked grant's account and the copy",
+        )

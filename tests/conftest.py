@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from connector_contract import MARIADB_RESOURCE
 
 from datavisa.cli.local_mariadb import LocalMariadb, MariadbUnavailable
 from datavisa.cli.local_postgres import LocalPostgres, PostgresUnavailable
@@ -69,9 +70,6 @@ def support(mariadb: LocalMariadb) -> str:
         cur.execute("CREATE TABLE secrets (id int)")  # not in the target: never granted
         cur.execute("INSERT INTO tickets VALUES (1, 'cannot log in'), (2, 'refund')")
     return dsn
-
-
-MARIADB_RESOURCE = "eu-support-tickets"
 
 
 @pytest.fixture(scope="session")

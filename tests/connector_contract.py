@@ -24,6 +24,10 @@ from datavisa.engine.model.errors import NotYetEnforced
 from datavisa.engine.model.records import Alert
 from datavisa.engine.monitoring.monitor import Monitor
 
+# The resource of the tests' bundle (conftest's connectors_data) whose target is the
+# MariaDB connection `support`; PostgreSQL's is the shipped eu-customer-analytics.
+MARIADB_RESOURCE = "eu-support-tickets"
+
 
 class Kit(Protocol):
     """The connector under test, as a sink of `engine`."""

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
-from conftest import MARIADB_RESOURCE
 from connector_contract import (
+    MARIADB_RESOURCE,
     check_an_open_session_ends_with_the_grant,
     check_an_unreachable_server_is_pending_and_retried,
     check_credentials_work,

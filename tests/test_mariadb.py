@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from conftest import MARIADB_RESOURCE
+from connector_contract import MARIADB_RESOURCE
 
 from datavisa.cli.local_mariadb import LocalMariadb
 from datavisa.engine.connectors.base import FAILED, PROVISIONED, REMOVED, role_name

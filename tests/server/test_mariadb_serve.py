@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pymysql
+from connector_contract import MARIADB_RESOURCE
 from live_server import IN_GERMANY_CONFIG, kill_hard
 from tcp_faults import CuttableProxy
 from test_supervision import _serve, _wait_for
@@ -20,10 +21,6 @@ from datavisa.engine.ledger.decision_log import DecisionLog, load_key
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store.sqlite import Store
-
-# connectors_data's resource (tests/conftest.py MARIADB_RESOURCE; this folder's conftest
-# shadows that module's name).
-MARIADB_RESOURCE = "eu-support-tickets"
 
 
 def _config(tmp_path: Path, mariadb: LocalMariadb, data: Path, port: int | None = None) -> Path:

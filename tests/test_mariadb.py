@@ -292,3 +292,21 @@ def test_statements_the_account_ran_are_recorded_masked_and_bulk_export_alerted(
     Monitor(mdb_engine.log, mdb_engine.opa).check_history(history)
     alerts = Monitor(mdb_engine.log, mdb_engine.opa).alerts.query(limit=100)
     assert any(a.rule == "bulk_export" and grant.id in a.evidence for a in alerts)
+
+
+def test_an_account_a_crash_left_half_made_is_removed_by_reconcile(
+    mdb_engine: Engine, mariadb: LocalMariadb
+):
+    """Killed between the bookkeeping row and the managed role (MariaDB's DDL is not one
+    transaction): the account is still known as this deployment's, and goes."""
+    req = mdb_engine.request("alice", MARIADB_RESOURCE, ["read"], 600, "DE", "INC-29")
+    role = role_name(req.id)
+    with mariadb.connect() as db, db.cursor() as cur:  # as the crashed engine left it
+        cur.execute(
+            f"INSERT INTO {MANAGED}.accounts (account, about) VALUES (%s, %s)",
+            [role, f'{{"grant_id": "{req.id}", "subject": "alice"}}'],
+        )
+        cur.execute(f"CREATE USER '{role}'@'%' IDENTIFIED BY 'half-made'")
+    mdb_engine.cancel(req.id, "alice")  # the grant never comes
+    assert mdb_engine.grants.reconcile() == ["mariadb"]
+    assert _account(mariadb, req.id) is None

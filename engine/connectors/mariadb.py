@@ -244,17 +244,26 @@ class MariadbSink(ConnectorSink):
         verifier = native_hash(secrets.token_urlsafe(24))
         account, bookkeeping = _account(plan.role), _ident(conn.managed_role)
         with self._admin(conn) as cur:
+            # Written first: an account a crash leaves half made (no role yet) is still
+            # known as this deployment's, and reconcile removes or completes it.
             cur.execute(
-                f"CREATE USER {account} IDENTIFIED VIA mysql_native_password "
-                f"USING {_literal(verifier)}"
+                f"REPLACE INTO {bookkeeping}.accounts (account, about) VALUES (%s, %s)",
+                [plan.role, plan.comment()],
             )
         try:
             with self._admin(conn) as cur:
-                cur.execute(f"GRANT {_ident(conn.managed_role)} TO {account}")
                 cur.execute(
-                    f"REPLACE INTO {bookkeeping}.accounts (account, about) VALUES (%s, %s)",
-                    [plan.role, plan.comment()],
+                    f"CREATE USER {account} IDENTIFIED VIA mysql_native_password "
+                    f"USING {_literal(verifier)}"
                 )
+        except ProvisioningError as e:
+            if e.sqlstate not in self.exists:  # else another engine's, being made
+                with contextlib.suppress(ProvisioningError, SinkUnavailable):
+                    self._forget_account(conn, plan.role)
+            raise
+        try:
+            with self._admin(conn) as cur:
+                cur.execute(f"GRANT {_ident(conn.managed_role)} TO {account}")
                 privileges = ", ".join(plan.privileges)
                 for table in plan.tables:
                     cur.execute(
@@ -380,16 +389,19 @@ class MariadbSink(ConnectorSink):
             bookkeeping = _ident(conn.managed_role)
             with self._admin(conn) as cur:
                 cur.execute(
-                    "SELECT m.User, m.Host, JSON_VALUE(g.Priv, '$.account_locked'), "
+                    # Managed: holding the managed role, or named in the bookkeeping
+                    # (an account a crash left before it got the role).
+                    "SELECT g.User, g.Host, JSON_VALUE(g.Priv, '$.account_locked'), "
                     "JSON_VALUE(g.Priv, '$.authentication_string'), a.about, "
                     "UNIX_TIMESTAMP(e.EXECUTE_AT) "
-                    "FROM mysql.roles_mapping m "
-                    "JOIN mysql.global_priv g ON g.User = m.User AND g.Host = m.Host "
-                    f"LEFT JOIN {bookkeeping}.accounts a ON a.account = m.User "
+                    "FROM mysql.global_priv g "
+                    f"LEFT JOIN {bookkeeping}.accounts a ON a.account = g.User AND g.Host = %s "
                     "LEFT JOIN information_schema.EVENTS e ON e.EVENT_SCHEMA = %s "
-                    "AND e.EVENT_NAME = CONCAT('expire_', m.User) "
-                    "WHERE m.Role = %s AND m.Admin_option = 'N'",
-                    [conn.managed_role, conn.managed_role],
+                    "AND e.EVENT_NAME = CONCAT('expire_', g.User) "
+                    "WHERE a.account IS NOT NULL OR EXISTS (SELECT 1 FROM mysql.roles_mapping m "
+                    "WHERE m.User = g.User AND m.Host = g.Host AND m.Role = %s "
+                    "AND m.Admin_option = 'N')",
+                    [HOST, conn.managed_role, conn.managed_role],
                 )
                 rows = cur.fetchall()
                 for user, host, locked, stored, said, expires in rows:

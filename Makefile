@@ -13,9 +13,9 @@ KUBECONFORM_VERSION := v0.8.0
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
-.PHONY: setup chromium gateways postgresql demo test policy-test lint pytest bench soak clean
+.PHONY: setup chromium gateways postgresql mariadb demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) chromium gateways postgresql
+setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) chromium gateways postgresql mariadb
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -52,6 +52,18 @@ postgresql:
 		|| echo "could not install postgresql: the PostgreSQL tests will be skipped"; \
 	else \
 		echo "PostgreSQL is missing (apt-get install postgresql): its tests will be skipped"; \
+	fi
+
+# The MariaDB connector tests start a throwaway server of Debian's MariaDB (mariadbd, never
+# its service) on a free loopback port. As root it is installed when missing; elsewhere
+# those tests say why they skip.
+mariadb:
+	@if PATH="$$PATH:/usr/sbin" command -v mariadbd >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) \
+		|| echo "could not install mariadb-server: the MariaDB tests will be skipped"; \
+	else \
+		echo "MariaDB is missing (apt-get install mariadb-server): its tests will be skipped"; \
 	fi
 
 $(DATAVISA): pyproject.toml

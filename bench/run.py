@@ -50,6 +50,7 @@ import fixtures
 import fleet_bench
 import gateway_bench
 import identity_cost
+import mariadb_bench
 import monitor_cost
 import postgres_bench
 import report
@@ -584,6 +585,9 @@ def main() -> None:
     _log("PostgreSQL: approve → credentials usable, revoke → open session terminated")
     postgres = postgres_bench.measure(20 if args.quick else 100)  # None: not installed
     _log(f"postgresql: {postgres}")
+    _log("MariaDB: approve → credentials usable, revoke → open session killed")
+    mariadb = mariadb_bench.measure(20 if args.quick else 100)  # None: not installed
+    _log(f"mariadb: {mariadb}")
     record = {
         "date": dt.date.today().isoformat(),
         "quick": args.quick,
@@ -608,6 +612,7 @@ def main() -> None:
         "fleet": fleet,
         "store": store,
         "postgresql": postgres,
+        "mariadb": mariadb,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

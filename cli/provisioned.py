@@ -35,12 +35,12 @@ def _with_connections(engine: Engine | RemoteEngine, config_path: Path | None) -
     if isinstance(engine, RemoteEngine) or config_path is None:
         return
     from datavisa.engine.api import config
-    from datavisa.engine.connectors.postgresql import PostgresSink
+    from datavisa.engine.connectors.kinds import sinks
 
     cfg = config.load(config_path)
     if cfg.connections:
-        engine.grants.sinks.append(
-            PostgresSink(cfg.connections, engine.store, engine.opa, engine.log, engine.revision)
+        engine.grants.sinks += sinks(
+            cfg.connections, engine.store, engine.opa, engine.log, engine.revision
         )
 
 
@@ -69,7 +69,12 @@ def abandon(engine: Engine | RemoteEngine, grant_id: str, actor: str, reason: st
 @click.argument("grant_id")
 @location_option
 @click.option("--rotate", is_flag=True, help="Issue a new password; the old one stops working.")
-@click.option("--env", "as_env", is_flag=True, help="Print `export PG...=...` lines for a shell.")
+@click.option(
+    "--env",
+    "as_env",
+    is_flag=True,
+    help="Print `export PG...=...` (or MYSQL_...) lines for a shell.",
+)
 @_config_option
 @json_option
 @target_options
@@ -83,7 +88,7 @@ def credentials(grant_id, location, rotate, as_env, config_path, target, as_json
     \b
     Examples:
       datavisa credentials 3f9c2a71b0de --from DE --server https://datavisa.example.com
-      eval "$(datavisa credentials 3f9c2a71b0de --from DE --env)" && psql
+      eval "$(datavisa credentials 3f9c2a71b0de --from DE --env)" && psql   # or mariadb
       datavisa credentials 3f9c2a71b0de --from DE --rotate
     """
     with target.engine() as engine:

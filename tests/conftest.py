@@ -1,5 +1,5 @@
 """Real parts only: an OPA process serving the shipped bundle, SQLite files in tmp dirs,
-a throwaway PostgreSQL cluster (a fresh database per test)."""
+a throwaway PostgreSQL cluster (a fresh database per test), a throwaway MariaDB server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from connector_contract import MARIADB_RESOURCE
 
+from datavisa.cli.local_mariadb import LocalMariadb, MariadbUnavailable
 from datavisa.cli.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.cli.main import cli
 from datavisa.engine.ledger.decision_log import KEY_ENV, DecisionLog
@@ -42,6 +44,60 @@ def postgres() -> Iterator[LocalPostgres]:
         pytest.skip(f"no PostgreSQL: {exc}")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[LocalMariadb]:
+    """One throwaway MariaDB server for the session, on a free loopback port, with a
+    random root password and the audit plugin loaded; skips, saying why, where MariaDB is
+    not installed (`make setup` installs it as root)."""
+    try:
+        server = LocalMariadb().start()
+    except MariadbUnavailable as exc:
+        pytest.skip(f"no MariaDB: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def support(mariadb: LocalMariadb) -> str:
+    """The MariaDB database MARIADB_RESOURCE targets (connectors_opa's bundle), with its
+    tables and two tickets; its root DSN."""
+    dsn = mariadb.create_database("support")
+    with mariadb.connect("support") as db, db.cursor() as cur:
+        cur.execute("CREATE TABLE tickets (id int PRIMARY KEY, body text)")
+        cur.execute("CREATE TABLE agents (id int PRIMARY KEY, name text)")
+        cur.execute("CREATE TABLE secrets (id int)")  # not in the target: never granted
+        cur.execute("INSERT INTO tickets VALUES (1, 'cannot log in'), (2, 'refund')")
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def connectors_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped policy data and MARIADB_RESOURCE, a confidential resource whose target
+    is the MariaDB connection `support` (a bundle_dir serve can build from)."""
+    import shutil
+
+    data = Path(shutil.copytree(DEFAULT_BUNDLE_DIR, tmp_path_factory.mktemp("mdb") / "data"))
+    resources = data / "resources.yaml"
+    resources.write_text(
+        resources.read_text().rstrip("\n")
+        + f"\n  {MARIADB_RESOURCE}:\n    region: aws:eu-central-1\n    tier: confidential\n"
+        "    tags: [pd]\n    team: analytics\n    actions: [read, write]\n"
+        "    target: {kind: mariadb, connection: support, database: support, "
+        "tables: [tickets, agents]}\n"
+    )
+    return data
+
+
+@pytest.fixture(scope="session")
+def connectors_opa(
+    connectors_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpaProcess]:
+    """An OPA with the shipped policy on `connectors_data` (both connectors' targets)."""
+    out = tmp_path_factory.mktemp("mdbbundle") / "bundle.tar.gz"
+    with OpaProcess(bundle.build(POLICY_DIR, connectors_data, out, "connectors")) as process:
+        yield process
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""What every connector must show (issue 33, items 3 and 5; the connector contract kit of
-issue 29 takes these up): nothing of a grant outlives it, and only the credentials
-DataVisa issued work.
+"""What every connector must show (issue 33, items 3 and 5; issue 29, item 3): the
+credentials issued work, an open session ends with the grant, the data system's own clock
+ends the account by itself, extension moves that clock, an unreachable server leaves the
+change pending (202) and retried, drift is put right, nothing of a grant outlives it, and
+only the credentials DataVisa issued work.
 
 A check takes a `Kit`, the connector under test as a sink of a real engine, with a way to
 act as a grant's holder in the data system, and a `leave` or `set_own` callable that does
@@ -10,13 +12,21 @@ give the kit and the holder's acts; the checks hold for any of them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import pytest
+
 from datavisa.engine.lifecycle.engine import Engine
-from datavisa.engine.lifecycle.provisioned import residues
+from datavisa.engine.lifecycle.provisioned import residues, standing
+from datavisa.engine.model.errors import NotYetEnforced
 from datavisa.engine.model.records import Alert
 from datavisa.engine.monitoring.monitor import Monitor
+
+# The resource of the tests' bundle (conftest's connectors_data) whose target is the
+# MariaDB connection `support`; PostgreSQL's is the shipped eu-customer-analytics.
+MARIADB_RESOURCE = "eu-support-tickets"
 
 
 class Kit(Protocol):
@@ -24,7 +34,7 @@ class Kit(Protocol):
 
     engine: Engine
 
-    def grant(self) -> str:
+    def grant(self, seconds: int = 1200) -> str:
         """A new live grant provisioned by the connector, its credentials issued: its id."""
 
     def holder(self, grant_id: str) -> Any:
@@ -37,6 +47,21 @@ class Kit(Protocol):
     def residue(self, grant_id: str) -> list[tuple[str, str]]:
         """What of the grant's account is left in the data system: (where, what) pairs,
         the account itself among them while it exists."""
+
+    def session(self, grant_id: str) -> Any:
+        """A session open as the grant's holder, with the credentials issued."""
+
+    def reads(self, session: Any) -> bool:
+        """Whether `session` still reads one of the target's tables (False: it failed)."""
+
+    def expires(self, grant_id: str) -> int | None:
+        """When the data system itself ends the grant's account (epoch seconds)."""
+
+    def add_privilege(self, grant_id: str) -> None:
+        """Grant the account, by hand as an admin would, more than its grant gives."""
+
+    def unreachable(self, down: bool) -> None:
+        """Point the connector at a port where no server listens (True), or back."""
 
 
 def connector_alerts(engine: Engine, grant_id: str) -> list[Alert]:
@@ -87,3 +112,81 @@ def check_only_issued_credentials_work(
         return "restore"
     assert not kit.logs_in(grant_id) and not kit.residue(grant_id)
     return "end"
+
+
+def _sink(kit: Kit) -> str:
+    [name] = [s.name for s in kit.engine.grants.sinks if getattr(s, "provisions", False)]
+    return name
+
+
+def check_credentials_work(kit: Kit) -> str:
+    """Activation makes an account; the credentials issued log in and read the target."""
+    grant_id = kit.grant()
+    assert [s["state"] for s in standing(kit.engine, grant_id)] == ["provisioned"]
+    assert kit.logs_in(grant_id)
+    assert kit.reads(kit.session(grant_id))
+    return grant_id
+
+
+def check_an_open_session_ends_with_the_grant(kit: Kit, end: Callable[[str], Any]) -> None:
+    """A session held open across the grant's end (`end`) fails its next statement, and
+    no login works."""
+    grant_id = kit.grant()
+    session = kit.session(grant_id)
+    assert kit.reads(session)
+    end(grant_id)
+    assert not kit.reads(session), "a session outlived its grant"
+    assert not kit.logs_in(grant_id)
+
+
+def check_the_system_s_own_clock_ends_the_account(kit: Kit, wait_s: float = 20.0) -> None:
+    """With DataVisa doing nothing (no timer, no sweep), the account takes no login once
+    the grant's expiry has passed: the data system's own clock."""
+    grant_id = kit.grant(seconds=2)
+    assert kit.expires(grant_id) == int(kit.engine.get(grant_id).expires_at)
+    deadline = time.monotonic() + wait_s
+    while kit.logs_in(grant_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not kit.logs_in(grant_id), "the account outlived the grant's expiry by itself"
+
+
+def check_extension_moves_the_system_s_clock(kit: Kit) -> None:
+    """An approved extension moves the account's own expiry to the grant's new one."""
+    grant_id = kit.grant(seconds=2)
+    grant = kit.engine.get(grant_id)
+    time.sleep(max(0.0, grant.activated_at + 1.1 - time.time()))  # policy: half elapsed
+    ext = kit.engine.extend(grant_id, grant.requester, 60, "still running")
+    kit.engine.approve(ext.id, "bob", "DE")
+    extended = kit.engine.get(grant_id)
+    assert extended.expires_at == pytest.approx(grant.expires_at + 60)
+    assert kit.expires(grant_id) == int(extended.expires_at)
+
+
+def check_an_unreachable_server_is_pending_and_retried(kit: Kit) -> None:
+    """A revoke while the server cannot be reached is recorded and answered as not yet in
+    force (the API's 202, naming the sink); the account stays until the server is back,
+    when the retry removes it."""
+    grant_id = kit.grant()
+    kit.unreachable(True)
+    try:
+        with pytest.raises(NotYetEnforced) as pending:
+            kit.engine.revoke(grant_id, "bob", "closed")
+        assert pending.value.pending == [_sink(kit)]
+        assert [s["state"] for s in standing(kit.engine, grant_id)] == ["revoking"]
+        assert kit.engine.grants.apply() == [_sink(kit)]  # retried, still behind
+    finally:
+        kit.unreachable(False)
+    assert kit.residue(grant_id), "removed while the server was said to be unreachable"
+    assert kit.engine.grants.apply() == []
+    assert kit.residue(grant_id) == [] and not kit.logs_in(grant_id)
+
+
+def check_drift_is_put_right(kit: Kit) -> None:
+    """A privilege granted by hand beyond the grant: reconcile strips it, audits and
+    alerts (sink_drift), and the next reconcile finds nothing."""
+    grant_id = kit.grant()
+    kit.add_privilege(grant_id)
+    assert kit.engine.grants.reconcile() == [_sink(kit)]
+    assert any(a.rule == "sink_drift" for a in connector_alerts(kit.engine, grant_id))
+    assert kit.engine.grants.reconcile() == []
+    assert kit.reads(kit.session(grant_id))

@@ -89,6 +89,12 @@ connections:                      # data systems where grants take effect (docs/
     public_connect: report        # PUBLIC holds CONNECT on another database: report it
                                   # (doctor, /health?enforcement=true; the default), or
                                   # refuse to provision any grant there until it is revoked
+  support:                        # a MariaDB or MySQL server (docs/mariadb.md)
+    kind: mariadb
+    dsn_file: /etc/datavisa/support.dsn   # mysql://admin:password@host:3306/ (a secret)
+    audit_log: /var/lib/mysql/server_audit.log   # the audit plugin's file: what accounts ran
+    managed_role: datavisa_managed   # the role marking this deployment's accounts, and
+                                  # the database of its bookkeeping (default)
 ```
 
 Relative paths in the file are relative to the file's folder. The countries a location may
@@ -109,6 +115,7 @@ from typing import Any
 
 import yaml
 
+from ..connectors import mariadb
 from ..connectors.postgresql import KIND as POSTGRESQL
 from ..connectors.postgresql import MANAGED, PUBLIC_CONNECT, REPORT, Connection
 from ..identity.oidc import ALGORITHMS, OidcConfig
@@ -181,7 +188,8 @@ class ServeConfig:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     identity: OidcConfig | None = None  # whose JWT access tokens count, if anyone's
     sign_in: SignInConfig | None = None  # the dashboard's sign-in at that issuer, if any
-    connections: dict[str, Connection] = field(default_factory=dict, repr=False)
+    # A postgresql.Connection or a mariadb.Connection each, by name.
+    connections: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -643,21 +651,28 @@ _CONNECTION_KEYS = {
     "kind", "dsn", "dsn_file", "log_dir", "public_host", "public_port", "managed_role",
     "public_connect",
 }  # fmt: skip
+_MARIADB_KEYS = {
+    "kind", "dsn", "dsn_file", "audit_log", "public_host", "public_port", "managed_role",
+}  # fmt: skip
+_KINDS = (POSTGRESQL, mariadb.KIND)
 
 
-def _connections(value: Any, base: Path, origin: str) -> dict[str, Connection] | None:
-    """connections: NAME → {kind: postgresql, dsn | dsn_file, log_dir, public_host/port}.
-    An error names the setting, never the DSN (it holds the admin's password)."""
+def _connections(value: Any, base: Path, origin: str) -> dict[str, Any] | None:
+    """connections: NAME → {kind: postgresql, dsn | dsn_file, log_dir, public_host/port}
+    or {kind: mariadb, dsn | dsn_file, audit_log, public_host/port, managed_role}. An
+    error names the setting, never the DSN (it holds the admin's password)."""
     if value is None:
         return None
-    out = {}
+    out: dict[str, Any] = {}
     for name, item in value.items():
         where = f"connections.{name}"
         if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", name):
             raise DataVisaError(f"{origin}: connection names are lower-case words: {name!r}")
-        _known(item, _CONNECTION_KEYS, origin, where + ".")
-        if item.get("kind") != POSTGRESQL:
-            raise DataVisaError(f"{origin}: {where}.kind must be {POSTGRESQL}")
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if kind not in _KINDS:
+            raise DataVisaError(f"{origin}: {where}.kind must be {' or '.join(_KINDS)}")
+        _known(item, _MARIADB_KEYS if kind == mariadb.KIND else _CONNECTION_KEYS, origin,
+               where + ".")  # fmt: skip
         dsn, dsn_file = item.get("dsn"), item.get("dsn_file")
         if (dsn is None) == (dsn_file is None):
             raise DataVisaError(f"{origin}: {where}: give dsn or dsn_file (one of them)")
@@ -667,14 +682,25 @@ def _connections(value: Any, base: Path, origin: str) -> dict[str, Connection] |
                 dsn = (file.read_text().splitlines() or [""])[0].strip()
             except OSError as e:
                 raise DataVisaError(f"{origin}: {where}.dsn_file: cannot read {file}") from e
-        if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
-            raise DataVisaError(f"{origin}: {where}.dsn must be a postgresql:// URL")
         port = item.get("public_port")
         if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
             raise DataVisaError(f"{origin}: {where}.public_port must be a port number")
-        log_dir, managed = item.get("log_dir"), item.get("managed_role", MANAGED)
+        managed = item.get("managed_role", MANAGED)
         if not isinstance(managed, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", managed):
             raise DataVisaError(f"{origin}: {where}.managed_role must be a lower-case role name")
+        if kind == mariadb.KIND:
+            if not isinstance(dsn, str) or not dsn.startswith(("mysql://", "mariadb://")):
+                raise DataVisaError(f"{origin}: {where}.dsn must be a mysql:// URL")
+            audit_log = item.get("audit_log")
+            out[name] = mariadb.Connection(
+                name, dsn,
+                audit_log=None if audit_log is None else base / Path(str(audit_log)).expanduser(),
+                public_host=item.get("public_host"), public_port=port, managed_role=managed,
+            )  # fmt: skip
+            continue
+        if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
+            raise DataVisaError(f"{origin}: {where}.dsn must be a postgresql:// URL")
+        log_dir = item.get("log_dir")
         public_connect = item.get("public_connect", REPORT)
         if public_connect not in PUBLIC_CONNECT:
             raise DataVisaError(

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..connectors import mariadb
 from ..connectors.postgresql import REFUSE, Connection, Reach, reach, targets
 from ..ledger.decision_log import key_file
 from ..lifecycle.fleet import Fleet
@@ -155,6 +156,9 @@ def _connections(config: ServeConfig) -> list[Finding]:
     found = []
     databases = targets(_resources(config))
     for name, connection in sorted(config.connections.items()):
+        if isinstance(connection, mariadb.Connection):
+            found.append(_mariadb_reachable(name, connection))
+            continue
         try:
             with psycopg.connect(connection.dsn, connect_timeout=3) as db:
                 db.execute("SELECT 1")
@@ -166,6 +170,28 @@ def _connections(config: ServeConfig) -> list[Finding]:
         found.append(Finding(True, f"connection {name}", "reachable"))
         found += [_reach(name, connection, one) for one in beyond]
     return found
+
+
+def _mariadb_reachable(name: str, connection: mariadb.Connection) -> Finding:
+    """A MariaDB connection takes the admin's login, and its event scheduler (the
+    accounts' own expiry) is on."""
+    import pymysql
+
+    try:
+        with (
+            pymysql.connect(**connection.params(), connect_timeout=3) as db,
+            db.cursor() as cur,
+        ):
+            cur.execute("SELECT @@event_scheduler")
+            scheduler = str(cur.fetchone()[0]).upper()
+    except pymysql.MySQLError as e:
+        reason = connection.scrub(str(e.args[-1] if e.args else e))
+        return Finding(False, f"connection {name}", f"unreachable: {reason}")
+    if scheduler != "ON":
+        return Finding(False, f"connection {name}", "reachable, but event_scheduler is "
+                       f"{scheduler}: accounts do not expire by themselves (SET GLOBAL "
+                       "event_scheduler = ON, and in the server's config)")  # fmt: skip
+    return Finding(True, f"connection {name}", "reachable")
 
 
 def _reach(name: str, connection: Connection, found: Reach) -> Finding:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from ..connectors.activity import StatementTail
-from ..connectors.postgresql import PostgresSink
+from ..connectors.kinds import sinks as connector_sinks
 from ..directory.directory import Directory
 from ..identity.oidc import Verifier
 from ..ledger.decision_log import DecisionLog, load_key
@@ -140,8 +140,8 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             # first sidecar's request (it waits on the same lock if it comes sooner).
             threading.Thread(target=fleet.policy, name="sidecar-bundle", daemon=True).start()
         if cfg.connections:  # grants take effect in these databases too (engine/connectors)
-            engine.grants.sinks.append(
-                PostgresSink(cfg.connections, store, client, decisions, rev, engine.clock)
+            engine.grants.sinks += connector_sinks(
+                cfg.connections, store, client, decisions, rev, engine.clock
             )
             stack.callback(ExpiryTimer(engine).start().stop)
         upload = None

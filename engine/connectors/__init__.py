@@ -1,6 +1,8 @@
 """Connectors: the data systems where a grant takes effect, as sinks of the grant outbox.
 
-Holds the PostgreSQL connector (`postgresql`: `PostgresSink` makes each live grant a
+Holds the connector base (`base`: `ConnectorSink`, what every connector does the same
+way — the outbox protocol, plans from `datavisa.provision`, converging, credentials'
+bookkeeping), the PostgreSQL connector (`postgresql`: `PostgresSink` makes each live grant a
 managed login role with the privileges `datavisa.provision` gives, and takes it away —
 privileges revoked, login disabled, open sessions terminated, role dropped — when the
 grant ends; `Connection`, how serve reaches a server; issuing a role's credentials) and

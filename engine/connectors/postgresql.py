@@ -29,6 +29,10 @@ too: `reach` reports that (doctor, `/health?enforcement=true`), and a connection
 
 The admin connection's password (in its DSN) never reaches an error, a log line or an
 answer: every error text is scrubbed of it.
+
+What is not PostgreSQL's own (the outbox protocol, plans from policy, converging, a
+password the holder set, the bookkeeping of credentials) is the connector base's
+(`base.ConnectorSink`); this module gives PostgreSQL's steps.
 """
 
 from __future__ import annotations
@@ -40,11 +44,10 @@ import hmac
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,19 +57,38 @@ import psycopg
 from psycopg import sql
 
 from ..ledger.decision_log import DecisionLog
-from ..model.errors import Conflict, DataVisaError, SinkUnavailable
-from ..model.records import SYSTEM
+from ..model.errors import SinkUnavailable
 from ..policy.bundle import DATA_ROOT
-from ..policy.decide import PROVISION, decide
 from ..policy.opa import OpaClient
 from ..store import Store
+from .base import (
+    END,
+    ENDED,
+    FAILED,
+    KEPT,
+    PROVISIONED,
+    REMOVED,
+    RESTORE,
+    ROLE_PREFIX,
+    ConnectorSink,
+    Held,
+    Plan,
+    ProvisioningError,
+    role_name,
+    wait_until_gone,
+)
+from .base import about as _about
+
+__all__ = [
+    "END", "ENDED", "FAILED", "KEPT", "PROVISIONED", "REMOVED", "RESTORE", "ROLE_PREFIX",
+    "Connection", "Held", "Plan", "PostgresSink", "ProvisioningError", "role_name",
+]  # fmt: skip
 
 log = logging.getLogger("datavisa.postgresql")
 
 KIND = "postgresql"
 SINK = "postgresql"
 MANAGED = "datavisa_managed"  # the bookkeeping role every managed role is a member of
-ROLE_PREFIX = "dv_"
 CONNECT_TIMEOUT_S = 5
 TERMINATE_WAIT_MS = 5000
 # How long a change to a role waits for another engine sharing the server to finish its
@@ -76,13 +98,9 @@ ROLE_TURN_WAIT_S = 10.0
 TABLE_PRIVILEGES = frozenset(
     {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
 )
-PROVISIONED, FAILED, REMOVED, KEPT = "provisioned", "failed", "removed", "kept"
-ENDED = "ended"  # the grant's role removed because policy ends the grant (lifecycle.grants)
 # What a connection does while PUBLIC holds CONNECT on a database other than a target.
 REPORT, REFUSE = "report", "refuse"
 PUBLIC_CONNECT = (REPORT, REFUSE)
-# What policy may answer for a password the holder set (datavisa.provision own_password).
-RESTORE, END = "restore", "end"
 LOCK_WAIT = "5s"  # how long DROP OWNED waits for a lock another session holds
 
 
@@ -130,16 +148,6 @@ class Connection:
         return host, port
 
 
-class ProvisioningError(DataVisaError):
-    """What the data system refused for one grant; retrying does not help (the grant's
-    target, the policy, or the database has to change first). `sqlstate` is PostgreSQL's
-    code for it, when it gave one."""
-
-    def __init__(self, message: str, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-
 DUPLICATE_OBJECT = "42710"  # CREATE ROLE of a role that exists
 # ... and of one another engine is creating at that moment: the catalog's unique index
 UNIQUE_VIOLATION = "23505"
@@ -149,10 +157,6 @@ EXISTS = {DUPLICATE_OBJECT, UNIQUE_VIOLATION}  # either way, the role is there
 CONCURRENT = {"XX000", "40001", "40P01"}
 UNDEFINED_OBJECT = "42704"  # a role that no longer exists: another engine removed it
 _DROPPED_ELSEWHERE = "role {} already dropped (by another engine)"
-
-
-def role_name(grant_id: str) -> str:
-    return f"{ROLE_PREFIX}{grant_id}"
 
 
 def scram_verifier(password: str, iterations: int = 4096) -> str:
@@ -170,89 +174,15 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What one live grant should be in PostgreSQL."""
-
-    grant_id: str
-    subject: str
-    resource: str
-    actions: tuple[str, ...]
-    connection: str
-    database: str
-    schema: str
-    tables: tuple[str, ...]
-    privileges: tuple[str, ...]
-    valid_until: int  # epoch seconds: the grant's expiry, rounded down
-    own_password: str = END  # policy's answer to a password the holder set: RESTORE or END
-
-    @property
-    def role(self) -> str:
-        return role_name(self.grant_id)
-
-    def comment(self) -> str:
-        return json.dumps(
-            {"datavisa": 1, "grant_id": self.grant_id, "subject": self.subject,
-             "resource": self.resource, "actions": list(self.actions),
-             "connection": self.connection, "database": self.database, "schema": self.schema,
-             "tables": list(self.tables), "privileges": list(self.privileges)},
-            sort_keys=True,
-        )  # fmt: skip
-
-    def held(self) -> dict[str, Any]:
-        """As `read_all` reports a role that matches this plan exactly."""
-        return {
-            "resource": self.resource,
-            "actions": sorted(self.actions),
-            "valid_until": self.valid_until,
-            "login": True,
-            "privileges": sorted(
-                f"{self.schema}.{t}:{p}" for t in self.tables for p in self.privileges
-            ),
-        }
-
-
-@dataclass
-class Held:
-    """A managed role as PostgreSQL holds it now."""
-
-    role: str
-    connection: str
-    about: dict[str, Any]  # its comment
-    valid_until: int | None
-    login: bool
-    privileges: list[str] = field(default_factory=list)
-    # The password is not the verifier DataVisa set for it (the holder set its own).
-    own_password: bool = False
-
-    @property
-    def grant_id(self) -> str:
-        # A managed role nobody made through DataVisa is named by itself in drift reports.
-        return str(self.about.get("grant_id") or self.role)
-
-    @property
-    def subject(self) -> str:
-        return str(self.about.get("subject") or "")
-
-    def view(self) -> dict[str, Any]:
-        view = {
-            "resource": self.about.get("resource"),
-            "actions": sorted(self.about.get("actions") or []),
-            "valid_until": self.valid_until,
-            "login": self.login,
-            "privileges": sorted(self.privileges),
-        }
-        if self.own_password:  # a plan never has it: reconcile sees the grant differ
-            view["own_password"] = True
-        return view
-
-
-class PostgresSink:
+class PostgresSink(ConnectorSink):
     """The grants of the live-grant outbox, as managed roles on the configured servers."""
 
     name = SINK
-    provisions = True  # an activation it refuses, or never takes, is ended (lifecycle.grants)
-    shared = True  # one for every engine on the store: reconciled by one at a time
+    kind = KIND
+    label = "PostgreSQL"
+    account = "role"
+    privileges_known = TABLE_PRIVILEGES
+    exists = frozenset(EXISTS)
 
     def __init__(
         self,
@@ -263,239 +193,49 @@ class PostgresSink:
         revision: str = "",
         clock: Any = time.time,
     ) -> None:
-        self.connections = connections
-        self.store, self.opa, self.log, self.revision = store, opa, log, revision
-        self.clock = clock
-        self._plans: dict[tuple[str, str, tuple[str, ...]], Plan | ProvisioningError | None] = {}
-        self._lock = threading.RLock()  # one change to the roles at a time (per sink)
+        super().__init__(connections, store, opa, log, revision, clock)
         self._pool: dict[tuple[str, str, str | None], psycopg.Connection] = {}
         self._managed_on: set[tuple[str, str]] = set()  # (server, bookkeeping role) made
         # Grants a connection set to refuse would not provision, for the alert rules.
         self.refusals: list[dict[str, Any]] = []
-        self._no_verifiers: set[str] = set()  # servers whose verifiers the admin cannot read
-
-    # -- the Sink protocol ----------------------------------------------------------------
-
-    def put_subject(self, subject: str, grants: dict[str, Any]) -> None:
-        with self._lock:
-            wanted = self._wanted({subject: grants})
-            held = {h.grant_id: h for h in self._held() if h.subject == subject}
-            self._converge(wanted, held, deep=False)
-
-    def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
-        with self._lock:
-            held = {h.grant_id: h for h in self._held(passwords=True)}
-            self._converge(self._wanted(grants), held, deep=True)
-
-    def read_all(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            out: dict[str, dict[str, Any]] = {}
-            for held in self._held(privileges=True, passwords=True):
-                out.setdefault(held.subject, {})[held.grant_id] = held.view()
-            return out
-
-    def relevant(self, grants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """The live grants this sink holds roles for, as `read_all` reports them."""
-        out: dict[str, dict[str, Any]] = {}
-        for plan in self._wanted(grants, record=False).values():
-            out.setdefault(plan.subject, {})[plan.grant_id] = plan.held()
-        return out
 
     # -- credentials ----------------------------------------------------------------------
 
-    def issue_credentials(self, grant_id: str, rotate: bool = False) -> dict[str, Any]:
-        """A new password for the grant's role, returned once: as a postgresql:// URL and
-        as PG* variables. Refused when credentials were issued before, unless `rotate`."""
-        with self._lock:
-            standing = {r["sink"]: r for r in self.store.provisioning(grant_id)}.get(self.name)
-            if standing is None or standing["state"] != PROVISIONED:
-                why = f": {standing['detail']}" if standing and standing.get("detail") else ""
-                state = standing["state"] if standing else "not provisioned"
-                raise Conflict(f"grant {grant_id} has no role in PostgreSQL ({state}{why})")
-            if standing.get("credentials_at") and not rotate:
-                raise Conflict(
-                    f"credentials for grant {grant_id} were already issued; "
-                    "--rotate (rotate=true) issues a new password and ends the old one"
-                )
-            held = {h.grant_id: h for h in self._held()}.get(grant_id)
-            if held is None:
-                raise Conflict(f"grant {grant_id} has no role in PostgreSQL any more")
-            conn = self._connection(held.connection)
-            password = secrets.token_urlsafe(24)
-            verifier = scram_verifier(password)
-            # Written down first: a reconcile between the two sees the new one as issued.
-            self.store.set_verifier(self.name, grant_id, verifier)
-            with self._admin(conn, None) as db:
-                db.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(held.role), sql.Literal(verifier)
-                    )
-                )
-            self.store.set_credentials_issued(self.name, grant_id, self.clock())
+    def _connection_details(
+        self, conn: Connection, held: Held, password: str
+    ) -> tuple[str, dict[str, str]]:
+        """A postgresql:// URL and the same as PG* variables."""
         host, port = conn.address()
         database = str(held.about.get("database"))
         url = (
             f"postgresql://{quote(held.role)}:{quote(password, safe='')}@{host}:{port}/"
             f"{quote(database)}"
         )
-        return {
-            "grant_id": grant_id,
-            "url": url,
-            "env": {
-                "PGHOST": host,
-                "PGPORT": str(port),
-                "PGDATABASE": database,
-                "PGUSER": held.role,
-                "PGPASSWORD": password,
-            },
-            "valid_until": held.valid_until,
+        env = {
+            "PGHOST": host,
+            "PGPORT": str(port),
+            "PGDATABASE": database,
+            "PGUSER": held.role,
+            "PGPASSWORD": password,
         }
+        return url, env
 
-    # -- what should be -------------------------------------------------------------------
+    def _new_verifier(self, password: str) -> str:
+        return scram_verifier(password)
 
-    def _wanted(self, grants: dict[str, dict[str, Any]], record: bool = True) -> dict[str, Plan]:
-        """The plans of the live grants that target PostgreSQL; a grant that cannot be
-        provisioned is recorded as failed, with why, and left out."""
-        plans: dict[str, Plan] = {}
-        for subject, held in grants.items():
-            for grant_id, doc in held.items():
-                plan = self._plan(subject, grant_id, doc, record)
-                if plan is not None:
-                    plans[grant_id] = plan
-        return plans
-
-    def _plan(self, subject: str, grant_id: str, doc: dict[str, Any], record: bool) -> Plan | None:
-        key = (grant_id, str(doc.get("resource")), tuple(doc.get("actions") or ()))
-        if key not in self._plans:
-            self._plans[key] = self._decide_plan(subject, grant_id, doc)
-        plan = self._plans[key]
-        if isinstance(plan, ProvisioningError):
-            if record and self._state(grant_id) != FAILED:
-                log.warning("grant %s cannot be provisioned: %s", grant_id, plan)
-                self.store.set_provisioning(self.name, grant_id, FAILED, str(plan), self.clock())
-            return None
-        if plan is None:
-            return None
-        if self._state(grant_id) in (FAILED, ENDED):
-            return None  # refused by the database before, or ended: not tried again
-        valid_until = int(doc["expires_ns"] // 1_000_000_000)
-        return plan if plan.valid_until == valid_until else replace(plan, valid_until=valid_until)
-
-    def _decide_plan(
-        self, subject: str, grant_id: str, doc: dict[str, Any]
-    ) -> Plan | ProvisioningError | None:
-        asked = {
-            "grant_id": grant_id,
-            "subject": subject,
-            "resource": doc.get("resource"),
-            "actions": list(doc.get("actions") or []),
-        }
-        decision = decide(
-            self.opa, PROVISION, asked, log=self.log, caller=SYSTEM, revision=self.revision
-        )
-        if decision.codes == ["policy_unavailable"]:
-            self._plans.clear()
-            raise SinkUnavailable(decision.explain())
-        if not decision.result.get("targeted", False) and decision.allow:
-            return None
-        if not decision.allow:
-            return ProvisioningError(decision.explain())
-        target = decision.result["target"]
-        if target.get("connection") not in self.connections:
-            known = ", ".join(sorted(self.connections)) or "none"
-            return ProvisioningError(
-                f"resource {doc.get('resource')} names connection {target.get('connection')!r}, "
-                f"which serve's config does not have (connections: {known})"
+    def _set_password(self, conn: Connection, role: str, verifier: str) -> None:
+        with self._admin(conn, None) as db:
+            db.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(verifier)
+                )
             )
-        privileges = tuple(decision.result.get("privileges") or ())
-        unknown = sorted(set(privileges) - TABLE_PRIVILEGES)
-        if unknown:
-            return ProvisioningError(
-                f"policy gives {', '.join(unknown)}, not a table privilege PostgreSQL knows"
-            )
-        own_password = decision.result.get("own_password")
-        return Plan(
-            grant_id=grant_id,
-            subject=subject,
-            resource=str(doc.get("resource")),
-            actions=tuple(sorted(asked["actions"])),
-            connection=target["connection"],
-            database=target["database"],
-            schema=target["schema"],
-            tables=tuple(target["tables"]),
-            privileges=privileges,
-            valid_until=int(doc["expires_ns"] // 1_000_000_000),
-            # An answer policy did not give (an older bundle) is the closed one.
-            own_password=own_password if own_password in (RESTORE, END) else END,
-        )
 
-    def _state(self, grant_id: str) -> str | None:
-        rows = {r["sink"]: r for r in self.store.provisioning(grant_id)}
-        return rows[self.name]["state"] if self.name in rows else None
+    def _end_sessions(self, conn: Connection, role: str) -> None:
+        with self._admin(conn, None, autocommit=True) as db:
+            self._terminate(db, role)
 
     # -- making it so ---------------------------------------------------------------------
-
-    def _converge(self, wanted: dict[str, Plan], held: dict[str, Held], deep: bool) -> None:
-        for grant_id, role in held.items():
-            if grant_id not in wanted:
-                self._remove(role)
-        for grant_id, plan in wanted.items():
-            role = held.get(grant_id)
-            if role is not None and role.own_password and self._own_password(plan, role) == END:
-                continue
-            if role is None:
-                self._guarded(plan, self._create)
-            elif role.valid_until != plan.valid_until or not role.login:
-                self._guarded(plan, self._move_expiry)
-            if deep and role is not None:
-                self._guarded(plan, self._strip)
-
-    def _guarded(self, plan: Plan, step: Any) -> None:
-        """Run one step for `plan`; what the database refuses marks the grant failed (and
-        rolls the step back); a database that cannot be reached raises SinkUnavailable."""
-        try:
-            with self._exclusive(self._connection(plan.connection), plan.role):
-                step(plan)
-        except ProvisioningError as e:
-            if e.sqlstate in EXISTS:
-                # Made meanwhile by another engine sharing this store: it is held, and
-                # the next reconcile compares it with the grant like any other.
-                log.info("grant %s: role %s exists already", plan.grant_id, plan.role)
-                return
-            log.warning("grant %s: %s", plan.grant_id, e)
-            self.store.set_provisioning(self.name, plan.grant_id, FAILED, str(e), self.clock())
-
-    def _own_password(self, plan: Plan, held: Held) -> str:
-        """The role's password is not the one DataVisa set: the holder chose its own. Put
-        the issued verifier back and end the role's sessions (any of them may have used
-        the other password), or end the grant, as policy said (`plan.own_password`)."""
-        conn = self._connection(plan.connection)
-        if plan.own_password == RESTORE:
-            verifier = self._verifier(plan.grant_id)
-            with self._exclusive(conn, plan.role):
-                with self._admin(conn, None) as db:
-                    db.execute(
-                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                            sql.Identifier(plan.role), sql.Literal(verifier)
-                        )
-                    )
-                with self._admin(conn, None, autocommit=True) as db:
-                    self._terminate(db, plan.role)
-            log.warning(
-                "grant %s: role %s had a password DataVisa did not issue: the issued one is "
-                "back, its sessions ended", plan.grant_id, plan.role,
-            )  # fmt: skip
-            return RESTORE
-        # Unusable at once; the grant's end (the sweep: lifecycle.grants.ended) removes it.
-        with self._exclusive(conn, plan.role):
-            self._disable(conn, plan.role)
-        why = (
-            f"role {plan.role} held a password DataVisa did not issue (the holder set its "
-            "own): policy ends the grant; login disabled, sessions ended"
-        )
-        log.warning("grant %s: %s", plan.grant_id, why)
-        self.store.set_provisioning(self.name, plan.grant_id, ENDED, why, self.clock())
-        return END
 
     def _disable(self, conn: Connection, role: str) -> None:
         """No login, no password, no open session: a role no one can use any more."""
@@ -503,11 +243,6 @@ class PostgresSink:
             db.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
         with self._admin(conn, None, autocommit=True) as db:
             self._terminate(db, role)
-
-    def _verifier(self, grant_id: str) -> str | None:
-        """The password verifier DataVisa last set for the grant's role (the store's)."""
-        rows = {r["sink"]: r for r in self.store.provisioning(grant_id)}
-        return rows[self.name].get("verifier") if self.name in rows else None
 
     def _create(self, plan: Plan) -> None:
         conn = self._connection(plan.connection)
@@ -540,14 +275,7 @@ class PostgresSink:
                 sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(plan.schema), role)
             )
             db.execute(sql.SQL("GRANT {} ON TABLE {} TO {}").format(privileges, tables, role))
-        log.info("grant %s: role %s created in %s", plan.grant_id, plan.role, plan.database)
-        self.store.set_provisioning(
-            self.name, plan.grant_id, PROVISIONED,
-            f"role {plan.role} in {plan.connection}/{plan.database}: "
-            f"{', '.join(plan.privileges)} on {', '.join(plan.tables)}",
-            self.clock(),
-        )  # fmt: skip
-        self.store.set_verifier(self.name, plan.grant_id, verifier)
+        self._provisioned(plan, verifier, plan.database)
 
     def _confined(self, conn: Connection, db: psycopg.Connection, plan: Plan) -> None:
         """Refuse (before anything is made) while PUBLIC holds CONNECT on a database
@@ -765,11 +493,6 @@ class PostgresSink:
             self.name, grant_id, REMOVED, f"role {role} is gone from every server", self.clock()
         )
 
-    def _removed(self, held: Held, detail: str, state: str = REMOVED) -> None:
-        log.info("grant %s: %s", held.grant_id, detail)
-        self.store.set_provisioning(self.name, held.grant_id, state, detail, self.clock())
-        self._plans = {key: plan for key, plan in self._plans.items() if key[0] != held.grant_id}
-
     @staticmethod
     def _terminate(db: psycopg.Connection, role: str) -> None:
         """End every session of `role` and wait until they are gone (pg_terminate_backend's
@@ -783,13 +506,13 @@ class PostgresSink:
         if not pids:
             return
         db.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
-        deadline = time.monotonic() + TERMINATE_WAIT_MS / 1000
-        while db.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
-        ).fetchone()[0]:
-            if time.monotonic() > deadline:
-                raise SinkUnavailable(f"sessions of {role} still running after termination")
-            time.sleep(0.001)
+        wait_until_gone(
+            lambda: db.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+            ).fetchone()[0],
+            role,
+            TERMINATE_WAIT_MS / 1000,
+        )
 
     # -- what is --------------------------------------------------------------------------
 
@@ -861,12 +584,6 @@ class PostgresSink:
             return []
 
     # -- talking to PostgreSQL ------------------------------------------------------------
-
-    def _connection(self, name: str) -> Connection:
-        try:
-            return self.connections[name]
-        except KeyError:
-            raise ProvisioningError(f"no connection {name!r} in serve's config") from None
 
     def _ensure_managed(self, conn: Connection) -> None:
         if (conn.dsn, conn.managed_role) in self._managed_on:
@@ -1084,14 +801,6 @@ def _reason(e: Exception) -> str:
     """The gist of what PostgreSQL said (its first line, without who said it)."""
     text = str(e).split(" refused: ", 1)[-1]
     return text.splitlines()[0].strip() if text else type(e).__name__
-
-
-def _about(comment: str | None) -> dict[str, Any]:
-    try:
-        about = json.loads(comment or "{}")
-    except ValueError:
-        return {}
-    return about if isinstance(about, dict) else {}
 
 
 def _timestamp(epoch_s: int) -> str:

@@ -33,12 +33,15 @@ class IssuesCredentials(Protocol):
         """A new password for the grant's account, once (again only with `rotate`)."""
 
 
-def credential_sink(engine: Engine) -> IssuesCredentials | None:
-    """The sink that issues credentials, when serve has one."""
-    for sink in engine.grants.sinks:
-        if hasattr(sink, "issue_credentials"):
+def credential_sink(engine: Engine, grant_id: str | None = None) -> IssuesCredentials | None:
+    """The sink that issues credentials for `grant_id` (the one that provisioned it),
+    else the first that issues any, when serve has one."""
+    issuing = [s for s in engine.grants.sinks if hasattr(s, "issue_credentials")]
+    for sink in issuing:
+        holds = getattr(sink, "holds", None)
+        if grant_id is not None and holds is not None and holds(grant_id):
             return sink  # type: ignore[return-value]
-    return None
+    return issuing[0] if issuing else None  # type: ignore[return-value]
 
 
 def credentials(
@@ -60,7 +63,7 @@ def credentials(
         raise NotFound(f"{holder} holds no grant {grant_id!r}")
     if req.state != ACTIVE:
         raise Conflict(f"grant {grant_id} is {req.state}: credentials are for active grants")
-    sink = credential_sink(engine)
+    sink = credential_sink(engine, grant_id)
     if sink is None:
         raise Conflict("no data system to issue credentials in: serve's config has no connections")
     decision = engine.check(

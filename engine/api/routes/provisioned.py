@@ -32,8 +32,9 @@ async def grant_credentials(
     rotate: Annotated[bool, Query(description="Issue a new password, ending the old one")] = False,
 ) -> Any:
     """The holder's connection details for an active grant: a `postgresql://` URL and the
-    same as `PG*` variables. Issued once; `rotate=true` issues a new password. Judged as
-    an access check of the grant from `location` (logged); the password is never stored.
+    same as `PG*` variables (MariaDB: a `mysql://` URL and `MYSQL_*`). Issued once;
+    `rotate=true` issues a new password. Judged as an access check of the grant from
+    `location` (logged); the password is never stored.
     """
     where = origin(service, request.scope, actor, location)
     return await run_in_threadpool(

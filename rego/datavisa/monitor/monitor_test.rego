@@ -347,6 +347,12 @@ test_a_bulk_copy_to_is_an_alert_and_a_select_is_not if {
 	not "bulk_export" in quiet
 }
 
+test_a_mariadb_select_into_outfile_is_a_bulk_export if {
+	outfile := {"grant_id": "g1", "subject": "alice", "statement": "SELECT * FROM tickets\nINTO OUTFILE '***'"}
+	got := {a.rule | some a in monitor.alerts} with input as {"history": {"statements": [outfile]}}
+	"bulk_export" in got
+}
+
 test_a_foreign_authoritys_request_tells_the_customer_allowed_or_refused if {
 	event := {
 		"decision_id": "d-fa",

@@ -2,9 +2,10 @@
 # title: Provisioning in the data system
 # description: |
 #   What a grant becomes in the data system its resource names as `target` (a resource's
-#   `target: {kind: postgresql, connection, database, schema, tables}` in the bundle): which
-#   privileges each action gives, by the resource's classification tier. Policy authors
-#   change the table below and test it; the connector only carries it out.
+#   `target: {kind: postgresql, connection, database, schema, tables}` or `{kind: mariadb,
+#   connection, database, tables}` in the bundle): which privileges each action gives, by
+#   the kind of system and the resource's classification tier. Policy authors change the
+#   tables below and test them; the connector only carries them out.
 #
 #   Input: {grant_id, subject, resource, actions}
 #   Output: decision = {allow, reasons: [{code, message}], targeted, target, privileges,
@@ -15,7 +16,7 @@
 package datavisa.provision
 
 # METADATA
-# title: Privileges by tier and action
+# title: Privileges by tier and action, in PostgreSQL
 # description: |
 #   The privileges on the target's tables that an action gives, for each tier that may be
 #   provisioned at all. A tier missing here is never provisioned (public data needs no
@@ -28,6 +29,30 @@ privileges_by_tier := {
 	},
 	"restricted": {"read": {"SELECT"}},
 }
+
+# METADATA
+# title: Privileges by tier and action, in MariaDB and MySQL
+# description: |
+#   As privileges_by_tier, for a target of kind mariadb: the table privileges MariaDB
+#   grants (GRANT ... ON db.table). Nothing beyond DML: no FILE, no global privilege.
+mariadb_privileges_by_tier := {
+	"internal": {"read": {"SELECT"}},
+	"confidential": {
+		"read": {"SELECT"},
+		"write": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+	},
+	"restricted": {"read": {"SELECT"}},
+}
+
+# METADATA
+# title: Privileges by kind of data system
+# description: Which table above a target's kind reads; a kind missing here gets nothing.
+privileges_by_kind := {
+	"postgresql": privileges_by_tier,
+	"mariadb": mariadb_privileges_by_tier,
+}
+
+_by_tier := object.get(privileges_by_kind, object.get(object.get(_resource, "target", {}), "kind", ""), {})
 
 _resource := object.get(data.datavisa.resources, object.get(input, "resource", ""), {})
 
@@ -50,7 +75,7 @@ targeted if _target
 privileges contains privilege if {
 	targeted
 	some action in _actions
-	some privilege in privileges_by_tier[_tier][action]
+	some privilege in _by_tier[_tier][action]
 }
 
 # METADATA
@@ -90,7 +115,7 @@ deny contains {"code": "unknown_resource", "message": msg} if {
 
 deny contains {"code": "tier_not_provisioned", "message": msg} if {
 	_target
-	not privileges_by_tier[_tier]
+	not _by_tier[_tier]
 	msg := sprintf(
 		"%s is %s data, and no provisioning rule gives %s data privileges in %s",
 		[input.resource, _tier, _tier, _target.kind],
@@ -100,8 +125,8 @@ deny contains {"code": "tier_not_provisioned", "message": msg} if {
 deny contains {"code": "action_not_provisioned", "message": msg} if {
 	_target
 	some action in _actions
-	privileges_by_tier[_tier]
-	not privileges_by_tier[_tier][action]
+	_by_tier[_tier]
+	not _by_tier[_tier][action]
 	msg := sprintf("the %s action on %s data gives no privileges in %s", [action, _tier, _target.kind])
 }
 

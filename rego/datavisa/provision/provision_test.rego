@@ -78,3 +78,27 @@ test_a_password_the_holder_set_ends_a_grant_on_restricted_data if {
 test_a_password_the_holder_set_ends_the_grant_where_no_tier_says if {
 	_decide("nowhere", ["read"]).own_password == "end"
 }
+
+_mariadb := {"kind": "mariadb", "connection": "support", "database": "support", "tables": ["tickets"]}
+
+_decide_mariadb(tier, actions) := answer if {
+	answer := provision.decision with input as {"resource": "db", "actions": actions}
+		with data.datavisa.resources as {"db": {"tier": tier, "target": _mariadb}}
+}
+
+test_a_mariadb_target_reads_its_own_table if {
+	read := _decide_mariadb("confidential", ["read"])
+	read.allow
+	read.privileges == ["SELECT"]
+	write := _decide_mariadb("confidential", ["write"])
+	write.privileges == ["DELETE", "INSERT", "SELECT", "UPDATE"]
+	not _decide_mariadb("restricted", ["write"]).allow
+}
+
+test_a_kind_no_table_names_gives_nothing if {
+	answer := provision.decision with input as {"resource": "db", "actions": ["read"]}
+		with data.datavisa.resources as {"db": {"tier": "internal", "target": {"kind": "oracle"}}}
+	not answer.allow
+	answer.privileges == []
+	{r.code | some r in answer.reasons} == {"tier_not_provisioned"}
+}

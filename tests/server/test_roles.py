@@ -71,6 +71,8 @@ ALLOWED = {
     "filings.record": {USER, ADMIN},
     "scim.read": {SCIM},
     "scim.write": {SCIM},
+    "catalogue.read": READERS,
+    "queue.read": {USER},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the

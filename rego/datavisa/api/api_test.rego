@@ -42,6 +42,8 @@ _table := {
 	"filings.record": {"user", "admin"},
 	"scim.read": {"scim"},
 	"scim.write": {"scim"},
+	"catalogue.read": {"user", "auditor", "admin"},
+	"queue.read": {"user"},
 }
 
 _decision(role, operation) := d if {

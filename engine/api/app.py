@@ -32,6 +32,7 @@ from .limits import RulesScope
 from .routes import (
     alerts,
     auth,
+    console,
     dashboard,
     decisions,
     filings,
@@ -50,7 +51,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers, filings, auth, scim,
+    fleet, transfers, filings, auth, scim, console,
 )  # fmt: skip
 
 

@@ -501,6 +501,20 @@ class DecisionLog:
         ).fetchall()
         return [readable(*row) for row in rows]
 
+    def events(self, decision_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The recorded events of these decision ids, by id (ids the log lacks are left
+        out: pruned, or never recorded)."""
+        ids, found = sorted(set(decision_ids)), {}
+        for at in range(0, len(ids), 500):  # well under every database's parameter limit
+            chunk = ids[at : at + 500]
+            rows = self.store.db.execute(
+                f"SELECT {READ_COLUMNS} FROM decision_log "
+                f"WHERE decision_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update((row[1], readable(*row)) for row in rows)
+        return found
+
     def verify(self) -> Verdict:
         """Check every checkpoint's signature, the chain, and that no checkpoint names a
         record that is gone; report the first thing wrong."""

@@ -72,6 +72,8 @@ ALLOWED = {
     "scim.read": {SCIM},
     "scim.write": {SCIM},
     "export_counts.list": {USER, AUDITOR, ADMIN},
+    "catalogue.read": READERS,
+    "queue.read": {USER},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the

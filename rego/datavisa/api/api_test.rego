@@ -43,6 +43,8 @@ _table := {
 	"scim.read": {"scim"},
 	"scim.write": {"scim"},
 	"export_counts.list": {"user", "auditor", "admin"},
+	"catalogue.read": {"user", "auditor", "admin"},
+	"queue.read": {"user"},
 }
 
 _decision(role, operation) := d if {

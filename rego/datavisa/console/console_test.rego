@@ -1,0 +1,85 @@
+package datavisa.console_test
+
+import data.datavisa.console
+
+_request := {
+	"id": "r1",
+	"requester": "alice",
+	"resource": "eu-customer-analytics",
+	"actions": ["read"],
+	"duration_s": 1200,
+	"location": "DE",
+}
+
+_ids(q) := [e.id | some e in q]
+
+test_catalogue_names_jurisdiction_tier_and_what_a_request_needs if {
+	entry := console.catalogue["eu-customer-analytics"]
+	entry.jurisdiction == "EU"
+	entry.tier == "confidential"
+	entry.max_duration_s == 14400
+	entry.approvals == [{"group": "data_owner", "count": 1}]
+	entry.cross_border_approvals == [{"group": "dpo", "count": 1}]
+	"scc" in entry.evidence
+	entry.safeguards == ["bcr", "scc"]
+	entry.justification_required
+}
+
+test_catalogue_adds_no_cross_border_approval_for_data_without_pd if {
+	console.catalogue["eu-service-metrics"].cross_border_approvals == []
+}
+
+test_presets_stop_at_the_maximum_and_offer_it if {
+	console.presets(3600) == [900, 1800, 3600]
+	console.presets(14400) == [900, 1800, 3600, 7200, 14400]
+	console.presets(5000) == [900, 1800, 3600, 5000]
+}
+
+test_queue_holds_what_the_approver_may_approve if {
+	other := object.union(_request, {"id": "r2", "requester": "bob"})
+	q := console.queue with input as {"approver": "bob", "approver_location": "DE", "pending": [
+		{"request": _request, "approvals": []},
+		{"request": other, "approvals": []},
+	]}
+	_ids(q) == ["r1"] # bob's own request is not his to approve
+	q[0].allow
+	q[0].still_needed == [{"group": "data_owner", "count": 1, "approved_by": []}]
+	q[0].residency.basis == "in_jurisdiction"
+	not q[0].residency.cross_border
+}
+
+test_queue_leaves_out_requests_the_approver_is_not_eligible_for if {
+	q := console.queue with input as {"approver": "carol", "approver_location": "US", "pending": [{"request": _request, "approvals": []}]}
+	q == []
+}
+
+test_queue_offers_a_step_up_approval_with_its_reason if {
+	tiers := object.union(data.datavisa.tiers, {"confidential": object.union(
+		data.datavisa.tiers.confidential,
+		{"step_up": {"approve": {"max_age_s": 900, "amr": ["mfa"]}}},
+	)})
+	q := console.queue with data.datavisa.tiers as tiers
+		with input as {"approver": "bob", "approver_location": "DE", "authentication": {"age_s": 5000, "amr": ["pwd"]}, "pending": [{"request": _request, "approvals": []}]}
+	q[0].step_up
+	not q[0].allow
+	{r.code | some r in q[0].reasons} == {"step_up_required"}
+}
+
+test_queue_says_who_else_must_approve_and_explains_a_transfer if {
+	abroad := object.union(_request, {"location": "US", "requester": "carol"})
+	q := console.queue with input as {"approver": "petra", "approver_location": "DE", "pending": [{"request": abroad, "approvals": []}]}
+	_ids(q) == ["r1"]
+	q[0].groups == {"dpo"}
+	{n.group | some n in q[0].still_needed} == {"data_owner", "dpo"}
+	q[0].residency.cross_border
+	q[0].residency.basis == "adequacy"
+	q[0].residency.scope == "eu_us_dpf"
+	contains(q[0].residency.explanation, "adequacy finding (scope: eu_us_dpf)")
+}
+
+test_explanation_words_every_basis if {
+	ctx := {"jurisdiction": "EU"}
+	every basis in ["in_jurisdiction", "same_entity_travel", "not_restricted", "none", "scc"] {
+		startswith(console.explain(ctx, "FR", basis), "data held in EU (European Union and EEA (GDPR)), reached from FR: ")
+	}
+}

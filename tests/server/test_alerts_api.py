@@ -135,6 +135,25 @@ def test_the_event_stream_says_when_the_data_moved(monitored_api):
     assert monitored_api.anonymous().get("/v1/events").status_code == 401
 
 
+def test_a_revoked_tokens_event_stream_ends(monitored_api):
+    token, record = monitored_api.service.tokens.issue("erin", "user")
+    headers = {"Authorization": f"Bearer {token}"}
+    # Read timeout 10 s, under the stream's 15 s keep-alive: a stream that went on would
+    # fail the test, not hang it for its 600 s.
+    with requests.get(
+        monitored_api.url + "/v1/events", headers=headers, stream=True, timeout=(5, 10)
+    ) as response:
+        frames = _frames(response)
+        assert next(frames)["log"] >= 0
+        monitored_api.service.tokens.revoke(record.id)
+        for _ in frames:  # the revoke's own change, perhaps; then the stream ends
+            pass
+    assert (
+        requests.get(monitored_api.url + "/v1/events", headers=headers, timeout=10).status_code
+        == 401
+    )
+
+
 def _frames(response):
     """The data of each `change` event in a server-sent event stream."""
     buffer = ""

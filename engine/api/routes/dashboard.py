@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ...model.durations import rfc3339
 from ..browser import session_of
-from ..deps import Allowed, Served
+from ..deps import Allowed, Served, bearer
 from ..errors import ApiError, JsonRoute
+from ..service import Service
 from ..tokens import Principal
 
 router = APIRouter(route_class=JsonRoute)
@@ -33,7 +34,7 @@ DASHBOARD_HEADERS = {
 EVENTS_POLL_S = 0.5  # how often /v1/events looks for changes
 EVENTS_KEEPALIVE_S = 15.0
 EVENTS_MAX_S = 600.0  # then the stream ends and the client reconnects
-SESSION_CHECK_S = 2.0  # how often a dashboard session's stream looks whether it still lives
+SESSION_CHECK_S = 2.0  # how often a stream looks whether its session or token still lives
 
 
 @router.get("/v1/events", include_in_schema=False)
@@ -42,10 +43,11 @@ async def events(
 ) -> StreamingResponse:
     """Server-sent events: `change` with the heads whenever the data moves."""
 
-    # A dashboard session's stream ends soon after the session does (signed out, lapsed,
-    # refused by the IdP): the client comes back and is told. A token's is not looked up
-    # again (a revoked token's stream runs to EVENTS_MAX_S).
+    # A stream ends soon after what let it in does (a session signed out, lapsed or
+    # refused by the IdP; a token revoked; a JWT expired): the client comes back and is
+    # told why.
     by_session = actor.token_id.startswith("session:")
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
 
     async def stream() -> AsyncIterator[str]:
         last, quiet, started = None, 0.0, time.monotonic()
@@ -54,12 +56,9 @@ async def events(
         while time.monotonic() - started < EVENTS_MAX_S and not service.closing.is_set():
             if await request.is_disconnected():
                 return
-            if by_session and time.monotonic() - checked >= SESSION_CHECK_S:
+            if time.monotonic() - checked >= SESSION_CHECK_S:
                 checked = time.monotonic()
-                try:
-                    if await session_of(service, request) is None:
-                        return
-                except ApiError:
+                if not await _still_let_in(service, request, by_session, token):
                     return
             heads = await run_in_threadpool(service.heads)
             if heads != last:
@@ -77,6 +76,16 @@ async def events(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _still_let_in(service: Service, request: Request, by_session: bool, token: str) -> bool:
+    """Whether the session or bearer token that opened a stream still lets its caller in."""
+    try:
+        if by_session:
+            return await session_of(service, request) is not None
+        return await bearer(service, token) is not None
+    except ApiError:
+        return False
 
 
 # -- the dashboard ----------------------------------------------------------------

@@ -40,6 +40,7 @@ from ..model.errors import (
     NotYetEnforced,
 )
 from ..model.records import (
+    ABSENT,
     ACTIVE,
     ADD,
     APPROVED,
@@ -168,6 +169,7 @@ class Engine:
             start_at=start_at,
             activation_deadline_s=policy["activation_deadline_s"],
             filings=list(policy.get("filings", [])),
+            supervision=dict(policy.get("supervision") or {}),
         )  # fmt: skip
         with self.store.transaction() as db:
             self._refuse_duplicate(requester, resource, now)
@@ -221,6 +223,7 @@ class Engine:
                 approvals_required=[],
                 kind=BREAKGLASS_KIND,
                 review_due=now + policy["review_deadline_s"],
+                supervision=dict(policy.get("supervision") or {}),
             )  # fmt: skip
             db["requests"].insert(req.to_row())
             self._audit(
@@ -864,10 +867,12 @@ class Engine:
     def _activate(
         self, req: Request, now: float, actor: str, decision: Decision | None = None
     ) -> None:
+        # A supervised grant starts with no supervisor present: it works once one joins.
+        watched = {"supervision_state": ABSENT, "supervision_since": now} if req.supervised else {}
         self._move(
             req, ACTIVE, now, actor, "activated", decision,
             approved_at=req.approved_at or now, activated_at=now,
-            expires_at=now + req.duration_s, **deletion_deadline(req, now),
+            expires_at=now + req.duration_s, **deletion_deadline(req, now), **watched,
         )  # fmt: skip
         start_deadlines(self.store, req, now, self.revision)
 

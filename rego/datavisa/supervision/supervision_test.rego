@@ -28,9 +28,11 @@ test_requirement_by_tier_action if {
 }
 
 test_requirement_of_break_glass_by_tier if {
-	supervision.requirement("uk-employee-records", ["read"], true).supervised
-	not supervision.requirement("uk-employee-records", ["read"], false).supervised
-	not supervision.requirement("eu-service-metrics", ["read"], true).supervised
+	settings := object.union(data.datavisa.supervised, {"required": {"breakglass": ["confidential"]}})
+	supervision.requirement("uk-employee-records", ["read"], true).supervised with data.datavisa.supervised as settings
+	not supervision.requirement("uk-employee-records", ["read"], false).supervised with data.datavisa.supervised as settings
+	not supervision.requirement("eu-service-metrics", ["read"], true).supervised with data.datavisa.supervised as settings
+	not supervision.requirement("uk-employee-records", ["read"], true).supervised
 }
 
 test_requirement_carries_policy_numbers if {

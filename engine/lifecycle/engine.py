@@ -502,12 +502,23 @@ class Engine:
         asked = {"actor": actor, "action": action, "request": _request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
+        if req.supervised:  # a supervisor present may end it from the watch, as policy says
+            asked["supervising"] = self.supervising(req.id, actor)
         decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
         if decision.allow:
             return decision, False
         if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
             return decision, True
         raise Denied(f"{action} refused", decision)
+
+    def supervising(self, grant_id: str, actor: str) -> bool:
+        """Whether `actor` holds a supervisor lease on `grant_id` that is alive now (the
+        only thing about presence the engine itself decides: a time against its clock)."""
+        now = self.clock()
+        return any(
+            row["supervisor"] == actor and row["held_until"] >= now
+            for row in self.store.supervisors(grant_id)
+        )
 
     def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
         """Ask to lengthen an active grant: a new decision, approved as policy says.

@@ -39,7 +39,7 @@ from ..location.origin import Origin
 from ..model.errors import Conflict, Denied, NotFound
 from ..model.records import ABSENT, ACTIVE, ADD, PRESENT, SYSTEM, UNWATCHED, Request
 from ..model.worker import Worker
-from ..policy.decide import SUPERVISION
+from ..policy.decide import LIFECYCLE, SUPERVISION
 
 log = logging.getLogger("datavisa.supervision")
 
@@ -122,6 +122,29 @@ class Supervision:
         if moved:
             engine.grants.apply()
         return engine.get(grant_id)
+
+    def end_session(self, grant_id: str, actor: str, session: str) -> dict[str, Any]:
+        """End one session of the grant's account (a supervisor watching it, or whoever
+        the lifecycle policy lets end_session): logged decision, audited. NotFound when
+        no data system has that session of the grant."""
+        engine = self.engine
+        grant = self._grant(grant_id)
+        asked = {"actor": actor, "action": "end_session", "request": _request_input(grant),
+                 "supervising": engine.supervising(grant_id, actor)}  # fmt: skip
+        decision = engine._decide(LIFECYCLE, asked, caller=actor)
+        if not decision.allow:
+            raise Denied("end_session refused", decision)
+        for sink in engine.grants.sinks:
+            ender = getattr(sink, "end_session", None)
+            if ender is not None and sink.holds(grant_id) and ender(grant_id, session):
+                with engine.store.transaction():
+                    engine._audit(
+                        engine.clock(), actor, "session_ended", grant, decision,
+                        {"session": session, "sink": sink.name},
+                    )  # fmt: skip
+                return {"grant_id": grant_id, "session": session, "sink": sink.name,
+                        "decision_id": decision.decision_id}  # fmt: skip
+        raise NotFound(f"grant {grant_id} has no open session {session!r}")
 
     def supervisors(self, grant_id: str) -> list[dict[str, Any]]:
         """The grant's supervisor leases, each with whether it is alive now."""

@@ -11,7 +11,8 @@
 #   Input of `decision`: {supervisor, supervisor_location (ISO 3166 alpha-2 or
 #   "unknown"; absent = "unknown"), grant: {id, requester, resource, actions, location,
 #   evidence, kind, supervised}, origin (optional, datavisa.origin)}
-#   Output: decision = {allow, reasons: [{code, message}], groups (the supervisor groups
+#   Output: decision = {allow, reasons: [{code, message}], grant_id (the grant's, so
+#   `datavisa log --grant` lists its supervisors' decisions), groups (the supervisor groups
 #   the person is in), lease_s, heartbeat_s, grace_s}
 #
 #   Nobody supervises their own grant; only members of a supervisor group (in its scope
@@ -149,6 +150,7 @@ groups contains group if {
 decision := {
 	"allow": allow,
 	"reasons": deny,
+	"grant_id": _grant.id,
 	"groups": groups,
 	"lease_s": lease_s,
 	"heartbeat_s": heartbeat_s,

@@ -241,9 +241,13 @@ class _Supervising:
         if time.monotonic() - self.last >= self.heartbeat_s:
             try:
                 self._renew()
+            except Conflict as e:  # the grant ended (revoked, expired): nothing to watch over
+                click.echo(f"stopped supervising: {e}", err=True)
+                self.joined = False
+                return False
             except DataVisaError as e:
-                if isinstance(e, (Denied, Conflict, NotFound)):
-                    raise  # policy no longer lets, or the grant ended: say so and stop
+                if isinstance(e, (Denied, NotFound)):
+                    raise  # policy no longer lets this person supervise: say why, exit 1
                 click.echo(f"heartbeat failed, retrying: {e}", err=True)
         while not self.lines.empty():
             if not self._command(self.lines.get(), as_json):

@@ -48,6 +48,7 @@ from ..policy.process import DecisionUpload
 from ..policy.supervisor import OpaSupervisor
 from ..store import Store, open_store
 from ..store.base import DIRECTORY, GRANTS
+from ..supervision import Supervision, SupervisionTimer
 from .app import create_app
 from .config import ServeConfig
 from .limits import InputRules
@@ -165,6 +166,9 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)
         supervisor.start()
+        # Every engine on the store notices a supervisor's lease that ran out, and a grace
+        # that is over, at that instant (whichever gets there first writes it down).
+        stack.callback(SupervisionTimer(Supervision(engine)).start().stop)
         # Applies the grant outbox to OPA, retrying until it lands, and reconciles.
         stack.callback(Runner(engine.grants, reconcile_every_s=cfg.reconcile_every_s).start().stop)
         monitor = Monitor(decisions, client)

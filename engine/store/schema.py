@@ -533,6 +533,34 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             ),
         ],
     ),
+    (
+        11,
+        "supervised grants: what policy said of supervision, its state, the supervisors' leases",
+        [
+            # The request decision's supervision requirement (JSON: supervised, lease_s,
+            # heartbeat_s, grace_s), kept with the record; NULL: none was asked (older).
+            Column("requests", "supervision", str),
+            # A supervised active grant's state: present (a supervisor's lease is alive),
+            # absent (none is: login refused, checks deny), ended (absent past the grace:
+            # its sessions ended too); and since when.
+            Column("requests", "supervision_state", str),
+            Column("requests", "supervision_since", float),
+            # Presence as a lease: each supervisor of a grant, held until `held_until`
+            # unless a heartbeat renews it; any engine on the store compares it with now.
+            Table(
+                "supervisors",
+                {
+                    "grant_id": str,
+                    "supervisor": str,
+                    "joined_at": float,
+                    "held_until": float,
+                    "decision_id": str,
+                },
+                pk=("grant_id", "supervisor"),
+                not_null=("joined_at", "held_until"),
+            ),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -74,6 +74,7 @@ ALLOWED = {
     "export_counts.list": {USER, AUDITOR, ADMIN},
     "catalogue.read": READERS,
     "queue.read": {USER},
+    "grants.supervise": {USER},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the
@@ -83,6 +84,7 @@ PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "das
 PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status partition
 PATH_VALUES["{resource_id}"] = "no-such-resource"  # a SCIM User's or Group's id
 PATH_VALUES["{schema_id}"] = "urn:no-such-schema"
+PATH_VALUES["{session}"] = "1"  # a session of a grant (supervision: end one session)
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 
 ROUTES = [

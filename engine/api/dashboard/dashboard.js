@@ -261,9 +261,18 @@ function activeItem(req) {
     h("div", { class: "main" },
       h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
         req.kind === "breakglass" ? h("span", { class: "badge high" }, "break-glass") : null,
-        req.kind === "transfer" ? h("span", { class: "badge kind" }, "transfer") : null),
+        req.kind === "transfer" ? h("span", { class: "badge kind" }, "transfer") : null,
+        supervisedBadge(req)),
       h("div", { class: "detail" }, `${what(req)} · `, h("span", { class: "id" }, req.id))),
     h("div", { class: "side" }, countdown(req.expires_at, "ends in")));
+}
+
+// A supervised grant works only while a supervisor is present (docs/supervision.md).
+function supervisedBadge(req) {
+  if (!req.supervision_state) return null;
+  const present = req.supervision_state === "present";
+  return h("span", { class: `badge ${present ? "kind" : "high"}` },
+    present ? "supervised" : "supervised · no supervisor: paused");
 }
 
 // What each active grant's database role ran, as the database logged it (masked): the
@@ -303,8 +312,8 @@ function decisionItem(event) {
   const input = event.input || {};
   const result = event.result || {};
   const kind = (event.path || "").split("/")[1] || "?";
-  const who = input.subject || input.approver || input.actor || input.requester || "-";
-  const what = input.resource || (input.request || {}).resource || "";
+  const who = input.subject || input.approver || input.actor || input.supervisor || input.requester || "-";
+  const what = input.resource || (input.request || input.grant || {}).resource || "";
   const where = input.location || input.approver_location || "";
   const answer = result.allow === true ? "allow" : result.allow === false ? "deny" : "?";
   const reasons = [...new Set((result.reasons || []).map((r) => r.code))].join(", ");

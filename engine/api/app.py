@@ -43,6 +43,7 @@ from .routes import (
     provisioned,
     requests,
     scim,
+    slack,
     tokens,
     transfers,
 )
@@ -51,7 +52,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers, filings, auth, scim, console,
+    fleet, transfers, filings, auth, scim, console, slack,
 )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ writes down the expiries and lapses time has decided, and a check for overdue re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,9 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from ..chat.interactions import Interactions
+from ..chat.notices import Notices
+from ..chat.slack import CONSOLE_ROUTE, Signatures
 from ..connectors.activity import StatementTail
 from ..connectors.kinds import sinks as connector_sinks
 from ..directory.directory import Directory
@@ -176,6 +180,16 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             notifier.start()
         stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
         monitor.start()
+        chat = None
+        if cfg.slack is not None:  # chat approvals and notices to people (engine/chat)
+            slack = cfg.slack
+            if slack.console_url is None and (cfg.public_url or base_url):
+                link = (cfg.public_url or base_url).rstrip("/") + CONSOLE_ROUTE
+                slack = dataclasses.replace(slack, console_url=link)
+            notices = Notices(engine, slack)
+            stack.callback(notices.stop)
+            notices.start()
+            chat = Interactions(engine, notices, Signatures(store, slack.signing_secret))
         if cfg.connections:
             _watch_connectors(stack, cfg, engine, monitor)
         rules = InputRules(_known_countries(client, bundle_path), cfg.limits)
@@ -194,6 +208,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
             sign_in=cfg.sign_in if cfg.identity else None,
             directory=directory,
+            chat=chat,
         )
         stack.callback(service.close)
         yield service

@@ -23,6 +23,7 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from ..chat.interactions import Interactions
-from ..chat.notices import Notices
+from ..chat.notices import Notices, approvers_of
 from ..chat.slack import CONSOLE_ROUTE, Signatures
 from ..connectors.activity import StatementTail
 from ..connectors.kinds import sinks as connector_sinks
@@ -174,7 +175,12 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         monitor = Monitor(decisions, client)
         notifier = None
         if cfg.webhooks:
-            notifier = Notifier(store, cfg.webhooks, base_url=cfg.public_url or base_url)
+            notifier = Notifier(
+                store,
+                cfg.webhooks,
+                base_url=cfg.public_url or base_url,
+                approvers=partial(approvers_of, engine),
+            )
             monitor.listeners.append(notifier.alert)
             stack.callback(notifier.stop)
             notifier.start()

@@ -46,6 +46,7 @@ CURSOR = "chat"
 ATTEMPTS = 5
 BACKOFF_S = 1.0  # then 2, 4, 8 s
 BATCH = 50
+CLAIM_S = 60.0  # how long a notice being sent is left to its sender
 POSTED = ("requested", "reminder", "escalation", "expiring")
 UPDATE = "update"
 _ANNOUNCED = ("requested", "extension_requested")
@@ -179,23 +180,7 @@ class Notices:
         """Ask policy who is told of `req` (`kind`, `level`), and add the notices."""
         if self._known(key):
             return 0
-        approvals = self.engine.approvals(req.id)
-        asked = {
-            "kind": kind,
-            "level": level,
-            "request": _request_input(req),
-            "approvals": [a.approver for a in approvals if a.verdict == "approve"],
-            "idp_groups": {
-                a.approver: json.loads(a.idp_groups)
-                for a in approvals
-                if a.verdict == "approve" and a.idp_groups is not None
-            },
-        }
-        if self.engine.opa is None:
-            raise OpaUnavailable("no OPA configured")
-        said = self.engine.opa.query(RECIPIENTS, asked).result
-        if not isinstance(said, dict) or not isinstance(said.get("notify"), list):
-            raise OpaUnavailable(f"malformed answer from {RECIPIENTS}: {said!r}"[:300])
+        said = recipients(self.engine, req, kind, level)
         detail = {
             "kind": kind,
             "level": level,
@@ -264,6 +249,8 @@ class Notices:
         ).fetchall()
         delivered = 0
         for seq, key, kind, request_id, recipient, detail, attempts in rows:
+            if not self._claim(seq, now):
+                continue  # another engine on the store is sending it
             attempt = attempts + 1
             try:
                 self._send(kind, request_id, recipient, json.loads(detail or "{}"))
@@ -276,6 +263,17 @@ class Notices:
             self._settle(seq, key, attempt, "delivered", None, 200)
             delivered += 1
         return delivered
+
+    def _claim(self, seq: int, now: float) -> bool:
+        """Take a notice for sending: of the engines sharing the store, one sends it (a
+        claim not settled within CLAIM_S, its engine killed, is taken again)."""
+        with self.store.transaction(durable=False) as db:
+            taken = db.execute(
+                "UPDATE notices SET next_at = ? WHERE seq = ? AND state = 'queued' "
+                "AND next_at <= ?",
+                [now + CLAIM_S, seq, now],
+            )
+            return bool(taken.rowcount == 1)
 
     def _settle(
         self, seq: int, key: str, attempt: int, state: str, error: str | None, status: int | None
@@ -361,6 +359,35 @@ class Notices:
             "SELECT request_id FROM chat_messages WHERE channel = ? AND ts = ?", [channel, ts]
         ).fetchone()
         return None if row is None else str(row[0])
+
+
+def recipients(engine: Engine, req: Request, kind: str = "requested", level: int = 0) -> dict:
+    """What policy says of who is told of `req` (datavisa.notification.recipients): the
+    people who may approve it, those to tell for `kind` and `level`, whether chat may
+    approve it. OpaUnavailable when policy gives no answer."""
+    approvals = engine.approvals(req.id)
+    asked = {
+        "kind": kind,
+        "level": level,
+        "request": _request_input(req),
+        "approvals": [a.approver for a in approvals if a.verdict == "approve"],
+        "idp_groups": {
+            a.approver: json.loads(a.idp_groups)
+            for a in approvals
+            if a.verdict == "approve" and a.idp_groups is not None
+        },
+    }
+    if engine.opa is None:
+        raise OpaUnavailable("no OPA configured")
+    said = engine.opa.query(RECIPIENTS, asked).result
+    if not isinstance(said, dict) or not isinstance(said.get("notify"), list):
+        raise OpaUnavailable(f"malformed answer from {RECIPIENTS}: {said!r}"[:300])
+    return said
+
+
+def approvers_of(engine: Engine, req: Request) -> list[str]:
+    """The people policy would let approve `req` now (for the webhooks' messages)."""
+    return [str(p) for p in recipients(engine, req).get("approvers", [])]
 
 
 def _due_input(req: Request) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from live_server import IN_GERMANY, RESOURCE, uvicorn_thread, wait_for
+from live_server import IN_GERMANY, RESOURCE, Caller, serve_process, uvicorn_thread, wait_for
 from slack_recorder import SlackRecorder, block_actions, sign
 
 from datavisa.engine.api import config
@@ -24,13 +24,14 @@ from datavisa.engine.api.app import create_app
 from datavisa.engine.api.service import Service
 from datavisa.engine.api.tokens import SUBJECT_PATTERN, TokenStore
 from datavisa.engine.chat.interactions import Interactions
-from datavisa.engine.chat.notices import Notices
+from datavisa.engine.chat.notices import Notices, approvers_of
 from datavisa.engine.chat.slack import Signatures, SlackConfig
 from datavisa.engine.directory.directory import Directory
 from datavisa.engine.identity.oidc import Identity
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.model.errors import DataVisaError
+from datavisa.engine.monitoring.notify import approval_body
 from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess
@@ -154,6 +155,7 @@ def test_a_request_is_posted_with_buttons_naming_the_people_who_may_approve(chat
     assert len(chat.slack.posts(CHANNEL)) == 1
 
 
+@pytest.mark.stores  # on SQLite and on PostgreSQL
 def test_approve_button_approves_as_the_person_and_updates_the_message(chat: Chat):
     req = _request(chat)
     message = chat.posted(req.id)
@@ -188,8 +190,8 @@ def test_a_request_not_signed_by_slack_changes_nothing(chat: Chat):
     before = chat.trail(req.id)
     for kw, code in (
         ({"secret": "not-the-signing-secret"}, "bad_signature"),
-        ({"at": int(time.time()) - 301}, "stale_timestamp"),  # signed rightly, too long ago
-        ({"at": int(time.time()) + 301}, "stale_timestamp"),
+        ({"at": int(time.time()) - 302}, "stale_timestamp"),  # signed rightly, too long ago
+        ({"at": int(time.time()) + 400}, "stale_timestamp"),
     ):
         answer = chat.click("U0BOB", "approve", req.id, message, **kw)
         assert answer.status_code == 401, answer.text
@@ -205,6 +207,7 @@ def test_a_request_not_signed_by_slack_changes_nothing(chat: Chat):
     assert chat.engine.get(req.id).state == "pending" and chat.trail(req.id) == before
 
 
+@pytest.mark.stores  # on SQLite and on PostgreSQL
 def test_a_replayed_interaction_is_refused(chat: Chat):
     req = _request(chat)
     message = chat.posted(req.id)
@@ -249,6 +252,7 @@ def test_a_button_on_a_message_not_ours_or_for_another_request_is_refused(chat: 
     assert chat.engine.get(req.id).state == chat.engine.get(other.id).state == "pending"
 
 
+@pytest.mark.stores  # on SQLite and on PostgreSQL
 def test_a_failing_slack_gets_the_message_on_a_later_attempt_recorded(chat: Chat):
     chat.slack.fail_posts = 2
     req = _request(chat)
@@ -311,6 +315,7 @@ def test_where_step_up_is_required_the_button_leads_to_the_console(timed: Chat):
     assert CONSOLE.replace("{id}", req.id) in json.dumps(note.args["blocks"])
 
 
+@pytest.mark.stores  # on SQLite and on PostgreSQL
 def test_a_reminder_and_an_escalation_follow_policys_timings(timed: Chat):
     req = _request(timed)
     timed.posted(req.id, channel="U0BOB")
@@ -359,3 +364,61 @@ def test_serve_config_reads_the_slack_secrets_from_files(tmp_path: Path):
     ):  # fmt: skip
         with pytest.raises(DataVisaError, match=said):
             config.from_dict({"slack": bad}, tmp_path)
+
+
+def test_datavisa_serve_posts_takes_the_click_and_updates(tmp_path, opa, opa_args, slack):
+    """The whole way: a `datavisa serve` process with `slack:` configured, the IdP's SCIM
+    sync giving bob his email, a request over the API, bob's click, the message updated."""
+    db = tmp_path / "datavisa.db"
+    tokens = TokenStore(db)
+    alice, okta = tokens.issue("alice")[0], tokens.issue("okta", "scim")[0]
+    tokens.close()
+    (tmp_path / "bot.token").write_text("xoxb-serve\n")
+    (tmp_path / "signing.secret").write_text(SECRET + "\n")
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(
+        "location: {networks: {127.0.0.0/8: DE}}\n"
+        f"slack: {{bot_token_file: bot.token, signing_secret_file: signing.secret, "
+        f"api_url: '{slack.api_url}', channel: {CHANNEL}, scan_every: 1s}}\n"
+    )
+    try:
+        with serve_process("--config", str(cfg), "--db", str(db), *opa_args,
+                           log=tmp_path / "serve.log") as proc:  # fmt: skip
+            user = {"schemas": [USER], "userName": "bob", "active": True,
+                    "emails": [{"value": _email("bob"), "primary": True}]}  # fmt: skip
+            made = requests.post(proc.url + "/scim/v2/Users", json=user, timeout=10,
+                                 headers={"Authorization": f"Bearer {okta}"})  # fmt: skip
+            assert made.status_code == 201, made.text
+            body = {"resource": RESOURCE, "duration": "20m", "location": "DE", "reason": "INC-8"}
+            filed = Caller(proc.url, alice).post("/v1/requests", body)
+            assert filed.status_code == 201, filed.text
+            req_id = filed.json()["id"]
+            [post] = wait_for(lambda: slack.posts(CHANNEL, f"request `{req_id}`"), "the post")
+            assert post.token == "xoxb-serve"
+            console = json.dumps(post.args["blocks"])
+            assert f"{proc.url}/#/requests/{req_id}" in console  # default: the server's URL
+            store = open_store(db)
+            [(channel, ts)] = wait_for(
+                lambda: store.db.execute(
+                    "SELECT channel, ts FROM chat_messages WHERE request_id = ?", [req_id]
+                ).fetchall(),
+                "the message kept",
+            )
+            store.close()
+            click = block_actions("U0BOB", "approve", req_id, channel, ts)
+            answer = requests.post(proc.url + "/slack/interactions", data=click,
+                                   headers=sign(click, SECRET), timeout=10)  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["state"] == "active"
+            wait_for(lambda: slack.updates("*Approved* by bob"), "the message updated")
+    finally:
+        client = opa.client()  # the session's OPA: nobody synced
+        client.put_data("directory", {"people": {}})
+        client.close()
+
+
+def test_the_webhooks_request_message_names_the_people_who_may_approve(chat: Chat):
+    req = _request(chat)
+    body = approval_body(req, "", approvers_of(chat.engine, req))
+    assert "Needs 1 from data_owner (may approve: bob)" in body["text"]
+    assert "may approve: bob" in json.dumps(body["blocks"])

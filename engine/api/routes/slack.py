@@ -18,7 +18,17 @@ router = APIRouter()
 PATH = "/slack/interactions"
 
 
-@router.post(PATH, tags=["chat"], responses={401: {"description": "not signed by Slack"}})
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "not a block_actions payload, or a button not on our message"},
+    401: {"description": "not signed by Slack, signed too long ago, or a replay"},
+    403: {"description": "no directory person has the user's email, or policy refused"},
+    404: {"description": "no `slack:` section in serve's config, or no such request"},
+    409: {"description": "the request is no longer pending"},
+    503: {"description": "Slack or policy could not be asked; nothing was decided"},
+}
+
+
+@router.post(PATH, tags=["chat"], responses=_ANSWERS)
 async def interactions(service: Served, request: Request) -> Any:
     """A Block Kit button clicked in Slack (`payload=` form field, `block_actions`):
     Approve or Deny a request as the directory person the Slack user's email names."""

@@ -143,3 +143,16 @@ def expiry_message(
         _context(f"grant {req.id} · policy revision {escape(req.revision)}"),
     ]
     return text, blocks
+
+
+def outcome_message(
+    req: Request, approvals: list[Approval], console_link: str | None, now: float
+) -> tuple[str, list[dict[str, Any]]]:
+    """What became of a request, to its requester."""
+    outcome = _outcome(req, effective_state(req, now), approvals) or "*Still pending*"
+    what = f"extension of {req.parent_id}" if req.kind == "extension" else "request"
+    text = f"Your {what} {req.id} to {req.resource}: {_plain(outcome)}"
+    blocks = [_section(f"*Your {what}* `{req.id}` to {escape(req.resource)}\n{outcome}")]
+    if console_link:
+        blocks.append(_context(f"<{console_link}|Open it in the console>"))
+    return text, blocks

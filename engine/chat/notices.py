@@ -34,7 +34,7 @@ from typing import Any
 from ..lifecycle.engine import Engine, _request_input
 from ..model.records import ACTIVE, PENDING, Request, effective_state
 from ..policy.opa import OpaUnavailable
-from .messages import expiry_message, request_message
+from .messages import expiry_message, outcome_message, request_message
 from .people import People
 from .slack import SlackApi, SlackConfig, SlackFailed
 
@@ -47,8 +47,9 @@ ATTEMPTS = 5
 BACKOFF_S = 1.0  # then 2, 4, 8 s
 BATCH = 50
 CLAIM_S = 60.0  # how long a notice being sent is left to its sender
-POSTED = ("requested", "reminder", "escalation", "expiring")
 UPDATE = "update"
+OUTCOME = "outcome"  # to the requester: approved (active, scheduled, extended) or denied
+_TOLD = ("activated", "scheduled", "extension_applied", "denied")
 _ANNOUNCED = ("requested", "extension_requested")
 _DECIDED = ("approved", "activated", "scheduled", "denied", "cancelled", "lapsed",
             "extension_applied", "revoked")  # fmt: skip
@@ -141,6 +142,9 @@ class Notices:
                 and not self._update_waiting(req.id)
             ):
                 added += self.add(f"update:{req.id}:{seq}", UPDATE, req.id, "", {})
+            if req is not None and event in _TOLD and self._posted(req.id):
+                # The requester hears the outcome too, once.
+                added += self.add(f"outcome:{req.id}", OUTCOME, req.id, req.requester, {})
             with self.store.transaction(durable=False):
                 if (self.store.cursor(CURSOR) or 0) < seq:
                     self.store.set_cursor(CURSOR, seq)
@@ -310,6 +314,8 @@ class Notices:
             channel = found
         if kind == "expiring":
             text, blocks = expiry_message(req, link, now)
+        elif kind == OUTCOME:
+            text, blocks = outcome_message(req, self.engine.approvals(req.id), link, now)
         else:
             ids = self._slack_ids([*detail.get("approvers", []), *detail.get("notify", [])])
             approvals = self.engine.approvals(req.id)
@@ -327,7 +333,7 @@ class Notices:
         with `note` beneath (a refusal's reason)."""
         rows = self.store.db.execute(
             "SELECT channel, ts, detail FROM chat_messages WHERE request_id = ? "
-            "AND kind != 'expiring' ORDER BY posted_at",
+            "AND kind NOT IN ('expiring', 'outcome') ORDER BY posted_at",
             [req.id],
         ).fetchall()
         target = detail.get("target")

@@ -27,6 +27,7 @@ from datavisa.engine.chat.interactions import Interactions
 from datavisa.engine.chat.notices import Notices, approvers_of
 from datavisa.engine.chat.slack import Signatures, SlackConfig
 from datavisa.engine.directory.directory import Directory
+from datavisa.engine.directory.scim import Filter
 from datavisa.engine.identity.oidc import Identity
 from datavisa.engine.ledger.decision_log import DecisionLog
 from datavisa.engine.lifecycle.engine import Engine
@@ -173,6 +174,9 @@ def test_approve_button_approves_as_the_person_and_updates_the_message(chat: Cha
     [update] = wait_for(lambda: chat.slack.updates("*Approved* by bob"), "the message updated")
     assert [update.args["channel"], update.args["ts"]] == list(message)
     assert not [b for b in update.args["blocks"] if b["type"] == "actions"]  # no buttons left
+    # ... and the requester is told, once, by direct message.
+    [told] = wait_for(lambda: chat.slack.posts("U0ALICE", "*Approved* by bob"), "the requester")
+    assert f"Your request {req.id}" in told.args["text"]
 
 
 def test_deny_button_denies_as_the_person(chat: Chat):
@@ -182,6 +186,7 @@ def test_deny_button_denies_as_the_person(chat: Chat):
     assert chat.engine.get(req.id).state == "denied"
     assert ("denied", "bob") in chat.trail(req.id)
     wait_for(lambda: chat.slack.updates("*Denied* by bob: denied in Slack"), "the update")
+    wait_for(lambda: chat.slack.posts("U0ALICE", "*Denied* by bob"), "the requester told")
 
 
 def test_a_request_not_signed_by_slack_changes_nothing(chat: Chat):
@@ -240,6 +245,25 @@ def test_a_self_approval_is_refused_with_policys_reason_in_the_update(chat: Chat
     assert {r["code"] for r in answer.json()["error"]["reasons"]} >= {"self_approval"}
     assert chat.engine.get(req.id).state == "pending"
     wait_for(lambda: chat.slack.updates("nobody may approve their own request"), "the reason")
+
+
+def test_someone_directory_sync_deprovisioned_is_not_named_and_cannot_approve(chat: Chat):
+    req = _request(chat)
+    message = chat.posted(req.id)
+    assert "<@U0BOB>" in json.dumps(chat.slack.posts(CHANNEL)[0].args["blocks"])  # named
+    [bob], _ = chat.service.directory.users(Filter((("userName", "bob"),)), 1, 10)
+    chat.service.directory.patch_user(bob.id, {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }, "okta")  # fmt: skip
+    # His pending-request click (the mapping he had is still fresh) is refused by policy.
+    answer = chat.click("U0BOB", "approve", req.id, message)
+    assert answer.status_code == 403, answer.text
+    assert chat.engine.get(req.id).state == "pending"
+    later = _request(chat, "oscar")
+    [post] = wait_for(lambda: chat.slack.posts(CHANNEL, f"request `{later.id}`"), "the post")
+    assert "bob" not in json.dumps(post.args["blocks"]).replace("Bob", "")
+    assert "nobody the directory names" in json.dumps(post.args["blocks"])
 
 
 def test_a_button_on_a_message_not_ours_or_for_another_request_is_refused(chat: Chat):

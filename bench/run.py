@@ -19,7 +19,8 @@ usable, revoke → terminated) and supervised ones (bench/supervision_bench.py: 
 lease → login refused and sessions ended, rejoin → login); then the Rego
 micro-benchmark (bench/rego_bench.py) and what judging decisions by the alert rules
 costs OPA (bench/monitor_cost.py), and what verifying a person's JWT costs a check
-beside a static token (bench/identity_cost.py).
+beside a static token (bench/identity_cost.py), and the console's queue page and an
+approval at 1,000 pending (bench/console_bench.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -48,6 +49,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this script
 
+import console_bench
 import fixtures
 import fleet_bench
 import gateway_bench
@@ -585,6 +587,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="datavisa-identity-") as tmp:
         identity = identity_cost.measure(Path(tmp), 1000 if args.quick else 5000)
     _log(f"identity: {identity}")
+    _log("the console: the queue page and an approval at 1,000 pending")
+    with tempfile.TemporaryDirectory(prefix="datavisa-console-") as tmp:
+        console = console_bench.measure(
+            Path(tmp), 10 if args.quick else 100, 5 if args.quick else 50
+        )
+    _log(f"console: {console}")
     _log("PostgreSQL: approve → credentials usable, revoke → open session terminated")
     postgres = postgres_bench.measure(20 if args.quick else 100)  # None: not installed
     _log(f"postgresql: {postgres}")
@@ -620,6 +628,7 @@ def main() -> None:
         "postgresql": postgres,
         "mariadb": mariadb,
         "supervision": supervised,
+        "console": console,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

@@ -192,6 +192,17 @@ class Store:
         rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")
         return [Approval(**r) for r in rows]
 
+    def approvals_of(self, request_ids: Iterable[str]) -> dict[str, list[Approval]]:
+        """The approvals of each of `request_ids`, oldest first, in a query per 500 ids
+        (an approver's queue reads a thousand requests' at once)."""
+        ids, found = sorted(set(request_ids)), {}
+        for at in range(0, len(ids), 500):  # well under every database's parameter limit
+            chunk = ids[at : at + 500]
+            sql = f"SELECT * FROM approvals WHERE request_id IN ({', '.join('?' * len(chunk))})"
+            for row in rows_as_dicts(self.db.execute(sql + " ORDER BY at", chunk)):
+                found.setdefault(row["request_id"], []).append(Approval(**row))
+        return found
+
     # -- the grant outbox ---------------------------------------------------------------
 
     def add_grant_change(self, at: float, subject: str, grant_id: str, change: str) -> int:

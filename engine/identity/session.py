@@ -32,7 +32,14 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from ..model.errors import DataVisaError
-from .code_flow import IdpRefused, IdpUnreachable, authorization_url, pkce, token_request
+from .code_flow import (
+    FETCH_TIMEOUT_S,
+    IdpRefused,
+    IdpUnreachable,
+    authorization_url,
+    pkce,
+    token_request,
+)
 from .oidc import discover
 
 REFRESH_BEFORE_S = 60.0  # an access token this close to its expiry is refreshed first
@@ -64,7 +71,9 @@ class Session:
 
 def _discover(issuer: str) -> dict[str, Any]:
     try:
-        return discover(issuer)
+        # A person signing in waits as for the IdP's token endpoint, not the server's 3 s
+        # (a first JWT's check is waiting there).
+        return discover(issuer, timeout_s=FETCH_TIMEOUT_S)
     except (requests.RequestException, ValueError) as e:
         raise DataVisaError(f"cannot read the identity provider's configuration: {e}") from e
 

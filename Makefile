@@ -10,12 +10,15 @@ DEVICE_IDP := .tools/idp/node_modules/.package-lock.json
 # Validates deploy/kubernetes against the Kubernetes schemas (tests/test_deploy_recipe.py).
 KUBECONFORM := .tools/bin/kubeconform
 KUBECONFORM_VERSION := v0.8.0
+# A real gRPC client for the sidecar's Envoy ext_authz v3 gRPC Check (tests/server/test_edge_grpc.py).
+GRPCURL := .tools/bin/grpcurl
+GRPCURL_VERSION := v1.9.4
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
 .PHONY: setup chromium gateways postgresql mariadb demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) chromium gateways postgresql mariadb
+setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) $(GRPCURL) chromium gateways postgresql mariadb
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -98,6 +101,17 @@ $(KUBECONFORM): Makefile
 			go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION); \
 	else \
 		echo "no Go to build kubeconform with: the Kubernetes manifest test will be skipped"; \
+	fi
+
+# grpcurl from the Go module proxy (checksums from Go's checksum database), as kubeconform.
+# Without Go the ext_authz gRPC test says why it skips.
+$(GRPCURL): Makefile
+	@if command -v go >/dev/null 2>&1; then \
+		echo "building grpcurl $(GRPCURL_VERSION) from its Go module..."; \
+		GOBIN="$(abspath .tools/bin)" GOFLAGS=-buildvcs=false \
+			go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION); \
+	else \
+		echo "no Go to build grpcurl with: the ext_authz gRPC test will be skipped"; \
 	fi
 
 demo: setup

@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 import store_bench
+import supervision_bench
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -507,6 +508,7 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
         lines += store_bench.markdown(record["store"])
     lines += postgresql_lines(record.get("postgresql"))
     lines += mariadb_lines(record.get("mariadb"))
+    lines += supervision_bench.markdown(record.get("supervision"))
     lines += [
         "",
         "## Plots",

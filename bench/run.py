@@ -15,9 +15,12 @@ lifecycle's own throughput; nginx → upstream against nginx → DataVisa → up
 (bench/gateway_bench.py); revocation across an OPA fleet (bench/fleet_bench.py); engine
 throughput on SQLite, on PostgreSQL and with two engines on one PostgreSQL
 (bench/store_bench.py); grants in a real PostgreSQL (bench/postgres_bench.py: approve →
-usable, revoke → terminated); then the Rego micro-benchmark (bench/rego_bench.py) and what
-judging decisions by the alert rules costs OPA (bench/monitor_cost.py), and what verifying
-a person's JWT costs a check beside a static token (bench/identity_cost.py).
+usable, revoke → terminated) and supervised ones (bench/supervision_bench.py: a lapsed
+lease → login refused and sessions ended, rejoin → login); then the Rego
+micro-benchmark (bench/rego_bench.py) and what judging decisions by the alert rules
+costs OPA (bench/monitor_cost.py), and what verifying a person's JWT costs a check
+beside a static token (bench/identity_cost.py), and the console's queue page and an
+approval at 1,000 pending (bench/console_bench.py).
 
     .venv/bin/python bench/run.py            # the full run: a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a smoke run, under a minute, written to a tmp dir
@@ -46,6 +49,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this script
 
+import console_bench
 import fixtures
 import fleet_bench
 import gateway_bench
@@ -55,6 +59,7 @@ import monitor_cost
 import postgres_bench
 import report
 import store_bench
+import supervision_bench
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
 from load import Sample, http_cell, percentile, process_cell
 from report import AGAIN
@@ -582,12 +587,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="datavisa-identity-") as tmp:
         identity = identity_cost.measure(Path(tmp), 1000 if args.quick else 5000)
     _log(f"identity: {identity}")
+    _log("the console: the queue page and an approval at 1,000 pending")
+    with tempfile.TemporaryDirectory(prefix="datavisa-console-") as tmp:
+        console = console_bench.measure(
+            Path(tmp), 10 if args.quick else 100, 5 if args.quick else 50
+        )
+    _log(f"console: {console}")
     _log("PostgreSQL: approve → credentials usable, revoke → open session terminated")
     postgres = postgres_bench.measure(20 if args.quick else 100)  # None: not installed
     _log(f"postgresql: {postgres}")
     _log("MariaDB: approve → credentials usable, revoke → open session killed")
     mariadb = mariadb_bench.measure(20 if args.quick else 100)  # None: not installed
     _log(f"mariadb: {mariadb}")
+    _log("supervised grants: lease ran out → login refused and sessions ended, rejoin → login")
+    supervised = supervision_bench.measure(10 if args.quick else 50)  # None: not installed
+    _log(f"supervision: {supervised}")
     record = {
         "date": dt.date.today().isoformat(),
         "quick": args.quick,
@@ -613,6 +627,8 @@ def main() -> None:
         "store": store,
         "postgresql": postgres,
         "mariadb": mariadb,
+        "supervision": supervised,
+        "console": console,
         "duration_s": round(time.monotonic() - started, 1),
         # Other work on the machine skews every figure: a load well above 0 before the run
         # means something else was busy.

@@ -179,6 +179,8 @@ def describe_request(
         ("ended", req.ended_at),
     ]
     lines += [f"  {label:<11} {when(t)}" for label, t in optional if t is not None]
+    if req.supervised:
+        lines.append(f"  supervised  {_supervision(req)}")
     if req.extended_s:
         lines.append(f"  extended    by {format_duration(req.extended_s)}")
     if req.ended_by:
@@ -197,6 +199,24 @@ def describe_request(
     if events:
         lines += ["", audit_table(events)]
     return "\n".join(lines)
+
+
+_PRESENCE = {
+    "present": "a supervisor is present: the grant works",
+    "absent": "no supervisor present: login refused, checks deny",
+    "ended": "no supervisor present past the grace: login refused, sessions ended",
+}
+
+
+def _supervision(req: Request) -> str:
+    """What `show` says of a supervised grant's presence (datavisa watch --supervise)."""
+    numbers = req.supervision
+    said = f"grace {format_duration(int(numbers.get('grace_s', 0)))}"
+    if req.state != "active" or req.supervision_state is None:
+        return f"yes ({said})"
+    return f"{_PRESENCE.get(req.supervision_state, req.supervision_state)} since " + (
+        f"{when(req.supervision_since)} ({said})"
+    )
 
 
 def describe_decision(decision: Decision) -> str:

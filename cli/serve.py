@@ -107,8 +107,10 @@ def serve(config_path: Path | None, **flags: object) -> None:
 
     Every decision is judged by the monitoring rules (rego/datavisa/monitor) as it is
     recorded; alerts are at GET /v1/alerts and `datavisa alerts`, and go to the webhooks
-    in the config file, as do new requests for their approvers. The live dashboard is at
-    / (open it with an auditor token: http://HOST:PORT/#token=TOKEN).
+    in the config file, as do new requests for their approvers. With a `slack:` section,
+    requests go to Slack with Approve and Deny buttons, reminders and escalations follow
+    policy's timings, and clicks come back to POST /slack/interactions (docs/approvers.md).
+    The live dashboard is at / (open it with an auditor token: http://HOST:PORT/#token=TOKEN).
 
     \b
     Examples:
@@ -130,6 +132,8 @@ def serve(config_path: Path | None, **flags: object) -> None:
       webhooks:
         - {url: https://hooks.slack.com/services/T/B/X, name: security, kinds: [alerts]}
         - {url: https://chat.example.com/hooks/owners, kinds: [approvals], groups: [data_owner]}
+      slack: {bot_token_file: /etc/datavisa/slack-bot.token,
+              signing_secret_file: /etc/datavisa/slack-signing.secret, channel: C0123456}
     """
     cfg = serve_config.load(config_path).override(**flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -87,6 +87,12 @@ def connectors_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "    target: {kind: mariadb, connection: support, database: support, "
         "tables: [tickets, agents]}\n"
     )
+    # Supervised grants with short numbers, so a lapse or a grace is waited for briefly.
+    (data / "supervision.yaml").write_text(
+        "supervised:\n  required:\n    resources:\n      eu-customer-analytics: [write]\n"
+        f"      {MARIADB_RESOURCE}: [write]\n  supervisors: [security_officer, data_owner]\n"
+        "  lease_s: 2\n  heartbeat_s: 1\n  grace_s: 1\n"
+    )
     return data
 
 

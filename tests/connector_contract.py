@@ -1,8 +1,9 @@
 """What every connector must show (issue 33, items 3 and 5; issue 29, item 3): the
 credentials issued work, an open session ends with the grant, the data system's own clock
 ends the account by itself, extension moves that clock, an unreachable server leaves the
-change pending (202) and retried, drift is put right, nothing of a grant outlives it, and
-only the credentials DataVisa issued work.
+change pending (202) and retried, drift is put right, nothing of a grant outlives it,
+only the credentials DataVisa issued work, and a supervised grant works only while a
+supervisor is present (paused and resumed, issue 33 items 1-2).
 
 A check takes a `Kit`, the connector under test as a sink of a real engine, with a way to
 act as a grant's holder in the data system, and a `leave` or `set_own` callable that does
@@ -23,6 +24,7 @@ from datavisa.engine.lifecycle.provisioned import residues, standing
 from datavisa.engine.model.errors import NotYetEnforced
 from datavisa.engine.model.records import Alert
 from datavisa.engine.monitoring.monitor import Monitor
+from datavisa.engine.supervision import Supervision
 
 # The resource of the tests' bundle (conftest's connectors_data) whose target is the
 # MariaDB connection `support`; PostgreSQL's is the shipped eu-customer-analytics.
@@ -36,6 +38,13 @@ class Kit(Protocol):
 
     def grant(self, seconds: int = 1200) -> str:
         """A new live grant provisioned by the connector, its credentials issued: its id."""
+
+    def supervised_grant(self) -> str:
+        """A new live grant policy makes supervised (its credentials not issued yet: no
+        supervisor is present, so the access decision that issues them would deny)."""
+
+    def issue(self, grant_id: str) -> None:
+        """Issue the grant's credentials, which `logs_in` and `session` then use."""
 
     def holder(self, grant_id: str) -> Any:
         """How to act as the grant's holder in the data system (with what was issued)."""
@@ -190,3 +199,56 @@ def check_drift_is_put_right(kit: Kit) -> None:
     assert any(a.rule == "sink_drift" for a in connector_alerts(kit.engine, grant_id))
     assert kit.engine.grants.reconcile() == []
     assert kit.reads(kit.session(grant_id))
+
+
+def _wait(condition: Callable[[], bool], what: str, wait_s: float = 30.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def check_a_supervised_grant_works_only_while_watched(kit: Kit, supervisor: str) -> None:
+    """A supervised grant (issue 33, items 1-2): no login until a supervisor joins; the
+    supervisor leaves: login refused at once, the open session ends once the grace is
+    over; a supervisor rejoins: login works again; the account's own expiry never moves;
+    a lease not renewed runs out and pauses the grant like a leave. Audited throughout."""
+    supervision = Supervision(kit.engine)
+    grant_id = kit.supervised_grant()
+    grant = kit.engine.get(grant_id)
+    assert grant.supervised and grant.supervision_state == "absent"
+    expires = kit.expires(grant_id)
+    supervision.join(grant_id, supervisor, "DE")
+    kit.issue(grant_id)
+    assert kit.logs_in(grant_id), "a supervised grant's login is refused while watched"
+    session = kit.session(grant_id)
+    assert kit.reads(session)
+
+    supervision.leave(grant_id, supervisor)
+    assert kit.engine.get(grant_id).supervision_state == "absent"
+    assert not kit.logs_in(grant_id), "login works with no supervisor present"
+    assert kit.reads(session), "the open session ended before the grace was over"
+    _wait(lambda: _settled(supervision, grant_id) == "ended", "the grace to be over")
+    assert kit.engine.get(grant_id).supervision_state == "ended"
+    assert not kit.reads(session), "an open session outlived the grace with no supervisor"
+
+    supervision.join(grant_id, supervisor, "DE")
+    assert kit.logs_in(grant_id), "login refused after a supervisor rejoined"
+    assert kit.expires(grant_id) == expires, "pausing moved the account's own expiry"
+
+    # No heartbeat: the lease runs out, and the timer's settle pauses the grant.
+    _wait(lambda: _settled(supervision, grant_id) != "present", "the lease to lapse")
+    assert not kit.logs_in(grant_id), "login works after the supervisor's lease ran out"
+    events = [e["event"] for e in kit.engine.trail(grant_id)]
+    for event in ("supervisor_joined", "grant_resumed", "supervisor_left", "grant_paused",
+                  "grant_sessions_ended"):  # fmt: skip
+        assert event in events, events
+    left = [e for e in kit.engine.trail(grant_id) if e["event"] == "supervisor_left"]
+    assert [e["detail"]["how"] for e in left] == ["left", "lapsed"]
+
+
+def _settled(supervision: Supervision, grant_id: str) -> str | None:
+    """The grant's supervision state once the timer's `settle` ran (as serve runs it)."""
+    supervision.settle()
+    return supervision.engine.get(grant_id).supervision_state

@@ -71,7 +71,9 @@ def test_the_same_approver_twice_at_once_counts_once(engine):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["Conflict", "active"]
+    # The second is refused: a Conflict when both read the request pending, policy's denial
+    # (no longer pending) when a busy machine let the first commit before the second read.
+    assert sorted(outcomes) in (["Conflict", "active"], ["Denied", "active"])
     assert len(engine.approvals(rid)) == 1
     assert _activations(engine, rid) == 1
 

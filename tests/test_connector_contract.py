@@ -13,6 +13,7 @@ import pymysql
 import pytest
 from connector_contract import (
     MARIADB_RESOURCE,
+    check_a_supervised_grant_works_only_while_watched,
     check_an_open_session_ends_with_the_grant,
     check_an_unreachable_server_is_pending_and_retried,
     check_credentials_work,
@@ -61,6 +62,15 @@ class PostgresContractKit(PostgresKit):
         ]
         return grant.id
 
+    def supervised_grant(self) -> str:
+        req = self.engine.request("alice", "eu-customer-analytics", ["read", "write"], 1200,
+                                  "DE", "INC-33: supervised")  # fmt: skip
+        return self.engine.approve(req.id, "bob", "DE").id
+
+    def issue(self, grant_id: str) -> None:
+        issued = credentials(self.engine, grant_id, "alice", "DE")
+        self.passwords[grant_id] = [issued["env"]["PGPASSWORD"]]
+
     def session(self, grant_id: str) -> Any:
         return self.holder(grant_id)()
 
@@ -107,6 +117,15 @@ class MariadbKit:
         issued = credentials(self.engine, grant.id, "alice", "DE")
         self.passwords[grant.id] = [issued["env"]["MYSQL_PWD"]]
         return grant.id
+
+    def supervised_grant(self) -> str:
+        req = self.engine.request("alice", MARIADB_RESOURCE, ["read", "write"], 1200, "DE",
+                                  "INC-33: supervised")  # fmt: skip
+        return self.engine.approve(req.id, "bob", "DE").id
+
+    def issue(self, grant_id: str) -> None:
+        issued = credentials(self.engine, grant_id, "alice", "DE")
+        self.passwords[grant_id] = [issued["env"]["MYSQL_PWD"]]
 
     def holder(self, grant_id: str) -> Any:
         def connect(password: str | None = None) -> Any:
@@ -244,3 +263,8 @@ def test_a_password_the_holder_set_is_put_back(kit: Any):
     assert check_only_issued_credentials_work(kit, set_own, kit.engine.grants.reconcile) == (
         "restore"  # confidential data, in either system: datavisa.provision own_password
     )
+
+
+def test_a_supervised_grant_is_paused_and_resumed(kit: Any):
+    """Supervised by erin, a security officer (any team may be supervised by one)."""
+    check_a_supervised_grant_works_only_while_watched(kit, "erin")

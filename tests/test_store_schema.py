@@ -72,7 +72,7 @@ def test_an_upgrade_waits_until_no_engine_of_the_older_release_runs(db):
     with pytest.raises(StorageUnavailable) as refused:
         open_store(db)
     message = str(refused.value)
-    assert f"schema version {schema.VERSION - 1}, older than {schema.VERSION}" in message
+    assert f"schema version {schema.MIGRATIONS[-2][0]}, older than {schema.VERSION}" in message
     assert "(old-1, until" in message and "datavisa db migrate --db" in message
 
     def upgraded():

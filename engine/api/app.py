@@ -43,6 +43,8 @@ from .routes import (
     provisioned,
     requests,
     scim,
+    slack,
+    supervision,
     tokens,
     transfers,
 )
@@ -51,7 +53,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers, filings, auth, scim, console,
+    fleet, transfers, filings, auth, scim, console, supervision, slack,
 )  # fmt: skip
 
 

@@ -115,6 +115,8 @@ from typing import Any
 
 import yaml
 
+from ..chat.slack import SlackConfig
+from ..chat.slack import parse_config as parse_slack
 from ..connectors import mariadb
 from ..connectors.postgresql import KIND as POSTGRESQL
 from ..connectors.postgresql import MANAGED, PUBLIC_CONNECT, REPORT, Connection
@@ -190,6 +192,7 @@ class ServeConfig:
     sign_in: SignInConfig | None = None  # the dashboard's sign-in at that issuer, if any
     # A postgresql.Connection or a mariadb.Connection each, by name.
     connections: dict[str, Any] = field(default_factory=dict, repr=False)
+    slack: SlackConfig | None = None  # chat approvals and notices (engine/chat)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -234,6 +237,7 @@ _SECTIONS = {
     "fleet": dict,
     "identity": dict,
     "connections": dict,
+    "slack": dict,
 }
 _OPA_KEYS = {"url", "timeout", "token", "token_file"}
 _TOKEN_KEYS = {"database"}
@@ -346,6 +350,7 @@ def from_dict(doc: Any, base: Path, origin: str = "config") -> ServeConfig:
         "identity": _identity(doc.get("identity"), origin),
         "sign_in": _sign_in(doc.get("identity"), base, origin, doc.get("public_url")),
         "connections": _connections(doc.get("connections"), base, origin),
+        "slack": parse_slack(doc.get("slack"), base, origin, doc.get("public_url")),
     }
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         raise DataVisaError(f"{origin}: public_url must start with http:// or https://")

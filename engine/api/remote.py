@@ -204,6 +204,19 @@ class RemoteEngine:
         """{provisioning: where each system stands, activity: statements run}."""
         return self._call("GET", _on("grants", grant_id, "activity"), params={"after": after})
 
+    def supervise(self, grant_id: str, location: str) -> dict[str, Any]:
+        """Join a supervised grant, or renew the lease (a heartbeat)."""
+        body = self._call("POST", _on("grants", grant_id, "supervision"), {"location": location})
+        return {**body, "held_until": parse_rfc3339(body["held_until"])}
+
+    def unsupervise(self, grant_id: str) -> Request:
+        """Leave a grant you supervise."""
+        return self._request("DELETE", _on("grants", grant_id, "supervision"))
+
+    def end_session(self, grant_id: str, session: str) -> dict[str, Any]:
+        verb = f"sessions/{quote(session, safe='')}/end"
+        return self._call("POST", _on("grants", grant_id, verb), {})
+
     def abandon_removal(self, grant_id: str, reason: str) -> list[str]:
         body = self._call("POST", _on("grants", grant_id, "abandon-removal"), {"reason": reason})
         return body["abandoned"]

@@ -11,6 +11,7 @@ writes down the expiries and lapses time has decided, and a check for overdue re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -22,12 +23,16 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
 
+from ..chat.interactions import Interactions
+from ..chat.notices import Notices, approvers_of
+from ..chat.slack import CONSOLE_ROUTE, Signatures
 from ..connectors.activity import StatementTail
 from ..connectors.kinds import sinks as connector_sinks
 from ..directory.directory import Directory
@@ -48,6 +53,7 @@ from ..policy.process import DecisionUpload
 from ..policy.supervisor import OpaSupervisor
 from ..store import Store, open_store
 from ..store.base import DIRECTORY, GRANTS
+from ..supervision import Supervision, SupervisionTimer
 from .app import create_app
 from .config import ServeConfig
 from .limits import InputRules
@@ -165,17 +171,35 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
         # Registered before start: a signal during OPA's start-up still stops it.
         stack.callback(supervisor.stop)
         supervisor.start()
+        # Every engine on the store notices a supervisor's lease that ran out, and a grace
+        # that is over, at that instant (whichever gets there first writes it down).
+        stack.callback(SupervisionTimer(Supervision(engine)).start().stop)
         # Applies the grant outbox to OPA, retrying until it lands, and reconciles.
         stack.callback(Runner(engine.grants, reconcile_every_s=cfg.reconcile_every_s).start().stop)
         monitor = Monitor(decisions, client)
         notifier = None
         if cfg.webhooks:
-            notifier = Notifier(store, cfg.webhooks, base_url=cfg.public_url or base_url)
+            notifier = Notifier(
+                store,
+                cfg.webhooks,
+                base_url=cfg.public_url or base_url,
+                approvers=partial(approvers_of, engine),
+            )
             monitor.listeners.append(notifier.alert)
             stack.callback(notifier.stop)
             notifier.start()
         stack.callback(monitor.stop)  # before the notifier's: no alert is handed on late
         monitor.start()
+        chat = None
+        if cfg.slack is not None:  # chat approvals and notices to people (engine/chat)
+            slack = cfg.slack
+            if slack.console_url is None and (cfg.public_url or base_url):
+                link = (cfg.public_url or base_url).rstrip("/") + CONSOLE_ROUTE
+                slack = dataclasses.replace(slack, console_url=link)
+            notices = Notices(engine, slack)
+            stack.callback(notices.stop)
+            notices.start()
+            chat = Interactions(engine, notices, Signatures(store, slack.signing_secret))
         if cfg.connections:
             _watch_connectors(stack, cfg, engine, monitor)
         rules = InputRules(_known_countries(client, bundle_path), cfg.limits)
@@ -194,6 +218,7 @@ def running(cfg: ServeConfig, base_url: str = "") -> Iterator[Service]:
             identity=Verifier(cfg.identity, SUBJECT_PATTERN) if cfg.identity else None,
             sign_in=cfg.sign_in if cfg.identity else None,
             directory=directory,
+            chat=chat,
         )
         stack.callback(service.close)
         yield service

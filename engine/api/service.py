@@ -78,6 +78,8 @@ class Service:
     sessions: WebSessions | None = field(init=False, default=None)
     # The directory the IdP syncs by SCIM (routes/scim.py); built on the engine if not given.
     directory: Directory = None  # type: ignore[assignment]
+    # Slack's interactions (config `slack:`, engine/chat), if chat approvals are set up.
+    chat: Any = None
     metrics: Metrics = field(init=False)
     alerts: Alerts = field(init=False)
     # Access checks that arrive together are decided together (see coalesce.py).

@@ -15,6 +15,9 @@ the outbox is the same for every system, and lives here once (`ConnectorSink`):
   marks it failed; an unreachable system raises SinkUnavailable, retried);
 - a password the holder set for itself: put back the issued one or end the grant, as
   policy says (`own_password`);
+- a supervised grant with no supervisor present (engine/supervision): login refused,
+  and once the grace is over its sessions ended; login back when a supervisor rejoins
+  (`_pause`, `_end_plan_sessions`), the account's expiry untouched;
 - issuing credentials: the bookkeeping (once, again only rotated; the verifier written
   down before the system has it) around the system's own way of setting a password.
 
@@ -81,6 +84,10 @@ class Plan:
     privileges: tuple[str, ...]
     valid_until: int  # epoch seconds: the grant's expiry, rounded down
     own_password: str = END  # policy's answer to a password the holder set: RESTORE or END
+    # A supervised grant with no supervisor present (engine/supervision): its login is
+    # refused; `sessions_ended`: and its grace is over, so its open sessions end too.
+    paused: bool = False
+    sessions_ended: bool = False
 
     @property
     def role(self) -> str:
@@ -103,7 +110,7 @@ class Plan:
             "resource": self.resource,
             "actions": sorted(self.actions),
             "valid_until": self.valid_until,
-            "login": True,
+            "login": not self.paused,
             "privileges": sorted(f"{where}.{t}:{p}" for t in self.tables for p in self.privileges),
         }
 
@@ -274,8 +281,15 @@ class ConnectorSink:
             return None
         if self._state(grant_id) in (FAILED, ENDED):
             return None  # refused by the database before, or ended: not tried again
-        valid_until = int(doc["expires_ns"] // 1_000_000_000)
-        return plan if plan.valid_until == valid_until else replace(plan, valid_until=valid_until)
+        now = {
+            "valid_until": int(doc["expires_ns"] // 1_000_000_000),
+            # The grant document says whether a supervisor is present (engine/supervision).
+            "paused": bool(doc.get("supervised")) and not doc.get("supervisor_present"),
+            "sessions_ended": bool(doc.get("sessions_ended")),
+        }
+        if all(getattr(plan, key) == value for key, value in now.items()):
+            return plan
+        return replace(plan, **now)
 
     def _decide_plan(
         self, subject: str, grant_id: str, doc: dict[str, Any]
@@ -348,8 +362,17 @@ class ConnectorSink:
                 continue
             if role is None:
                 self._guarded(plan, self._create)
+                if plan.paused:  # made before credentials exist: nobody logged in yet
+                    self._guarded(plan, self._pause)
+            elif plan.paused:
+                if role.valid_until != plan.valid_until:  # moved while paused: still paused
+                    self._guarded(plan, self._move_expiry)
+                if role.login or role.valid_until != plan.valid_until:
+                    self._guarded(plan, self._pause)
+                if plan.sessions_ended:
+                    self._guarded(plan, self._end_plan_sessions)
             elif role.valid_until != plan.valid_until or not role.login:
-                self._guarded(plan, self._move_expiry)
+                self._guarded(plan, self._move_expiry)  # login on: a supervisor's back
             if deep and role is not None:
                 self._guarded(plan, self._strip)
 
@@ -367,6 +390,26 @@ class ConnectorSink:
                 return
             log.warning("grant %s: %s", plan.grant_id, e)
             self.store.set_provisioning(self.name, plan.grant_id, FAILED, str(e), self.clock())
+
+    def _pause(self, plan: Plan) -> None:
+        """No supervisor present: the account's login is refused (sessions open run on
+        until the grace is over); `_move_expiry` turns it back on when one rejoins. The
+        grant's clock, the account's own expiry, is not touched."""
+        self._refuse_login(self._connection(plan.connection), plan.role)
+        log.info("grant %s: %s %s paused: no supervisor", plan.grant_id, self.account, plan.role)
+
+    def _end_plan_sessions(self, plan: Plan) -> None:
+        """The grace is over with no supervisor: the account's open sessions end."""
+        self._end_sessions(self._connection(plan.connection), plan.role)
+
+    def end_session(self, grant_id: str, session: str) -> bool:
+        """End one session of `grant_id`'s account (a supervisor's call, from the watch):
+        whether there was such a session."""
+        with self._lock:
+            held = {h.grant_id: h for h in self._held()}.get(grant_id)
+            if held is None:
+                return False
+            return self._end_one_session(self._connection(held.connection), held.role, session)
 
     def _own_password(self, plan: Plan, held: Held) -> str:
         """The account's password is not the one DataVisa set: the holder chose its own.
@@ -454,6 +497,15 @@ class ConnectorSink:
 
     def _end_sessions(self, conn: Any, role: str) -> None:
         """End every session of `role` and wait until they are gone."""
+        raise NotImplementedError
+
+    def _refuse_login(self, conn: Any, role: str) -> None:
+        """Refuse new logins of `role`, keeping its password and its expiry (a pause)."""
+        raise NotImplementedError
+
+    def _end_one_session(self, conn: Any, role: str, session: str) -> bool:
+        """End the session `session` (as the activity names it) of `role`, and wait until
+        it is gone; False when `role` has no such session."""
         raise NotImplementedError
 
     def _disable(self, conn: Any, role: str) -> None:

@@ -227,6 +227,37 @@ class MariadbSink(ConnectorSink):
 
                 wait_until_gone(still, role, KILL_WAIT_S)
 
+    def _refuse_login(self, conn: Connection, role: str) -> None:
+        with self._admin(conn) as cur:
+            cur.execute(f"ALTER USER {_account(role)} ACCOUNT LOCK")
+
+    def _end_one_session(self, conn: Connection, role: str, session: str) -> bool:
+        """`session`: the connection id (the audit log's, PROCESSLIST's ID)."""
+        if not session.isdigit():
+            return False
+        with self._admin(conn) as cur:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = %s AND USER = %s",
+                [int(session), role],
+            )
+            if cur.fetchone() is None:
+                return False
+            try:
+                cur.execute("KILL CONNECTION %s", [int(session)])
+            except pymysql.MySQLError as e:
+                if e.args and e.args[0] != UNKNOWN_THREAD:
+                    raise
+
+            def still() -> int:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+                    [int(session)],
+                )
+                return int(cur.fetchone()[0])
+
+            wait_until_gone(still, role, KILL_WAIT_S)
+        return True
+
     def _disable(self, conn: Connection, role: str) -> None:
         """Locked, a password no one knows, no open session: unusable."""
         with self._admin(conn) as cur:

@@ -235,6 +235,34 @@ class PostgresSink(ConnectorSink):
         with self._admin(conn, None, autocommit=True) as db:
             self._terminate(db, role)
 
+    def _refuse_login(self, conn: Connection, role: str) -> None:
+        with self._admin(conn, None) as db:
+            db.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
+
+    def _end_one_session(self, conn: Connection, role: str, session: str) -> bool:
+        """`session` as the server's log names it (jsonlog's session_id: the backend's
+        start time and pid in hex, `6575a3f1.1a2b`), or the pid itself."""
+        try:
+            pid = int(session.rpartition(".")[2], 16) if "." in session else int(session)
+        except ValueError:
+            return False
+        with self._admin(conn, None, autocommit=True) as db:
+            found = db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid = %s AND usename = %s",
+                [pid, role],
+            ).fetchone()
+            if found is None:
+                return False
+            wait_until_gone(
+                lambda: db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]
+                ).fetchone()[0],
+                role,
+                TERMINATE_WAIT_MS / 1000,
+            )
+        return True
+
     # -- making it so ---------------------------------------------------------------------
 
     def _disable(self, conn: Connection, role: str) -> None:

@@ -294,7 +294,7 @@ def _row(
     res = event.get("result") if isinstance(event.get("result"), dict) else {}
     listed = res.get("reasons") if isinstance(res.get("reasons"), list) else []
     reasons = [r.get("code") for r in listed if isinstance(r, dict)]
-    subjects = (_text(inp.get(k)) for k in ("subject", "requester", "approver"))
+    subjects = (_text(inp.get(k)) for k in ("subject", "requester", "approver", "supervisor"))
     row = {
         "seq": last[0] + 1,
         "decision_id": event["decision_id"],

@@ -40,6 +40,7 @@ from ..model.errors import (
     NotYetEnforced,
 )
 from ..model.records import (
+    ABSENT,
     ACTIVE,
     ADD,
     APPROVED,
@@ -168,6 +169,7 @@ class Engine:
             start_at=start_at,
             activation_deadline_s=policy["activation_deadline_s"],
             filings=list(policy.get("filings", [])),
+            supervision=dict(policy.get("supervision") or {}),
         )  # fmt: skip
         with self.store.transaction() as db:
             self._refuse_duplicate(requester, resource, now)
@@ -221,6 +223,7 @@ class Engine:
                 approvals_required=[],
                 kind=BREAKGLASS_KIND,
                 review_due=now + policy["review_deadline_s"],
+                supervision=dict(policy.get("supervision") or {}),
             )  # fmt: skip
             db["requests"].insert(req.to_row())
             self._audit(
@@ -499,12 +502,23 @@ class Engine:
         asked = {"actor": actor, "action": action, "request": _request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
+        if req.supervised:  # a supervisor present may end it from the watch, as policy says
+            asked["supervising"] = self.supervising(req.id, actor)
         decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
         if decision.allow:
             return decision, False
         if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
             return decision, True
         raise Denied(f"{action} refused", decision)
+
+    def supervising(self, grant_id: str, actor: str) -> bool:
+        """Whether `actor` holds a supervisor lease on `grant_id` that is alive now (the
+        only thing about presence the engine itself decides: a time against its clock)."""
+        now = self.clock()
+        return any(
+            row["supervisor"] == actor and row["held_until"] >= now
+            for row in self.store.supervisors(grant_id)
+        )
 
     def extend(self, request_id: str, actor: str, extra_s: int, reason: str = "") -> Request:
         """Ask to lengthen an active grant: a new decision, approved as policy says.
@@ -864,10 +878,12 @@ class Engine:
     def _activate(
         self, req: Request, now: float, actor: str, decision: Decision | None = None
     ) -> None:
+        # A supervised grant starts with no supervisor present: it works once one joins.
+        watched = {"supervision_state": ABSENT, "supervision_since": now} if req.supervised else {}
         self._move(
             req, ACTIVE, now, actor, "activated", decision,
             approved_at=req.approved_at or now, activated_at=now,
-            expires_at=now + req.duration_s, **deletion_deadline(req, now),
+            expires_at=now + req.duration_s, **deletion_deadline(req, now), **watched,
         )  # fmt: skip
         start_deadlines(self.store, req, now, self.revision)
 

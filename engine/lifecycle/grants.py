@@ -36,9 +36,11 @@ from ..model.errors import SinkUnavailable
 from ..model.records import (
     ACTIVE,
     BREAKGLASS_KIND,
+    PRESENT,
     REMOVE,
     SYSTEM,
     TRANSFER_KIND,
+    UNWATCHED,
     GrantChange,
     Request,
 )  # fmt: skip
@@ -65,9 +67,12 @@ def grant_doc(req: Request) -> dict[str, Any]:
     """One live grant as the access policy reads it (data.grants[subject][id]).
 
     `expires_at` restates `expires_ns` as the decision names it (RFC 3339 UTC, whole
-    seconds, as OPA's time.format gives it), so the common allow need not format it."""
+    seconds, as OPA's time.format gives it), so the common allow need not format it. A
+    supervised grant says whether a supervisor is present and whether its grace is over
+    (engine/supervision): the access policy denies without one, a connector refuses its
+    login, and ends its sessions once the grace is over."""
     expires_ns = epoch_ns(req.expires_at)
-    return {
+    doc = {
         "resource": req.resource,
         "actions": req.actions,
         "countries": req.countries,
@@ -78,6 +83,13 @@ def grant_doc(req: Request) -> dict[str, Any]:
         "revision": req.revision,
         "breakglass": req.kind == BREAKGLASS_KIND,
     }
+    if req.supervised:  # what datavisa.access and the connectors read of its presence
+        doc |= {
+            "supervised": True,
+            "supervisor_present": req.supervision_state == PRESENT,
+            "sessions_ended": req.supervision_state == UNWATCHED,
+        }
+    return doc
 
 
 def live_grants(store: Store, subject: str | None = None) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,10 @@ STATES = frozenset({PENDING, APPROVED, ACTIVE}) | FINAL
 ACCESS_KIND, BREAKGLASS_KIND, EXTENSION_KIND = "access", "breakglass", "extension"
 TRANSFER_KIND = "transfer"  # a copy job: the resource's data copied to target_region
 REVIEW_OUTCOMES = ("accepted", "rejected")  # of a break-glass grant's review
+# A supervised grant's presence (lifecycle: engine/supervision): a supervisor's lease is
+# alive; none is (login refused, checks deny); none was for longer than the grace (its
+# open sessions ended too).
+PRESENT, ABSENT, UNWATCHED = "present", "absent", "ended"
 SYSTEM = "datavisa"  # the actor of what no person does: transitions time makes, serve's own
 
 
@@ -90,11 +94,22 @@ class Request:
     # [{counter, exporter, year, route, individuals, sensitive_individuals,
     # before_individuals, before_sensitive_individuals}] (lifecycle/exports.py).
     exports: list[dict[str, Any]] = field(default_factory=list)
+    # What policy said of supervision when the request was filed ({supervised, lease_s,
+    # heartbeat_s, grace_s}, datavisa.supervision; {}: none asked), and a supervised
+    # active grant's state: present, absent or ended (SUPERVISION_STATES), since when.
+    supervision: dict[str, Any] = field(default_factory=dict)
+    supervision_state: str | None = None
+    supervision_since: float | None = None
 
     _JSON = (
         "actions", "countries", "approvals_required", "evidence", "offline_enders", "filings",
-        "exports",
+        "exports", "supervision",
     )  # fmt: skip
+
+    @property
+    def supervised(self) -> bool:
+        """Whether the grant works only while a supervisor is present."""
+        return bool(self.supervision.get("supervised"))
 
     def to_row(self) -> dict[str, Any]:
         return self.to_row_values({f.name: getattr(self, f.name) for f in fields(self)})
@@ -112,6 +127,7 @@ class Request:
         values["offline_enders"] = values["offline_enders"] or {}
         values["filings"] = values["filings"] or []
         values["exports"] = values["exports"] or []
+        values["supervision"] = values["supervision"] or {}
         return cls(**values)
 
 

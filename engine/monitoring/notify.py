@@ -30,6 +30,7 @@ import requests
 from ..model.durations import format_duration, rfc3339
 from ..model.errors import DataVisaError
 from ..model.records import PENDING, Alert, Request, effective_state
+from ..policy.opa import OpaUnavailable
 from ..store import Store
 
 log = logging.getLogger("datavisa.notify")
@@ -83,6 +84,9 @@ class Notifier:
     timeout_s: float = TIMEOUT_S
     scan_s: float = 1.0
     clock: Callable[[], float] = time.time
+    # Who policy lets approve a request (engine/chat: datavisa.notification), so its message
+    # names people, not only groups; None: groups only.
+    approvers: Callable[[Request], list[str]] | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _scanner: threading.Thread | None = field(default=None, repr=False)
@@ -152,7 +156,13 @@ class Notifier:
     def request_pending(self, req: Request) -> int:
         """Tell the approvers' webhooks about a request waiting for them; how many."""
         groups = {a["group"] for a in req.approvals_required}
-        body = approval_body(req, self.base_url)
+        people = None
+        if self.approvers is not None:
+            try:
+                people = self.approvers(req)
+            except (OpaUnavailable, DataVisaError) as e:
+                log.warning("cannot ask who may approve %s: %s", req.id, e)
+        body = approval_body(req, self.base_url, people)
         hooks = [h for h in self.webhooks if h.wants(APPROVALS, groups)]
         for hook in hooks:
             self._send(hook, APPROVALS, req.id, body)
@@ -278,9 +288,14 @@ def approve_commands(req: Request, base_url: str = "") -> tuple[str, str]:
     return cli, http
 
 
-def approval_body(req: Request, base_url: str = "") -> dict[str, Any]:
-    """A request waiting for approval, as a Slack-compatible message for its approvers."""
+def approval_body(
+    req: Request, base_url: str = "", approvers: list[str] | None = None
+) -> dict[str, Any]:
+    """A request waiting for approval, as a Slack-compatible message for its approvers;
+    `approvers`, the people policy lets approve it, are named (None: not known)."""
     needs = ", ".join(f"{a['count']} from {a['group']}" for a in req.approvals_required)
+    if approvers is not None:
+        needs += f" (may approve: {', '.join(approvers) or 'nobody the directory names'})"
     what = "an extension of " + (req.parent_id or "") if req.kind == "extension" else "access"
     asks = (
         f"{req.requester} asks for {what} to {req.resource} ({', '.join(req.actions)}) "

@@ -192,6 +192,17 @@ class Store:
         rows = self.db["approvals"].rows_where("request_id = ?", [request_id], order_by="at")
         return [Approval(**r) for r in rows]
 
+    def approvals_of(self, request_ids: Iterable[str]) -> dict[str, list[Approval]]:
+        """The approvals of each of `request_ids`, oldest first, in a query per 500 ids
+        (an approver's queue reads a thousand requests' at once)."""
+        ids, found = sorted(set(request_ids)), {}
+        for at in range(0, len(ids), 500):  # well under every database's parameter limit
+            chunk = ids[at : at + 500]
+            sql = f"SELECT * FROM approvals WHERE request_id IN ({', '.join('?' * len(chunk))})"
+            for row in rows_as_dicts(self.db.execute(sql + " ORDER BY at", chunk)):
+                found.setdefault(row["request_id"], []).append(Approval(**row))
+        return found
+
     # -- the grant outbox ---------------------------------------------------------------
 
     def add_grant_change(self, at: float, subject: str, grant_id: str, change: str) -> int:
@@ -312,6 +323,58 @@ class Store:
     def after_copy(self) -> None:
         """Rows were written with their own numbers (`move.copy_store`): number new rows
         after them; call inside the copy's transaction."""
+
+    # -- supervisors (engine/supervision): presence as a lease, with the grant ------------
+
+    def hold_supervision(
+        self, grant_id: str, supervisor: str, held_until: float, at: float, decision_id: str | None
+    ) -> bool:
+        """Take or renew `supervisor`'s lease on `grant_id` until `held_until`: True when
+        it was not alive at `at` (a join, not a heartbeat). Call inside `transaction()`."""
+        row = self.db.execute(
+            "SELECT held_until FROM supervisors WHERE grant_id = ? AND supervisor = ?",
+            [grant_id, supervisor],
+        ).fetchone()
+        self.db.execute(
+            "INSERT INTO supervisors (grant_id, supervisor, joined_at, held_until, decision_id) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(grant_id, supervisor) DO UPDATE SET "
+            "held_until = excluded.held_until, decision_id = excluded.decision_id, "
+            "joined_at = CASE WHEN supervisors.held_until < ? THEN excluded.joined_at "
+            "ELSE supervisors.joined_at END",
+            [grant_id, supervisor, at, held_until, decision_id, at],
+        )
+        return row is None or row[0] < at
+
+    def drop_supervision(self, grant_id: str, supervisor: str) -> bool:
+        """End `supervisor`'s lease on `grant_id`: whether there was one. Call inside
+        `transaction()`."""
+        return (
+            self.db.execute(
+                "DELETE FROM supervisors WHERE grant_id = ? AND supervisor = ?",
+                [grant_id, supervisor],
+            ).rowcount
+            > 0
+        )
+
+    def supervisors(self, grant_id: str) -> list[dict[str, Any]]:
+        """Every supervisor lease of `grant_id` (alive or run out), by supervisor."""
+        return list(
+            rows_as_dicts(
+                self.db.execute(
+                    "SELECT grant_id, supervisor, joined_at, held_until, decision_id "
+                    "FROM supervisors WHERE grant_id = ? ORDER BY supervisor",
+                    [grant_id],
+                )
+            )
+        )
+
+    def supervised_grants(self, states: Iterable[str]) -> list[Request]:
+        """The active grants whose supervision is in one of `states`."""
+        wanted = sorted(states)
+        return self.requests(
+            f"state = ? AND supervision_state IN ({', '.join('?' * len(wanted))})",
+            [ACTIVE, *wanted],
+        )
 
     # -- connectors (engine/connectors): what a data system holds of each grant -----------
 

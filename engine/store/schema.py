@@ -533,6 +533,99 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             ),
         ],
     ),
+    (
+        11,
+        "supervised grants: what policy said of supervision, its state, the supervisors' leases",
+        [
+            # The request decision's supervision requirement (JSON: supervised, lease_s,
+            # heartbeat_s, grace_s), kept with the record; NULL: none was asked (older).
+            Column("requests", "supervision", str),
+            # A supervised active grant's state: present (a supervisor's lease is alive),
+            # absent (none is: login refused, checks deny), ended (absent past the grace:
+            # its sessions ended too); and since when.
+            Column("requests", "supervision_state", str),
+            Column("requests", "supervision_since", float),
+            # Presence as a lease: each supervisor of a grant, held until `held_until`
+            # unless a heartbeat renews it; any engine on the store compares it with now.
+            Table(
+                "supervisors",
+                {
+                    "grant_id": str,
+                    "supervisor": str,
+                    "joined_at": float,
+                    "held_until": float,
+                    "decision_id": str,
+                },
+                pk=("grant_id", "supervisor"),
+                not_null=("joined_at", "held_until"),
+            ),
+        ],
+    ),
+    (
+        12,
+        "chat: the notices outbox, the Slack messages a request was posted in, who a Slack "
+        "user is, and the interaction signatures already seen",
+        [
+            # What is to be told to whom (engine/chat): one row per notice, unique by its
+            # key (a repeat is no news, as an alert's), tried until delivered or failed.
+            Table(
+                "notices",
+                {
+                    "seq": int,
+                    "key": str,
+                    "kind": str,
+                    "request_id": str,
+                    "recipient": str,
+                    "detail": str,
+                    "created_at": float,
+                    "state": str,
+                    "attempts": int,
+                    "next_at": float,
+                    "done_at": float,
+                    "error": str,
+                },
+                pk="seq",
+                auto=True,
+                not_null=("key", "kind", "request_id", "state", "attempts", "created_at"),
+            ),
+            Index("notices", ("key",), unique=True),
+            Index("notices", ("state", "next_at")),
+            # Each Slack message a request was posted in, so it can be updated (chat.update):
+            # the channel (or DM) and the message's ts, as Slack answered them.
+            Table(
+                "chat_messages",
+                {
+                    "channel": str,
+                    "ts": str,
+                    "request_id": str,
+                    "recipient": str,
+                    "kind": str,
+                    "detail": str,
+                    "posted_at": float,
+                },
+                pk=("channel", "ts"),
+                not_null=("request_id", "kind", "posted_at"),
+            ),
+            Index("chat_messages", ("request_id",)),
+            # Who a Slack user is here: the directory person whose email Slack gave, as
+            # last looked up (users.info, users.lookupByEmail), and when.
+            Table(
+                "chat_people",
+                {"slack_user": str, "person": str, "email": str, "at": float},
+                pk="slack_user",
+                not_null=("at",),
+            ),
+            Index("chat_people", ("person",)),
+            # Interaction signatures already taken: the same one again is a replay.
+            Table(
+                "chat_replays",
+                {"signature": str, "ts": float, "at": float},
+                pk="signature",
+                not_null=("ts", "at"),
+            ),
+            Index("chat_replays", ("at",)),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

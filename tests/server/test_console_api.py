@@ -78,3 +78,17 @@ def test_the_queue_stays_fast_with_many_pending(api: Api):
         timings.append(time.perf_counter() - started)
     assert len(queued) == 200
     assert min(timings) < 1.0, timings  # a bound for a shared machine; bench measures p99
+
+
+def test_the_queue_shows_the_requesters_recent_grants_on_the_same_data(api: Api):
+    old = api.grant("alice", reason="INC-1")  # approved at once by bob, then given back
+    assert api.as_("alice").post(f"/v1/grants/{old['id']}/relinquish", {"reason": "done"}).ok
+    other = api.grant("kenji", reason="INC-2")  # someone else's: not alice's history
+    again = api.request("alice", reason="INC-3")
+    [entry] = [
+        q
+        for q in api.as_("bob").get("/v1/queue", params={"location": "DE"}).json()["requests"]
+        if q["request"]["id"] == again["id"]
+    ]
+    assert [(g["id"], g["state"]) for g in entry["recent_grants"]] == [(old["id"], "relinquished")]
+    assert other["id"] not in {g["id"] for g in entry["recent_grants"]}

@@ -90,10 +90,12 @@ class Sidecar:
             name: tokens.issue(name, "service")[0]
             for name in ("edge-nginx", "edge-caddy", "edge-direct")
         }
-        self.port, self.api_port = free_port(), free_port()
+        self.port, self.api_port, self.grpc_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_addr = f"127.0.0.1:{self.grpc_port}"  # Envoy ext_authz v3 gRPC
         gateway = {
             "addr": f"127.0.0.1:{self.port}",
+            "grpc_addr": self.grpc_addr,
             "credential_header": GATEWAY.credential_header,
             "credentials": {_sha256(t): name for name, t in self.gateway_tokens.items()},
             "identity_headers": list(GATEWAY.identity_headers),

@@ -149,6 +149,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     store = TokenStore(db)
     tokens = {s: store.issue(s)[0] for s in ("alice", "bob")}
     tokens["erin"] = store.issue("erin", "admin")[0]
+    tokens["sam"] = store.issue("sam")[0]  # a security officer: may supervise
     tokens["auditor"] = store.issue("carol", "auditor")[0]
     store.close()
     port = free_port()
@@ -206,6 +207,32 @@ def test_grant_then_revoke_reaches_every_sidecar_before_the_answer(fleet):
         return asked <= {e["decision_id"] for e in page["events"]}
 
     wait_for(logged, "the sidecars' decisions in the decision log", WAIT_S)
+
+
+def test_every_sidecar_denies_a_supervised_grant_while_no_supervisor_is_present(fleet):
+    """The grants bundle carries the grant's supervision (issue 33): each sidecar OPA denies
+    with supervisor_absent, allows once a supervisor joined, denies again once they left."""
+    sidecars = list(fleet.sidecars.values())
+    body = {"resource": RESOURCE, "actions": ["read", "write"], "duration": "1h",
+            "location": "DE", "reason": "INC-33"}  # fmt: skip
+    req = fleet.as_("alice").post("/v1/requests", body)
+    assert req.status_code == 201, req.text
+    grant_id = req.json()["id"]
+    approved = fleet.as_("bob").post(f"/v1/requests/{grant_id}/approve", {})
+    assert approved.status_code == 200 and approved.json()["state"] == "active", approved.text
+
+    def codes() -> list[set[str]]:
+        return [{r["code"] for r in s.ask()["result"]["reasons"]} for s in sidecars]
+
+    wait_for(lambda: codes() == [{"supervisor_absent"}] * len(sidecars),
+             "every sidecar to deny: no supervisor", WAIT_S)  # fmt: skip
+    path = f"/v1/grants/{grant_id}/supervision"
+    assert fleet.as_("sam").post(path, {"location": "DE"}).status_code == 200
+    wait_for(lambda: all(s.allows() for s in sidecars), "every sidecar to allow", WAIT_S)
+    assert fleet.as_("sam").session.delete(fleet.url + path, timeout=10).status_code == 200
+    wait_for(lambda: codes() == [{"supervisor_absent"}] * len(sidecars),
+             "every sidecar to deny again", WAIT_S)  # fmt: skip
+    assert fleet.revoke(grant_id).status_code == 200
 
 
 def test_health_metrics_and_the_fleet_command_show_each_sidecars_revision(fleet):

@@ -1,4 +1,4 @@
-// DataVisa's live dashboard: reads the /v1 API as the person signed in with the
+// DataVisa's live dashboard (console.js adds the requester's and approver's views): reads the /v1 API as the person signed in with the
 // organisation's identity provider (the server's session cookie; state-changing calls carry
 // the session's CSRF token), or with a pasted bearer token, and refreshes itself whenever
 // GET /v1/events (server-sent events) says the data moved. No build step, no dependencies;
@@ -151,6 +151,8 @@ async function refresh() {
   show("#alerts", alerts, (v) => v.alerts.reverse().map(alertItem), "No open alert.");
   show("#decisions", decisions, (v) => v.events.reverse().map(decisionItem), "No decision yet.");
   if (active.status === "fulfilled") await showActivity(active.value.requests);
+  // console.js: the catalogue, my requests, the queue, the reviews due
+  await refreshConsole(active).catch((e) => console.warn("console:", e));
   tick();
   state.shown = true;
   state.busy = false;
@@ -170,7 +172,21 @@ function show(sel, outcome, items, emptyText) {
   }
   const made = items(outcome.value);
   if (count) count.textContent = made.length ? `(${made.length})` : "";
-  list.replaceChildren(...(made.length ? made : [h("li", { class: "empty" }, emptyText)]));
+  // A row whose record did not change stays as it is, with what was typed into it.
+  const old = new Map([...list.children].filter((c) => c.dataset.version).map((c) => [c.dataset.key, c]));
+  const rows = made.map((n) => {
+    const was = old.get(n.dataset.key);
+    return was && n.dataset.version && was.dataset.version === n.dataset.version ? was : n;
+  });
+  const next = rows.length ? rows : [h("li", { class: "empty" }, emptyText)];
+  if (next.length === list.children.length && next.every((n, i) => n === list.children[i])) return;
+  list.replaceChildren(...next);
+}
+
+// A row that is kept across refreshes while `record` stays the same.
+function versioned(row, record) {
+  row.dataset.version = JSON.stringify(record);
+  return row;
 }
 
 // A row shown for the first time flashes once, so a change is seen without reading.
@@ -193,15 +209,15 @@ function what(req) {
 }
 
 function pendingItem(req) {
-  return item(`request:${req.id}`,
+  return versioned(item(`request:${req.id}`,
     h("div", { class: "main" },
       h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
         req.kind !== "access" ? h("span", { class: "badge kind" }, req.kind) : null),
       h("div", { class: "detail" }, `${what(req)} for ${duration(req.duration_s * 1000)} · needs ${needs(req)}`),
       h("div", { class: "detail" }, req.reason ? `“${req.reason}”` : "", " ", h("span", { class: "id" }, req.id))),
     h("div", { class: "side" }, countdown(req.pending_until, "decide within"),
-      state.role === "user" && req.requester !== state.subject ? approveForm(req) : null,
-      state.stepUp.has(req.id) ? signInAgain(state.stepUp.get(req.id)) : null));
+      state.role === "user" ? approveForm(req) : null, // even one's own: policy says why not
+      state.stepUp.has(req.id) ? signInAgain(state.stepUp.get(req.id)) : null)), req);
 }
 
 // An approver approves from where they are: the country is part of the decision.
@@ -227,6 +243,8 @@ function approveForm(req) {
       } catch (err) {
         button.disabled = false;
         button.textContent = err.status === 403 ? "Not allowed" : "Try again";
+        form.querySelector(".refusal")?.remove();
+        form.append(refusal(err));
         const stepUp = reasons(err).find((r) => r.code === "step_up_required");
         if (stepUp && state.signIn && !state.stepUp.has(req.id)) {
           state.stepUp.set(req.id, stepUp); // kept across the refreshes the denial causes
@@ -240,6 +258,16 @@ function approveForm(req) {
 
 function reasons(err) {
   return ((err.body || {}).error || {}).reasons || [];
+}
+
+// Why the server refused, as it said it: its message and each of policy's reasons.
+function refusal(err) {
+  const error = (err.body || {}).error || {};
+  return h("div", { class: "refusal error", role: "alert" },
+    h("span", { class: "message" }, error.message || err.message),
+    reasons(err).length
+      ? h("ul", { class: "reasons" }, reasons(err).map((r) => h("li", { "data-code": r.code }, h("code", {}, r.code), " ", r.message)))
+      : null);
 }
 
 // Policy wants a recent (and strong) sign-in for this step: the identity provider is
@@ -257,13 +285,49 @@ function signInAgain(reason) {
 }
 
 function activeItem(req) {
-  return item(`grant:${req.id}`,
+  return versioned(item(`grant:${req.id}`,
     h("div", { class: "main" },
       h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
         req.kind === "breakglass" ? h("span", { class: "badge high" }, "break-glass") : null,
-        req.kind === "transfer" ? h("span", { class: "badge kind" }, "transfer") : null),
+        req.kind === "transfer" ? h("span", { class: "badge kind" }, "transfer") : null,
+        supervisedBadge(req)),
       h("div", { class: "detail" }, `${what(req)} · `, h("span", { class: "id" }, req.id))),
-    h("div", { class: "side" }, countdown(req.expires_at, "ends in")));
+    h("div", { class: "side" }, countdown(req.expires_at, "ends in"),
+      ["user", "admin"].includes(state.role) ? revokeForm(req) : null)), req);
+}
+
+// Whoever may revoke (the requester's approvers, an admin), policy says; anyone may ask.
+function revokeForm(req) {
+  const why = h("input", { "aria-label": `Why revoke ${req.id}`, placeholder: "why", maxlength: "1000", size: "10" });
+  const button = h("button", { type: "submit" }, "Revoke");
+  const form = h("form", {
+    class: "approve",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      button.disabled = true;
+      form.querySelector(".refusal")?.remove();
+      try {
+        await send(`/v1/grants/${req.id}/revoke`, { reason: why.value.trim() });
+      } catch (err) {
+        button.disabled = false;
+        form.append(refusal(err));
+      }
+    },
+  }, why, button);
+  return form;
+}
+
+// A state-changing call with a JSON body (the CSRF token rides along, see credentials).
+function send(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
+}
+
+// A supervised grant works only while a supervisor is present (docs/supervision.md).
+function supervisedBadge(req) {
+  if (!req.supervision_state) return null;
+  const present = req.supervision_state === "present";
+  return h("span", { class: `badge ${present ? "kind" : "high"}` },
+    present ? "supervised" : "supervised · no supervisor: paused");
 }
 
 // What each active grant's database role ran, as the database logged it (masked): the
@@ -273,6 +337,7 @@ async function showActivity(grants) {
     const seen = await api(`/v1/grants/${req.id}/activity`);
     const row = $(`#active li[data-key="grant:${req.id}"] .main`);
     if (!row || (!seen.provisioning.length && !seen.activity.length)) return;
+    row.querySelectorAll(".activity, .statement").forEach((el) => el.remove()); // a kept row
     const where = seen.provisioning.map((p) => `${p.sink}: ${p.state}`).join(", ");
     const ran = seen.activity.slice(-3).map((a) => h("div", { class: "statement" }, a.statement));
     row.append(h("div", { class: "detail activity" }, where), ...ran);
@@ -303,8 +368,8 @@ function decisionItem(event) {
   const input = event.input || {};
   const result = event.result || {};
   const kind = (event.path || "").split("/")[1] || "?";
-  const who = input.subject || input.approver || input.actor || input.requester || "-";
-  const what = input.resource || (input.request || {}).resource || "";
+  const who = input.subject || input.approver || input.actor || input.supervisor || input.requester || "-";
+  const what = input.resource || (input.request || input.grant || {}).resource || "";
   const where = input.location || input.approver_location || "";
   const answer = result.allow === true ? "allow" : result.allow === false ? "deny" : "?";
   const reasons = [...new Set((result.reasons || []).map((r) => r.code))].join(", ");

@@ -45,6 +45,10 @@ class QueueEntry(BaseModel):
     origin: dict[str, Any] | None = Field(
         description="Where the request's decision placed the requester, and how it knew"
     )
+    recent_grants: list[RequestOut] = Field(  # type: ignore[valid-type]
+        description="The requester's grants on the same resource of the last 90 days, "
+        "newest first (5 at most)"
+    )
 
 
 class Queue(BaseModel):
@@ -78,7 +82,12 @@ def queue(
     queued = approval_queue(service.engine, actor.subject, where.country, actor.identity, where)
     return {
         "requests": [
-            {"request": to_wire(q.request), "decision": q.decision, "origin": q.origin}
+            {
+                "request": to_wire(q.request),
+                "decision": q.decision,
+                "origin": q.origin,
+                "recent_grants": [to_wire(g) for g in q.recent_grants],
+            }
             for q in queued
         ]
     }

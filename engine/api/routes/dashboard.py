@@ -22,11 +22,17 @@ router = APIRouter(route_class=JsonRoute)
 
 
 DASHBOARD = Path(__file__).parent.parent / "dashboard"  # engine/api/dashboard/
-DASHBOARD_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
-# The dashboard loads nothing from elsewhere and runs no inline script.
+DASHBOARD_FILES = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "console.js": "text/javascript",
+}
+# The console loads nothing from elsewhere, runs no inline script, and sends no form
+# anywhere but here (its forms are sent by script, as /v1 calls).
 DASHBOARD_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",

@@ -13,7 +13,9 @@
 #   datavisa.origin; optional)}
 #   Grants: data.grants[subject][grant_id] = {resource, actions, countries, starts_ns,
 #   expires_ns, revision, expires_at (optional: expires_ns in RFC 3339 UTC, as the engine
-#   pushes it), breakglass (optional), evidence (optional)}
+#   pushes it), breakglass (optional), evidence (optional), supervised (optional: true
+#   when the grant works only while a supervisor is present), supervisor_present (with
+#   supervised: whether a supervisor's lease is alive now)}
 #   Output: decision = {allow, reasons: [{code, message}], grant_id, expires_at (RFC 3339
 #   UTC, when allowed)}; until data.grants is there at all, only policy_unavailable.
 package datavisa.access
@@ -50,7 +52,14 @@ _usable[id] := grant if {
 	_now < grant.expires_ns
 	grant.actions[_] == input.action
 	grant.countries[_] == input.location
+	_supervisor_present(grant)
 }
+
+# A supervised grant works only while a supervisor is present (datavisa.supervision): the
+# engine says whether one's lease is alive (supervisor_present), policy what that means.
+_supervisor_present(grant) if not grant.supervised
+
+_supervisor_present(grant) if grant.supervisor_present == true
 
 # METADATA
 # title: Allow
@@ -81,6 +90,14 @@ deny contains {"code": "grant_expired", "message": msg} if {
 	count(_held) > 0
 	count(_live) == 0
 	msg := sprintf("the grant of %s on %s is not active now", [input.subject, input.resource])
+}
+
+deny contains {"code": "supervisor_absent", "message": msg} if {
+	count(_usable) == 0
+	some id, grant in _live
+	input.action in grant.actions
+	not _supervisor_present(grant)
+	msg := sprintf("grant %s is supervised and no supervisor is present: it works only while one watches it (datavisa watch %s --supervise)", [id, id])
 }
 
 deny contains {"code": "action_not_permitted", "message": msg} if {
@@ -189,6 +206,7 @@ decision := {"allow": true, "reasons": set(), "grant_id": best[1], "expires_at":
 		now < g.expires_ns
 		g.actions[_] == input.action
 		g.countries[_] == input.location
+		not g.supervised # a supervised grant is judged by the rules above
 	})
 } else := {"allow": false, "reasons": {_grants_not_loaded}} if {
 	not data.grants

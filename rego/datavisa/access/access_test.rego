@@ -154,3 +154,22 @@ test_an_opa_without_the_live_grants_says_it_cannot_decide if {
 	# Pushed, even none at all, they are known: no grant is then a fact.
 	_codes(_decide({}, {}, _t0)) == {"no_active_grant"}
 }
+
+test_supervised_grant_works_only_while_a_supervisor_is_present if {
+	watched := object.union(_grant, {"supervised": true, "supervisor_present": true})
+	present := _decide({}, {"alice": {"g1": watched}}, _t0 + 1)
+	present.allow
+	present.grant_id == "g1"
+	absent := object.union(watched, {"supervisor_present": false})
+	d := _decide({}, {"alice": {"g1": absent}}, _t0 + 1)
+	not d.allow
+	_codes(d) == {"supervisor_absent"}
+	not d.grant_id
+}
+
+test_an_unsupervised_grant_beside_an_absent_supervisor_still_allows if {
+	absent := object.union(_grant, {"supervised": true, "supervisor_present": false})
+	d := _decide({}, {"alice": {"g1": absent, "g2": _grant}}, _t0 + 1)
+	d.allow
+	d.grant_id == "g2"
+}

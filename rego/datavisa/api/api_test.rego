@@ -45,6 +45,7 @@ _table := {
 	"export_counts.list": {"user", "auditor", "admin"},
 	"catalogue.read": {"user", "auditor", "admin"},
 	"queue.read": {"user"},
+	"grants.supervise": {"user"},
 }
 
 _decision(role, operation) := d if {

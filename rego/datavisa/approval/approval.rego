@@ -151,17 +151,31 @@ deny contains {"code": "approver_not_eligible", "message": msg} if {
 	msg := sprintf("%s is in no approver group this request needs (%s)", [input.approver, wanted])
 }
 
-deny contains {"code": "approver_outside_jurisdiction", "message": msg} if {
-	_tier.approver_residency
-	approver := directory.subject(input.approver)
-	not residency.employed_in(_ctx.jurisdiction, approver)
-	msg := sprintf("%s data held in %s is approved only by people employed there; %s is employed by %s", [_resource.tier, _ctx.jurisdiction, input.approver, approver.entity])
+deny contains reason if {
+	_resource
+	some reason in personnel_denials(_tier, _resource.tier, _ctx, input.approver, _approver_location, "approver", "approved")
 }
 
-deny contains {"code": "approver_outside_jurisdiction", "message": msg} if {
-	_tier.approver_residency
-	not residency.inside(_ctx.jurisdiction, residency.place(_approver_location))
-	msg := sprintf("%s data held in %s is approved only from inside it, not from %s", [_resource.tier, _ctx.jurisdiction, _approver_location])
+# METADATA
+# title: Personnel residency
+# description: |
+#   Where the tier wants it (approver_residency), the person who acts on a grant of data
+#   held in a jurisdiction (an approver; a supervisor, datavisa.supervision) must be
+#   employed by an entity established there and be located there now: the reasons they
+#   are not, coded <role>_outside_jurisdiction.
+personnel_denials(tier, tier_name, ctx, person_id, location, role, verb) := _employed_denials(tier_name, ctx, person_id, role, verb) | _located_denials(tier_name, ctx, location, role, verb) if {
+	tier.approver_residency
+} else := set()
+
+_employed_denials(tier_name, ctx, person_id, role, verb) := {{"code": sprintf("%s_outside_jurisdiction", [role]), "message": msg} |
+	person := directory.subject(person_id)
+	not residency.employed_in(ctx.jurisdiction, person)
+	msg := sprintf("%s data held in %s is %s only by people employed there; %s is employed by %s", [tier_name, ctx.jurisdiction, verb, person_id, person.entity])
+}
+
+_located_denials(tier_name, ctx, location, role, verb) := {{"code": sprintf("%s_outside_jurisdiction", [role]), "message": msg} |
+	not residency.inside(ctx.jurisdiction, residency.place(location))
+	msg := sprintf("%s data held in %s is %s only from inside it, not from %s", [tier_name, ctx.jurisdiction, verb, location])
 }
 
 # METADATA

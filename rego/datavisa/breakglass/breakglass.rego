@@ -14,13 +14,15 @@
 #   authentication (the person's sign-in at the identity provider: datavisa.step_up),
 #   origin (where the location comes from: datavisa.origin; optional)}
 #   Output: decision = {allow, reasons: [{code, message}], max_duration_s,
-#   review_deadline_s, countries (the grant will permit), transfer: {cross_border, basis}}
+#   review_deadline_s, countries (the grant will permit), transfer: {cross_border, basis},
+#   supervision (datavisa.supervision.requirement: the tier's break-glass may need a supervisor)}
 package datavisa.breakglass
 
 import data.datavisa.directory
 import data.datavisa.origin
 import data.datavisa.residency
 import data.datavisa.step_up
+import data.datavisa.supervision
 import data.datavisa.us_bulk_data
 
 _rules := data.datavisa.breakglass_rules
@@ -148,4 +150,5 @@ decision := {
 	"review_deadline_s": review_deadline_s,
 	"countries": [input.location],
 	"transfer": {"cross_border": _basis_or_none != "in_jurisdiction", "basis": _basis_or_none},
+	"supervision": supervision.requirement(input.resource, object.get(input, "actions", []), true),
 }

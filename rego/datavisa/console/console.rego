@@ -84,10 +84,20 @@ presets(max_s) := sort({s | some s in _presets_s; s < max_s} | {max_s})
 # description: The pending requests this approver may approve, each with its decision.
 queue := [entry |
 	some item in input.pending
+	item.request.resource in _candidates
 	decided := approval.decision with input as _asked(item)
 	_offered(decided.reasons)
 	entry := _queued(item, decided)
 ]
+
+# The resources this approver belongs to some approver group of, asked once for the
+# whole queue. A request for any other is refused approver_not_eligible by
+# datavisa.approval (no required group of the approver's), so it is not asked about.
+_candidates contains id if {
+	some id, resource in data.datavisa.resources
+	some group_id, _ in data.datavisa.groups
+	quorum.member(input.approver, group_id, resource)
+}
 
 _asked(item) := object.union(
 	object.filter(input, {"approver", "approver_location", "authentication", "origin"}),

@@ -83,3 +83,37 @@ test_explanation_words_every_basis if {
 		startswith(console.explain(ctx, "FR", basis), "data held in EU (European Union and EEA (GDPR)), reached from FR: ")
 	}
 }
+
+test_queue_asks_only_about_resources_the_approver_has_a_group_for if {
+	console._candidates == {"cn-customer-profiles", "eu-customer-analytics", "ru-customer-register", "vn-customer-profiles"} with input as {"approver": "bob"}
+	q := console.queue with input as {"approver": "bob", "approver_location": "DE", "pending": [
+		{"request": object.union(_request, {"resource": "eu-payments-ledger"}), "approvals": []},
+		{"request": _request, "approvals": []},
+	]}
+	_ids(q) == ["r1"]
+}
+
+# The candidates only save asking: wherever the approver is no candidate, approval itself
+# refuses them as not eligible (for every resource, approver and kind of request).
+test_no_candidate_means_approval_refuses_as_not_eligible if {
+	every approver in ["bob", "carol", "petra", "dave", "erin", "sam"] {
+		every id, _ in data.datavisa.resources {
+			_refused_unless_candidate(approver, id)
+		}
+	}
+}
+
+_refused_unless_candidate(approver, id) if id in console._candidates with input as {"approver": approver}
+
+_refused_unless_candidate(approver, id) if {
+	not id in console._candidates with input as {"approver": approver}
+	every kind in ["access", "extension"] {
+		every location in ["DE", "US"] {
+			asked := {"approver": approver, "approver_location": "DE", "approvals": [], "request": object.union(
+				_request,
+				{"resource": id, "kind": kind, "location": location, "requester": "kenji"},
+			)}
+			"approver_not_eligible" in {r.code | some r in data.datavisa.approval.deny with input as asked}
+		}
+	}
+}

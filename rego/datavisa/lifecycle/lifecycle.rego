@@ -10,11 +10,14 @@
 #   with an admin API token (input.actor_role, see datavisa.api) may force a revoke of
 #   anyone's grant; the token role grants nothing else here. Only an admin (by directory
 #   role or token) may abandon the removal of an ended grant that a data system has not
-#   confirmed (abandon_removal, `revoke --force`), and only with a reason.
+#   confirmed (abandon_removal, `revoke --force`), and only with a reason. A supervisor
+#   present on a supervised grant (input.supervising) may end one of its sessions
+#   (end_session) or revoke it, as its approvers may.
 #
 #   Input: {actor, actor_role?: the API token's role, when the call came through the API,
 #   action: cancel | activate | relinquish | revoke | deny | review | report_deletion |
-#   abandon_removal,
+#   abandon_removal | end_session, supervising?: whether the actor's supervisor lease on
+#   the grant is alive now,
 #   reason?: why (abandon_removal),
 #   request: {id, requester, resource, kind}}
 #   Output: decision = {allow, reasons: [{code, message}]}
@@ -29,7 +32,11 @@ _resource := data.datavisa.resources[_request.resource]
 
 _requester_only := {"cancel", "activate", "relinquish"}
 
-_approver_actions := {"revoke", "deny", "review"}
+_approver_actions := {"revoke", "deny", "review", "end_session"}
+
+# What a supervisor present on a supervised grant (input.supervising: their lease is
+# alive, datavisa.supervision) may do from the watch: end one session, or the grant.
+_supervisor_actions := {"revoke", "end_session"}
 
 _admin_actions := {"abandon_removal"}
 
@@ -64,6 +71,7 @@ deny contains {"code": "actor_not_eligible", "message": msg} if {
 	not _is_admin
 	not _forces_revoke
 	not _approves_resource
+	not _supervises
 	msg := sprintf("%s may not %s access to %s: not an approver of it, nor an admin", [input.actor, input.action, _request.resource])
 }
 
@@ -94,6 +102,12 @@ deny contains {"code": "reason_required", "message": msg} if {
 }
 
 _is_admin if "admin" in directory.subject(input.actor).roles
+
+_supervises if {
+	input.action in _supervisor_actions
+	input.supervising == true
+	input.actor != _request.requester
+}
 
 _admin_token if input.actor_role == "admin"
 

@@ -77,3 +77,14 @@ test_only_an_admin_may_abandon_a_removal_and_only_with_a_reason if {
 	no_reason := lifecycle.decision with input as object.union(asked, {"actor": "ops", "actor_role": "admin", "reason": " "})
 	{r.code | some r in no_reason.reasons} == {"reason_required"}
 }
+
+test_a_present_supervisor_may_end_a_session_or_revoke if {
+	grant := {"id": "g1", "requester": "alice", "resource": "eu-customer-analytics", "kind": "access"}
+	every action in ["revoke", "end_session"] {
+		lifecycle.decision.allow with input as {"actor": "erin", "action": action, "request": grant, "supervising": true}
+		d := lifecycle.decision with input as {"actor": "erin", "action": action, "request": grant, "supervising": false}
+		{r.code | some r in d.reasons} == {"actor_not_eligible"}
+	}
+	not lifecycle.decision.allow with input as {"actor": "erin", "action": "deny", "request": grant, "supervising": true}
+	not lifecycle.decision.allow with input as {"actor": "alice", "action": "revoke", "request": grant, "supervising": true}
+}

@@ -20,6 +20,7 @@ import data.datavisa.offline
 import data.datavisa.provision
 import data.datavisa.request
 import data.datavisa.step_up
+import data.datavisa.supervision
 import data.datavisa.transfer
 import data.datavisa.transfer_check
 import data.datavisa.transfer_request
@@ -93,6 +94,11 @@ offline_decision := _logged(offline.decision, "datavisa/offline/decision")
 # title: Provisioning
 # description: The provisioning decision (what a grant becomes in its data system) and its mask.
 provision_decision := _logged(provision.decision, "datavisa/provision/decision")
+
+# METADATA
+# title: Supervision
+# description: Whether a person may supervise a grant now (datavisa.supervision) and its mask.
+supervision_decision := _logged(supervision.decision, "datavisa/supervision/decision")
 
 # METADATA
 # title: Transfer

@@ -17,7 +17,8 @@
 #   basis (in_jurisdiction, same_entity_travel, adequacy, scc, bcr, pia, cac,
 #   not_restricted or none), scope (of the adequacy finding, or null)}, filings: the
 #   filing deadlines the grant starts when it becomes active ([{filing, exporter,
-#   within_s}], datavisa.filing)}
+#   within_s}], datavisa.filing), supervision: whether the grant needs a supervisor
+#   present, and its lease, heartbeat and grace (datavisa.supervision.requirement)}
 #
 #   Same-entity travel is no transfer (cross_border is false); a tier accepts it where its
 #   `bases` say so (the shipped tiers wherever they accept a transfer basis), with the
@@ -30,6 +31,7 @@ import data.datavisa.origin
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
+import data.datavisa.supervision
 import data.datavisa.us_bulk_data
 
 _resource := data.datavisa.resources[input.resource]
@@ -189,6 +191,7 @@ decision := {
 	"countries": [input.location],
 	"transfer": transfer,
 	"filings": filings,
+	"supervision": supervision.requirement(input.resource, object.get(input, "actions", []), false),
 }
 
 # METADATA

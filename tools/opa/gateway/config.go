@@ -1,6 +1,7 @@
 // Package gateway is an OPA plugin that answers gateways itself: nginx auth_request,
 // Caddy forward_auth and Traefik ForwardAuth, and Envoy ext_authz in HTTP mode, on the
-// same paths as the DataVisa engine's /v1/authz endpoints (docs/gateway.md).
+// same paths as the DataVisa engine's /v1/authz endpoints (docs/gateway.md), and Envoy
+// ext_authz v3 over gRPC on an address of its own (grpc.go).
 //
 // It holds no policy. A request becomes the input the engine's gateway endpoint builds
 // (engine/api/routes/gateway.py), one evaluation of data.datavisa.gateway.answer decides
@@ -30,6 +31,7 @@ const Name = "datavisa_gateway"
 // stores it), since a sidecar cannot ask the engine's token store.
 type Config struct {
 	Addr             string            `json:"addr"`
+	GRPCAddr         string            `json:"grpc_addr"` // Envoy ext_authz v3 gRPC; none when empty
 	CredentialHeader string            `json:"credential_header"`
 	Credentials      map[string]string `json:"credentials"`
 	IdentityHeaders  []string          `json:"identity_headers"`

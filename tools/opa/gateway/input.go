@@ -50,12 +50,17 @@ func originalOf(r *http.Request, target string) (original, []string, bool) {
 	case strings.HasPrefix(target, envoyPrefix+"/"):
 		// The original path, as sent (before any decoding), then its query.
 		var faults []string
-		if strings.EqualFold(strings.TrimSpace(h.Get("X-Envoy-Auth-Partial-Body")), "true") {
+		if partialBody(h) {
 			faults = append(faults, "partial_body")
 		}
 		return original{r.Method, r.Host, strings.TrimPrefix(r.RequestURI, envoyPrefix), forwardedFor(h)}, faults, true
 	}
 	return original{}, nil, false
+}
+
+// partialBody is whether Envoy says it sent only part of the body (with_request_body).
+func partialBody(h http.Header) bool {
+	return strings.EqualFold(strings.TrimSpace(h.Get("X-Envoy-Auth-Partial-Body")), "true")
 }
 
 // asked is the decision input and who asked (the gateway's name, for the decision log).
@@ -67,8 +72,7 @@ type asked struct {
 // build turns a gateway's call into the input the engine's gateway endpoint builds
 // (engine/api/routes/gateway.py `_judge`): only the gateway's credential vouches for
 // the identity, country and X-Forwarded-For headers.
-func (c *Config) build(r *http.Request, o original, faults []string) asked {
-	h := r.Header
+func (c *Config) build(h http.Header, remoteAddr string, o original, faults []string) asked {
 	fault := func(code string) {
 		for _, f := range faults {
 			if f == code {
@@ -105,7 +109,7 @@ func (c *Config) build(r *http.Request, o original, faults []string) asked {
 	uri = strings.ToValidUTF8(uri, "\uFFFD")
 	path, query, _ := strings.Cut(uri, "?")
 
-	peer := addressOf(r.RemoteAddr)
+	peer := addressOf(remoteAddr)
 	var forwarded []string
 	if vouched {
 		for _, v := range o.forwardedFor {

@@ -21,6 +21,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"google.golang.org/grpc"
 )
 
 // Query is the one decision a request is answered by.
@@ -59,10 +60,10 @@ type Plugin struct {
 	heard     atomic.Int64 // when the engine last confirmed the grants bundle (Unix ns)
 	mu        sync.Mutex
 	server    *http.Server
-	listener  net.Listener
+	grpc      *grpc.Server // Envoy ext_authz v3 gRPC, when grpc_addr is set
 }
 
-// Start listens on the configured address and answers there.
+// Start listens on the configured addresses and answers there.
 func (p *Plugin) Start(context.Context) error {
 	if b := bundle.Lookup(p.manager); b != nil {
 		b.Register(Name, p.bundleStatus)
@@ -79,7 +80,14 @@ func (p *Plugin) listen() error {
 		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
 		return fmt.Errorf("datavisa_gateway: %w", err)
 	}
-	p.listener = listener
+	var grpcListener net.Listener
+	if cfg.GRPCAddr != "" {
+		if grpcListener, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			_ = listener.Close()
+			p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
+			return fmt.Errorf("datavisa_gateway: grpc_addr: %w", err)
+		}
+	}
 	p.server = &http.Server{
 		Handler:           http.HandlerFunc(p.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -88,6 +96,10 @@ func (p *Plugin) listen() error {
 		MaxHeaderBytes: 64 << 10,
 	}
 	go func() { _ = p.server.Serve(listener) }()
+	if grpcListener != nil {
+		p.grpc = newGRPCServer(p)
+		go func() { _ = p.grpc.Serve(grpcListener) }()
+	}
 	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateOK})
 	return nil
 }
@@ -105,6 +117,10 @@ func (p *Plugin) Stop(ctx context.Context) {
 		_ = p.server.Shutdown(shutdown)
 		p.server = nil
 	}
+	if p.grpc != nil {
+		p.grpc.GracefulStop()
+		p.grpc = nil
+	}
 	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
 }
 
@@ -112,7 +128,7 @@ func (p *Plugin) Stop(ctx context.Context) {
 func (p *Plugin) Reconfigure(ctx context.Context, config any) {
 	next := config.(*Config)
 	previous := p.config.Swap(next)
-	if previous.Addr != next.Addr {
+	if previous.Addr != next.Addr || previous.GRPCAddr != next.GRPCAddr {
 		p.Stop(ctx)
 		_ = p.Start(ctx)
 	}
@@ -129,43 +145,54 @@ func (p *Plugin) bundleStatus(status bundle.Status) {
 func (p *Plugin) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if failed := recover(); failed != nil { // still a deny, never a 5xx
-			p.unavailable(r.Context(), w, asked{input: map[string]any{}}, decisionID(), nil, fmt.Errorf("%v", failed))
+			p.unavailable(r.Context(), asked{input: map[string]any{}}, decisionID(), nil, fmt.Errorf("%v", failed)).writeHTTP(w)
 		}
 	}()
-	cfg := p.config.Load()
 	target := r.RequestURI
 	if !strings.HasPrefix(target, envoyPrefix+"/") {
 		target, _, _ = strings.Cut(target, "?")
 	}
 	o, faults, ok := originalOf(r, target)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, nil, map[string]any{"error": map[string]any{
+		reply{http.StatusNotFound, nil, map[string]any{"error": map[string]any{
 			"code": "not_found", "message": "no such endpoint: /v1/authz/nginx, /v1/authz/forward or /v1/authz/envoy/<path>",
-		}})
+		}}}.writeHTTP(w)
 		return
 	}
-	a := cfg.build(r, o, faults)
+	p.decide(r.Context(), r.Header, r.RemoteAddr, o, faults).writeHTTP(w)
+}
+
+// reply is what a gateway is told: the status, headers and JSON body the answer names.
+type reply struct {
+	status  int
+	headers map[string]string
+	body    map[string]any
+}
+
+// decide builds the input of one gateway request, whichever protocol carried it, and
+// answers it.
+func (p *Plugin) decide(ctx context.Context, h http.Header, remoteAddr string, o original, faults []string) reply {
+	cfg := p.config.Load()
+	a := cfg.build(h, remoteAddr, o, faults)
 	if cfg.GrantsBundle != "-" {
 		a.input["edge"] = map[string]any{"grants_heard_ns": p.heard.Load()}
 	}
-	p.answer(r.Context(), w, a)
+	return p.answer(ctx, a)
 }
 
-// answer evaluates the one decision, logs it, and writes what it says. Whatever goes
+// answer evaluates the one decision, logs it, and says what to reply. Whatever goes
 // wrong is a deny (policy_unavailable), never a 5xx and never an allow.
-func (p *Plugin) answer(ctx context.Context, w http.ResponseWriter, a asked) {
+func (p *Plugin) answer(ctx context.Context, a asked) reply {
 	id := decisionID()
 	store := p.manager.Store
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
-		p.unavailable(ctx, w, a, id, nil, err)
-		return
+		return p.unavailable(ctx, a, id, nil, err)
 	}
 	defer store.Abort(ctx, txn)
 	got, err := p.eval(ctx, txn, a.input)
 	if err != nil {
-		p.unavailable(ctx, w, a, id, txn, err)
-		return
+		return p.unavailable(ctx, a, id, txn, err)
 	}
 	p.log(ctx, txn, id, a, got.Path, got.Input, got.Decision)
 	headers := got.Headers
@@ -175,7 +202,7 @@ func (p *Plugin) answer(ctx context.Context, w http.ResponseWriter, a asked) {
 			e["decision_id"] = id
 		}
 	}
-	writeJSON(w, got.Status, headers, got.Body)
+	return reply{got.Status, headers, got.Body}
 }
 
 // answered is data.datavisa.gateway.answer's shape.
@@ -241,16 +268,16 @@ func (p *Plugin) query(ctx context.Context) (*rego.PreparedEvalQuery, error) {
 
 // unavailable is the deny when the decision cannot be had, as the engine's
 // (engine/policy/decide.py `_unavailable`, routes/gateway.py `_deny`).
-func (p *Plugin) unavailable(ctx context.Context, w http.ResponseWriter, a asked, id string, txn storage.Transaction, why error) {
+func (p *Plugin) unavailable(ctx context.Context, a asked, id string, txn storage.Transaction, why error) reply {
 	reason := map[string]any{"code": "policy_unavailable", "message": "no policy decision, so deny: " + why.Error()}
 	decision := map[string]any{"allow": false, "reasons": []any{reason}}
 	if txn != nil {
 		p.log(ctx, txn, id, a, gatewayPath, a.input, decision)
 	}
 	headers := map[string]string{"X-DataVisa-Reasons": "policy_unavailable", "X-DataVisa-Decision-Id": id}
-	writeJSON(w, http.StatusForbidden, headers, map[string]any{"error": map[string]any{
+	return reply{http.StatusForbidden, headers, map[string]any{"error": map[string]any{
 		"code": "access_denied", "message": reason["message"], "reasons": []any{reason}, "decision_id": id,
-	}})
+	}}}
 }
 
 // log hands the decision to OPA's decision-log plugin, which masks it (system.log) and
@@ -296,19 +323,28 @@ func bundleRevisions(ctx context.Context, store storage.Store, txn storage.Trans
 	return out, nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, headers map[string]string, body map[string]any) {
-	for name, value := range headers {
+// encoded is the reply's body as JSON (nil for none); a body that cannot be encoded
+// becomes a plain deny.
+func (r reply) encoded() (int, []byte) {
+	if r.body == nil {
+		return r.status, nil
+	}
+	raw, err := json.Marshal(r.body)
+	if err != nil {
+		return http.StatusForbidden, []byte(`{"error":{"code":"access_denied","message":"denied","reasons":[],"decision_id":null}}`)
+	}
+	return r.status, raw
+}
+
+func (r reply) writeHTTP(w http.ResponseWriter) {
+	for name, value := range r.headers {
 		w.Header().Set(name, value)
 	}
-	if body == nil {
+	status, raw := r.encoded()
+	if raw == nil {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(status)
 		return
-	}
-	raw, err := json.Marshal(body)
-	if err != nil {
-		raw = []byte(`{"error":{"code":"access_denied","message":"denied","reasons":[],"decision_id":null}}`)
-		status = http.StatusForbidden
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -1,0 +1,251 @@
+"""Supervised grants: a grant policy made supervised works only while a supervisor is present.
+
+Presence is a lease stored with the grant (the store's `supervisors`): a supervisor joins
+(`join`: a lease until now + the lease policy gives), renews it with each heartbeat (the
+same call), and leaves (`leave`: the lease ends). Whether that person may supervise is a
+logged decision (datavisa.supervision), asked at every join and heartbeat, so a person
+policy no longer lets supervise stops counting at the next one. The only thing decided
+here is "is a lease alive" (its expiry against the clock).
+
+A supervised active grant is in one of three states (`Request.supervision_state`):
+
+    present ──no lease alive──► absent ──grace_s later──► ended
+       ▲                          │                         │
+       └──────── a supervisor joins (grant_resumed) ◄───────┘
+
+- present: the grant works;
+- absent: the access check denies (supervisor_absent, decided in datavisa.access) and the
+  data systems refuse the grant's login; its open sessions run on for the grace;
+- ended: absent past the grace: its open sessions are ended too.
+
+The grant's clock keeps running in every state. Each transition is written with its audit
+events and a grant-outbox row in one transaction, so every sink (the OPAs, the sidecar
+bundle, the databases) takes it like any other grant change; a lapsed lease is noticed by
+`settle`, which every engine on a store runs (`SupervisionTimer`), at the instant the
+soonest lease runs out or grace ends: the transition is made once, by whichever engine
+gets there first, and the outbox's NOTIFY carries it to the others.
+
+May import: `model`, `store`, `ledger`, `policy`, `lifecycle`. Never `api`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..identity.oidc import Identity
+from ..lifecycle.engine import Engine, _located, _request_input
+from ..location.origin import Origin
+from ..model.errors import Conflict, Denied, NotFound
+from ..model.records import ABSENT, ACTIVE, ADD, PRESENT, SYSTEM, UNWATCHED, Request
+from ..model.worker import Worker
+from ..policy.decide import LIFECYCLE, SUPERVISION
+
+log = logging.getLogger("datavisa.supervision")
+
+POLL_S = 0.25  # the longest the timer waits before it looks again (another engine's join)
+
+
+class Supervision:
+    """The supervision verbs on `engine`'s grants."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def join(
+        self,
+        grant_id: str,
+        supervisor: str,
+        location: str = "unknown",
+        origin: Origin | None = None,
+        authentication: Identity | None = None,
+    ) -> dict[str, Any]:
+        """Join (or, already joined, renew the lease on) supervised grant `grant_id` as
+        `supervisor` from `location`: policy decides whether they may (logged), and how
+        long the lease lasts. The grant resumes if no supervisor was present. Denied when
+        policy refuses; the answer says until when the lease holds and how often to
+        renew it."""
+        engine = self.engine
+        grant = self._grant(grant_id)
+        location, where = _located(location, origin)
+        asked = {
+            "supervisor": supervisor,
+            "supervisor_location": location,
+            "grant": {**_request_input(grant), "evidence": grant.evidence,
+                      "supervised": grant.supervised},
+            "origin": where,
+        }  # fmt: skip
+        decision = engine._decide(
+            SUPERVISION, engine._signed_in(asked, authentication), caller=supervisor
+        )
+        if not decision.allow:
+            raise Denied("supervision refused", decision)
+        lease_s = float(decision.result["lease_s"])
+        with engine.store.transaction():
+            now = engine.clock()
+            grant = self._grant(grant_id, now)
+            held_until = now + lease_s
+            joined = engine.store.hold_supervision(
+                grant_id, supervisor, held_until, now, decision.decision_id
+            )
+            if joined:
+                detail = {"supervisor": supervisor, "location": location, "held_until": held_until}
+                engine._audit(now, supervisor, "supervisor_joined", grant, decision, detail)
+            resumed = grant.supervision_state != PRESENT
+            if resumed:
+                self._move(grant, PRESENT, now, supervisor, "grant_resumed", {})
+        if resumed:
+            engine.grants.apply()
+        return {
+            "grant_id": grant_id,
+            "supervisor": supervisor,
+            "joined": joined,
+            "held_until": held_until,
+            "lease_s": lease_s,
+            "heartbeat_s": float(decision.result["heartbeat_s"]),
+            "grace_s": float(decision.result["grace_s"]),
+            "decision_id": decision.decision_id,
+        }
+
+    def leave(self, grant_id: str, supervisor: str) -> Request:
+        """End `supervisor`'s lease on `grant_id`; with no other supervisor present, the
+        grant pauses. NotFound when they had none."""
+        engine = self.engine
+        with engine.store.transaction():
+            now = engine.clock()
+            grant = self._grant(grant_id, now)
+            if not engine.store.drop_supervision(grant_id, supervisor):
+                raise NotFound(f"{supervisor} does not supervise grant {grant_id}")
+            detail = {"supervisor": supervisor, "how": "left"}
+            engine._audit(now, supervisor, "supervisor_left", grant, None, detail)
+            moved = self._settle_one(grant, now, supervisor)
+        if moved:
+            engine.grants.apply()
+        return engine.get(grant_id)
+
+    def end_session(self, grant_id: str, actor: str, session: str) -> dict[str, Any]:
+        """End one session of the grant's account (a supervisor watching it, or whoever
+        the lifecycle policy lets end_session): logged decision, audited. NotFound when
+        no data system has that session of the grant."""
+        engine = self.engine
+        grant = self._grant(grant_id)
+        asked = {"actor": actor, "action": "end_session", "request": _request_input(grant),
+                 "supervising": engine.supervising(grant_id, actor)}  # fmt: skip
+        decision = engine._decide(LIFECYCLE, asked, caller=actor)
+        if not decision.allow:
+            raise Denied("end_session refused", decision)
+        for sink in engine.grants.sinks:
+            ender = getattr(sink, "end_session", None)
+            if ender is not None and sink.holds(grant_id) and ender(grant_id, session):
+                with engine.store.transaction():
+                    engine._audit(
+                        engine.clock(), actor, "session_ended", grant, decision,
+                        {"session": session, "sink": sink.name},
+                    )  # fmt: skip
+                return {"grant_id": grant_id, "session": session, "sink": sink.name,
+                        "decision_id": decision.decision_id}  # fmt: skip
+        raise NotFound(f"grant {grant_id} has no open session {session!r}")
+
+    def supervisors(self, grant_id: str) -> list[dict[str, Any]]:
+        """The grant's supervisor leases, each with whether it is alive now."""
+        now = self.engine.clock()
+        return [
+            {**row, "alive": row["held_until"] >= now}
+            for row in self.engine.store.supervisors(grant_id)
+        ]
+
+    def settle(self) -> float | None:
+        """Write down what time decided: a present grant whose every lease ran out is
+        absent, an absent one past its grace is ended. When to look next (the soonest
+        lease expiry or grace end), None when no supervised grant is live."""
+        engine = self.engine
+        moved = False
+        with engine.store.transaction():
+            now = engine.clock()
+            for grant in engine.store.supervised_grants({PRESENT, ABSENT}):
+                if grant.expires_at is not None and grant.expires_at <= now:
+                    continue  # expired: the sweep ends it
+                moved |= self._settle_one(grant, now, SYSTEM)
+        if moved:
+            engine.grants.apply()
+        return self._next_due(engine.clock())
+
+    # -- transitions --------------------------------------------------------------------
+
+    def _settle_one(self, grant: Request, now: float, actor: str) -> bool:
+        """Move `grant` on as its leases and grace say; whether it moved. Inside the
+        transaction."""
+        engine = self.engine
+        leases = engine.store.supervisors(grant.id)
+        alive = [row for row in leases if row["held_until"] >= now]
+        if grant.supervision_state == PRESENT and not alive:
+            for row in leases:  # the leases that ran out: their supervisor is gone
+                engine.store.drop_supervision(grant.id, row["supervisor"])
+                engine._audit(
+                    now, SYSTEM, "supervisor_left", grant, None,
+                    {"supervisor": row["supervisor"], "how": "lapsed",
+                     "held_until": row["held_until"]},
+                )  # fmt: skip
+            self._move(grant, ABSENT, now, actor, "grant_paused", {})
+            return True
+        grace_s = float(grant.supervision.get("grace_s", 0))
+        since = grant.supervision_since or now
+        if grant.supervision_state == ABSENT and not alive and now >= since + grace_s:
+            self._move(grant, UNWATCHED, now, SYSTEM, "grant_sessions_ended", {"grace_s": grace_s})
+            return True
+        return False
+
+    def _move(
+        self, grant: Request, to: str, now: float, actor: str, event: str, detail: dict[str, Any]
+    ) -> None:
+        """The one place a supervised grant's presence changes: written, audited and put
+        in the grant outbox together (inside the caller's transaction)."""
+        engine = self.engine
+        changes = {"supervision_state": to, "supervision_since": now}
+        engine.store.update(grant.id, changes)
+        grant.supervision_state, grant.supervision_since = to, now
+        engine.grants.record(grant, ADD, now)  # level-triggered: sinks read the grant anew
+        engine._audit(now, actor, event, grant, None, {"supervision": to, **detail})
+
+    def _grant(self, grant_id: str, now: float | None = None) -> Request:
+        grant = self.engine.store.get(grant_id)
+        if grant is None:
+            raise NotFound(f"no grant with id {grant_id!r}")
+        now = self.engine.clock() if now is None else now
+        if self.engine._view(grant, now).state != ACTIVE:
+            raise Conflict(f"grant {grant_id} is {self.engine._view(grant, now).state}, not active")
+        if not grant.supervised:
+            raise Conflict(f"grant {grant_id} is not supervised: policy did not make it so")
+        return grant
+
+    def _next_due(self, now: float) -> float | None:
+        due: list[float] = []
+        for grant in self.engine.store.supervised_grants({PRESENT, ABSENT}):
+            if grant.supervision_state == PRESENT:
+                due += [row["held_until"] for row in self.engine.store.supervisors(grant.id)]
+            else:
+                since = grant.supervision_since or now
+                due.append(since + float(grant.supervision.get("grace_s", 0)))
+        return min(due) if due else None
+
+
+class SupervisionTimer(Worker):
+    """Runs `settle` at the instant the soonest lease runs out or grace ends (and at least
+    every POLL_S, so a lease another engine took moves the timer): every engine sharing a
+    store runs one, and a kill -9 of a supervisor's watch pauses the grant on time even
+    when the engine it talked to is gone too."""
+
+    def __init__(self, supervision: Supervision) -> None:
+        super().__init__("supervision-timer")
+        self.supervision = supervision
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = POLL_S
+            try:
+                due = self.supervision.settle()
+                if due is not None:
+                    wait = min(POLL_S, due - self.supervision.engine.clock())
+            except Exception:  # a store or OPA fault: try again, never die
+                log.exception("the supervision timer failed")
+            self._stop.wait(max(wait, 0.005))

@@ -1,0 +1,118 @@
+"""Supervised grants in the lifecycle (engine/supervision), on SQLite and PostgreSQL with
+the session's OPA and the shipped policy: what policy said is kept on the record; presence
+is a lease judged against the engine's clock (advanced here, so nothing waits); each
+transition is audited with an outbox row; the access decision denies while no supervisor
+is present; a supervisor present may revoke.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from datavisa.engine.model.errors import Conflict, Denied, NotFound
+from datavisa.engine.supervision import Supervision
+
+pytestmark = pytest.mark.stores
+
+RESOURCE = "eu-customer-analytics"  # write is supervised (bundles/default/supervision.yaml)
+
+
+def _grant(engine, actions=("read", "write")) -> str:
+    req = engine.request("alice", RESOURCE, list(actions), 3600, "DE", "INC-33: supervised")
+    return engine.approve(req.id, "bob", "DE").id
+
+
+def _events(engine, grant_id: str) -> list[str]:
+    return [e["event"] for e in engine.trail(grant_id)]
+
+
+def _codes(decision) -> set[str]:
+    return {r["code"] for r in decision.reasons}
+
+
+def test_policy_s_requirement_is_kept_and_the_grant_starts_without_a_supervisor(engine):
+    grant = engine.get(_grant(engine))
+    assert grant.supervision == {"supervised": True, "lease_s": 15, "heartbeat_s": 5, "grace_s": 30}
+    assert grant.supervision_state == "absent"
+    assert _codes(engine.check("alice", RESOURCE, "write", "DE")) == {"supervisor_absent"}
+    assert _codes(engine.check("alice", RESOURCE, "read", "DE")) == {"supervisor_absent"}
+    asked = engine.request("oscar", RESOURCE, ["read"], 600, "DE", "reading only")
+    unsupervised = engine.approve(asked.id, "bob", "DE")
+    assert unsupervised.supervision["supervised"] is False and unsupervised.state == "active"
+    assert engine.check("oscar", RESOURCE, "read", "DE").allow
+    with pytest.raises(Conflict, match="not supervised"):
+        Supervision(engine).join(unsupervised.id, "erin", "DE")
+
+
+def test_presence_is_a_lease_against_the_clock(engine, clock):
+    supervision = Supervision(engine)
+    grant_id = _grant(engine)
+    joined = supervision.join(grant_id, "erin", "DE")
+    assert joined["joined"] is True and joined["lease_s"] == 15 and joined["heartbeat_s"] == 5
+    assert engine.get(grant_id).supervision_state == "present"
+    assert engine.check("alice", RESOURCE, "write", "DE").allow
+    clock.advance(10)
+    assert supervision.join(grant_id, "erin", "DE")["joined"] is False  # a heartbeat
+    clock.advance(10)
+    supervision.settle()
+    assert engine.get(grant_id).supervision_state == "present"  # renewed 10 s ago
+    clock.advance(6)
+    supervision.settle()
+    assert engine.get(grant_id).supervision_state == "absent"  # 16 s since the heartbeat
+    assert _codes(engine.check("alice", RESOURCE, "write", "DE")) == {"supervisor_absent"}
+    clock.advance(29)
+    supervision.settle()
+    assert engine.get(grant_id).supervision_state == "absent"  # the grace is 30 s
+    clock.advance(2)
+    supervision.settle()
+    assert engine.get(grant_id).supervision_state == "ended"
+    expires = engine.get(grant_id).expires_at
+    supervision.join(grant_id, "bob", "DE")
+    assert engine.get(grant_id).supervision_state == "present"
+    assert engine.get(grant_id).expires_at == expires  # the clock kept running
+    left = [e for e in engine.trail(grant_id) if e["event"] == "supervisor_left"]
+    assert [(e["detail"]["supervisor"], e["detail"]["how"]) for e in left] == [("erin", "lapsed")]
+    assert _events(engine, grant_id)[-7:] == [
+        "supervisor_joined", "grant_resumed", "supervisor_left", "grant_paused",
+        "grant_sessions_ended", "supervisor_joined", "grant_resumed",
+    ]  # fmt: skip
+
+
+def test_leaving_pauses_only_when_no_supervisor_is_left(engine):
+    supervision = Supervision(engine)
+    grant_id = _grant(engine)
+    supervision.join(grant_id, "erin", "DE")
+    supervision.join(grant_id, "bob", "DE")
+    assert supervision.leave(grant_id, "erin").supervision_state == "present"
+    assert supervision.leave(grant_id, "bob").supervision_state == "absent"
+    with pytest.raises(NotFound):
+        supervision.leave(grant_id, "bob")
+    changes = [row.grant_id for row in engine.store.grant_changes(0, 1000)]
+    assert changes.count(grant_id) == 3  # activated, resumed, paused: each in the outbox
+
+
+def test_who_may_supervise_is_a_logged_decision(engine):
+    supervision = Supervision(engine)
+    grant_id = _grant(engine)
+    for who, code in (("alice", "self_supervision"), ("oscar", "supervisor_not_eligible")):
+        with pytest.raises(Denied) as refused:
+            supervision.join(grant_id, who, "DE")
+        assert code in refused.value.decision.codes
+        path = "datavisa/supervision/decision"
+        assert engine.log.query(path=path, subject=who, grant_id=grant_id, allow=False)
+    assert supervision.supervisors(grant_id) == []
+
+
+def test_a_supervisor_present_may_revoke_and_end_a_session(engine):
+    supervision = Supervision(engine)
+    grant_id = _grant(engine)
+    with pytest.raises(Denied):  # erin approves nothing here, and is not present yet
+        engine.revoke(grant_id, "erin", "not yet")
+    supervision.join(grant_id, "erin", "DE")
+    with pytest.raises(NotFound, match="no open session"):  # no data system here
+        supervision.end_session(grant_id, "erin", "1234")
+    with pytest.raises(Denied):
+        supervision.end_session(grant_id, "oscar", "1234")
+    assert engine.revoke(grant_id, "erin", "saw a DROP coming").state == "revoked"
+    with pytest.raises(Conflict):
+        supervision.join(grant_id, "erin", "DE")

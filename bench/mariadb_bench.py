@@ -16,8 +16,6 @@ as a step. The goal is p99 ≤ 200 ms for each.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import sys
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
-from postgres_bench import APPROVER, GOAL_P99_MS, HOLDER, HOME, _summary
+from postgres_bench import APPROVER, HOLDER, HOME, connector_result, run
 
 from datavisa.cli.local_mariadb import LocalMariadb, MariadbUnavailable
 from datavisa.engine.connectors.mariadb import Connection, MariadbSink
@@ -107,29 +105,8 @@ def _run(engine: Engine, count: int) -> dict[str, Any]:
             killed.append((time.perf_counter() - started) * 1000)
         finally:
             session.close()
-    result = {
-        "approve_to_usable": _summary(usable),
-        "revoke_to_terminated": _summary(killed),
-        "goal_p99_ms": GOAL_P99_MS,
-        "loadavg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        "cores": os.cpu_count(),
-    }
-    result["goal_met"] = all(
-        result[k]["p99_ms"] <= GOAL_P99_MS for k in ("approve_to_usable", "revoke_to_terminated")
-    )
-    return result
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100, help="grants per path")
-    parser.add_argument("--out", type=Path, help="write the result as JSON here too")
-    args = parser.parse_args()
-    result = measure(args.count)
-    print(json.dumps(result, indent=2))
-    if args.out and result is not None:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return connector_result(usable, killed, load_before)
 
 
 if __name__ == "__main__":
-    main()
+    run(measure, __doc__, 100, "grants per path")

@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,14 @@ def _run(engine: Engine, count: int) -> dict[str, Any]:
             terminated.append((time.perf_counter() - started) * 1000)
         finally:
             session.close()
-    result = {
+    return connector_result(usable, terminated, load_before)
+
+
+def connector_result(
+    usable: list[float], terminated: list[float], load_before: float
+) -> dict[str, Any]:
+    """A connector's two paths summed up beside their goal (this bench's and MariaDB's)."""
+    result: dict[str, Any] = {
         "approve_to_usable": _summary(usable),
         "revoke_to_terminated": _summary(terminated),
         "goal_p99_ms": GOAL_P99_MS,
@@ -124,9 +132,10 @@ def _run(engine: Engine, count: int) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100, help="grants per path")
+def run(measure: Callable[[int], dict[str, Any] | None], doc: str, count: int, what: str) -> None:
+    """A bench script's command line: `--count` (`what`), `--out FILE`; the result printed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--count", type=int, default=count, help=what)
     parser.add_argument("--out", type=Path, help="write the result as JSON here too")
     args = parser.parse_args()
     result = measure(args.count)
@@ -136,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(measure, __doc__, 100, "grants per path")

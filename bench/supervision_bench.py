@@ -21,8 +21,6 @@ runs it as a step.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import sys
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from postgres_bench import APPROVER, GOAL_P99_MS, HOLDER, HOME, RESOURCE, _summary
+from postgres_bench import APPROVER, GOAL_P99_MS, HOLDER, HOME, RESOURCE, _summary, run
 
 from datavisa.cli.local_postgres import LocalPostgres, PostgresUnavailable
 from datavisa.engine.connectors.postgresql import Connection, PostgresSink
@@ -190,16 +188,5 @@ def markdown(result: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=50, help="lapses and rejoins")
-    parser.add_argument("--out", type=Path, help="write the result as JSON here too")
-    args = parser.parse_args()
-    result = measure(args.count)
-    print(json.dumps(result, indent=2))
-    if args.out and result is not None:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    run(measure, __doc__, 50, "lapses and rejoins")

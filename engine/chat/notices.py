@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..lifecycle.engine import Engine, _request_input
+from ..lifecycle.engine import Engine, _request_input, approved_so_far
 from ..model.records import ACTIVE, PENDING, Request, effective_state
 from ..policy.opa import OpaUnavailable
 from .messages import expiry_message, outcome_message, request_message
@@ -371,17 +371,11 @@ def recipients(engine: Engine, req: Request, kind: str = "requested", level: int
     """What policy says of who is told of `req` (datavisa.notification.recipients): the
     people who may approve it, those to tell for `kind` and `level`, whether chat may
     approve it. OpaUnavailable when policy gives no answer."""
-    approvals = engine.approvals(req.id)
     asked = {
         "kind": kind,
         "level": level,
         "request": _request_input(req),
-        "approvals": [a.approver for a in approvals if a.verdict == "approve"],
-        "idp_groups": {
-            a.approver: json.loads(a.idp_groups)
-            for a in approvals
-            if a.verdict == "approve" and a.idp_groups is not None
-        },
+        **approved_so_far(engine.approvals(req.id)),
     }
     if engine.opa is None:
         raise OpaUnavailable("no OPA configured")

@@ -37,6 +37,7 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 from ..ledger.decision_log import DecisionLog
 from ..model.errors import Conflict, DataVisaError, SinkUnavailable
@@ -172,6 +173,8 @@ class ConnectorSink:
     account = "account"
     privileges_known: frozenset[str] = frozenset()
     exists: frozenset[str] = frozenset()
+    scheme = ""  # of the URL a holder's client connects with
+    client_env: tuple[str, ...] = ()  # its client's variables: host, port, database, user, password
     provisions = True  # an activation it refuses, or never takes, is ended (lifecycle.grants)
     shared = True  # one for every engine on the store: reconciled by one at a time
 
@@ -515,11 +518,27 @@ class ConnectorSink:
     def _connection_details(
         self, conn: Any, held: Held, password: str
     ) -> tuple[str, dict[str, str]]:
-        """The holder's URL and client variables for `held` with `password`."""
-        raise NotImplementedError
+        """The holder's URL (`scheme`) and client variables (`client_env`) for `held` with
+        `password`, reaching the server where `conn.address()` says."""
+        host, port = conn.address()
+        database = str(held.about.get("database"))
+        url = (
+            f"{self.scheme}://{quote(held.role)}:{quote(password, safe='')}@{host}:{port}/"
+            f"{quote(database)}"
+        )
+        values = (host, str(port), database, held.role, password)
+        return url, dict(zip(self.client_env, values, strict=True))
 
     def close(self) -> None:
         """Close the admin connections."""
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """`text` with `secret` (plain or URL-quoted) cut out."""
+    if secret:
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, "***")
+    return text
 
 
 def wait_until_gone(still: Any, what: str, wait_s: float) -> None:

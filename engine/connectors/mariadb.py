@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pymysql
 
@@ -55,6 +55,7 @@ from .base import (
     Plan,
     ProvisioningError,
     about,
+    scrub,
     wait_until_gone,
 )
 
@@ -106,11 +107,7 @@ class Connection:
 
     def scrub(self, text: str) -> str:
         """`text` with the admin password (plain or URL-quoted) cut out."""
-        secret = self.secret
-        if secret:
-            for form in {secret, quote(secret, safe=""), quote(secret)}:
-                text = text.replace(form, "***")
-        return text
+        return scrub(text, self.secret)
 
     def params(self) -> dict[str, Any]:
         """PyMySQL's connect() arguments for the admin."""
@@ -155,6 +152,9 @@ class MariadbSink(ConnectorSink):
     name = SINK
     kind = KIND
     label = "MariaDB"
+    scheme = "mysql"
+    # What the mysql/mariadb client reads (MYSQL_PWD among them).
+    client_env = ("MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PWD")
     account = "account"
     privileges_known = TABLE_PRIVILEGES
     exists = frozenset({EXISTS})
@@ -174,25 +174,6 @@ class MariadbSink(ConnectorSink):
         self._managed_on: set[tuple[str, str]] = set()  # (server, managed role) made
 
     # -- credentials ----------------------------------------------------------------------
-
-    def _connection_details(
-        self, conn: Connection, held: Held, password: str
-    ) -> tuple[str, dict[str, str]]:
-        """A mysql:// URL, and the variables the mysql/mariadb client reads (MYSQL_HOST,
-        MYSQL_TCP_PORT, MYSQL_PWD) with MYSQL_USER and MYSQL_DATABASE for the rest."""
-        host, port = conn.address()
-        database = str(held.about.get("database"))
-        url = (
-            f"mysql://{quote(held.role)}:{quote(password, safe='')}@{host}:{port}/{quote(database)}"
-        )
-        env = {
-            "MYSQL_HOST": host,
-            "MYSQL_TCP_PORT": str(port),
-            "MYSQL_DATABASE": database,
-            "MYSQL_USER": held.role,
-            "MYSQL_PWD": password,
-        }
-        return url, env
 
     def _new_verifier(self, password: str) -> str:
         return native_hash(password)

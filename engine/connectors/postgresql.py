@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -75,6 +74,7 @@ from .base import (
     Plan,
     ProvisioningError,
     role_name,
+    scrub,
     wait_until_gone,
 )
 from .base import about as _about
@@ -134,11 +134,7 @@ class Connection:
 
     def scrub(self, text: str) -> str:
         """`text` with the admin password (plain or URL-quoted) cut out."""
-        secret = self.secret
-        if secret:
-            for form in {secret, quote(secret, safe=""), quote(secret)}:
-                text = text.replace(form, "***")
-        return text
+        return scrub(text, self.secret)
 
     def address(self) -> tuple[str, int]:
         """Where a holder connects: the public host and port, else the admin DSN's."""
@@ -180,6 +176,8 @@ class PostgresSink(ConnectorSink):
     name = SINK
     kind = KIND
     label = "PostgreSQL"
+    scheme = "postgresql"
+    client_env = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD")  # what libpq reads
     account = "role"
     privileges_known = TABLE_PRIVILEGES
     exists = frozenset(EXISTS)
@@ -200,25 +198,6 @@ class PostgresSink(ConnectorSink):
         self.refusals: list[dict[str, Any]] = []
 
     # -- credentials ----------------------------------------------------------------------
-
-    def _connection_details(
-        self, conn: Connection, held: Held, password: str
-    ) -> tuple[str, dict[str, str]]:
-        """A postgresql:// URL and the same as PG* variables."""
-        host, port = conn.address()
-        database = str(held.about.get("database"))
-        url = (
-            f"postgresql://{quote(held.role)}:{quote(password, safe='')}@{host}:{port}/"
-            f"{quote(database)}"
-        )
-        env = {
-            "PGHOST": host,
-            "PGPORT": str(port),
-            "PGDATABASE": database,
-            "PGUSER": held.role,
-            "PGPASSWORD": password,
-        }
-        return url, env
 
     def _new_verifier(self, password: str) -> str:
         return scram_verifier(password)

@@ -21,7 +21,7 @@ import json
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,7 +296,8 @@ class Engine:
         location, where = _located(location, origin)
         for _ in range(_RACES):
             req = self._load(request_id, self.clock(), {PENDING}, "approve")
-            approvals = self._approvers(req.id)
+            so_far = approved_so_far(self.approvals(req.id))
+            approvals = so_far["approvals"]
             # A transfer is judged on its exporter's export counts of now (exports.py).
             counted = export_counts(self.store) if req.kind == TRANSFER_KIND else None
             asked = {
@@ -306,8 +307,8 @@ class Engine:
                 "approvals": approvals,
                 "origin": where,
             }
-            if earlier := self._approvers_groups(req.id):
-                asked["idp_groups"] = earlier
+            if so_far["idp_groups"]:
+                asked["idp_groups"] = so_far["idp_groups"]
             if counted is not None:
                 asked["export_counts"] = counted
             decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
@@ -369,16 +370,8 @@ class Engine:
             raise Denied(f"{step.replace('_', ' ')} refused", decision)
         return decision
 
-    def _approvers_groups(self, request_id: str) -> dict[str, list[str]]:
-        """The IdP groups each earlier approver's token named, by approver."""
-        return {
-            a.approver: json.loads(a.idp_groups)
-            for a in self.approvals(request_id)
-            if a.verdict == "approve" and a.idp_groups is not None
-        }
-
     def _approvers(self, request_id: str) -> list[str]:
-        return [a.approver for a in self.approvals(request_id) if a.verdict == "approve"]
+        return approved_so_far(self.approvals(request_id))["approvals"]
 
     def deny(
         self,
@@ -971,6 +964,18 @@ def _not_held(decision: Decision) -> Decision:
 
 def _new_id() -> str:
     return secrets.token_hex(6)
+
+
+def approved_so_far(approvals: Iterable[Approval]) -> dict[str, Any]:
+    """A request's approvals as decisions read them: `approvals`, who approved so far, and
+    `idp_groups`, the IdP groups each one's token named (by approver)."""
+    approved = [a for a in approvals if a.verdict == "approve"]
+    return {
+        "approvals": [a.approver for a in approved],
+        "idp_groups": {
+            a.approver: json.loads(a.idp_groups) for a in approved if a.idp_groups is not None
+        },
+    }
 
 
 def _request_input(req: Request) -> dict[str, Any]:

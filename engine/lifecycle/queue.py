@@ -11,7 +11,6 @@ for the whole pending set, never one per request (bench/console_bench.py measure
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from ..identity.oidc import Identity
 from ..location.origin import Origin
 from ..model.records import PENDING, Request
 from ..policy.opa import OpaUnavailable
-from .engine import Engine, _located, _request_input
+from .engine import Engine, _located, _request_input, approved_so_far
 
 QUEUE = "datavisa/console/queue"
 # What the queue shows of a requester's history on the same data: the newest few grants
@@ -53,18 +52,7 @@ def approval_queue(
     recorded = engine.store.approvals_of(r.id for r in pending)
     items = []
     for req in pending:
-        approvals = recorded.get(req.id, [])
-        items.append(
-            {
-                "request": _request_input(req),
-                "approvals": [a.approver for a in approvals if a.verdict == "approve"],
-                "idp_groups": {
-                    a.approver: json.loads(a.idp_groups)
-                    for a in approvals
-                    if a.verdict == "approve" and a.idp_groups is not None
-                },
-            }
-        )
+        items.append({"request": _request_input(req), **approved_so_far(recorded.get(req.id, []))})
     asked = {"approver": approver, "approver_location": location, "origin": where}
     asked = engine._signed_in(asked, authentication) | {"pending": items}
     if engine.opa is None:

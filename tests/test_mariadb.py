@@ -205,15 +205,6 @@ def test_an_unreachable_server_leaves_the_removal_pending_and_never_leaks_the_pa
     assert secret not in caplog.text
 
 
-def test_extension_moves_the_server_s_clock(mdb_engine: Engine, mariadb: LocalMariadb):
-    grant = _grant(mdb_engine, seconds=2)
-    time.sleep(max(0.0, grant.activated_at + 1.1 - time.time()))  # policy: half elapsed
-    ext = mdb_engine.extend(grant.id, "alice", 60, "migration still running")
-    mdb_engine.approve(ext.id, "bob", "DE")
-    extended = mdb_engine.get(grant.id)
-    assert _account(mariadb, grant.id)["expires"] == int(extended.expires_at)
-
-
 def test_a_table_that_does_not_exist_grants_nothing_and_leaves_no_account(
     db: Path, connectors_opa: OpaProcess, mariadb: LocalMariadb, support: str
 ):

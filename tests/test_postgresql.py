@@ -372,8 +372,8 @@ def test_concurrent_put_and_reconcile_do_not_interleave(pg_engine: Engine, postg
 
 
 def test_extension_moves_valid_until_and_the_timer(pg_engine: Engine, postgres: LocalPostgres):
-    grant = _grant(pg_engine, seconds=2)
-    time.sleep(max(0.0, grant.activated_at + 1.1 - time.time()))  # policy: half elapsed
+    grant = _grant(pg_engine, seconds=4)  # 1.9 s left after half, on a loaded machine
+    time.sleep(max(0.0, grant.activated_at + 2.1 - time.time()))  # policy: half elapsed
     ext = pg_engine.extend(grant.id, "alice", 60, "migration still running")
     pg_engine.approve(ext.id, "bob", "DE")
     extended = pg_engine.get(grant.id)

@@ -84,6 +84,10 @@ class Identity:
     # claim is configured (policy then reads the groups directory sync pushed).
     groups: tuple[str, ...] | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The step-up the person did in the console since signing in (engine/stepup): how
+    # (webauthn, totp) and when; None for a token, or a session that did none.
+    step_up_method: str | None = None
+    step_up_at: float | None = None
 
     def idp_groups(self) -> dict[str, list[str]]:
         """The decision input's `idp_groups` for this person (datavisa.idp): their token's

@@ -35,10 +35,10 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
 
 # The console step-up the tests ask for: approving confidential data takes a security key
 # (or a hardware-key sign-in at the IdP); restricted data takes one or, as its fallback,
-# an authenticator app's code.
+# an authenticator app's code (the tests' IdP signs in by password: never enough).
 CONSOLE_STEP_UP = {
     "confidential": {"approve": {"max_age_s": 300, "amr": ["hwk"], "methods": ["webauthn"]}},
-    "restricted": {"approve": {"max_age_s": 300, "methods": ["webauthn", "totp"]}},
+    "restricted": {"approve": {"max_age_s": 300, "amr": ["hwk"], "methods": ["webauthn", "totp"]}},
 }
 
 

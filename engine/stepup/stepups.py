@@ -105,6 +105,17 @@ class StepUps:
             raise refused
         return decision.result
 
+    def accepted(self, person: str) -> dict[str, bool]:
+        """Whether policy lets `person` use TOTP, and whether they hold a confirmed secret."""
+        decision = decide(
+            self.opa, ENROLMENT, {"subject": person, "method": TOTP},
+            log=self.log, caller=person, revision=self.revision,
+        )  # fmt: skip
+        held = self.store.db.execute(
+            "SELECT confirmed_at FROM totp_secrets WHERE person = ?", [person]
+        ).fetchone()
+        return {"allowed": decision.allow, "enrolled": held is not None and held[0] is not None}
+
     # -- WebAuthn: enrolling --------------------------------------------------------------
 
     def registration_options(self, session: WebSession, rp: RelyingParty) -> dict[str, Any]:

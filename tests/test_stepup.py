@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyotp
 import pytest
-from conftest import Clock
 from soft_authenticator import UP, SoftAuthenticator, b64url
 
 from datavisa.engine.identity.oidc import Identity
@@ -34,7 +34,7 @@ RESTRICTED = "eu-payments-ledger"  # dave (payments' data owner) and erin (secur
 
 
 @pytest.fixture
-def stepped(db: Path, step_up_opa: OpaProcess, clock: Clock):
+def stepped(db: Path, step_up_opa: OpaProcess, clock):
     """An engine and its StepUps on this test's store and the step-up tiers' OPA."""
     store = open_store(db)
     log = DecisionLog(store, b"test-key")
@@ -44,17 +44,17 @@ def stepped(db: Path, step_up_opa: OpaProcess, clock: Clock):
     store.close()
 
 
-def _session(engine: Engine, person: str) -> WebSession:
-    """A signed-in web session of `person`, as the sign-in stores one (an hour ago, by
-    password: no IdP signal does for step-up)."""
+def _session(engine: Engine, person: str, ago_s: float = 60) -> WebSession:
+    """A signed-in web session of `person`, as the sign-in stores one (`ago_s` ago, by
+    password: the step-up tiers want a hardware key at the IdP, so no IdP signal does)."""
     now, id_hash = time.time(), secrets.token_hex(32)
     with engine.store.transaction() as db:
         db["web_sessions"].insert({
             "id_hash": id_hash, "subject": person, "csrf_token": "c", "created_at": now,
-            "expires_at": now + 3600, "last_seen_at": now, "auth_time": now - 3600,
+            "expires_at": now + 3600, "last_seen_at": now, "auth_time": now - ago_s,
             "amr": '["pwd"]',
         })  # fmt: skip
-    who = Identity(person, f"session:{id_hash[:16]}", now + 3600, now - 3600, ("pwd",))
+    who = Identity(person, f"session:{id_hash[:16]}", now + 3600, now - ago_s, ("pwd",))
     return WebSession(id_hash, who, "c", now, now + 3600, now + 3600)
 
 
@@ -64,8 +64,6 @@ def _held(engine: Engine, session: WebSession) -> Identity:
         "SELECT step_up_method, step_up_at FROM web_sessions WHERE id_hash = ?",
         [session.id_hash],
     ).fetchone()
-    from dataclasses import replace
-
     return replace(session.identity, step_up_method=method, step_up_at=at)
 
 
@@ -121,7 +119,7 @@ def test_a_security_key_enrolled_and_asserted_lets_bob_approve(stepped):
     assert stepped_up["actor"] == "bob" and stepped_up["method"] == "webauthn"
 
 
-def test_a_step_up_older_than_the_tier_allows_does_not_do(stepped, clock: Clock):
+def test_a_step_up_older_than_the_tier_allows_does_not_do(stepped, clock):
     engine, stepups = stepped
     req = engine.request("alice", CONFIDENTIAL, ["read"], 1200, "DE", "INC-6")
     bob = _session(engine, "bob")
@@ -233,3 +231,24 @@ def test_no_assertion_without_a_credential_and_services_enrol_nothing(stepped):
     with pytest.raises(StepUpRefused) as service:
         stepups.registration_options(_session(engine, "etl-eu"), RP)
     assert service.value.code == "not_a_person"
+
+
+def test_a_session_signed_in_long_ago_enrols_nothing_until_it_steps_up(stepped):
+    engine, stepups = stepped
+    stale = _session(engine, "bob", ago_s=3600)  # the shipped 15 minutes are long over
+    for enrol in (lambda: stepups.registration_options(stale, RP),
+                  lambda: stepups.totp_enrol(stale)):  # fmt: skip
+        with pytest.raises(StepUpRefused) as refused:
+            enrol()
+        assert refused.value.code == "step_up_required" and refused.value.status == 403
+        assert "within the last 900s" in str(refused.value)
+    fresh = _session(engine, "bob")
+    key = _enrolled(stepups, fresh)
+    # Stepped up with the key just now, the old session may add another.
+    stepups.verify_assertion(fresh, RP, key.get(stepups.assertion_options(fresh, RP)))
+    from dataclasses import replace
+
+    stepped_up = replace(
+        fresh, identity=replace(_held(engine, fresh), auth_time=time.time() - 3600)
+    )
+    assert stepups.registration_options(stepped_up, RP)["excludeCredentials"]

@@ -347,24 +347,13 @@ class Engine:
 
     def _signed_in(self, asked: dict[str, Any], authentication: Identity | None) -> dict[str, Any]:
         """`asked`, with the caller's sign-in as datavisa.step_up reads it (how long ago,
-        with which methods) and the IdP groups their token names (datavisa.idp); nothing
-        for a caller no identity provider signed in."""
+        with which methods, and the console step-up they did) and the IdP groups their
+        token names (datavisa.idp); nothing for a caller no identity provider signed in."""
         if authentication is None:
             return asked
-        at = authentication.auth_time
         if groups := authentication.idp_groups():  # the caller's, as their token says
             asked = asked | {"idp_groups": asked.get("idp_groups", {}) | groups}
-        signed = {
-            "age_s": None if at is None else max(0.0, self.clock() - at),
-            "amr": list(authentication.amr),
-            "acr": authentication.acr,
-        }
-        if (stepped := _stepped_up(authentication)) is not None:  # in the console
-            signed["step_up"] = {
-                "method": stepped["method"],
-                "age_s": max(0.0, self.clock() - stepped["at"]),
-            }
-        return asked | {"authentication": signed}
+        return asked | {"authentication": authentication.signed_in(self.clock())}
 
     def stepped_up(
         self, subject: str, resource: str, step: str, authentication: Identity | None

@@ -41,6 +41,7 @@ from . import challenges
 from .challenges import ASSERT, REGISTER
 
 WEBAUTHN, TOTP = "webauthn", "totp"
+ENROL, USE = "enrol", "use"  # what datavisa.enrolment is asked about a method
 TOTP_STEP_S = 30  # RFC 6238's time step; a code of the step before or after is taken too
 MAX_CREDENTIALS = 10  # per person: a key, a spare, a passkey or two
 
@@ -86,13 +87,15 @@ class StepUps:
 
     # -- policy -------------------------------------------------------------------------
 
-    def allowed(self, person: str, method: str) -> dict[str, Any]:
-        """Policy's enrolment decision for `person` and `method` (datavisa.enrolment);
-        StepUpRefused (403) with its reasons when it refuses."""
+    def allowed(self, session: WebSession, method: str, action: str = ENROL) -> dict[str, Any]:
+        """Policy's decision on the session's person enrolling (or using) `method`
+        (datavisa.enrolment); StepUpRefused (403) with its reasons when it refuses."""
+        person = session.identity.subject
+        asked = {"subject": person, "method": method, "action": action,
+                 "authentication": session.identity.signed_in(self.clock())}  # fmt: skip
         decision = decide(
-            self.opa, ENROLMENT, {"subject": person, "method": method},
-            log=self.log, caller=person, revision=self.revision,
-        )  # fmt: skip
+            self.opa, ENROLMENT, asked, log=self.log, caller=person, revision=self.revision
+        )
         if not decision.allow:
             self._refused(person, method, "policy", decision.explain(), write=True)
             refused = StepUpRefused(
@@ -105,12 +108,14 @@ class StepUps:
             raise refused
         return decision.result
 
-    def accepted(self, person: str) -> dict[str, bool]:
-        """Whether policy lets `person` use TOTP, and whether they hold a confirmed secret."""
+    def accepted(self, session: WebSession) -> dict[str, bool]:
+        """Whether policy lets the session's person use TOTP, and whether they hold a
+        confirmed secret."""
+        person = session.identity.subject
+        asked = {"subject": person, "method": TOTP, "action": USE}
         decision = decide(
-            self.opa, ENROLMENT, {"subject": person, "method": TOTP},
-            log=self.log, caller=person, revision=self.revision,
-        )  # fmt: skip
+            self.opa, ENROLMENT, asked, log=self.log, caller=person, revision=self.revision
+        )
         held = self.store.db.execute(
             "SELECT confirmed_at FROM totp_secrets WHERE person = ?", [person]
         ).fetchone()
@@ -122,7 +127,7 @@ class StepUps:
         """The options for navigator.credentials.create() (as JSON), its challenge kept
         for this session."""
         person = session.identity.subject
-        self.allowed(person, WEBAUTHN)
+        self.allowed(session, WEBAUTHN)
         held = self.credentials(person)
         if len(held) >= MAX_CREDENTIALS:
             raise StepUpRefused(
@@ -303,7 +308,7 @@ class StepUps:
         """A new TOTP secret for the person, where policy allows TOTP at all; it counts
         once a code of it was verified. Refused while a confirmed one is held."""
         person, now = session.identity.subject, self.clock()
-        self.allowed(person, TOTP)
+        self.allowed(session, TOTP)
         secret = pyotp.random_base32()
         with self.store.transaction() as db:
             held = db.execute(
@@ -335,7 +340,7 @@ class StepUps:
         code of a time step already taken, or an earlier one, is refused); the session
         then holds a totp step-up of now."""
         person, now = session.identity.subject, self.clock()
-        self.allowed(person, TOTP)
+        self.allowed(session, TOTP, USE)
         if not isinstance(code, str) or len(code) != 6 or not code.isdigit():
             raise StepUpRefused("bad_request", "a TOTP code is 6 digits", "code")
         with self.store.transaction() as db:

@@ -85,7 +85,7 @@ async def status(
     session, stepups = await _session(service, request)
     person = session.identity
     held = await run_in_threadpool(stepups.credentials, person.subject)
-    accepted = await run_in_threadpool(stepups.accepted, person.subject)
+    accepted = await run_in_threadpool(stepups.accepted, session)
     keys = [
         {"credential_id": c["credential_id"], "transports": c["transports"],
          "created_at": rfc3339(c["created_at"]),

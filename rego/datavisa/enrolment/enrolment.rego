@@ -5,8 +5,11 @@
 #   anywhere. A security key or passkey (webauthn) any person of the directory may enrol;
 #   an authenticator app (totp) is a weaker fallback, enrolled only where some tier's
 #   step lists it in `methods` (datavisa.step_up), and verified only there. Services
-#   enrol nothing: a machine does not step up.
-#   Input: {subject, method}. Output: {allow, reasons, methods}.
+#   enrol nothing: a machine does not step up. Enrolling wants a recent sign-in at the
+#   identity provider, or a recent console step-up (data.datavisa.step_up_enrolment
+#   max_age_s): a session someone took over later cannot add a key of their own.
+#   Input: {subject, method, action (enrol, else use), authentication (as for
+#   datavisa.step_up)}. Output: {allow, reasons, methods}.
 package datavisa.enrolment
 
 import data.datavisa.directory
@@ -44,3 +47,28 @@ _denied contains reason if {
 }
 
 _person if directory.subject(input.subject).kind == "person"
+
+_denied contains reason if {
+	object.get(input, "action", "enrol") == "enrol"
+	not _recent(object.get(input, "authentication", null))
+	reason := {
+		"code": "step_up_required",
+		"message": sprintf("enrolling a step-up method needs a sign-in at the identity provider (or a step-up here) within the last %ds: sign in again", [_enrol_max_age_s]),
+		"step_up": {"max_age_s": _enrol_max_age_s, "amr": []},
+	}
+}
+
+# Missing data fails closed: no sign-in is recent enough.
+default _enrol_max_age_s := 0
+
+_enrol_max_age_s := data.datavisa.step_up_enrolment.max_age_s
+
+_recent(authentication) if {
+	is_number(authentication.age_s)
+	authentication.age_s <= _enrol_max_age_s
+}
+
+_recent(authentication) if {
+	is_number(authentication.step_up.age_s)
+	authentication.step_up.age_s <= _enrol_max_age_s
+}

@@ -47,11 +47,19 @@ MAX_CREDENTIALS = 10  # per person: a key, a spare, a passkey or two
 
 
 class StepUpRefused(DataVisaError):
-    """A step-up that did not happen: the API's code, the field at fault, the status."""
+    """A step-up that did not happen: the API's code, the field at fault, the status, and
+    policy's reasons where policy refused it."""
 
-    def __init__(self, code: str, message: str, field: str | None = None, status: int = 400):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        field: str | None = None,
+        status: int = 400,
+        reasons: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.code, self.field, self.status = code, field, status
+        self.code, self.field, self.status, self.reasons = code, field, status, reasons
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,15 +105,14 @@ class StepUps:
             self.opa, ENROLMENT, asked, log=self.log, caller=person, revision=self.revision
         )
         if not decision.allow:
-            self._refused(person, method, "policy", decision.explain(), write=True)
-            refused = StepUpRefused(
+            self._refused(person, method, "method", decision.explain())
+            raise StepUpRefused(
                 decision.reasons[0]["code"] if decision.reasons else "forbidden",
                 decision.explain(),
                 "method",
                 503 if "policy_unavailable" in decision.codes else 403,
+                decision.reasons,
             )
-            refused.reasons = decision.reasons  # type: ignore[attr-defined]
-            raise refused
         return decision.result
 
     def accepted(self, session: WebSession) -> dict[str, bool]:
@@ -287,9 +294,9 @@ class StepUps:
                     require_user_verification=True,
                 )
             except (StepUpRefused, WebAuthnException, ValueError, KeyError, TypeError) as e:
-                failed: StepUpRefused | None = _refusal(e)
-                assert failed is not None
-                self._refused(person, WEBAUTHN, failed.field, str(failed), db=db)
+                refused = _refusal(e)
+                self._refused(person, WEBAUTHN, refused.field, str(refused), db=db)
+                failed: StepUpRefused | None = refused
             else:
                 failed = None
                 db.execute(
@@ -388,23 +395,16 @@ class StepUps:
         )  # fmt: skip
 
     def _refused(
-        self,
-        person: str,
-        method: str,
-        field: str | None,
-        why: str,
-        db: Any = None,
-        write: bool = False,
+        self, person: str, method: str, field: str | None, why: str, db: Any = None
     ) -> None:
-        """A step-up refused, in the audit trail (in `db`'s transaction, else its own)."""
-        detail = {"method": method, "field": field, "why": why[:300]}
-        if db is not None:
-            audit.append(db, at=self.clock(), actor=person, event="step_up_refused",
-                         request_id=None, detail=detail)  # fmt: skip
-            return
-        if write:
+        """A step-up refused, in the audit trail: in `db`'s transaction (the one that
+        took the challenge), else in one of its own."""
+        if db is None:
             with self.store.transaction() as own:
-                self._refused(person, method, field, why, db=own)
+                return self._refused(person, method, field, why, own)
+        detail = {"method": method, "field": field, "why": why[:300]}
+        audit.append(db, at=self.clock(), actor=person, event="step_up_refused",
+                     request_id=None, detail=detail)  # fmt: skip
 
 
 def _descriptor(held: dict[str, Any]) -> PublicKeyCredentialDescriptor:

@@ -14,6 +14,7 @@ the same HTTP API, with his session's cookie and CSRF token."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -257,6 +258,8 @@ def test_step_up_needs_a_browser_session_and_returns_only_to_this_server(web: Si
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert '<script src="/dashboard/stepup.js"' in page.text
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)  # every script is a file
+    assert not re.search(r"\son[a-z]+=", page.text)  # no handler in an attribute
     for elsewhere in ("//evil.example", "https://evil.example/", "/\\evil.example", "evil"):
         refused = browser.get(web.url + "/step-up", params={"return_to": elsewhere}, timeout=30)
         assert refused.status_code == 422, (elsewhere, refused.text)

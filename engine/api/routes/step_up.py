@@ -72,8 +72,7 @@ async def _run(call: Any, *args: Any) -> Any:
     try:
         return await run_in_threadpool(call, *args)
     except StepUpRefused as e:
-        extra = {"reasons": getattr(e, "reasons", None)}
-        raise ApiError(e.status, e.code, str(e), field=e.field, **extra) from None
+        raise ApiError(e.status, e.code, str(e), field=e.field, reasons=e.reasons) from None
 
 
 @router.get("/v1/step-up", tags=["step-up"], **V1)

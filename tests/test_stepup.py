@@ -252,3 +252,20 @@ def test_a_session_signed_in_long_ago_enrols_nothing_until_it_steps_up(stepped):
         fresh, identity=replace(_held(engine, fresh), auth_time=time.time() - 3600)
     )
     assert stepups.registration_options(stepped_up, RP)["excludeCredentials"]
+
+
+def test_a_key_removed_counts_no_more(stepped):
+    engine, stepups = stepped
+    bob = _session(engine, "bob")
+    key = _enrolled(stepups, bob)
+    [held] = stepups.credentials("bob")
+    with pytest.raises(StepUpRefused) as not_hers:
+        stepups.remove(_session(engine, "erin"), held["credential_id"])
+    assert not_hers.value.status == 404
+    stepups.remove(bob, held["credential_id"])
+    assert stepups.credentials("bob") == []
+    [removed] = _events(engine, "step_up_removed")
+    assert removed["actor"] == "bob"
+    with pytest.raises(StepUpRefused, match="no security key"):
+        stepups.assertion_options(bob, RP)
+    assert key.sign_count == 0

@@ -217,6 +217,29 @@ class StepUps:
             raise failed
         return {"credential_id": credential_id, "method": WEBAUTHN, "enrolled_at": now}
 
+    def remove(self, session: WebSession, credential_id: str) -> None:
+        """Remove one of the person's credentials (a key lost or retired); policy's rule
+        for enrolling holds (a recent sign-in or step-up), so a session taken over later
+        cannot take the person's keys away either."""
+        person = session.identity.subject
+        self.allowed(session, WEBAUTHN)
+        with self.store.transaction() as db:
+            gone = db.execute(
+                "DELETE FROM webauthn_credentials WHERE credential_id = ? AND person = ?",
+                [credential_id, person],
+            ).rowcount
+            if gone:
+                audit.append(
+                    db, at=self.clock(), actor=person, event="step_up_removed",
+                    request_id=None,
+                    detail={"method": WEBAUTHN, "credential": credential_id[:16],
+                            "session": session.id_hash[:16]},
+                )  # fmt: skip
+        if not gone:
+            raise StepUpRefused(
+                "not_found", f"{person} has no such credential", "credential_id", 404
+            )
+
     def credentials(self, person: str) -> list[dict[str, Any]]:
         """`person`'s WebAuthn credentials: id, transports, sign count, when made and used."""
         rows = self.store.db.execute(

@@ -89,6 +89,7 @@ PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status pa
 PATH_VALUES["{resource_id}"] = "no-such-resource"  # a SCIM User's or Group's id
 PATH_VALUES["{schema_id}"] = "urn:no-such-schema"
 PATH_VALUES["{session}"] = "1"  # a session of a grant (supervision: end one session)
+PATH_VALUES["{credential_id}"] = "no-such-credential-id"  # a step-up's WebAuthn credential
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 
 ROUTES = [

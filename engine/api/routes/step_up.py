@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -119,6 +119,20 @@ async def register_verify(
     origin and RP ID, with user verification; stored for the person."""
     session, stepups = await _session(service, request)
     return await _run(stepups.register, session, _party(service, request), body.credential)
+
+
+@router.delete("/v1/step-up/webauthn/credentials/{credential_id}", tags=["step-up"], **V1)
+async def remove_credential(
+    service: Served,
+    request: Request,
+    actor: Annotated[Principal, Allowed(USE)],
+    credential_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16,1366}$")],
+) -> Any:
+    """Remove one of the person's credentials (as enrolling, after a recent sign-in or
+    step-up)."""
+    session, stepups = await _session(service, request)
+    await _run(stepups.remove, session, credential_id)
+    return {"removed": credential_id}
 
 
 @router.post("/v1/step-up/webauthn/assert/options", tags=["step-up"], **V1)

@@ -228,6 +228,8 @@ def test_no_assertion_without_a_credential_and_services_enrol_nothing(stepped):
     with pytest.raises(StepUpRefused) as none:
         stepups.assertion_options(_session(engine, "bob"), RP)
     assert none.value.code == "not_enrolled" and none.value.status == 409
+    [audited] = _events(engine, "step_up_refused")
+    assert audited["actor"] == "bob" and audited["field"] == "credential"
     with pytest.raises(StepUpRefused) as service:
         stepups.registration_options(_session(engine, "etl-eu"), RP)
     assert service.value.code == "not_a_person"

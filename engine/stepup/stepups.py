@@ -137,11 +137,14 @@ class StepUps:
         self.allowed(session, WEBAUTHN)
         held = self.credentials(person)
         if len(held) >= MAX_CREDENTIALS:
-            raise StepUpRefused(
-                "too_many_credentials",
-                f"{person} holds {len(held)} credentials already: remove one first",
-                status=409,
-            )
+            raise self._refusing(
+                person, WEBAUTHN,
+                StepUpRefused(
+                    "too_many_credentials",
+                    f"{person} holds {len(held)} credentials already: remove one first",
+                    "credential", 409,
+                ),
+            )  # fmt: skip
         with self.store.transaction() as db:
             challenge = challenges.issue(db, session.id_hash, REGISTER, self.clock())
         options = generate_registration_options(
@@ -236,9 +239,11 @@ class StepUps:
                             "session": session.id_hash[:16]},
                 )  # fmt: skip
         if not gone:
-            raise StepUpRefused(
-                "not_found", f"{person} has no such credential", "credential_id", 404
-            )
+            raise self._refusing(
+                person, WEBAUTHN,
+                StepUpRefused("not_found", f"{person} has no such credential",
+                              "credential_id", 404),
+            )  # fmt: skip
 
     def credentials(self, person: str) -> list[dict[str, Any]]:
         """`person`'s WebAuthn credentials: id, transports, sign count, when made and used."""
@@ -261,12 +266,14 @@ class StepUps:
         person = session.identity.subject
         held = self.credentials(person)
         if not held:
-            raise StepUpRefused(
-                "not_enrolled",
-                f"{person} has no security key or passkey enrolled: enrol one first",
-                "credential",
-                409,
-            )
+            raise self._refusing(
+                person, WEBAUTHN,
+                StepUpRefused(
+                    "not_enrolled",
+                    f"{person} has no security key or passkey enrolled: enrol one first",
+                    "credential", 409,
+                ),
+            )  # fmt: skip
         with self.store.transaction() as db:
             challenge = challenges.issue(db, session.id_hash, ASSERT, self.clock())
         options = generate_authentication_options(
@@ -372,7 +379,9 @@ class StepUps:
         person, now = session.identity.subject, self.clock()
         self.allowed(session, TOTP, USE)
         if not isinstance(code, str) or len(code) != 6 or not code.isdigit():
-            raise StepUpRefused("bad_request", "a TOTP code is 6 digits", "code")
+            raise self._refusing(
+                person, TOTP, StepUpRefused("bad_request", "a TOTP code is 6 digits", "code")
+            )
         with self.store.transaction() as db:
             held = db.execute(
                 "SELECT secret, last_counter FROM totp_secrets WHERE person = ?", [person]
@@ -416,6 +425,11 @@ class StepUps:
             db, at=now, actor=session.identity.subject, event="stepped_up", request_id=None,
             detail={"method": method, "session": session.id_hash[:16], **detail},
         )  # fmt: skip
+
+    def _refusing(self, person: str, method: str, refused: StepUpRefused) -> StepUpRefused:
+        """`refused`, audited (in a transaction of its own), for the caller to raise."""
+        self._refused(person, method, refused.field, str(refused))
+        return refused
 
     def _refused(
         self, person: str, method: str, field: str | None, why: str, db: Any = None

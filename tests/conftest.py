@@ -33,6 +33,38 @@ def opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
         yield opa
 
 
+# The console step-up the tests ask for: approving confidential data takes a security key
+# (or a hardware-key sign-in at the IdP); restricted data takes one or, as its fallback,
+# an authenticator app's code (the tests' IdP signs in by password: never enough).
+CONSOLE_STEP_UP = {
+    "confidential": {"approve": {"max_age_s": 300, "amr": ["hwk"], "methods": ["webauthn"]}},
+    "restricted": {"approve": {"max_age_s": 300, "amr": ["hwk"], "methods": ["webauthn", "totp"]}},
+}
+
+
+def step_up_bundle(into: Path, step_up: dict[str, dict]) -> Path:
+    """The shipped bundle, built into `into` with `step_up` (by tier) on its tiers."""
+    import shutil
+
+    import yaml
+
+    data = into / "data"
+    shutil.copytree(DEFAULT_BUNDLE_DIR, data)
+    tiers = yaml.safe_load((data / "tiers.yaml").read_text())
+    for tier, steps in step_up.items():
+        tiers["tiers"][tier]["step_up"] = steps
+    (data / "tiers.yaml").write_text(yaml.safe_dump(tiers))
+    return bundle.build(POLICY_DIR, data, into / "b.tar.gz", "step-up")
+
+
+@pytest.fixture(scope="session")
+def step_up_opa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpaProcess]:
+    """An OPA with the shipped policy on tiers that take the console's step-up
+    (CONSOLE_STEP_UP)."""
+    with OpaProcess(step_up_bundle(tmp_path_factory.mktemp("stepup"), CONSOLE_STEP_UP)) as opa:
+        yield opa
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[LocalPostgres]:
     """One throwaway PostgreSQL cluster for the session, on a free loopback port, with a

@@ -44,6 +44,7 @@ from .routes import (
     requests,
     scim,
     slack,
+    step_up,
     supervision,
     tokens,
     transfers,
@@ -53,7 +54,7 @@ from .service import Service
 
 ROUTERS = (
     requests, grants, provisioned, decisions, gateway, alerts, dashboard, tokens, operations,
-    fleet, transfers, filings, auth, scim, console, supervision, slack,
+    fleet, transfers, filings, auth, scim, console, supervision, slack, step_up,
 )  # fmt: skip
 
 

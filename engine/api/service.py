@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..directory.directory import Directory
@@ -41,6 +41,7 @@ from ..policy.decide import IDP, GatewayAnswer, decide
 from ..policy.opa import OpaClient, OpaUnavailable
 from ..policy.opa_async import AsyncOpaClient
 from ..policy.supervisor import PROBE_TIMEOUT_S, OpaSupervisor
+from ..stepup import StepUps
 from .config import GatewayConfig
 from .limits import InputRules, shipped
 from .metrics import FleetGauges, Metrics, Snapshot
@@ -76,6 +77,8 @@ class Service:
     # The dashboard's sign-in at that issuer (config `identity.sign_in`), if any.
     sign_in: SignInConfig | None = None
     sessions: WebSessions | None = field(init=False, default=None)
+    # The console's step-ups on those sessions (engine/stepup), with the sign-in.
+    stepups: StepUps | None = field(init=False, default=None)
     # The directory the IdP syncs by SCIM (routes/scim.py); built on the engine if not given.
     directory: Directory = None  # type: ignore[assignment]
     # Slack's interactions (config `slack:`, engine/chat), if chat approvals are set up.
@@ -99,6 +102,8 @@ class Service:
             if self.identity is None:
                 raise ValueError("the dashboard's sign-in needs the issuer's verifier (identity)")
             self.sessions = WebSessions(self.engine.store, self.identity, self.sign_in)
+            engine = self.engine
+            self.stepups = StepUps(engine.store, engine.opa, engine.log, engine.revision)
         if self.fleet is None:
             self.fleet = Fleet(self.engine.store)
         self.metrics.registry.register(FleetGauges(self.fleet.view))
@@ -152,7 +157,8 @@ class Service:
         expires or for REMEMBER_S at most, and forgotten when the directory changes."""
         known = self._people.get(_remembered(identity))
         if known is not None and time.monotonic() < known[1]:
-            return known[0], known[2]
+            # The role is remembered; how they signed in and stepped up is this call's.
+            return replace(known[0], identity=identity), known[2]
         engine = self.engine
         asked = {"subject": identity.subject, "idp_groups": identity.idp_groups()}
         decision = decide(

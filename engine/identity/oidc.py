@@ -84,6 +84,27 @@ class Identity:
     # claim is configured (policy then reads the groups directory sync pushed).
     groups: tuple[str, ...] | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The step-up the person did in the console since signing in (engine/stepup): how
+    # (webauthn, totp) and when; None for a token, or a session that did none.
+    step_up_method: str | None = None
+    step_up_at: float | None = None
+
+    def signed_in(self, now: float) -> dict[str, Any]:
+        """The decision input's `authentication` for this person at `now`
+        (datavisa.step_up): how long ago and how the IdP signed them in, and the
+        console step-up they did, if any, and how long ago."""
+        at = self.auth_time
+        said: dict[str, Any] = {
+            "age_s": None if at is None else max(0.0, now - at),
+            "amr": list(self.amr),
+            "acr": self.acr,
+        }
+        if self.step_up_at is not None:
+            said["step_up"] = {
+                "method": self.step_up_method,
+                "age_s": max(0.0, now - self.step_up_at),
+            }
+        return said
 
     def idp_groups(self) -> dict[str, list[str]]:
         """The decision input's `idp_groups` for this person (datavisa.idp): their token's

@@ -61,7 +61,8 @@ PROVIDER_FOR_S = 3600.0  # the issuer's OpenID configuration is read again this 
 MAX_SIGN_INS = 10_000  # sign-ins started and not finished at most: the table stays small
 _COLUMNS = (
     "id_hash, subject, csrf_token, created_at, expires_at, last_seen_at, access_expires_at, "
-    "refresh_claimed_at, auth_time, amr, acr, id_token, refresh_token, groups"
+    "refresh_claimed_at, auth_time, amr, acr, id_token, refresh_token, groups, "
+    "step_up_method, step_up_at"
 )
 
 
@@ -322,6 +323,7 @@ class WebSessions:
             "auth_time": person.auth_time, "amr": json.dumps(list(person.amr)),
             "acr": person.acr, "id_token": id_token,
             "refresh_token": answer.get("refresh_token"), "groups": _groups(person),
+            "step_up_method": None, "step_up_at": None,
         }  # fmt: skip
         with self.store.transaction() as db:
             if replaces:
@@ -472,6 +474,8 @@ class WebSessions:
             amr=tuple(a for a in amr if isinstance(a, str)),
             acr=row["acr"],
             groups=None if groups is None else tuple(groups),
+            step_up_method=row["step_up_method"],
+            step_up_at=row["step_up_at"],
         )
         return WebSession(
             id_hash=row["id_hash"],

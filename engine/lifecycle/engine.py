@@ -232,7 +232,8 @@ class Engine:
                 "break_glass",
                 req,
                 decision,
-                {"policy": policy, "location": location},
+                {"policy": policy, "location": location}
+                | ({"step_up": stepped} if (stepped := _stepped_up(authentication)) else {}),
             )
             self._activate(req, now, requester)
         self._in_force(req)
@@ -331,6 +332,8 @@ class Engine:
                 )  # fmt: skip
                 db["approvals"].insert(dataclasses.asdict(approval))
                 detail = {"groups": decision.result.get("groups", []), "location": location}
+                if (stepped := _stepped_up(authentication)) is not None:
+                    detail["step_up"] = stepped
                 self._audit(now, approver, "approved", req, decision, detail)
                 if decision.result.get("quorum_met"):
                     count_exports(
@@ -344,20 +347,13 @@ class Engine:
 
     def _signed_in(self, asked: dict[str, Any], authentication: Identity | None) -> dict[str, Any]:
         """`asked`, with the caller's sign-in as datavisa.step_up reads it (how long ago,
-        with which methods) and the IdP groups their token names (datavisa.idp); nothing
-        for a caller no identity provider signed in."""
+        with which methods, and the console step-up they did) and the IdP groups their
+        token names (datavisa.idp); nothing for a caller no identity provider signed in."""
         if authentication is None:
             return asked
-        at = authentication.auth_time
         if groups := authentication.idp_groups():  # the caller's, as their token says
             asked = asked | {"idp_groups": asked.get("idp_groups", {}) | groups}
-        return asked | {
-            "authentication": {
-                "age_s": None if at is None else max(0.0, self.clock() - at),
-                "amr": list(authentication.amr),
-                "acr": authentication.acr,
-            }
-        }
+        return asked | {"authentication": authentication.signed_in(self.clock())}
 
     def stepped_up(
         self, subject: str, resource: str, step: str, authentication: Identity | None
@@ -996,3 +992,11 @@ def _located(location: str, origin: Origin | None) -> tuple[str, dict[str, Any]]
     has only the caller's word (`location`); a server says how it knows (`origin`)."""
     origin = origin or Origin.local(location)
     return origin.country, origin.facts()
+
+
+def _stepped_up(authentication: Identity | None) -> dict[str, Any] | None:
+    """The console step-up the caller's session holds (engine/stepup): its method and
+    when, for the decision input and the audit trail; None without one."""
+    if authentication is None or authentication.step_up_at is None:
+        return None
+    return {"method": authentication.step_up_method, "at": authentication.step_up_at}

@@ -36,6 +36,7 @@ GATEWAY_ANSWER = "datavisa/gateway/answer"
 PROVISION = "datavisa/provision/decision"
 IDP = "datavisa/idp/decision"
 STEP_UP = "datavisa/step_up/decision"
+ENROLMENT = "datavisa/enrolment/decision"
 SUPERVISION = "datavisa/supervision/decision"
 
 

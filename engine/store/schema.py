@@ -626,6 +626,66 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             Index("chat_replays", ("at",)),
         ],
     ),
+    (
+        13,
+        "step-up in the console: people's WebAuthn credentials and TOTP secrets, one-time "
+        "step-up challenges, and the step-up a web session holds",
+        [
+            # A person's WebAuthn credentials (engine/stepup), by the credential id the
+            # authenticator made (base64url): its COSE public key, the sign counter last
+            # seen (a clone shows as a counter that does not grow), its transports (JSON).
+            Table(
+                "webauthn_credentials",
+                {
+                    "credential_id": str,
+                    "person": str,
+                    "public_key": bytes,
+                    "sign_count": int,
+                    "transports": str,
+                    "created_at": float,
+                    "last_used_at": float,
+                },
+                pk="credential_id",
+                not_null=("person", "public_key", "sign_count", "created_at"),
+            ),
+            Index("webauthn_credentials", ("person",)),
+            # A challenge handed to one web session for one purpose (register, assert,
+            # totp_enrol), by its hash; taken once, and only before it expires.
+            Table(
+                "step_up_challenges",
+                {
+                    "challenge_hash": str,
+                    "session_hash": str,
+                    "purpose": str,
+                    "challenge": str,
+                    "created_at": float,
+                    "expires_at": float,
+                },
+                pk="challenge_hash",
+                not_null=("session_hash", "purpose", "challenge", "created_at", "expires_at"),
+            ),
+            Index("step_up_challenges", ("session_hash", "purpose")),
+            Index("step_up_challenges", ("expires_at",)),
+            # A person's TOTP secret (RFC 6238), where policy allows TOTP at all; the time
+            # step of the last code taken, so the same code is never taken twice.
+            # `confirmed_at` is NULL until the person proved they hold it.
+            Table(
+                "totp_secrets",
+                {
+                    "person": str,
+                    "secret": str,
+                    "created_at": float,
+                    "confirmed_at": float,
+                    "last_counter": int,
+                },
+                pk="person",
+                not_null=("secret", "created_at"),
+            ),
+            # The step-up the session's person did here last: how (webauthn, totp), when.
+            Column("web_sessions", "step_up_method", str),
+            Column("web_sessions", "step_up_at", float),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -151,7 +151,7 @@ def test_the_page_runs_no_inline_script_and_sends_no_form_elsewhere(web: Site, p
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)  # every script is a file
     assert not re.search(r"\son[a-z]+=", page.text)  # no handler in an attribute
-    for name in ("dashboard.js", "console.js"):
+    for name in ("dashboard.js", "console.js", "stepup.js"):
         source = (DASHBOARD / name).read_text()
         for risky in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert risky not in source, (name, risky)

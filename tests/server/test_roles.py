@@ -75,11 +75,13 @@ ALLOWED = {
     "catalogue.read": READERS,
     "queue.read": {USER},
     "grants.supervise": {USER},
+    "step_up.use": {USER},
 }
 PUBLIC = {"/health", "/metrics", "/", "/dashboard/{name}"}  # no token, no operation
 # The browser's sign-in: no bearer token; the session cookie (and its CSRF token) is the
 # credential, checked by the routes themselves (tests/server/test_web_sign_in.py).
-SIGN_IN = {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout"}
+# The step-up page is the sign-in's too: there is no step-up without a session.
+SIGN_IN = {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout", "/step-up"}
 # Slack's interactions: Slack's request signature is the credential (test_slack.py).
 SLACK_SIGNED = {"/slack/interactions"}
 PATH_VALUES = {"{request_id}": "000000000000", "{alert_id}": "1", "{name}": "dashboard.css"}
@@ -87,6 +89,7 @@ PATH_VALUES["{partition}"] = "p"  # POST /v1/status/{partition}: OPA's status pa
 PATH_VALUES["{resource_id}"] = "no-such-resource"  # a SCIM User's or Group's id
 PATH_VALUES["{schema_id}"] = "urn:no-such-schema"
 PATH_VALUES["{session}"] = "1"  # a session of a grant (supervision: end one session)
+PATH_VALUES["{credential_id}"] = "no-such-credential-id"  # a step-up's WebAuthn credential
 CHECK = {"resource": RESOURCE, "action": "read", "location": "DE"}
 
 ROUTES = [

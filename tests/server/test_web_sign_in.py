@@ -70,7 +70,11 @@ class Site:
 
 
 @contextlib.contextmanager
-def site(tmp_path: Path, opa: OpaProcess, hydra: Hydra, **sign_in: object) -> Iterator[Site]:
+def site(
+    tmp_path: Path, opa: OpaProcess, hydra: Hydra, host: str | None = None, **sign_in: object
+) -> Iterator[Site]:
+    """The server signing people in at `hydra`; browsers reach it at `host` (else
+    127.0.0.1: WebAuthn wants a domain, such as localhost, for its RP ID)."""
     client_id, secret = f"dashboard-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
     lifespan = sign_in.pop("token_lifespan_s", None)
     groups = {"groups_claim": "groups"} if sign_in.pop("groups", False) else {}
@@ -81,6 +85,8 @@ def site(tmp_path: Path, opa: OpaProcess, hydra: Hydra, **sign_in: object) -> It
         url,
         _,
     ):
+        if host is not None:
+            url = url.replace("127.0.0.1", host)
         hydra.web_client(client_id, secret, url, token_lifespan_s=lifespan)  # type: ignore[arg-type]
         yield Site(url, db, hydra, client_id)
 

@@ -271,8 +271,12 @@ function refusal(err) {
 }
 
 // Policy wants a recent (and strong) sign-in for this step: the identity provider is
-// asked to sign the person in again, as recently as the denial says.
+// asked to sign the person in again, as recently as the denial says; where the tier also
+// takes the console's own step-up (its `methods`), the step-up page is offered first.
 function signInAgain(reason) {
+  const methods = (reason.step_up || {}).methods;
+  const here = h("a", { href: `/step-up?${new URLSearchParams({ return_to: "/" })}`, class: "step-up-link" },
+    methods && methods.includes("webauthn") ? "Step up with your security key" : "Step up");
   const asked = new URLSearchParams({ prompt: "login", return_to: "/" });
   const maxAge = (reason.step_up || {}).max_age_s;
   if (Number.isInteger(maxAge)) asked.set("max_age", String(maxAge));
@@ -281,6 +285,7 @@ function signInAgain(reason) {
   if (state.subject && !state.token) asked.set("login_hint", state.subject);
   return h("div", { class: "step-up", role: "alert" },
     reason.message || "", " ",
+    Array.isArray(methods) && methods.length ? [here, " · "] : null,
     h("a", { href: `/auth/login?${asked}`, class: "sign-in-again" }, "Sign in again"));
 }
 

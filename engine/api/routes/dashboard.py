@@ -26,6 +26,7 @@ DASHBOARD_FILES = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
     "console.js": "text/javascript",
+    "stepup.js": "text/javascript",  # the step-up page's (routes/step_up.py)
 }
 # The console loads nothing from elsewhere, runs no inline script, and sends no form
 # anywhere but here (its forms are sent by script, as /v1 calls).

@@ -10,7 +10,7 @@
 #   user: acts as itself on its own lifecycle (requests, verdicts, grants, break-glass,
 #   reading requests and their trail, its own access checks, asking for transfers and
 #   reporting their copies deleted, its approval queue: queue.read; supervising a
-#   supervised grant: grants.supervise, whom policy lets supervise, datavisa.supervision). Every reader reads
+#   supervised grant: grants.supervise, whom policy lets supervise, datavisa.supervision; stepping up in the console, from a browser session: step_up.use). Every reader reads
 #   the catalogue of resources (catalogue.read). service: a policy
 #   enforcement point; asks access checks (about any subject) and uploads OPA's decision
 #   logs, and as a gateway's credential asks gateway.authz (the forward-auth endpoints)
@@ -45,7 +45,7 @@ operations := {
 	"gateway.authz", "bundles.read", "fleet.report", "fleet.read",
 	"transfers.create", "transfers.check", "transfers.deleted",
 	"filings.list", "filings.record", "scim.read", "scim.write", "export_counts.list",
-	"catalogue.read", "queue.read", "grants.supervise",
+	"catalogue.read", "queue.read", "grants.supervise", "step_up.use",
 }
 
 _reads_records := {
@@ -60,7 +60,7 @@ _may := {
 		"grants.break_glass", "grants.activate", "grants.revoke", "grants.relinquish",
 		"grants.extend", "grants.review", "grants.credentials", "access.check", "gateway.authz",
 		"tokens.whoami", "transfers.create", "transfers.deleted", "filings.list", "filings.record",
-		"export_counts.list", "queue.read", "grants.supervise",
+		"export_counts.list", "queue.read", "grants.supervise", "step_up.use",
 	}),
 	"service": {
 		"access.check", "gateway.authz", "logs.upload", "tokens.whoami",

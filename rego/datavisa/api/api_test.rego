@@ -46,6 +46,7 @@ _table := {
 	"catalogue.read": {"user", "auditor", "admin"},
 	"queue.read": {"user"},
 	"grants.supervise": {"user"},
+	"step_up.use": {"user"},
 }
 
 _decision(role, operation) := d if {

@@ -11,6 +11,7 @@ package datavisa.logged
 import data.datavisa.access
 import data.datavisa.approval
 import data.datavisa.breakglass
+import data.datavisa.enrolment
 import data.datavisa.extension
 import data.datavisa.filing
 import data.datavisa.gateway
@@ -54,6 +55,11 @@ idp_decision := _logged(idp.decision, "datavisa/idp/decision")
 # title: Step-up
 # description: Whether the caller's sign-in does for a step no other decision judges, and its mask.
 step_up_decision := _logged(step_up.decision, "datavisa/step_up/decision")
+
+# METADATA
+# title: Step-up enrolment
+# description: Whether a person may enrol (or use) a console step-up method, and its mask.
+enrolment_decision := _logged(enrolment.decision, "datavisa/enrolment/decision")
 
 # METADATA
 # title: Request

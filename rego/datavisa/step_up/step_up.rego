@@ -11,6 +11,13 @@
 #   since auth_time, or null), amr: [string], acr}; null for a caller no IdP signed in (a
 #   static token, the local CLI), which a step that needs step-up refuses. The denial says
 #   what would satisfy it, so the CLI and the dashboard can lead the person there.
+#
+#   A tier's step may also name `methods`: the step-ups done in the console itself that
+#   count (webauthn: a security key or passkey; totp: an authenticator app's code, a
+#   weaker fallback a tier lists only where it accepts it). What the console's step-up
+#   did is `authentication.step_up`: {method, age_s}; it satisfies the step when its
+#   method is one the tier names and it is at most max_age_s old. The IdP's signals
+#   satisfy it as before, whatever `methods` says.
 package datavisa.step_up
 
 # METADATA
@@ -42,6 +49,14 @@ _satisfies(authentication, need) if {
 	_strong(object.get(authentication, "amr", []), object.get(need, "amr", []))
 }
 
+_satisfies(authentication, need) if {
+	is_object(authentication)
+	local := authentication.step_up
+	is_number(local.age_s)
+	local.age_s <= need.max_age_s
+	local.method in object.get(need, "methods", [])
+}
+
 _strong(_, wanted) if count(wanted) == 0
 
 _strong(methods, wanted) if {
@@ -51,12 +66,25 @@ _strong(methods, wanted) if {
 
 _required(step, need) := {
 	"code": "step_up_required",
-	"message": sprintf("%s needs a sign-in at the identity provider within the last %ds%s: sign in again (%s)", [_steps[step], need.max_age_s, _with(object.get(need, "amr", [])), _login(need)]),
-	"step_up": object.union(
+	"message": sprintf("%s needs a sign-in at the identity provider within the last %ds%s: sign in again (%s)%s", [_steps[step], need.max_age_s, _with(object.get(need, "amr", [])), _login(need), _console(need)]),
+	"step_up": object.union_n([
 		{"max_age_s": need.max_age_s, "amr": object.get(need, "amr", [])},
 		_acr_values(need),
-	),
+		_methods(need),
+	]),
 }
+
+_console(need) := "" if count(object.get(need, "methods", [])) == 0
+
+_console(need) := sprintf(", or step up in the console (%s)", [concat(" or ", sort([_method_names[m] | some m in need.methods]))]) if {
+	count(object.get(need, "methods", [])) > 0
+}
+
+_method_names := {"webauthn": "a security key or passkey", "totp": "an authenticator app's code"}
+
+_methods(need) := {"methods": need.methods} if count(object.get(need, "methods", [])) > 0
+
+_methods(need) := {} if count(object.get(need, "methods", [])) == 0
 
 _login(need) := sprintf("datavisa login --max-age %d", [need.max_age_s]) if not need.acr_values
 

@@ -50,3 +50,39 @@ test_the_decision_judges_a_step_on_a_resources_tier if {
 	step_up.decision.allow with input as asked
 	_codes(step_up.decision.reasons) == {"unknown_resource"} with input as {"resource": "nowhere", "step": "credentials"}
 }
+
+_keyed := {"step_up": {
+	"approve": {"max_age_s": 300, "amr": ["hwk"], "methods": ["webauthn"]},
+	"break_glass": {"max_age_s": 300, "methods": ["webauthn", "totp"]},
+}}
+
+test_a_console_step_up_of_a_method_the_tier_names_satisfies if {
+	step_up.denials(_keyed, "approve", {"age_s": 9000, "amr": ["pwd"], "step_up": {"method": "webauthn", "age_s": 10}}) == set()
+	step_up.denials(_keyed, "break_glass", {"age_s": null, "amr": [], "step_up": {"method": "totp", "age_s": 300}}) == set()
+}
+
+test_a_console_step_up_too_old_or_of_another_method_does_not if {
+	every authentication in [
+		{"age_s": 9000, "amr": ["pwd"], "step_up": {"method": "webauthn", "age_s": 301}},
+		{"age_s": 9000, "amr": ["pwd"], "step_up": {"method": "totp", "age_s": 10}},
+		{"age_s": 9000, "amr": ["pwd"], "step_up": {"method": "webauthn", "age_s": null}},
+		{"age_s": 9000, "amr": ["pwd"], "step_up": null},
+	] {
+		_codes(step_up.denials(_keyed, "approve", authentication)) == {"step_up_required"}
+	}
+
+	# A tier that names no methods takes no console step-up at all.
+	_codes(step_up.denials(_tier, "approve", {"age_s": 9000, "amr": [], "step_up": {"method": "webauthn", "age_s": 1}})) == {"step_up_required"}
+}
+
+test_the_idp_still_satisfies_a_tier_that_names_methods if {
+	step_up.denials(_keyed, "approve", {"age_s": 60, "amr": ["hwk"]}) == set()
+}
+
+test_the_denial_names_the_console_methods if {
+	[reason] := [r | some r in step_up.denials(_keyed, "approve", null)]
+	reason.step_up == {"max_age_s": 300, "amr": ["hwk"], "methods": ["webauthn"]}
+	contains(reason.message, "or step up in the console (a security key or passkey)")
+	[glass] := [r | some r in step_up.denials(_keyed, "break_glass", null)]
+	contains(glass.message, "(a security key or passkey or an authenticator app's code)")
+}

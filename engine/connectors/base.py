@@ -49,6 +49,7 @@ from ..model.records import (
     SESSION_FAILED,
     SESSION_GRANT_ENDED,
     SESSION_NOT_FOUND,
+    SESSION_PENDING,
     SYSTEM,
 )
 from ..policy.decide import PROVISION, decide
@@ -426,38 +427,40 @@ class ConnectorSink:
         done (by this engine or another sharing the server) is not done again. A server
         that cannot be reached raises SinkUnavailable: the outbox row is retried."""
         for row in self.store.session_ends(wanted.keys() | held.keys()):
-            grant_id, session = row["grant_id"], row["session"]
+            grant_id = row["grant_id"]
             if grant_id not in wanted:
-                state = SESSION_GRANT_ENDED
+                self._session_end_done(row, SESSION_GRANT_ENDED)
             elif grant_id not in held:
-                state = SESSION_NOT_FOUND
+                self._session_end_done(row, SESSION_NOT_FOUND)
             else:
-                try:
-                    ended = self.end_session(grant_id, session)
-                    state = SESSION_ENDED if ended else SESSION_NOT_FOUND
-                except ProvisioningError as e:
-                    log.warning("grant %s: ending session %s: %s", grant_id, session, e)
-                    state = SESSION_FAILED
-            now = self.clock()
-            with self.store.transaction():
-                if self.store.finish_session_end(row["seq"], state, self.name, now):
-                    event = "session_ended" if state == SESSION_ENDED else "session_end_done"
-                    audit.append(
-                        self.store.db, at=now, actor=row["asked_by"], event=event,
-                        request_id=grant_id, decision_id=row["decision_id"],
-                        detail={"session": session, "sink": self.name, "end": row["seq"],
-                                "outcome": state},
-                        revision=self.revision,
-                    )  # fmt: skip
+                account = held[grant_id]
+                # In the account's turn, so two engines applying one outbox do not both try
+                # (the second would find the session gone and say not_found).
+                conn = self._connection(account.connection)
+                with self._exclusive(conn, account.role):
+                    if (self.store.session_end(row["seq"]) or {}).get("state") != SESSION_PENDING:
+                        continue  # another engine did it meanwhile
+                    try:
+                        ended = self._end_one_session(conn, account.role, row["session"])
+                        state = SESSION_ENDED if ended else SESSION_NOT_FOUND
+                    except ProvisioningError as e:
+                        log.warning("grant %s: ending session %s: %s", grant_id, row["session"], e)
+                        state = SESSION_FAILED
+                    self._session_end_done(row, state)
 
-    def end_session(self, grant_id: str, session: str) -> bool:
-        """End one session of `grant_id`'s account (a supervisor's call, from the watch):
-        whether there was such a session."""
-        with self._lock:
-            held = {h.grant_id: h for h in self._held()}.get(grant_id)
-            if held is None:
-                return False
-            return self._end_one_session(self._connection(held.connection), held.role, session)
+    def _session_end_done(self, row: dict[str, Any], state: str) -> None:
+        """Say how the session end `row` went, with its audit event, in one transaction."""
+        now = self.clock()
+        with self.store.transaction():
+            if self.store.finish_session_end(row["seq"], state, self.name, now):
+                event = "session_ended" if state == SESSION_ENDED else "session_end_done"
+                audit.append(
+                    self.store.db, at=now, actor=row["asked_by"], event=event,
+                    request_id=row["grant_id"], decision_id=row["decision_id"],
+                    detail={"session": row["session"], "sink": self.name, "end": row["seq"],
+                            "outcome": state},
+                    revision=self.revision,
+                )  # fmt: skip
 
     def _own_password(self, plan: Plan, held: Held) -> str:
         """The account's password is not the one DataVisa set: the holder chose its own.

@@ -212,7 +212,7 @@ class Supervision:
         holders = [
             sink.name
             for sink in engine.grants.sinks
-            if hasattr(sink, "end_session") and sink.holds(grant_id)
+            if getattr(sink, "provisions", False) and sink.holds(grant_id)
         ]
         if not holders:
             raise NotFound(

@@ -323,6 +323,7 @@ def test_a_session_end_postgresql_does_not_take_yet_is_202_and_done_on_retry(
         assert asked.status_code == 202, asked.text
         body = asked.json()
         assert body["state"] == "pending" and body["pending_sinks"] == ["postgresql"], body
+        assert "retries" in body["message"]
         where = asked.headers["Location"]
         assert where == f"/v1/grants/{grant_id}/session-ends/{body['end']}"
         assert served.as_("bob").get(where).json()["state"] == "pending"

@@ -122,6 +122,7 @@ class SessionEnd(Body):
     pending_sinks: list[str] | None = Field(
         default=None, description="While pending: the data systems that have not taken it"
     )
+    message: str | None = Field(default=None, description="While pending: what that means")
 
 
 def _session_end(answer: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +161,10 @@ async def end_session(
     if answer["state"] != SESSION_PENDING:
         return body
     where = f"/v1/grants/{request_id}/session-ends/{answer['end']}"
+    body["message"] = (  # as a revoke not yet in force everywhere says it (202)
+        f"session {session} of grant {request_id} is asked to end, but not yet ended at "
+        f"{', '.join(answer['pending_sinks'])}: the engine retries until it is ({where})"
+    )
     return JSONResponse(body, status_code=202, headers={"Location": where})
 
 

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import pytest
 
+from datavisa.engine.api.tokens import SUBJECT_PATTERN
+from datavisa.engine.directory.directory import Directory
+from datavisa.engine.ledger.decision_log import DecisionLog
+from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.location.origin import Origin
 from datavisa.engine.model.errors import Conflict, Denied, NotFound
+from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
+from datavisa.engine.policy import bundle
+from datavisa.engine.policy.process import OpaProcess
+from datavisa.engine.store import open_store
 from datavisa.engine.supervision import Supervision
 
 pytestmark = pytest.mark.stores
@@ -191,3 +199,43 @@ def test_whether_a_grant_is_supervised_is_decided_again_at_approval(engine):
     decided = [e for e in engine.trail(grant.id) if e["event"] == "supervision_decided"]
     assert decided and decided[0]["detail"]["now"]["supervised"] is True
     assert _codes(engine.check("alice", RESOURCE, "write", "DE")) == {"supervisor_absent"}
+
+
+@pytest.fixture(scope="module")
+def own_opa(tmp_path_factory: pytest.TempPathFactory):
+    """An OPA of this module's own: the directory pushed to it must not reach other tests."""
+    out = tmp_path_factory.mktemp("bundle") / "bundle.tar.gz"
+    with OpaProcess(bundle.build(POLICY_DIR, DEFAULT_BUNDLE_DIR, out, "test")) as opa:
+        yield opa
+
+
+def test_a_supervisor_deprovisioned_meanwhile_is_refused_at_the_redecide_point(
+    tmp_path, own_opa, clock
+):
+    """The directory (SCIM) deprovisions erin while she supervises, policy's data changes
+    but not the bundle's revision: her heartbeats renew on the standing decision until the
+    12th (redecide_every), which policy refuses; her lease then runs out as any other."""
+    store = open_store(tmp_path / "d.db")
+    engine = Engine(store, own_opa.client(), revision="test", clock=clock,
+                    log=DecisionLog(store, b"test-key"))  # fmt: skip
+    engine.grants.sync()
+    directory = Directory(engine, SUBJECT_PATTERN)
+    schema = "urn:ietf:params:scim:schemas:core:2.0:User"
+    erin = directory.create_user({"schemas": [schema], "userName": "erin", "active": True}, "okta")
+    supervision = Supervision(engine)
+    grant_id = _grant(engine)
+    supervision.join(grant_id, "erin", "DE")
+    directory.delete_user(erin.id, "okta")
+    for _ in range(10):  # heartbeats 1-10 after the join, then the 11th
+        clock.advance(1)
+        assert supervision.join(grant_id, "erin", "DE")["decided"] is False
+    clock.advance(1)
+    assert supervision.join(grant_id, "erin", "DE")["decided"] is False
+    clock.advance(1)
+    with pytest.raises(Denied) as refused:  # the 12th: decided again, on today's directory
+        supervision.join(grant_id, "erin", "DE")
+    assert refused.value.decision.codes == ["unknown_supervisor"]  # deprovisioned: gone
+    clock.advance(16)
+    supervision.settle()
+    assert engine.get(grant_id).supervision_state == "absent"
+    store.close()

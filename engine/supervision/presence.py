@@ -44,6 +44,7 @@ from ..model.records import (
     ACTIVE,
     ADD,
     PRESENT,
+    SESSION_FAILED,
     SESSION_NOT_FOUND,
     SESSION_PENDING,
     SYSTEM,
@@ -201,7 +202,8 @@ class Supervision:
         grant ends it when it applies the outbox (audited as `session_ended`). The answer
         says how it went: `state` ended, or pending (`pending_sinks`: a data system did
         not take it yet; the outbox retries, `session_end` tells later). NotFound when no
-        data system holds the grant, or the one that does has no such session."""
+        data system holds the grant, or the one that does has no such session; Conflict
+        when the data system refused to end it."""
         engine = self.engine
         grant = self._grant(grant_id)
         asked = {"actor": actor, "action": "end_session", "request": request_input(grant),
@@ -229,6 +231,8 @@ class Supervision:
         answer = self.session_end(grant_id, seq)
         if answer["state"] == SESSION_NOT_FOUND:
             raise NotFound(f"grant {grant_id} has no open session {session!r}")
+        if answer["state"] == SESSION_FAILED:  # the system refused it (the log says why)
+            raise Conflict(f"{answer['sink']} refused to end session {session!r} of {grant_id}")
         if answer["state"] == SESSION_PENDING:
             answer["pending_sinks"] = [name for name in holders if name in behind] or holders
         return answer

@@ -426,8 +426,10 @@ class ConnectorSink:
         account was just removed, its sessions with it). Replaying is harmless: an ask
         done (by this engine or another sharing the server) is not done again. A server
         that cannot be reached raises SinkUnavailable: the outbox row is retried."""
-        for row in self.store.session_ends(wanted.keys() | held.keys()):
+        for row in self.store.session_ends():
             grant_id = row["grant_id"]
+            if grant_id not in wanted and grant_id not in held:
+                continue  # another subject's, or another system's
             if grant_id not in wanted:
                 self._session_end_done(row, SESSION_GRANT_ENDED)
             elif grant_id not in held:

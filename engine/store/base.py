@@ -403,18 +403,11 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def session_ends(self, grant_ids: Iterable[str], pending: bool = True) -> list[dict[str, Any]]:
-        """The session ends asked of `grant_ids` (only those still pending, unless not
-        `pending`), oldest first."""
-        ids = sorted(set(grant_ids))
-        if not ids:
-            return []
-        where = f"grant_id IN ({', '.join('?' * len(ids))})" + (
-            " AND state = 'pending'" if pending else ""
-        )
+    def session_ends(self) -> list[dict[str, Any]]:
+        """The session ends asked and not yet done (a handful at a time), oldest first."""
         return list(rows_as_dicts(self.db.execute(
             "SELECT seq, grant_id, session, asked_by, asked_at, decision_id, state, sink, "
-            f"done_at FROM session_ends WHERE {where} ORDER BY seq", ids,
+            "done_at FROM session_ends WHERE state = 'pending' ORDER BY seq",
         )))  # fmt: skip
 
     def session_end(self, seq: int) -> dict[str, Any] | None:

@@ -659,7 +659,7 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
                 auto=True,
                 not_null=("grant_id", "session", "asked_by", "asked_at", "state"),
             ),
-            Index("session_ends", ("grant_id", "state")),
+            Index("session_ends", ("state",)),
         ],
     ),
 ]

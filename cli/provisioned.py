@@ -282,6 +282,11 @@ class _Supervising:
             ended = self.engine.end_session(self.grant_id, session)
         else:
             ended = self._supervision().end_session(self.grant_id, self.actor, session)
+        if ended["state"] == "pending":  # recorded; the outbox retries it until it is done
+            return (
+                f"session {ended['session']} of grant {self.grant_id}: asked to end, not yet "
+                f"done at {', '.join(ended.get('pending_sinks') or [])} (retried)"
+            )
         return f"session {ended['session']} of grant {self.grant_id} ended ({ended['sink']})"
 
     def leave(self, as_json: bool) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from datavisa.engine.lifecycle.engine import Engine
 from datavisa.engine.lifecycle.provisioned import residues, standing
-from datavisa.engine.model.errors import NotYetEnforced
+from datavisa.engine.model.errors import NotFound, NotYetEnforced
 from datavisa.engine.model.records import Alert
 from datavisa.engine.monitoring.monitor import Monitor
 from datavisa.engine.supervision import Supervision
@@ -62,6 +62,9 @@ class Kit(Protocol):
 
     def reads(self, session: Any) -> bool:
         """Whether `session` still reads one of the target's tables (False: it failed)."""
+
+    def session_id(self, session: Any) -> str:
+        """`session` as the data system's activity (and `watch`) names it."""
 
     def expires(self, grant_id: str) -> int | None:
         """When the data system itself ends the grant's account (epoch seconds)."""
@@ -252,3 +255,42 @@ def _settled(supervision: Supervision, grant_id: str) -> str | None:
     """The grant's supervision state once the timer's `settle` ran (as serve runs it)."""
     supervision.settle()
     return supervision.engine.get(grant_id).supervision_state
+
+
+def check_a_supervisor_ends_one_session_through_the_outbox(kit: Kit, supervisor: str) -> None:
+    """A supervisor ends one session of a supervised grant (issue 33): the ask, its audit
+    event and an outbox row commit together; the connector ends that session (the other
+    runs on) and says so, audited. With the server unreachable the ask is pending and
+    named so; the outbox retries it, and it is done once the server is back. A session
+    the account does not have is NotFound."""
+    supervision = Supervision(kit.engine)
+    grant_id = kit.supervised_grant()
+    supervision.join(grant_id, supervisor, "DE")
+    kit.issue(grant_id)
+    first, second = kit.session(grant_id), kit.session(grant_id)
+    assert kit.reads(first) and kit.reads(second)
+    outbox = kit.engine.store.grant_changes_head()
+
+    ended = supervision.end_session(grant_id, supervisor, kit.session_id(first))
+    assert ended["state"] == "ended" and ended["sink"] == _sink(kit), ended
+    assert not kit.reads(first), "the session a supervisor ended runs on"
+    assert kit.reads(second), "ending one session ended another"
+    changes = kit.engine.store.grant_changes(outbox)
+    assert [row.grant_id for row in changes] == [grant_id], "the ask went round the outbox"
+    events = [e["event"] for e in kit.engine.trail(grant_id)]
+    assert events[-2:] == ["session_end_asked", "session_ended"], events
+    with pytest.raises(NotFound, match="no open session"):
+        supervision.end_session(grant_id, supervisor, "4242")
+
+    kit.unreachable(True)
+    try:
+        pending = supervision.end_session(grant_id, supervisor, kit.session_id(second))
+        assert pending["state"] == "pending" and pending["pending_sinks"] == [_sink(kit)]
+        assert supervision.session_end(grant_id, pending["end"])["state"] == "pending"
+    finally:
+        kit.unreachable(False)
+    assert kit.reads(second), "a pending ask ended the session before the server took it"
+    assert kit.engine.grants.apply() == []  # as serve's runner retries it
+    done = supervision.session_end(grant_id, pending["end"])
+    assert done["state"] == "ended" and done["done_at"] is not None, done
+    assert not kit.reads(second), "the ask retried did not end the session"

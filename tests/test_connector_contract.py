@@ -14,6 +14,7 @@ import pytest
 from connector_contract import (
     MARIADB_RESOURCE,
     check_a_supervised_grant_works_only_while_watched,
+    check_a_supervisor_ends_one_session_through_the_outbox,
     check_an_open_session_ends_with_the_grant,
     check_an_unreachable_server_is_pending_and_retried,
     check_credentials_work,
@@ -80,6 +81,9 @@ class PostgresContractKit(PostgresKit):
         except psycopg.Error:
             return False
         return True
+
+    def session_id(self, session: Any) -> str:
+        return str(session.execute("SELECT pg_backend_pid()").fetchone()[0])
 
     def expires(self, grant_id: str) -> int | None:
         with psycopg.connect(self.postgres.dsn(), autocommit=True) as db:
@@ -170,6 +174,11 @@ class MariadbKit:
         except pymysql.MySQLError:
             return False
         return True
+
+    def session_id(self, session: Any) -> str:
+        with session.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            return str(cur.fetchone()[0])
 
     def expires(self, grant_id: str) -> int | None:
         with self.mariadb.connect() as db, db.cursor() as cur:
@@ -268,3 +277,7 @@ def test_a_password_the_holder_set_is_put_back(kit: Any):
 def test_a_supervised_grant_is_paused_and_resumed(kit: Any):
     """Supervised by erin, a security officer (any team may be supervised by one)."""
     check_a_supervised_grant_works_only_while_watched(kit, "erin")
+
+
+def test_a_supervisor_ends_one_session_through_the_outbox(kit: Any):
+    check_a_supervisor_ends_one_session_through_the_outbox(kit, "erin")

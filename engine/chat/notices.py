@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..lifecycle.engine import Engine, _request_input, approved_so_far
+from ..lifecycle.engine import Engine, approved_so_far, request_input
 from ..model.records import ACTIVE, PENDING, Request, effective_state
 from ..policy.opa import OpaUnavailable
 from .messages import expiry_message, outcome_message, request_message
@@ -374,7 +374,7 @@ def recipients(engine: Engine, req: Request, kind: str = "requested", level: int
     asked = {
         "kind": kind,
         "level": level,
-        "request": _request_input(req),
+        "request": request_input(req),
         **approved_so_far(engine.approvals(req.id)),
     }
     if engine.opa is None:

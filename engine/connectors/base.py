@@ -18,6 +18,8 @@ the outbox is the same for every system, and lives here once (`ConnectorSink`):
 - a supervised grant with no supervisor present (engine/supervision): login refused,
   and once the grace is over its sessions ended; login back when a supervisor rejoins
   (`_pause`, `_end_plan_sessions`), the account's expiry untouched;
+- one session a supervisor asked to end: the ask comes with the grant's outbox row, the
+  sink ends it and records how it went, audited (`_end_asked`);
 - issuing credentials: the bookkeeping (once, again only rotated; the verifier written
   down before the system has it) around the system's own way of setting a password.
 
@@ -39,9 +41,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
+from ..ledger import audit
 from ..ledger.decision_log import DecisionLog
 from ..model.errors import Conflict, DataVisaError, SinkUnavailable
-from ..model.records import SYSTEM
+from ..model.records import (
+    SESSION_ENDED,
+    SESSION_FAILED,
+    SESSION_GRANT_ENDED,
+    SESSION_NOT_FOUND,
+    SESSION_PENDING,
+    SYSTEM,
+)
 from ..policy.decide import PROVISION, decide
 from ..policy.opa import OpaClient
 from ..store import Store
@@ -201,11 +211,14 @@ class ConnectorSink:
             wanted = self._wanted({subject: grants})
             held = {h.grant_id: h for h in self._held() if h.subject == subject}
             self._converge(wanted, held, deep=False)
+            self._end_asked(wanted, held)
 
     def put_all(self, grants: dict[str, dict[str, Any]]) -> None:
         with self._lock:
             held = {h.grant_id: h for h in self._held(passwords=True)}
-            self._converge(self._wanted(grants), held, deep=True)
+            wanted = self._wanted(grants)
+            self._converge(wanted, held, deep=True)
+            self._end_asked(wanted, held)
 
     def read_all(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -405,14 +418,51 @@ class ConnectorSink:
         """The grace is over with no supervisor: the account's open sessions end."""
         self._end_sessions(self._connection(plan.connection), plan.role)
 
-    def end_session(self, grant_id: str, session: str) -> bool:
-        """End one session of `grant_id`'s account (a supervisor's call, from the watch):
-        whether there was such a session."""
-        with self._lock:
-            held = {h.grant_id: h for h in self._held()}.get(grant_id)
-            if held is None:
-                return False
-            return self._end_one_session(self._connection(held.connection), held.role, session)
+    def _end_asked(self, wanted: dict[str, Plan], held: dict[str, Held]) -> None:
+        """End the sessions a supervisor asked to end of the grants just converged (the
+        store's session_ends, written with the outbox row that brought them here), and
+        say how each went, with its audit event, in one transaction: ended, not_found (the
+        account has no such session: also an account made just now), grant_ended (the
+        account was just removed, its sessions with it). Replaying is harmless: an ask
+        done (by this engine or another sharing the server) is not done again. A server
+        that cannot be reached raises SinkUnavailable: the outbox row is retried."""
+        for row in self.store.session_ends():
+            grant_id = row["grant_id"]
+            if grant_id not in wanted and grant_id not in held:
+                continue  # another subject's, or another system's
+            if grant_id not in wanted:
+                self._session_end_done(row, SESSION_GRANT_ENDED)
+            elif grant_id not in held:
+                self._session_end_done(row, SESSION_NOT_FOUND)
+            else:
+                account = held[grant_id]
+                # In the account's turn, so two engines applying one outbox do not both try
+                # (the second would find the session gone and say not_found).
+                conn = self._connection(account.connection)
+                with self._exclusive(conn, account.role):
+                    if (self.store.session_end(row["seq"]) or {}).get("state") != SESSION_PENDING:
+                        continue  # another engine did it meanwhile
+                    try:
+                        ended = self._end_one_session(conn, account.role, row["session"])
+                        state = SESSION_ENDED if ended else SESSION_NOT_FOUND
+                    except ProvisioningError as e:
+                        log.warning("grant %s: ending session %s: %s", grant_id, row["session"], e)
+                        state = SESSION_FAILED
+                    self._session_end_done(row, state)
+
+    def _session_end_done(self, row: dict[str, Any], state: str) -> None:
+        """Say how the session end `row` went, with its audit event, in one transaction."""
+        now = self.clock()
+        with self.store.transaction():
+            if self.store.finish_session_end(row["seq"], state, self.name, now):
+                event = "session_ended" if state == SESSION_ENDED else "session_end_done"
+                audit.append(
+                    self.store.db, at=now, actor=row["asked_by"], event=event,
+                    request_id=row["grant_id"], decision_id=row["decision_id"],
+                    detail={"session": row["session"], "sink": self.name, "end": row["seq"],
+                            "outcome": state},
+                    revision=self.revision,
+                )  # fmt: skip
 
     def _own_password(self, plan: Plan, held: Held) -> str:
         """The account's password is not the one DataVisa set: the holder chose its own.

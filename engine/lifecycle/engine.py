@@ -41,6 +41,7 @@ from ..model.errors import (
 )
 from ..model.records import (
     ABSENT,
+    ACCESS_KIND,
     ACTIVE,
     ADD,
     APPROVED,
@@ -143,7 +144,7 @@ class Engine:
         (None: the CLI running the engine in-process, which has only their word)."""
         now = self.clock()
         evidence = sorted(set(evidence or []))
-        location, where = _located(location, origin)
+        location, where = located(location, origin)
         asked = {
             "subject": requester,
             "resource": resource,
@@ -157,7 +158,7 @@ class Engine:
         }
         if start_at is not None:  # how far ahead it may start is policy's
             asked["start_in_s"] = start_at - now
-        decision = self._decide(REQUEST, asked)
+        decision = self.decide(REQUEST, asked)
         if not decision.allow:
             raise Denied("request refused", decision)
         policy = decision.result
@@ -174,7 +175,7 @@ class Engine:
         with self.store.transaction() as db:
             self._refuse_duplicate(requester, resource, now)
             db["requests"].insert(req.to_row())
-            self._audit(
+            self.audit_event(
                 now, requester, "requested", req, decision, {"policy": policy, "location": location}
             )
             if policy["quorum_met"]:
@@ -197,7 +198,7 @@ class Engine:
         (and, where the tier wants it, how recent the person's sign-in must be). `location`
         and `origin` as for `request`."""
         overdue = len(self.list_requests(requester=requester, overdue=True))
-        location, where = _located(location, origin)
+        location, where = located(location, origin)
         asked = {
             "subject": requester,
             "resource": resource,
@@ -208,7 +209,7 @@ class Engine:
             "overdue_reviews": overdue,
             "origin": where,
         }
-        decision = self._decide(BREAKGLASS, self._signed_in(asked, authentication))
+        decision = self.decide(BREAKGLASS, self._signed_in(asked, authentication))
         if not decision.allow:
             raise Denied("break-glass refused", decision)
         with self.store.transaction() as db:
@@ -226,7 +227,7 @@ class Engine:
                 supervision=dict(policy.get("supervision") or {}),
             )  # fmt: skip
             db["requests"].insert(req.to_row())
-            self._audit(
+            self.audit_event(
                 now,
                 requester,
                 "break_glass",
@@ -294,7 +295,7 @@ class Engine:
         `authentication` is what the identity provider said of the approver's sign-in
         (None: no IdP signed them in), for the tiers that want a recent one; `location`
         and `origin` are where the approver is, as for `request`."""
-        location, where = _located(location, origin)
+        location, where = located(location, origin)
         for _ in range(_RACES):
             req = self._load(request_id, self.clock(), {PENDING}, "approve")
             so_far = approved_so_far(self.approvals(req.id))
@@ -304,7 +305,7 @@ class Engine:
             asked = {
                 "approver": approver,
                 "approver_location": location,
-                "request": _request_input(req),
+                "request": request_input(req),
                 "approvals": approvals,
                 "origin": where,
             }
@@ -312,7 +313,7 @@ class Engine:
                 asked["idp_groups"] = so_far["idp_groups"]
             if counted is not None:
                 asked["export_counts"] = counted
-            decision = self._decide(APPROVAL, self._signed_in(asked, authentication))
+            decision = self.decide(APPROVAL, self._signed_in(asked, authentication))
             if not decision.allow:
                 raise Denied("approval refused", decision)
             with self.store.transaction() as db:
@@ -334,16 +335,32 @@ class Engine:
                 detail = {"groups": decision.result.get("groups", []), "location": location}
                 if (stepped := _stepped_up(authentication)) is not None:
                     detail["step_up"] = stepped
-                self._audit(now, approver, "approved", req, decision, detail)
+                self.audit_event(now, approver, "approved", req, decision, detail)
                 if decision.result.get("quorum_met"):
                     count_exports(
                         self.store, req, list(decision.result.get("exports", [])),
                         counted or [], now, approver, decision.decision_id, self.revision,
                     )  # fmt: skip
+                    self._supervise_as_decided(req, decision, now, approver)
                     req = self._quorum_met(req, now, approver)
             self._in_force(req)
-            return self._view(req, now)
+            return self.view(req, now)
         raise Conflict(f"{request_id} is being approved by others right now; try again")
+
+    def _supervise_as_decided(
+        self, req: Request, decision: Decision, now: float, actor: str
+    ) -> None:
+        """The approval that activates an access grant decided again whether it needs a
+        supervisor (datavisa.approval's `supervision`, policy of now): keep that answer,
+        audited when it differs from what the filing's decision said. Inside the
+        transaction."""
+        decided = decision.result.get("supervision")
+        if req.kind != ACCESS_KIND or not decided or decided == req.supervision:
+            return
+        was, req.supervision = req.supervision, dict(decided)
+        self.store.update(req.id, {"supervision": req.supervision})
+        detail = {"was": was, "now": req.supervision}
+        self.audit_event(now, actor, "supervision_decided", req, decision, detail)
 
     def _signed_in(self, asked: dict[str, Any], authentication: Identity | None) -> dict[str, Any]:
         """`asked`, with the caller's sign-in as datavisa.step_up reads it (how long ago,
@@ -361,7 +378,7 @@ class Engine:
         """Does `subject`'s sign-in do for `step` on `resource` (datavisa.step_up), for a
         step no other decision judges (credentials)? Logged; Denied when it does not."""
         asked = self._signed_in({"resource": resource, "step": step}, authentication)
-        decision = self._decide(STEP_UP, asked, caller=subject)
+        decision = self.decide(STEP_UP, asked, caller=subject)
         if not decision.allow:
             raise Denied(f"{step.replace('_', ' ')} refused", decision)
         return decision
@@ -488,12 +505,12 @@ class Engine:
     ) -> tuple[Decision, bool]:
         """The lifecycle decision to end `req`, and whether it is taken offline: OPA could
         not be asked and policy had named `actor` for this when the grant became live."""
-        asked = {"actor": actor, "action": action, "request": _request_input(req)}
+        asked = {"actor": actor, "action": action, "request": request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
         if req.supervised:  # a supervisor present may end it from the watch, as policy says
             asked["supervising"] = self.supervising(req.id, actor)
-        decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
+        decision = self.decide(LIFECYCLE, self._signed_in(asked, authentication))
         if decision.allow:
             return decision, False
         if decision.codes == ["policy_unavailable"] and actor in req.offline_enders.get(action, []):
@@ -515,12 +532,12 @@ class Engine:
         Returns the extension request; when policy needs no approval it is applied at once.
         """
         grant = self._extendable(request_id, self.clock())
-        decision = self._decide(
+        decision = self.decide(
             EXTENSION,
             {
                 "subject": actor,
                 "grant": {
-                    **_request_input(grant),
+                    **request_input(grant),
                     "starts_ns": epoch_ns(grant.activated_at),
                     "expires_ns": epoch_ns(grant.expires_at),
                     "extended_s": grant.extended_s,
@@ -557,7 +574,7 @@ class Engine:
                 **_UNSET_GRANT_FIELDS,
             )
             db["requests"].insert(ext.to_row())
-            self._audit(now, actor, "extension_requested", ext, decision, {"extra_s": extra_s})
+            self.audit_event(now, actor, "extension_requested", ext, decision, {"extra_s": extra_s})
             if decision.result["quorum_met"]:
                 self._quorum_met(ext, now, actor)
         if ext.state == APPROVED:
@@ -602,8 +619,8 @@ class Engine:
             self.store.update(req.id, changes)
             req = dataclasses.replace(req, **changes)
             detail = {"outcome": outcome, "notes": notes, "due": req.review_due}
-            self._audit(now, reviewer, "reviewed", req, decision, detail)
-        return self._view(req, now)
+            self.audit_event(now, reviewer, "reviewed", req, decision, detail)
+        return self.view(req, now)
 
     # -- time -----------------------------------------------------------------------------
 
@@ -642,7 +659,7 @@ class Engine:
         req = self.store.get(request_id)
         if req is None:
             raise NotFound(f"no request with id {request_id!r}")
-        return self._view(req, self.clock())
+        return self.view(req, self.clock())
 
     def approvals(self, request_id: str) -> list[Approval]:
         return self.store.approvals(request_id)
@@ -672,7 +689,7 @@ class Engine:
             clauses.append("kind = ? AND reviewed_at IS NULL AND review_due <= ?")
             params += [BREAKGLASS_KIND, now]
         where = " AND ".join(clauses) or None
-        views = [self._view(r, now) for r in self.store.requests(where, params)]
+        views = [self.view(r, now) for r in self.store.requests(where, params)]
         return [r for r in views if state is None or r.state == state]
 
     # -- access ---------------------------------------------------------------------------
@@ -689,7 +706,7 @@ class Engine:
     ) -> Decision:
         """May `subject` do `action` on `resource` from `location` now? OPA's clock decides
         (see `Check`); `location` and `origin` as for `request`."""
-        location, where = _located(location, origin)
+        location, where = located(location, origin)
         check = Check(subject, resource, action, location, context, caller, origin=where)
         return self.check_many([check])[0]
 
@@ -771,7 +788,7 @@ class Engine:
             # the store (answering behind the same load balancer) took it away too.
             pending = self.grants.others_behind(req.id, OTHER_ENGINES_WAIT_S)
         if pending:
-            raise NotYetEnforced(self._view(req, self.clock()), pending)
+            raise NotYetEnforced(self.view(req, self.clock()), pending)
 
     def fail_activation(self, request_id: str, why: str) -> Request:
         """End an active grant that a data system could not provision (the reason in the
@@ -796,8 +813,8 @@ class Engine:
     def _plan_offline_ending(self, req: Request) -> None:
         """Ask policy now who may end this grant while it cannot be asked (datavisa.offline)."""
         approvers = [a.approver for a in self.approvals(req.id) if a.verdict == "approve"]
-        decision = self._decide(
-            OFFLINE, {"request": _request_input(req), "approvals": approvers}, caller=SYSTEM
+        decision = self.decide(
+            OFFLINE, {"request": request_input(req), "approvals": approvers}, caller=SYSTEM
         )
         if not decision.allow:  # OPA unreachable: nobody may end it offline
             return
@@ -808,8 +825,20 @@ class Engine:
 
     # -- transitions ----------------------------------------------------------------------
 
-    def _decide(self, path: str, input: dict[str, Any], caller: str | None = None) -> Decision:
-        """Ask OPA, fail closed, and record the decision in the log before acting on it."""
+    # -- the surface other packages act on a grant through (supervision, chat) -----------
+
+    def decide(
+        self,
+        path: str,
+        input: dict[str, Any],
+        caller: str | None = None,
+        authentication: Identity | None = None,
+    ) -> Decision:
+        """Ask OPA, fail closed, and record the decision in the log before acting on it;
+        with `authentication`, the caller's sign-in goes in the input as the step-up and
+        IdP rules read it (`_signed_in`)."""
+        if authentication is not None:
+            input = self._signed_in(input, authentication)
         asker = caller or input.get("subject") or input.get("approver") or input.get("actor")
         return decide(self.opa, path, input, log=self.log, caller=asker, revision=self.revision)
 
@@ -831,10 +860,10 @@ class Engine:
         actor_role: str | None = None,
         authentication: Identity | None = None,
     ) -> Decision:
-        asked = {"actor": actor, "action": action, "request": _request_input(req)}
+        asked = {"actor": actor, "action": action, "request": request_input(req)}
         if actor_role is not None:
             asked["actor_role"] = actor_role
-        decision = self._decide(LIFECYCLE, self._signed_in(asked, authentication))
+        decision = self.decide(LIFECYCLE, self._signed_in(asked, authentication))
         if not decision.allow:
             raise Denied(f"{action} refused", decision)
         return decision
@@ -850,7 +879,7 @@ class Engine:
             self.store.update(grant.id, changes)
             grant = dataclasses.replace(grant, **changes)
             self.grants.record(grant, ADD, now)
-            self._audit(now, actor, "extended", grant, None, {"extension": req.id, **changes})
+            self.audit_event(now, actor, "extended", grant, None, {"extension": req.id, **changes})
             self._move(req, APPROVED, now, actor, "extension_applied", None, approved_at=now)
             return grant
         if req.start_at is not None and now < req.start_at:
@@ -904,9 +933,9 @@ class Engine:
         detail: dict[str, Any] = {"reason": reason} if reason else {}
         if offline:  # OPA could not be asked; policy had named this actor beforehand
             detail["offline"] = True
-        self._audit(now, actor, event, req, decision, detail)
+        self.audit_event(now, actor, event, req, decision, detail)
 
-    def _audit(
+    def audit_event(
         self,
         now: float,
         actor: str,
@@ -915,6 +944,8 @@ class Engine:
         decision: Decision | None,
         detail: dict[str, Any],
     ) -> None:
+        """Append the audit event of a change to `req`, inside the caller's transaction
+        (with the change and its grant-outbox row: `grants.record`)."""
         audit.append(
             self.store.db,
             at=now,
@@ -926,7 +957,8 @@ class Engine:
             revision=self.revision,
         )
 
-    def _view(self, req: Request, now: float) -> Request:
+    def view(self, req: Request, now: float) -> Request:
+        """`req` as the clock says it is at `now` (an expiry or lapse not yet swept)."""
         state = effective_state(req, now)
         if state == req.state:
             return req
@@ -974,7 +1006,8 @@ def approved_so_far(approvals: Iterable[Approval]) -> dict[str, Any]:
     }
 
 
-def _request_input(req: Request) -> dict[str, Any]:
+def request_input(req: Request) -> dict[str, Any]:
+    """A request as the decisions about it read it (their input's `request`)."""
     return {
         "id": req.id,
         "requester": req.requester,
@@ -987,7 +1020,7 @@ def _request_input(req: Request) -> dict[str, Any]:
     }
 
 
-def _located(location: str, origin: Origin | None) -> tuple[str, dict[str, Any]]:
+def located(location: str, origin: Origin | None) -> tuple[str, dict[str, Any]]:
     """The country a decision judges and its input's `origin`: the CLI's in-process engine
     has only the caller's word (`location`); a server says how it knows (`origin`)."""
     origin = origin or Origin.local(location)

@@ -55,7 +55,7 @@ class Filings:
         }
         if actor_role is not None:
             asked["actor_role"] = actor_role
-        decision = lifecycle._decide(FILING, asked)
+        decision = lifecycle.decide(FILING, asked)
         if not decision.allow:
             raise Denied("filing refused", decision)
         store = lifecycle.store

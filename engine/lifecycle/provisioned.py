@@ -108,7 +108,7 @@ def abandon_removal(
     }  # fmt: skip
     if actor_role is not None:
         asked["actor_role"] = actor_role
-    decision = engine._decide(LIFECYCLE, asked)
+    decision = engine.decide(LIFECYCLE, asked)
     if not decision.allow:
         raise Denied("abandoning the removal refused", decision)
     now = engine.clock()

@@ -18,7 +18,7 @@ from ..identity.oidc import Identity
 from ..location.origin import Origin
 from ..model.records import PENDING, Request
 from ..policy.opa import OpaUnavailable
-from .engine import Engine, _located, _request_input, approved_so_far
+from .engine import Engine, approved_so_far, located, request_input
 
 QUEUE = "datavisa/console/queue"
 # What the queue shows of a requester's history on the same data: the newest few grants
@@ -47,12 +47,12 @@ def approval_queue(
 ) -> list[Queued]:
     """The pending requests `approver` may approve now, or once signed in again (the
     entry's `step_up`), oldest first; OpaUnavailable when policy gives no queue."""
-    location, where = _located(location, origin)
+    location, where = located(location, origin)
     pending = engine.list_requests(state=PENDING)
     recorded = engine.store.approvals_of(r.id for r in pending)
     items = []
     for req in pending:
-        items.append({"request": _request_input(req), **approved_so_far(recorded.get(req.id, []))})
+        items.append({"request": request_input(req), **approved_so_far(recorded.get(req.id, []))})
     asked = {"approver": approver, "approver_location": location, "origin": where}
     asked = engine._signed_in(asked, authentication) | {"pending": items}
     if engine.opa is None:
@@ -95,7 +95,7 @@ def _recent_grants(engine: Engine, offered: list[Request]) -> dict[tuple[str, st
     ):
         kept = found.setdefault((req.requester, req.resource), [])
         if (req.requester, req.resource) in pairs and len(kept) < RECENT_MAX:
-            kept.append(engine._view(req, now))
+            kept.append(engine.view(req, now))
     return found
 
 

@@ -60,7 +60,7 @@ class Lifecycle(Protocol):
         duration_s: int, location: str, reason: str, **fields: Any,
     ) -> Request: ...  # fmt: skip
 
-    def _audit(
+    def audit_event(
         self, now: float, actor: str, event: str, req: Request, decision: Decision | None,
         detail: dict[str, Any],
     ) -> None: ...  # fmt: skip
@@ -71,7 +71,7 @@ class Lifecycle(Protocol):
 
     def _permit(self, actor: str, action: str, req: Request) -> Decision: ...
 
-    def _view(self, req: Request, now: float) -> Request: ...
+    def view(self, req: Request, now: float) -> Request: ...
 
 
 class Transfers:
@@ -116,7 +116,7 @@ class Transfers:
             asked["start_in_s"] = start_at - now
         asked["filing_deadlines"] = open_deadlines(lifecycle.store)
         asked["export_counts"] = counted = export_counts(lifecycle.store)
-        decision = lifecycle._decide(TRANSFER_REQUEST, asked)
+        decision = lifecycle.decide(TRANSFER_REQUEST, asked)
         if not decision.allow:
             raise Denied("transfer refused", decision)
         policy = decision.result
@@ -141,7 +141,7 @@ class Transfers:
                 raise Conflict(f"a deletion of {requester}'s fell due meanwhile; try again")
             _refuse_duplicate(lifecycle.store, req, now)
             db["requests"].insert(req.to_row())
-            lifecycle._audit(
+            lifecycle.audit_event(
                 now,
                 requester,
                 "transfer_requested",
@@ -189,7 +189,7 @@ class Transfers:
                 [TRANSFER_KIND, resource, target_region, ACTIVE],
             )
         asked = check_input(held, resource, target_region, importer, transfer_id)
-        return lifecycle._decide(TRANSFER_CHECK, asked, caller=caller)
+        return lifecycle.decide(TRANSFER_CHECK, asked, caller=caller)
 
     def deleted(self, transfer_id: str, actor: str) -> Request:
         """Record that the copy a transfer made is deleted (its requester, or a pipeline
@@ -206,8 +206,8 @@ class Transfers:
             req = dataclasses.replace(req, **changes)
             late = req.delete_by is not None and now > req.delete_by
             detail = {"due": req.delete_by, "late": late}
-            lifecycle._audit(now, actor, "copy_deleted", req, decision, detail)
-        return lifecycle._view(req, now)
+            lifecycle.audit_event(now, actor, "copy_deleted", req, decision, detail)
+        return lifecycle.view(req, now)
 
     def counts(self) -> list[dict[str, Any]]:
         """The export counts: per counter, exporter and calendar year, the individuals the

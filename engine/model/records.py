@@ -23,6 +23,11 @@ REVIEW_OUTCOMES = ("accepted", "rejected")  # of a break-glass grant's review
 # alive; none is (login refused, checks deny); none was for longer than the grace (its
 # open sessions ended too).
 PRESENT, ABSENT, UNWATCHED = "present", "absent", "ended"
+# How one session a supervisor asked to end went (the store's session_ends: engine/supervision
+# asks, the connector holding the grant acts): not yet; ended; the account had no such
+# session; the grant ended first (its sessions with it); the data system refused.
+SESSION_PENDING, SESSION_ENDED, SESSION_NOT_FOUND = "pending", "ended", "not_found"
+SESSION_GRANT_ENDED, SESSION_FAILED = "grant_ended", "failed"
 SYSTEM = "datavisa"  # the actor of what no person does: transitions time makes, serve's own
 
 

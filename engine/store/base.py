@@ -327,22 +327,42 @@ class Store:
     # -- supervisors (engine/supervision): presence as a lease, with the grant ------------
 
     def hold_supervision(
-        self, grant_id: str, supervisor: str, held_until: float, at: float, decision_id: str | None
+        self,
+        grant_id: str,
+        supervisor: str,
+        held_until: float,
+        at: float,
+        decision_id: str | None,
+        decided: dict[str, Any] | None = None,
     ) -> bool:
         """Take or renew `supervisor`'s lease on `grant_id` until `held_until`: True when
-        it was not alive at `at` (a join, not a heartbeat). Call inside `transaction()`."""
+        it was not alive at `at` (a join, not a heartbeat). `decided`: what a new decision
+        was taken on ({revision, location, redecide_every, lease_s}), which starts the
+        renewals count again; None: a renewal on the lease's standing decision (counted).
+        Call inside `transaction()`."""
         row = self.db.execute(
             "SELECT held_until FROM supervisors WHERE grant_id = ? AND supervisor = ?",
             [grant_id, supervisor],
         ).fetchone()
+        if decided is None:
+            self.db.execute(
+                "UPDATE supervisors SET held_until = ?, renewals = renewals + 1 "
+                "WHERE grant_id = ? AND supervisor = ?",
+                [held_until, grant_id, supervisor],
+            )
+            return False
         self.db.execute(
-            "INSERT INTO supervisors (grant_id, supervisor, joined_at, held_until, decision_id) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(grant_id, supervisor) DO UPDATE SET "
+            "INSERT INTO supervisors (grant_id, supervisor, joined_at, held_until, decision_id, "
+            "revision, location, renewals, redecide_every, lease_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(grant_id, supervisor) DO UPDATE SET "
             "held_until = excluded.held_until, decision_id = excluded.decision_id, "
+            "revision = excluded.revision, location = excluded.location, renewals = 0, "
+            "redecide_every = excluded.redecide_every, lease_s = excluded.lease_s, "
             "joined_at = CASE WHEN supervisors.held_until < ? THEN excluded.joined_at "
             "ELSE supervisors.joined_at END",
-            [grant_id, supervisor, at, held_until, decision_id, at],
-        )
+            [grant_id, supervisor, at, held_until, decision_id, decided["revision"],
+             decided["location"], decided["redecide_every"], decided["lease_s"], at],
+        )  # fmt: skip
         return row is None or row[0] < at
 
     def drop_supervision(self, grant_id: str, supervisor: str) -> bool:
@@ -361,11 +381,53 @@ class Store:
         return list(
             rows_as_dicts(
                 self.db.execute(
-                    "SELECT grant_id, supervisor, joined_at, held_until, decision_id "
+                    "SELECT grant_id, supervisor, joined_at, held_until, decision_id, "
+                    "revision, location, renewals, redecide_every, lease_s "
                     "FROM supervisors WHERE grant_id = ? ORDER BY supervisor",
                     [grant_id],
                 )
             )
+        )
+
+    # -- sessions a supervisor asked to end (engine/supervision, engine/connectors) ------
+
+    def add_session_end(
+        self, grant_id: str, session: str, asked_by: str, at: float, decision_id: str | None
+    ) -> int:
+        """Record that `asked_by` asked to end `session` of `grant_id` (pending): its seq.
+        Call inside the transaction that writes its audit event and grant-outbox row."""
+        row = self.db.execute(
+            "INSERT INTO session_ends (grant_id, session, asked_by, asked_at, decision_id, "
+            "state) VALUES (?, ?, ?, ?, ?, 'pending') RETURNING seq",
+            [grant_id, session, asked_by, at, decision_id],
+        ).fetchone()
+        return int(row[0])
+
+    def session_ends(self) -> list[dict[str, Any]]:
+        """The session ends asked and not yet done (a handful at a time), oldest first."""
+        return list(rows_as_dicts(self.db.execute(
+            "SELECT seq, grant_id, session, asked_by, asked_at, decision_id, state, sink, "
+            "done_at FROM session_ends WHERE state = 'pending' ORDER BY seq",
+        )))  # fmt: skip
+
+    def session_end(self, seq: int) -> dict[str, Any] | None:
+        """One session end asked, by its seq."""
+        rows = rows_as_dicts(self.db.execute(
+            "SELECT seq, grant_id, session, asked_by, asked_at, decision_id, state, sink, "
+            "done_at FROM session_ends WHERE seq = ?", [seq],
+        ))  # fmt: skip
+        return next(iter(rows), None)
+
+    def finish_session_end(self, seq: int, state: str, sink: str, at: float) -> bool:
+        """Say how a pending session end went; False when it was done already (another
+        engine's sink got there first). Call inside `transaction()`."""
+        return (
+            self.db.execute(
+                "UPDATE session_ends SET state = ?, sink = ?, done_at = ? "
+                "WHERE seq = ? AND state = 'pending'",
+                [state, sink, at, seq],
+            ).rowcount
+            > 0
         )
 
     def supervised_grants(self, states: Iterable[str]) -> list[Request]:

@@ -686,6 +686,42 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             Column("web_sessions", "step_up_at", float),
         ],
     ),
+    (
+        15,
+        "supervision: a heartbeat renews a lease without a new decision until policy's "
+        "re-decide point; ending one session goes through the outbox",
+        [
+            # What the lease's decision was taken on: the policy revision, the country the
+            # supervisor was judged in, the heartbeats since (renewals), how many policy
+            # lets pass before it decides again (redecide_every), and the lease's length.
+            Column("supervisors", "revision", str),
+            Column("supervisors", "location", str),
+            Column("supervisors", "renewals", int, 0),
+            Column("supervisors", "redecide_every", int, 0),
+            Column("supervisors", "lease_s", float),
+            # One session a supervisor asked to end, written with its audit event and a
+            # grant-outbox row; the connector holding the grant ends it and says how it went
+            # (state: pending, ended, not_found, grant_ended).
+            Table(
+                "session_ends",
+                {
+                    "seq": int,
+                    "grant_id": str,
+                    "session": str,
+                    "asked_by": str,
+                    "asked_at": float,
+                    "decision_id": str,
+                    "state": str,
+                    "sink": str,
+                    "done_at": float,
+                },
+                pk="seq",
+                auto=True,
+                not_null=("grant_id", "session", "asked_by", "asked_at", "state"),
+            ),
+            Index("session_ends", ("state",)),
+        ],
+    ),
 ]
 VERSION = MIGRATIONS[-1][0]
 

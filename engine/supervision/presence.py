@@ -3,9 +3,11 @@
 Presence is a lease stored with the grant (the store's `supervisors`): a supervisor joins
 (`join`: a lease until now + the lease policy gives), renews it with each heartbeat (the
 same call), and leaves (`leave`: the lease ends). Whether that person may supervise is a
-logged decision (datavisa.supervision), asked at every join and heartbeat, so a person
-policy no longer lets supervise stops counting at the next one. The only thing decided
-here is "is a lease alive" (its expiry against the clock).
+logged decision (datavisa.supervision), asked at every join; a heartbeat renews a live
+lease on its standing decision until policy's `redecide_every` heartbeats have passed, or
+the policy revision or the supervisor's location changed, and is decided again then, so a
+person policy no longer lets supervise stops counting within that many heartbeats. The
+only thing decided here is "is a lease alive" (its expiry against the clock).
 
 A supervised active grant is in one of three states (`Request.supervision_state`):
 
@@ -34,10 +36,21 @@ import logging
 from typing import Any
 
 from ..identity.oidc import Identity
-from ..lifecycle.engine import Engine, _located, _request_input
+from ..lifecycle.engine import Engine, located, request_input
 from ..location.origin import Origin
 from ..model.errors import Conflict, Denied, NotFound
-from ..model.records import ABSENT, ACTIVE, ADD, PRESENT, SYSTEM, UNWATCHED, Request
+from ..model.records import (
+    ABSENT,
+    ACTIVE,
+    ADD,
+    PRESENT,
+    SESSION_FAILED,
+    SESSION_NOT_FOUND,
+    SESSION_PENDING,
+    SYSTEM,
+    UNWATCHED,
+    Request,
+)
 from ..model.worker import Worker
 from ..policy.decide import LIFECYCLE, SUPERVISION
 
@@ -64,33 +77,49 @@ class Supervision:
         `supervisor` from `location`: policy decides whether they may (logged), and how
         long the lease lasts. The grant resumes if no supervisor was present. Denied when
         policy refuses; the answer says until when the lease holds and how often to
-        renew it."""
+        renew it.
+
+        A heartbeat renews a live lease on its standing decision, with no new decision
+        (`decided` false), until policy's `redecide_every` heartbeats have passed, the
+        policy revision is another than the one the lease was decided on, or the
+        supervisor speaks from elsewhere: then it is decided again (a renewal: step-up is
+        the join's)."""
         engine = self.engine
+        location, where = located(location, origin)
+        said = f"{location}/{where.get('source', 'declared')}"
+        renewed = self._renew(grant_id, supervisor, said)
+        if renewed is not None:
+            return renewed
         grant = self._grant(grant_id)
-        location, where = _located(location, origin)
-        asked = {
+        asked: dict[str, Any] = {
             "supervisor": supervisor,
             "supervisor_location": location,
-            "grant": {**_request_input(grant), "evidence": grant.evidence,
+            "grant": {**request_input(grant), "evidence": grant.evidence,
                       "supervised": grant.supervised},
             "origin": where,
         }  # fmt: skip
-        decision = engine._decide(
-            SUPERVISION, engine._signed_in(asked, authentication), caller=supervisor
-        )
+        if self._lease(grant_id, supervisor, engine.clock()) is not None:
+            asked["renewal"] = True  # a heartbeat decided again: the join had the step-up
+        decision = engine.decide(SUPERVISION, asked, supervisor, authentication)
         if not decision.allow:
             raise Denied("supervision refused", decision)
         lease_s = float(decision.result["lease_s"])
+        decided = {
+            "revision": engine.revision,
+            "location": said,
+            "redecide_every": int(decision.result.get("redecide_every", 1)),
+            "lease_s": lease_s,
+        }
         with engine.store.transaction():
             now = engine.clock()
             grant = self._grant(grant_id, now)
             held_until = now + lease_s
             joined = engine.store.hold_supervision(
-                grant_id, supervisor, held_until, now, decision.decision_id
+                grant_id, supervisor, held_until, now, decision.decision_id, decided
             )
             if joined:
                 detail = {"supervisor": supervisor, "location": location, "held_until": held_until}
-                engine._audit(now, supervisor, "supervisor_joined", grant, decision, detail)
+                engine.audit_event(now, supervisor, "supervisor_joined", grant, decision, detail)
             resumed = grant.supervision_state != PRESENT
             if resumed:
                 self._move(grant, PRESENT, now, supervisor, "grant_resumed", {})
@@ -100,12 +129,55 @@ class Supervision:
             "grant_id": grant_id,
             "supervisor": supervisor,
             "joined": joined,
+            "decided": True,
             "held_until": held_until,
             "lease_s": lease_s,
             "heartbeat_s": float(decision.result["heartbeat_s"]),
             "grace_s": float(decision.result["grace_s"]),
             "decision_id": decision.decision_id,
         }
+
+    def _renew(self, grant_id: str, supervisor: str, said: str) -> dict[str, Any] | None:
+        """Renew `supervisor`'s live lease on its standing decision, when policy's
+        re-decide point is not reached (see `join`): the answer, None when a decision is
+        due. Only the lease's expiry moves; no decision, no audit event."""
+        engine = self.engine
+        with engine.store.transaction():
+            now = engine.clock()
+            lease = self._lease(grant_id, supervisor, now)
+            if (
+                lease is None
+                or lease["revision"] != engine.revision
+                or lease["location"] != said
+                or not lease["lease_s"]
+                or lease["renewals"] + 1 >= (lease["redecide_every"] or 1)
+            ):
+                return None
+            grant = self._grant(grant_id, now)
+            if grant.supervision_state != PRESENT:  # a transition to write: decide it
+                return None
+            held_until = now + float(lease["lease_s"])
+            engine.store.hold_supervision(grant_id, supervisor, held_until, now, None)
+        numbers = grant.supervision
+        return {
+            "grant_id": grant_id,
+            "supervisor": supervisor,
+            "joined": False,
+            "decided": False,
+            "held_until": held_until,
+            "lease_s": float(lease["lease_s"]),
+            "heartbeat_s": float(numbers.get("heartbeat_s", lease["lease_s"])),
+            "grace_s": float(numbers.get("grace_s", 0)),
+            "decision_id": lease["decision_id"],
+        }
+
+    def _lease(self, grant_id: str, supervisor: str, now: float) -> dict[str, Any] | None:
+        """`supervisor`'s lease on `grant_id` if it is alive at `now`."""
+        return next(
+            (row for row in self.engine.store.supervisors(grant_id)
+             if row["supervisor"] == supervisor and row["held_until"] >= now),
+            None,
+        )  # fmt: skip
 
     def leave(self, grant_id: str, supervisor: str) -> Request:
         """End `supervisor`'s lease on `grant_id`; with no other supervisor present, the
@@ -117,34 +189,72 @@ class Supervision:
             if not engine.store.drop_supervision(grant_id, supervisor):
                 raise NotFound(f"{supervisor} does not supervise grant {grant_id}")
             detail = {"supervisor": supervisor, "how": "left"}
-            engine._audit(now, supervisor, "supervisor_left", grant, None, detail)
+            engine.audit_event(now, supervisor, "supervisor_left", grant, None, detail)
             moved = self._settle_one(grant, now, supervisor)
         if moved:
             engine.grants.apply()
         return engine.get(grant_id)
 
     def end_session(self, grant_id: str, actor: str, session: str) -> dict[str, Any]:
-        """End one session of the grant's account (a supervisor watching it, or whoever
-        the lifecycle policy lets end_session): logged decision, audited. NotFound when
-        no data system has that session of the grant."""
+        """Ask to end one session of the grant's account (a supervisor watching it, or
+        whoever the lifecycle policy lets end_session): a logged decision; the ask, its
+        audit event and a grant-outbox row in one transaction; the connector holding the
+        grant ends it when it applies the outbox (audited as `session_ended`). The answer
+        says how it went: `state` ended, or pending (`pending_sinks`: a data system did
+        not take it yet; the outbox retries, `session_end` tells later). NotFound when no
+        data system holds the grant, or the one that does has no such session; Conflict
+        when the data system refused to end it."""
         engine = self.engine
         grant = self._grant(grant_id)
-        asked = {"actor": actor, "action": "end_session", "request": _request_input(grant),
+        asked = {"actor": actor, "action": "end_session", "request": request_input(grant),
                  "supervising": engine.supervising(grant_id, actor)}  # fmt: skip
-        decision = engine._decide(LIFECYCLE, asked, caller=actor)
+        decision = engine.decide(LIFECYCLE, asked, caller=actor)
         if not decision.allow:
             raise Denied("end_session refused", decision)
-        for sink in engine.grants.sinks:
-            ender = getattr(sink, "end_session", None)
-            if ender is not None and sink.holds(grant_id) and ender(grant_id, session):
-                with engine.store.transaction():
-                    engine._audit(
-                        engine.clock(), actor, "session_ended", grant, decision,
-                        {"session": session, "sink": sink.name},
-                    )  # fmt: skip
-                return {"grant_id": grant_id, "session": session, "sink": sink.name,
-                        "decision_id": decision.decision_id}  # fmt: skip
-        raise NotFound(f"grant {grant_id} has no open session {session!r}")
+        holders = [
+            sink.name
+            for sink in engine.grants.sinks
+            if getattr(sink, "provisions", False) and sink.holds(grant_id)
+        ]
+        if not holders:
+            raise NotFound(
+                f"grant {grant_id} has no open session {session!r}: no data system holds it"
+            )
+        with engine.store.transaction():
+            now = engine.clock()
+            grant = self._grant(grant_id, now)
+            seq = engine.store.add_session_end(grant_id, session, actor, now, decision.decision_id)
+            detail = {"session": session, "sinks": holders, "end": seq}
+            engine.audit_event(now, actor, "session_end_asked", grant, decision, detail)
+            engine.grants.record(grant, ADD, now)  # level-triggered: the sink reads the ask
+        behind = engine.grants.apply()
+        answer = self.session_end(grant_id, seq)
+        if answer["state"] == SESSION_NOT_FOUND:
+            raise NotFound(f"grant {grant_id} has no open session {session!r}")
+        if answer["state"] == SESSION_FAILED:  # the system refused it (the log says why)
+            raise Conflict(f"{answer['sink']} refused to end session {session!r} of {grant_id}")
+        if answer["state"] == SESSION_PENDING:
+            answer["pending_sinks"] = [name for name in holders if name in behind] or holders
+        return answer
+
+    def session_end(self, grant_id: str, seq: int) -> dict[str, Any]:
+        """How the session end `seq` asked of `grant_id` went: state pending, ended,
+        not_found (no such session), grant_ended (the grant ended first, and its sessions
+        with it) or failed. NotFound for another grant's, or none."""
+        row = self.engine.store.session_end(seq)
+        if row is None or row["grant_id"] != grant_id:
+            raise NotFound(f"grant {grant_id} has no session end {seq}")
+        return {
+            "grant_id": grant_id,
+            "session": row["session"],
+            "end": row["seq"],
+            "state": row["state"],
+            "sink": row["sink"],
+            "asked_by": row["asked_by"],
+            "asked_at": row["asked_at"],
+            "done_at": row["done_at"],
+            "decision_id": row["decision_id"],
+        }
 
     def supervisors(self, grant_id: str) -> list[dict[str, Any]]:
         """The grant's supervisor leases, each with whether it is alive now."""
@@ -181,7 +291,7 @@ class Supervision:
         if grant.supervision_state == PRESENT and not alive:
             for row in leases:  # the leases that ran out: their supervisor is gone
                 engine.store.drop_supervision(grant.id, row["supervisor"])
-                engine._audit(
+                engine.audit_event(
                     now, SYSTEM, "supervisor_left", grant, None,
                     {"supervisor": row["supervisor"], "how": "lapsed",
                      "held_until": row["held_until"]},
@@ -205,15 +315,15 @@ class Supervision:
         engine.store.update(grant.id, changes)
         grant.supervision_state, grant.supervision_since = to, now
         engine.grants.record(grant, ADD, now)  # level-triggered: sinks read the grant anew
-        engine._audit(now, actor, event, grant, None, {"supervision": to, **detail})
+        engine.audit_event(now, actor, event, grant, None, {"supervision": to, **detail})
 
     def _grant(self, grant_id: str, now: float | None = None) -> Request:
         grant = self.engine.store.get(grant_id)
         if grant is None:
             raise NotFound(f"no grant with id {grant_id!r}")
         now = self.engine.clock() if now is None else now
-        if self.engine._view(grant, now).state != ACTIVE:
-            raise Conflict(f"grant {grant_id} is {self.engine._view(grant, now).state}, not active")
+        if self.engine.view(grant, now).state != ACTIVE:
+            raise Conflict(f"grant {grant_id} is {self.engine.view(grant, now).state}, not active")
         if not grant.supervised:
             raise Conflict(f"grant {grant_id} is not supervised: policy did not make it so")
         return grant

@@ -16,7 +16,7 @@ import pytest
 import requests
 import test_dashboard
 import test_web_sign_in
-from live_server import RESOURCE
+from live_server import RESOURCE, wait_for
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_dashboard import FLAGS, LAPTOP, PHONE, WAIT_MS, _chromium
 from test_web_sign_in import Site, site
@@ -65,13 +65,15 @@ def person(chromium: Browser, web: Site) -> Person:
     return signed_in
 
 
-def _ask(page: Page, reason: str) -> str:
+def _ask(page: Page, reason: str, actions: tuple[str, ...] = ("read",)) -> str:
     """Ask for RESOURCE from the catalogue's form; the id the console says it got."""
     page.locator("#catalogue .items li", has_text=RESOURCE).get_by_role(
         "button", name="Request"
     ).click()
     form = page.locator("#request-form")
     expect(form.get_by_label("Reason")).to_be_focused()
+    for action in actions:
+        form.get_by_label(action, exact=True).check()
     form.get_by_label("Reason").fill(reason)
     form.get_by_label("Country you work from").fill("DE")
     form.get_by_label("Duration").select_option(label="1h")
@@ -198,3 +200,71 @@ def test_the_queue_works_by_keyboard_and_the_console_on_a_phone(person: Person, 
     bob.keyboard.press("Enter")
     mine = alice.locator("#mine .items li", has_text=asked)
     expect(mine).to_contain_text("denied by bob: not from a phone", timeout=WAIT_MS)
+
+
+def _lease(page: Page, grant_id: str) -> dict:
+    """The grant's supervision as the API answers it, asked from `page` (its session)."""
+    return page.evaluate(
+        "(id) => fetch(`/v1/grants/${id}/supervision`).then((r) => r.json())", grant_id
+    )
+
+
+def test_a_supervisor_joins_from_the_console_stays_present_while_it_is_open(person: Person):
+    """Alice asks to write (supervised by policy), bob approves; erin, a security officer,
+    sees it under "To supervise", joins by keyboard from DE; the page renews her lease
+    while it is open; ending a session nobody holds is refused as the server says; she
+    leaves, joins again, and closing the page leaves for her; from another page she
+    revokes it, and alice sees who."""
+    alice = person("alice")
+    grant_id = _ask(alice, "INC-33 fix the orders table", ("read", "write"))
+    bob = person("bob")
+    bob.locator("#queue").get_by_label("Country you approve from").fill("DE")
+    bob.locator("#queue .items li", has_text=grant_id).get_by_role("button", name="Approve").click()
+
+    erin = person("erin")
+    erin.locator("#queue").get_by_label("Country you approve from").fill("DE")
+    row = erin.locator("#supervise .items li", has_text=grant_id)
+    expect(row).to_contain_text("no supervisor present", timeout=WAIT_MS)
+    expect(row).to_contain_text("alice → eu-customer-analytics")
+    row.get_by_role("button", name="Join as supervisor").focus()
+    erin.keyboard.press("Enter")  # keyboard operable
+    expect(row).to_contain_text("a supervisor is present", timeout=WAIT_MS)
+    expect(row).to_contain_text("you supervise it: renewed every 5s")
+    first = _lease(erin, grant_id)["supervisors"][0]["held_until"]
+    wait_for(lambda: _lease(erin, grant_id)["supervisors"][0]["held_until"] != first,
+             "the page's heartbeat to renew the lease", 15)  # fmt: skip
+    # The badge on the board follows: a supervisor is present.
+    expect(bob.locator("#active .items li", has_text=grant_id)).not_to_contain_text("paused")
+
+    row.get_by_label("Session").fill("4242")
+    row.get_by_role("button", name="End session").click()
+    expect(row.locator(".refusal")).to_contain_text("no data system holds it", timeout=WAIT_MS)
+
+    row.get_by_role("button", name="Leave").click()
+    expect(row).to_contain_text("no supervisor present", timeout=WAIT_MS)
+    assert _lease(erin, grant_id)["supervisors"] == []
+    row.get_by_role("button", name="Join as supervisor").click()
+    expect(row).to_contain_text("a supervisor is present", timeout=WAIT_MS)
+    erin.close(run_before_unload=True)  # closing the page leaves
+    watched = bob.locator("#supervise .items li", has_text=grant_id)
+    expect(watched).to_contain_text("no supervisor present", timeout=WAIT_MS)
+    assert _lease(bob, grant_id)["state"] == "absent"
+    trail = bob.evaluate(
+        "(id) => fetch(`/v1/audit?request_id=${id}&limit=1000`).then((r) => r.json())", grant_id
+    )["events"]
+    left = [e["detail"]["how"] for e in trail if e["event"] == "supervisor_left"]
+    assert left == ["left", "left"], left  # the button, then the page closing: not a lapse
+
+    again = person("erin")
+    again.locator("#queue").get_by_label("Country you approve from").fill("DE")
+    row = again.locator("#supervise .items li", has_text=grant_id)
+    row.get_by_role("button", name="Join as supervisor").click()
+    expect(row).to_contain_text("you supervise it", timeout=WAIT_MS)
+    expect(row).to_contain_text("a supervisor is present", timeout=WAIT_MS)
+    row.get_by_label(f"Why revoke {grant_id}").fill("saw a DROP coming")
+    row.get_by_role("button", name="Revoke").click()
+    mine = alice.locator("#mine .items li", has_text=grant_id)
+    expect(mine).to_contain_text("revoked by erin: saw a DROP coming", timeout=WAIT_MS)
+    expect(again.locator("#supervise .items")).to_contain_text(
+        "No active grant needs", timeout=WAIT_MS
+    )

@@ -23,12 +23,14 @@ from datavisa.engine.paths import DEFAULT_BUNDLE_DIR, POLICY_DIR
 from datavisa.engine.policy import bundle
 from datavisa.engine.policy.process import OpaProcess
 from datavisa.engine.store import open_store
+from datavisa.engine.supervision import Supervision
 
 RESOURCE = "eu-customer-analytics"  # confidential, alice's team; bob is its data owner
 WANTS = {
     "approve": {"max_age_s": 900, "amr": ["mfa", "hwk"]},
     "break_glass": {"max_age_s": 300},
     "credentials": {"max_age_s": 600, "acr_values": ["phr"]},
+    "supervise": {"max_age_s": 120, "amr": ["mfa"]},
 }
 
 
@@ -94,6 +96,31 @@ def test_credentials_want_a_recent_sign_in_and_an_access_check_does_not(engine: 
     done = engine.stepped_up("oscar", RESOURCE, "credentials", _signed_in("oscar", 60))
     assert done.allow and done.decision_id  # logged, as every decision
     assert grant.state == "active"
+
+
+def test_joining_as_a_supervisor_wants_a_recent_strong_sign_in_and_a_heartbeat_does_not(
+    engine: Engine,
+):
+    """Supervisors are held to what approvers are: the tier's `supervise` step-up is asked
+    at the join; the heartbeats that follow (renewed, or decided again) do not ask it again:
+    the sign-in ages while the supervisor watches."""
+    req = engine.request("alice", RESOURCE, ["read", "write"], 1200, "DE", "INC-33")
+    grant = engine.approve(req.id, "bob", "DE", _signed_in("bob", 30, "mfa"))
+    supervision = Supervision(engine)
+    for weak in (None, _signed_in("erin", 121, "mfa"), _signed_in("erin", 10, "pwd")):
+        with pytest.raises(Denied) as refused:
+            supervision.join(grant.id, "erin", "DE", authentication=weak)
+        [reason] = refused.value.decision.reasons
+        assert reason["code"] == "step_up_required"
+        assert reason["step_up"] == {"max_age_s": 120, "amr": ["mfa"]}
+    assert supervision.supervisors(grant.id) == []
+    joined = supervision.join(grant.id, "erin", "DE", authentication=_signed_in("erin", 10, "mfa"))
+    assert joined["joined"] and engine.get(grant.id).supervision_state == "present"
+    aged = _signed_in("erin", 3600, "mfa")
+    assert supervision.join(grant.id, "erin", "DE", authentication=aged)["decided"] is False
+    engine.revision = "step-up-2"  # a new policy: the heartbeat is decided again
+    again = supervision.join(grant.id, "erin", "DE", authentication=aged)
+    assert again["decided"] is True and again["joined"] is False
 
 
 def test_a_tier_without_step_up_asks_for_none(tmp_path: Path, opa: OpaProcess):

@@ -273,3 +273,64 @@ def test_two_engines_on_one_postgresql_store_the_other_notices_a_lapsed_lease(
         wait_for(lambda: not b.check()["allow"], "B to notice the lease ran out", WAIT_S)
         assert {r["code"] for r in b.check()["reasons"]} == {"supervisor_absent"}
         assert b.state(grant_id) in ("absent", "ended")
+
+
+def test_ending_one_session_over_http_goes_through_the_outbox(served: Served):
+    """POST .../sessions/{pid}/end answers once PostgreSQL ended that session (the ask went
+    round the grant outbox to the connector), says how in session-ends/{end}; the other
+    session runs on; a session the grant's role does not have is 404; the holder may not."""
+    grant_id = _supervised_grant(served)
+    path = f"/v1/grants/{grant_id}/supervision"
+    assert served.as_("erin").post(path, {"location": "DE"}).status_code == 200
+    issued = served.as_("alice").get(f"/v1/grants/{grant_id}/credentials",
+                                     params={"location": "DE"}).json()  # fmt: skip
+    first = psycopg.connect(issued["url"], autocommit=True)
+    second = psycopg.connect(issued["url"], autocommit=True)
+    end = f"/v1/grants/{grant_id}/sessions/{first.info.backend_pid}/end"
+    assert served.as_("alice").post(end).status_code == 403  # the holder cannot end it
+    ended = served.as_("erin").post(end)
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["state"] == "ended" and ended.json()["sink"] == "postgresql"
+    assert not _reads(first) and _reads(second)
+    status = served.as_("bob").get(f"/v1/grants/{grant_id}/session-ends/{ended.json()['end']}")
+    assert status.status_code == 200 and status.json()["state"] == "ended", status.text
+    assert status.json()["asked_by"] == "erin" and status.json()["done_at"]
+    gone = served.as_("erin").post(f"/v1/grants/{grant_id}/sessions/4242/end")
+    assert gone.status_code == 404, gone.text
+    assert served.as_("bob").get(f"/v1/grants/{grant_id}/session-ends/999").status_code == 404
+    events = [e["event"] for e in served.trail(grant_id)]
+    assert "session_end_asked" in events and "session_ended" in events, events
+
+
+def test_a_session_end_postgresql_does_not_take_yet_is_202_and_done_on_retry(
+    served: Served, postgres: LocalPostgres
+):
+    """While another holds the role's turn (the advisory lock engines sharing a server
+    take turns by), the connector cannot act: the ask is recorded, 202 names the pending
+    data system and where to ask; the outbox retries it, and once the turn is free the
+    session ends and session-ends says so."""
+    grant_id = _supervised_grant(served)
+    assert served.as_("erin").post(f"/v1/grants/{grant_id}/supervision", {"location": "DE"}).ok
+    issued = served.as_("alice").get(f"/v1/grants/{grant_id}/credentials",
+                                     params={"location": "DE"}).json()  # fmt: skip
+    session = psycopg.connect(issued["url"], autocommit=True)
+    turn = psycopg.connect(postgres.dsn(), autocommit=True)
+    key = "datavisa:" + role_name(grant_id)
+    turn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [key])
+    try:
+        end = f"/v1/grants/{grant_id}/sessions/{session.info.backend_pid}/end"
+        asked = served.as_("erin").session.post(served.url + end, json={}, timeout=60)
+        assert asked.status_code == 202, asked.text
+        body = asked.json()
+        assert body["state"] == "pending" and body["pending_sinks"] == ["postgresql"], body
+        assert "retries" in body["message"]
+        where = asked.headers["Location"]
+        assert where == f"/v1/grants/{grant_id}/session-ends/{body['end']}"
+        assert served.as_("bob").get(where).json()["state"] == "pending"
+        assert _reads(session)
+    finally:
+        turn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+        turn.close()
+    wait_for(lambda: served.as_("bob").get(where).json()["state"] == "ended",
+             "the outbox's retry to end the session", WAIT_S)  # fmt: skip
+    assert not _reads(session)

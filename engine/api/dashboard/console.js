@@ -8,6 +8,10 @@
 const FROM_KEY = "datavisa.from"; // the country the person last said they work from
 const RECENT_FINAL = 10; // ended requests shown under "My requests and grants"
 const cons = { catalogue: null, byId: new Map(), wired: false };
+// The supervised grants this page keeps its person present on: grant id → the heartbeat
+// timer, how often the server said to renew, and why it stopped (a refusal), if it did.
+const watching = new Map();
+const stopped = new Map();
 
 function approverCountry() {
   return ($("#approver-location").value.trim().toUpperCase() || localStorage.getItem(FROM_KEY) || "").slice(0, 2);
@@ -47,6 +51,9 @@ async function refreshConsole(active) {
   const reviews = active.status === "fulfilled" || overdue.status === "fulfilled"
     ? { status: "fulfilled", value: [...due.values()].sort(by("review_due")) } : active;
   show("#reviews", reviews, (v) => v.map(reviewItem), "No break-glass grant waits for review.");
+  const supervised = active.status === "fulfilled"
+    ? { status: "fulfilled", value: active.value.requests.filter((r) => r.supervision_state && r.kind !== "transfer") } : active;
+  show("#supervise", supervised, (v) => v.map(superviseItem), "No active grant needs a supervisor.");
 }
 
 // The grants of mine a data system's connector provisioned (they have credentials).
@@ -415,4 +422,130 @@ function reviewItem(req) {
       h("div", { class: "title" }, req.requester, " → ", req.resource, " ", h("span", { class: "badge high" }, "break-glass")),
       h("div", { class: "detail" }, `${what(req)} · `, req.reason ? `“${req.reason}” ` : "", h("span", { class: "id" }, req.id))),
     h("div", { class: "side decide" }, countdown(req.review_due, "review due in"), form)), req);
+}
+
+// -- supervising ----------------------------------------------------------------------------
+// Who may supervise, from where, and for how long a join counts, is policy's
+// (datavisa.supervision); this page sends the join from the country the person approves
+// from, renews it every heartbeat_s the server answered while the page is open, and
+// leaves when the page closes. A refusal stops the heartbeats and is shown as the server
+// said it.
+
+const PRESENCE = {
+  present: "a supervisor is present: the grant works",
+  absent: "no supervisor present: login refused, checks deny",
+  ended: "no supervisor present past the grace: sessions ended",
+};
+
+function superviseItem(req) {
+  const mine = watching.get(req.id);
+  const refused = stopped.get(req.id);
+  const side = h("div", { class: "side decide" }, countdown(req.expires_at, "ends in"));
+  if (mine) {
+    side.append(
+      h("span", { class: "ok", role: "status" }, `you supervise it: renewed every ${mine.heartbeat_s}s`),
+      h("button", { type: "button", onclick: () => leave(req.id) }, "Leave"),
+      endSessionForm(req),
+      revokeForm(req));
+  } else {
+    const join = h("button", { type: "button", onclick: () => joinFrom(req, join, side) }, "Join as supervisor");
+    side.append(join);
+  }
+  if (refused) side.append(refusal(refused));
+  return versioned(item(`supervise:${req.id}`,
+    h("div", { class: "main" },
+      h("div", { class: "title" }, req.requester, " → ", req.resource, " ",
+        h("span", { class: `badge supervision ${req.supervision_state}` }, req.supervision_state)),
+      h("div", { class: "detail presence" }, PRESENCE[req.supervision_state] || req.supervision_state),
+      h("div", { class: "detail" }, `${what(req)} · `, h("span", { class: "id" }, req.id))),
+    side), { req, joined: Boolean(mine), refused: refused ? refused.message : null });
+}
+
+async function joinFrom(req, button, side) {
+  button.disabled = true;
+  side.querySelector(".refusal, .step-up")?.remove();
+  const location = approverCountry() || "unknown";
+  remember(location);
+  try {
+    const joined = await send(`/v1/grants/${req.id}/supervision`, { location });
+    stopped.delete(req.id);
+    keepPresent(req.id, location, Number(joined.heartbeat_s) || 1);
+    refresh();
+  } catch (err) {
+    button.disabled = false;
+    side.append(refusal(err));
+    const stepUp = reasons(err).find((r) => r.code === "step_up_required");
+    if (stepUp && state.signIn) side.append(signInAgain(stepUp));
+  }
+}
+
+function keepPresent(id, location, heartbeatS) {
+  clearInterval(watching.get(id)?.timer);
+  const timer = setInterval(() => heartbeat(id, location), Math.max(1, heartbeatS) * 1000);
+  watching.set(id, { timer, heartbeat_s: heartbeatS });
+}
+
+async function heartbeat(id, location) {
+  try {
+    await send(`/v1/grants/${id}/supervision`, { location });
+  } catch (err) {
+    // Refused (policy), or the grant ended: stop and say why. Anything else (the
+    // network, a restart) is tried again at the next heartbeat, within the lease.
+    if (![403, 404, 409].includes(err.status)) return;
+    clearInterval(watching.get(id)?.timer);
+    watching.delete(id);
+    stopped.set(id, err);
+    refresh();
+  }
+}
+
+async function leave(id) {
+  clearInterval(watching.get(id)?.timer);
+  watching.delete(id);
+  try {
+    await api(`/v1/grants/${id}/supervision`, { method: "DELETE" });
+  } catch (err) {
+    stopped.set(id, err);
+  }
+  refresh();
+}
+
+// The page closes (or is navigated away from): every lease it kept is left, with a
+// request the browser sends on after the page is gone.
+window.addEventListener("pagehide", () => {
+  for (const [id, mine] of watching) {
+    clearInterval(mine.timer);
+    fetch(`/v1/grants/${id}/supervision`, {
+      method: "DELETE", keepalive: true, credentials: "same-origin", headers: credentials("DELETE"),
+    }).catch(() => {});
+  }
+  watching.clear();
+});
+
+// One session of the grant's account, as `datavisa watch` and the activity name it.
+function endSessionForm(req) {
+  const id = `end-session-${req.id}`;
+  const session = h("input", { id, maxlength: "40", size: "10", autocomplete: "off", spellcheck: "false", placeholder: "session", required: "" });
+  const button = h("button", { type: "submit" }, "End session");
+  const form = h("form", {
+    class: "inline",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      form.querySelector(".refusal, .ok")?.remove();
+      button.disabled = true;
+      try {
+        const which = session.value.trim();
+        const done = await send(`/v1/grants/${req.id}/sessions/${encodeURIComponent(which)}/end`, {});
+        const said = done.state === "pending"
+          ? `session ${done.session}: asked to end, not yet done at ${(done.pending_sinks || []).join(", ")} (retried)`
+          : `session ${done.session} ${done.state} (${done.sink})`;
+        form.append(h("span", { class: "ok", role: "status" }, said));
+      } catch (err) {
+        form.append(refusal(err));
+      } finally {
+        button.disabled = false;
+      }
+    },
+  }, h("label", { for: id }, "Session"), session, button);
+  return form;
 }

@@ -1,15 +1,18 @@
 """Supervised grants: a supervisor joins (and renews its lease with each heartbeat),
 leaves, and from the watch ends one session of the grant; the grant's supervisors.
 Revoking from the watch is `POST /v1/grants/{id}/revoke` (the lifecycle policy lets a
-supervisor present revoke)."""
+supervisor present revoke). Ending a session goes through the grant outbox: 202 while
+the data system has not taken it, and `session-ends/{end}` says how it went."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from ...model.records import SESSION_PENDING
 from ...supervision import Supervision
 from ..deps import V1, Allowed, Served, origin
 from ..errors import JsonRoute
@@ -30,6 +33,11 @@ class Supervising(Body):
     grant_id: str
     supervisor: str
     joined: bool = Field(description="True for a join, false for a heartbeat renewing a lease")
+    decided: bool = Field(
+        description="Whether policy was asked (logged): at a join, and at a heartbeat once "
+        "policy's redecide_every heartbeats passed or the policy revision or the "
+        "supervisor's location changed; false for a renewal on the standing decision"
+    )
     held_until: str = Field(description="When the lease runs out unless renewed (RFC 3339)")
     lease_s: float
     heartbeat_s: float = Field(description="Renew the lease this often (policy's)")
@@ -98,8 +106,41 @@ def supervisors(
     }
 
 
-@router.post("/v1/grants/{request_id}/sessions/{session}/end", tags=["grants"], **V1)
-def end_session(
+class SessionEnd(Body):
+    grant_id: str
+    session: str
+    end: int = Field(description="The ask's number: GET /v1/grants/{id}/session-ends/{end}")
+    state: str = Field(
+        description="pending (a data system has not taken it yet: retried), ended, "
+        "not_found, grant_ended (the grant ended first, its sessions with it) or failed"
+    )
+    sink: str | None = Field(description="The data system that acted on it")
+    asked_by: str
+    asked_at: str
+    done_at: str | None
+    decision_id: str | None
+    pending_sinks: list[str] | None = Field(
+        default=None, description="While pending: the data systems that have not taken it"
+    )
+    message: str | None = Field(default=None, description="While pending: what that means")
+
+
+def _session_end(answer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **answer,
+        "asked_at": rfc3339(answer["asked_at"]),
+        "done_at": None if answer["done_at"] is None else rfc3339(answer["done_at"]),
+    }
+
+
+@router.post(
+    "/v1/grants/{request_id}/sessions/{session}/end",
+    response_model=SessionEnd,
+    tags=["grants"],
+    **(V1 | {"responses": V1["responses"] | {202: {
+        "model": SessionEnd, "description": "Asked, not yet done: retried until it is"}}}),
+)  # fmt: skip
+async def end_session(
     service: Served,
     request_id: RequestId,
     session: Annotated[
@@ -108,5 +149,39 @@ def end_session(
     actor: Annotated[Principal, Allowed("grants.supervise")],
 ) -> Any:
     """End one open session of a supervised grant (as `watch` names it): a supervisor
-    present may (datavisa.lifecycle end_session, logged; audited)."""
-    return Supervision(service.engine).end_session(request_id, actor.subject, session)
+    present may (datavisa.lifecycle end_session, logged). The ask is recorded with its
+    audit event and a grant-outbox row; the data system holding the grant ends it when
+    it applies the outbox. 200 when it is done (`state`: ended); 202 while a data system
+    has not taken it (`pending_sinks`; the outbox retries it), with `Location` to ask how
+    it went; 404 when the grant's account has no such session."""
+    answer = await run_in_threadpool(
+        Supervision(service.engine).end_session, request_id, actor.subject, session
+    )
+    body = SessionEnd(**_session_end(answer)).model_dump()
+    if answer["state"] != SESSION_PENDING:
+        return body
+    where = f"/v1/grants/{request_id}/session-ends/{answer['end']}"
+    body["message"] = (  # as a revoke not yet in force everywhere says it (202)
+        f"session {session} of grant {request_id} is asked to end, but not yet ended at "
+        f"{', '.join(answer['pending_sinks'])}: the engine retries until it is ({where})"
+    )
+    return JSONResponse(body, status_code=202, headers={"Location": where})
+
+
+@router.get(
+    "/v1/grants/{request_id}/session-ends/{end}",
+    response_model=SessionEnd,
+    tags=["grants"],
+    **V1,
+)
+def session_end(
+    service: Served,
+    request_id: RequestId,
+    end: Annotated[
+        int, PathParam(ge=1, le=2**63 - 1, description="The ask's number, as ending it answered")
+    ],
+    actor: Annotated[Principal, Allowed("activity.read")],
+) -> Any:
+    """How a session end asked of the grant went (pending, ended, not_found,
+    grant_ended, failed)."""
+    return _session_end(Supervision(service.engine).session_end(request_id, end))

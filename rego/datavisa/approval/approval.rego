@@ -16,7 +16,9 @@
 #   origin (where approver_location comes from: datavisa.origin; optional)}
 #   Output: decision = {allow, reasons: [{code, message}], groups, quorum_met,
 #   approvals_required, exports (a transfer's: what it adds to its exporter's yearly
-#   counts when this approval meets the quorum, datavisa.pipl_route)}
+#   counts when this approval meets the quorum, datavisa.pipl_route), supervision (an
+#   access request's: whether its grant needs a supervisor, decided again now:
+#   datavisa.supervision.requirement; {} for other kinds)}
 #
 #   An access request needs the tier's approvals, plus its cross-border approvals when
 #   personal data would cross a border; an extension needs the tier's extension approvals;
@@ -31,6 +33,7 @@ import data.datavisa.origin
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.step_up
+import data.datavisa.supervision
 import data.datavisa.transfer
 
 _request := input.request
@@ -206,4 +209,15 @@ decision := {
 	"quorum_met": quorum_met,
 	"approvals_required": _requirements,
 	"exports": _exports,
+	"supervision": _supervision,
+}
+
+# Whether the grant needs a supervisor is decided again at approval, on the policy of now
+# (the request's decision said so at filing): the engine keeps this answer when the
+# approval activates an access grant. Extensions and transfers keep their own.
+default _supervision := {}
+
+_supervision := supervision.requirement(_request.resource, _request.actions, false) if {
+	_kind == "access"
+	_resource
 }

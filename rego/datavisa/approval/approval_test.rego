@@ -137,3 +137,15 @@ test_a_transfer_approval_asks_approve_transfers_step_up_else_approves if {
 	only := object.union(data.datavisa.tiers, {"confidential": object.union(data.datavisa.tiers.confidential, {"step_up": {"approve": {"max_age_s": 60}}})})
 	"step_up_required" in _codes(approval.decision) with input as transfer with data.datavisa.tiers as only
 }
+
+test_an_approval_decides_again_whether_the_grant_is_supervised if {
+	ask := {"approver": "bob", "approver_location": "DE", "approvals": [], "request": {
+		"id": "r1", "requester": "alice", "resource": "eu-customer-analytics",
+		"actions": ["read", "write"], "duration_s": 3600, "location": "DE", "kind": "access",
+	}}
+	approval.decision.supervision.supervised with input as ask
+	unsupervised := json.patch(data.datavisa.supervised, [{"op": "replace", "path": "/required", "value": {}}])
+	not approval.decision.supervision.supervised with input as ask with data.datavisa.supervised as unsupervised
+	extension := object.union(ask, {"request": object.union(ask.request, {"kind": "extension"})})
+	approval.decision.supervision == {} with input as extension
+}

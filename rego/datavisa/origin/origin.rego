@@ -13,7 +13,7 @@
 #   decision log), via (peer, or the trusted proxies that named the address)}.
 #
 #   Which sources count is data: a tier's `location_sources` per step (access, request,
-#   break_glass, approve; all three where a step is not listed), and `location_trust` for
+#   break_glass, approve, supervise; all three where a step is not listed), and `location_trust` for
 #   what the local channel's declared location and an input without origin (an enforcement
 #   point asking OPA directly, which only holders of an OPA token can) count as.
 package datavisa.origin
@@ -85,6 +85,7 @@ _steps := {
 	"request": "this data is asked for only from",
 	"break_glass": "break-glass into this data needs",
 	"approve": "approving this needs",
+	"supervise": "supervising this needs",
 }
 
 _hint := ": ask through a gateway that attests it, or from a network the server maps to a country" if source == "declared"

@@ -2,7 +2,7 @@
 # title: Step-up authentication
 # description: |
 #   Whether the person taking a sensitive step (approve, approve_transfer, break_glass,
-#   credentials) signed in recently and strongly enough for the data's tier. A tier's
+#   credentials, supervise) signed in recently and strongly enough for the data's tier. A tier's
 #   `step_up` names, per step, the longest time since the person last authenticated at
 #   the identity provider (`max_age_s`), the methods that count (`amr`, RFC 8176: mfa,
 #   hwk, otp, ...; empty: any) and, optionally, the `acr_values` to ask the IdP for when
@@ -99,6 +99,7 @@ _steps := {
 	"approve_transfer": "approving this transfer",
 	"break_glass": "break-glass access to this data",
 	"credentials": "credentials for this grant",
+	"supervise": "supervising this grant",
 }
 
 _with(methods) := "" if count(methods) == 0

@@ -10,21 +10,32 @@
 #
 #   Input of `decision`: {supervisor, supervisor_location (ISO 3166 alpha-2 or
 #   "unknown"; absent = "unknown"), grant: {id, requester, resource, actions, location,
-#   evidence, kind, supervised}, origin (optional, datavisa.origin)}
+#   evidence, kind, supervised}, origin (optional, datavisa.origin), authentication
+#   (optional, as for approve: datavisa.step_up), renewal (true when a heartbeat of a
+#   lease still alive is decided again; absent for a join)}
 #   Output: decision = {allow, reasons: [{code, message}], grant_id (the grant's, so
 #   `datavisa log --grant` lists its supervisors' decisions), groups (the supervisor groups
-#   the person is in), lease_s, heartbeat_s, grace_s}
+#   the person is in), lease_s, heartbeat_s, grace_s, redecide_every}
 #
 #   Nobody supervises their own grant; only members of a supervisor group (in its scope
 #   for the resource, as for approvers: datavisa.quorum) may; where the tier wants
 #   approvers employed and located in the data's jurisdiction, supervisors must be too
-#   (the same rule: datavisa.approval.personnel_denials).
+#   (the same rule: datavisa.approval.personnel_denials). Supervisors are held to what
+#   approvers are: the tier's location sources judge where they say they are (its
+#   `location_sources.supervise`, else what it asks of approvers, `approve`), and a join
+#   asks the tier's step-up for `supervise` (datavisa.step_up), as approve asks its own.
+#   A heartbeat renews a live lease without a decision (the engine's cheap renewal) until
+#   `redecide_every` heartbeats have passed or the policy revision changed; then it is
+#   decided again, as a renewal: everything but the step-up is judged again (a sign-in
+#   ages while the supervisor watches; the join was the step that wanted it fresh).
 package datavisa.supervision
 
 import data.datavisa.approval
 import data.datavisa.directory
+import data.datavisa.origin
 import data.datavisa.quorum
 import data.datavisa.residency
+import data.datavisa.step_up
 
 default _settings := {}
 
@@ -52,6 +63,16 @@ heartbeat_s := _settings.heartbeat_s
 default grace_s := 30
 
 grace_s := _settings.grace_s
+
+# METADATA
+# title: Re-decide every
+# description: |
+#   How many heartbeats renew a supervisor's lease without a new decision before one is
+#   asked again (the engine asks sooner when the policy revision changed or the
+#   supervisor's location did); 1 decides every heartbeat.
+default redecide_every := 12
+
+redecide_every := _settings.redecide_every
 
 # METADATA
 # title: Requirement
@@ -133,6 +154,22 @@ deny contains {"code": "supervisor_not_eligible", "message": msg} if {
 
 deny contains reason if {
 	_resource
+	some reason in origin.denials(_tier, _location_step)
+}
+
+# Where the tier says nothing of supervisors' locations, they are judged as its approvers'.
+default _location_step := "approve"
+
+_location_step := "supervise" if _tier.location_sources.supervise
+
+deny contains reason if {
+	_resource
+	not input.renewal
+	some reason in step_up.denials(_tier, "supervise", object.get(input, "authentication", null))
+}
+
+deny contains reason if {
+	_resource
 	some reason in approval.personnel_denials(_tier, _resource.tier, _ctx, input.supervisor, _location, "supervisor", "supervised")
 }
 
@@ -155,4 +192,5 @@ decision := {
 	"lease_s": lease_s,
 	"heartbeat_s": heartbeat_s,
 	"grace_s": grace_s,
+	"redecide_every": redecide_every,
 }

@@ -172,15 +172,33 @@ function show(sel, outcome, items, emptyText) {
   }
   const made = items(outcome.value);
   if (count) count.textContent = made.length ? `(${made.length})` : "";
-  // A row whose record did not change stays as it is, with what was typed into it.
+  // A row whose record did not change stays as it is, with what was typed into it; one
+  // whose record changed is drawn again and keeps what was typed, and the focus.
   const old = new Map([...list.children].filter((c) => c.dataset.version).map((c) => [c.dataset.key, c]));
   const rows = made.map((n) => {
     const was = old.get(n.dataset.key);
-    return was && n.dataset.version && was.dataset.version === n.dataset.version ? was : n;
+    if (!was || !n.dataset.version) return n;
+    if (was.dataset.version === n.dataset.version) return was;
+    keepTyped(was, n);
+    return n;
   });
   const next = rows.length ? rows : [h("li", { class: "empty" }, emptyText)];
   if (next.length === list.children.length && next.every((n, i) => n === list.children[i])) return;
   list.replaceChildren(...next);
+}
+
+// What the person typed or chose in a row drawn again, matched by each field's label.
+function keepTyped(was, row) {
+  const active = document.activeElement;
+  for (const field of was.querySelectorAll("input, textarea, select")) {
+    const label = field.getAttribute("aria-label");
+    const same = label && [...row.querySelectorAll("input, textarea, select")].find((f) => f.getAttribute("aria-label") === label);
+    if (!same) continue;
+    if (field.tagName === "SELECT") {
+      if ([...same.options].some((o) => o.value === field.value)) same.value = field.value;
+    } else if (field.value !== field.defaultValue) same.value = field.value;
+    if (field === active) queueMicrotask(() => same.focus());
+  }
 }
 
 // A row that is kept across refreshes while `record` stays the same.

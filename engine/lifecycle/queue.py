@@ -1,5 +1,12 @@
 """An approver's queue: the pending requests policy lets this person approve, each with
-its approval decision, as datavisa.console's `queue` answers them in one evaluation.
+its approval decision, as datavisa.console's `queue` answers them in one evaluation, a
+page at a time.
+
+Pages are oldest first and stable: a cursor names the place (creation time and id) of
+the last request a page showed, and the next page starts after that place, whether or
+not that request is still pending. Policy is asked about the whole pending set, so that
+it says how many the approver may act on (the total), but judges in full only the
+requests the page shows; which requests are the approver's is policy's answer alone.
 
 The queue is a view: the approval itself is asked and recorded again when the person
 approves (Engine.approve), so the queue's own answer is not written to the decision log.
@@ -11,6 +18,11 @@ for the whole pending set, never one per request (bench/console_bench.py measure
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +37,9 @@ QUEUE = "datavisa/console/queue"
 # of the last 90 days (what the approver reads, not what policy judges).
 RECENT_S = 90 * 86400
 RECENT_MAX = 5
+# How many requests a page shows unless asked otherwise, and at most.
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -38,42 +53,95 @@ class Queued:
     recent_grants: list[Request]
 
 
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue: its entries, how many requests the approver may act on in
+    all, and the cursor of the next page (None on the last)."""
+
+    entries: list[Queued]
+    total: int
+    next_cursor: str | None
+
+
+def cursor_of(req: Request) -> str:
+    """The opaque cursor of the place of `req` in the queue's order."""
+    return base64.urlsafe_b64encode(json.dumps([req.created_at, req.id]).encode()).decode()
+
+
+def parse_cursor(cursor: str) -> tuple[float, str]:
+    """The place a cursor names; ValueError for anything cursor_of did not make."""
+    try:
+        place = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (UnicodeError, binascii.Error, ValueError):
+        place = None
+    if (
+        not isinstance(place, list)
+        or len(place) != 2
+        or not isinstance(place[0], int | float)
+        or isinstance(place[0], bool)
+        or not math.isfinite(place[0])
+        or not isinstance(place[1], str)
+    ):
+        raise ValueError("not a cursor this server gave (next_cursor of an earlier page)")
+    return float(place[0]), place[1]
+
+
 def approval_queue(
     engine: Engine,
     approver: str,
     location: str = "unknown",
     authentication: Identity | None = None,
     origin: Origin | None = None,
-) -> list[Queued]:
-    """The pending requests `approver` may approve now, or once signed in again (the
-    entry's `step_up`), oldest first; OpaUnavailable when policy gives no queue."""
+    limit: int = DEFAULT_LIMIT,
+    after: tuple[float, str] | None = None,
+) -> QueuePage:
+    """The page of at most `limit` pending requests after the place `after`
+    (parse_cursor) that `approver` may approve now, or once signed in again (the entry's
+    `step_up`), oldest first; OpaUnavailable when policy gives no queue."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit {limit} is not from 1 to {MAX_LIMIT}")
     location, where = _located(location, origin)
-    pending = engine.list_requests(state=PENDING)
+    pending = engine.list_requests(state=PENDING)  # oldest first: created_at, id
     recorded = engine.store.approvals_of(r.id for r in pending)
-    items = []
-    for req in pending:
-        items.append({"request": _request_input(req), **approved_so_far(recorded.get(req.id, []))})
+    items = [
+        {"request": _request_input(req), **approved_so_far(recorded.get(req.id, []))}
+        for req in pending
+    ]
+    start = (
+        0 if after is None else bisect.bisect_right([(r.created_at, r.id) for r in pending], after)
+    )
     asked = {"approver": approver, "approver_location": location, "origin": where}
-    asked = engine._signed_in(asked, authentication) | {"pending": items}
+    asked = engine._signed_in(asked, authentication)
+    asked |= {"pending": items, "page": {"start": start, "limit": limit}}
     if engine.opa is None:
         raise OpaUnavailable("no OPA configured")
     result = engine.opa.query(QUEUE, asked).result
-    if not isinstance(result, list) or not all(isinstance(e, dict) and "id" in e for e in result):
+    entries = result.get("entries") if isinstance(result, dict) else None
+    if (
+        not isinstance(entries, list)
+        or not all(isinstance(e, dict) and "id" in e for e in entries)
+        or not isinstance(result.get("total"), int)
+        or not isinstance(result.get("more"), bool)
+    ):
         raise OpaUnavailable(f"malformed approval queue from {QUEUE}: {result!r}"[:300])
     by_id = {req.id: req for req in pending}
-    offered = [by_id[entry["id"]] for entry in result if entry["id"] in by_id]
+    shown = [(by_id[e["id"]], e) for e in entries if e["id"] in by_id]
+    offered = [req for req, _ in shown]
     logged = engine.log.events([r.decision_id for r in offered if r.decision_id])
     history = _recent_grants(engine, offered)
-    return [
-        Queued(
-            by_id[entry["id"]],
-            entry,
-            _origin(logged.get(by_id[entry["id"]].decision_id or "")),
-            history.get((by_id[entry["id"]].requester, by_id[entry["id"]].resource), []),
-        )
-        for entry in result
-        if entry["id"] in by_id
-    ]
+    return QueuePage(
+        [
+            Queued(
+                req,
+                entry,
+                _origin(logged.get(req.decision_id or "")),
+                history.get((req.requester, req.resource), []),
+            )
+            for req, entry in shown
+        ],
+        result["total"],
+        cursor_of(offered[-1]) if result["more"] and offered else None,
+    )
 
 
 def _recent_grants(engine: Engine, offered: list[Request]) -> dict[tuple[str, str], list[Request]]:

@@ -24,6 +24,7 @@ import bisect
 import json
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from ..identity.oidc import Identity
@@ -37,6 +38,14 @@ QUEUE = "datavisa/console/queue"
 # of the last 90 days (what the approver reads, not what policy judges).
 RECENT_S = 90 * 86400
 RECENT_MAX = 5
+# What the queue reads of every pending request: what its decision input holds
+# (_request_input, transfer_input) and its place in the queue's order. The page's own
+# requests are then read in full.
+INPUT_FIELDS = (
+    "id", "requester", "resource", "actions", "duration_s", "location", "kind", "created_at",
+    "target_region", "importer", "evidence", "requester_kind", "individuals",
+    "sensitive_individuals",
+)  # fmt: skip
 # How many requests a page shows unless asked otherwise, and at most.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -101,7 +110,15 @@ def approval_queue(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit {limit} is not from 1 to {MAX_LIMIT}")
     location, where = _located(location, origin)
-    pending = engine.list_requests(state=PENDING)  # oldest first: created_at, id
+    now = engine.clock()
+    # Pending by the clock (effective_state: a pending request lapses at pending_until,
+    # swept or not), oldest first: created_at, id.
+    pending = [
+        SimpleNamespace(**row)
+        for row in engine.store.request_fields(
+            INPUT_FIELDS, "state = ? AND pending_until > ?", [PENDING, now]
+        )
+    ]
     recorded = engine.store.approvals_of(r.id for r in pending)
     items = [
         {"request": _request_input(req), **approved_so_far(recorded.get(req.id, []))}
@@ -124,7 +141,9 @@ def approval_queue(
         or not isinstance(result.get("more"), bool)
     ):
         raise OpaUnavailable(f"malformed approval queue from {QUEUE}: {result!r}"[:300])
-    by_id = {req.id: req for req in pending}
+    ids = [e["id"] for e in entries]
+    found = engine.store.requests(f"id IN ({', '.join('?' * len(ids))})", ids) if ids else []
+    by_id = {req.id: engine._view(req, now) for req in found}
     shown = [(by_id[e["id"]], e) for e in entries if e["id"] in by_id]
     offered = [req for req, _ in shown]
     logged = engine.log.events([r.decision_id for r in offered if r.decision_id])

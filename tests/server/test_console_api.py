@@ -92,6 +92,12 @@ def test_the_queue_pages_oldest_first_with_the_total_and_a_stable_cursor(api: Ap
                 ).to_row()
                 for n in range(1, 7)
             ]
+            # and one whose time to be decided ran out, not swept yet: lapsed, in no queue
+            + [
+                dataclasses.replace(
+                    filed, id="lapsed000001", pending_until=time.time() - 1
+                ).to_row()
+            ]
         )
     bob = api.as_("bob")
     first = bob.get("/v1/queue", params={"location": "DE", "limit": 3})
@@ -115,6 +121,7 @@ def test_the_queue_pages_oldest_first_with_the_total_and_a_stable_cursor(api: Ap
     assert [q["request"]["id"] for q in last["requests"]] == ["p00000000006"]
     assert last["next_cursor"] is None
     assert own.id not in {q["request"]["id"] for q in body["requests"] + rest["requests"]}
+    assert "lapsed000001" not in {q["request"]["id"] for q in last["requests"]}
 
 
 def test_a_bad_limit_or_cursor_is_a_422_naming_it(api: Api):

@@ -18,11 +18,8 @@ for the whole pending set, never one per request (bench/console_bench.py measure
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import json
-import math
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -72,27 +69,23 @@ class QueuePage:
     next_cursor: str | None
 
 
-def cursor_of(req: Request) -> str:
-    """The opaque cursor of the place of `req` in the queue's order."""
-    return base64.urlsafe_b64encode(json.dumps([req.created_at, req.id]).encode()).decode()
+# A cursor: the creation time (epoch seconds, as Python writes a float: exact) and the id
+# of the last request a page showed. Every string of this shape names a place in the
+# queue's order (one past every request, if need be), so the API takes any that matches.
+CURSOR_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,20})?(e[+-]?[0-9]{1,3})?~[A-Za-z0-9_-]{1,64}$"
+
+
+def cursor_of(req: Any) -> str:
+    """The cursor of the place of `req` in the queue's order."""
+    return f"{req.created_at!r}~{req.id}"
 
 
 def parse_cursor(cursor: str) -> tuple[float, str]:
-    """The place a cursor names; ValueError for anything cursor_of did not make."""
-    try:
-        place = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except (UnicodeError, binascii.Error, ValueError):
-        place = None
-    if (
-        not isinstance(place, list)
-        or len(place) != 2
-        or not isinstance(place[0], int | float)
-        or isinstance(place[0], bool)
-        or not math.isfinite(place[0])
-        or not isinstance(place[1], str)
-    ):
-        raise ValueError("not a cursor this server gave (next_cursor of an earlier page)")
-    return float(place[0]), place[1]
+    """The place a cursor names; ValueError for a string not of CURSOR_PATTERN."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise ValueError("not a cursor (next_cursor of an earlier page)")
+    at, _, request_id = cursor.partition("~")
+    return float(at), request_id
 
 
 def approval_queue(

@@ -131,11 +131,17 @@ def test_a_bad_limit_or_cursor_is_a_422_naming_it(api: Api):
         ({"limit": 201}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"cursor": "WzEsMiwzXQ=="}, "cursor"),  # valid base64 of [1,2,3]: not a place
+        ({"cursor": "1765166400.5~a/b"}, "cursor"),
+        ({"cursor": "-1.0~abc"}, "cursor"),
     ):
         answer = bob.get("/v1/queue", params=params)
         assert answer.status_code == 422, (params, answer.text)
         assert answer.json()["error"]["field"] == field, answer.text
+    # Any cursor of the documented shape is a place in the order: past every request,
+    # an empty last page.
+    past = bob.get("/v1/queue", params={"cursor": "9e999~zz"})
+    assert past.status_code == 200, past.text
+    assert (past.json()["requests"], past.json()["next_cursor"]) == ([], None)
 
 
 def test_the_queue_shows_the_requesters_recent_grants_on_the_same_data(api: Api):

@@ -5,9 +5,15 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
-from ...lifecycle.queue import DEFAULT_LIMIT, MAX_LIMIT, approval_queue, parse_cursor
+from ...lifecycle.queue import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    approval_queue,
+    parse_cursor,
+)
 from ...policy.opa import OpaUnavailable
 from ..deps import V1, Allowed, Served, origin
 from ..errors import JsonRoute
@@ -60,21 +66,6 @@ class Queue(BaseModel):
     )
 
 
-def _cursor(value: Any) -> tuple[float, str]:
-    if not isinstance(value, str):
-        raise ValueError("not a cursor this server gave (next_cursor of an earlier page)")
-    return parse_cursor(value)
-
-
-Cursor = Annotated[
-    str,
-    PlainValidator(_cursor),
-    WithJsonSchema(
-        {"type": "string", "description": "next_cursor of the page before", "maxLength": 512}
-    ),
-]
-
-
 @router.get("/v1/catalogue", response_model=Catalogue, tags=["console"], **V1)
 def catalogue(service: Served, actor: Annotated[Principal, Allowed("catalogue.read")]) -> Any:
     """Every resource with its jurisdiction, tier and what a request for it will need
@@ -97,15 +88,22 @@ def queue(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="How many requests the page shows at most")
     ] = DEFAULT_LIMIT,
-    cursor: Annotated[Cursor | None, Query(description="Where the page starts")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="Where the page starts: next_cursor of the page before",
+        ),
+    ] = None,
 ) -> Any:
     """A page of the pending requests policy lets the token's subject approve, oldest
     first, each with the approval decision, the residency explanation, where the requester
     was and who else must approve (`step_up`: once signed in again), with how many there
     are in all and the cursor of the next page."""
     where = origin(service, request.scope, actor, location)
+    after = parse_cursor(cursor) if cursor is not None else None
     page = approval_queue(
-        service.engine, actor.subject, where.country, actor.identity, where, limit, cursor
+        service.engine, actor.subject, where.country, actor.identity, where, limit, after
     )
     body = {
         "requests": [

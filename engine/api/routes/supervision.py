@@ -37,6 +37,29 @@ class Supervising(Body):
     decision_id: str | None
 
 
+class Lease(Body):
+    grant_id: str
+    supervisor: str
+    joined_at: str = Field(description="When the supervisor joined (RFC 3339)")
+    held_until: str = Field(description="When the lease runs out unless renewed (RFC 3339)")
+    decision_id: str | None = Field(description="The supervision decision that let them join")
+    alive: bool = Field(description="Whether the lease is alive now")
+
+
+class SupervisionOut(Body):
+    grant_id: str
+    supervised: bool
+    state: str | None = Field(description="present, absent or ended; null when not supervised")
+    supervisors: list[Lease]
+
+
+class SessionEnded(Body):
+    grant_id: str
+    session: str
+    sink: str = Field(description="The data system whose session it was")
+    decision_id: str | None
+
+
 @router.post(
     "/v1/grants/{request_id}/supervision", response_model=Supervising, tags=["grants"], **V1
 )
@@ -73,7 +96,9 @@ def leave(
     return to_wire(Supervision(service.engine).leave(request_id, actor.subject))
 
 
-@router.get("/v1/grants/{request_id}/supervision", tags=["grants"], **V1)
+@router.get(
+    "/v1/grants/{request_id}/supervision", response_model=SupervisionOut, tags=["grants"], **V1
+)
 def supervisors(
     service: Served,
     request_id: RequestId,
@@ -98,7 +123,12 @@ def supervisors(
     }
 
 
-@router.post("/v1/grants/{request_id}/sessions/{session}/end", tags=["grants"], **V1)
+@router.post(
+    "/v1/grants/{request_id}/sessions/{session}/end",
+    response_model=SessionEnded,
+    tags=["grants"],
+    **V1,
+)
 def end_session(
     service: Served,
     request_id: RequestId,

@@ -11,9 +11,13 @@ Two sets of 1,000 pending requests, one after the other:
 Each is filed once through the API and copied in the store as pending rows (a person
 has one pending request per resource, so only copies reach 1,000).
 
-`queue` is GET /v1/queue?location=DE, sequential; `approve` is POST
-/v1/requests/{id}/approve of a request the queue offered, each approval followed by one
-more pending copy written in, so every approval meets 1,000 pending. Latency p50/p99/max.
+`queue` is GET /v1/queue?location=DE, sequential: the first page (the console's 50) and
+a later one (the third, from the cursor the second gave), as the console's page asks
+them; `approve` is POST /v1/requests/{id}/approve of a request the first page offered,
+each approval followed by one more pending copy written in, so every approval meets
+1,000 pending. Latency p50/p99/max; the goal is 100 ms p99 for every queue page of both
+sets. Records of before the queue had pages (2026-12-08 and earlier) measured the whole
+queue in one answer; `markdown_section` reads both.
 
     .venv/bin/python bench/console_bench.py            # writes bench/results/<date>-console.*
     .venv/bin/python bench/console_bench.py --quick    # a smoke run, printed only
@@ -120,24 +124,41 @@ def _summary(ms: list[float]) -> dict[str, float]:
     }
 
 
-def _queue(srv: Served, session: requests.Session, calls: int) -> tuple[dict[str, Any], list]:
-    timings, offered = [], []
+def _queue(
+    srv: Served, session: requests.Session, calls: int, cursor: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`calls` times the page at `cursor` (the first page for None): its latency, and
+    the last answer."""
+    params = {"location": "DE"} | ({"cursor": cursor} if cursor else {})
+    timings, body = [], {}
     for _ in range(calls):
         started = time.perf_counter()
-        answer = session.get(f"{srv.url}/v1/queue", params={"location": "DE"}, timeout=60)
+        answer = session.get(f"{srv.url}/v1/queue", params=params, timeout=60)
         timings.append((time.perf_counter() - started) * 1000)
         answer.raise_for_status()
-        offered = answer.json()["requests"]
-    return _summary(timings) | {"offered": len(offered), "bytes": len(answer.content)}, offered
+        body = answer.json()
+    shown = {"shown": len(body["requests"]), "offered": body["total"], "bytes": len(answer.content)}
+    return _summary(timings) | shown, body
+
+
+def _later_cursor(srv: Served, session: requests.Session, pages: int = 2) -> str | None:
+    """The cursor of the page after the first `pages` ones."""
+    cursor = None
+    for _ in range(pages):
+        _, body = _queue(srv, session, 1, cursor)
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    return cursor
 
 
 def _approvals(
-    srv: Served, session: requests.Session, offered: list, template: Request, calls: int
+    srv: Served, session: requests.Session, offered: dict, template: Request, calls: int
 ) -> dict[str, Any]:
     store = Store(srv.db)
     timings = []
     try:
-        ids = [q["request"]["id"] for q in offered if q["decision"]["allow"]][:calls]
+        ids = [q["request"]["id"] for q in offered["requests"] if q["decision"]["allow"]][:calls]
         for n, request_id in enumerate(ids):
             started = time.perf_counter()
             answer = session.post(
@@ -165,40 +186,74 @@ def measure(workdir: Path, queue_calls: int = 100, approvals: int = 50) -> dict[
         ):
             _reset(srv, rows)
             _queue(srv, session, 3)  # warm: connections, OPA's compiled queries
-            queue, offered = _queue(srv, session, queue_calls)
-            out[name] = {
-                "queue": queue,
-                "approve": _approvals(srv, session, offered, template, approvals),
-            }
+            queue, first = _queue(srv, session, queue_calls)
+            later = _later_cursor(srv, session)
+            out[name] = {"queue": queue}
+            if later is not None:
+                out[name]["queue_later"], _ = _queue(srv, session, queue_calls, later)
+            out[name]["approve"] = _approvals(srv, session, first, template, approvals)
             out[name]["queue_after"], _ = _queue(srv, session, 5)  # still answers at 1,000
-    out["queue_target_met"] = out["mixed"]["queue"]["p99_ms"] <= TARGET_P99_MS
+    out["queue_target_met"] = all(
+        out[name][page]["p99_ms"] <= TARGET_P99_MS
+        for name in ("mixed", "all")
+        for page in ("queue", "queue_later")
+        if page in out[name]
+    )
     return out
+
+
+_CALLS = (
+    ("queue", "queue, first page"),
+    ("queue_later", "queue, a later page"),
+    ("approve", "approve"),
+)
+
+
+def markdown_section(record: dict[str, Any] | None, heading: str = "## The console") -> list[str]:
+    """The console's lines of a results page: the queue's pages and an approval at 1,000
+    pending, and whether the queue's goal is met."""
+    if not record:
+        return []
+    lines = [
+        "",
+        heading,
+        "",
+        "| pending set | call | n | p50 ms | p99 ms | max ms | shown | offered to bob | bytes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("mixed", "all"):
+        for call, label in _CALLS:
+            cell = record[name].get(call)
+            if cell is None:
+                continue
+            if call == "queue" and "shown" not in cell:
+                label = "queue, all in one answer"  # a record from before the pages
+            lines.append(
+                f"| {name} | {label} | {cell['n']} | {cell.get('p50_ms', '')} | "
+                f"{cell.get('p99_ms', '')} | {cell.get('max_ms', '')} | "
+                f"{cell.get('shown', cell.get('offered', ''))} | {cell.get('offered', '')} | "
+                f"{cell.get('bytes', '')} |"
+            )
+    paged = "queue_later" in record["mixed"]
+    judged = "every page of both sets" if paged else "the whole queue, mixed set"
+    lines += [
+        "",
+        f"{record['pending']:,} pending requests, bob's bearer token over loopback "
+        "(bench/console_bench.py). Queue goal: ≤ "
+        f"{record['target_queue_p99_ms']:.0f} ms p99 at 1,000 pending, {judged}: "
+        f"{'met' if record['queue_target_met'] else 'not met'}.",
+    ]
+    return lines
 
 
 def markdown(record: dict[str, Any]) -> str:
     lines = [
         f"# Console bench, {record['date']}",
         "",
-        f"`datavisa serve` (its own OPA, SQLite), {record['pending']} pending requests, bob's "
-        "bearer token over loopback; load average before/after "
+        f"`datavisa serve` (its own OPA, SQLite); load average before/after "
         f"{record['loadavg_1m']['before']}/{record['loadavg_1m']['after']} on "
-        f"{record['machine'].get('cores', '?')} cores. Method: bench/console_bench.py.",
-        "",
-        "| pending set | call | n | p50 ms | p99 ms | max ms | offered to bob |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name in ("mixed", "all"):
-        for call in ("queue", "approve"):
-            cell = record[name][call]
-            offered = record[name]["queue"]["offered"] if call == "queue" else ""
-            lines.append(
-                f"| {name} | {call} | {cell['n']} | {cell.get('p50_ms', '')} | "
-                f"{cell.get('p99_ms', '')} | {cell.get('max_ms', '')} | {offered} |"
-            )
-    lines += [
-        "",
-        f"Queue goal: ≤ {record['target_queue_p99_ms']:.0f} ms p99 at 1,000 pending "
-        f"(mixed set): {'met' if record['queue_target_met'] else 'not met'}.",
+        f"{record['machine'].get('cores', '?')} cores.",
+        *markdown_section(record, "## The queue and an approval"),
     ]
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import console_bench
 import matplotlib
 import store_bench
 import supervision_bench
@@ -509,6 +510,7 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
     lines += postgresql_lines(record.get("postgresql"))
     lines += mariadb_lines(record.get("mariadb"))
     lines += supervision_bench.markdown(record.get("supervision"))
+    lines += console_bench.markdown_section(record.get("console"))
     lines += [
         "",
         "## Plots",

@@ -37,10 +37,17 @@ def time_fields(record: type) -> frozenset[str]:
     )
 
 
+@cache
+def _field_names(record: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record))
+
+
 def to_wire(record: Any) -> dict[str, Any]:
-    """A record dataclass (Request, Approval) as JSON-ready values."""
+    """A record dataclass (Request, Approval) as JSON-ready values. Its lists and dicts
+    are the record's own, not copies (dataclasses.asdict's deep copy was most of an
+    approver's queue page): the result is for serialising, not for changing."""
     times = time_fields(type(record))
-    out = dataclasses.asdict(record)
+    out = {name: getattr(record, name) for name in _field_names(type(record))}
     for name in times:
         if out[name] is not None:
             out[name] = rfc3339(out[name])

@@ -10,8 +10,10 @@ one by the location's form.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -172,6 +174,28 @@ class Store:
         sql = "SELECT * FROM requests" + (f" WHERE {where}" if where else "")
         sql += f" ORDER BY {order_by}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [Request.from_row(r) for r in rows_as_dicts(self.db.execute(sql, params or []))]
+
+    def request_fields(
+        self,
+        columns: Sequence[str],
+        where: str | None = None,
+        params: list[Any] | None = None,
+        *,
+        order_by: str = "created_at, id",
+    ) -> list[dict[str, Any]]:
+        """Only `columns` of the requests, JSON columns decoded: for a read of many rows
+        that needs a few fields of each (an approver's queue reads every pending request),
+        at a fraction of the cost of a Request a row."""
+        unknown = set(columns) - _REQUEST_FIELDS
+        if unknown:
+            raise ValueError(f"no such request field: {', '.join(sorted(unknown))}")
+        decoded = [c for c in columns if c in Request._JSON]
+        sql = f"SELECT {', '.join(columns)} FROM requests" + (f" WHERE {where}" if where else "")
+        rows = list(rows_as_dicts(self.db.execute(sql + f" ORDER BY {order_by}", params or [])))
+        for row in rows:
+            for name in decoded:
+                row[name] = json.loads(row[name]) if row[name] is not None else None
+        return rows
 
     def active_holders(self, grant_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(holder, grant id) of each of `grant_ids` that is an active grant: the access
@@ -592,6 +616,9 @@ class Store:
     def json_array_has(self, column: str) -> str:
         """A condition: the JSON array of strings in `column` holds the parameter `?`."""
         raise NotImplementedError
+
+
+_REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(Request))
 
 
 def rows_as_dicts(cursor: Any) -> Iterator[dict[str, Any]]:

@@ -1,18 +1,24 @@
 """The API keeps its contract at the edges found by fuzzing: cursor ids within signed
-64-bit, times only as RFC 3339 text, and a 405 that says which methods there are."""
+64-bit, times only as RFC 3339 text, and a 405 that says which methods there are; and
+schemathesis, with all its checks, over the console's reads and the supervision routes
+with a real supervised grant to reach (test_schemathesis runs every operation, a few
+examples each and mostly answered 404 for want of such a grant)."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from live_server import served_store
+from live_server import RESOURCE, Caller, served_store
+from test_schemathesis import fuzz
 
 from datavisa.engine.api.limits import InputRules
 from datavisa.engine.api.schemas import CURSOR_MAX
+from datavisa.engine.api.tokens import TokenStore
 from datavisa.engine.ledger.decision_log import KEY_ENV
 from datavisa.engine.policy.process import OpaProcess
 
@@ -132,3 +138,35 @@ def test_cursors_at_the_64_bit_edge_in_postgresql(tmp_path, opa, postgres, monke
             past = get(url, token, f"{path}?after={CURSOR_MAX + 1}")
             assert past.status_code == 422 and past.json()["error"]["field"] == "after", path
         assert get(url, token, f"/v1/alerts/{CURSOR_MAX}").status_code == 404
+
+
+# The console's reads and a supervised grant's routes, as schemathesis names them.
+FOCUSED = r"^/v1/(queue|catalogue|grants/\{request_id\}/(supervision|sessions/\{session\}/end))$"
+
+
+def test_the_console_and_supervision_routes_keep_their_contract(tmp_path, opa: OpaProcess):
+    """bob (a data owner: an approver and a supervisor) with a queue and a supervised
+    grant of alice's he may supervise: every check, more examples than the whole run's."""
+    db = tmp_path / "datavisa.db"
+    with served_store(db, opa, "contract", "bob", "user") as (url, token):
+        tokens = TokenStore(db)
+        alice = Caller(url, tokens.issue("alice", "user")[0])
+        kenji = Caller(url, tokens.issue("kenji", "user")[0])
+        tokens.close()
+        bob = Caller(url, token)
+        asked = {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "INC-9"}
+        assert kenji.post("/v1/requests", asked).status_code == 201  # in bob's queue
+        made = alice.post("/v1/requests", asked | {"actions": ["read", "write"]})
+        assert made.status_code == 201, made.text
+        grant = made.json()["id"]
+        approved = bob.post(f"/v1/requests/{grant}/approve", {"location": "DE"})
+        assert approved.json()["supervision"]["supervised"] is True, approved.text
+        # The grant's id and a session of the shape `watch` names, in every path.
+        (tmp_path / "schemathesis.toml").write_text(
+            f'[parameters]\nrequest_id = "{grant}"\nsession = "4711.1a2b"\n'
+        )
+        done = fuzz(url, token, tmp_path, "--include-path-regex", FOCUSED, "--max-examples", "40")
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report
+    assert "6 selected" in report, report
+    assert int(re.findall(r"(\d+) generated", report)[-1]) > 200, report

@@ -8,6 +8,7 @@ keyboard and the console usable 390 px wide."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from test_dashboard import FLAGS, LAPTOP, PHONE, WAIT_MS, _chromium
 from test_web_sign_in import Site, site
 
 from datavisa.engine.api.routes.dashboard import DASHBOARD, DASHBOARD_HEADERS
+from datavisa.engine.store.sqlite import Store
 
 hydra = test_web_sign_in.hydra
 shots = test_dashboard.shots  # screenshots for a person to look at ($DATAVISA_SCREENSHOTS)
@@ -268,3 +270,39 @@ def test_a_supervisor_joins_from_the_console_stays_present_while_it_is_open(pers
     expect(again.locator("#supervise .items")).to_contain_text(
         "No active grant needs", timeout=WAIT_MS
     )
+
+
+def test_a_long_queue_shows_a_page_and_more_on_demand_by_keyboard(person: Person, web: Site):
+    alice = person("alice")
+    asked = _ask(alice, "INC-8 first of many")
+    store = Store(web.db)  # 54 more like it (a person has one pending request per resource)
+    try:
+        filed = store.get(asked)
+        assert filed is not None
+        with store.transaction() as db:
+            db["requests"].insert_all(
+                [
+                    dataclasses.replace(
+                        filed, id=f"{n:012x}", created_at=filed.created_at + n
+                    ).to_row()
+                    for n in range(1, 55)
+                ]
+            )
+    finally:
+        store.close()
+
+    bob = person("bob")
+    bob.locator("#queue").get_by_label("Country you approve from").fill("DE")
+    bob.locator("#queue").get_by_label("Country you approve from").press("Enter")
+    rows = bob.locator("#queue .items li")
+    expect(rows).to_have_count(50, timeout=WAIT_MS)
+    expect(rows.first).to_contain_text(asked)  # oldest first
+    expect(bob.locator("#queue .count")).to_have_text("(50 of 55)")
+    more = bob.locator("#queue").get_by_role("button", name="Show more requests to approve")
+    more.focus()
+    bob.keyboard.press("Enter")
+    expect(rows).to_have_count(55, timeout=WAIT_MS)
+    expect(more).to_be_hidden()
+    # Focus goes on to the first row the button added.
+    expect(rows.nth(50).get_by_role("button", name="Approve")).to_be_focused()
+    expect(rows.nth(54)).to_contain_text(f"{54:012x}")

@@ -4,6 +4,7 @@ killed server loses no decision it answered."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import json
 import os
@@ -122,6 +123,49 @@ def test_decisions_asked_of_serves_own_opa_land_in_its_log_once(tmp_path):
     (uploader,) = [t for t in tokens.list() if t.subject == "datavisa-opa"]
     assert uploader.revoked_at is not None  # serve revoked it when it stopped
     tokens.close()
+
+
+def test_an_approvers_queue_keeps_no_other_decision_out_of_the_log(tmp_path):
+    """The queue asks OPA about every pending request at once: an event far larger than
+    the engine takes of an upload. OPA does not log it, so the decisions services ask it
+    directly beside it still arrive (they were refused with it, batch and all)."""
+    with _serve(tmp_path) as served:
+        tokens = TokenStore(tmp_path / "datavisa.db")
+        auditor = Caller(served.url, tokens.issue("audrey", "auditor")[0])
+        tokens.close()
+        opa = re.search(r"OPA on (http://\S+)", (tmp_path / "serve.log").read_text())[1]
+        filed = (
+            served.as_("alice")
+            .post(
+                "/v1/requests",
+                {"resource": RESOURCE, "duration": "1h", "location": "DE", "reason": "INC-1"},
+            )
+            .json()
+        )
+        store = Store(tmp_path / "datavisa.db")
+        try:
+            template = store.get(filed["id"])
+            assert template is not None
+            with store.transaction() as db:
+                db["requests"].insert_all(
+                    [dataclasses.replace(template, id=f"{n:012x}").to_row() for n in range(1, 500)]
+                )
+        finally:
+            store.close()
+        queue = served.as_("bob").get("/v1/queue", params={"location": "DE"})
+        assert queue.status_code == 200 and queue.json()["total"] == 500, queue.text
+        asked = [
+            requests.post(
+                f"{opa}/v1/data/datavisa/access/decision", json={"input": CHECK}, timeout=10
+            ).json()["decision_id"]
+            for _ in range(2)
+        ]
+
+        def logged() -> set[str]:
+            events = auditor.get("/v1/logs", params={"limit": 100}).json()["events"]
+            return {e["decision_id"] for e in events}
+
+        _wait_for(lambda: set(asked) <= logged(), "the OPA's upload beside the queue")
 
 
 def test_decisions_serves_opa_answered_just_before_serve_stops_are_kept(tmp_path):

@@ -7,7 +7,9 @@
 
 const FROM_KEY = "datavisa.from"; // the country the person last said they work from
 const RECENT_FINAL = 10; // ended requests shown under "My requests and grants"
-const cons = { catalogue: null, byId: new Map(), wired: false };
+const QUEUE_PAGE = 50; // requests the queue shows at first, and more each time asked
+const QUEUE_MAX_PAGE = 200; // the most GET /v1/queue shows in one page
+const cons = { catalogue: null, byId: new Map(), wired: false, queueWanted: QUEUE_PAGE };
 // The supervised grants this page keeps its person present on: grant id → the heartbeat
 // timer, how often the server said to renew, and why it stopped (a refusal), if it did.
 const watching = new Map();
@@ -29,7 +31,7 @@ async function refreshConsole(active) {
   const [catalogue, mine, queue, overdue] = await Promise.allSettled([
     cons.catalogue ? Promise.resolve(cons.catalogue) : api("/v1/catalogue"),
     api(`/v1/requests?requester=${me}`),
-    api(`/v1/queue${from ? `?location=${encodeURIComponent(from)}` : ""}`),
+    queuePages(from),
     api("/v1/requests?overdue=true"),
   ]);
   if (catalogue.status === "fulfilled" && !cons.catalogue) {
@@ -41,6 +43,7 @@ async function refreshConsole(active) {
   const provisioned = mine.status === "fulfilled" ? await connectorsOf(mine.value.requests) : new Set();
   show("#mine", mine, (v) => mineOf(v.requests).map((r) => mineItem(r, provisioned.has(r.id))), "You have asked for nothing yet.");
   show("#queue", queue, (v) => v.requests.map(queueItem), "Nothing waits for your approval.");
+  showMore(queue);
   const due = new Map();
   for (const outcome of [active, overdue]) {
     if (outcome.status !== "fulfilled") continue;
@@ -200,6 +203,7 @@ function wire() {
   $("#transfer-form").addEventListener("submit", fileTransfer);
   $("#rq-resource").addEventListener("change", (e) => formFor(e.target.value));
   $("#tf-resource").addEventListener("change", (e) => transferFormFor(e.target.value));
+  $("#queue button.more").addEventListener("click", loadMoreQueue);
   $("#approver-location").addEventListener("change", (e) => {
     remember(e.target.value.trim().toUpperCase());
     refresh();
@@ -320,6 +324,55 @@ function credentialsForm(req) {
 }
 
 // -- the approver's queue -----------------------------------------------------------------
+
+// As many pages of the queue as the person asked to see (oldest first), following each
+// page's cursor: {requests, total, more}. Which requests they are is the API's answer.
+async function queuePages(from) {
+  const requests = [];
+  let cursor = null;
+  let total = 0;
+  do {
+    const params = new URLSearchParams({ limit: String(Math.min(QUEUE_MAX_PAGE, cons.queueWanted - requests.length)) });
+    if (from) params.set("location", from);
+    if (cursor) params.set("cursor", cursor);
+    const page = await api(`/v1/queue?${params}`);
+    requests.push(...page.requests);
+    ({ total, next_cursor: cursor } = page);
+  } while (cursor && requests.length < cons.queueWanted);
+  return { requests, total, more: Boolean(cursor) };
+}
+
+// The queue's count says how many there are in all, and a button shows the next ones.
+function showMore(queue) {
+  const section = $("#queue");
+  const count = section.querySelector(".count");
+  const more = section.querySelector("button.more");
+  if (queue.status !== "fulfilled") {
+    more.hidden = true;
+    return;
+  }
+  const { requests, total } = queue.value;
+  if (count && requests.length < total) count.textContent = `(${requests.length} of ${total})`;
+  more.hidden = !queue.value.more;
+}
+
+async function loadMoreQueue(event) {
+  const button = event.currentTarget;
+  const shown = $("#queue .items").children.length;
+  cons.queueWanted += QUEUE_PAGE;
+  button.disabled = true;
+  try {
+    const queue = await Promise.allSettled([queuePages(approverCountry())]);
+    show("#queue", queue[0], (v) => v.requests.map(queueItem), "Nothing waits for your approval.");
+    showMore(queue[0]);
+  } finally {
+    button.disabled = false;
+  }
+  // Keyboard users go on from the first row the button added, not back to the top.
+  const first = $("#queue .items").children[shown];
+  const target = first?.querySelector("button") || (button.hidden ? null : button);
+  target?.focus();
+}
 
 function placed(origin) {
   if (!origin) return "where the requester was is no longer in the decision log";

@@ -1,12 +1,19 @@
 """The console's reads: the catalogue of resources and an approver's queue, as policy
 says them (rego/datavisa/console). Every action the console takes is an existing /v1 call."""
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...lifecycle.queue import approval_queue
+from ...lifecycle.queue import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    approval_queue,
+    parse_cursor,
+)
 from ...policy.opa import OpaUnavailable
 from ..deps import V1, Allowed, Served, origin
 from ..errors import JsonRoute
@@ -52,7 +59,11 @@ class QueueEntry(BaseModel):
 
 
 class Queue(BaseModel):
-    requests: list[QueueEntry]
+    requests: list[QueueEntry] = Field(description="This page, oldest first")
+    total: int = Field(description="How many pending requests this person may act on, in all")
+    next_cursor: str | None = Field(
+        description="The cursor of the next page; null on the last page"
+    )
 
 
 @router.get("/v1/catalogue", response_model=Catalogue, tags=["console"], **V1)
@@ -74,13 +85,27 @@ def queue(
     actor: Annotated[Principal, Allowed("queue.read")],
     request: Request,
     location: Annotated[Country | None, Query(description="Where the approver is now")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="How many requests the page shows at most")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="Where the page starts: next_cursor of the page before",
+        ),
+    ] = None,
 ) -> Any:
-    """The pending requests policy lets the token's subject approve, oldest first, each
-    with the approval decision, the residency explanation, where the requester was and
-    who else must approve (`step_up`: once signed in again)."""
+    """A page of the pending requests policy lets the token's subject approve, oldest
+    first, each with the approval decision, the residency explanation, where the requester
+    was and who else must approve (`step_up`: once signed in again), with how many there
+    are in all and the cursor of the next page."""
     where = origin(service, request.scope, actor, location)
-    queued = approval_queue(service.engine, actor.subject, where.country, actor.identity, where)
-    return {
+    after = parse_cursor(cursor) if cursor is not None else None
+    page = approval_queue(
+        service.engine, actor.subject, where.country, actor.identity, where, limit, after
+    )
+    body = {
         "requests": [
             {
                 "request": to_wire(q.request),
@@ -88,6 +113,11 @@ def queue(
                 "origin": q.origin,
                 "recent_grants": [to_wire(g) for g in q.recent_grants],
             }
-            for q in queued
-        ]
+            for q in page.entries
+        ],
+        "total": page.total,
+        "next_cursor": page.next_cursor,
     }
+    # Built once and sent as it is: the Queue model documents it (OpenAPI), and checking
+    # every entry of a page against it again would cost more than policy's answer.
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")

@@ -45,6 +45,29 @@ class Supervising(Body):
     decision_id: str | None
 
 
+class Lease(Body):
+    grant_id: str
+    supervisor: str
+    joined_at: str = Field(description="When the supervisor joined (RFC 3339)")
+    held_until: str = Field(description="When the lease runs out unless renewed (RFC 3339)")
+    decision_id: str | None = Field(description="The supervision decision that let them join")
+    alive: bool = Field(description="Whether the lease is alive now")
+    revision: str | None = Field(description="The policy revision the lease was decided on")
+    location: str | None = Field(description="The country the supervisor was judged in")
+    renewals: int = Field(description="Heartbeats renewed on that decision since it was taken")
+    redecide_every: int = Field(
+        description="How many heartbeats policy lets pass before it decides again"
+    )
+    lease_s: float | None = Field(description="The lease's length, policy's")
+
+
+class SupervisionOut(Body):
+    grant_id: str
+    supervised: bool
+    state: str | None = Field(description="present, absent or ended; null when not supervised")
+    supervisors: list[Lease]
+
+
 @router.post(
     "/v1/grants/{request_id}/supervision", response_model=Supervising, tags=["grants"], **V1
 )
@@ -81,7 +104,9 @@ def leave(
     return to_wire(Supervision(service.engine).leave(request_id, actor.subject))
 
 
-@router.get("/v1/grants/{request_id}/supervision", tags=["grants"], **V1)
+@router.get(
+    "/v1/grants/{request_id}/supervision", response_model=SupervisionOut, tags=["grants"], **V1
+)
 def supervisors(
     service: Served,
     request_id: RequestId,

@@ -26,6 +26,13 @@
 #   route is judged again on the counts of now (PIPL; Provisions on Promoting and
 #   Regulating Cross-Border Data Flows, 2024; from 2026-01-01): approval is when it may
 #   happen, so a copy others pushed into a route whose evidence it lacks is refused.
+#
+#   The rules are functions of what they judge (judge(case, approver): the case is the
+#   request, the approvals so far and the earlier approvers' IdP groups; the approver's
+#   facts are approver_facts of the input), so the console's queue judges a thousand
+#   pending requests in one evaluation without `with input as` per request (which would
+#   set aside everything OPA computed once for the approver). Where the approver is
+#   (input.origin, datavisa.origin) is read from the input, as every decision reads it.
 package datavisa.approval
 
 import data.datavisa.directory
@@ -36,128 +43,256 @@ import data.datavisa.step_up
 import data.datavisa.supervision
 import data.datavisa.transfer
 
-_request := input.request
+# METADATA
+# title: Decision
+# description: The whole answer for the engine.
+decision := object.union(judge(input, approver_facts(input)), {"supervision": _supervision})
 
-_resource := data.datavisa.resources[_request.resource]
+# Whether the grant needs a supervisor is decided again at approval, on the policy of now
+# (the request's decision said so at filing): the engine keeps this answer when the
+# approval activates an access grant. Extensions and transfers keep their own.
+default _supervision := {}
 
-_tier := data.datavisa.tiers[_resource.tier]
-
-_kind := object.get(_request, "kind", "access")
-
-_approver_location := object.get(input, "approver_location", "unknown")
-
-_ctx := residency.context(_resource, _request.requester, _request.location, object.get(_request, "evidence", []))
-
-default _requirements := []
-
-_requirements := array.concat(_tier.approvals, _cross_border_approvals) if _kind == "access"
-
-_requirements := _tier.extension.approvals if _kind == "extension"
-
-_requirements := needed if {
-	_kind == "transfer"
-	needed := transfer.approvals_required with input as _copy
+_supervision := supervision.requirement(input.request.resource, input.request.actions, false) if {
+	object.get(input.request, "kind", "access") == "access"
+	data.datavisa.resources[input.request.resource]
 }
-
-# The copy a transfer asks for, as datavisa.transfer reads it, with the counts of now.
-_copy := {k: v |
-	some k, v in {
-		"resource": _request.resource,
-		"target_region": _request.target_region,
-		"importer": object.get(_request, "importer", ""),
-		"evidence": object.get(_request, "evidence", []),
-		"individuals": object.get(_request, "individuals", null),
-		"sensitive_individuals": object.get(_request, "sensitive_individuals", null),
-		"export_counts": object.get(input, "export_counts", []),
-	}
-	v != null
-}
-
-default _exports := set()
-
-_exports := exports if {
-	_kind == "transfer"
-	exports := transfer.exports with input as _copy
-}
-
-default _cross_border_approvals := []
-
-_cross_border_approvals := _tier.cross_border_approvals if {
-	"pd" in _resource.tags
-	residency.from_abroad(_ctx)
-}
-
-_approved := {a | some a in input.approvals}
 
 # METADATA
 # title: Allow
 # description: True when no rule denies the approval.
 default allow := false
 
-allow if count(deny) == 0
+allow := decision.allow
 
 # METADATA
 # title: Denial reasons
 # description: Each reason this approval is refused, as {code, message}.
-deny contains reason if {
-	_resource
-	some reason in origin.denials(_tier, "approve")
+deny := decision.reasons
+
+# METADATA
+# title: Approver groups
+# description: The required groups the approver belongs to for this resource.
+groups := decision.groups
+
+# METADATA
+# title: Quorum met
+# description: True when this approval, with those before it, completes the quorum.
+default quorum_met := false
+
+quorum_met := decision.quorum_met
+
+# METADATA
+# title: Approver facts
+# description: |
+#   What the approval judges of the approver, whatever the request: {id, record (their
+#   directory entry, {} for someone it does not know), location, authentication}, from an
+#   input of the decision's shape. Worked out once for a whole queue.
+approver_facts(asked) := {
+	"id": id,
+	"record": directory.entry(id),
+	"location": object.get(asked, "approver_location", "unknown"),
+	"authentication": object.get(asked, "authentication", null),
+} if {
+	id := object.get(asked, "approver", null)
 }
 
-deny contains reason if {
-	some reason in step_up.denials(_tier, _step_up_step, object.get(input, "authentication", null))
+# METADATA
+# title: Judge
+# description: |
+#   The decision for `approver` (approver_facts) on `case`: {request, approvals (approver
+#   ids already recorded), idp_groups (optional: the earlier approvers', by approver),
+#   export_counts (a transfer's)}, the decision input's own fields.
+judge(case, approver) := {
+	"allow": count(reasons) == 0,
+	"reasons": reasons,
+	"groups": found,
+	"quorum_met": _quorum_met(reasons, needed, case, approver),
+	"approvals_required": needed,
+	"exports": _exports(request, object.get(case, "export_counts", [])),
+} if {
+	request := object.get(case, "request", {})
+	needed := requirements(case)
+	found := approver_groups(approver, needed, request)
+	reasons := denials(case, approver)
 }
+
+# METADATA
+# title: Denials
+# description: |
+#   judge(case, approver).reasons alone: what a queue asks of every pending request to
+#   know whether it is the approver's to act on, without the quorum or the exports.
+denials(case, approver) := case_denials(case, approver, standing(object.get(request, "resource", null), kind(request), approver)) if {
+	request := object.get(case, "request", {})
+}
+
+# METADATA
+# title: Standing
+# description: |
+#   What the approval says of `approver` on data of a resource for a kind of request,
+#   whatever the request: {reasons: what refuses them (where they are and how that is
+#   known, datavisa.origin; their sign-in, datavisa.step_up; for tiers with approver
+#   residency, their employer and location), groups: the tier's own approver groups
+#   for the kind that they belong to}. The same for every request of a queue on one
+#   resource and kind, so a queue asks it once for each.
+standing(resource_id, request_kind, approver) := {
+	"reasons": ((origin.denials(tier, "approve") | step_up.denials(tier, _step(request_kind, tier), approver.authentication)) | personnel_denials(tier, resource.tier, {"jurisdiction": residency.jurisdiction(resource)}, approver.id, approver.location, "approver", "approved")),
+	"groups": {r.group |
+		some r in _base_requirements(tier, request_kind)
+		quorum.holds(approver.record, r.group, resource)
+	},
+} if {
+	resource := data.datavisa.resources[resource_id]
+	tier := data.datavisa.tiers[resource.tier]
+} else := {
+	"reasons": {{"code": "unknown_resource", "message": sprintf("no resource named %q", [resource_id])}},
+	"groups": set(),
+}
+
+# The groups every request of the kind on data of the tier needs, whatever else it
+# needs (a cross-border access's, a transfer's own).
+default _base_requirements(_, _) := []
+
+_base_requirements(tier, "access") := tier.approvals
+
+_base_requirements(tier, "extension") := tier.extension.approvals
 
 # A transfer's approval asks what the tier's step_up says of approve_transfer, and what
 # it says of approve when it names no such step (never less than an access approval).
-default _step_up_step := "approve"
+_step(request_kind, tier) := "approve_transfer" if {
+	request_kind == "transfer"
+	tier.step_up.approve_transfer
+} else := "approve"
 
-_step_up_step := "approve_transfer" if {
-	_kind == "transfer"
-	_tier.step_up.approve_transfer
+# METADATA
+# title: Denials of a case
+# description: |
+#   denials, given the request's standing: the standing reasons, and what refuses this
+#   request itself (its own requester, a second approval, a kind or a transfer route
+#   that does not do, an approver in no group it needs). The common case, an access or
+#   extension request of someone else's that the approver has not approved yet and
+#   belongs to one of the tier's groups for, is asked first: nothing of its own refuses
+#   it (approval_test checks both ways agree).
+case_denials(case, approver, standing) := standing.reasons if {
+	kind(case.request) in {"access", "extension"}
+	approver.id != case.request.requester
+	not approver.id in object.get(case, "approvals", [])
+	count(standing.groups) > 0
+} else := _case_denials(case, object.get(case, "request", {}), approver, standing)
+
+_case_denials(case, request, approver, standing) := {reason |
+	some reasons in [
+		standing.reasons,
+		_transfer_denials(request, object.get(case, "export_counts", [])),
+		_self_denials(request, approver),
+		_repeat_denials(case, approver),
+		_kind_denials(request),
+		_approver_denials(case, request, approver, standing),
+	]
+	some reason in reasons
 }
 
-deny contains reason if {
-	_kind == "transfer"
-	some reason in transfer.route_denials with input as _copy
+# METADATA
+# title: Kind of request
+# description: access, extension or transfer (absent = access).
+kind(request) := object.get(request, "kind", "access")
+
+# METADATA
+# title: Requirements
+# description: |
+#   The groups and counts of approvers `case`'s request needs: an access request the
+#   tier's approvals, plus its cross-border approvals when personal data would cross a
+#   border; an extension the tier's extension approvals; a transfer what datavisa.transfer
+#   says its copy needs. Empty for an unknown resource or kind.
+requirements(case) := _requirements(request, kind(request), object.get(case, "export_counts", [])) if {
+	request := object.get(case, "request", {})
 }
 
-deny contains {"code": "self_approval", "message": "nobody may approve their own request"} if {
-	input.approver == _request.requester
+default _requirements(_, _, _) := []
+
+_requirements(request, "access", _) := array.concat(tier.approvals, _cross_border_approvals(request, resource, tier)) if {
+	resource := data.datavisa.resources[request.resource]
+	tier := data.datavisa.tiers[resource.tier]
 }
 
-deny contains {"code": "already_approved", "message": msg} if {
-	input.approver in _approved
-	msg := sprintf("%s has already approved this request", [input.approver])
+_requirements(request, "extension", _) := data.datavisa.tiers[data.datavisa.resources[request.resource].tier].extension.approvals
+
+_requirements(request, "transfer", counts) := needed if {
+	needed := transfer.approvals_required with input as _copy(request, counts)
 }
 
-deny contains {"code": "unknown_resource", "message": msg} if {
-	not _resource
-	msg := sprintf("no resource named %q", [_request.resource])
+_cross_border_approvals(request, resource, tier) := tier.cross_border_approvals if {
+	"pd" in resource.tags
+	residency.from_abroad(_ctx(request, resource))
+} else := []
+
+_ctx(request, resource) := residency.context(resource, request.requester, request.location, object.get(request, "evidence", []))
+
+# The copy a transfer asks for, as datavisa.transfer reads it, with the counts of now.
+_copy(request, counts) := {k: v |
+	some k, v in {
+		"resource": request.resource,
+		"target_region": request.target_region,
+		"importer": object.get(request, "importer", ""),
+		"evidence": object.get(request, "evidence", []),
+		"individuals": object.get(request, "individuals", null),
+		"sensitive_individuals": object.get(request, "sensitive_individuals", null),
+		"export_counts": counts,
+	}
+	v != null
 }
 
-deny contains {"code": "unknown_kind", "message": msg} if {
-	not _kind in {"access", "extension", "transfer"}
-	msg := sprintf("%q is not a kind of request (access, extension or transfer)", [_kind])
-}
+_exports(request, counts) := exports if {
+	kind(request) == "transfer"
+	exports := transfer.exports with input as _copy(request, counts)
+} else := set()
 
-deny contains {"code": "unknown_approver", "message": msg} if {
-	not directory.subject(input.approver)
-	msg := sprintf("%q is not in the directory", [input.approver])
-}
+# METADATA
+# title: The approver's groups
+# description: |
+#   The required groups `approver` (approver_facts) belongs to for the request's resource.
+approver_groups(approver, needed, request) := {r.group |
+	some r in needed
+	quorum.holds(approver.record, r.group, resource)
+} if {
+	resource := data.datavisa.resources[request.resource]
+} else := set()
 
-deny contains {"code": "approver_not_eligible", "message": msg} if {
-	directory.subject(input.approver)
-	_resource
-	count(groups) == 0
-	wanted := concat(", ", {r.group | some r in _requirements})
-	msg := sprintf("%s is in no approver group this request needs (%s)", [input.approver, wanted])
-}
+_quorum_met(reasons, needed, case, approver) if {
+	count(reasons) == 0
+	given := object.get(case, "idp_groups", {})
+	earlier := {a: directory.given_entry(a, given) | some a in object.get(case, "approvals", [])}
+	quorum.met_by(needed, object.union(earlier, {approver.id: approver.record}), data.datavisa.resources[case.request.resource])
+} else := false
 
-deny contains reason if {
-	_resource
-	some reason in personnel_denials(_tier, _resource.tier, _ctx, input.approver, _approver_location, "approver", "approved")
-}
+_transfer_denials(request, counts) := reasons if {
+	kind(request) == "transfer"
+	reasons := transfer.route_denials with input as _copy(request, counts)
+} else := set()
+
+_self_denials(request, approver) := {{"code": "self_approval", "message": "nobody may approve their own request"}} if {
+	approver.id == request.requester
+} else := set()
+
+_repeat_denials(case, approver) := {{"code": "already_approved", "message": msg}} if {
+	approver.id in object.get(case, "approvals", [])
+	msg := sprintf("%s has already approved this request", [approver.id])
+} else := set()
+
+_kind_denials(request) := set() if {
+	kind(request) in {"access", "extension", "transfer"}
+} else := {{"code": "unknown_kind", "message": sprintf("%q is not a kind of request (access, extension or transfer)", [kind(request)])}}
+
+_approver_denials(case, request, approver, standing) := {{"code": "unknown_approver", "message": msg}} if {
+	approver.record == {}
+	msg := sprintf("%q is not in the directory", [approver.id])
+} else := {{"code": "approver_not_eligible", "message": msg}} if {
+	data.datavisa.resources[request.resource]
+	count(standing.groups) == 0
+	count(approver_groups(approver, requirements(case), request)) == 0
+	wanted := concat(", ", {r.group | some r in requirements(case)})
+	msg := sprintf("%s is in no approver group this request needs (%s)", [approver.id, wanted])
+} else := set()
 
 # METADATA
 # title: Personnel residency
@@ -179,45 +314,4 @@ _employed_denials(tier_name, ctx, person_id, role, verb) := {{"code": sprintf("%
 _located_denials(tier_name, ctx, location, role, verb) := {{"code": sprintf("%s_outside_jurisdiction", [role]), "message": msg} |
 	not residency.inside(ctx.jurisdiction, residency.place(location))
 	msg := sprintf("%s data held in %s is %s only from inside it, not from %s", [tier_name, ctx.jurisdiction, verb, location])
-}
-
-# METADATA
-# title: Approver groups
-# description: The required groups the approver belongs to for this resource.
-groups contains r.group if {
-	some r in _requirements
-	quorum.member(input.approver, r.group, _resource)
-}
-
-# METADATA
-# title: Quorum met
-# description: True when this approval, with those before it, completes the quorum.
-default quorum_met := false
-
-quorum_met if {
-	allow
-	quorum.met(_requirements, _approved | {input.approver}, _resource)
-}
-
-# METADATA
-# title: Decision
-# description: The whole answer for the engine.
-decision := {
-	"allow": allow,
-	"reasons": deny,
-	"groups": groups,
-	"quorum_met": quorum_met,
-	"approvals_required": _requirements,
-	"exports": _exports,
-	"supervision": _supervision,
-}
-
-# Whether the grant needs a supervisor is decided again at approval, on the policy of now
-# (the request's decision said so at filing): the engine keeps this answer when the
-# approval activates an access grant. Extensions and transfers keep their own.
-default _supervision := {}
-
-_supervision := supervision.requirement(_request.resource, _request.actions, false) if {
-	_kind == "access"
-	_resource
 }

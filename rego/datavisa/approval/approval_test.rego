@@ -149,3 +149,39 @@ test_an_approval_decides_again_whether_the_grant_is_supervised if {
 	extension := object.union(ask, {"request": object.union(ask.request, {"kind": "extension"})})
 	approval.decision.supervision == {} with input as extension
 }
+
+# case_denials asks the common case first; wherever it answers, the full union of every
+# reason answers the same (for every approver, resource, kind, requester and approvals).
+test_the_common_case_first_agrees_with_every_reason if {
+	every approver in ["bob", "carol", "petra", "dave", "erin", "alice", "nobody"] {
+		every id, _ in data.datavisa.resources {
+			every kind in ["access", "extension", "transfer", "other"] {
+				_fast_equals_full(approver, id, kind)
+			}
+		}
+	}
+}
+
+_fast_equals_full(approver_id, resource_id, kind) if {
+	facts := approval.approver_facts({"approver": approver_id, "approver_location": "DE"})
+	standing := approval.standing(resource_id, kind, facts)
+	every requester in ["alice", approver_id] {
+		every approvals in [[], [approver_id], ["kenji"]] {
+			case := {"approvals": approvals, "request": object.union(_request, {"resource": resource_id, "kind": kind, "requester": requester, "target_region": "aws:us-east-1"})}
+			approval.case_denials(case, facts, standing) == approval._case_denials(case, case.request, facts, standing)
+		}
+	}
+}
+
+test_judge_is_the_decision if {
+	asked := {"approver": "petra", "approver_location": "DE", "request": object.union(_request, {"location": "US", "requester": "carol"}), "approvals": ["bob"]}
+	d := approval.decision with input as asked
+	approval.judge(asked, approval.approver_facts(asked)) == object.remove(d, {"supervision"})
+	d.quorum_met
+}
+
+test_a_decision_without_a_request_refuses if {
+	d := approval.decision with input as {"approver": "bob"}
+	not d.allow
+	"unknown_resource" in {r.code | some r in d.reasons}
+}

@@ -15,14 +15,20 @@
 #   queue: input {approver, approver_location, authentication (optional), idp_groups
 #   (optional: the approver's, by approver), origin (optional), pending: [{request (as
 #   datavisa.approval takes it), approvals: [approver ids], idp_groups (optional: the
-#   earlier approvers', by approver)}]}. Output: [{id, allow, reasons, groups, step_up,
-#   quorum_met, still_needed: [{group, count, approved_by}], residency: {jurisdiction,
-#   jurisdiction_name, location, cross_border, basis, scope, explanation}}] for the
+#   earlier approvers', by approver)}] oldest first, page (optional): {start (the
+#   position in pending the page starts from; 0), limit (how many it shows at most;
+#   all)}}. Output: {total (how many of pending the approver may act on), more (whether
+#   more follow this page), entries: [{id, allow, reasons, groups, step_up, quorum_met,
+#   still_needed: [{group, count, approved_by}], residency: {jurisdiction,
+#   jurisdiction_name, location, cross_border, basis, scope, explanation}}]} for the
 #   requests the approver may approve now, or once signed in again (step_up: true, the
-#   step-up denials as reasons).
+#   step-up denials as reasons). Each is judged by datavisa.approval's own functions,
+#   never with `with input as` per request: all of them for the total, in full only
+#   those the page shows.
 package datavisa.console
 
 import data.datavisa.approval
+import data.datavisa.directory
 import data.datavisa.quorum
 import data.datavisa.residency
 import data.datavisa.schedule
@@ -81,14 +87,49 @@ presets(max_s) := sort({s | some s in _presets_s; s < max_s} | {max_s})
 
 # METADATA
 # title: Queue
-# description: The pending requests this approver may approve, each with its decision.
-queue := [entry |
-	some item in input.pending
+# description: |
+#   One page of the pending requests this approver may approve, each with its decision,
+#   and how many there are in all: {total, more, entries}.
+queue := {
+	"total": count(_offered),
+	"more": count(_later) > _limit,
+	"entries": [_queued(item, approval.judge(item, _approver)) |
+		some i in array.slice(_later, 0, _limit)
+		item := input.pending[i]
+	],
+}
+
+# What the approval judges of the approver, once for the whole queue.
+_approver := approval.approver_facts(input)
+
+# The positions in input.pending of the requests the approver may act on, oldest first:
+# each asked only what refuses it (datavisa.approval's case_denials), no quorum, no residency
+# explanation; those the page shows are judged in full.
+_offered := [i |
+	some i, item in input.pending
 	item.request.resource in _candidates
-	decided := approval.decision with input as _asked(item)
-	_offered(decided.reasons)
-	entry := _queued(item, decided)
+	_offered_for(approval.case_denials(item, _approver, _standing[item.request.resource][approval.kind(item.request)]))
 ]
+
+# What refuses the approver on each candidate resource for each kind of request pending
+# (datavisa.approval's standing), asked once each, not once per request.
+_standing[resource_id] := {kind: approval.standing(resource_id, kind, _approver) | some kind in _kinds} if {
+	some resource_id in _candidates
+}
+
+_kinds contains approval.kind(item.request) if some item in input.pending
+
+_later := [i | some i in _offered; i >= _start]
+
+default _start := 0
+
+_start := input.page.start
+
+default _limit := 0
+
+_limit := input.page.limit
+
+_limit := count(input.pending) if not input.page.limit
 
 # The resources this approver belongs to some approver group of, asked once for the
 # whole queue. A request for any other is refused approver_not_eligible by
@@ -96,21 +137,12 @@ queue := [entry |
 _candidates contains id if {
 	some id, resource in data.datavisa.resources
 	some group_id, _ in data.datavisa.groups
-	quorum.member(input.approver, group_id, resource)
+	quorum.holds(_approver.record, group_id, resource)
 }
-
-_asked(item) := object.union(
-	object.filter(input, {"approver", "approver_location", "authentication", "origin"}),
-	{
-		"request": item.request,
-		"approvals": item.approvals,
-		"idp_groups": object.union(object.get(item, "idp_groups", {}), object.get(input, "idp_groups", {})),
-	},
-)
 
 # Offered: nothing refuses the approval, or only a sign-in too old or too weak, which
 # signing in again mends.
-_offered(reasons) if {
+_offered_for(reasons) if {
 	every reason in reasons {
 		reason.code == "step_up_required"
 	}
@@ -133,7 +165,8 @@ _queued(item, decided) := {
 _still_needed(item, requirements) := [{"group": r.group, "count": r.count - count(by), "approved_by": by} |
 	some r in requirements
 	resource := data.datavisa.resources[item.request.resource]
-	by := sort({a | some a in item.approvals; quorum.member(a, r.group, resource)})
+	given := object.get(item, "idp_groups", {})
+	by := sort({a | some a in item.approvals; quorum.holds(directory.given_entry(a, given), r.group, resource)})
 	count(by) < r.count
 ]
 

@@ -11,7 +11,7 @@ _request := {
 	"location": "DE",
 }
 
-_ids(q) := [e.id | some e in q]
+_ids(q) := [e.id | some e in q.entries]
 
 test_catalogue_names_jurisdiction_tier_and_what_a_request_needs if {
 	entry := console.catalogue["eu-customer-analytics"]
@@ -42,15 +42,16 @@ test_queue_holds_what_the_approver_may_approve if {
 		{"request": other, "approvals": []},
 	]}
 	_ids(q) == ["r1"] # bob's own request is not his to approve
-	q[0].allow
-	q[0].still_needed == [{"group": "data_owner", "count": 1, "approved_by": []}]
-	q[0].residency.basis == "in_jurisdiction"
-	not q[0].residency.cross_border
+	q.entries[0].allow
+	q.entries[0].still_needed == [{"group": "data_owner", "count": 1, "approved_by": []}]
+	q.entries[0].residency.basis == "in_jurisdiction"
+	not q.entries[0].residency.cross_border
 }
 
 test_queue_leaves_out_requests_the_approver_is_not_eligible_for if {
 	q := console.queue with input as {"approver": "carol", "approver_location": "US", "pending": [{"request": _request, "approvals": []}]}
-	q == []
+	q.entries == []
+	q.total == 0
 }
 
 test_queue_offers_a_step_up_approval_with_its_reason if {
@@ -60,21 +61,21 @@ test_queue_offers_a_step_up_approval_with_its_reason if {
 	)})
 	q := console.queue with data.datavisa.tiers as tiers
 		with input as {"approver": "bob", "approver_location": "DE", "authentication": {"age_s": 5000, "amr": ["pwd"]}, "pending": [{"request": _request, "approvals": []}]}
-	q[0].step_up
-	not q[0].allow
-	{r.code | some r in q[0].reasons} == {"step_up_required"}
+	q.entries[0].step_up
+	not q.entries[0].allow
+	{r.code | some r in q.entries[0].reasons} == {"step_up_required"}
 }
 
 test_queue_says_who_else_must_approve_and_explains_a_transfer if {
 	abroad := object.union(_request, {"location": "US", "requester": "carol"})
 	q := console.queue with input as {"approver": "petra", "approver_location": "DE", "pending": [{"request": abroad, "approvals": []}]}
 	_ids(q) == ["r1"]
-	q[0].groups == {"dpo"}
-	{n.group | some n in q[0].still_needed} == {"data_owner", "dpo"}
-	q[0].residency.cross_border
-	q[0].residency.basis == "adequacy"
-	q[0].residency.scope == "eu_us_dpf"
-	contains(q[0].residency.explanation, "adequacy finding (scope: eu_us_dpf)")
+	q.entries[0].groups == {"dpo"}
+	{n.group | some n in q.entries[0].still_needed} == {"data_owner", "dpo"}
+	q.entries[0].residency.cross_border
+	q.entries[0].residency.basis == "adequacy"
+	q.entries[0].residency.scope == "eu_us_dpf"
+	contains(q.entries[0].residency.explanation, "adequacy finding (scope: eu_us_dpf)")
 }
 
 test_explanation_words_every_basis if {
@@ -116,4 +117,41 @@ _refused_unless_candidate(approver, id) if {
 			"approver_not_eligible" in {r.code | some r in data.datavisa.approval.deny with input as asked}
 		}
 	}
+}
+
+test_a_page_shows_from_its_start_at_most_its_limit_and_counts_them_all if {
+	pending := [
+		{"request": _request, "approvals": []},
+		{"request": object.union(_request, {"id": "r2", "requester": "bob"}), "approvals": []},
+		{"request": object.union(_request, {"id": "r3", "requester": "kenji"}), "approvals": []},
+		{"request": object.union(_request, {"id": "r4", "requester": "carol", "location": "US"}), "approvals": []},
+	]
+	asked := {"approver": "bob", "approver_location": "DE", "pending": pending}
+	first := console.queue with input as object.union(asked, {"page": {"start": 0, "limit": 2}})
+	[first.total, _ids(first), first.more] == [3, ["r1", "r3"], true]
+
+	# A page starts where the last one ended (at a position of pending, not of the queue):
+	# bob's own r2 is never shown.
+	next := console.queue with input as object.union(asked, {"page": {"start": 3, "limit": 2}})
+	[next.total, _ids(next), next.more] == [3, ["r4"], false]
+	everything := console.queue with input as asked
+	_ids(everything) == ["r1", "r3", "r4"]
+}
+
+# The queue judges each request with datavisa.approval's own functions: what it shows is
+# what the approval decision says for that request.
+test_each_entry_is_the_approval_decision if {
+	pending := [
+		{"request": _request, "approvals": []},
+		{"request": object.union(_request, {"id": "r2", "requester": "carol", "location": "US"}), "approvals": ["bob"], "idp_groups": {"bob": []}},
+	]
+	asked := {"approver": "petra", "approver_location": "DE", "pending": pending}
+	q := console.queue with input as asked
+	every entry in q.entries {
+		[item] := [p | some p in pending; p.request.id == entry.id]
+		d := data.datavisa.approval.decision with input as object.union(asked, {"request": item.request, "approvals": item.approvals})
+		[entry.allow, entry.reasons, entry.groups, entry.quorum_met] == [d.allow, d.reasons, d.groups, d.quorum_met]
+	}
+	_ids(q) == ["r2"]
+	q.entries[0].quorum_met
 }

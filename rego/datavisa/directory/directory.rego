@@ -23,7 +23,14 @@ import data.datavisa.idp
 # description: |
 #   The directory record of a subject (kind, name, team, roles, entity, citizenship,
 #   clearances ...), merged as the package says; undefined for someone it does not know.
-subject(subject_id) := object.union(record, {"roles": _roles(subject_id, record)}) if {
+subject(subject_id) := given_subject(subject_id, idp.given)
+
+# METADATA
+# title: Subject, given IdP groups
+# description: |
+#   subject, with the IdP groups of `given` ({subject: [group, ...]}, as input.idp_groups)
+#   in place of the input's: for the earlier approvers of a request a queue judges.
+given_subject(subject_id, given) := object.union(record, {"roles": _roles(subject_id, record, given)}) if {
 	not idp.deprovisioned(subject_id)
 	record := _record(subject_id)
 }
@@ -70,11 +77,17 @@ _entity(name) := name if data.datavisa.entities[name]
 
 _entity(name) := null if not data.datavisa.entities[name]
 
-_roles(subject_id, record) := sort({role | some role in object.get(record, "roles", [])} | idp.roles(idp.of(subject_id)))
+_roles(subject_id, record, given) := sort({role | some role in object.get(record, "roles", [])} | idp.roles(idp.given_of(subject_id, given)))
 
 # METADATA
 # title: Entry
 # description: subject(subject_id), or {} for someone the directory does not know.
-entry(subject_id) := record if {
-	record := subject(subject_id)
+entry(subject_id) := given_entry(subject_id, idp.given)
+
+# METADATA
+# title: Entry, given IdP groups
+# description: |
+#   entry, with the IdP groups of `given` in place of the input's (given_subject).
+given_entry(subject_id, given) := record if {
+	record := given_subject(subject_id, given)
 } else := {}

@@ -33,8 +33,22 @@ _person_roles := {"user", "auditor", "admin"}
 # METADATA
 # title: A person's IdP groups
 # description: The IdP groups of a subject, as the module description says.
-of(subject_id) := names if {
-	names := input.idp_groups[subject_id]
+of(subject_id) := given_of(subject_id, given)
+
+# METADATA
+# title: The IdP groups the input carries
+# description: |
+#   input.idp_groups ({subject: [group, ...]}), or {} when it carries none.
+default given := {}
+
+given := input.idp_groups if is_object(input.idp_groups)
+
+# METADATA
+# title: A person's IdP groups, given the input's
+# description: |
+#   of, with `given` ({subject: [group, ...]}) in place of input.idp_groups.
+given_of(subject_id, given) := names if {
+	names := given[subject_id]
 	is_array(names)
 } else := names if {
 	names := data.directory.people[subject_id].groups

@@ -64,5 +64,7 @@ test_the_engines_own_queries_are_dropped_from_opas_log if {
 	logged.recorded_by_engine with input as {"path": "datavisa/monitor/alerts"}
 	logged.recorded_by_engine with input as {"path": "datavisa/gateway/answer"}
 	logged.recorded_by_engine with input as {"path": "datavisa/gateway/answers"}
+	logged.recorded_by_engine with input as {"path": "datavisa/console/queue"}
+	logged.recorded_by_engine with input as {"path": "datavisa/console/catalogue"}
 	not logged.recorded_by_engine with input as {"path": "datavisa/access/decision"}
 }

@@ -136,7 +136,7 @@ def approval_queue(
         raise OpaUnavailable(f"malformed approval queue from {QUEUE}: {result!r}"[:300])
     ids = [e["id"] for e in entries]
     found = engine.store.requests(f"id IN ({', '.join('?' * len(ids))})", ids) if ids else []
-    by_id = {req.id: engine._view(req, now) for req in found}
+    by_id = {req.id: engine.view(req, now) for req in found}
     shown = [(by_id[e["id"]], e) for e in entries if e["id"] in by_id]
     offered = [req for req, _ in shown]
     logged = engine.log.events([r.decision_id for r in offered if r.decision_id])

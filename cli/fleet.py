@@ -61,7 +61,9 @@ def sidecar_config(
         "status": {"service": "datavisa"},
         "decision_logs": {
             "service": "datavisa",
-            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+            # Events wait in the buffer as they are and are encoded when uploaded, so the
+            # JSON and gzip of each decision stay off the request that made it.
+            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2, "buffer_type": "event"},
         },
     }
 

@@ -13,12 +13,14 @@ KUBECONFORM_VERSION := v0.8.0
 # A real gRPC client for the sidecar's Envoy ext_authz v3 gRPC Check (tests/server/test_edge_grpc.py).
 GRPCURL := .tools/bin/grpcurl
 GRPCURL_VERSION := v1.9.4
+GHZ := .tools/bin/ghz
+GHZ_VERSION := v0.93.0
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
 .PHONY: setup chromium gateways postgresql mariadb demo test policy-test lint pytest bench soak clean
 
-setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) $(GRPCURL) chromium gateways postgresql mariadb
+setup: $(DATAVISA) $(OPA) $(HYDRA) $(DEVICE_IDP) $(KUBECONFORM) $(GRPCURL) $(GHZ) chromium gateways postgresql mariadb
 
 # The dashboard test drives Debian's chromium headless (Playwright, no browser download).
 # As root it is installed when missing; elsewhere that test says why it skips.
@@ -112,6 +114,18 @@ $(GRPCURL): Makefile
 			go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION); \
 	else \
 		echo "no Go to build grpcurl with: the ext_authz gRPC test will be skipped"; \
+	fi
+
+# ghz (a gRPC load generator) from the Go module proxy, as grpcurl: the bench's ext_authz
+# gRPC rows (bench/gateway_bench.py); without it they say why they are skipped. v0.93.0 is
+# the newest version the proxy serves.
+$(GHZ): Makefile
+	@if command -v go >/dev/null 2>&1; then \
+		echo "building ghz $(GHZ_VERSION) from its Go module..."; \
+		GOBIN="$(abspath .tools/bin)" GOFLAGS=-buildvcs=false \
+			go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION); \
+	else \
+		echo "no Go to build ghz with: the bench's ext_authz gRPC rows will be skipped"; \
 	fi
 
 demo: setup

@@ -310,3 +310,22 @@ test_a_prefix_matches_itself_and_below_it_not_a_longer_name if {
 		with input as {"context": {"method": "GET", "host": "a.example.com", "path": "/reportsx"}}
 	not d.route
 }
+
+_at(path) := {"context": {"method": "GET", "host": "elsewhere.example.org", "path": path}}
+
+test_a_plain_path_is_one_the_rules_would_find_canonical_too if {
+	every path in ["/", "/docs/intro", "/docs/a.b/..c", "/docs/...x", "/docs/+a", "/docs/a~b!$&'()*,=:@-_", "//docs", ""] {
+		gateway._plain with input as _at(path)
+		not gateway._uncanonical_judged with input as _at(path)
+	}
+}
+
+test_dot_segments_separators_and_escapes_are_never_plain if {
+	every path in ["/.", "/..", "/docs/../ledger", "/docs/...", "/docs/%2e", "/docs;x", "/docs\\x", "/docs/ .", "docs", "*"] {
+		not gateway._plain with input as _at(path)
+	}
+	every path in ["/.", "/..", "/docs/../ledger", "/docs/...", "/docs/%2e", "/docs;x", "/docs\\x", "/docs/ ."] {
+		d := gateway.decision with input as _at(path)
+		_codes(d) == {"path_not_canonical"}
+	}
+}

@@ -13,6 +13,8 @@ KUBECONFORM_VERSION := v0.8.0
 # A real gRPC client for the sidecar's Envoy ext_authz v3 gRPC Check (tests/server/test_edge_grpc.py).
 GRPCURL := .tools/bin/grpcurl
 GRPCURL_VERSION := v1.9.4
+GHZ := .tools/bin/ghz
+GHZ_VERSION := v0.93.0
 DATAVISA := $(BIN)/datavisa
 COVERAGE ?= 95
 
@@ -114,6 +116,18 @@ $(GRPCURL): Makefile
 		echo "no Go to build grpcurl with: the ext_authz gRPC test will be skipped"; \
 	fi
 
+# ghz (a gRPC load generator) from the Go module proxy, as grpcurl, for `make bench` only: its ext_authz
+# gRPC rows (bench/gateway_bench.py); without it they say why they are skipped. v0.93.0 is
+# the newest version the proxy serves.
+$(GHZ): Makefile
+	@if command -v go >/dev/null 2>&1; then \
+		echo "building ghz $(GHZ_VERSION) from its Go module..."; \
+		GOBIN="$(abspath .tools/bin)" GOFLAGS=-buildvcs=false \
+			go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION); \
+	else \
+		echo "no Go to build ghz with: the bench's ext_authz gRPC rows will be skipped"; \
+	fi
+
 demo: setup
 	$(DATAVISA) demo
 
@@ -142,7 +156,7 @@ pytest: setup
 # Decision speed and scale, every path side by side (bench/README.md); a few minutes.
 # `make bench ARGS=--quick` is a smoke run. The load generator and plots come from the
 # `bench` extra, so `make test` never needs them.
-bench: setup $(VENV)/.bench-deps
+bench: setup $(VENV)/.bench-deps $(GHZ)
 	$(BIN)/python bench/run.py $(ARGS)
 
 # Memory under sustained mixed load (bench/README.md, "Soak"): 10 minutes by default;

@@ -10,6 +10,7 @@ import console_bench
 import matplotlib
 import store_bench
 import supervision_bench
+import transfer_bench
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -72,6 +73,27 @@ def _connector_lines(
         "",
         f"A throwaway server on loopback; the grant's {account} made, and taken away with its "
         f"sessions, by the connector as a sink of the grant outbox (bench/{source}).",
+    ]
+
+
+def grpc_lines(grpc: dict[str, Any] | None) -> list[str]:
+    """The sidecar's ext_authz gRPC Check rows (bench/gateway_bench.py), if measured."""
+    if not grpc:
+        return []  # records from before the gRPC rows have none
+    lines = ["", "### Envoy ext_authz v3 gRPC Check at the sidecar plugin", ""]
+    if "skipped" in grpc:
+        return [*lines, f"Not measured: {grpc['skipped']}."]
+    one, many = grpc["1"], grpc["32"]
+    return [
+        *lines,
+        "| clients | Checks | p50 ms | p99 ms | Checks/s |",
+        "| --- | --- | --- | --- | --- |",
+        f"| 1 | {one['count']:,} | {one['p50_ms']:.2f} | {one['p99_ms']:.2f} | {one['per_s']:,} |",
+        f"| 32 | {many['count']:,} | {many['p50_ms']:.2f} | {many['p99_ms']:.2f} | "
+        f"{many['per_s']:,} |",
+        "",
+        "ghz against the plugin's grpc_addr, the CheckRequest Envoy sends for the benchmarked "
+        "allow; no proxy in front.",
     ]
 
 
@@ -264,6 +286,16 @@ def judge(record: dict[str, Any], targets: dict[str, float]) -> dict[str, dict[s
             f"{identity['jwt_remembered_us']} µs, a static token {identity['static_token_us']} "
             f"µs; a JWT's first check (its signature) {identity['jwt_rs256_first_us']} µs "
             f"RS256, {identity['jwt_es256_first_us']} µs ES256",
+        )
+    transfer = record.get("transfer_check")
+    if transfer and "transfer_vs_access_p50" in targets:
+        ratio = transfer["transfer_vs_access_p50"]
+        put(
+            "transfer_vs_access_p50",
+            ratio,
+            ratio <= targets["transfer_vs_access_p50"],
+            f"transfer check p50 {transfer['transfer']['p50_ms']:.2f} ms / access check p50 "
+            f"{transfer['access']['p50_ms']:.2f} ms, 1 client, alternating",
         )
     return verdicts
 
@@ -504,6 +536,8 @@ def markdown(record: dict[str, Any], files: list[str]) -> str:
                 f"at {gateway['grants']:,} live grants (examples/nginx/nginx.conf, "
                 "bench/gateway_bench.py).",
             ]
+            lines += grpc_lines(gateway.get("grpc"))
+    lines += transfer_bench.markdown(record.get("transfer_check"))
     lines += fleet_lines(record.get("fleet"))
     if record.get("store"):
         lines += store_bench.markdown(record["store"])

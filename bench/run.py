@@ -60,6 +60,7 @@ import postgres_bench
 import report
 import store_bench
 import supervision_bench
+import transfer_bench
 from fixtures import APPROVER, RESOURCE, SERVICE_SUBJECT, SUBJECT, TRIVIAL_QUERY, Served
 from load import Sample, http_cell, percentile, process_cell
 from report import AGAIN
@@ -97,6 +98,8 @@ TARGETS = {  # issue 18's goals, each a ratio or a difference within one run
     "monitor_opa_cpu_ms": 0.1,  # OPA CPU the alert rules cost per decision judged
     # A person's remembered JWT / a static token, CPU to authenticate a check's caller.
     "jwt_remembered_x_static": 5.0,
+    # issue 28: a transfer check's p50 / an access check's, one client, alternating
+    "transfer_vs_access_p50": 1.2,
 }
 
 
@@ -572,6 +575,8 @@ def main() -> None:
             gateway = {"grants": plan.levels[0]}  # where `again` left them
             gateway |= gateway_bench.measure(srv, work, plan.gateway_count)
             _log(f"gateway: {gateway}")
+            transfer = transfer_bench.measure(srv, plan.gateway_count)  # beside access checks
+            _log(f"transfer check: {transfer}")
             fleet = {  # revoke → every sidecar OPA denies (bench/fleet_bench.py)
                 f"{n}_opas": fleet_bench.measure(work, 5 if args.quick else 30, opas=n)
                 for n in (1, 3)
@@ -623,6 +628,7 @@ def main() -> None:
         "monitoring": monitoring,
         "identity": identity,
         "gateway": gateway,
+        "transfer_check": transfer,
         "fleet": fleet,
         "store": store,
         "postgresql": postgres,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -61,9 +62,42 @@ def sidecar_config(
         "status": {"service": "datavisa"},
         "decision_logs": {
             "service": "datavisa",
-            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2},
+            # Events wait in the buffer as they are and are encoded when uploaded, so the
+            # JSON and gzip of each decision stay off the request that made it.
+            "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 2, "buffer_type": "event"},
         },
     }
+
+
+def gateway_plugin_config(
+    addr: str,
+    grpc_addr: str | None,
+    credentials: dict[str, str],
+    gateway: Any,
+    location: Any,
+) -> dict[str, Any]:
+    """The `plugins.datavisa_gateway` section of a sidecar whose gateway plugin answers
+    gateways itself (tools/opa/gateway, docs/gateway.md): where it listens, the SHA-256 of
+    each gateway token it believes with the gateway it names (`credentials`: token →
+    gateway), and the header names, trusted proxies and networks of the server's own
+    `gateway:` and `location:` config, so that both enforcement points read a request alike."""
+    section: dict[str, Any] = {
+        "addr": addr,
+        "credential_header": gateway.credential_header,
+        "credentials": {
+            hashlib.sha256(token.encode()).hexdigest(): name for token, name in credentials.items()
+        },
+        "identity_headers": list(gateway.identity_headers),
+        "max_header_bytes": gateway.max_header_bytes,
+        "proxies": [str(n) for n in location.proxies],
+        "networks": {str(n): country for n, country in location.networks},
+        "grants_bundle": "grants",
+    }
+    if grpc_addr:
+        section["grpc_addr"] = grpc_addr
+    if gateway.country_header:
+        section["country_header"] = gateway.country_header
+    return section
 
 
 @click.command(name="opa-config")
@@ -92,6 +126,28 @@ def sidecar_config(
     "there. Default: every grant. Each must be a resource of the deployment's policy "
     "data (--config, --bundle-dir; else the shipped data, and then only warned about).",
 )
+@click.option(
+    "--gateway-addr",
+    metavar="HOST:PORT",
+    help="Enable the sidecar's gateway plugin, answering nginx auth_request, forward auth "
+    "and Envoy ext_authz (HTTP) itself on HOST:PORT (docs/gateway.md). Needs "
+    "--gateway-token-file; header names, proxies and networks come from --config.",
+)
+@click.option(
+    "--gateway-grpc-addr",
+    metavar="HOST:PORT",
+    help="With --gateway-addr: also answer Envoy ext_authz v3 over gRPC on HOST:PORT.",
+)
+@click.option(
+    "--gateway-token-file",
+    "gateway_token_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="With --gateway-addr: a gateway's service token (its first line; `datavisa token "
+    "issue edge-nginx --role service`), which the plugin then believes; its subject in "
+    "--db names the gateway. Repeat for each gateway.",
+)
 @deployment_options
 @db_option
 @json_option
@@ -103,6 +159,9 @@ def opa_config(
     token_file: Path | None,
     long_poll: str,
     resources: str | None,
+    gateway_addr: str | None,
+    gateway_grpc_addr: str | None,
+    gateway_token_files: tuple[Path, ...],
     config_path: Path | None,
     bundle_dir: Path | None,
     db_path: Path,
@@ -137,6 +196,11 @@ def opa_config(
         raise click.BadParameter(str(e), param_hint="--long-poll") from e
     db_path, bundle_dir, built = deployment(ctx, config_path, bundle_dir, db_path)
     scope = _scope(resources, bundle_dir, built)
+    plugin = None  # checked before a token is issued: a bad option changes nothing
+    if gateway_addr is not None or gateway_grpc_addr is not None or gateway_token_files:
+        plugin = _gateway_section(
+            gateway_addr, gateway_grpc_addr, gateway_token_files, config_path, db_path
+        )
     if token_file is not None:
         token = read_token_file(token_file)
     else:
@@ -148,12 +212,67 @@ def opa_config(
             tokens.close()
         click.echo(f"token {record.id} issued to {name} (role opa)", err=True)
     config = sidecar_config(server, name, token, wait_s, scope)
+    if plugin is not None:
+        config["plugins"] = {"datavisa_gateway": plugin}
     if as_json:
         output.echo_json(config)
     else:
         import yaml
 
         click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
+
+
+def _gateway_section(
+    addr: str | None,
+    grpc_addr: str | None,
+    token_files: tuple[Path, ...],
+    config_path: Path | None,
+    db_path: Any,
+) -> dict[str, Any]:
+    """The gateway plugin's section, each gateway token verified in the token database:
+    only a live service token names a gateway (as at the engine's own endpoints)."""
+    from datavisa.engine.api.config import GatewayConfig, load, parse_listen
+    from datavisa.engine.api.tokens import TokenStore
+    from datavisa.engine.location.networks import Networks
+    from datavisa.engine.policy.opa import read_token_file
+
+    if addr is None:
+        raise click.BadParameter(
+            "--gateway-grpc-addr and --gateway-token-file need it", param_hint="--gateway-addr"
+        )
+    for value, hint in ((addr, "--gateway-addr"), (grpc_addr, "--gateway-grpc-addr")):
+        if value is not None:
+            try:
+                parse_listen(value)
+            except (DataVisaError, ValueError) as e:
+                raise click.BadParameter(str(e), param_hint=hint) from e
+    if not token_files:
+        raise click.BadParameter(
+            "name at least one gateway's service token: the plugin believes nothing else",
+            param_hint="--gateway-token-file",
+        )
+    credentials: dict[str, str] = {}
+    tokens = TokenStore(db_path)
+    try:
+        for path in token_files:
+            token = read_token_file(path)
+            principal = tokens.verify(token)
+            if principal is None or not principal.is_service:
+                raise click.BadParameter(
+                    f"{path}: not a live service token of {db_path}",
+                    param_hint="--gateway-token-file",
+                )
+            credentials[token] = principal.subject
+    finally:
+        tokens.close()
+    served = load(config_path) if config_path is not None else None
+    return gateway_plugin_config(
+        addr,
+        grpc_addr,
+        credentials,
+        served.gateway if served else GatewayConfig(),
+        served.location if served else Networks(),
+    )
 
 
 def _scope(resources: str | None, bundle_dir: Path | None, built: Path | None) -> tuple[str, ...]:

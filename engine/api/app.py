@@ -81,8 +81,15 @@ def create_app(service: Service, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -
                 raise RuntimeError(f"{route.path} declares no API operation (deps.Allowed)")
         app.include_router(module.router)
     # Middleware added last runs first: the body limit, the service's input rules (which
-    # the validators of both lanes read), retries by Idempotency-Key, then the access
-    # check's fast lane.
+    # the validators of both lanes read), retries by Idempotency-Key, then the fast lanes
+    # of the access check and of the transfer check.
+    app.add_middleware(
+        FastLane,
+        path="/v1/transfers/check",
+        model=transfers.TransferCheck,
+        handler=partial(transfers.fast_transfer_check, service),
+        verify=service.quick_principal,
+    )
     app.add_middleware(
         FastLane,
         path="/v1/access/check",

@@ -31,7 +31,7 @@ from ..identity.web_session import SignInConfig, WebSessions
 from ..lifecycle.engine import Engine
 from ..lifecycle.fleet import Fleet
 from ..location.networks import Networks
-from ..model.decision import Check, Decision
+from ..model.decision import Check, Decision, TransferAsk
 from ..model.errors import StorageUnavailable
 from ..model.records import TRANSFER_KIND
 from ..monitoring.monitor import Alerts, Monitor
@@ -88,6 +88,8 @@ class Service:
     # Access checks that arrive together are decided together (see coalesce.py).
     checks: Coalescer[Check, Decision] = field(init=False)
     answers: Coalescer[tuple[dict[str, Any], str | None, float], GatewayAnswer] = field(init=False)
+    # Transfer checks, a pipeline's question before each copy, likewise.
+    transfer_checks: Coalescer[TransferAsk, Decision] = field(init=False)
     # Set when the service stops, so long-lived responses (/v1/events) end.
     closing: threading.Event = field(init=False, default_factory=threading.Event)
     # People the IdP signed in, by token id: (principal, until (monotonic), decision).
@@ -119,6 +121,12 @@ class Service:
         self.answers = Coalescer(
             lambda asked, offload: self.engine.answer_many_async(asked, self._opa_async, offload),
             "answers",
+        )
+        self.transfer_checks = Coalescer(
+            lambda asked, offload: self.engine.check_transfers_async(
+                asked, self._opa_async, offload
+            ),
+            "transfer-checks",
         )
         if not self.permissions.loaded:
             try:
@@ -287,6 +295,7 @@ class Service:
         self.closing.set()
         self.checks.close()
         self.answers.close()
+        self.transfer_checks.close()
         self._opa_async.close()
         self._probe.close()
 

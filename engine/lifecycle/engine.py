@@ -29,7 +29,7 @@ from ..identity.oidc import Identity
 from ..ledger import audit
 from ..ledger.decision_log import DecisionLog, load_key
 from ..location.origin import Origin
-from ..model.decision import Check, Decision
+from ..model.decision import Check, Decision, TransferAsk
 from ..model.durations import epoch_ns, format_duration
 from ..model.errors import (
     ActivationFailed,
@@ -75,6 +75,7 @@ from ..policy.decide import (
     OFFLINE,
     REQUEST,
     STEP_UP,
+    TRANSFER_CHECK,
     GatewayAnswer,
     answer_many_async,
     decide,
@@ -731,6 +732,30 @@ class Engine:
         return await decide_many_async(
             opa if self.opa else None, ACCESS, asked, offload=offload, log=self.log,
             revision=self.revision, amend=self._held, due=due,
+        )  # fmt: skip
+
+    async def check_transfers_async(
+        self,
+        checks: list[TransferAsk],
+        opa: AsyncOpaClient | None,
+        offload: Offload,
+    ) -> list[Decision]:
+        """`transfers.check` for the server, as `check_many_async` for access checks: the
+        store read in `offload`, every check of the batch in one OPA query and one
+        commit of the decision log."""
+
+        def inputs() -> list[tuple[dict[str, Any], str | None]]:
+            return [
+                (self.transfers.check_asked(c.transfer_id, c.resource, c.target_region, c.importer),
+                 c.caller)
+                for c in checks
+            ]  # fmt: skip
+
+        asked = await offload(inputs)
+        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        return await decide_many_async(
+            opa if self.opa else None, TRANSFER_CHECK, asked, offload=offload, log=self.log,
+            revision=self.revision, due=due,
         )  # fmt: skip
 
     def _access_asked(

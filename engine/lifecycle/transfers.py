@@ -53,7 +53,7 @@ class Lifecycle(Protocol):
         self, state: str | None = None, requester: str | None = None
     ) -> list[Request]: ...
 
-    def _decide(self, path: str, input: dict[str, Any], caller: str | None = None) -> Decision: ...
+    def decide(self, path: str, input: dict[str, Any], caller: str | None = None) -> Decision: ...
 
     def _new_request(
         self, decision: Decision, now: float, requester: str, resource: str, actions: list[str],
@@ -170,6 +170,18 @@ class Transfers:
         importer): allowed only while an approved transfer covers exactly that, inside its
         window by OPA's clock, and the copy is still lawful under the current policy.
         Recorded in the decision log as `caller`'s question."""
+        asked = self.check_asked(transfer_id, resource, target_region, importer)
+        return self._lifecycle.decide(TRANSFER_CHECK, asked, caller=caller)
+
+    def check_asked(
+        self,
+        transfer_id: str | None = None,
+        resource: str | None = None,
+        target_region: str | None = None,
+        importer: str | None = None,
+    ) -> dict[str, Any]:
+        """The input of `check`'s decision: the transfers the store holds active that the
+        check names (by id, or by resource and target region)."""
         lifecycle = self._lifecycle
         if transfer_id is not None:
             named = lifecycle.store.get(transfer_id)
@@ -188,8 +200,7 @@ class Transfers:
                 "kind = ? AND resource = ? AND target_region = ? AND state = ?",
                 [TRANSFER_KIND, resource, target_region, ACTIVE],
             )
-        asked = check_input(held, resource, target_region, importer, transfer_id)
-        return lifecycle.decide(TRANSFER_CHECK, asked, caller=caller)
+        return check_input(held, resource, target_region, importer, transfer_id)
 
     def deleted(self, transfer_id: str, actor: str) -> Request:
         """Record that the copy a transfer made is deleted (its requester, or a pipeline

@@ -38,6 +38,19 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class TransferAsk:
+    """One transfer check: may the copy run now? By `transfer_id`, or by `resource` and
+    `target_region` (and `importer`); `caller` is who asked, `asked_at` when (as `Check`)."""
+
+    transfer_id: str | None
+    resource: str | None
+    target_region: str | None
+    importer: str | None
+    caller: str
+    asked_at: float = field(default_factory=time.monotonic, compare=False)
+
+
+@dataclass(frozen=True)
 class Check:
     """One access check: may `subject` do `action` on `resource` from `location` now?
 

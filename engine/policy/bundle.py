@@ -327,7 +327,10 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
       {tag: true}), `sources` (the location sources its tier accepts for access, as
       {source: true}: datavisa.origin) and `us_sensitive` (it declares US sensitive or
       government-related data, which the US Data Security Program judges:
-      `us_sensitive_data`, `government_related_data`).
+      `us_sensitive_data`, `government_related_data`);
+    - `routes`: host (or "*") → prefix → the position in `routes` of the first route with
+      that host and prefix, which the route that matches first is the least of
+      (rego/datavisa/gateway).
     """
     jurisdictions = data.get("jurisdictions", {})
     places = {code: {"country": code, "subdivision": ""} for code in data.get("countries", {})}
@@ -357,7 +360,11 @@ def lookup(data: dict[str, Any]) -> dict[str, Any]:
                 resource.get("us_sensitive_data") or resource.get("government_related_data")
             ),
         }
-    return {"places": places, "inside": inside, "resources": resources}
+    routes: dict[str, dict[str, int]] = {}
+    for position, route in enumerate(data.get("routes", [])):
+        for host in route["hosts"]:
+            routes.setdefault(host, {}).setdefault(route["prefix"], position)
+    return {"places": places, "inside": inside, "resources": resources, "routes": routes}
 
 
 def write_data(bundle_dir: Path, out_dir: Path) -> Path:

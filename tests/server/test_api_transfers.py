@@ -4,13 +4,15 @@ allowed in its window, refused after it, and the overdue deletion raised as an a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from live_server import RESOURCE, wait_for
+from live_server import RESOURCE, Caller, wait_for
 
 from datavisa.engine.ledger import audit
 
@@ -196,3 +198,63 @@ def test_a_pipeline_is_refused_before_allowed_during_refused_after_and_alerted(
         if e["path"] == "datavisa/transfer_check/decision"
     ]
     assert checks[:2] == [False, True] and checks[-1] is False
+
+
+def test_transfer_checks_take_the_fast_lane_and_answer_as_the_route_does(api):
+    """A well-formed JSON check takes the fast lane (api/fastlane.py); the same check sent
+    as another JSON media type goes through FastAPI's own handling: the answers match,
+    and so do the errors."""
+    pipeline = api.as_("etl-eu", "service")
+
+    def both(body: dict) -> list[tuple[int, dict]]:
+        out = []
+        for media in ("application/json", "application/vnd.datavisa+json"):
+            response = pipeline.session.post(
+                pipeline.base + "/v1/transfers/check",
+                data=json.dumps(body),
+                headers={"Content-Type": media},
+                timeout=10,
+            )
+            answer = response.json()
+            answer.pop("decision_id", None)
+            if "error" in answer:
+                answer["error"].pop("decision_id", None)
+            out.append((response.status_code, answer))
+        return out
+
+    fast, declared = both({"resource": UPI, "target_region": SINGAPORE})
+    assert fast == declared and fast[0] == 200 and fast[1]["allow"] is False
+    fast, declared = both({"resource": UPI})
+    assert fast == declared and fast[0] == 422
+    assert fast[1]["error"]["field"] == "target_region"
+    fast, declared = both({"transfer_id": "no such id"})
+    assert fast == declared and fast[0] == 422
+
+
+def test_transfer_checks_arriving_together_are_each_answered_and_recorded(api):
+    """Concurrent checks are coalesced (one OPA query, one commit a batch): each still
+    gets its own answer and its own entry in the decision log."""
+    pipeline = api.as_("etl-eu", "service")
+    before = _transfer_checks_logged(api)
+
+    def burst(region: str) -> set[tuple[int, bool, str]]:
+        caller = Caller(api.url, pipeline.token)
+        out = set()
+        for _ in range(10):
+            response = caller.post(
+                "/v1/transfers/check", {"resource": UPI, "target_region": region}
+            )
+            body = response.json()
+            out.add((response.status_code, body["allow"], body["reasons"][0]["code"]))
+        return out
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(burst, [SINGAPORE, "gcp:europe-west3"] * 3))
+    for answers in results:
+        assert answers == {(200, False, "no_approved_transfer")}
+    assert _transfer_checks_logged(api) - before == 60
+
+
+def _transfer_checks_logged(api) -> int:
+    path = "datavisa/transfer_check/decision"
+    return len(api.service.engine.log.query(path=path, limit=1000))

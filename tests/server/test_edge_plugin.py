@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from hostile import CANONICAL, raw_request
+from hostile import CANONICAL, NOT_CANONICAL, raw_request
 from hostile import HOST as DOCS_HOST
 from live_server import Api, uvicorn_thread, wait_for
 from test_real_gateways import (  # the same gateway, upstream and location as there
@@ -386,6 +386,33 @@ def test_bad_requests_to_the_plugin_are_denies_never_5xx(datavisa, sidecar):
     ]:
         answer = _ask(sidecar.url, "/v1/authz/nginx", headers, token)
         assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:200])
+
+
+# Plain-looking paths near the edges of what the plugin's one-match fast path accepts
+# (rego/datavisa/gateway `_plain`), beside the hostile ones: each must be answered by the
+# sidecar exactly as by the engine.
+EDGE_PATHS = [
+    CANONICAL, "/docs", "/docs/", "/docsx", "/docs//intro", "/docs/a.b/..c", "/docs/...x",
+    "/docs/+a", "/docs/a~b!$&'()*,=:@-_", "/docs/./intro", "/docs/../ledger/2026", "",
+    "*", "docs/intro", "/docs/ intro", "/docs/%41", "/docs/a?b=1",
+]  # fmt: skip
+
+
+def test_paths_hostile_and_plain_are_judged_by_the_sidecar_as_by_the_engine(datavisa, sidecar):
+    token = sidecar.gateway_tokens["edge-direct"]
+    for path in [*NOT_CANONICAL, *EDGE_PATHS]:
+        uri = path.encode("utf-8").decode("latin-1")  # as a header carries it
+        headers = _ALICE | {
+            "X-Original-Method": "GET",
+            "X-Original-Host": DOCS_HOST,
+            "X-Original-URI": uri,
+        }
+        engine = _comparable(_ask(datavisa.url, NGINX, headers, token))
+        edge = _comparable(_ask(sidecar.url, NGINX, headers, token))
+        assert engine == edge, path
+        assert engine["status"] in (200, 401, 403), (path, engine)
+        if path in NOT_CANONICAL:
+            assert engine["headers"]["x-datavisa-reasons"] == "path_not_canonical", (path, engine)
 
 
 # -- through real gateways -----------------------------------------------------------------

@@ -94,6 +94,7 @@ class Fleet:
     tokens: dict[str, str]
     sidecars: dict[str, Sidecar] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    gateway: str = ""  # opa-3's gateway plugin (tools/opa/gateway), HOST:PORT
 
     def start_serve(self) -> None:
         with (self.tmp / "serve.log").open("a") as log:
@@ -166,8 +167,19 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     served = Fleet(f"http://127.0.0.1:{port}", db, tmp, tokens)
     try:
         served.start_serve()
+        # opa-3 also answers gateways itself (its gateway plugin), believing one gateway
+        # token, and placing 127.0.0.1 in Germany as the gateway's networks say.
+        gateway_token = store_token(db, "edge-nginx", "service")
+        tokens["edge-nginx"] = gateway_token
+        (tmp / "edge-nginx.token").write_text(gateway_token + "\n")
+        (tmp / "edge.yaml").write_text("location:\n  networks: {127.0.0.1/32: DE}\n")
+        served.gateway = f"127.0.0.1:{free_port()}"
+        plugin = (
+            "--config", str(tmp / "edge.yaml"), "--gateway-addr", served.gateway,
+            "--gateway-token-file", str(tmp / "edge-nginx.token"),
+        )  # fmt: skip
         for name in NAMES:
-            made = served.opa_config(name)
+            made = served.opa_config(name, *(plugin if name == "opa-3" else ()))
             assert made.returncode == 0, made.stderr
             (tmp / f"{name}.yaml").write_text(made.stdout)
             sidecar = Sidecar(name, tmp / f"{name}.yaml", tmp / f"{name}.log")
@@ -177,6 +189,38 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         for sidecar in served.sidecars.values():
             sidecar.stop()
         served.stop_serve()
+
+
+def store_token(db: Path, subject: str, role: str) -> str:
+    store = TokenStore(db)
+    try:
+        return store.issue(subject, role)[0]
+    finally:
+        store.close()
+
+
+def _through_the_plugin(fleet: Fleet) -> requests.Response:
+    """nginx's auth_request for alice's GET of the console, asked of opa-3's plugin."""
+    asked = {
+        "X-DataVisa-Gateway-Token": fleet.tokens["edge-nginx"], "X-Auth-Request-User": "alice",
+        "X-Original-Method": "GET", "X-Original-Host": "analytics.localhost", "X-Original-URI": "/",
+    }  # fmt: skip
+    return requests.get(f"http://{fleet.gateway}/v1/authz/nginx", headers=asked, timeout=5)
+
+
+def test_a_revoke_waits_for_the_sidecar_that_answers_gateways_as_for_any(fleet):
+    """opa-3 runs the gateway plugin: a grant it confirmed lets nginx through there, and
+    a revoke returns (200, not 202) only once its status report confirmed the removal, so
+    the very next gateway request is denied."""
+    grant = fleet.grant()
+    allowed = _through_the_plugin(fleet)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["X-DataVisa-Grant-Id"] == grant["id"]
+    revoked = fleet.revoke(grant["id"])
+    assert revoked.status_code == 200, revoked.text
+    denied = _through_the_plugin(fleet)
+    assert denied.status_code == 403, denied.text
+    assert "no_active_grant" in denied.headers["X-DataVisa-Reasons"]
 
 
 def _sidecars_hold(fleet: Fleet, revision: int) -> bool:

@@ -28,10 +28,6 @@ package datavisa.gateway
 import data.datavisa.access
 import data.system.log
 
-default _routes := []
-
-_routes := data.datavisa.routes
-
 _request := object.get(input, "context", {})
 
 _host := lower(split(object.get(_request, "host", ""), ":")[0])
@@ -62,25 +58,30 @@ _effective := m if {
 
 _effective := _method if count(_overrides) == 0
 
-_host_matches(route) if "*" in route.hosts
+# The prefixes a route may have to match the path: the path itself; and, at each "/" in
+# it, what comes before (a prefix matches the paths under it) and what comes up to and
+# with it (a prefix ending in "/" matches every path that starts with it). Each is looked
+# up by host and prefix in the index the bundle builder derives from the routes
+# (data.datavisa.lookup.routes: host → prefix → the first such route's position), so the
+# cost of finding the route does not grow with the number of routes.
+_slashes := indexof_n(_path, "/")
 
-_host_matches(route) if _host in route.hosts
+_prefixes contains _path
 
-_path_matches(route) if _path == route.prefix
+_prefixes contains substring(_path, 0, i) if some i in _slashes
 
-_path_matches(route) if {
-	endswith(route.prefix, "/")
-	startswith(_path, route.prefix)
+_prefixes contains substring(_path, 0, i + 1) if some i in _slashes
+
+_positions contains n if {
+	some host in {_host, "*"}
+	some prefix in _prefixes
+	n := data.datavisa.lookup.routes[host][prefix]
 }
-
-_path_matches(route) if startswith(_path, concat("", [route.prefix, "/"]))
-
-_matching := [route | some route in _routes; _host_matches(route); _path_matches(route)]
 
 # METADATA
 # title: Route
 # description: The first route matching the host and path, if any.
-route := _matching[0] if count(_matching) > 0
+route := data.datavisa.routes[min(_positions)] if count(_positions) > 0
 
 # A path is judged only in its canonical form, since an upstream that decodes it again,
 # strips path parameters or folds Unicode could serve another route's resource from it.
@@ -89,17 +90,28 @@ route := _matching[0] if count(_matching) > 0
 # a path parameter (;) or backslash; a Unicode lookalike of a dot or slash, or a byte
 # that is not UTF-8 (an overlong %c0%ae); a segment of only dots (and spaces), which is
 # what "." and ".." are and what "..." or ".. " may become.
-_uncanonical if not _path
-
-_uncanonical if regex.match(`(?i)%(2f|2e|5c|3b|u[0-9a-f]{4})`, _raw_path)
-
-_uncanonical if regex.match(`(?i)%(2f|2e|5c|3b|25|[01][0-9a-f]|7f|u[0-9a-f]{4})`, _path)
-
-_uncanonical if regex.match(`[\x00-\x1f\x7f\x{80}-\x{9f};\\]`, _path)
-
-_uncanonical if regex.match(`[\x{2024}\x{2025}\x{2026}\x{2044}\x{2215}\x{3002}\x{FE52}\x{FF0E}\x{FF0F}\x{FF3C}\x{FF61}\x{FFFD}]`, _path)
+#
+# Most paths are plain: printable ASCII without "%", ";" or a backslash, and no segment of only
+# dots. Such a path is its own decoding and none of the rules below can hold for it, so one
+# match settles it; only the others are judged rule by rule.
+_plain if regex.match(`^(/([A-Za-z0-9_~!$&'()*+,=:@.-]*[A-Za-z0-9_~!$&'()*+,=:@-][A-Za-z0-9_~!$&'()*+,=:@.-]*)?)*$`, _raw_path)
 
 _uncanonical if {
+	not _plain
+	_uncanonical_judged
+}
+
+_uncanonical_judged if not _path
+
+_uncanonical_judged if regex.match(`(?i)%(2f|2e|5c|3b|u[0-9a-f]{4})`, _raw_path)
+
+_uncanonical_judged if regex.match(`(?i)%(2f|2e|5c|3b|25|[01][0-9a-f]|7f|u[0-9a-f]{4})`, _path)
+
+_uncanonical_judged if regex.match(`[\x00-\x1f\x7f\x{80}-\x{9f};\\]`, _path)
+
+_uncanonical_judged if regex.match(`[\x{2024}\x{2025}\x{2026}\x{2044}\x{2215}\x{3002}\x{FE52}\x{FF0E}\x{FF0F}\x{FF3C}\x{FF61}\x{FFFD}]`, _path)
+
+_uncanonical_judged if {
 	some segment in split(_path, "/")
 	regex.match(`^[. ]*\.[. ]*$`, segment)
 }
@@ -331,12 +343,19 @@ _mask := m if {
 # description: |
 #   The gateway's whole answer: route, decision, what to record and its mask, and the HTTP
 #   status, headers and body (see the package description).
-answer := {
+answer := object.union(reply, {"mask": _mask})
+
+# METADATA
+# title: Reply
+# description: |
+#   The answer without its decision-log mask, for an enforcement point whose decision log
+#   applies system.log itself: the sidecar's gateway plugin hands each decision to OPA's
+#   decision-log plugin, which masks every event it logs with that very policy.
+reply := {
 	"route": decision,
 	"decision": _decided,
 	"path": _judged.path,
 	"input": _judged.input,
-	"mask": _mask,
 	"status": _status,
 	"headers": _headers,
 	"body": _body,

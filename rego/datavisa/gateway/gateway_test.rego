@@ -9,8 +9,16 @@ _routes := [
 	{"name": "docs", "hosts": ["*"], "prefix": "/docs/", "resource": "public-docs", "methods": {"GET": "read"}},
 ]
 
+# _routes as the bundle builder indexes them (data.datavisa.lookup.routes)
+_index := {
+	"analytics.example.com": {"/": 0},
+	"payments.example.com": {"/ledger": 1},
+	"*": {"/docs/": 2},
+}
+
 _ask(method, host, path) := d if {
 	d := gateway.decision with data.datavisa.routes as _routes
+		with data.datavisa.lookup.routes as _index
 		with input as {"context": {"method": method, "host": host, "path": path}, "subject": "alice", "location": "DE"}
 }
 
@@ -88,6 +96,7 @@ test_routes_match_the_path_decoded_once if {
 
 _override(method, path, query, headers) := d if {
 	d := gateway.decision with data.datavisa.routes as _routes
+		with data.datavisa.lookup.routes as _index
 		with input as {"context": {"method": method, "host": "payments.example.com", "path": path, "query": query}, "method_overrides": headers, "subject": "alice", "location": "DE"}
 }
 
@@ -100,6 +109,7 @@ test_a_method_override_the_route_does_not_map_is_a_deny if {
 
 test_an_override_the_route_maps_is_judged_as_that_method if {
 	d := gateway.decision with data.datavisa.routes as _routes
+		with data.datavisa.lookup.routes as _index
 		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/x"}, "method_overrides": ["POST"]}
 	d.allow
 	d.action == "write"
@@ -107,6 +117,7 @@ test_an_override_the_route_maps_is_judged_as_that_method if {
 
 test_two_different_overrides_are_a_deny if {
 	d := gateway.decision with data.datavisa.routes as _routes
+		with data.datavisa.lookup.routes as _index
 		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/x", "query": "_method=GET"}, "method_overrides": ["POST"]}
 	_codes(d) == {"method_override_ambiguous"}
 	not d.resource
@@ -114,6 +125,7 @@ test_two_different_overrides_are_a_deny if {
 
 test_faults_the_engine_found_deny_with_their_code if {
 	d := gateway.decision with data.datavisa.routes as _routes
+		with data.datavisa.lookup.routes as _index
 		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/"}, "faults": ["identity_without_credential", "country_header_invalid"]}
 	not d.allow
 	_codes(d) == {"identity_without_credential", "country_header_invalid"}
@@ -121,12 +133,14 @@ test_faults_the_engine_found_deny_with_their_code if {
 
 test_an_unknown_fault_still_denies if {
 	d := gateway.decision with data.datavisa.routes as _routes
+		with data.datavisa.lookup.routes as _index
 		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/"}, "faults": ["something_new"]}
 	_codes(d) == {"something_new"}
 }
 
 test_no_routes_in_the_bundle_deny_everything if {
 	d := gateway.decision with data.datavisa.routes as []
+		with data.datavisa.lookup.routes as {}
 		with input as {"context": {"method": "GET", "host": "analytics.example.com", "path": "/"}}
 	_codes(d) == {"no_route"}
 }
@@ -270,4 +284,48 @@ test_answers_answer_each_of_a_batch_in_order if {
 		with data.grants as _grants
 		with time.now_ns as _t0 + 1
 	[a.status | some a in got] == [200, 403]
+}
+
+test_the_first_route_in_order_wins_whichever_prefix_matches if {
+	routes := [
+		{"name": "wide", "hosts": ["*"], "prefix": "/", "resource": "public-docs", "methods": {"GET": "read"}},
+		{"name": "narrow", "hosts": ["a.example.com"], "prefix": "/x", "resource": "eu-payments-ledger", "methods": {"GET": "read"}},
+	]
+	d := gateway.decision with data.datavisa.routes as routes
+		with data.datavisa.lookup.routes as {"*": {"/": 0}, "a.example.com": {"/x": 1}}
+		with input as {"context": {"method": "GET", "host": "a.example.com", "path": "/x/y"}}
+	d.route == "wide"
+}
+
+test_a_prefix_matches_itself_and_below_it_not_a_longer_name if {
+	routes := [{"name": "r", "hosts": ["a.example.com"], "prefix": "/reports", "resource": "public-docs", "methods": {"GET": "read"}}]
+	every path in ["/reports", "/reports/", "/reports/q1/x"] {
+		d := gateway.decision with data.datavisa.routes as routes
+			with data.datavisa.lookup.routes as {"a.example.com": {"/reports": 0}}
+			with input as {"context": {"method": "GET", "host": "a.example.com", "path": path}}
+		d.route == "r"
+	}
+	d := gateway.decision with data.datavisa.routes as routes
+		with data.datavisa.lookup.routes as {"a.example.com": {"/reports": 0}}
+		with input as {"context": {"method": "GET", "host": "a.example.com", "path": "/reportsx"}}
+	not d.route
+}
+
+_at(path) := {"context": {"method": "GET", "host": "elsewhere.example.org", "path": path}}
+
+test_a_plain_path_is_one_the_rules_would_find_canonical_too if {
+	every path in ["/", "/docs/intro", "/docs/a.b/..c", "/docs/...x", "/docs/+a", "/docs/a~b!$&'()*,=:@-_", "//docs", ""] {
+		gateway._plain with input as _at(path)
+		not gateway._uncanonical_judged with input as _at(path)
+	}
+}
+
+test_dot_segments_separators_and_escapes_are_never_plain if {
+	every path in ["/.", "/..", "/docs/../ledger", "/docs/...", "/docs/%2e", "/docs;x", "/docs\\x", "/docs/ .", "docs", "*"] {
+		not gateway._plain with input as _at(path)
+	}
+	every path in ["/.", "/..", "/docs/../ledger", "/docs/...", "/docs/%2e", "/docs;x", "/docs\\x", "/docs/ ."] {
+		d := gateway.decision with input as _at(path)
+		_codes(d) == {"path_not_canonical"}
+	}
 }

@@ -122,6 +122,13 @@ transfer_request_decision := _logged(transfer_request.decision, "datavisa/transf
 transfer_check_decision := _logged(transfer_check.decision, "datavisa/transfer_check/decision")
 
 # METADATA
+# title: Transfer check, coalesced
+# description: |
+#   transfer_check_decision for each input in input.batch, in order: the engine coalesces
+#   the transfer checks that arrive together, as access checks. Input: {batch: [input, ...]}
+transfer_check_decisions := [logged | some asked in input.batch; logged := transfer_check_decision with input as asked]
+
+# METADATA
 # title: Session statements' masks
 # description: |
 #   The decision-log mask of each statement in input.batch (as {statement, grant_id}) that

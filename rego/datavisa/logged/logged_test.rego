@@ -68,3 +68,14 @@ test_the_engines_own_queries_are_dropped_from_opas_log if {
 	logged.recorded_by_engine with input as {"path": "datavisa/console/catalogue"}
 	not logged.recorded_by_engine with input as {"path": "datavisa/access/decision"}
 }
+
+test_coalesced_transfer_checks_answer_each_in_order if {
+	named := {"resource": "in-upi-transactions", "target_region": "aws:ap-southeast-1", "transfers": []}
+	other := object.union(named, {"target_region": "gcp:europe-west3"})
+	asked := [named, other]
+	got := logged.transfer_check_decisions with input as {"batch": asked}
+	count(got) == 2
+	every i, one in asked {
+		got[i] == logged.transfer_check_decision with input as one
+	}
+}

@@ -24,8 +24,9 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Query is the one decision a request is answered by.
-const Query = "data.datavisa.gateway.answer"
+// Query is the one decision a request is answered by: datavisa.gateway's answer without
+// the decision-log mask, which OPA's decision-log plugin applies itself (system.log).
+const Query = "data.datavisa.gateway.reply"
 
 // The document the decision log records an answer under when the answer cannot be had.
 const gatewayPath = "datavisa/gateway/decision"
@@ -194,26 +195,28 @@ func (p *Plugin) answer(ctx context.Context, a asked) reply {
 	if err != nil {
 		return p.unavailable(ctx, a, id, txn, err)
 	}
-	p.log(ctx, txn, id, a, got.Path, got.Input, got.Decision)
-	headers := got.Headers
-	headers["X-DataVisa-Decision-Id"] = id
-	if got.Body != nil {
-		if e, ok := got.Body["error"].(map[string]any); ok {
-			e["decision_id"] = id
-		}
+	p.logAST(ctx, txn, id, a, got.path, got.input, got.decision)
+	got.headers["X-DataVisa-Decision-Id"] = id
+	if e, ok := got.body["error"].(map[string]any); ok {
+		e["decision_id"] = id
 	}
-	return reply{got.Status, headers, got.Body}
+	return reply{got.status, got.headers, got.body}
 }
 
-// answered is data.datavisa.gateway.answer's shape.
+// answered is data.datavisa.gateway.reply, read from the evaluation's own terms: what the
+// decision log records stays as OPA's values (no conversion to Go and back), and only
+// the status, headers and a deny's body become Go values.
 type answered struct {
-	Path     string            `json:"path"`
-	Input    any               `json:"input"`
-	Decision any               `json:"decision"`
-	Status   int               `json:"status"`
-	Headers  map[string]string `json:"headers"`
-	Body     map[string]any    `json:"body"`
+	path     string
+	input    ast.Value
+	decision ast.Value
+	status   int
+	headers  map[string]string
+	body     map[string]any
 }
+
+// asTerm keeps an evaluation's result as it is, instead of converting it to Go values.
+func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
 func (p *Plugin) eval(ctx context.Context, txn storage.Transaction, input map[string]any) (*answered, error) {
 	pq, err := p.query(ctx)
@@ -229,26 +232,75 @@ func (p *Plugin) eval(ctx context.Context, txn storage.Transaction, input map[st
 		return nil, err
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return nil, errors.New("data.datavisa.gateway.answer is undefined: is the policy bundle active?")
+		return nil, errors.New(Query + " is undefined: is the policy bundle active?")
 	}
-	raw, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		return nil, err
+	term, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, errors.New("malformed answer: not a term")
 	}
-	var got answered
-	if err := json.Unmarshal(raw, &got); err != nil {
-		return nil, fmt.Errorf("malformed answer: %w", err)
-	}
-	if got.Status < 200 || got.Status > 499 || got.Headers == nil || got.Path == "" {
-		return nil, fmt.Errorf("malformed answer: status %d", got.Status)
-	}
-	if got.Status >= 300 && got.Body == nil {
-		return nil, fmt.Errorf("malformed answer: a deny (%d) without a body", got.Status)
-	}
-	return &got, nil
+	return readAnswer(term.Value)
 }
 
-// query is the prepared answer, prepared anew after the policy changed.
+// readAnswer checks the answer's shape: anything else is malformed, a deny.
+func readAnswer(v ast.Value) (*answered, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, errors.New("malformed answer: not an object")
+	}
+	field := func(name string) ast.Value {
+		if t := obj.Get(ast.InternedTerm(name)); t != nil {
+			return t.Value
+		}
+		return nil
+	}
+	got := &answered{input: field("input"), decision: field("decision"), headers: map[string]string{}}
+	if path, ok := field("path").(ast.String); ok {
+		got.path = string(path)
+	}
+	if n, ok := field("status").(ast.Number); ok {
+		if status, ok := n.Int(); ok {
+			got.status = status
+		}
+	}
+	if got.status < 200 || got.status > 499 || got.path == "" || got.input == nil || got.decision == nil {
+		return nil, fmt.Errorf("malformed answer: status %d, path %q", got.status, got.path)
+	}
+	headers, ok := field("headers").(ast.Object)
+	if !ok {
+		return nil, errors.New("malformed answer: no headers")
+	}
+	var bad error
+	headers.Foreach(func(k, v *ast.Term) {
+		name, ok1 := k.Value.(ast.String)
+		value, ok2 := v.Value.(ast.String)
+		if !ok1 || !ok2 {
+			bad = errors.New("malformed answer: a header that is not a string")
+			return
+		}
+		got.headers[string(name)] = string(value)
+	})
+	if bad != nil {
+		return nil, bad
+	}
+	switch body := field("body").(type) {
+	case nil, ast.Null:
+	case ast.Object:
+		asJSON, err := ast.JSON(body)
+		if err != nil {
+			return nil, fmt.Errorf("malformed answer: %w", err)
+		}
+		got.body, _ = asJSON.(map[string]any)
+	default:
+		return nil, errors.New("malformed answer: a body that is not an object")
+	}
+	if got.status >= 300 && got.body == nil {
+		return nil, fmt.Errorf("malformed answer: a deny (%d) without a body", got.status)
+	}
+	return got, nil
+}
+
+// query is the prepared reply, prepared once after each bundle activation (the compiler
+// trigger in New forgets it) and reused by every request until the next.
 func (p *Plugin) query(ctx context.Context) (*rego.PreparedEvalQuery, error) {
 	if pq := p.prepared.Load(); pq != nil {
 		return pq, nil
@@ -258,6 +310,7 @@ func (p *Plugin) query(ctx context.Context) (*rego.PreparedEvalQuery, error) {
 		rego.Compiler(p.manager.GetCompiler()),
 		rego.Store(p.manager.Store),
 		rego.Runtime(p.manager.Info),
+		rego.GenerateJSON(asTerm),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, err
@@ -280,26 +333,43 @@ func (p *Plugin) unavailable(ctx context.Context, a asked, id string, txn storag
 	}}}
 }
 
-// log hands the decision to OPA's decision-log plugin, which masks it (system.log) and
-// uploads it; the caller is the gateway the credential names.
+// log hands a decision the plugin made itself (a deny when policy could not answer) to
+// OPA's decision-log plugin.
 func (p *Plugin) log(ctx context.Context, txn storage.Transaction, id string, a asked, path string, input, result any) {
+	p.record(ctx, &server.Info{Txn: txn, DecisionID: id, Path: path, Input: &input, Results: &result}, a)
+}
+
+// logAST hands policy's decision to OPA's decision-log plugin as the evaluation gave it:
+// the input already as OPA's value, which the plugin's mask and drop policies read
+// without converting it again.
+func (p *Plugin) logAST(ctx context.Context, txn storage.Transaction, id string, a asked, path string, input, result ast.Value) {
+	in, err := ast.JSON(input)
+	if err != nil {
+		p.manager.Logger().Error("datavisa_gateway: decision log: %v", err)
+		return
+	}
+	out, err := ast.JSON(result)
+	if err != nil {
+		p.manager.Logger().Error("datavisa_gateway: decision log: %v", err)
+		return
+	}
+	p.record(ctx, &server.Info{Txn: txn, DecisionID: id, Path: path, Input: &in, InputAST: input, Results: &out}, a)
+}
+
+// record completes a decision with who asked, when and the bundles' revisions, and logs
+// it; the decision-log plugin masks it (system.log) and uploads it. The caller is the
+// gateway the credential names.
+func (p *Plugin) record(ctx context.Context, info *server.Info, a asked) {
 	logger := logs.Lookup(p.manager)
 	if logger == nil {
 		return
 	}
-	info := &server.Info{
-		Txn:        txn,
-		DecisionID: id,
-		Path:       path,
-		Input:      &input,
-		Results:    &result,
-		RemoteAddr: a.caller,
-		Timestamp:  time.Now().UTC(),
-		Bundles:    map[string]server.BundleInfo{},
-	}
+	info.RemoteAddr = a.caller
+	info.Timestamp = time.Now().UTC()
+	info.Bundles = map[string]server.BundleInfo{}
 	if known := p.revisions.Load(); known != nil {
 		info.Bundles = *known
-	} else if names, err := bundleRevisions(ctx, p.manager.Store, txn); err == nil {
+	} else if names, err := bundleRevisions(ctx, p.manager.Store, info.Txn); err == nil {
 		p.revisions.Store(&names)
 		info.Bundles = names
 	}

@@ -1041,6 +1041,7 @@ def request_input(req: Request) -> dict[str, Any]:
         "duration_s": req.duration_s,
         "location": req.location,
         "kind": req.kind,
+        "evidence": req.evidence,  # what the residency basis rests on, of every kind
         **transfer_input(req),
     }
 

@@ -62,6 +62,17 @@ def test_the_queue_holds_exactly_what_policy_lets_this_person_approve(api: Api):
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "location", bad.text
 
 
+def test_the_queue_judges_an_access_request_with_the_evidence_it_was_filed_with(api: Api):
+    # pat (acme-inc) from the US, lawful only on the standard contractual clauses on file:
+    # the approver is shown that basis, not an access the law would refuse.
+    engine = api.service.engine
+    filed = engine.request("pat", RESOURCE, ["read"], 1200, "US", "I-5", evidence=["scc"])
+    queue = api.as_("bob").get("/v1/queue", params={"location": "DE"}).json()["requests"]
+    [entry] = [q for q in queue if q["request"]["id"] == filed.id]
+    residency = entry["decision"]["residency"]
+    assert (residency["cross_border"], residency["basis"]) == (True, "scc"), residency
+
+
 def test_the_queue_stays_fast_with_many_pending(api: Api):
     # One request filed, then copied as 199 more pending ones (one person has one
     # pending request per resource; the queue's cost is in their number).

@@ -54,13 +54,14 @@ default _home(_) := "unknown"
 _decided[person] := decided if {
 	some person in _people
 	person != _request.requester
-	decided := approval.decision with input as {
-		"approver": person,
-		"approver_location": _home(person),
-		"request": _request,
-		"approvals": object.get(input, "approvals", []),
-		"idp_groups": object.get(input, "idp_groups", {}),
-	}
+	decided := approval.judge(_case, approval.approver_facts({"approver": person, "approver_location": _home(person)}))
+}
+
+# The request as datavisa.approval judges it, the same for every person asked about.
+_case := {
+	"request": _request,
+	"approvals": object.get(input, "approvals", []),
+	"idp_groups": object.get(input, "idp_groups", {}),
 }
 
 # Refused for no reason, or only for a sign-in too old or too weak, which signing in again mends.

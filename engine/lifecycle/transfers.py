@@ -255,7 +255,6 @@ def transfer_input(req: Request) -> dict[str, Any]:
     return {
         "target_region": req.target_region,
         "importer": req.importer or "",
-        "evidence": req.evidence,
         **_declared(req.requester_kind, req.individuals, req.sensitive_individuals),
     }
 

@@ -94,10 +94,9 @@ class Supervision:
         asked: dict[str, Any] = {
             "supervisor": supervisor,
             "supervisor_location": location,
-            "grant": {**request_input(grant), "evidence": grant.evidence,
-                      "supervised": grant.supervised},
+            "grant": {**request_input(grant), "supervised": grant.supervised},
             "origin": where,
-        }  # fmt: skip
+        }
         if self._lease(grant_id, supervisor, engine.clock()) is not None:
             asked["renewal"] = True  # a heartbeat decided again: the join had the step-up
         decision = engine.decide(SUPERVISION, asked, supervisor, authentication)

@@ -278,7 +278,15 @@ function extendForm(req) {
   const id = `extend-${req.id}`;
   const how = h("select", { id }, presets.map((s) => h("option", { value: String(s) }, duration(s * 1000))));
   const why = h("input", { "aria-label": `Why extend ${req.id}`, placeholder: "why", maxlength: "1000", size: "8" });
-  const button = h("button", { type: "submit" }, "Extend");
+  return inlineForm([h("label", { for: id }, "Extend by"), how, why], "Extend", async () => {
+    const ext = await send(`/v1/grants/${req.id}/extend`, { duration: `${how.value}s`, reason: why.value.trim() });
+    return `extension ${ext.id}: ${ext.state}`;
+  });
+}
+
+// A one-line form whose button makes one call: what it did, or the refusal, shown after it.
+function inlineForm(fields, label, act) {
+  const button = h("button", { type: "submit" }, label);
   const form = h("form", {
     class: "inline",
     onsubmit: async (e) => {
@@ -286,15 +294,14 @@ function extendForm(req) {
       form.querySelector(".refusal, .ok")?.remove();
       button.disabled = true;
       try {
-        const ext = await send(`/v1/grants/${req.id}/extend`, { duration: `${how.value}s`, reason: why.value.trim() });
-        form.append(h("span", { class: "ok", role: "status" }, `extension ${ext.id}: ${ext.state}`));
+        form.append(h("span", { class: "ok", role: "status" }, await act()));
       } catch (err) {
         form.append(refusal(err));
       } finally {
         button.disabled = false;
       }
     },
-  }, h("label", { for: id }, "Extend by"), how, why, button);
+  }, ...fields, button);
   return form;
 }
 
@@ -579,26 +586,11 @@ window.addEventListener("pagehide", () => {
 function endSessionForm(req) {
   const id = `end-session-${req.id}`;
   const session = h("input", { id, maxlength: "40", size: "10", autocomplete: "off", spellcheck: "false", placeholder: "session", required: "" });
-  const button = h("button", { type: "submit" }, "End session");
-  const form = h("form", {
-    class: "inline",
-    onsubmit: async (e) => {
-      e.preventDefault();
-      form.querySelector(".refusal, .ok")?.remove();
-      button.disabled = true;
-      try {
-        const which = session.value.trim();
-        const done = await send(`/v1/grants/${req.id}/sessions/${encodeURIComponent(which)}/end`, {});
-        const said = done.state === "pending"
-          ? `session ${done.session}: asked to end, not yet done at ${(done.pending_sinks || []).join(", ")} (retried)`
-          : `session ${done.session} ${done.state} (${done.sink})`;
-        form.append(h("span", { class: "ok", role: "status" }, said));
-      } catch (err) {
-        form.append(refusal(err));
-      } finally {
-        button.disabled = false;
-      }
-    },
-  }, h("label", { for: id }, "Session"), session, button);
-  return form;
+  return inlineForm([h("label", { for: id }, "Session"), session], "End session", async () => {
+    const which = session.value.trim();
+    const done = await send(`/v1/grants/${req.id}/sessions/${encodeURIComponent(which)}/end`, {});
+    return done.state === "pending"
+      ? `session ${done.session}: asked to end, not yet done at ${(done.pending_sinks || []).join(", ")} (retried)`
+      : `session ${done.session} ${done.state} (${done.sink})`;
+  });
 }

@@ -752,7 +752,7 @@ class Engine:
             ]  # fmt: skip
 
         asked = await offload(inputs)
-        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        due = self._due(c.asked_at for c in checks)
         return await decide_many_async(
             opa if self.opa else None, TRANSFER_CHECK, asked, offload=offload, log=self.log,
             revision=self.revision, due=due,
@@ -764,7 +764,7 @@ class Engine:
         """The checks as (input, caller) pairs, and when OPA must have answered them: what
         is left of the timeout of the check asked first, so none waits longer than that."""
         asked = [(check.input(), check.caller or check.subject) for check in checks]
-        due = min(c.asked_at for c in checks) + self.opa.timeout if self.opa else None
+        due = self._due(c.asked_at for c in checks)
         return asked, due
 
     async def answer_many_async(
@@ -777,11 +777,16 @@ class Engine:
         query (datavisa.gateway.answer: route and access together): each recorded as the
         access decision it leads to, or the route's deny; an allow on a grant the store
         does not hold is a deny, as for `check_many`."""
-        due = min(at for _, _, at in asked) + self.opa.timeout if self.opa else None
+        due = self._due(at for _, _, at in asked)
         return await answer_many_async(
             opa if self.opa else None, [(i, c) for i, c, _ in asked], offload=offload,
             log=self.log, revision=self.revision, amend=self._held, due=due,
         )  # fmt: skip
+
+    def _due(self, asked_at: Iterable[float]) -> float | None:
+        """When OPA must have answered a batch: what is left of the timeout of the check
+        asked first, so none waits longer than that (None without an OPA)."""
+        return min(asked_at) + self.opa.timeout if self.opa else None
 
     def _held(self, inputs: list[dict[str, Any]], decisions: list[Decision]) -> list[Decision]:
         """The decisions, with every allow on a grant the store does not hold active for
